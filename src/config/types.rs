@@ -1,0 +1,99 @@
+//! Validated, typed configuration: what the rest of Puerta consumes.
+//!
+//! Owns nothing at runtime; values here are produced once by `config::load`
+//! (or a reload) and then shared read-only, usually inside a `Snapshot`.
+//! Invariant: every value in these structs has already been checked — a pool
+//! has at least one server, durations are positive where they must be, and
+//! names are unique. Nothing downstream re-validates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole validated file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from; reload re-reads it.
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub pools: Vec<PoolConfig>,
+}
+
+/// Process-wide settings from `[server]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub workers: Workers,
+    /// CPUs to pin workers to, in order; `None` = the usable CPUs in order.
+    pub cpus: Option<Vec<usize>>,
+    pub io: IoMode,
+    pub admin: SocketAddr,
+    /// A tracing `EnvFilter` directive, e.g. "info" or "puerta=debug".
+    pub log: String,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU the process may use.
+    Auto,
+    Count(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// io_uring when `io_uring_setup` works, else epoll with a warning.
+    Auto,
+    Uring,
+    Epoll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Layer-4: bytes are relayed unchanged between a client and one backend.
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    /// Fewest connections *on this worker* (counts are per core, unshared).
+    LeastConn,
+    /// Rendezvous hash of the client IP, computed in the snapshot.
+    ClientIp,
+}
+
+/// One `[[pool]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    pub servers: Vec<ServerSpec>,
+    pub balance: Balance,
+    pub connect_timeout: Duration,
+    /// `None` means connections never idle out.
+    pub idle_timeout: Option<Duration>,
+    /// `None` means unlimited. Counted across all workers of the pool.
+    pub max_client_connections: Option<usize>,
+    pub health: HealthConfig,
+}
+
+/// Active health-check settings for a pool's backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub check_interval: Duration,
+    pub check_timeout: Duration,
+    /// Consecutive successes that mark a down backend up.
+    pub rise: u32,
+    /// Consecutive failures that mark an up backend down.
+    pub fall: u32,
+}
+
+/// A backend, written `host:port[:weight] [name]` as in nutcracker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerSpec {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// Identity used by hashing; defaults to the `host:port` text.
+    pub name: String,
+}

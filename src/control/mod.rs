@@ -1,0 +1,53 @@
+//! The control thread: health checks, reloads and snapshot publication.
+//!
+//! Owner of topology and health. It is the only writer of snapshots; workers
+//! and admin talk to it only by `ControlMsg`. Invariant: a snapshot is
+//! published whole, after the config it came from validated and every
+//! listener it names was bound.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use crate::route::SnapshotCell;
+use crate::stats::{HealthStats, WorkerStats};
+
+/// The I/O driver the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    Uring,
+    Epoll,
+}
+
+impl DriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::Uring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        }
+    }
+}
+
+/// Messages to the control thread.
+#[derive(Debug)]
+pub enum ControlMsg {
+    /// Re-read the config file; reply with a summary or the reason it failed.
+    Reload { reply: Option<Sender<Result<String, String>>> },
+    /// A worker saw a backend refuse or die; probe it now.
+    BackendFailed { pool_stat_id: usize, backend_stat_id: usize },
+    /// SIGTERM/SIGINT: publish a draining snapshot.
+    Shutdown,
+}
+
+/// State shared read-only (apart from single-writer counters) by all threads.
+#[derive(Debug)]
+pub struct Shared {
+    pub cell: SnapshotCell,
+    /// One block per worker, indexed by worker id.
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub health: HealthStats,
+    pub driver: DriverKind,
+    pub started: Instant,
+    pub control: Sender<ControlMsg>,
+}

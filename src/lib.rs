@@ -1,0 +1,34 @@
+//! Puerta: a thread-per-core proxy for Redis, memcached and MongoDB.
+//!
+//! ```text
+//!                  +------------------ control thread ------------------+
+//!  config file --> | health probes, reload, snapshot build + publish     |
+//!  SIGHUP/admin -> | Snapshot{epoch, pools, listeners, health, affinity} |
+//!                  +---------+-------------------+-----------------------+
+//!                            | Arc<Snapshot> + eventfd wake
+//!            +---------------+--------+-----------------------+
+//!            v                        v                       v
+//!   worker 0 (pinned)         worker 1 (pinned)        ... worker N-1
+//!   io_uring or epoll loop    own SO_REUSEPORT listener, own backend conns
+//!   per-worker counters  ---> admin thread sums them on scrape
+//!            |  reports: backend failed
+//!            +--------------> control thread (crossbeam channel)
+//! ```
+//!
+//! Module map (dependencies point down; `route` and `proto` never import
+//! `worker` or `control`):
+//! - [`config`]: TOML file -> validated [`config::Config`].
+//! - [`route`]: snapshot types, balancing, client affinity.
+//! - [`session`]: sans-IO connection state machines (bytes in, intents out).
+//! - [`worker`]: per-core threads and the io_uring / epoll drivers.
+//! - [`control`]: health checks, reload, snapshot publication.
+//! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
+//! - [`stats`]: single-writer counters read by admin.
+
+pub mod admin;
+pub mod config;
+pub mod control;
+pub mod route;
+pub mod session;
+pub mod stats;
+pub mod worker;

@@ -1,0 +1,183 @@
+//! Backend choice for a new client connection.
+//!
+//! Owner: each worker owns one `Balancer` per pool (round-robin cursor and
+//! its own connection counts); nothing here is shared between cores.
+//! Invariant: only backends marked healthy in the snapshot are chosen, and
+//! `exclude` (a backend that just refused this client) is skipped when any
+//! other healthy backend exists.
+
+use super::affinity::fnv1a64;
+use super::snapshot::PoolSnapshot;
+use crate::config::Balance;
+
+/// Per-worker balancing state for one pool.
+#[derive(Debug, Default)]
+pub struct Balancer {
+    cursor: usize,
+    /// Connections this worker has open, by backend stat id (stable across
+    /// reloads, unlike the index within a snapshot).
+    active: Vec<u32>,
+}
+
+impl Balancer {
+    /// Picks a backend index for a client, or `None` if none is healthy.
+    pub fn pick(&mut self, pool: &PoolSnapshot, client_key: &[u8], exclude: Option<u32>) -> Option<u32> {
+        let healthy = &pool.healthy;
+        if healthy.is_empty() {
+            return None;
+        }
+        let usable = |b: u32| Some(b) != exclude || healthy.len() == 1;
+        match pool.cfg.balance {
+            Balance::RoundRobin => {
+                for _ in 0..healthy.len() {
+                    let b = healthy[self.cursor % healthy.len()];
+                    self.cursor = self.cursor.wrapping_add(1);
+                    if usable(b) {
+                        return Some(b);
+                    }
+                }
+                None
+            }
+            Balance::LeastConn => {
+                // Ties go round-robin so equal backends share load.
+                let start = self.cursor;
+                self.cursor = self.cursor.wrapping_add(1);
+                (0..healthy.len())
+                    .map(|i| healthy[(start + i) % healthy.len()])
+                    .filter(|&b| usable(b))
+                    .min_by_key(|&b| {
+                        let sid = pool.backends[b as usize].stat_id;
+                        self.active.get(sid).copied().unwrap_or(0)
+                    })
+            }
+            Balance::ClientIp => {
+                let b = pool.affinity.lookup_hash(fnv1a64(client_key))?;
+                if usable(b) {
+                    Some(b)
+                } else {
+                    // The affine backend just failed: fall back deterministically.
+                    healthy.iter().copied().find(|&x| usable(x))
+                }
+            }
+        }
+    }
+
+    pub fn opened(&mut self, backend_stat_id: usize) {
+        let i = backend_stat_id;
+        if self.active.len() <= i {
+            self.active.resize(i + 1, 0);
+        }
+        self.active[i] += 1;
+    }
+
+    pub fn closed(&mut self, backend_stat_id: usize) {
+        if let Some(n) = self.active.get_mut(backend_stat_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HealthConfig, Mode, PoolConfig, ServerSpec};
+    use crate::route::affinity::{AffinityTable, Candidate};
+    use crate::route::snapshot::BackendState;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn pool(balance: Balance, healthy: &[bool]) -> PoolSnapshot {
+        let backends: Vec<BackendState> = healthy
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| BackendState {
+                spec: ServerSpec {
+                    addr: format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
+                    weight: 1,
+                    name: format!("b{i}"),
+                },
+                stat_id: 10 + i,
+                healthy: h,
+            })
+            .collect();
+        let healthy_idx: Vec<u32> = (0..backends.len() as u32).filter(|&i| backends[i as usize].healthy).collect();
+        let cands: Vec<Candidate> = healthy_idx
+            .iter()
+            .map(|&i| Candidate { index: i, name: &backends[i as usize].spec.name, weight: 1 })
+            .collect();
+        let affinity = AffinityTable::build(&cands);
+        PoolSnapshot {
+            cfg: PoolConfig {
+                name: "p".into(),
+                listen: "127.0.0.1:1".parse().unwrap(),
+                mode: Mode::Tcp,
+                servers: backends.iter().map(|b| b.spec.clone()).collect(),
+                balance,
+                connect_timeout: Duration::from_secs(1),
+                idle_timeout: None,
+                max_client_connections: None,
+                health: HealthConfig {
+                    check_interval: Duration::from_secs(1),
+                    check_timeout: Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                },
+            },
+            stat_id: 0,
+            listeners: vec![],
+            backends,
+            healthy: healthy_idx,
+            affinity,
+            clients: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn round_robin_skips_unhealthy() {
+        let p = pool(Balance::RoundRobin, &[true, false, true]);
+        let mut b = Balancer::default();
+        let picks: Vec<_> = (0..4).map(|_| b.pick(&p, b"", None).unwrap()).collect();
+        assert_eq!(picks, vec![0, 2, 0, 2]);
+    }
+
+    #[test]
+    fn none_when_all_down() {
+        let p = pool(Balance::RoundRobin, &[false, false]);
+        assert_eq!(Balancer::default().pick(&p, b"", None), None);
+    }
+
+    #[test]
+    fn exclude_avoids_failed_backend_unless_only_one() {
+        let p = pool(Balance::ClientIp, &[true, true]);
+        let mut b = Balancer::default();
+        let first = b.pick(&p, b"10.1.1.1", None).unwrap();
+        let other = b.pick(&p, b"10.1.1.1", Some(first)).unwrap();
+        assert_ne!(first, other);
+        let single = pool(Balance::RoundRobin, &[true, false]);
+        assert_eq!(b.pick(&single, b"", Some(0)), Some(0));
+    }
+
+    #[test]
+    fn least_conn_prefers_idle_backend() {
+        let p = pool(Balance::LeastConn, &[true, true, true]);
+        let mut b = Balancer::default();
+        b.opened(10);
+        b.opened(10);
+        b.opened(12);
+        assert_eq!(b.pick(&p, b"", None), Some(1));
+        b.opened(11);
+        b.opened(11);
+        b.closed(12);
+        assert_eq!(b.pick(&p, b"", None), Some(2));
+    }
+
+    #[test]
+    fn client_ip_is_sticky() {
+        let p = pool(Balance::ClientIp, &[true, true, true]);
+        let mut b = Balancer::default();
+        let first = b.pick(&p, b"172.16.0.9", None);
+        for _ in 0..10 {
+            assert_eq!(b.pick(&p, b"172.16.0.9", None), first);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The routing snapshot: one immutable, versioned value per epoch.
+//!
+//! Owner: the control thread is the only writer; it builds a whole new
+//! `Snapshot` and publishes it through `SnapshotCell`. Workers hold an
+//! `Arc<Snapshot>` and swap it only between event batches, after checking a
+//! single atomic epoch once per loop pass. Invariant: a snapshot is never
+//! mutated after publication, so nothing can be seen half-updated.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::affinity::AffinityTable;
+use crate::config::{Config, PoolConfig, ServerSpec};
+
+/// Everything a worker needs to route, as of one epoch.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub epoch: u64,
+    /// Set at shutdown: workers stop accepting and drain.
+    pub draining: bool,
+    /// The config this snapshot was built from (admin shows it).
+    pub config: Arc<Config>,
+    pub pools: Vec<Arc<PoolSnapshot>>,
+}
+
+/// One pool as of one epoch.
+#[derive(Debug)]
+pub struct PoolSnapshot {
+    pub cfg: PoolConfig,
+    /// Stable counter index for this pool name.
+    pub stat_id: usize,
+    /// One SO_REUSEPORT listener per worker, indexed by worker id.
+    pub listeners: Vec<Arc<Listener>>,
+    pub backends: Vec<BackendState>,
+    /// Indices into `backends` of those currently healthy, in order.
+    pub healthy: Vec<u32>,
+    /// Client-IP affinity over the healthy backends.
+    pub affinity: AffinityTable,
+    /// Client connections open across all workers. Touched only at accept and
+    /// close (never per request) so the shared write is off the hot path.
+    pub clients: Arc<AtomicU64>,
+}
+
+/// A backend and its health as of this epoch.
+#[derive(Debug, Clone)]
+pub struct BackendState {
+    pub spec: ServerSpec,
+    pub stat_id: usize,
+    pub healthy: bool,
+}
+
+/// A bound, listening socket. `id` is unique for the process lifetime, so a
+/// worker can tell "same listener kept across a reload" from "new one".
+#[derive(Debug)]
+pub struct Listener {
+    pub id: u64,
+    pub socket: socket2::Socket,
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Snapshot {
+    pub fn pool_by_name(&self, name: &str) -> Option<&Arc<PoolSnapshot>> {
+        self.pools.iter().find(|p| p.cfg.name == name)
+    }
+}
+
+/// The publication point: an `ArcSwap` plus the epoch as a plain atomic so a
+/// worker's per-pass check is one relaxed load.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+    epoch: AtomicU64,
+}
+
+impl SnapshotCell {
+    pub fn new(first: Snapshot) -> Self {
+        let epoch = first.epoch;
+        SnapshotCell { current: ArcSwap::from_pointee(first), epoch: AtomicU64::new(epoch) }
+    }
+
+    /// Publishes `next`. Only the control thread calls this.
+    pub fn publish(&self, next: Snapshot) {
+        let epoch = next.epoch;
+        self.current.store(Arc::new(next));
+        // Release pairs with the Acquire in `epoch()`: a worker that sees the
+        // new epoch will load the new snapshot.
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+}
