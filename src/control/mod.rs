@@ -5,6 +5,13 @@
 //! published whole, after the config it came from validated and every
 //! listener it names was bound.
 
+pub mod build;
+pub mod health;
+pub mod listeners;
+mod run;
+
+pub use run::{Control, ControlState};
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,1 +1,9 @@
-//! stub
+//! Sans-IO connection state machines: events in, intents out, time passed in.
+//!
+//! Nothing here owns a socket or reads a clock, so both I/O drivers run the
+//! same machines and the tests drive them with simulated time.
+
+pub mod outbuf;
+pub mod tcp;
+
+pub use tcp::{CloseReason, Intent, Limits, Side, TcpSession};

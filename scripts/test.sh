@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (real redis-server,
+# redis-tools, nutcracker, memcached; a Python venv for pip packages when
+# tests/requirements.txt exists), then runs the whole cargo test suite.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=0
+for bin in redis-server redis-cli redis-benchmark nutcracker memcached; do
+    command -v "$bin" >/dev/null 2>&1 || missing=1
+done
+if [ "$missing" = 1 ]; then
+    echo "==> installing test servers (apt-get)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools nutcracker memcached >/dev/null
+fi
+
+if [ -f tests/requirements.txt ]; then
+    echo "==> python venv for test helpers"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/pip install -q -r tests/requirements.txt
+    export PATH="$PWD/.venv/bin:$PATH"
+fi
+
+echo "==> cargo test"
+cargo test --locked "$@"

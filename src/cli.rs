@@ -1,0 +1,47 @@
+//! Command-line interface (clap): `puerta [run] -c FILE`, `puerta check -c FILE`.
+//!
+//! Owns only argument parsing; `main.rs` acts on the result.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "puerta", version, about = "Thread-per-core proxy for Redis, memcached and MongoDB")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Validate a config file, print a summary, exit 0 (valid) or 2 (invalid).
+    Check {
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Config file (TOML).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log level or tracing filter (overrides `server.log`), e.g. debug.
+    #[arg(short = 'v', long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// I/O driver (overrides `server.io`).
+    #[arg(long = "io", value_enum)]
+    pub io: Option<IoArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IoArg {
+    Auto,
+    Uring,
+    Epoll,
+}

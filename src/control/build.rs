@@ -1,0 +1,194 @@
+//! Building a `Snapshot` from a validated config and the current health.
+//!
+//! Owner: the control thread. Invariants: stat ids are assigned once per
+//! pool name and per (pool, backend name) and never reused; a pool whose
+//! `listen` address is unchanged keeps its listener sockets (clients queued
+//! in the accept backlog survive a reload); the build either fully succeeds
+//! or changes nothing that a worker can see.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::listeners;
+use super::DriverKind;
+use crate::config::Config;
+use crate::route::affinity::{AffinityTable, Candidate};
+use crate::route::{BackendState, PoolSnapshot, Snapshot};
+use crate::stats::{MAX_BACKENDS, MAX_POOLS};
+
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("pool {pool}: cannot listen on {addr}: {source}")]
+    Bind {
+        pool: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("more than {max} distinct {what} over the process lifetime; restart to reset")]
+    TooMany { what: &'static str, max: usize },
+}
+
+/// Stable counter indices, append-only.
+#[derive(Debug, Default)]
+pub struct StatIds {
+    pools: HashMap<String, usize>,
+    backends: HashMap<(String, String), usize>,
+}
+
+impl StatIds {
+    pub fn pool(&mut self, name: &str) -> Result<usize, BuildError> {
+        let n = self.pools.len();
+        if let Some(&id) = self.pools.get(name) {
+            return Ok(id);
+        }
+        if n >= MAX_POOLS {
+            return Err(BuildError::TooMany { what: "pools", max: MAX_POOLS });
+        }
+        self.pools.insert(name.to_string(), n);
+        Ok(n)
+    }
+
+    pub fn backend(&mut self, pool: &str, backend: &str) -> Result<usize, BuildError> {
+        let n = self.backends.len();
+        let key = (pool.to_string(), backend.to_string());
+        if let Some(&id) = self.backends.get(&key) {
+            return Ok(id);
+        }
+        if n >= MAX_BACKENDS {
+            return Err(BuildError::TooMany { what: "backends", max: MAX_BACKENDS });
+        }
+        self.backends.insert(key, n);
+        Ok(n)
+    }
+}
+
+/// Inputs to a build besides the config.
+pub struct BuildCtx<'a> {
+    pub epoch: u64,
+    pub draining: bool,
+    pub workers: usize,
+    pub driver: DriverKind,
+    pub prev: Option<&'a Snapshot>,
+    /// Health by backend stat id; missing = up.
+    pub up: &'a dyn Fn(usize) -> bool,
+}
+
+pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
+    let mut pools = Vec::with_capacity(cfg.pools.len());
+    for pc in &cfg.pools {
+        let stat_id = ids.pool(&pc.name)?;
+        let prev = ctx.prev.and_then(|s| s.pools.iter().find(|p| p.cfg.listen == pc.listen && p.listeners.len() == ctx.workers));
+        let listeners = match prev {
+            Some(p) => p.listeners.clone(),
+            None => listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
+                pool: pc.name.clone(),
+                addr: pc.listen,
+                source,
+            })?,
+        };
+        let clients = ctx
+            .prev
+            .and_then(|s| s.pool_by_name(&pc.name))
+            .map(|p| p.clients.clone())
+            .unwrap_or_default();
+        let mut backends = Vec::with_capacity(pc.servers.len());
+        for s in &pc.servers {
+            let sid = ids.backend(&pc.name, &s.name)?;
+            backends.push(BackendState { spec: s.clone(), stat_id: sid, healthy: (ctx.up)(sid) });
+        }
+        let healthy: Vec<u32> = (0..backends.len() as u32).filter(|&i| backends[i as usize].healthy).collect();
+        let cands: Vec<Candidate> = healthy
+            .iter()
+            .map(|&i| {
+                let b = &backends[i as usize];
+                Candidate { index: i, name: &b.spec.name, weight: b.spec.weight }
+            })
+            .collect();
+        let affinity = AffinityTable::build(&cands);
+        pools.push(Arc::new(PoolSnapshot { cfg: pc.clone(), stat_id, listeners, backends, healthy, affinity, clients }));
+    }
+    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::*;
+    use std::time::Duration;
+
+    fn config(listen: SocketAddr, servers: &[&str]) -> Arc<Config> {
+        Arc::new(Config {
+            source: "t.toml".into(),
+            server: ServerSettings {
+                workers: Workers::Count(2),
+                cpus: None,
+                io: IoMode::Epoll,
+                admin: "127.0.0.1:0".parse().unwrap(),
+                log: "info".into(),
+                shutdown_timeout: Duration::from_secs(1),
+            },
+            pools: vec![PoolConfig {
+                name: "p".into(),
+                listen,
+                mode: Mode::Tcp,
+                servers: servers
+                    .iter()
+                    .map(|s| ServerSpec { addr: s.parse().unwrap(), weight: 1, name: s.to_string() })
+                    .collect(),
+                balance: Balance::ClientIp,
+                connect_timeout: Duration::from_secs(1),
+                idle_timeout: None,
+                max_client_connections: None,
+                health: HealthConfig {
+                    check_interval: Duration::from_secs(1),
+                    check_timeout: Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                },
+            }],
+        })
+    }
+
+    fn free_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[test]
+    fn build_binds_one_listener_per_worker_and_marks_health() {
+        let listen = free_addr();
+        let cfg = config(listen, &["127.0.0.1:7001", "127.0.0.1:7002"]);
+        let mut ids = StatIds::default();
+        let down = |sid: usize| sid != 1;
+        let ctx = BuildCtx { epoch: 1, draining: false, workers: 2, driver: DriverKind::Epoll, prev: None, up: &down };
+        let s = build(cfg.clone(), &mut ids, &ctx).unwrap();
+        let p = &s.pools[0];
+        assert_eq!(p.listeners.len(), 2);
+        assert_ne!(p.listeners[0].id, p.listeners[1].id);
+        assert_eq!(p.listeners[0].socket.local_addr().unwrap().as_socket(), Some(listen));
+        assert_eq!(p.healthy, vec![0], "backend with stat id 1 is down");
+        assert_eq!(p.affinity.lookup(b"any"), Some(0));
+
+        // A rebuild keeps listeners, stat ids and the shared client count.
+        let all_up = |_: usize| true;
+        let ctx2 = BuildCtx { epoch: 2, prev: Some(&s), up: &all_up, ..ctx };
+        let s2 = build(cfg, &mut ids, &ctx2).unwrap();
+        assert_eq!(s2.epoch, 2);
+        assert_eq!(s2.pools[0].listeners[0].id, p.listeners[0].id);
+        assert!(Arc::ptr_eq(&s2.pools[0].clients, &p.clients));
+        assert_eq!(s2.pools[0].backends[1].stat_id, 1);
+        assert_eq!(s2.pools[0].healthy, vec![0, 1]);
+    }
+
+    #[test]
+    fn bind_conflict_is_an_error_naming_the_pool() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let cfg = config(taken.local_addr().unwrap(), &["127.0.0.1:7001"]);
+        let up = |_: usize| true;
+        let ctx = BuildCtx { epoch: 1, draining: false, workers: 1, driver: DriverKind::Epoll, prev: None, up: &up };
+        let err = build(cfg, &mut StatIds::default(), &ctx).unwrap_err().to_string();
+        assert!(err.starts_with("pool p: cannot listen on 127.0.0.1:"), "{err}");
+    }
+}

@@ -1,0 +1,148 @@
+//! Backend health: a sans-IO rise/fall state machine plus the TCP connect
+//! probe that feeds it.
+//!
+//! Owner: the control thread, the only writer of health. Invariants: a
+//! backend flips state only after `rise` consecutive successes or `fall`
+//! consecutive failures; probes of one round run concurrently and each is
+//! bounded by `check_timeout`, so one dead host never delays the others.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::config::HealthConfig;
+
+/// Health of one backend of one pool.
+#[derive(Debug, Clone)]
+pub struct BackendHealth {
+    pub up: bool,
+    ok_streak: u32,
+    fail_streak: u32,
+    pub next_probe: Instant,
+}
+
+impl BackendHealth {
+    /// New backends start up (traffic flows at once) and are probed now.
+    pub fn new(now: Instant) -> Self {
+        BackendHealth { up: true, ok_streak: 0, fail_streak: 0, next_probe: now }
+    }
+
+    /// Records a probe result; returns true if `up` changed.
+    pub fn handle_result(&mut self, ok: bool, cfg: &HealthConfig, now: Instant) -> bool {
+        self.next_probe = now + cfg.check_interval;
+        if ok {
+            self.ok_streak += 1;
+            self.fail_streak = 0;
+            if !self.up && self.ok_streak >= cfg.rise {
+                self.up = true;
+                return true;
+            }
+        } else {
+            self.fail_streak += 1;
+            self.ok_streak = 0;
+            if self.up && self.fail_streak >= cfg.fall {
+                self.up = false;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A worker saw this backend fail: probe it on the next pass.
+    pub fn handle_report(&mut self, now: Instant) {
+        self.next_probe = self.next_probe.min(now);
+    }
+}
+
+/// Connects to every address at once and waits up to `timeout`. Returns,
+/// per address, whether it connected and how long it took.
+pub fn probe_connect(addrs: &[SocketAddr], timeout: Duration) -> Vec<(bool, Duration)> {
+    let start = Instant::now();
+    let mut socks = Vec::with_capacity(addrs.len());
+    let mut result = vec![(false, timeout); addrs.len()];
+    for (i, a) in addrs.iter().enumerate() {
+        let s = socket2::Socket::new(socket2::Domain::for_address(*a), socket2::Type::STREAM.cloexec(), None);
+        let Ok(s) = s else { continue };
+        if s.set_nonblocking(true).is_err() {
+            continue;
+        }
+        match s.connect(&(*a).into()) {
+            Ok(()) => result[i] = (true, start.elapsed()),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => socks.push((i, s)),
+            Err(_) => {}
+        }
+    }
+    while !socks.is_empty() {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let mut fds: Vec<libc::pollfd> =
+            socks.iter().map(|(_, s)| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLOUT, revents: 0 }).collect();
+        // SAFETY: `fds` is a valid array of pollfd for its length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.as_millis().max(1) as i32) };
+        if n < 0 {
+            continue; // EINTR: recompute the time left
+        }
+        let mut still = Vec::new();
+        for ((i, s), p) in socks.into_iter().zip(&fds) {
+            if p.revents == 0 {
+                still.push((i, s));
+            } else {
+                let ok = matches!(s.take_error(), Ok(None)) && s.peer_addr().is_ok();
+                result[i] = (ok, start.elapsed());
+            }
+        }
+        socks = still;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> HealthConfig {
+        HealthConfig { check_interval: Duration::from_secs(2), check_timeout: Duration::from_secs(1), rise: 2, fall: 3 }
+    }
+
+    #[test]
+    fn falls_after_n_failures_and_rises_after_m_successes() {
+        let t = Instant::now();
+        let mut h = BackendHealth::new(t);
+        assert!(h.up);
+        assert!(!h.handle_result(false, &cfg(), t));
+        assert!(!h.handle_result(false, &cfg(), t));
+        assert!(!h.handle_result(true, &cfg(), t), "a success resets the failure streak");
+        assert!(!h.handle_result(false, &cfg(), t));
+        assert!(!h.handle_result(false, &cfg(), t));
+        assert!(h.handle_result(false, &cfg(), t));
+        assert!(!h.up);
+        assert!(!h.handle_result(true, &cfg(), t));
+        assert!(h.handle_result(true, &cfg(), t));
+        assert!(h.up);
+        assert_eq!(h.next_probe, t + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn report_pulls_probe_forward() {
+        let t = Instant::now();
+        let mut h = BackendHealth::new(t);
+        h.handle_result(true, &cfg(), t);
+        h.handle_report(t + Duration::from_millis(10));
+        assert_eq!(h.next_probe, t + Duration::from_millis(10));
+    }
+
+    #[test]
+    fn probe_sees_open_and_closed_ports() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = l.local_addr().unwrap();
+        let closed = {
+            let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            t.local_addr().unwrap()
+        };
+        let r = probe_connect(&[open, closed], Duration::from_millis(500));
+        assert!(r[0].0, "listening port must probe ok");
+        assert!(!r[1].0, "closed port must fail");
+    }
+}

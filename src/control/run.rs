@@ -1,0 +1,200 @@
+//! The control loop: probes backends, applies reports and reloads, and
+//! publishes a new snapshot whenever anything a worker routes on changed.
+//!
+//! Owner: the control thread owns `ControlState` outright; it shares only
+//! the snapshots it publishes and its health counters (single writer).
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::build::{build, BuildCtx, BuildError, StatIds};
+use super::health::{probe_connect, BackendHealth};
+use super::{ControlMsg, DriverKind, Shared};
+use crate::config::{self, Config};
+use crate::route::Snapshot;
+use crate::worker::sys;
+
+/// Everything the control thread owns.
+pub struct ControlState {
+    cfg: Arc<Config>,
+    ids: StatIds,
+    /// By backend stat id.
+    health: HashMap<usize, BackendHealth>,
+    epoch: u64,
+    draining: bool,
+    workers: usize,
+    driver: DriverKind,
+}
+
+impl ControlState {
+    /// Builds the first snapshot (binding every listener) before anything
+    /// starts, so a bad address fails startup.
+    pub fn bootstrap(cfg: Config, workers: usize, driver: DriverKind) -> Result<(ControlState, Snapshot), BuildError> {
+        let mut st = ControlState {
+            cfg: Arc::new(cfg),
+            ids: StatIds::default(),
+            health: HashMap::new(),
+            epoch: 0,
+            draining: false,
+            workers,
+            driver,
+        };
+        let snap = st.build(None, st.cfg.clone())?;
+        Ok((st, snap))
+    }
+
+    fn build(&mut self, prev: Option<&Snapshot>, cfg: Arc<Config>) -> Result<Snapshot, BuildError> {
+        let health = &self.health;
+        let up = |sid: usize| health.get(&sid).map_or(true, |h| h.up);
+        let ctx = BuildCtx {
+            epoch: self.epoch + 1,
+            draining: self.draining,
+            workers: self.workers,
+            driver: self.driver,
+            prev,
+            up: &up,
+        };
+        let snap = build(cfg, &mut self.ids, &ctx)?;
+        self.epoch += 1;
+        Ok(snap)
+    }
+}
+
+pub struct Control {
+    st: ControlState,
+    shared: Arc<Shared>,
+    rx: Receiver<ControlMsg>,
+    wake_fds: Vec<RawFd>,
+}
+
+impl Control {
+    pub fn new(st: ControlState, shared: Arc<Shared>, rx: Receiver<ControlMsg>, wake_fds: Vec<RawFd>) -> Self {
+        Control { st, shared, rx, wake_fds }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            let wait = self.next_probe_in(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            // Coalesce a burst of reports into one probe round.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+            if self.probe_due() {
+                if let Err(e) = self.publish(None) {
+                    tracing::error!("cannot publish health change: {e}");
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: ControlMsg) {
+        match msg {
+            ControlMsg::Reload { reply } => {
+                let res = self.reload();
+                match &res {
+                    Ok(s) => tracing::info!("reload applied: {s}"),
+                    Err(e) => tracing::error!("reload rejected, keeping the running config: {e}"),
+                }
+                if let Some(tx) = reply {
+                    let _ = tx.send(res);
+                }
+            }
+            ControlMsg::BackendFailed { backend_stat_id, .. } => {
+                if let Some(h) = self.st.health.get_mut(&backend_stat_id) {
+                    h.handle_report(Instant::now());
+                }
+            }
+            ControlMsg::Shutdown => {
+                if !self.st.draining {
+                    tracing::info!("shutdown: draining connections");
+                    self.st.draining = true;
+                    if let Err(e) = self.publish(None) {
+                        tracing::error!("cannot publish draining snapshot: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        let path = self.st.cfg.source.clone();
+        let cfg = config::load(&path).map_err(|e| e.to_string())?;
+        if cfg.server != self.st.cfg.server {
+            tracing::warn!("[server] changes (workers, cpus, io, admin, log) take effect at restart; shutdown_timeout applies now");
+        }
+        let summary = format!("{} pool(s) from {}", cfg.pools.len(), path.display());
+        self.publish(Some(Arc::new(cfg)))?;
+        Ok(format!("epoch {}: {summary}", self.st.epoch))
+    }
+
+    /// Builds and publishes a snapshot from `cfg` (or the running config) and
+    /// the current health, then wakes every worker.
+    fn publish(&mut self, cfg: Option<Arc<Config>>) -> Result<(), String> {
+        let prev = self.shared.cell.load();
+        let cfg = cfg.unwrap_or_else(|| self.st.cfg.clone());
+        let snap = self.st.build(Some(&prev), cfg.clone()).map_err(|e| e.to_string())?;
+        self.st.cfg = cfg;
+        let epoch = snap.epoch;
+        self.shared.cell.publish(snap);
+        for &fd in &self.wake_fds {
+            sys::eventfd_signal(fd);
+        }
+        tracing::debug!(epoch, "snapshot published");
+        Ok(())
+    }
+
+    fn next_probe_in(&self, now: Instant) -> Duration {
+        let next = self.st.health.values().map(|h| h.next_probe).min();
+        match next {
+            Some(t) => t.saturating_duration_since(now).min(Duration::from_millis(500)),
+            // Nothing probed yet (first pass): probe at once.
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Runs every due probe; returns true if any backend changed state.
+    fn probe_due(&mut self) -> bool {
+        let snap = self.shared.cell.load();
+        let now = Instant::now();
+        let mut changed = false;
+        for pool in &snap.pools {
+            let hc = pool.cfg.health;
+            let due: Vec<_> = pool
+                .backends
+                .iter()
+                .filter(|b| self.st.health.get(&b.stat_id).map_or(true, |h| h.next_probe <= now))
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
+            let results = probe_connect(&addrs, hc.check_timeout);
+            let done = Instant::now();
+            for (b, (ok, rtt)) in due.iter().zip(results) {
+                let hs = &self.shared.health;
+                if ok {
+                    hs.ok[b.stat_id].incr();
+                    hs.rtt_us[b.stat_id].set(rtt.as_micros() as u64);
+                } else {
+                    hs.fail[b.stat_id].incr();
+                }
+                let h = self.st.health.entry(b.stat_id).or_insert_with(|| BackendHealth::new(now));
+                if h.handle_result(ok, &hc, done) {
+                    changed = true;
+                    let state = if h.up { "up" } else { "down" };
+                    tracing::warn!(pool = %pool.cfg.name, backend = %b.spec.name, addr = %b.spec.addr, "backend is {state}");
+                }
+            }
+        }
+        changed
+    }
+}

@@ -1,0 +1,106 @@
+//! A double-buffered outbound queue that is safe for asynchronous sends.
+//!
+//! Invariant: while a send is in flight (`in_flight`), the bytes of
+//! `sending` are never moved or modified — io_uring reads them from the
+//! kernel side until the completion arrives. New data goes to `queued` and
+//! is swapped in only when the in-flight send has completed. Both vectors
+//! keep their capacity, so steady state allocates nothing.
+
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    sending: Vec<u8>,
+    /// Bytes of `sending` already written.
+    sent: usize,
+    queued: Vec<u8>,
+    in_flight: bool,
+}
+
+impl OutBuf {
+    /// Appends bytes to be sent after everything already queued.
+    pub fn push(&mut self, data: &[u8]) {
+        if !self.in_flight && self.sent == self.sending.len() && self.queued.is_empty() {
+            self.sending.clear();
+            self.sent = 0;
+            self.sending.extend_from_slice(data);
+        } else {
+            self.queued.extend_from_slice(data);
+        }
+    }
+
+    /// Bytes not yet acknowledged as written.
+    pub fn len(&self) -> usize {
+        self.sending.len() - self.sent + self.queued.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Starts a send: returns the bytes to write, which stay pinned until
+    /// `complete` is called. `None` if a send is already in flight or there is
+    /// nothing to send.
+    pub fn start_send(&mut self) -> Option<&[u8]> {
+        if self.in_flight {
+            return None;
+        }
+        if self.sent == self.sending.len() {
+            if self.queued.is_empty() {
+                return None;
+            }
+            self.sending.clear();
+            self.sent = 0;
+            std::mem::swap(&mut self.sending, &mut self.queued);
+        }
+        self.in_flight = true;
+        Some(&self.sending[self.sent..])
+    }
+
+    /// Records that `n` bytes of the in-flight send were written (0 for a
+    /// send that would block or was cancelled).
+    pub fn complete(&mut self, n: usize) {
+        debug_assert!(self.in_flight);
+        self.in_flight = false;
+        self.sent = (self.sent + n).min(self.sending.len());
+        if self.sent == self.sending.len() {
+            self.sending.clear();
+            self.sent = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_sends_preserve_order() {
+        let mut b = OutBuf::default();
+        b.push(b"hello ");
+        let s = b.start_send().unwrap().to_vec();
+        assert_eq!(s, b"hello ");
+        // Data pushed while in flight must not disturb the pinned bytes.
+        b.push(b"world");
+        assert!(b.start_send().is_none());
+        b.complete(3);
+        assert_eq!(b.len(), 8);
+        assert_eq!(b.start_send().unwrap(), b"lo ");
+        b.complete(3);
+        assert_eq!(b.start_send().unwrap(), b"world");
+        b.complete(5);
+        assert!(b.is_empty());
+        assert!(b.start_send().is_none());
+    }
+
+    #[test]
+    fn zero_byte_completion_retries_same_bytes() {
+        let mut b = OutBuf::default();
+        b.push(b"abc");
+        b.start_send();
+        b.complete(0);
+        assert_eq!(b.start_send().unwrap(), b"abc");
+    }
+}

@@ -1,0 +1,262 @@
+//! The sans-IO state machine of one layer-4 relay: a client connection
+//! paired with one backend connection.
+//!
+//! Owner: the worker that accepted the client. The machine never touches a
+//! socket or reads the clock: drivers feed it events (`handle_*`, with `now`
+//! passed in) and then ask what to do (`poll_transmit`, `poll_intent`,
+//! `wants_read`). Invariants:
+//! - bytes leave in the order they arrived, per direction;
+//! - data a client sends before the backend connects is buffered, so a
+//!   failed connect can be retried on another backend without loss;
+//! - once `Close` is emitted, no further intents or sends are produced.
+
+use std::time::{Duration, Instant};
+
+use super::outbuf::OutBuf;
+
+/// Which socket of the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client = 0,
+    Backend = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Backend,
+            Side::Backend => Side::Client,
+        }
+    }
+}
+
+/// Why a session ended; used for counters and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both directions finished cleanly.
+    Done,
+    /// The backend closed; pending bytes were flushed to the client first.
+    BackendClosed,
+    /// An I/O error (errno) on one side.
+    Error(Side, i32),
+    /// The backend could not be reached and no retry is left.
+    ConnectFailed(i32),
+    ConnectTimeout,
+    IdleTimeout,
+    /// The worker is shutting down past its drain deadline.
+    Shutdown,
+}
+
+/// A decision for the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Half-close: no more bytes will be written to this side.
+    ShutdownWrite(Side),
+    /// Tear down both sockets.
+    Close(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Open,
+    Closed,
+}
+
+/// Tunables fixed for the session's life.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    /// Stop reading a side once this many bytes wait to go the other way.
+    pub high_water: usize,
+}
+
+#[derive(Debug)]
+pub struct TcpSession {
+    state: State,
+    limits: Limits,
+    /// `out[side]` holds bytes to be written *to* that side.
+    out: [OutBuf; 2],
+    /// Read EOF seen from that side.
+    eof: [bool; 2],
+    /// Write half already shut down (or shutdown requested).
+    shut: [bool; 2],
+    connect_deadline: Instant,
+    last_active: Instant,
+    closing: Option<CloseReason>,
+    close_emitted: bool,
+}
+
+impl TcpSession {
+    /// A session whose backend connect starts at `now`.
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        TcpSession {
+            state: State::Connecting,
+            limits,
+            out: [OutBuf::default(), OutBuf::default()],
+            eof: [false; 2],
+            shut: [false; 2],
+            connect_deadline: now + limits.connect_timeout,
+            last_active: now,
+            closing: None,
+            close_emitted: false,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed || self.closing.is_some()
+    }
+
+    /// Restarts the connect clock for a retry on another backend.
+    pub fn handle_reconnect(&mut self, now: Instant) {
+        if self.state == State::Connecting {
+            self.connect_deadline = now + self.limits.connect_timeout;
+        }
+    }
+
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.state == State::Connecting {
+            self.state = State::Open;
+            self.last_active = now;
+        }
+    }
+
+    /// A connect attempt failed; `retry` says whether the driver will try
+    /// another backend (then the session stays in `Connecting`).
+    pub fn handle_connect_failed(&mut self, errno: i32, retry: bool) {
+        if self.state == State::Connecting && !retry {
+            self.close(CloseReason::ConnectFailed(errno));
+        }
+    }
+
+    /// Bytes read from `from`, to be relayed to the other side.
+    pub fn handle_data(&mut self, from: Side, data: &[u8], now: Instant) {
+        if self.is_closed() || data.is_empty() {
+            return;
+        }
+        self.last_active = now;
+        self.out[from.other() as usize].push(data);
+    }
+
+    /// Read EOF from `from`.
+    pub fn handle_eof(&mut self, from: Side) {
+        if self.is_closed() {
+            return;
+        }
+        // A client EOF while connecting keeps connecting: the buffered
+        // request may still deserve an answer (`printf 'PING\r\n' | nc`).
+        self.eof[from as usize] = true;
+    }
+
+    pub fn handle_error(&mut self, side: Side, errno: i32) {
+        self.close(CloseReason::Error(side, errno));
+    }
+
+    /// `n` bytes of the in-flight send to `to` were written.
+    pub fn handle_sent(&mut self, to: Side, n: usize, now: Instant) {
+        if self.out[to as usize].in_flight() {
+            self.out[to as usize].complete(n);
+        }
+        if n > 0 {
+            self.last_active = now;
+        }
+    }
+
+    /// Checks deadlines. Call on every timer tick.
+    pub fn handle_tick(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if self.state == State::Connecting && now >= self.connect_deadline {
+            self.close(CloseReason::ConnectTimeout);
+        } else if let Some(idle) = self.limits.idle_timeout {
+            if now.duration_since(self.last_active) >= idle {
+                self.close(CloseReason::IdleTimeout);
+            }
+        }
+    }
+
+    /// Forced close (shutdown deadline, backend removed...).
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closing.is_none() {
+            self.closing = Some(reason);
+        }
+    }
+
+    /// Bytes to write to `to` now, pinned until `handle_sent`. Nothing is sent
+    /// to the backend before it is connected.
+    pub fn poll_transmit(&mut self, to: Side) -> Option<&[u8]> {
+        if self.is_closed() || self.shut[to as usize] {
+            return None;
+        }
+        if to == Side::Backend && self.state != State::Open {
+            return None;
+        }
+        self.out[to as usize].start_send()
+    }
+
+    /// Whether the driver should keep reading from `side`: false after EOF,
+    /// after close, or while the other direction is backed up.
+    pub fn wants_read(&self, side: Side) -> bool {
+        !self.is_closed()
+            && !self.eof[side as usize]
+            && (side == Side::Client || self.state == State::Open)
+            && self.out[side.other() as usize].len() < self.limits.high_water
+    }
+
+    /// Whether a send to `side` is in flight (the driver must wait for it).
+    pub fn sending(&self, side: Side) -> bool {
+        self.out[side as usize].in_flight()
+    }
+
+    /// The next decision, if any. Call until `None` after each event.
+    pub fn poll_intent(&mut self) -> Option<Intent> {
+        if self.close_emitted {
+            return None;
+        }
+        if let Some(reason) = self.closing {
+            self.close_emitted = true;
+            self.state = State::Closed;
+            return Some(Intent::Close(reason));
+        }
+        let flushed = |s: &Self, side: Side| s.out[side as usize].is_empty();
+        // Backend gone: flush what it sent, then close the client.
+        if self.eof[Side::Backend as usize] && flushed(self, Side::Client) {
+            self.closing = Some(if self.eof[Side::Client as usize] {
+                CloseReason::Done
+            } else {
+                CloseReason::BackendClosed
+            });
+            return self.poll_intent();
+        }
+        // Client done sending: half-close the backend once its bytes are out,
+        // and keep relaying the backend's answer until it closes.
+        if self.state == State::Open
+            && self.eof[Side::Client as usize]
+            && !self.shut[Side::Backend as usize]
+            && flushed(self, Side::Backend)
+        {
+            self.shut[Side::Backend as usize] = true;
+            return Some(Intent::ShutdownWrite(Side::Backend));
+        }
+        None
+    }
+
+    /// The earliest instant at which `handle_tick` could change something.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Connecting => Some(self.connect_deadline),
+            State::Open => self.limits.idle_timeout.map(|d| self.last_active + d),
+            State::Closed => None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tcp_tests.rs"]
+mod tests;

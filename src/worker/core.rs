@@ -1,0 +1,189 @@
+//! Driver-independent worker logic: snapshot swaps, admission, balancing,
+//! counters and reports to the control thread.
+//!
+//! Owner: one worker thread. Both the io_uring and the epoll driver embed a
+//! `WorkerCore`, so admission and routing behave identically under both.
+//! Invariants: the snapshot is swapped only by `refresh`, which drivers call
+//! between event batches; every counter written here belongs to this worker.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::control::{ControlMsg, Shared};
+use crate::route::balance::Balancer;
+use crate::route::{PoolSnapshot, Snapshot};
+use crate::session::{CloseReason, Limits};
+use crate::stats::WorkerStats;
+
+/// Bytes buffered toward one side before the other side's reads pause.
+pub const HIGH_WATER: usize = 1 << 20;
+
+/// Why a new client was turned away at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    MaxConnections,
+    NoBackend,
+    Draining,
+}
+
+pub struct WorkerCore {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<WorkerStats>,
+    pub snap: Arc<Snapshot>,
+    /// Per-pool balancing state, keyed by pool stat id.
+    balancers: HashMap<usize, Balancer>,
+    /// Set once the drain started: (deadline).
+    pub drain_deadline: Option<Instant>,
+}
+
+impl WorkerCore {
+    pub fn new(id: usize, shared: Arc<Shared>) -> Self {
+        let snap = shared.cell.load();
+        let stats = shared.workers[id].clone();
+        stats.epoch.set(snap.epoch);
+        WorkerCore { id, shared, stats, snap, balancers: HashMap::new(), drain_deadline: None }
+    }
+
+    /// Swaps in the latest snapshot if the epoch moved. One relaxed-cost
+    /// atomic load per loop pass; returns true when a new snapshot applied.
+    #[inline]
+    pub fn refresh(&mut self, now: Instant) -> bool {
+        if self.shared.cell.epoch() == self.snap.epoch {
+            return false;
+        }
+        self.snap = self.shared.cell.load();
+        self.stats.epoch.set(self.snap.epoch);
+        if self.snap.draining && self.drain_deadline.is_none() {
+            self.drain_deadline = Some(now + self.snap.config.server.shutdown_timeout);
+        }
+        tracing::debug!(worker = self.id, epoch = self.snap.epoch, "snapshot applied");
+        true
+    }
+
+    /// Listeners this worker should have armed: (pool, listener) pairs.
+    pub fn wanted_listeners(&self) -> Vec<Arc<PoolSnapshot>> {
+        if self.snap.draining {
+            return Vec::new();
+        }
+        self.snap.pools.iter().filter(|p| p.listeners.get(self.id).is_some()).cloned().collect()
+    }
+
+    /// Decides whether a just-accepted client may stay, and where it goes.
+    /// On success the client is counted; the caller must later call
+    /// `client_closed`.
+    pub fn admit(&mut self, pool: &PoolSnapshot, client_key: &[u8]) -> Result<u32, Reject> {
+        let pc = &self.stats.pools[pool.stat_id];
+        if self.snap.draining {
+            return Err(Reject::Draining);
+        }
+        if let Some(max) = pool.cfg.max_client_connections {
+            // Shared across workers, but touched only at accept and close.
+            if pool.clients.fetch_add(1, Ordering::Relaxed) >= max as u64 {
+                pool.clients.fetch_sub(1, Ordering::Relaxed);
+                pc.rejected_max_conns.incr();
+                return Err(Reject::MaxConnections);
+            }
+        } else {
+            pool.clients.fetch_add(1, Ordering::Relaxed);
+        }
+        let bal = self.balancers.entry(pool.stat_id).or_default();
+        match bal.pick(pool, client_key, None) {
+            Some(b) => {
+                pc.client_conns.incr();
+                pc.client_conns_total.incr();
+                self.stats.sessions.incr();
+                Ok(b)
+            }
+            None => {
+                pool.clients.fetch_sub(1, Ordering::Relaxed);
+                pc.rejected_no_backend.incr();
+                Err(Reject::NoBackend)
+            }
+        }
+    }
+
+    /// Another backend after `failed` refused; reports the failure.
+    pub fn repick(&mut self, pool: &PoolSnapshot, client_key: &[u8], failed: u32) -> Option<u32> {
+        self.report_backend_failed(pool, failed);
+        let bal = self.balancers.entry(pool.stat_id).or_default();
+        bal.pick(pool, client_key, Some(failed)).filter(|&b| b != failed)
+    }
+
+    pub fn report_backend_failed(&mut self, pool: &PoolSnapshot, backend: u32) {
+        let b = &pool.backends[backend as usize];
+        self.stats.backends[b.stat_id].connect_failures.incr();
+        // A full channel only means the control thread already has work.
+        let _ = self.shared.control.try_send(ControlMsg::BackendFailed {
+            pool_stat_id: pool.stat_id,
+            backend_stat_id: b.stat_id,
+        });
+    }
+
+    pub fn backend_opened(&mut self, pool: &PoolSnapshot, backend: u32) {
+        let sid = pool.backends[backend as usize].stat_id;
+        self.stats.backends[sid].conns.incr();
+        self.stats.backends[sid].conns_total.incr();
+        self.balancers.entry(pool.stat_id).or_default().opened(sid);
+    }
+
+    pub fn backend_closed(&mut self, pool: &PoolSnapshot, backend: u32) {
+        let sid = pool.backends[backend as usize].stat_id;
+        self.stats.backends[sid].conns.decr();
+        self.balancers.entry(pool.stat_id).or_default().closed(sid);
+    }
+
+    /// A session admitted by `admit` ended.
+    pub fn client_closed(&mut self, pool: &PoolSnapshot, reason: CloseReason) {
+        let pc = &self.stats.pools[pool.stat_id];
+        pc.client_conns.decr();
+        self.stats.sessions.decr();
+        pool.clients.fetch_sub(1, Ordering::Relaxed);
+        if reason == CloseReason::IdleTimeout {
+            pc.idle_closed.incr();
+        }
+        match reason {
+            CloseReason::Done | CloseReason::BackendClosed | CloseReason::IdleTimeout => {
+                tracing::trace!(pool = %pool.cfg.name, ?reason, "session closed")
+            }
+            _ => tracing::debug!(pool = %pool.cfg.name, ?reason, "session closed"),
+        }
+    }
+
+    pub fn count_bytes(&self, pool: &PoolSnapshot, from_client: usize, to_client: usize) {
+        let pc = &self.stats.pools[pool.stat_id];
+        if from_client > 0 {
+            pc.bytes_in.add(from_client as u64);
+        }
+        if to_client > 0 {
+            pc.bytes_out.add(to_client as u64);
+        }
+    }
+
+    pub fn limits(pool: &PoolSnapshot) -> Limits {
+        Limits {
+            connect_timeout: pool.cfg.connect_timeout,
+            idle_timeout: pool.cfg.idle_timeout,
+            high_water: HIGH_WATER,
+        }
+    }
+
+    /// True once draining and either nothing is open or the deadline passed.
+    pub fn drain_done(&self, now: Instant) -> bool {
+        match self.drain_deadline {
+            Some(d) => self.stats.sessions.get() == 0 || now >= d,
+            None => false,
+        }
+    }
+}
+
+/// The key `client_ip` balancing hashes: the peer's IP without the port.
+pub fn client_key(peer: Option<std::net::SocketAddr>) -> Vec<u8> {
+    match peer.map(|p| p.ip()) {
+        Some(std::net::IpAddr::V4(v4)) => v4.octets().to_vec(),
+        Some(std::net::IpAddr::V6(v6)) => v6.octets().to_vec(),
+        None => Vec::new(),
+    }
+}

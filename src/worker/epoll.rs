@@ -1,0 +1,368 @@
+//! The epoll fallback driver (mio), running the same sans-IO sessions and
+//! the same `WorkerCore` as the io_uring driver.
+//!
+//! Owner: one worker thread owns the poll instance, its sockets and their
+//! buffers. Chosen when io_uring_setup fails or with `io = "epoll"`.
+//! Invariants: mio is edge-triggered, so a socket's `readable`/`writable`
+//! flag is cleared only by a WouldBlock, and every event handler ends in
+//! `drive`, which runs the session until it stops making progress.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::core::{client_key, WorkerCore};
+use super::sys;
+use crate::config::Balance;
+use crate::route::{Listener, PoolSnapshot};
+use crate::session::{CloseReason, Intent, Side, TcpSession};
+
+const KIND_CLIENT: usize = 0;
+const KIND_BACKEND: usize = 1;
+const KIND_LISTENER: usize = 2;
+const KIND_WAKE: usize = 3;
+const TICK: Duration = Duration::from_millis(250);
+const MAX_CONNECT_ATTEMPTS: u8 = 3;
+
+fn token(slot: usize, kind: usize) -> Token {
+    Token(slot << 2 | kind)
+}
+
+struct EConn {
+    pool: Arc<PoolSnapshot>,
+    key: Vec<u8>,
+    backend: u32,
+    backend_counted: bool,
+    attempts: u8,
+    /// `[client, backend]`.
+    socks: [Option<TcpStream>; 2],
+    session: TcpSession,
+    readable: [bool; 2],
+    writable: [bool; 2],
+}
+
+struct ELis {
+    pool: Arc<PoolSnapshot>,
+    listener: Arc<Listener>,
+}
+
+pub struct EpollDriver {
+    poll: Poll,
+    core: WorkerCore,
+    conns: Vec<Option<EConn>>,
+    free: Vec<usize>,
+    listeners: Vec<Option<ELis>>,
+    wake_fd: RawFd,
+    scratch: Box<[u8]>,
+}
+
+impl EpollDriver {
+    pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        sys::set_nonblocking(wake_fd);
+        poll.registry().register(&mut SourceFd(&wake_fd), token(0, KIND_WAKE), Interest::READABLE)?;
+        Ok(EpollDriver {
+            poll,
+            core,
+            conns: Vec::new(),
+            free: Vec::new(),
+            listeners: Vec::new(),
+            wake_fd,
+            scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+        })
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        self.sync_listeners();
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let now = Instant::now();
+            if self.core.refresh(now) {
+                self.sync_listeners();
+            }
+            if self.core.drain_done(now) {
+                self.for_each_conn(|s| s.close(CloseReason::Shutdown));
+                if self.conns.iter().all(Option::is_none) {
+                    return Ok(());
+                }
+            }
+            let timeout = next_tick.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                let (slot, kind) = (ev.token().0 >> 2, ev.token().0 & 3);
+                match kind {
+                    KIND_WAKE => sys::eventfd_drain(self.wake_fd),
+                    KIND_LISTENER => self.on_accept(slot, now),
+                    _ => {
+                        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else { continue };
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            c.readable[kind] = true;
+                        }
+                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                            c.writable[kind] = true;
+                        }
+                        if kind == KIND_BACKEND && !c.session.is_open() {
+                            self.on_connect_event(slot, now);
+                        }
+                        self.drive(slot, now);
+                    }
+                }
+            }
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.for_each_conn(|s| s.handle_tick(now));
+            }
+        }
+    }
+
+    fn for_each_conn(&mut self, mut f: impl FnMut(&mut TcpSession)) {
+        let now = Instant::now();
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].as_mut() {
+                f(&mut c.session);
+                self.drive(slot, now);
+            }
+        }
+    }
+
+    fn sync_listeners(&mut self) {
+        let wanted = self.core.wanted_listeners();
+        let id = self.core.id;
+        for i in 0..self.listeners.len() {
+            let Some(l) = self.listeners[i].as_mut() else { continue };
+            match wanted.iter().find(|p| p.listeners[id].id == l.listener.id) {
+                Some(p) => l.pool = p.clone(),
+                None => {
+                    let fd = sys::raw(&*l.listener);
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                    self.listeners[i] = None;
+                }
+            }
+        }
+        for p in wanted {
+            let l = &p.listeners[id];
+            if self.listeners.iter().flatten().any(|x| x.listener.id == l.id) {
+                continue;
+            }
+            let idx = self.listeners.iter().position(Option::is_none).unwrap_or(self.listeners.len());
+            if idx == self.listeners.len() {
+                self.listeners.push(None);
+            }
+            let fd = sys::raw(&**l);
+            if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), token(idx, KIND_LISTENER), Interest::READABLE) {
+                tracing::error!(pool = %p.cfg.name, err = %e, "cannot watch listener");
+                continue;
+            }
+            self.listeners[idx] = Some(ELis { pool: p.clone(), listener: l.clone() });
+            // Connections may have queued before we registered.
+            self.on_accept(idx, Instant::now());
+        }
+    }
+
+    fn on_accept(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(l) = self.listeners.get(idx).and_then(|l| l.as_ref()) else { return };
+            let pool = l.pool.clone();
+            let (sock, peer) = match l.listener.socket.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(pool = %pool.cfg.name, err = %e, "accept failed");
+                    return;
+                }
+            };
+            let key = if pool.cfg.balance == Balance::ClientIp { client_key(peer.as_socket()) } else { Vec::new() };
+            let backend = match self.core.admit(&pool, &key) {
+                Ok(b) => b,
+                Err(reason) => {
+                    tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
+                    continue; // `sock` drops and closes here.
+                }
+            };
+            let _ = sock.set_nonblocking(true);
+            let _ = sock.set_nodelay(true);
+            let client = TcpStream::from_std(sock.into());
+            let session = TcpSession::new(WorkerCore::limits(&pool), now);
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut c = EConn {
+                pool,
+                key,
+                backend,
+                backend_counted: false,
+                attempts: 0,
+                socks: [Some(client), None],
+                session,
+                readable: [true, false],
+                writable: [true, false],
+            };
+            if let Some(s) = c.socks[0].as_mut() {
+                if let Err(e) = self.poll.registry().register(s, token(slot, KIND_CLIENT), Interest::READABLE | Interest::WRITABLE) {
+                    c.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
+                }
+            }
+            self.conns[slot] = Some(c);
+            self.connect(slot);
+            self.drive(slot, now);
+        }
+    }
+
+    fn connect(&mut self, slot: usize) {
+        let Some(c) = self.conns[slot].as_mut() else { return };
+        c.attempts += 1;
+        let addr = c.pool.backends[c.backend as usize].spec.addr;
+        let res = sys::tcp_socket(&addr, false).and_then(|fd| {
+            // SAFETY: `fd` is a fresh socket we own.
+            let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+            let mut s = TcpStream::from_std(std);
+            match socket2::SockRef::from(&s).connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => return Err(e),
+            }
+            self.poll.registry().register(&mut s, token(slot, KIND_BACKEND), Interest::READABLE | Interest::WRITABLE)?;
+            Ok(s)
+        });
+        match res {
+            Ok(s) => c.socks[1] = Some(s),
+            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
+        }
+    }
+
+    fn on_connect_event(&mut self, slot: usize, now: Instant) {
+        let Some(c) = self.conns[slot].as_mut() else { return };
+        let Some(s) = c.socks[1].as_ref() else { return };
+        let err = match s.take_error() {
+            Ok(Some(e)) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
+            Err(e) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
+            Ok(None) => match s.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return, // still connecting
+                Err(e) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
+            },
+        };
+        match err {
+            None => {
+                c.session.handle_connected(now);
+                c.backend_counted = true;
+                let (pool, b) = (c.pool.clone(), c.backend);
+                self.core.backend_opened(&pool, b);
+            }
+            Some(errno) => {
+                if let Some(mut s) = c.socks[1].take() {
+                    let _ = self.poll.registry().deregister(&mut s);
+                }
+                c.readable[1] = false;
+                c.writable[1] = false;
+                let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
+                let key = std::mem::take(&mut c.key);
+                let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+                let Some(c) = self.conns[slot].as_mut() else { return };
+                c.key = key;
+                c.session.handle_connect_failed(errno, next.is_some());
+                match next {
+                    Some(b) => {
+                        c.backend = b;
+                        c.session.handle_reconnect(now);
+                        self.connect(slot);
+                    }
+                    None => tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
+                        err = %io::Error::from_raw_os_error(errno), "backend connect failed"),
+                }
+            }
+        }
+    }
+
+    /// Moves bytes and applies intents until nothing changes.
+    fn drive(&mut self, slot: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else { return };
+            let mut progress = false;
+            for side in [Side::Client, Side::Backend] {
+                let s = side as usize;
+                while c.readable[s] && c.session.wants_read(side) {
+                    let Some(sock) = c.socks[s].as_mut() else { break };
+                    match sock.read(&mut self.scratch) {
+                        Ok(0) => {
+                            c.session.handle_eof(side);
+                            c.readable[s] = false;
+                        }
+                        Ok(n) => {
+                            c.session.handle_data(side, &self.scratch[..n], now);
+                            if side == Side::Client {
+                                self.core.count_bytes(&c.pool, n, 0);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                    }
+                    progress = true;
+                }
+                while c.writable[s] {
+                    let Some(buf) = c.session.poll_transmit(side) else { break };
+                    let Some(sock) = c.socks[s].as_mut() else { break };
+                    match sock.write(buf) {
+                        Ok(n) => {
+                            c.session.handle_sent(side, n, now);
+                            if side == Side::Client {
+                                self.core.count_bytes(&c.pool, 0, n);
+                            }
+                            progress = true;
+                        }
+                        Err(e) => {
+                            c.session.handle_sent(side, 0, now);
+                            match e.kind() {
+                                io::ErrorKind::WouldBlock => c.writable[s] = false,
+                                io::ErrorKind::Interrupted => {}
+                                _ => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some(intent) = c.session.poll_intent() {
+                progress = true;
+                match intent {
+                    Intent::ShutdownWrite(side) => {
+                        if let Some(s) = c.socks[side as usize].as_ref() {
+                            let _ = s.shutdown(Shutdown::Write);
+                        }
+                    }
+                    Intent::Close(reason) => return self.finish(slot, reason),
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn finish(&mut self, slot: usize, reason: CloseReason) {
+        let Some(mut c) = self.conns[slot].take() else { return };
+        for s in c.socks.iter_mut().flatten() {
+            let _ = self.poll.registry().deregister(s);
+        }
+        drop(c.socks);
+        if c.backend_counted {
+            self.core.backend_closed(&c.pool, c.backend);
+        }
+        self.core.client_closed(&c.pool, reason);
+        self.free.push(slot);
+    }
+}

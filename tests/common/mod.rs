@@ -1,0 +1,201 @@
+//! Test harness: real redis-server processes and the real `puerta` binary on
+//! loopback ports, plus a tiny RESP client and HTTP getter.
+//!
+//! Every process started here is killed when its handle drops, so a failing
+//! test leaves nothing running.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Both drivers, so every behaviour test runs under each.
+pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Starts a throwaway redis-server on a free port.
+pub fn redis() -> Proc {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test.sh installs it)");
+    let p = Proc { child, port };
+    wait_until("redis-server to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
+    p
+}
+
+pub fn tmpdir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!("puerta-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub struct Puerta {
+    pub proc: Proc,
+    pub admin: u16,
+    pub config: PathBuf,
+}
+
+impl Puerta {
+    /// Writes `config` (with `{admin}` replaced) and starts puerta with the
+    /// given driver, waiting until /healthz answers.
+    pub fn start(config: &str, io: &str) -> Puerta {
+        let admin = free_port();
+        let path = tmpdir().join("puerta.toml");
+        std::fs::write(&path, config.replace("{admin}", &admin.to_string())).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_puerta"))
+            .args(["-c", path.to_str().unwrap(), "--io", io, "-v", "info"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let p = Puerta { proc: Proc { child, port: 0 }, admin, config: path };
+        wait_until("puerta admin to answer", Duration::from_secs(10), || {
+            http("GET", p.admin, "/healthz").map(|(s, _)| s == 200).unwrap_or(false)
+        });
+        p
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http("GET", self.admin, path).expect("admin request")
+    }
+
+    pub fn post(&self, path: &str) -> (u16, String) {
+        http("POST", self.admin, path).expect("admin request")
+    }
+
+    pub fn wait_ready(&self) {
+        wait_until("puerta /ready", Duration::from_secs(10), || self.get("/ready").0 == 200);
+    }
+
+    /// Sum of a metric's samples whose label text contains `labels`.
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter(|l| l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+}
+
+/// A raw HTTP/1.1 request; returns (status, body).
+pub fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A minimal blocking RESP client for tests.
+pub struct Resp {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Resp {
+    pub fn connect(port: u16) -> std::io::Result<Resp> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(Resp { r: BufReader::new(s.try_clone()?), w: s })
+    }
+
+    /// Sends a command; returns the reply rendered as text (`+OK` -> "OK",
+    /// bulk -> its bytes, nil -> "(nil)", error -> "-ERR ...", int -> digits).
+    pub fn cmd(&mut self, args: &[&str]) -> std::io::Result<String> {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        self.w.write_all(req.as_bytes())?;
+        self.reply()
+    }
+
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut line = String::new();
+        if self.r.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        let line = line.trim_end().to_string();
+        match line.as_bytes().first() {
+            Some(b'+') | Some(b':') => Ok(line[1..].to_string()),
+            Some(b'-') => Ok(line),
+            Some(b'$') => {
+                let n: i64 = line[1..].parse().unwrap_or(-1);
+                if n < 0 {
+                    return Ok("(nil)".into());
+                }
+                let mut buf = vec![0u8; n as usize + 2];
+                self.r.read_exact(&mut buf)?;
+                buf.truncate(n as usize);
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            }
+            _ => Ok(line),
+        }
+    }
+
+    /// True if the server closed the connection (EOF or reset) within 5 s.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// Pool config for tcp mode over the given backend ports.
+pub fn tcp_config(listen: u16, backends: &[u16], extra_pool: &str, extra_server: &str) -> String {
+    let servers: Vec<String> = backends.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    format!(
+        "[server]\nworkers = 2\nadmin = \"127.0.0.1:{{admin}}\"\nshutdown_timeout = \"5s\"\n{extra_server}\n\
+         [[pool]]\nname = \"main\"\nlisten = \"127.0.0.1:{listen}\"\nmode = \"tcp\"\nservers = [{}]\n\
+         check_interval = \"200ms\"\ncheck_timeout = \"200ms\"\nrise = 1\nfall = 1\n{extra_pool}\n",
+        servers.join(", ")
+    )
+}

@@ -1,0 +1,208 @@
+//! End-to-end tests of `mode = "tcp"` against real redis-server processes,
+//! each run under both the io_uring and the epoll driver.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn traffic_flows_and_spreads_over_backends() {
+    for io in DRIVERS {
+        let (r1, r2) = (redis(), redis());
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port, r2.port], "", ""), io);
+        p.wait_ready();
+        for c in 0..16 {
+            let mut cl = Resp::connect(listen).unwrap();
+            for i in 0..20 {
+                let k = format!("k{c}-{i}");
+                assert_eq!(cl.cmd(&["SET", &k, &format!("v{i}")]).unwrap(), "OK", "{io}");
+                assert_eq!(cl.cmd(&["GET", &k]).unwrap(), format!("v{i}"), "{io}");
+            }
+        }
+        // Round robin per connection: both backends received keys.
+        let n1: u64 = Resp::connect(r1.port).unwrap().cmd(&["DBSIZE"]).unwrap().parse().unwrap();
+        let n2: u64 = Resp::connect(r2.port).unwrap().cmd(&["DBSIZE"]).unwrap().parse().unwrap();
+        assert_eq!(n1 + n2, 320, "{io}: every key landed somewhere");
+        assert!(n1 > 0 && n2 > 0, "{io}: both backends used ({n1}/{n2})");
+        // A large value crosses many provided buffers and partial sends.
+        let big = "x".repeat(3 * 1024 * 1024);
+        let mut cl = Resp::connect(listen).unwrap();
+        assert_eq!(cl.cmd(&["SET", "big", &big]).unwrap(), "OK");
+        assert_eq!(cl.cmd(&["GET", "big"]).unwrap().len(), big.len(), "{io}");
+        assert!(p.metric("puerta_bytes_in_total", "pool=\"main\"") > 3_000_000.0, "{io}");
+        assert!(p.metric("puerta_client_connections_total", "pool=\"main\"") >= 17.0, "{io}");
+    }
+}
+
+#[test]
+fn metrics_show_driver_and_ready_tracks_health() {
+    for io in DRIVERS {
+        let r1 = redis();
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
+        p.wait_ready();
+        let want = if io == "uring" { "io_uring" } else { "epoll" };
+        assert_eq!(p.metric("puerta_io_driver", &format!("driver=\"{want}\"")), 1.0, "{io}");
+        assert_eq!(p.metric("puerta_backend_up", &format!("127.0.0.1:{}", r1.port)), 1.0);
+        let epoch = p.metric("puerta_snapshot_epoch", "");
+        assert!(epoch >= 1.0);
+        assert_eq!(p.metric("puerta_worker_epoch", "worker=\"1\""), epoch, "{io}: workers run the latest epoch");
+        drop(r1); // kill the only backend
+        wait_until("ready to turn 503", Duration::from_secs(10), || p.get("/ready").0 == 503);
+        assert!(p.get("/ready").1.contains("no healthy backend"), "{io}");
+        assert_eq!(p.metric("puerta_backend_up", ""), 0.0, "{io}");
+        // With no healthy backend a new client is closed at once, not left hanging.
+        let mut c = Resp::connect(listen).unwrap();
+        assert!(c.is_closed(), "{io}: client must be closed when no backend is healthy");
+        wait_until("no_backend rejection counted", Duration::from_secs(5), || {
+            p.metric("puerta_client_rejected_total", "reason=\"no_backend\"") >= 1.0
+        });
+    }
+}
+
+#[test]
+fn reload_keeps_connected_clients_working() {
+    for io in DRIVERS {
+        let (r1, r2) = (redis(), redis());
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
+        p.wait_ready();
+        let mut c = Resp::connect(listen).unwrap();
+        assert_eq!(c.cmd(&["SET", "a", "1"]).unwrap(), "OK");
+        let epoch = p.metric("puerta_snapshot_epoch", "");
+
+        // Hammer the connection from a thread while reloading.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let worker = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(c.cmd(&["INCR", "ctr"]).unwrap(), (n + 1).to_string());
+                n += 1;
+            }
+            n
+        });
+        // Add a second pool and a second server to the first.
+        let second = free_port();
+        let cfg = tcp_config(listen, &[r1.port, r2.port], "", "")
+            + &format!("[[pool]]\nname = \"second\"\nlisten = \"127.0.0.1:{second}\"\nservers = [\"127.0.0.1:{}\"]\n", r2.port);
+        std::fs::write(&p.config, cfg.replace("{admin}", &p.admin.to_string())).unwrap();
+        let (code, body) = p.post("/reload");
+        assert_eq!(code, 200, "{io}: {body}");
+        p.wait_ready();
+        let mut c2 = Resp::connect(second).unwrap();
+        assert_eq!(c2.cmd(&["PING"]).unwrap(), "PONG", "{io}: new pool serves");
+
+        // A broken file is rejected and the running config stays.
+        std::fs::write(&p.config, "[[pool]]\nname = 3\n").unwrap();
+        let (code, body) = p.post("/reload");
+        assert_eq!(code, 400, "{io}");
+        assert!(body.contains("puerta.toml:2"), "{io}: reason names file and line: {body}");
+        assert_eq!(Resp::connect(second).unwrap().cmd(&["PING"]).unwrap(), "PONG");
+
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let n = worker.join().expect("client saw an error during reload");
+        assert!(n > 0);
+        assert!(p.metric("puerta_snapshot_epoch", "") > epoch, "{io}");
+    }
+}
+
+#[test]
+fn backend_killed_mid_traffic_affects_only_its_clients() {
+    for io in DRIVERS {
+        let (r1, r2) = (redis(), redis());
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port, r2.port], "", ""), io);
+        p.wait_ready();
+        // Open clients until we hold one on each backend.
+        let mut clients = Vec::new();
+        for i in 0..4 {
+            let mut c = Resp::connect(listen).unwrap();
+            assert_eq!(c.cmd(&["SET", &format!("owner{i}"), "x"]).unwrap(), "OK");
+            clients.push(c);
+        }
+        let on_r1: Vec<bool> = (0..4)
+            .map(|i| Resp::connect(r1.port).unwrap().cmd(&["EXISTS", &format!("owner{i}")]).unwrap() == "1")
+            .collect();
+        assert!(on_r1.iter().any(|&b| b) && on_r1.iter().any(|&b| !b), "{io}: {on_r1:?}");
+        drop(r1);
+        for (c, &dead) in clients.iter_mut().zip(&on_r1) {
+            if dead {
+                assert!(c.cmd(&["PING"]).is_err() || c.is_closed(), "{io}: client of the dead backend is closed");
+            } else {
+                assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG", "{io}: other clients keep flowing");
+            }
+        }
+        // New clients all land on the survivor, even before health notices.
+        for _ in 0..10 {
+            let mut c = Resp::connect(listen).unwrap();
+            assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG", "{io}: new client retried onto a live backend");
+        }
+    }
+}
+
+#[test]
+fn sigterm_drains_open_connections_then_exits_zero() {
+    for io in DRIVERS {
+        let r1 = redis();
+        let listen = free_port();
+        let mut p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
+        p.wait_ready();
+        let mut c = Resp::connect(listen).unwrap();
+        assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
+        unsafe { libc::kill(p.proc.pid() as i32, libc::SIGTERM) };
+        // Listeners close: new connections are refused...
+        wait_until("listener to close", Duration::from_secs(5), || std::net::TcpStream::connect(("127.0.0.1", listen)).is_err());
+        // ...while the open client keeps working.
+        assert_eq!(c.cmd(&["SET", "k", "v"]).unwrap(), "OK", "{io}");
+        assert!(p.proc.child.try_wait().unwrap().is_none(), "{io}: must wait for the open client");
+        drop(c);
+        let mut status = None;
+        wait_until("exit after drain", Duration::from_secs(5), || {
+            status = p.proc.child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(status.unwrap().success(), "{io}: exit 0 after drain");
+    }
+}
+
+#[test]
+fn client_limit_closes_excess_connections() {
+    for io in DRIVERS {
+        let r1 = redis();
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "max_client_connections = 2", ""), io);
+        p.wait_ready();
+        let mut a = Resp::connect(listen).unwrap();
+        let mut b = Resp::connect(listen).unwrap();
+        assert_eq!(a.cmd(&["PING"]).unwrap(), "PONG");
+        assert_eq!(b.cmd(&["PING"]).unwrap(), "PONG");
+        let mut c = Resp::connect(listen).unwrap();
+        assert!(c.is_closed(), "{io}: third client is closed");
+        assert_eq!(p.metric("puerta_client_rejected_total", "reason=\"max_connections\""), 1.0, "{io}");
+        drop(a);
+        wait_until("slot freed", Duration::from_secs(5), || {
+            Resp::connect(listen).and_then(|mut d| d.cmd(&["PING"])).map(|r| r == "PONG").unwrap_or(false)
+        });
+        assert_eq!(b.cmd(&["PING"]).unwrap(), "PONG");
+    }
+}
+
+#[test]
+fn idle_clients_are_closed() {
+    for io in DRIVERS {
+        let r1 = redis();
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "idle_timeout = \"300ms\"", ""), io);
+        p.wait_ready();
+        let mut c = Resp::connect(listen).unwrap();
+        assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
+        std::thread::sleep(Duration::from_millis(900));
+        assert!(c.is_closed(), "{io}: idle client closed");
+        wait_until("idle close counted", Duration::from_secs(3), || p.metric("puerta_idle_closed_total", "") >= 1.0);
+    }
+}
