@@ -1,0 +1,114 @@
+//! Test fixture: a hand-made `Shared` for admin tests.
+//!
+//! Stands in for the control thread and workers: it builds a snapshot
+//! directly and keeps the control channel's receiving end so tests can play
+//! the control thread. Test-only; owns nothing at runtime.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::config::{Balance, Config, HealthConfig, IoMode, Mode, PoolConfig, ServerSettings, ServerSpec, Workers};
+use crate::control::{ControlMsg, DriverKind, Shared};
+use crate::route::affinity::{AffinityTable, Candidate};
+use crate::route::{BackendState, PoolSnapshot, Snapshot, SnapshotCell};
+use crate::stats::{HealthStats, WorkerStats};
+
+/// Stat ids deliberately differ from positions, so a lookup by index instead
+/// of by stat id shows up as a wrong number.
+pub const POOL_STAT: usize = 3;
+pub const R1_STAT: usize = 10;
+pub const R2_STAT: usize = 11;
+
+pub struct Fixture {
+    pub shared: Arc<Shared>,
+    /// The control thread's end of `shared.control`.
+    pub control: Receiver<ControlMsg>,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("fixture address")
+}
+
+/// A pool whose backends are `(name, addr, healthy, stat_id)`.
+pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) -> Arc<PoolSnapshot> {
+    let servers: Vec<ServerSpec> =
+        backends.iter().map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string() }).collect();
+    let states: Vec<BackendState> = backends
+        .iter()
+        .zip(&servers)
+        .map(|(&(_, _, healthy, stat_id), spec)| BackendState { spec: spec.clone(), stat_id, healthy })
+        .collect();
+    let healthy: Vec<u32> = (0..states.len() as u32).filter(|&i| states[i as usize].healthy).collect();
+    let candidates: Vec<Candidate> =
+        healthy.iter().map(|&i| Candidate { index: i, name: &servers[i as usize].name, weight: 1 }).collect();
+    let affinity = AffinityTable::build(&candidates);
+    let cfg = PoolConfig {
+        name: name.to_string(),
+        listen: addr("127.0.0.1:6400"),
+        mode: Mode::Tcp,
+        servers,
+        balance: Balance::RoundRobin,
+        connect_timeout: Duration::from_secs(1),
+        idle_timeout: None,
+        max_client_connections: None,
+        health: HealthConfig {
+            check_interval: Duration::from_secs(1),
+            check_timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        },
+    };
+    Arc::new(PoolSnapshot {
+        cfg,
+        stat_id,
+        listeners: vec![],
+        backends: states,
+        healthy,
+        affinity,
+        clients: Arc::new(AtomicU64::new(0)),
+    })
+}
+
+pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Snapshot {
+    let config = Config {
+        source: PathBuf::from("/etc/puerta/test.toml"),
+        server: ServerSettings {
+            workers: Workers::Count(2),
+            cpus: None,
+            io: IoMode::Epoll,
+            admin: addr("127.0.0.1:0"),
+            log: "info".to_string(),
+            shutdown_timeout: Duration::from_secs(5),
+        },
+        pools: pools.iter().map(|p| p.cfg.clone()).collect(),
+    };
+    Snapshot { epoch, draining, config: Arc::new(config), pools }
+}
+
+/// Epoch 4; pool `redis-a` with `r1` healthy and `r2` down; two workers, the
+/// first on epoch 4 and the second still on 3.
+pub fn standard() -> Fixture {
+    let redis_a = pool(
+        "redis-a",
+        POOL_STAT,
+        &[("r1", "127.0.0.1:7001", true, R1_STAT), ("r2", "127.0.0.1:7002", false, R2_STAT)],
+    );
+    let workers: Vec<Arc<WorkerStats>> = (0..2).map(|_| Arc::default()).collect();
+    workers[0].epoch.set(4);
+    workers[1].epoch.set(3);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let shared = Shared {
+        cell: SnapshotCell::new(snapshot(4, false, vec![redis_a])),
+        workers,
+        health: HealthStats::default(),
+        driver: DriverKind::Epoll,
+        started: Instant::now(),
+        control: tx,
+    };
+    Fixture { shared: Arc::new(shared), control: rx }
+}
