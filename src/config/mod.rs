@@ -6,6 +6,9 @@
 //! names the file, the line, the key path and the problem. It never panics
 //! on file content.
 
+mod addr;
+mod duration;
+mod span;
 mod types;
 
 pub use types::*;
