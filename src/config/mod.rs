@@ -15,6 +15,7 @@ mod duration;
 mod file;
 mod pool;
 mod span;
+mod summary;
 mod types;
 mod validate;
 

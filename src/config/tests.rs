@@ -29,6 +29,25 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 #[test]
+fn example_file_parses() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tcp.toml"));
+    let c = load(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.source, path);
+    assert_eq!(c.server.workers, Workers::Auto);
+    assert_eq!(c.server.admin, addr("127.0.0.1:9090"));
+    assert_eq!(c.pools.len(), 2);
+    let (rr, sticky) = (&c.pools[0], &c.pools[1]);
+    assert_eq!(rr.listen, addr("127.0.0.1:6390"));
+    assert_eq!(rr.balance, Balance::RoundRobin);
+    assert_eq!(rr.servers[1].addr, addr("127.0.0.1:6381"));
+    assert_eq!(rr.servers[1].name, "redis-2");
+    assert_eq!(rr.idle_timeout, None);
+    assert_eq!(sticky.listen, addr("127.0.0.1:6391"));
+    assert_eq!(sticky.balance, Balance::ClientIp);
+    assert_eq!(sticky.max_client_connections, Some(1000));
+}
+
+#[test]
 fn defaults_fill_everything_optional() {
     let c = ok(POOL);
     assert_eq!(
@@ -250,5 +269,22 @@ fn unreadable_file_is_an_io_error() {
         e.to_string()
             .starts_with("/nonexistent/puerta.toml: cannot read: "),
         "{e}"
+    );
+}
+
+#[test]
+fn summary_shows_resolved_settings() {
+    let c = ok(&format!(
+        "{POOL}balance = \"least_conn\"\nidle_timeout = \"90s\"\n"
+    ));
+    assert_eq!(
+        c.summary(),
+        "config t.toml\n\
+         server: io auto, workers auto, cpus any, admin 127.0.0.1:9090, log \"info\", shutdown 30s\n\
+         1 pool(s):\n  \
+         pool a: tcp listen 127.0.0.1:7000, balance least_conn, 1 server(s)\n    \
+         127.0.0.1:7001 weight 1 name \"127.0.0.1:7001\"\n    \
+         timeouts: connect 1s, idle 90s; max clients unlimited\n    \
+         health: every 2s, timeout 1s, rise 2, fall 2\n"
     );
 }
