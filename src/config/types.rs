@@ -97,3 +97,34 @@ pub struct ServerSpec {
     /// Identity used by hashing; defaults to the `host:port` text.
     pub name: String,
 }
+
+// Names as written in the config file, so `puerta check`, logs and admin
+// output use the same words a user would type.
+
+impl IoMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoMode::Auto => "auto",
+            IoMode::Uring => "uring",
+            IoMode::Epoll => "epoll",
+        }
+    }
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+        }
+    }
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastConn => "least_conn",
+            Balance::ClientIp => "client_ip",
+        }
+    }
+}

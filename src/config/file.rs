@@ -1,0 +1,268 @@
+//! Layer 1: the TOML file as written, as serde structs with defaults.
+//!
+//! Owns the file's *shape*: which keys exist, which are tables and arrays,
+//! and what an omitted key defaults to. It deliberately checks as little as
+//! it can: enums, durations, addresses and ranges arrive as raw strings and
+//! integers so that `validate` can check them all and report every problem
+//! at once, where serde would stop at the first. What serde does reject
+//! here (unknown keys, a string where a table belongs) is turned into the
+//! same `file:line: key: expected ..., got ...` form as validation errors.
+//! Invariant: nothing here panics on file content.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_path_to_error::Segment;
+
+use super::span::{line_of, KeyPath, Seg};
+
+/// The whole file. `pool` is `[[pool]]`, hence the singular name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub pool: Vec<PoolFile>,
+}
+
+/// `[server]`. Every key is optional; `Default` holds the documented defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerFile {
+    pub workers: Scalar,
+    pub cpus: Option<Vec<i64>>,
+    pub io: String,
+    pub admin: String,
+    pub log: String,
+    pub shutdown_timeout: Scalar,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            workers: Scalar::text("auto"),
+            cpus: None,
+            io: "auto".into(),
+            admin: "127.0.0.1:9090".into(),
+            log: "info".into(),
+            shutdown_timeout: Scalar::text("30s"),
+        }
+    }
+}
+
+/// One `[[pool]]`. `name`, `listen` and `servers` have no sensible default,
+/// so they are `Option` and `validate` reports them missing, alongside any
+/// other problem in the same file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PoolFile {
+    pub name: Option<String>,
+    pub listen: Option<String>,
+    pub mode: String,
+    pub servers: Option<Vec<String>>,
+    pub balance: String,
+    pub connect_timeout: Scalar,
+    pub idle_timeout: Scalar,
+    pub max_client_connections: i64,
+    pub check_interval: Scalar,
+    pub check_timeout: Scalar,
+    pub rise: i64,
+    pub fall: i64,
+}
+
+impl Default for PoolFile {
+    fn default() -> Self {
+        Self {
+            name: None,
+            listen: None,
+            mode: "tcp".into(),
+            servers: None,
+            balance: "round_robin".into(),
+            connect_timeout: Scalar::text("1s"),
+            idle_timeout: Scalar::text("off"),
+            max_client_connections: 0,
+            check_interval: Scalar::text("2s"),
+            check_timeout: Scalar::text("1s"),
+            rise: 2,
+            fall: 2,
+        }
+    }
+}
+
+/// A value that may be written as a string or an integer: `workers = 4` or
+/// `workers = "auto"`, `check_interval = 500` or `check_interval = "2s"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    Text(String),
+    Int(i64),
+}
+
+impl Scalar {
+    fn text(s: &str) -> Self {
+        Scalar::Text(s.to_owned())
+    }
+}
+
+/// Renders the value as the user wrote it, for "got ..." in messages.
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Text(s) => write!(f, "{s:?}"),
+            Scalar::Int(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an integer")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        i64::try_from(v)
+            .map(Scalar::Int)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+    }
+}
+
+/// A serde failure, reduced to what `ConfigError::Invalid` needs. `line` is
+/// `None` when toml attached no span; the caller then looks up `path`.
+#[derive(Debug)]
+pub(crate) struct ShapeError {
+    pub path: KeyPath,
+    pub line: Option<usize>,
+    pub problem: String,
+}
+
+/// Deserializes `src` (already known to be syntactically valid TOML).
+pub(crate) fn deserialize(src: &str) -> Result<ConfigFile, ShapeError> {
+    let de = toml::Deserializer::new(src);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let mut path = KeyPath::root();
+        for seg in err.path().iter() {
+            match seg {
+                Segment::Seq { index } => path.push(Seg::Index(*index)),
+                Segment::Map { key } => path.push(Seg::Key(key.clone())),
+                Segment::Enum { variant } => path.push(Seg::Key(variant.clone())),
+                Segment::Unknown => {}
+            }
+        }
+        let inner = err.inner();
+        ShapeError {
+            path,
+            line: inner.span().map(|s| line_of(src, s.start)),
+            problem: reword(inner.message()),
+        }
+    })
+}
+
+/// Rewrites serde's stock messages into "expected X, got Y" form. Anything
+/// unrecognised passes through unchanged rather than being lost.
+fn reword(msg: &str) -> String {
+    let msg = msg.trim();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        // "unknown field `x`, expected one of `a`, `b`" (or "expected `a`",
+        // "expected `a` or `b`", "there are no fields").
+        let expected = rest.split_once("`, ").map_or("", |(_, e)| e);
+        let names = expected
+            .trim_start_matches("expected one of ")
+            .trim_start_matches("expected ")
+            .replace('`', "")
+            .replace(" or ", ", ");
+        return if expected.starts_with("expected") {
+            format!("unknown key; expected one of {names}")
+        } else {
+            "unknown key; this table takes no keys".to_owned()
+        };
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((got, expected)) = msg
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.rsplit_once(", expected "))
+        {
+            return format!("expected {}, got {got}", toml_words(expected));
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        return format!("required key `{}` is missing", rest.trim_end_matches('`'));
+    }
+    msg.to_owned()
+}
+
+/// Serde names Rust types ("i64", "struct PoolFile"); users wrote TOML.
+fn toml_words(expected: &str) -> &str {
+    match expected {
+        "i64" | "u64" | "i32" | "u32" | "usize" => "an integer",
+        "a sequence" => "an array",
+        "a map" => "a table",
+        s if s.starts_with("struct ") => "a table",
+        s => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewords_serde_messages() {
+        assert_eq!(
+            reword("unknown field `blance`, expected one of `name`, `listen`"),
+            "unknown key; expected one of name, listen"
+        );
+        assert_eq!(
+            reword("unknown field `x`, expected `server` or `pool`"),
+            "unknown key; expected one of server, pool"
+        );
+        assert_eq!(
+            reword("invalid type: integer `5`, expected a string"),
+            "expected a string, got integer `5`"
+        );
+        assert_eq!(
+            reword("invalid type: integer `5`, expected struct ServerFile"),
+            "expected a table, got integer `5`"
+        );
+        assert_eq!(
+            reword("invalid type: string \"x\", expected a sequence"),
+            "expected an array, got string \"x\""
+        );
+        assert_eq!(reword("something else"), "something else");
+    }
+
+    #[test]
+    fn defaults_fill_omitted_keys() {
+        let file = deserialize("[[pool]]\nname = \"a\"\n").expect("valid shape");
+        assert_eq!(file.server.workers, Scalar::text("auto"));
+        assert_eq!(file.pool.len(), 1);
+        assert_eq!(file.pool[0].balance, "round_robin");
+        assert_eq!(file.pool[0].servers, None);
+    }
+
+    #[test]
+    fn integers_and_strings_both_become_scalars() {
+        let file =
+            deserialize("[server]\nworkers = 4\nshutdown_timeout = \"5s\"\n").expect("valid shape");
+        assert_eq!(file.server.workers, Scalar::Int(4));
+        assert_eq!(file.server.shutdown_timeout, Scalar::text("5s"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Layer 2 for one `[[pool]]`: `PoolFile` -> `PoolConfig`.
+//!
+//! Owns the per-pool rules: required keys, name syntax, supported modes,
+//! server list syntax and uniqueness, timeout ranges, health thresholds.
+//! Rules that span pools (unique names and listen addresses) live in
+//! `validate`, which is why `convert` hands back the listen address even
+//! when some other key of the pool is wrong. Problem paths are relative to
+//! the pool table ("servers[1]"); the caller prefixes `pool[i]`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::addr;
+use super::file::PoolFile;
+use super::span::KeyPath;
+use super::types::{Balance, HealthConfig, Mode, PoolConfig, ServerSpec};
+use super::validate::{int_in, optional_duration, pick, positive_duration, Problem, Problems};
+
+/// Modes Puerta will speak later; named so the error can say "not yet"
+/// instead of "no such thing".
+const PLANNED_MODES: [&str; 4] = ["redis", "memcache", "redis_cluster", "mongos"];
+
+impl TryFrom<PoolFile> for PoolConfig {
+    type Error = Vec<Problem>;
+
+    fn try_from(file: PoolFile) -> Result<Self, Vec<Problem>> {
+        let mut p = Problems::default();
+        let (_, pool) = convert(&file, &mut p);
+        p.finish(pool)
+    }
+}
+
+/// Converts one pool, recording problems in `p`. Returns the listen address
+/// on its own so cross-pool checks can run even if the pool is invalid.
+pub(crate) fn convert(
+    file: &PoolFile,
+    p: &mut Problems,
+) -> (Option<SocketAddr>, Option<PoolConfig>) {
+    let key = |k: &str| KeyPath::root().key(k);
+    let required = |what: &str| format!("required key is missing; expected {what}");
+
+    let name = match &file.name {
+        None => p.check(key("name"), Err(required(r#"a pool name like "redis-a""#))),
+        Some(n) => p.check(key("name"), pool_name(n)),
+    };
+    let listen = match &file.listen {
+        None => p.check(
+            key("listen"),
+            Err(required(r#"host:port like "127.0.0.1:6380""#)),
+        ),
+        Some(l) => p.check(key("listen"), addr::resolve(l)),
+    };
+    let mode = p.check(key("mode"), mode(&file.mode));
+    let servers = match &file.servers {
+        None => p.check(
+            key("servers"),
+            Err(required(r#"a list like ["127.0.0.1:6379"]"#)),
+        ),
+        Some(list) => servers(list, p),
+    };
+    let balance = p.check(
+        key("balance"),
+        pick(
+            &file.balance,
+            &[
+                ("round_robin", Balance::RoundRobin),
+                ("least_conn", Balance::LeastConn),
+                ("client_ip", Balance::ClientIp),
+            ],
+        ),
+    );
+    let connect_timeout = p.check(
+        key("connect_timeout"),
+        positive_duration(&file.connect_timeout),
+    );
+    let idle_timeout = p.check(key("idle_timeout"), optional_duration(&file.idle_timeout));
+    let max_clients = p.check(
+        key("max_client_connections"),
+        int_in(file.max_client_connections, 0, i64::MAX),
+    );
+    let health = health(file, p);
+
+    let pool = (|| {
+        Some(PoolConfig {
+            name: name?,
+            listen: listen?,
+            mode: mode?,
+            servers: servers?,
+            balance: balance?,
+            connect_timeout: connect_timeout?,
+            idle_timeout: idle_timeout?,
+            // 0 is the documented "unlimited"; the range check above makes
+            // the conversion lossless on 64-bit targets.
+            max_client_connections: match max_clients? {
+                0 => None,
+                n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            health: health?,
+        })
+    })();
+    (listen, pool)
+}
+
+/// Names appear in metrics labels and admin URLs, hence the narrow alphabet.
+fn pool_name(name: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if !name.is_empty() && name.chars().all(ok) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "expected a name of letters, digits, '_', '.' or '-', got {name:?}"
+        ))
+    }
+}
+
+fn mode(text: &str) -> Result<Mode, String> {
+    if PLANNED_MODES.contains(&text) {
+        return Err(format!(
+            "mode {text:?} is not supported yet (supported: tcp)"
+        ));
+    }
+    pick(text, &[("tcp", Mode::Tcp)])
+}
+
+/// Parses every entry, so each bad one is reported, then checks names are
+/// unique: they key hashing and stats, and two equal names would merge.
+fn servers(list: &[String], p: &mut Problems) -> Option<Vec<ServerSpec>> {
+    let path = KeyPath::root().key("servers");
+    if list.is_empty() {
+        p.add(path, "expected at least one server, got an empty list");
+        return None;
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, text) in list.iter().enumerate() {
+        let Some(spec) = p.check(path.index(i), addr::parse_server(text)) else {
+            continue;
+        };
+        if let Some(&first) = names.get(&spec.name) {
+            p.add(
+                path.index(i),
+                format!(
+                    "expected a unique server name, got {:?} (also servers[{first}])",
+                    spec.name
+                ),
+            );
+        } else {
+            names.insert(spec.name.clone(), i);
+        }
+        out.push(spec);
+    }
+    (out.len() == list.len() && names.len() == list.len()).then_some(out)
+}
+
+fn health(file: &PoolFile, p: &mut Problems) -> Option<HealthConfig> {
+    let key = |k: &str| KeyPath::root().key(k);
+    let interval = p.check(
+        key("check_interval"),
+        positive_duration(&file.check_interval),
+    );
+    let timeout = p.check(key("check_timeout"), positive_duration(&file.check_timeout));
+    let threshold = |n| int_in(n, 1, i64::from(u32::MAX)).map(|n| n as u32);
+    let rise = p.check(key("rise"), threshold(file.rise));
+    let fall = p.check(key("fall"), threshold(file.fall));
+    // A probe still outstanding when the next is due would overlap it.
+    if let (Some(i), Some(t)) = (interval, timeout) {
+        if t > i {
+            let (t, i) = (super::duration::format(t), super::duration::format(i));
+            p.add(
+                key("check_timeout"),
+                format!("expected at most check_interval ({i}), got {t}"),
+            );
+            return None;
+        }
+    }
+    Some(HealthConfig {
+        check_interval: interval?,
+        check_timeout: timeout?,
+        rise: rise?,
+        fall: fall?,
+    })
+}

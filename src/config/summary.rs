@@ -1,0 +1,80 @@
+//! `Config::summary`: the text `puerta check` prints for a valid file.
+//!
+//! Read-only formatting of an already validated `Config`. It shows resolved
+//! values (addresses after DNS, defaults filled in), so a user can see what
+//! Puerta will actually do, not just what the file says. Durations are
+//! written in the file's own syntax so they can be pasted back.
+
+use std::fmt::Write;
+
+use super::duration::format as dur;
+use super::types::{Config, PoolConfig, Workers};
+
+impl Config {
+    /// A one-screen summary: process settings, then one block per pool.
+    pub fn summary(&self) -> String {
+        let s = &self.server;
+        let workers = match s.workers {
+            Workers::Auto => "auto".to_owned(),
+            Workers::Count(n) => n.to_string(),
+        };
+        let cpus = match &s.cpus {
+            None => "any".to_owned(),
+            Some(list) => list
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let mut out = String::new();
+        // Writing to a String cannot fail; the results are ignored for that
+        // reason, not out of carelessness.
+        let _ = writeln!(out, "config {}", self.source.display());
+        let _ = writeln!(
+            out,
+            "server: io {}, workers {workers}, cpus {cpus}, admin {}, log {:?}, shutdown {}",
+            s.io.as_str(),
+            s.admin,
+            s.log,
+            dur(s.shutdown_timeout),
+        );
+        let _ = writeln!(out, "{} pool(s):", self.pools.len());
+        for pool in &self.pools {
+            pool_summary(&mut out, pool);
+        }
+        out
+    }
+}
+
+fn pool_summary(out: &mut String, p: &PoolConfig) {
+    let idle = p.idle_timeout.map_or("off".to_owned(), dur);
+    let max = p
+        .max_client_connections
+        .map_or("unlimited".to_owned(), |n| n.to_string());
+    let h = &p.health;
+    let _ = writeln!(
+        out,
+        "  pool {}: {} listen {}, balance {}, {} server(s)",
+        p.name,
+        p.mode.as_str(),
+        p.listen,
+        p.balance.as_str(),
+        p.servers.len(),
+    );
+    for s in &p.servers {
+        let _ = writeln!(out, "    {} weight {} name {:?}", s.addr, s.weight, s.name);
+    }
+    let _ = writeln!(
+        out,
+        "    timeouts: connect {}, idle {idle}; max clients {max}",
+        dur(p.connect_timeout),
+    );
+    let _ = writeln!(
+        out,
+        "    health: every {}, timeout {}, rise {}, fall {}",
+        dur(h.check_interval),
+        dur(h.check_timeout),
+        h.rise,
+        h.fall,
+    );
+}
