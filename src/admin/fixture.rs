@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::config::{Balance, Config, HealthConfig, IoMode, Mode, PoolConfig, ServerSettings, ServerSpec, Workers};
+use crate::config::{
+    Balance, Config, HealthConfig, IoMode, Mode, PoolConfig, ServerSettings, ServerSpec, Workers,
+};
 use crate::control::{ControlMsg, DriverKind, Shared};
 use crate::route::affinity::{AffinityTable, Candidate};
 use crate::route::{BackendState, PoolSnapshot, Snapshot, SnapshotCell};
@@ -35,17 +37,39 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// A pool whose backends are `(name, addr, healthy, stat_id)`.
-pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) -> Arc<PoolSnapshot> {
-    let servers: Vec<ServerSpec> =
-        backends.iter().map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string() }).collect();
+pub fn pool(
+    name: &str,
+    stat_id: usize,
+    backends: &[(&str, &str, bool, usize)],
+) -> Arc<PoolSnapshot> {
+    let servers: Vec<ServerSpec> = backends
+        .iter()
+        .map(|&(n, a, _, _)| ServerSpec {
+            addr: addr(a),
+            weight: 1,
+            name: n.to_string(),
+        })
+        .collect();
     let states: Vec<BackendState> = backends
         .iter()
         .zip(&servers)
-        .map(|(&(_, _, healthy, stat_id), spec)| BackendState { spec: spec.clone(), stat_id, healthy })
+        .map(|(&(_, _, healthy, stat_id), spec)| BackendState {
+            spec: spec.clone(),
+            stat_id,
+            healthy,
+        })
         .collect();
-    let healthy: Vec<u32> = (0..states.len() as u32).filter(|&i| states[i as usize].healthy).collect();
-    let candidates: Vec<Candidate> =
-        healthy.iter().map(|&i| Candidate { index: i, name: &servers[i as usize].name, weight: 1 }).collect();
+    let healthy: Vec<u32> = (0..states.len() as u32)
+        .filter(|&i| states[i as usize].healthy)
+        .collect();
+    let candidates: Vec<Candidate> = healthy
+        .iter()
+        .map(|&i| Candidate {
+            index: i,
+            name: &servers[i as usize].name,
+            weight: 1,
+        })
+        .collect();
     let affinity = AffinityTable::build(&candidates);
     let cfg = PoolConfig {
         name: name.to_string(),
@@ -66,7 +90,6 @@ pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) 
     Arc::new(PoolSnapshot {
         cfg,
         stat_id,
-        listeners: vec![],
         backends: states,
         healthy,
         affinity,
@@ -87,7 +110,13 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
     };
-    Snapshot { epoch, draining, config: Arc::new(config), pools }
+    Snapshot {
+        epoch,
+        draining,
+        config: Arc::new(config),
+        pools,
+        listeners: vec![],
+    }
 }
 
 /// Epoch 4; pool `redis-a` with `r1` healthy and `r2` down; two workers, the
@@ -96,7 +125,10 @@ pub fn standard() -> Fixture {
     let redis_a = pool(
         "redis-a",
         POOL_STAT,
-        &[("r1", "127.0.0.1:7001", true, R1_STAT), ("r2", "127.0.0.1:7002", false, R2_STAT)],
+        &[
+            ("r1", "127.0.0.1:7001", true, R1_STAT),
+            ("r2", "127.0.0.1:7002", false, R2_STAT),
+        ],
     );
     let workers: Vec<Arc<WorkerStats>> = (0..2).map(|_| Arc::default()).collect();
     workers[0].epoch.set(4);
@@ -110,5 +142,8 @@ pub fn standard() -> Fixture {
         started: Instant::now(),
         control: tx,
     };
-    Fixture { shared: Arc::new(shared), control: rx }
+    Fixture {
+        shared: Arc::new(shared),
+        control: rx,
+    }
 }

@@ -41,13 +41,21 @@ impl PoolTotals {
     pub fn sum(workers: &[Arc<WorkerStats>], stat_id: usize) -> Self {
         let mut t = PoolTotals::default();
         for w in workers {
-            let Some(p) = w.pools.get(stat_id) else { continue };
+            let Some(p) = w.pools.get(stat_id) else {
+                continue;
+            };
             // Wrapping, like the counters themselves: gauges are kept with
             // wrapping incr/decr, so wrapping sums stay exact.
             t.client_connections = t.client_connections.wrapping_add(p.client_conns.get());
-            t.client_connections_total = t.client_connections_total.wrapping_add(p.client_conns_total.get());
-            t.rejected_max_connections = t.rejected_max_connections.wrapping_add(p.rejected_max_conns.get());
-            t.rejected_no_backend = t.rejected_no_backend.wrapping_add(p.rejected_no_backend.get());
+            t.client_connections_total = t
+                .client_connections_total
+                .wrapping_add(p.client_conns_total.get());
+            t.rejected_max_connections = t
+                .rejected_max_connections
+                .wrapping_add(p.rejected_max_conns.get());
+            t.rejected_no_backend = t
+                .rejected_no_backend
+                .wrapping_add(p.rejected_no_backend.get());
             t.idle_closed = t.idle_closed.wrapping_add(p.idle_closed.get());
             t.bytes_in = t.bytes_in.wrapping_add(p.bytes_in.get());
             t.bytes_out = t.bytes_out.wrapping_add(p.bytes_out.get());
@@ -60,7 +68,9 @@ impl BackendTotals {
     pub fn sum(workers: &[Arc<WorkerStats>], health: &HealthStats, stat_id: usize) -> Self {
         let mut t = BackendTotals::default();
         for w in workers {
-            let Some(b) = w.backends.get(stat_id) else { continue };
+            let Some(b) = w.backends.get(stat_id) else {
+                continue;
+            };
             t.connections = t.connections.wrapping_add(b.conns.get());
             t.connections_total = t.connections_total.wrapping_add(b.conns_total.get());
             t.connect_failures = t.connect_failures.wrapping_add(b.connect_failures.get());
@@ -91,6 +101,9 @@ mod tests {
         let b = BackendTotals::sum(&workers, &health, 7);
         assert_eq!((b.connections_total, b.health_checks_ok), (6, 9));
         assert_eq!(PoolTotals::sum(&workers, usize::MAX), PoolTotals::default());
-        assert_eq!(BackendTotals::sum(&workers, &health, usize::MAX), BackendTotals::default());
+        assert_eq!(
+            BackendTotals::sum(&workers, &health, usize::MAX),
+            BackendTotals::default()
+        );
     }
 }

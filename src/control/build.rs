@@ -14,7 +14,7 @@ use super::listeners;
 use super::DriverKind;
 use crate::config::Config;
 use crate::route::affinity::{AffinityTable, Candidate};
-use crate::route::{BackendState, PoolSnapshot, Snapshot};
+use crate::route::{BackendState, Listener, PoolSnapshot, Snapshot};
 use crate::stats::{MAX_BACKENDS, MAX_POOLS};
 
 /// Why a snapshot could not be built.
@@ -45,7 +45,10 @@ impl StatIds {
             return Ok(id);
         }
         if n >= MAX_POOLS {
-            return Err(BuildError::TooMany { what: "pools", max: MAX_POOLS });
+            return Err(BuildError::TooMany {
+                what: "pools",
+                max: MAX_POOLS,
+            });
         }
         self.pools.insert(name.to_string(), n);
         Ok(n)
@@ -58,7 +61,10 @@ impl StatIds {
             return Ok(id);
         }
         if n >= MAX_BACKENDS {
-            return Err(BuildError::TooMany { what: "backends", max: MAX_BACKENDS });
+            return Err(BuildError::TooMany {
+                what: "backends",
+                max: MAX_BACKENDS,
+            });
         }
         self.backends.insert(key, n);
         Ok(n)
@@ -76,19 +82,18 @@ pub struct BuildCtx<'a> {
     pub up: &'a dyn Fn(usize) -> bool,
 }
 
-pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
+pub fn build(
+    cfg: Arc<Config>,
+    ids: &mut StatIds,
+    ctx: &BuildCtx<'_>,
+) -> Result<Snapshot, BuildError> {
     let mut pools = Vec::with_capacity(cfg.pools.len());
+    let mut all_listeners = Vec::with_capacity(cfg.pools.len());
     for pc in &cfg.pools {
         let stat_id = ids.pool(&pc.name)?;
-        let prev = ctx.prev.and_then(|s| s.pools.iter().find(|p| p.cfg.listen == pc.listen && p.listeners.len() == ctx.workers));
-        let listeners = match prev {
-            Some(p) => p.listeners.clone(),
-            None => listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
-                pool: pc.name.clone(),
-                addr: pc.listen,
-                source,
-            })?,
-        };
+        if !ctx.draining {
+            all_listeners.push(pool_listeners(pc, ctx)?);
+        }
         let clients = ctx
             .prev
             .and_then(|s| s.pool_by_name(&pc.name))
@@ -97,20 +102,68 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
         let mut backends = Vec::with_capacity(pc.servers.len());
         for s in &pc.servers {
             let sid = ids.backend(&pc.name, &s.name)?;
-            backends.push(BackendState { spec: s.clone(), stat_id: sid, healthy: (ctx.up)(sid) });
+            backends.push(BackendState {
+                spec: s.clone(),
+                stat_id: sid,
+                healthy: (ctx.up)(sid),
+            });
         }
-        let healthy: Vec<u32> = (0..backends.len() as u32).filter(|&i| backends[i as usize].healthy).collect();
+        let healthy: Vec<u32> = (0..backends.len() as u32)
+            .filter(|&i| backends[i as usize].healthy)
+            .collect();
         let cands: Vec<Candidate> = healthy
             .iter()
             .map(|&i| {
                 let b = &backends[i as usize];
-                Candidate { index: i, name: &b.spec.name, weight: b.spec.weight }
+                Candidate {
+                    index: i,
+                    name: &b.spec.name,
+                    weight: b.spec.weight,
+                }
             })
             .collect();
         let affinity = AffinityTable::build(&cands);
-        pools.push(Arc::new(PoolSnapshot { cfg: pc.clone(), stat_id, listeners, backends, healthy, affinity, clients }));
+        pools.push(Arc::new(PoolSnapshot {
+            cfg: pc.clone(),
+            stat_id,
+            backends,
+            healthy,
+            affinity,
+            clients,
+        }));
     }
-    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools })
+    Ok(Snapshot {
+        epoch: ctx.epoch,
+        draining: ctx.draining,
+        config: cfg,
+        pools,
+        listeners: all_listeners,
+    })
+}
+
+/// The pool's per-worker listeners: the previous snapshot's when the listen
+/// address is unchanged, else freshly bound.
+fn pool_listeners(
+    pc: &crate::config::PoolConfig,
+    ctx: &BuildCtx<'_>,
+) -> Result<Vec<Arc<Listener>>, BuildError> {
+    let reuse = ctx.prev.and_then(|s| {
+        let i = s.pools.iter().position(|p| p.cfg.listen == pc.listen)?;
+        s.listeners
+            .get(i)
+            .filter(|l| l.len() == ctx.workers)
+            .cloned()
+    });
+    match reuse {
+        Some(l) => Ok(l),
+        None => {
+            listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
+                pool: pc.name.clone(),
+                addr: pc.listen,
+                source,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +189,11 @@ mod tests {
                 mode: Mode::Tcp,
                 servers: servers
                     .iter()
-                    .map(|s| ServerSpec { addr: s.parse().unwrap(), weight: 1, name: s.to_string() })
+                    .map(|s| ServerSpec {
+                        addr: s.parse().unwrap(),
+                        weight: 1,
+                        name: s.to_string(),
+                    })
                     .collect(),
                 balance: Balance::ClientIp,
                 connect_timeout: Duration::from_secs(1),
@@ -153,7 +210,10 @@ mod tests {
     }
 
     fn free_addr() -> SocketAddr {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
     }
 
     #[test]
@@ -162,21 +222,46 @@ mod tests {
         let cfg = config(listen, &["127.0.0.1:7001", "127.0.0.1:7002"]);
         let mut ids = StatIds::default();
         let down = |sid: usize| sid != 1;
-        let ctx = BuildCtx { epoch: 1, draining: false, workers: 2, driver: DriverKind::Epoll, prev: None, up: &down };
+        let ctx = BuildCtx {
+            epoch: 1,
+            draining: false,
+            workers: 2,
+            driver: DriverKind::Epoll,
+            prev: None,
+            up: &down,
+        };
         let s = build(cfg.clone(), &mut ids, &ctx).unwrap();
         let p = &s.pools[0];
-        assert_eq!(p.listeners.len(), 2);
-        assert_ne!(p.listeners[0].id, p.listeners[1].id);
-        assert_eq!(p.listeners[0].socket.local_addr().unwrap().as_socket(), Some(listen));
+        let ls = &s.listeners[0];
+        assert_eq!(ls.len(), 2);
+        assert_ne!(ls[0].id, ls[1].id);
+        assert_eq!(ls[0].socket.local_addr().unwrap().as_socket(), Some(listen));
         assert_eq!(p.healthy, vec![0], "backend with stat id 1 is down");
         assert_eq!(p.affinity.lookup(b"any"), Some(0));
 
         // A rebuild keeps listeners, stat ids and the shared client count.
         let all_up = |_: usize| true;
-        let ctx2 = BuildCtx { epoch: 2, prev: Some(&s), up: &all_up, ..ctx };
+        let ctx2 = BuildCtx {
+            epoch: 2,
+            prev: Some(&s),
+            up: &all_up,
+            ..ctx
+        };
         let s2 = build(cfg, &mut ids, &ctx2).unwrap();
         assert_eq!(s2.epoch, 2);
-        assert_eq!(s2.pools[0].listeners[0].id, p.listeners[0].id);
+        assert_eq!(s2.listeners[0][0].id, ls[0].id);
+        // A draining snapshot holds no listeners, so they close.
+        let ctx3 = BuildCtx {
+            epoch: 3,
+            draining: true,
+            prev: Some(&s2),
+            up: &all_up,
+            ..ctx
+        };
+        assert!(build(s2.config.clone(), &mut ids, &ctx3)
+            .unwrap()
+            .listeners
+            .is_empty());
         assert!(Arc::ptr_eq(&s2.pools[0].clients, &p.clients));
         assert_eq!(s2.pools[0].backends[1].stat_id, 1);
         assert_eq!(s2.pools[0].healthy, vec![0, 1]);
@@ -187,8 +272,20 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let cfg = config(taken.local_addr().unwrap(), &["127.0.0.1:7001"]);
         let up = |_: usize| true;
-        let ctx = BuildCtx { epoch: 1, draining: false, workers: 1, driver: DriverKind::Epoll, prev: None, up: &up };
-        let err = build(cfg, &mut StatIds::default(), &ctx).unwrap_err().to_string();
-        assert!(err.starts_with("pool p: cannot listen on 127.0.0.1:"), "{err}");
+        let ctx = BuildCtx {
+            epoch: 1,
+            draining: false,
+            workers: 1,
+            driver: DriverKind::Epoll,
+            prev: None,
+            up: &up,
+        };
+        let err = build(cfg, &mut StatIds::default(), &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("pool p: cannot listen on 127.0.0.1:"),
+            "{err}"
+        );
     }
 }

@@ -21,7 +21,12 @@ pub struct Balancer {
 
 impl Balancer {
     /// Picks a backend index for a client, or `None` if none is healthy.
-    pub fn pick(&mut self, pool: &PoolSnapshot, client_key: &[u8], exclude: Option<u32>) -> Option<u32> {
+    pub fn pick(
+        &mut self,
+        pool: &PoolSnapshot,
+        client_key: &[u8],
+        exclude: Option<u32>,
+    ) -> Option<u32> {
         let healthy = &pool.healthy;
         if healthy.is_empty() {
             return None;
@@ -100,10 +105,16 @@ mod tests {
                 healthy: h,
             })
             .collect();
-        let healthy_idx: Vec<u32> = (0..backends.len() as u32).filter(|&i| backends[i as usize].healthy).collect();
+        let healthy_idx: Vec<u32> = (0..backends.len() as u32)
+            .filter(|&i| backends[i as usize].healthy)
+            .collect();
         let cands: Vec<Candidate> = healthy_idx
             .iter()
-            .map(|&i| Candidate { index: i, name: &backends[i as usize].spec.name, weight: 1 })
+            .map(|&i| Candidate {
+                index: i,
+                name: &backends[i as usize].spec.name,
+                weight: 1,
+            })
             .collect();
         let affinity = AffinityTable::build(&cands);
         PoolSnapshot {
@@ -124,7 +135,6 @@ mod tests {
                 },
             },
             stat_id: 0,
-            listeners: vec![],
             backends,
             healthy: healthy_idx,
             affinity,

@@ -24,6 +24,11 @@ pub struct Snapshot {
     /// The config this snapshot was built from (admin shows it).
     pub config: Arc<Config>,
     pub pools: Vec<Arc<PoolSnapshot>>,
+    /// `listeners[pool][worker]`: one SO_REUSEPORT socket per worker, for
+    /// the pool at the same index. Kept here, not in `PoolSnapshot`, so that
+    /// sessions (which hold their pool's Arc) never keep a retired listener
+    /// open; empty while draining.
+    pub listeners: Vec<Vec<Arc<Listener>>>,
 }
 
 /// One pool as of one epoch.
@@ -32,8 +37,6 @@ pub struct PoolSnapshot {
     pub cfg: PoolConfig,
     /// Stable counter index for this pool name.
     pub stat_id: usize,
-    /// One SO_REUSEPORT listener per worker, indexed by worker id.
-    pub listeners: Vec<Arc<Listener>>,
     pub backends: Vec<BackendState>,
     /// Indices into `backends` of those currently healthy, in order.
     pub healthy: Vec<u32>,
@@ -83,7 +86,10 @@ pub struct SnapshotCell {
 impl SnapshotCell {
     pub fn new(first: Snapshot) -> Self {
         let epoch = first.epoch;
-        SnapshotCell { current: ArcSwap::from_pointee(first), epoch: AtomicU64::new(epoch) }
+        SnapshotCell {
+            current: ArcSwap::from_pointee(first),
+            epoch: AtomicU64::new(epoch),
+        }
     }
 
     /// Publishes `next`. Only the control thread calls this.

@@ -40,7 +40,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(pool: Arc<PoolSnapshot>, key: Vec<u8>, backend: u32, client_fd: RawFd, session: TcpSession) -> Self {
+    pub fn new(
+        pool: Arc<PoolSnapshot>,
+        key: Vec<u8>,
+        backend: u32,
+        client_fd: RawFd,
+        session: TcpSession,
+    ) -> Self {
         Conn {
             gen: 0,
             pool,
@@ -66,10 +72,17 @@ impl Conn {
         let len = sa.len();
         // SAFETY: SockAddr's storage is a sockaddr_storage of `len` valid bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(sa.as_ptr() as *const u8, &mut self.sockaddr.0 as *mut _ as *mut u8, len as usize);
+            std::ptr::copy_nonoverlapping(
+                sa.as_ptr() as *const u8,
+                &mut self.sockaddr.0 as *mut _ as *mut u8,
+                len as usize,
+            );
         }
         self.sockaddr.1 = len;
-        ((&self.sockaddr.0 as *const libc::sockaddr_storage).cast(), len)
+        (
+            (&self.sockaddr.0 as *const libc::sockaddr_storage).cast(),
+            len,
+        )
     }
 }
 
@@ -117,7 +130,9 @@ impl Slab {
 
     /// Occupied slot numbers (a copy, so callers may mutate while iterating).
     pub fn slots(&self) -> Vec<u32> {
-        (0..self.slots.len() as u32).filter(|&i| self.slots[i as usize].is_some()).collect()
+        (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].is_some())
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

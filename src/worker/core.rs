@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::control::{ControlMsg, Shared};
 use crate::route::balance::Balancer;
-use crate::route::{PoolSnapshot, Snapshot};
+use crate::route::{Listener, PoolSnapshot, Snapshot};
 use crate::session::{CloseReason, Limits};
 use crate::stats::WorkerStats;
 
@@ -44,7 +44,14 @@ impl WorkerCore {
         let snap = shared.cell.load();
         let stats = shared.workers[id].clone();
         stats.epoch.set(snap.epoch);
-        WorkerCore { id, shared, stats, snap, balancers: HashMap::new(), drain_deadline: None }
+        WorkerCore {
+            id,
+            shared,
+            stats,
+            snap,
+            balancers: HashMap::new(),
+            drain_deadline: None,
+        }
     }
 
     /// Swaps in the latest snapshot if the epoch moved. One relaxed-cost
@@ -59,16 +66,23 @@ impl WorkerCore {
         if self.snap.draining && self.drain_deadline.is_none() {
             self.drain_deadline = Some(now + self.snap.config.server.shutdown_timeout);
         }
-        tracing::debug!(worker = self.id, epoch = self.snap.epoch, "snapshot applied");
+        tracing::debug!(
+            worker = self.id,
+            epoch = self.snap.epoch,
+            "snapshot applied"
+        );
         true
     }
 
     /// Listeners this worker should have armed: (pool, listener) pairs.
-    pub fn wanted_listeners(&self) -> Vec<Arc<PoolSnapshot>> {
+    pub fn wanted_listeners(&self) -> Vec<(Arc<PoolSnapshot>, Arc<Listener>)> {
         if self.snap.draining {
             return Vec::new();
         }
-        self.snap.pools.iter().filter(|p| p.listeners.get(self.id).is_some()).cloned().collect()
+        let per_pool = self.snap.pools.iter().zip(&self.snap.listeners);
+        per_pool
+            .filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone())))
+            .collect()
     }
 
     /// Decides whether a just-accepted client may stay, and where it goes.
@@ -109,7 +123,8 @@ impl WorkerCore {
     pub fn repick(&mut self, pool: &PoolSnapshot, client_key: &[u8], failed: u32) -> Option<u32> {
         self.report_backend_failed(pool, failed);
         let bal = self.balancers.entry(pool.stat_id).or_default();
-        bal.pick(pool, client_key, Some(failed)).filter(|&b| b != failed)
+        bal.pick(pool, client_key, Some(failed))
+            .filter(|&b| b != failed)
     }
 
     pub fn report_backend_failed(&mut self, pool: &PoolSnapshot, backend: u32) {

@@ -66,7 +66,11 @@ impl EpollDriver {
     pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
         let poll = Poll::new()?;
         sys::set_nonblocking(wake_fd);
-        poll.registry().register(&mut SourceFd(&wake_fd), token(0, KIND_WAKE), Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&wake_fd),
+            token(0, KIND_WAKE),
+            Interest::READABLE,
+        )?;
         Ok(EpollDriver {
             poll,
             core,
@@ -106,7 +110,9 @@ impl EpollDriver {
                     KIND_WAKE => sys::eventfd_drain(self.wake_fd),
                     KIND_LISTENER => self.on_accept(slot, now),
                     _ => {
-                        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else { continue };
+                        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+                            continue;
+                        };
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             c.readable[kind] = true;
                         }
@@ -139,11 +145,12 @@ impl EpollDriver {
 
     fn sync_listeners(&mut self) {
         let wanted = self.core.wanted_listeners();
-        let id = self.core.id;
         for i in 0..self.listeners.len() {
-            let Some(l) = self.listeners[i].as_mut() else { continue };
-            match wanted.iter().find(|p| p.listeners[id].id == l.listener.id) {
-                Some(p) => l.pool = p.clone(),
+            let Some(l) = self.listeners[i].as_mut() else {
+                continue;
+            };
+            match wanted.iter().find(|(_, x)| x.id == l.listener.id) {
+                Some((p, _)) => l.pool = p.clone(),
                 None => {
                     let fd = sys::raw(&*l.listener);
                     let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -151,21 +158,36 @@ impl EpollDriver {
                 }
             }
         }
-        for p in wanted {
-            let l = &p.listeners[id];
-            if self.listeners.iter().flatten().any(|x| x.listener.id == l.id) {
+        for (p, l) in wanted {
+            if self
+                .listeners
+                .iter()
+                .flatten()
+                .any(|x| x.listener.id == l.id)
+            {
                 continue;
             }
-            let idx = self.listeners.iter().position(Option::is_none).unwrap_or(self.listeners.len());
+            let idx = self
+                .listeners
+                .iter()
+                .position(Option::is_none)
+                .unwrap_or(self.listeners.len());
             if idx == self.listeners.len() {
                 self.listeners.push(None);
             }
-            let fd = sys::raw(&**l);
-            if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), token(idx, KIND_LISTENER), Interest::READABLE) {
+            let fd = sys::raw(&*l);
+            if let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&fd),
+                token(idx, KIND_LISTENER),
+                Interest::READABLE,
+            ) {
                 tracing::error!(pool = %p.cfg.name, err = %e, "cannot watch listener");
                 continue;
             }
-            self.listeners[idx] = Some(ELis { pool: p.clone(), listener: l.clone() });
+            self.listeners[idx] = Some(ELis {
+                pool: p,
+                listener: l,
+            });
             // Connections may have queued before we registered.
             self.on_accept(idx, Instant::now());
         }
@@ -173,7 +195,9 @@ impl EpollDriver {
 
     fn on_accept(&mut self, idx: usize, now: Instant) {
         loop {
-            let Some(l) = self.listeners.get(idx).and_then(|l| l.as_ref()) else { return };
+            let Some(l) = self.listeners.get(idx).and_then(|l| l.as_ref()) else {
+                return;
+            };
             let pool = l.pool.clone();
             let (sock, peer) = match l.listener.socket.accept() {
                 Ok(x) => x,
@@ -184,7 +208,11 @@ impl EpollDriver {
                     return;
                 }
             };
-            let key = if pool.cfg.balance == Balance::ClientIp { client_key(peer.as_socket()) } else { Vec::new() };
+            let key = if pool.cfg.balance == Balance::ClientIp {
+                client_key(peer.as_socket())
+            } else {
+                Vec::new()
+            };
             let backend = match self.core.admit(&pool, &key) {
                 Ok(b) => b,
                 Err(reason) => {
@@ -212,8 +240,13 @@ impl EpollDriver {
                 writable: [true, false],
             };
             if let Some(s) = c.socks[0].as_mut() {
-                if let Err(e) = self.poll.registry().register(s, token(slot, KIND_CLIENT), Interest::READABLE | Interest::WRITABLE) {
-                    c.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
+                if let Err(e) = self.poll.registry().register(
+                    s,
+                    token(slot, KIND_CLIENT),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    c.session
+                        .handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
                 }
             }
             self.conns[slot] = Some(c);
@@ -223,7 +256,9 @@ impl EpollDriver {
     }
 
     fn connect(&mut self, slot: usize) {
-        let Some(c) = self.conns[slot].as_mut() else { return };
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
         c.attempts += 1;
         let addr = c.pool.backends[c.backend as usize].spec.addr;
         let res = sys::tcp_socket(&addr, false).and_then(|fd| {
@@ -235,17 +270,25 @@ impl EpollDriver {
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
                 Err(e) => return Err(e),
             }
-            self.poll.registry().register(&mut s, token(slot, KIND_BACKEND), Interest::READABLE | Interest::WRITABLE)?;
+            self.poll.registry().register(
+                &mut s,
+                token(slot, KIND_BACKEND),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
             Ok(s)
         });
         match res {
             Ok(s) => c.socks[1] = Some(s),
-            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
+            Err(e) => c
+                .session
+                .handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
         }
     }
 
     fn on_connect_event(&mut self, slot: usize, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else { return };
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
         let Some(s) = c.socks[1].as_ref() else { return };
         let err = match s.take_error() {
             Ok(Some(e)) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -271,8 +314,13 @@ impl EpollDriver {
                 c.writable[1] = false;
                 let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
                 let key = std::mem::take(&mut c.key);
-                let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-                let Some(c) = self.conns[slot].as_mut() else { return };
+                let next = self
+                    .core
+                    .repick(&pool, &key, failed)
+                    .filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+                let Some(c) = self.conns[slot].as_mut() else {
+                    return;
+                };
                 c.key = key;
                 c.session.handle_connect_failed(errno, next.is_some());
                 match next {
@@ -281,8 +329,10 @@ impl EpollDriver {
                         c.session.handle_reconnect(now);
                         self.connect(slot);
                     }
-                    None => tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
-                        err = %io::Error::from_raw_os_error(errno), "backend connect failed"),
+                    None => {
+                        tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
+                        err = %io::Error::from_raw_os_error(errno), "backend connect failed")
+                    }
                 }
             }
         }
@@ -291,12 +341,16 @@ impl EpollDriver {
     /// Moves bytes and applies intents until nothing changes.
     fn drive(&mut self, slot: usize, now: Instant) {
         loop {
-            let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else { return };
+            let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+                return;
+            };
             let mut progress = false;
             for side in [Side::Client, Side::Backend] {
                 let s = side as usize;
                 while c.readable[s] && c.session.wants_read(side) {
-                    let Some(sock) = c.socks[s].as_mut() else { break };
+                    let Some(sock) = c.socks[s].as_mut() else {
+                        break;
+                    };
                     match sock.read(&mut self.scratch) {
                         Ok(0) => {
                             c.session.handle_eof(side);
@@ -310,13 +364,19 @@ impl EpollDriver {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                        Err(e) => c
+                            .session
+                            .handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                     }
                     progress = true;
                 }
                 while c.writable[s] {
-                    let Some(buf) = c.session.poll_transmit(side) else { break };
-                    let Some(sock) = c.socks[s].as_mut() else { break };
+                    let Some(buf) = c.session.poll_transmit(side) else {
+                        break;
+                    };
+                    let Some(sock) = c.socks[s].as_mut() else {
+                        break;
+                    };
                     match sock.write(buf) {
                         Ok(n) => {
                             c.session.handle_sent(side, n, now);
@@ -330,7 +390,9 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                                _ => c
+                                    .session
+                                    .handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                             }
                         }
                     }
@@ -354,7 +416,9 @@ impl EpollDriver {
     }
 
     fn finish(&mut self, slot: usize, reason: CloseReason) {
-        let Some(mut c) = self.conns[slot].take() else { return };
+        let Some(mut c) = self.conns[slot].take() else {
+            return;
+        };
         for s in c.socks.iter_mut().flatten() {
             let _ = self.poll.registry().deregister(s);
         }

@@ -77,7 +77,10 @@ pub struct UringDriver {
 /// plain ring on kernels without them.
 pub fn new_ring() -> io::Result<IoUring> {
     let mut b = IoUring::builder();
-    b.setup_single_issuer().setup_defer_taskrun().setup_cqsize(16384).setup_submit_all();
+    b.setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(16384)
+        .setup_submit_all();
     match b.build(2048) {
         Ok(r) => Ok(r),
         Err(_) => IoUring::builder().setup_cqsize(16384).build(2048),
@@ -132,11 +135,17 @@ impl UringDriver {
             self.bufs.publish();
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINTR)
+                        || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
             self.cqes.clear();
-            self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            self.cqes.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
             let now = Instant::now();
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
@@ -161,12 +170,16 @@ impl UringDriver {
 
     fn arm_wake(&mut self) {
         let buf = (&mut *self.wake_buf) as *mut u64 as *mut u8;
-        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(ud(0, 0, OP_WAKE, 0));
+        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8)
+            .build()
+            .user_data(ud(0, 0, OP_WAKE, 0));
         self.push(e);
     }
 
     fn arm_tick(&mut self) {
-        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(ud(0, 0, OP_TICK, 0));
+        let e = opcode::Timeout::new(&*self.tick_ts)
+            .build()
+            .user_data(ud(0, 0, OP_TICK, 0));
         self.push(e);
     }
 
@@ -174,22 +187,35 @@ impl UringDriver {
     fn sync_listeners(&mut self) {
         let wanted = self.core.wanted_listeners();
         for i in 0..self.listeners.len() {
-            let Some(a) = self.listeners[i].as_mut() else { continue };
-            match wanted.iter().find(|p| p.listeners[self.core.id].id == a.listener.id) {
-                Some(p) => a.pool = p.clone(), // same socket, newer pool view
+            let Some(a) = self.listeners[i].as_mut() else {
+                continue;
+            };
+            match wanted.iter().find(|(_, l)| l.id == a.listener.id) {
+                Some((p, _)) => a.pool = p.clone(), // same socket, newer pool view
                 None if !a.retired => {
                     a.retired = true;
                     let target = ud(i as u32, 0, OP_ACCEPT, 0);
-                    let e = opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0));
+                    let e = opcode::AsyncCancel::new(target)
+                        .build()
+                        .user_data(ud(0, 0, OP_CANCEL, 0));
                     self.push(e);
                 }
                 None => {}
             }
         }
-        for p in wanted {
-            let l = &p.listeners[self.core.id];
-            if !self.listeners.iter().flatten().any(|a| a.listener.id == l.id) {
-                let a = Armed { pool: p.clone(), listener: l.clone(), armed: false, retired: false };
+        for (p, l) in wanted {
+            if !self
+                .listeners
+                .iter()
+                .flatten()
+                .any(|a| a.listener.id == l.id)
+            {
+                let a = Armed {
+                    pool: p,
+                    listener: l,
+                    armed: false,
+                    retired: false,
+                };
                 let idx = match self.listeners.iter().position(Option::is_none) {
                     Some(i) => {
                         self.listeners[i] = Some(a);
@@ -206,10 +232,15 @@ impl UringDriver {
     }
 
     fn arm_accept(&mut self, idx: usize) {
-        let Some(a) = self.listeners[idx].as_mut() else { return };
+        let Some(a) = self.listeners[idx].as_mut() else {
+            return;
+        };
         a.armed = true;
         let fd = types::Fd(sys::raw(&*a.listener));
-        let e = opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
+        let e = opcode::AcceptMulti::new(fd)
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
         self.push(e);
     }
 
@@ -245,7 +276,11 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
-        let key = if pool.cfg.balance == Balance::ClientIp { client_key(sys::peer_addr(fd)) } else { Vec::new() };
+        let key = if pool.cfg.balance == Balance::ClientIp {
+            client_key(sys::peer_addr(fd))
+        } else {
+            Vec::new()
+        };
         let backend = match self.core.admit(&pool, &key) {
             Ok(b) => b,
             Err(reason) => {
@@ -256,7 +291,9 @@ impl UringDriver {
         };
         sys::set_nodelay(fd);
         let session = TcpSession::new(WorkerCore::limits(&pool), now);
-        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
+        let slot = self
+            .conns
+            .insert(Conn::new(pool, key, backend, fd, session));
         self.connect(slot);
         self.pump(slot, now);
     }
@@ -264,13 +301,16 @@ impl UringDriver {
     /// Opens a socket to the conn's current backend and submits a connect
     /// linked to its timeout.
     fn connect(&mut self, slot: u32) {
-        let Some(c) = self.conns.get_mut(slot) else { return };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         let addr = c.pool.backends[c.backend as usize].spec.addr;
         c.attempts += 1;
         let fd = match sys::tcp_socket(&addr, true) {
             Ok(fd) => fd,
             Err(e) => {
-                c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
+                c.session
+                    .handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
                 return;
             }
         };
@@ -285,13 +325,17 @@ impl UringDriver {
             .flags(squeue::Flags::IO_LINK)
             .user_data(ud(slot, gen, OP_CONNECT, 1));
         // SAFETY: `ts` points into the boxed Conn field that lives until ops == 0.
-        let t = opcode::LinkTimeout::new(ts).build().user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
+        let t = opcode::LinkTimeout::new(ts)
+            .build()
+            .user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
         self.push(e);
         self.push(t);
     }
 
     fn on_connect(&mut self, slot: u32, gen: u16, res: i32, now: Instant) {
-        let Some(c) = self.conns.get_gen(slot, gen) else { return };
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return;
+        };
         c.ops -= 1;
         if c.closing.is_some() {
             return self.maybe_finish(slot);
@@ -303,12 +347,26 @@ impl UringDriver {
             self.core.backend_opened(&pool, b);
         } else {
             // ECANCELED here means the linked timeout fired.
-            let errno = if res == -libc::ECANCELED { libc::ETIMEDOUT } else { -res };
+            let errno = if res == -libc::ECANCELED {
+                libc::ETIMEDOUT
+            } else {
+                -res
+            };
             sys::close(c.fds[1]);
             c.fds[1] = -1;
-            let (pool, key, failed, attempts) = (c.pool.clone(), std::mem::take(&mut c.key), c.backend, c.attempts);
-            let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-            let Some(c) = self.conns.get_gen(slot, gen) else { return };
+            let (pool, key, failed, attempts) = (
+                c.pool.clone(),
+                std::mem::take(&mut c.key),
+                c.backend,
+                c.attempts,
+            );
+            let next = self
+                .core
+                .repick(&pool, &key, failed)
+                .filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+            let Some(c) = self.conns.get_gen(slot, gen) else {
+                return;
+            };
             c.key = key;
             c.session.handle_connect_failed(errno, next.is_some());
             if let Some(b) = next {
@@ -326,7 +384,11 @@ impl UringDriver {
 
     fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
         let bid = cqueue::buffer_select(flags);
-        let side = if side == 0 { Side::Client } else { Side::Backend };
+        let side = if side == 0 {
+            Side::Client
+        } else {
+            Side::Backend
+        };
         if let Some(c) = self.conns.get_gen(slot, gen) {
             if !cqueue::more(flags) {
                 c.recv_armed[side as usize] = false;
@@ -356,9 +418,15 @@ impl UringDriver {
     }
 
     fn on_send(&mut self, slot: u32, gen: u16, side: u8, res: i32, now: Instant) {
-        let Some(c) = self.conns.get_gen(slot, gen) else { return };
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return;
+        };
         c.ops -= 1;
-        let side = if side == 0 { Side::Client } else { Side::Backend };
+        let side = if side == 0 {
+            Side::Client
+        } else {
+            Side::Backend
+        };
         if res >= 0 {
             c.session.handle_sent(side, res as usize, now);
             if side == Side::Client {
@@ -403,7 +471,9 @@ impl UringDriver {
 
     /// Turns the session's intents into SQEs.
     fn pump(&mut self, slot: u32, _now: Instant) {
-        let Some(c) = self.conns.get_mut(slot) else { return };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         if c.closing.is_some() {
             return self.maybe_finish(slot);
         }
@@ -446,12 +516,18 @@ impl UringDriver {
             if wants && !c.recv_armed[s] {
                 c.recv_armed[s] = true;
                 c.ops += 1;
-                let e = opcode::RecvMulti::new(types::Fd(fd), self.bufs.bgid).build().user_data(ud(slot, gen, OP_RECV, s as u8));
+                let e = opcode::RecvMulti::new(types::Fd(fd), self.bufs.bgid)
+                    .build()
+                    .user_data(ud(slot, gen, OP_RECV, s as u8));
                 sqes[s * 2 + 1] = Some(e);
             } else if !wants && c.recv_armed[s] && !c.cancel_sent[s] {
                 c.cancel_sent[s] = true;
                 let target = ud(slot, gen, OP_RECV, s as u8);
-                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+                sqes[s * 2 + 1] = Some(
+                    opcode::AsyncCancel::new(target)
+                        .build()
+                        .user_data(ud(0, 0, OP_CANCEL, 0)),
+                );
             }
         }
         for e in sqes.into_iter().flatten() {
@@ -461,12 +537,16 @@ impl UringDriver {
 
     /// Frees a closing connection once the kernel holds no reference to it.
     fn maybe_finish(&mut self, slot: u32) {
-        let Some(c) = self.conns.get_mut(slot) else { return };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         let Some(reason) = c.closing else { return };
         if c.ops > 0 {
             return;
         }
-        let Some(c) = self.conns.remove(slot) else { return };
+        let Some(c) = self.conns.remove(slot) else {
+            return;
+        };
         for fd in c.fds {
             if fd >= 0 {
                 sys::close(fd);
