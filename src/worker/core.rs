@@ -37,6 +37,8 @@ pub struct WorkerCore {
     balancers: HashMap<usize, Balancer>,
     /// Set once the drain started: (deadline).
     pub drain_deadline: Option<Instant>,
+    /// Last time a rejection was logged at warn level (rate limit: 1/s).
+    last_reject_log: Option<Instant>,
 }
 
 impl WorkerCore {
@@ -51,6 +53,7 @@ impl WorkerCore {
             snap,
             balancers: HashMap::new(),
             drain_deadline: None,
+            last_reject_log: None,
         }
     }
 
@@ -98,6 +101,7 @@ impl WorkerCore {
             if pool.clients.fetch_add(1, Ordering::Relaxed) >= max as u64 {
                 pool.clients.fetch_sub(1, Ordering::Relaxed);
                 pc.rejected_max_conns.incr();
+                self.log_reject(pool, Reject::MaxConnections);
                 return Err(Reject::MaxConnections);
             }
         } else {
@@ -114,9 +118,27 @@ impl WorkerCore {
             None => {
                 pool.clients.fetch_sub(1, Ordering::Relaxed);
                 pc.rejected_no_backend.incr();
+                self.log_reject(pool, Reject::NoBackend);
                 Err(Reject::NoBackend)
             }
         }
+    }
+
+    /// Logs a rejected client at warn level, at most once a second per
+    /// worker, so a flood of clients cannot flood the log; counters carry
+    /// the exact numbers.
+    fn log_reject(&mut self, pool: &PoolSnapshot, reason: Reject) {
+        let now = Instant::now();
+        if self.last_reject_log.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.last_reject_log = Some(now);
+        let why = match reason {
+            Reject::MaxConnections => "max_client_connections reached",
+            Reject::NoBackend => "no healthy backend",
+            Reject::Draining => "draining",
+        };
+        tracing::warn!(pool = %pool.cfg.name, worker = self.id, "closing new client: {why}");
     }
 
     /// Another backend after `failed` refused; reports the failure.
