@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "puerta",
-    version,
-    about = "Thread-per-core proxy for Redis, memcached and MongoDB"
-)]
+#[command(name = "puerta", version, about = "Thread-per-core proxy for Redis, memcached and MongoDB")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -55,10 +55,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = args
-        .log_level
-        .clone()
-        .unwrap_or_else(|| cfg.server.log.clone());
+    let filter = args.log_level.clone().unwrap_or_else(|| cfg.server.log.clone());
     let env_filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
         Ok(f) => f,
         Err(e) => {
@@ -67,11 +64,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
         }
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(env_filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let io = match args.io {
         Some(cli::IoArg::Auto) => IoMode::Auto,
@@ -83,9 +76,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
         IoMode::Epoll => DriverKind::Epoll,
         IoMode::Uring | IoMode::Auto if puerta::worker::uring_available() => DriverKind::Uring,
         IoMode::Uring => {
-            eprintln!(
-                "puerta: io = \"uring\" requested but io_uring is not available on this kernel"
-            );
+            eprintln!("puerta: io = \"uring\" requested but io_uring is not available on this kernel");
             return ExitCode::from(1);
         }
         IoMode::Auto => {
@@ -119,9 +110,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
     let (tx, rx) = crossbeam_channel::bounded(1024);
     let shared = Arc::new(Shared {
         cell: SnapshotCell::new(first),
-        workers: (0..workers)
-            .map(|_| Arc::new(WorkerStats::default()))
-            .collect(),
+        workers: (0..workers).map(|_| Arc::new(WorkerStats::default())).collect(),
         health: HealthStats::default(),
         driver,
         started: Instant::now(),
@@ -140,10 +129,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
     };
     let wake_fds = handles.iter().map(|h| h.wake_fd).collect();
     let control = Control::new(st, shared.clone(), rx, wake_fds);
-    if let Err(e) = std::thread::Builder::new()
-        .name("puerta-control".into())
-        .spawn(move || control.run())
-    {
+    if let Err(e) = std::thread::Builder::new().name("puerta-control".into()).spawn(move || control.run()) {
         eprintln!("puerta: cannot start control thread: {e}");
         return ExitCode::from(1);
     }
@@ -151,10 +137,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
         eprintln!("puerta: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
-    let pinned: Vec<String> = cpus
-        .iter()
-        .map(|c| c.map_or("-".into(), |c| c.id.to_string()))
-        .collect();
+    let pinned: Vec<String> = cpus.iter().map(|c| c.map_or("-".into(), |c| c.id.to_string())).collect();
     tracing::info!(driver = driver.as_str(), workers, cpus = %pinned.join(","), admin = %admin_addr,
         config = %path.display(), version = env!("CARGO_PKG_VERSION"), "puerta started");
 
@@ -174,21 +157,19 @@ fn spawn_signal_thread(tx: crossbeam_channel::Sender<ControlMsg>) -> std::io::Re
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("puerta-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                let msg = match sig {
-                    SIGHUP => {
-                        tracing::info!("SIGHUP: reloading config");
-                        ControlMsg::Reload { reply: None }
-                    }
-                    _ => ControlMsg::Shutdown,
-                };
-                if tx.send(msg).is_err() {
-                    return;
+    std::thread::Builder::new().name("puerta-signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let msg = match sig {
+                SIGHUP => {
+                    tracing::info!("SIGHUP: reloading config");
+                    ControlMsg::Reload { reply: None }
                 }
+                _ => ControlMsg::Shutdown,
+            };
+            if tx.send(msg).is_err() {
+                return;
             }
-        })?;
+        }
+    })?;
     Ok(())
 }

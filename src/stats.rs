@@ -25,10 +25,7 @@ impl Counter {
     /// Adds `n`. Only the owning thread may call this.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
     #[inline]
     pub fn incr(&self) {
@@ -37,10 +34,7 @@ impl Counter {
     /// Subtracts 1 (gauges). Only the owning thread may call this.
     #[inline]
     pub fn decr(&self) {
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_sub(1),
-            Ordering::Relaxed,
-        );
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
     }
     #[inline]
     pub fn set(&self, v: u64) {
@@ -98,9 +92,7 @@ impl Default for WorkerStats {
             epoch: Counter::default(),
             sessions: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
-            backends: (0..MAX_BACKENDS)
-                .map(|_| BackendCounters::default())
-                .collect(),
+            backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
         }
     }
 }
@@ -117,11 +109,7 @@ pub struct HealthStats {
 impl Default for HealthStats {
     fn default() -> Self {
         let mk = || (0..MAX_BACKENDS).map(|_| Counter::default()).collect();
-        HealthStats {
-            ok: mk(),
-            fail: mk(),
-            rtt_us: mk(),
-        }
+        HealthStats { ok: mk(), fail: mk(), rtt_us: mk() }
     }
 }
 

@@ -18,27 +18,13 @@ fn traffic_flows_and_spreads_over_backends() {
             let mut cl = Resp::connect(listen).unwrap();
             for i in 0..20 {
                 let k = format!("k{c}-{i}");
-                assert_eq!(
-                    cl.cmd(&["SET", &k, &format!("v{i}")]).unwrap(),
-                    "OK",
-                    "{io}"
-                );
+                assert_eq!(cl.cmd(&["SET", &k, &format!("v{i}")]).unwrap(), "OK", "{io}");
                 assert_eq!(cl.cmd(&["GET", &k]).unwrap(), format!("v{i}"), "{io}");
             }
         }
         // Round robin per connection: both backends received keys.
-        let n1: u64 = Resp::connect(r1.port)
-            .unwrap()
-            .cmd(&["DBSIZE"])
-            .unwrap()
-            .parse()
-            .unwrap();
-        let n2: u64 = Resp::connect(r2.port)
-            .unwrap()
-            .cmd(&["DBSIZE"])
-            .unwrap()
-            .parse()
-            .unwrap();
+        let n1: u64 = Resp::connect(r1.port).unwrap().cmd(&["DBSIZE"]).unwrap().parse().unwrap();
+        let n2: u64 = Resp::connect(r2.port).unwrap().cmd(&["DBSIZE"]).unwrap().parse().unwrap();
         assert_eq!(n1 + n2, 320, "{io}: every key landed somewhere");
         assert!(n1 > 0 && n2 > 0, "{io}: both backends used ({n1}/{n2})");
         // A large value crosses many provided buffers and partial sends.
@@ -46,14 +32,8 @@ fn traffic_flows_and_spreads_over_backends() {
         let mut cl = Resp::connect(listen).unwrap();
         assert_eq!(cl.cmd(&["SET", "big", &big]).unwrap(), "OK");
         assert_eq!(cl.cmd(&["GET", "big"]).unwrap().len(), big.len(), "{io}");
-        assert!(
-            p.metric("puerta_bytes_in_total", "pool=\"main\"") > 3_000_000.0,
-            "{io}"
-        );
-        assert!(
-            p.metric("puerta_client_connections_total", "pool=\"main\"") >= 17.0,
-            "{io}"
-        );
+        assert!(p.metric("puerta_bytes_in_total", "pool=\"main\"") > 3_000_000.0, "{io}");
+        assert!(p.metric("puerta_client_connections_total", "pool=\"main\"") >= 17.0, "{io}");
     }
 }
 
@@ -65,39 +45,21 @@ fn metrics_show_driver_and_ready_tracks_health() {
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
         p.wait_ready();
         let want = if io == "uring" { "io_uring" } else { "epoll" };
-        assert_eq!(
-            p.metric("puerta_io_driver", &format!("driver=\"{want}\"")),
-            1.0,
-            "{io}"
-        );
-        assert_eq!(
-            p.metric("puerta_backend_up", &format!("127.0.0.1:{}", r1.port)),
-            1.0
-        );
+        assert_eq!(p.metric("puerta_io_driver", &format!("driver=\"{want}\"")), 1.0, "{io}");
+        assert_eq!(p.metric("puerta_backend_up", &format!("127.0.0.1:{}", r1.port)), 1.0);
         let epoch = p.metric("puerta_snapshot_epoch", "");
         assert!(epoch >= 1.0);
-        assert_eq!(
-            p.metric("puerta_worker_epoch", "worker=\"1\""),
-            epoch,
-            "{io}: workers run the latest epoch"
-        );
+        assert_eq!(p.metric("puerta_worker_epoch", "worker=\"1\""), epoch, "{io}: workers run the latest epoch");
         drop(r1); // kill the only backend
-        wait_until("ready to turn 503", Duration::from_secs(10), || {
-            p.get("/ready").0 == 503
-        });
+        wait_until("ready to turn 503", Duration::from_secs(10), || p.get("/ready").0 == 503);
         assert!(p.get("/ready").1.contains("no healthy backend"), "{io}");
         assert_eq!(p.metric("puerta_backend_up", ""), 0.0, "{io}");
         // With no healthy backend a new client is closed at once, not left hanging.
         let mut c = Resp::connect(listen).unwrap();
-        assert!(
-            c.is_closed(),
-            "{io}: client must be closed when no backend is healthy"
-        );
-        wait_until(
-            "no_backend rejection counted",
-            Duration::from_secs(5),
-            || p.metric("puerta_client_rejected_total", "reason=\"no_backend\"") >= 1.0,
-        );
+        assert!(c.is_closed(), "{io}: client must be closed when no backend is healthy");
+        wait_until("no_backend rejection counted", Duration::from_secs(5), || {
+            p.metric("puerta_client_rejected_total", "reason=\"no_backend\"") >= 1.0
+        });
     }
 }
 
@@ -126,7 +88,10 @@ fn reload_keeps_connected_clients_working() {
         // Add a second pool and a second server to the first.
         let second = free_port();
         let cfg = tcp_config(listen, &[r1.port, r2.port], "", "")
-            + &format!("[[pool]]\nname = \"second\"\nlisten = \"127.0.0.1:{second}\"\nservers = [\"127.0.0.1:{}\"]\n", r2.port);
+            + &format!(
+                "[[pool]]\nname = \"second\"\nlisten = \"127.0.0.1:{second}\"\nservers = [\"127.0.0.1:{}\"]\n",
+                r2.port
+            );
         std::fs::write(&p.config, cfg.replace("{admin}", &p.admin.to_string())).unwrap();
         let (code, body) = p.post("/reload");
         assert_eq!(code, 200, "{io}: {body}");
@@ -138,14 +103,8 @@ fn reload_keeps_connected_clients_working() {
         std::fs::write(&p.config, "[[pool]]\nname = 3\n").unwrap();
         let (code, body) = p.post("/reload");
         assert_eq!(code, 400, "{io}");
-        assert!(
-            body.contains("puerta.toml:2"),
-            "{io}: reason names file and line: {body}"
-        );
-        assert_eq!(
-            Resp::connect(second).unwrap().cmd(&["PING"]).unwrap(),
-            "PONG"
-        );
+        assert!(body.contains("puerta.toml:2"), "{io}: reason names file and line: {body}");
+        assert_eq!(Resp::connect(second).unwrap().cmd(&["PING"]).unwrap(), "PONG");
 
         std::thread::sleep(Duration::from_millis(200));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -170,41 +129,21 @@ fn backend_killed_mid_traffic_affects_only_its_clients() {
             clients.push(c);
         }
         let on_r1: Vec<bool> = (0..4)
-            .map(|i| {
-                Resp::connect(r1.port)
-                    .unwrap()
-                    .cmd(&["EXISTS", &format!("owner{i}")])
-                    .unwrap()
-                    == "1"
-            })
+            .map(|i| Resp::connect(r1.port).unwrap().cmd(&["EXISTS", &format!("owner{i}")]).unwrap() == "1")
             .collect();
-        assert!(
-            on_r1.iter().any(|&b| b) && on_r1.iter().any(|&b| !b),
-            "{io}: {on_r1:?}"
-        );
+        assert!(on_r1.iter().any(|&b| b) && on_r1.iter().any(|&b| !b), "{io}: {on_r1:?}");
         drop(r1);
         for (c, &dead) in clients.iter_mut().zip(&on_r1) {
             if dead {
-                assert!(
-                    c.cmd(&["PING"]).is_err() || c.is_closed(),
-                    "{io}: client of the dead backend is closed"
-                );
+                assert!(c.cmd(&["PING"]).is_err() || c.is_closed(), "{io}: client of the dead backend is closed");
             } else {
-                assert_eq!(
-                    c.cmd(&["PING"]).unwrap(),
-                    "PONG",
-                    "{io}: other clients keep flowing"
-                );
+                assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG", "{io}: other clients keep flowing");
             }
         }
         // New clients all land on the survivor, even before health notices.
         for _ in 0..10 {
             let mut c = Resp::connect(listen).unwrap();
-            assert_eq!(
-                c.cmd(&["PING"]).unwrap(),
-                "PONG",
-                "{io}: new client retried onto a live backend"
-            );
+            assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG", "{io}: new client retried onto a live backend");
         }
     }
 }
@@ -225,10 +164,7 @@ fn sigterm_drains_open_connections_then_exits_zero() {
         });
         // ...while the open client keeps working.
         assert_eq!(c.cmd(&["SET", "k", "v"]).unwrap(), "OK", "{io}");
-        assert!(
-            p.proc.child.try_wait().unwrap().is_none(),
-            "{io}: must wait for the open client"
-        );
+        assert!(p.proc.child.try_wait().unwrap().is_none(), "{io}: must wait for the open client");
         drop(c);
         let mut status = None;
         wait_until("exit after drain", Duration::from_secs(5), || {
@@ -244,10 +180,7 @@ fn client_limit_closes_excess_connections() {
     for io in DRIVERS {
         let r1 = redis();
         let listen = free_port();
-        let p = Puerta::start(
-            &tcp_config(listen, &[r1.port], "max_client_connections = 2", ""),
-            io,
-        );
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "max_client_connections = 2", ""), io);
         p.wait_ready();
         let mut a = Resp::connect(listen).unwrap();
         let mut b = Resp::connect(listen).unwrap();
@@ -255,17 +188,10 @@ fn client_limit_closes_excess_connections() {
         assert_eq!(b.cmd(&["PING"]).unwrap(), "PONG");
         let mut c = Resp::connect(listen).unwrap();
         assert!(c.is_closed(), "{io}: third client is closed");
-        assert_eq!(
-            p.metric("puerta_client_rejected_total", "reason=\"max_connections\""),
-            1.0,
-            "{io}"
-        );
+        assert_eq!(p.metric("puerta_client_rejected_total", "reason=\"max_connections\""), 1.0, "{io}");
         drop(a);
         wait_until("slot freed", Duration::from_secs(5), || {
-            Resp::connect(listen)
-                .and_then(|mut d| d.cmd(&["PING"]))
-                .map(|r| r == "PONG")
-                .unwrap_or(false)
+            Resp::connect(listen).and_then(|mut d| d.cmd(&["PING"])).map(|r| r == "PONG").unwrap_or(false)
         });
         assert_eq!(b.cmd(&["PING"]).unwrap(), "PONG");
     }
@@ -276,17 +202,12 @@ fn idle_clients_are_closed() {
     for io in DRIVERS {
         let r1 = redis();
         let listen = free_port();
-        let p = Puerta::start(
-            &tcp_config(listen, &[r1.port], "idle_timeout = \"300ms\"", ""),
-            io,
-        );
+        let p = Puerta::start(&tcp_config(listen, &[r1.port], "idle_timeout = \"300ms\"", ""), io);
         p.wait_ready();
         let mut c = Resp::connect(listen).unwrap();
         assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
         std::thread::sleep(Duration::from_millis(900));
         assert!(c.is_closed(), "{io}: idle client closed");
-        wait_until("idle close counted", Duration::from_secs(3), || {
-            p.metric("puerta_idle_closed_total", "") >= 1.0
-        });
+        wait_until("idle close counted", Duration::from_secs(3), || p.metric("puerta_idle_closed_total", "") >= 1.0);
     }
 }

@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::config::{
-    Balance, Config, HealthConfig, IoMode, Mode, PoolConfig, ServerSettings, ServerSpec, Workers,
-};
+use crate::config::{Config, HealthConfig, IoMode, PoolConfig, ServerSettings, ServerSpec, Workers};
 use crate::control::{ControlMsg, DriverKind, Shared};
-use crate::route::affinity::{AffinityTable, Candidate};
-use crate::route::{BackendState, PoolSnapshot, Snapshot, SnapshotCell};
+use crate::route::{PoolSnapshot, Snapshot, SnapshotCell};
 use crate::stats::{HealthStats, WorkerStats};
 
 /// Stat ids deliberately differ from positions, so a lookup by index instead
@@ -37,64 +34,16 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// A pool whose backends are `(name, addr, healthy, stat_id)`.
-pub fn pool(
-    name: &str,
-    stat_id: usize,
-    backends: &[(&str, &str, bool, usize)],
-) -> Arc<PoolSnapshot> {
-    let servers: Vec<ServerSpec> = backends
-        .iter()
-        .map(|&(n, a, _, _)| ServerSpec {
-            addr: addr(a),
-            weight: 1,
-            name: n.to_string(),
-        })
-        .collect();
-    let states: Vec<BackendState> = backends
-        .iter()
-        .zip(&servers)
-        .map(|(&(_, _, healthy, stat_id), spec)| BackendState {
-            spec: spec.clone(),
-            stat_id,
-            healthy,
-        })
-        .collect();
-    let healthy: Vec<u32> = (0..states.len() as u32)
-        .filter(|&i| states[i as usize].healthy)
-        .collect();
-    let candidates: Vec<Candidate> = healthy
-        .iter()
-        .map(|&i| Candidate {
-            index: i,
-            name: &servers[i as usize].name,
-            weight: 1,
-        })
-        .collect();
-    let affinity = AffinityTable::build(&candidates);
+pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) -> Arc<PoolSnapshot> {
+    let servers: Vec<ServerSpec> =
+        backends.iter().map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string() }).collect();
+    let sids: Vec<usize> = backends.iter().map(|b| b.3).collect();
+    let up = |sid: usize| backends.iter().any(|b| b.3 == sid && b.2);
     let cfg = PoolConfig {
-        name: name.to_string(),
-        listen: addr("127.0.0.1:6400"),
-        mode: Mode::Tcp,
-        servers,
-        balance: Balance::RoundRobin,
-        connect_timeout: Duration::from_secs(1),
-        idle_timeout: None,
-        max_client_connections: None,
-        health: HealthConfig {
-            check_interval: Duration::from_secs(1),
-            check_timeout: Duration::from_secs(1),
-            rise: 2,
-            fall: 3,
-        },
+        health: HealthConfig { check_interval: Duration::from_secs(1), fall: 3, ..HealthConfig::default() },
+        ..PoolConfig::with_defaults(name, addr("127.0.0.1:6400"), servers)
     };
-    Arc::new(PoolSnapshot {
-        cfg,
-        stat_id,
-        backends: states,
-        healthy,
-        affinity,
-        clients: Arc::new(AtomicU64::new(0)),
-    })
+    Arc::new(PoolSnapshot::new(cfg, stat_id, &sids, &up, Arc::new(AtomicU64::new(0))))
 }
 
 pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Snapshot {
@@ -110,13 +59,7 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
     };
-    Snapshot {
-        epoch,
-        draining,
-        config: Arc::new(config),
-        pools,
-        listeners: vec![],
-    }
+    Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![] }
 }
 
 /// Epoch 4; pool `redis-a` with `r1` healthy and `r2` down; two workers, the
@@ -125,10 +68,7 @@ pub fn standard() -> Fixture {
     let redis_a = pool(
         "redis-a",
         POOL_STAT,
-        &[
-            ("r1", "127.0.0.1:7001", true, R1_STAT),
-            ("r2", "127.0.0.1:7002", false, R2_STAT),
-        ],
+        &[("r1", "127.0.0.1:7001", true, R1_STAT), ("r2", "127.0.0.1:7002", false, R2_STAT)],
     );
     let workers: Vec<Arc<WorkerStats>> = (0..2).map(|_| Arc::default()).collect();
     workers[0].epoch.set(4);
@@ -142,8 +82,5 @@ pub fn standard() -> Fixture {
         started: Instant::now(),
         control: tx,
     };
-    Fixture {
-        shared: Arc::new(shared),
-        control: rx,
-    }
+    Fixture { shared: Arc::new(shared), control: rx }
 }

@@ -46,9 +46,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
             return Err(AdminError::HeadTooLarge { limit: MAX_HEAD })
         }
         Ok(httparse::Status::Partial) => return Err(AdminError::Incomplete),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(AdminError::HeadTooLarge { limit: MAX_HEAD })
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(AdminError::HeadTooLarge { limit: MAX_HEAD }),
         Err(e) => return Err(AdminError::Malformed(e)),
     };
     // The caller caps its buffer at MAX_HEAD, but the parser must not rely on
@@ -80,17 +78,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
     }
     let content_length = content_length.unwrap_or(0);
     if content_length > MAX_BODY {
-        return Err(AdminError::BodyTooLarge {
-            length: content_length,
-            limit: MAX_BODY,
-        });
+        return Err(AdminError::BodyTooLarge { length: content_length, limit: MAX_BODY });
     }
-    Ok(Request {
-        method,
-        path,
-        content_length,
-        head_len,
-    })
+    Ok(Request { method, path, content_length, head_len })
 }
 
 /// Content-Length is 1*DIGIT; `usize::from_str` would also take a `+`.
@@ -118,12 +108,7 @@ pub const JSON: &str = "application/json";
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Response {
-            status,
-            content_type,
-            body: body.into(),
-            allow: None,
-        }
+        Response { status, content_type, body: body.into(), allow: None }
     }
 
     /// A plain-text response; adds the trailing newline `curl` users expect.
@@ -136,10 +121,7 @@ impl Response {
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
-        Response {
-            allow: Some(allow),
-            ..Response::text(405, "method not allowed")
-        }
+        Response { allow: Some(allow), ..Response::text(405, "method not allowed") }
     }
 
     /// The bytes to put on the wire.
@@ -187,25 +169,14 @@ mod tests {
     fn complete_head_with_query_and_body_length() {
         let raw = b"POST /reload?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
         let req = parse_head(raw).unwrap();
-        assert_eq!(
-            req,
-            Request {
-                method: "POST",
-                path: "/reload",
-                content_length: 3,
-                head_len: raw.len() - 3
-            }
-        );
+        assert_eq!(req, Request { method: "POST", path: "/reload", content_length: 3, head_len: raw.len() - 3 });
     }
 
     #[test]
     fn every_prefix_is_incomplete() {
         let raw = b"GET /metrics HTTP/1.0\r\nAccept: */*\r\n\r\n";
         for n in 0..raw.len() {
-            assert!(
-                matches!(parse_head(&raw[..n]), Err(AdminError::Incomplete)),
-                "prefix {n}"
-            );
+            assert!(matches!(parse_head(&raw[..n]), Err(AdminError::Incomplete)), "prefix {n}");
         }
         assert_eq!(parse_head(raw).unwrap().path, "/metrics");
     }
@@ -218,9 +189,7 @@ mod tests {
         assert!(matches!(err, AdminError::HeadTooLarge { .. }));
         assert_eq!(err.status(), Some(431));
 
-        let many: String = (0..MAX_HEADERS + 1)
-            .map(|i| format!("H{i}: v\r\n"))
-            .collect();
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("H{i}: v\r\n")).collect();
         let raw = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(parse_head(raw.as_bytes()).unwrap_err().status(), Some(431));
     }
@@ -251,11 +220,7 @@ mod tests {
         ];
         for (header, status) in cases {
             let raw = format!("POST /reload HTTP/1.1\r\n{header}\r\n\r\n");
-            assert_eq!(
-                parse_head(raw.as_bytes()).unwrap_err().status(),
-                Some(status),
-                "{header}"
-            );
+            assert_eq!(parse_head(raw.as_bytes()).unwrap_err().status(), Some(status), "{header}");
         }
         let same = b"POST /reload HTTP/1.1\r\nContent-Length: 2\r\ncontent-length:  2 \r\n\r\n";
         assert_eq!(parse_head(same).unwrap().content_length, 2);

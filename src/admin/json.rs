@@ -58,9 +58,7 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
     let snap = shared.cell.load();
     let stats = Stats {
         version: env!("CARGO_PKG_VERSION"),
-        uptime_seconds: Instant::now()
-            .saturating_duration_since(shared.started)
-            .as_secs_f64(),
+        uptime_seconds: Instant::now().saturating_duration_since(shared.started).as_secs_f64(),
         driver: shared.driver.as_str(),
         epoch: snap.epoch,
         draining: snap.draining,
@@ -68,11 +66,7 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
             .workers
             .iter()
             .enumerate()
-            .map(|(id, w)| WorkerView {
-                id,
-                epoch: w.epoch.get(),
-                sessions: w.sessions.get(),
-            })
+            .map(|(id, w)| WorkerView { id, epoch: w.epoch.get(), sessions: w.sessions.get() })
             .collect(),
         pools: snap
             .pools
@@ -110,15 +104,9 @@ mod tests {
     #[test]
     fn document_fields() {
         let f = fixture::standard();
-        f.shared.workers[0].pools[fixture::POOL_STAT]
-            .bytes_out
-            .add(7);
-        f.shared.workers[1].pools[fixture::POOL_STAT]
-            .bytes_out
-            .add(8);
-        f.shared.workers[1].backends[fixture::R2_STAT]
-            .connect_failures
-            .add(2);
+        f.shared.workers[0].pools[fixture::POOL_STAT].bytes_out.add(7);
+        f.shared.workers[1].pools[fixture::POOL_STAT].bytes_out.add(8);
+        f.shared.workers[1].backends[fixture::R2_STAT].connect_failures.add(2);
         f.shared.health.ok[fixture::R1_STAT].add(12);
         let v: Value = serde_json::from_str(&render(&f.shared).unwrap()).unwrap();
 
@@ -127,10 +115,7 @@ mod tests {
         assert_eq!(v["epoch"], 4);
         assert_eq!(v["draining"], false);
         assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
-        assert_eq!(
-            v["workers"],
-            json!([{"id": 0, "epoch": 4, "sessions": 0}, {"id": 1, "epoch": 3, "sessions": 0}])
-        );
+        assert_eq!(v["workers"], json!([{"id": 0, "epoch": 4, "sessions": 0}, {"id": 1, "epoch": 3, "sessions": 0}]));
         let pool = &v["pools"][0];
         assert_eq!(pool["name"], "redis-a");
         assert_eq!(pool["bytes_out"], 15);

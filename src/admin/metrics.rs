@@ -47,36 +47,12 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     let mut m = Out(String::with_capacity(4096));
 
     m.family("build_info", "gauge", "Build information; always 1.");
-    m.sample(
-        "build_info",
-        &format!("version=\"{}\"", escape(env!("CARGO_PKG_VERSION"))),
-        1,
-    );
-    m.family(
-        "io_driver",
-        "gauge",
-        "The I/O driver the workers run; always 1.",
-    );
-    m.sample(
-        "io_driver",
-        &format!("driver=\"{}\"", shared.driver.as_str()),
-        1,
-    );
-    m.family(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the process started.",
-    );
-    m.sample(
-        "uptime_seconds",
-        "",
-        now.saturating_duration_since(shared.started).as_secs_f64(),
-    );
-    m.family(
-        "snapshot_epoch",
-        "gauge",
-        "Epoch of the latest published routing snapshot.",
-    );
+    m.sample("build_info", &format!("version=\"{}\"", escape(env!("CARGO_PKG_VERSION"))), 1);
+    m.family("io_driver", "gauge", "The I/O driver the workers run; always 1.");
+    m.sample("io_driver", &format!("driver=\"{}\"", shared.driver.as_str()), 1);
+    m.family("uptime_seconds", "gauge", "Seconds since the process started.");
+    m.sample("uptime_seconds", "", now.saturating_duration_since(shared.started).as_secs_f64());
+    m.family("snapshot_epoch", "gauge", "Epoch of the latest published routing snapshot.");
     m.sample("snapshot_epoch", "", snap.epoch);
     m.family("worker_epoch", "gauge", "Snapshot epoch each worker runs.");
     for (i, w) in shared.workers.iter().enumerate() {
@@ -87,36 +63,11 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     // metric with the one field that feeds it.
     type PoolField = fn(&PoolTotals) -> u64;
     let per_pool: [(&str, &str, &str, PoolField); 5] = [
-        (
-            "client_connections",
-            "gauge",
-            "Client connections open now.",
-            |t| t.client_connections,
-        ),
-        (
-            "client_connections_total",
-            "counter",
-            "Client connections accepted.",
-            |t| t.client_connections_total,
-        ),
-        (
-            "idle_closed_total",
-            "counter",
-            "Client connections closed by the idle timeout.",
-            |t| t.idle_closed,
-        ),
-        (
-            "bytes_in_total",
-            "counter",
-            "Bytes read from clients.",
-            |t| t.bytes_in,
-        ),
-        (
-            "bytes_out_total",
-            "counter",
-            "Bytes written to clients.",
-            |t| t.bytes_out,
-        ),
+        ("client_connections", "gauge", "Client connections open now.", |t| t.client_connections),
+        ("client_connections_total", "counter", "Client connections accepted.", |t| t.client_connections_total),
+        ("idle_closed_total", "counter", "Client connections closed by the idle timeout.", |t| t.idle_closed),
+        ("bytes_in_total", "counter", "Bytes read from clients.", |t| t.bytes_in),
+        ("bytes_out_total", "counter", "Bytes written to clients.", |t| t.bytes_out),
     ];
     for (name, kind, help, field) in per_pool {
         m.family(name, kind, help);
@@ -124,55 +75,25 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
             m.sample(name, &format!("pool=\"{}\"", p.pool), field(&p.t));
         }
     }
-    m.family(
-        "client_rejected_total",
-        "counter",
-        "Client connections closed at accept, by reason.",
-    );
+    m.family("client_rejected_total", "counter", "Client connections closed at accept, by reason.");
     for p in &pools {
-        let reasons = [
-            ("max_connections", p.t.rejected_max_connections),
-            ("no_backend", p.t.rejected_no_backend),
-        ];
+        let reasons = [("max_connections", p.t.rejected_max_connections), ("no_backend", p.t.rejected_no_backend)];
         for (reason, v) in reasons {
-            m.sample(
-                "client_rejected_total",
-                &format!("pool=\"{}\",reason=\"{reason}\"", p.pool),
-                v,
-            );
+            m.sample("client_rejected_total", &format!("pool=\"{}\",reason=\"{reason}\"", p.pool), v);
         }
     }
 
     // Per backend.
     let backends = || pools.iter().flat_map(|p| &p.backends);
-    m.family(
-        "backend_up",
-        "gauge",
-        "1 if the backend is healthy in the current snapshot, else 0.",
-    );
+    m.family("backend_up", "gauge", "1 if the backend is healthy in the current snapshot, else 0.");
     for b in backends() {
         m.sample("backend_up", &b.labels, u8::from(b.up));
     }
     type BackendField = fn(&BackendTotals) -> u64;
     let per_backend: [(&str, &str, &str, BackendField); 3] = [
-        (
-            "backend_connections",
-            "gauge",
-            "Backend connections open now.",
-            |t| t.connections,
-        ),
-        (
-            "backend_connections_total",
-            "counter",
-            "Backend connections opened.",
-            |t| t.connections_total,
-        ),
-        (
-            "backend_connect_failures_total",
-            "counter",
-            "Failed backend connection attempts.",
-            |t| t.connect_failures,
-        ),
+        ("backend_connections", "gauge", "Backend connections open now.", |t| t.connections),
+        ("backend_connections_total", "counter", "Backend connections opened.", |t| t.connections_total),
+        ("backend_connect_failures_total", "counter", "Failed backend connection attempts.", |t| t.connect_failures),
     ];
     for (name, kind, help, field) in per_backend {
         m.family(name, kind, help);
@@ -180,34 +101,14 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
             m.sample(name, &b.labels, field(&b.t));
         }
     }
-    m.family(
-        "health_checks_total",
-        "counter",
-        "Active health checks, by result.",
-    );
+    m.family("health_checks_total", "counter", "Active health checks, by result.");
     for b in backends() {
-        m.sample(
-            "health_checks_total",
-            &format!("{},result=\"ok\"", b.labels),
-            b.t.health_checks_ok,
-        );
-        m.sample(
-            "health_checks_total",
-            &format!("{},result=\"fail\"", b.labels),
-            b.t.health_checks_fail,
-        );
+        m.sample("health_checks_total", &format!("{},result=\"ok\"", b.labels), b.t.health_checks_ok);
+        m.sample("health_checks_total", &format!("{},result=\"fail\"", b.labels), b.t.health_checks_fail);
     }
-    m.family(
-        "health_check_rtt_seconds",
-        "gauge",
-        "Round trip of the last health check.",
-    );
+    m.family("health_check_rtt_seconds", "gauge", "Round trip of the last health check.");
     for b in backends() {
-        m.sample(
-            "health_check_rtt_seconds",
-            &b.labels,
-            b.t.health_check_rtt_us as f64 / 1e6,
-        );
+        m.sample("health_check_rtt_seconds", &b.labels, b.t.health_check_rtt_us as f64 / 1e6);
     }
     m.0
 }
@@ -232,9 +133,7 @@ struct Out(String);
 
 impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        self.0.push_str(&format!(
-            "# HELP puerta_{name} {help}\n# TYPE puerta_{name} {kind}\n"
-        ));
+        self.0.push_str(&format!("# HELP puerta_{name} {help}\n# TYPE puerta_{name} {kind}\n"));
     }
 
     /// `labels` is the already-escaped inside of `{...}`, or empty.
@@ -286,18 +185,12 @@ mod tests {
         f.shared.health.fail[fixture::R2_STAT].add(3);
         f.shared.health.rtt_us[fixture::R1_STAT].set(1500);
 
-        let text = render_at(
-            &f.shared,
-            f.shared.started + std::time::Duration::from_millis(2500),
-        );
+        let text = render_at(&f.shared, f.shared.started + std::time::Duration::from_millis(2500));
         let got = lines(&text);
         let r1 = r#"pool="redis-a",backend="r1",addr="127.0.0.1:7001""#;
         let r2 = r#"pool="redis-a",backend="r2",addr="127.0.0.1:7002""#;
         for want in [
-            format!(
-                "puerta_build_info{{version=\"{}\"}} 1",
-                env!("CARGO_PKG_VERSION")
-            ),
+            format!("puerta_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
             "puerta_io_driver{driver=\"epoll\"} 1".to_string(),
             "puerta_uptime_seconds 2.5".to_string(),
             "puerta_snapshot_epoch 4".to_string(),
@@ -307,8 +200,7 @@ mod tests {
             "puerta_bytes_out_total{pool=\"redis-a\"} 0".to_string(),
             "puerta_client_connections{pool=\"redis-a\"} 3".to_string(),
             "puerta_client_rejected_total{pool=\"redis-a\",reason=\"no_backend\"} 4".to_string(),
-            "puerta_client_rejected_total{pool=\"redis-a\",reason=\"max_connections\"} 0"
-                .to_string(),
+            "puerta_client_rejected_total{pool=\"redis-a\",reason=\"max_connections\"} 0".to_string(),
             format!("puerta_backend_up{{{r1}}} 1"),
             format!("puerta_backend_up{{{r2}}} 0"),
             format!("puerta_backend_connections_total{{{r1}}} 11"),
@@ -329,9 +221,7 @@ mod tests {
         let mut seen: Vec<&str> = Vec::new();
         for line in text.lines() {
             assert!(
-                line.starts_with("# HELP puerta_")
-                    || line.starts_with("# TYPE puerta_")
-                    || line.starts_with("puerta_")
+                line.starts_with("# HELP puerta_") || line.starts_with("# TYPE puerta_") || line.starts_with("puerta_")
             );
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let name = rest.split(' ').next().unwrap();
@@ -350,14 +240,9 @@ mod tests {
         assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
         let f = fixture::standard();
         let pool = fixture::pool("we\"ird\\pool", 9, &[("x\ny", "10.0.0.1:1", true, 20)]);
-        f.shared
-            .cell
-            .publish(fixture::snapshot(5, false, vec![pool]));
+        f.shared.cell.publish(fixture::snapshot(5, false, vec![pool]));
         let text = render(&f.shared);
-        assert!(
-            text.contains("puerta_bytes_in_total{pool=\"we\\\"ird\\\\pool\"} 0\n"),
-            "{text}"
-        );
+        assert!(text.contains("puerta_bytes_in_total{pool=\"we\\\"ird\\\\pool\"} 0\n"), "{text}");
         assert!(text.contains("backend=\"x\\ny\""), "{text}");
     }
 }

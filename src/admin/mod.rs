@@ -113,16 +113,14 @@ impl AdminError {
 /// Binding happens here, on the caller's thread, so a taken or forbidden
 /// port is reported to `main` before anything else starts.
 pub fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("admin: cannot bind {addr}: {e}")))?;
+    let listener =
+        TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("admin: cannot bind {addr}: {e}")))?;
     spawn_on(listener, shared)
 }
 
 /// Serves an already bound listener (tests use an ephemeral port).
 pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name("puerta-admin".to_string())
-        .spawn(move || serve(listener, &shared))
+    thread::Builder::new().name("puerta-admin".to_string()).spawn(move || serve(listener, &shared))
 }
 
 fn serve(listener: TcpListener, shared: &Shared) {
@@ -136,11 +134,7 @@ fn serve(listener: TcpListener, shared: &Shared) {
                     tracing::debug!(error = %e, "admin connection");
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                ) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
                 thread::sleep(ACCEPT_BACKOFF);
@@ -165,29 +159,17 @@ fn handle(shared: &Shared, mut stream: TcpStream) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn read_and_route(
-    shared: &Shared,
-    stream: &mut TcpStream,
-    deadline: Instant,
-) -> Result<Response, AdminError> {
+fn read_and_route(shared: &Shared, stream: &mut TcpStream, deadline: Instant) -> Result<Response, AdminError> {
     let mut buf = [0u8; http::MAX_HEAD];
     let filled = read_head(stream, &mut buf, deadline)?;
     let req = http::parse_head(&buf[..filled])?;
     let body_have = filled - req.head_len;
-    discard(
-        stream,
-        req.content_length.saturating_sub(body_have),
-        deadline,
-    )?;
+    discard(stream, req.content_length.saturating_sub(body_have), deadline)?;
     route(shared, req.method, req.path)
 }
 
 /// Reads until `buf[..n]` holds a complete head; returns `n`.
-fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut [u8; http::MAX_HEAD],
-    deadline: Instant,
-) -> Result<usize, AdminError> {
+fn read_head(stream: &mut TcpStream, buf: &mut [u8; http::MAX_HEAD], deadline: Instant) -> Result<usize, AdminError> {
     let mut filled = 0;
     loop {
         // Parse first: the previous read may have completed the head. The
@@ -240,10 +222,7 @@ fn read_by(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Res
 fn io_to_admin(e: io::Error, received: usize) -> AdminError {
     match e.kind() {
         // A timed-out read reports WouldBlock on Linux, TimedOut elsewhere.
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AdminError::Timeout {
-            received,
-            timeout: IO_TIMEOUT,
-        },
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AdminError::Timeout { received, timeout: IO_TIMEOUT },
         _ => AdminError::Io(e),
     }
 }
@@ -276,13 +255,7 @@ fn route(shared: &Shared, method: &str, path: &str) -> Result<Response, AdminErr
         }
     };
     match path {
-        "/metrics" => get_only(&|| {
-            Ok(Response::new(
-                200,
-                http::PROMETHEUS,
-                metrics::render(shared),
-            ))
-        }),
+        "/metrics" => get_only(&|| Ok(Response::new(200, http::PROMETHEUS, metrics::render(shared)))),
         "/healthz" => get_only(&|| Ok(Response::text(200, "ok"))),
         "/ready" => get_only(&|| {
             Ok(match ready::readiness(shared) {
@@ -305,10 +278,7 @@ fn reload(shared: &Shared, wait: Duration) -> Result<Response, AdminError> {
     // `send_timeout`: should the control channel ever be bounded and full,
     // the admin loop must still come back.
     let sent_at = Instant::now();
-    match shared
-        .control
-        .send_timeout(ControlMsg::Reload { reply: Some(tx) }, wait)
-    {
+    match shared.control.send_timeout(ControlMsg::Reload { reply: Some(tx) }, wait) {
         Ok(()) => {}
         Err(SendTimeoutError::Timeout(_)) => return Err(AdminError::ReloadTimeout(wait)),
         Err(SendTimeoutError::Disconnected(_)) => return Err(AdminError::ControlGone),

@@ -55,16 +55,11 @@ mod tests {
         let f = fixture::standard();
         let dead = fixture::pool("redis-b", 1, &[("d1", "127.0.0.1:7101", false, 30)]);
         let live = fixture::pool("redis-a", 0, &[("r1", "127.0.0.1:7001", true, 31)]);
-        f.shared
-            .cell
-            .publish(fixture::snapshot(5, false, vec![live, dead]));
+        f.shared.cell.publish(fixture::snapshot(5, false, vec![live, dead]));
         f.shared.workers[0].epoch.set(5);
         assert_eq!(
             readiness(&f.shared),
-            Err(vec![
-                "worker 1 runs epoch 3, latest is 5".to_string(),
-                "pool redis-b: no healthy backend".to_string()
-            ])
+            Err(vec!["worker 1 runs epoch 3, latest is 5".to_string(), "pool redis-b: no healthy backend".to_string()])
         );
     }
 
@@ -72,9 +67,7 @@ mod tests {
     fn draining_is_the_only_reason() {
         let f = fixture::standard();
         let pool = fixture::pool("redis-a", 0, &[("r1", "127.0.0.1:7001", false, 0)]);
-        f.shared
-            .cell
-            .publish(fixture::snapshot(5, true, vec![pool]));
+        f.shared.cell.publish(fixture::snapshot(5, true, vec![pool]));
         assert_eq!(readiness(&f.shared), Err(vec!["draining".to_string()]));
     }
 }

@@ -38,10 +38,7 @@ fn exchange(addr: SocketAddr, parts: &[&[u8]]) -> (u16, String) {
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    exchange(
-        addr,
-        &[format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()],
-    )
+    exchange(addr, &[format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()])
 }
 
 fn body(response: &str) -> &str {
@@ -57,30 +54,17 @@ fn healthz_ready_metrics_and_404() {
     assert_eq!(body(&resp), "ok\n");
 
     let (status, resp) = get(addr, "/ready");
-    assert_eq!(
-        (status, body(&resp)),
-        (503, "worker 1 runs epoch 3, latest is 4\n")
-    );
+    assert_eq!((status, body(&resp)), (503, "worker 1 runs epoch 3, latest is 4\n"));
     f.shared.workers[1].epoch.set(4);
     let (status, resp) = get(addr, "/ready");
     assert_eq!((status, body(&resp)), (200, "ready\n"));
 
-    f.shared.workers[0].pools[fixture::POOL_STAT]
-        .bytes_in
-        .add(40);
-    f.shared.workers[1].pools[fixture::POOL_STAT]
-        .bytes_in
-        .add(2);
+    f.shared.workers[0].pools[fixture::POOL_STAT].bytes_in.add(40);
+    f.shared.workers[1].pools[fixture::POOL_STAT].bytes_in.add(2);
     let (status, resp) = get(addr, "/metrics?x=1");
     assert_eq!(status, 200);
-    assert!(
-        resp.contains("Content-Type: text/plain; version=0.0.4"),
-        "{resp}"
-    );
-    assert!(
-        body(&resp).contains("\npuerta_bytes_in_total{pool=\"redis-a\"} 42\n"),
-        "{resp}"
-    );
+    assert!(resp.contains("Content-Type: text/plain; version=0.0.4"), "{resp}");
+    assert!(body(&resp).contains("\npuerta_bytes_in_total{pool=\"redis-a\"} 42\n"), "{resp}");
 
     let (status, resp) = get(addr, "/stats");
     assert_eq!(status, 200);
@@ -97,16 +81,7 @@ fn healthz_ready_metrics_and_404() {
 #[test]
 fn partial_reads_are_reassembled() {
     let (_f, addr) = start();
-    let (status, resp) = exchange(
-        addr,
-        &[
-            b"GE",
-            b"T /heal",
-            b"thz HTTP/1.1\r\nHo",
-            b"st: t\r\n",
-            b"\r\n",
-        ],
-    );
+    let (status, resp) = exchange(addr, &[b"GE", b"T /heal", b"thz HTTP/1.1\r\nHo", b"st: t\r\n", b"\r\n"]);
     assert_eq!((status, body(&resp)), (200, "ok\n"));
 }
 
@@ -114,10 +89,7 @@ fn partial_reads_are_reassembled() {
 fn bad_requests_get_4xx_and_the_server_survives() {
     let (_f, addr) = start();
     assert_eq!(exchange(addr, &[b"\x00\x01\x02 garbage\r\n\r\n"]).0, 400);
-    assert_eq!(
-        exchange(addr, &[b"GET / HTTP/1.1\r\nno colon here\r\n\r\n"]).0,
-        400
-    );
+    assert_eq!(exchange(addr, &[b"GET / HTTP/1.1\r\nno colon here\r\n\r\n"]).0, 400);
     // A head that never ends: answered 431 once 8 KiB have arrived.
     let mut huge = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
     huge.resize(20_000, b'a');
@@ -156,10 +128,7 @@ fn reload_relays_the_control_answer() {
     let control = answer_one_reload(&f, Err("test.toml:3: pool.listen: invalid address".into()));
     let (status, resp) = exchange(addr, &[b"POST /reload HTTP/1.0\r\n\r\n"]);
     control.join().unwrap();
-    assert_eq!(
-        (status, body(&resp)),
-        (400, "test.toml:3: pool.listen: invalid address\n")
-    );
+    assert_eq!((status, body(&resp)), (400, "test.toml:3: pool.listen: invalid address\n"));
 }
 
 #[test]
@@ -169,10 +138,7 @@ fn reload_timeout_and_missing_control() {
     let err = reload(&f.shared, Duration::from_millis(20)).unwrap_err();
     assert_eq!(err.status(), Some(504));
     // The message was sent all the same; dropping it unanswered is a 503.
-    assert!(matches!(
-        f.control.try_recv(),
-        Ok(ControlMsg::Reload { reply: Some(_) })
-    ));
+    assert!(matches!(f.control.try_recv(), Ok(ControlMsg::Reload { reply: Some(_) })));
     let rx = f.control.clone();
     let dropper = thread::spawn(move || drop(rx.recv_timeout(Duration::from_secs(5))));
     let err = reload(&f.shared, Duration::from_secs(5)).unwrap_err();
@@ -181,10 +147,7 @@ fn reload_timeout_and_missing_control() {
     // Control thread gone entirely: 503 at once.
     let Fixture { shared, control } = f;
     drop(control);
-    assert!(matches!(
-        reload(&shared, Duration::from_secs(5)),
-        Err(AdminError::ControlGone)
-    ));
+    assert!(matches!(reload(&shared, Duration::from_secs(5)), Err(AdminError::ControlGone)));
 }
 
 #[test]

@@ -47,15 +47,9 @@ impl PoolTotals {
             // Wrapping, like the counters themselves: gauges are kept with
             // wrapping incr/decr, so wrapping sums stay exact.
             t.client_connections = t.client_connections.wrapping_add(p.client_conns.get());
-            t.client_connections_total = t
-                .client_connections_total
-                .wrapping_add(p.client_conns_total.get());
-            t.rejected_max_connections = t
-                .rejected_max_connections
-                .wrapping_add(p.rejected_max_conns.get());
-            t.rejected_no_backend = t
-                .rejected_no_backend
-                .wrapping_add(p.rejected_no_backend.get());
+            t.client_connections_total = t.client_connections_total.wrapping_add(p.client_conns_total.get());
+            t.rejected_max_connections = t.rejected_max_connections.wrapping_add(p.rejected_max_conns.get());
+            t.rejected_no_backend = t.rejected_no_backend.wrapping_add(p.rejected_no_backend.get());
             t.idle_closed = t.idle_closed.wrapping_add(p.idle_closed.get());
             t.bytes_in = t.bytes_in.wrapping_add(p.bytes_in.get());
             t.bytes_out = t.bytes_out.wrapping_add(p.bytes_out.get());
@@ -101,9 +95,6 @@ mod tests {
         let b = BackendTotals::sum(&workers, &health, 7);
         assert_eq!((b.connections_total, b.health_checks_ok), (6, 9));
         assert_eq!(PoolTotals::sum(&workers, usize::MAX), PoolTotals::default());
-        assert_eq!(
-            BackendTotals::sum(&workers, &health, usize::MAX),
-            BackendTotals::default()
-        );
+        assert_eq!(BackendTotals::sum(&workers, &health, usize::MAX), BackendTotals::default());
     }
 }

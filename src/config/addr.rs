@@ -55,19 +55,12 @@ pub(crate) fn parse_server(text: &str) -> Result<ServerSpec, String> {
         Some(cut) => &addr_text[..cut],
         None => addr_text,
     };
-    Ok(ServerSpec {
-        addr,
-        weight,
-        name: name.unwrap_or(written).to_owned(),
-    })
+    Ok(ServerSpec { addr, weight, name: name.unwrap_or(written).to_owned() })
 }
 
 /// Byte offset in `addr_text` where a `:weight` suffix starts, if any.
 fn weight_suffix(addr_text: &str, after_host: &str) -> Option<usize> {
-    after_host
-        .contains(':')
-        .then(|| addr_text.rfind(':'))
-        .flatten()
+    after_host.contains(':').then(|| addr_text.rfind(':')).flatten()
 }
 
 /// Splits `host:rest` or `[v6]:rest`. IPv6 must be bracketed, as in URLs,
@@ -91,19 +84,11 @@ fn resolve_parts(host: &str, port: &str, text: &str) -> Result<SocketAddr, Strin
         _ => return Err(format!("expected a port 1-65535, got {port:?} in {text:?}")),
     };
     let unresolvable = |why: String| format!("expected a resolvable host, got {host:?} ({why})");
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| unresolvable(e.to_string()))?
-        .collect();
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(|e| unresolvable(e.to_string()))?.collect();
     // Prefer IPv4: `localhost` resolves to ::1 first on some systems and to
     // 127.0.0.1 first on others (gai.conf), and configs written for
     // nutcracker expect the IPv4 loopback.
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| unresolvable("no addresses".to_owned()))
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| unresolvable("no addresses".to_owned()))
 }
 
 #[cfg(test)]
@@ -123,59 +108,29 @@ mod tests {
 
     #[test]
     fn rejects_missing_or_bad_ports() {
-        assert_eq!(
-            resolve("127.0.0.1"),
-            Err(r#"expected host:port, got "127.0.0.1""#.to_owned())
-        );
-        assert_eq!(
-            resolve("127.0.0.1:1:2"),
-            Err(r#"expected host:port, got "127.0.0.1:1:2""#.to_owned())
-        );
-        assert_eq!(
-            resolve("127.0.0.1:0"),
-            Err(r#"expected a port 1-65535, got "0" in "127.0.0.1:0""#.to_owned())
-        );
+        assert_eq!(resolve("127.0.0.1"), Err(r#"expected host:port, got "127.0.0.1""#.to_owned()));
+        assert_eq!(resolve("127.0.0.1:1:2"), Err(r#"expected host:port, got "127.0.0.1:1:2""#.to_owned()));
+        assert_eq!(resolve("127.0.0.1:0"), Err(r#"expected a port 1-65535, got "0" in "127.0.0.1:0""#.to_owned()));
         assert!(resolve("::1:6379").is_err());
     }
 
     #[test]
     fn server_defaults_weight_1_and_name_as_written() {
         let s = parse_server("localhost:6379").expect("valid");
-        assert_eq!(
-            (s.addr, s.weight, s.name.as_str()),
-            (addr("127.0.0.1:6379"), 1, "localhost:6379")
-        );
+        assert_eq!((s.addr, s.weight, s.name.as_str()), (addr("127.0.0.1:6379"), 1, "localhost:6379"));
         let s = parse_server("127.0.0.1:6379:3").expect("valid");
         assert_eq!((s.weight, s.name.as_str()), (3, "127.0.0.1:6379"));
         let s = parse_server("[::1]:6379:2  redis-1 ").expect("valid");
-        assert_eq!(
-            (s.addr, s.weight, s.name.as_str()),
-            (addr("[::1]:6379"), 2, "redis-1")
-        );
+        assert_eq!((s.addr, s.weight, s.name.as_str()), (addr("[::1]:6379"), 2, "redis-1"));
     }
 
     #[test]
     fn server_syntax_errors_say_what_was_expected() {
         let err = |s: &str| parse_server(s).expect_err("invalid input");
-        assert_eq!(
-            err("127.0.0.1"),
-            r#"expected host:port[:weight] [name], got "127.0.0.1""#
-        );
-        assert_eq!(
-            err("127.0.0.1:6379:0"),
-            r#"expected weight >= 1, got 0 in "127.0.0.1:6379:0""#
-        );
-        assert_eq!(
-            err("127.0.0.1:6379:x"),
-            r#"expected an integer weight, got "x" in "127.0.0.1:6379:x""#
-        );
-        assert_eq!(
-            err("127.0.0.1:1 a b"),
-            r#"expected host:port[:weight] [name], got "127.0.0.1:1 a b""#
-        );
-        assert_eq!(
-            err(":6379"),
-            r#"expected host:port[:weight] [name], got ":6379""#
-        );
+        assert_eq!(err("127.0.0.1"), r#"expected host:port[:weight] [name], got "127.0.0.1""#);
+        assert_eq!(err("127.0.0.1:6379:0"), r#"expected weight >= 1, got 0 in "127.0.0.1:6379:0""#);
+        assert_eq!(err("127.0.0.1:6379:x"), r#"expected an integer weight, got "x" in "127.0.0.1:6379:x""#);
+        assert_eq!(err("127.0.0.1:1 a b"), r#"expected host:port[:weight] [name], got "127.0.0.1:1 a b""#);
+        assert_eq!(err(":6379"), r#"expected host:port[:weight] [name], got ":6379""#);
     }
 }

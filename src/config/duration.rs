@@ -9,27 +9,20 @@
 use std::time::Duration;
 
 /// What a duration looks like, for "expected ..., got ..." messages.
-pub(crate) const EXPECTED: &str =
-    r#"a duration like "500ms", "10s", "5m", "1h" or integer milliseconds"#;
+pub(crate) const EXPECTED: &str = r#"a duration like "500ms", "10s", "5m", "1h" or integer milliseconds"#;
 
 /// Words that switch an optional timeout off, besides any zero duration.
 pub(crate) const OFF_WORDS: [&str; 2] = ["off", "none"];
 
 const NANOS_PER_MS: u128 = 1_000_000;
-const UNITS: [(&str, u128); 4] = [
-    ("ms", NANOS_PER_MS),
-    ("s", 1_000 * NANOS_PER_MS),
-    ("m", 60_000 * NANOS_PER_MS),
-    ("h", 3_600_000 * NANOS_PER_MS),
-];
+const UNITS: [(&str, u128); 4] =
+    [("ms", NANOS_PER_MS), ("s", 1_000 * NANOS_PER_MS), ("m", 60_000 * NANOS_PER_MS), ("h", 3_600_000 * NANOS_PER_MS)];
 
 /// Parses duration text. Returns `None` for anything malformed; the caller
 /// knows the key and writes the message.
 pub(crate) fn parse(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = (&text[..split], text[split..].trim_start());
     if unit.is_empty() {
         // A bare number is milliseconds and must be whole: "1.5" with no
@@ -113,19 +106,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in [
-            "",
-            "s",
-            "10x",
-            "1.5",
-            "-1s",
-            "1..5s",
-            ".5s",
-            "5.s",
-            "10 parsecs",
-            "1s2",
-            "99999999999999999999999h",
-        ] {
+        for bad in
+            ["", "s", "10x", "1.5", "-1s", "1..5s", ".5s", "5.s", "10 parsecs", "1s2", "99999999999999999999999h"]
+        {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

@@ -139,9 +139,7 @@ impl Visitor<'_> for ScalarVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-        i64::try_from(v)
-            .map(Scalar::Int)
-            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        i64::try_from(v).map(Scalar::Int).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
     }
 }
 
@@ -168,11 +166,7 @@ pub(crate) fn deserialize(src: &str) -> Result<ConfigFile, ShapeError> {
             }
         }
         let inner = err.inner();
-        ShapeError {
-            path,
-            line: inner.span().map(|s| line_of(src, s.start)),
-            problem: reword(inner.message()),
-        }
+        ShapeError { path, line: inner.span().map(|s| line_of(src, s.start)), problem: reword(inner.message()) }
     })
 }
 
@@ -196,10 +190,7 @@ fn reword(msg: &str) -> String {
         };
     }
     for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some((got, expected)) = msg
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.rsplit_once(", expected "))
-        {
+        if let Some((got, expected)) = msg.strip_prefix(prefix).and_then(|rest| rest.rsplit_once(", expected ")) {
             return format!("expected {}, got {got}", toml_words(expected));
         }
     }
@@ -234,18 +225,12 @@ mod tests {
             reword("unknown field `x`, expected `server` or `pool`"),
             "unknown key; expected one of server, pool"
         );
-        assert_eq!(
-            reword("invalid type: integer `5`, expected a string"),
-            "expected a string, got integer `5`"
-        );
+        assert_eq!(reword("invalid type: integer `5`, expected a string"), "expected a string, got integer `5`");
         assert_eq!(
             reword("invalid type: integer `5`, expected struct ServerFile"),
             "expected a table, got integer `5`"
         );
-        assert_eq!(
-            reword("invalid type: string \"x\", expected a sequence"),
-            "expected an array, got string \"x\""
-        );
+        assert_eq!(reword("invalid type: string \"x\", expected a sequence"), "expected an array, got string \"x\"");
         assert_eq!(reword("something else"), "something else");
     }
 
@@ -260,8 +245,7 @@ mod tests {
 
     #[test]
     fn integers_and_strings_both_become_scalars() {
-        let file =
-            deserialize("[server]\nworkers = 4\nshutdown_timeout = \"5s\"\n").expect("valid shape");
+        let file = deserialize("[server]\nworkers = 4\nshutdown_timeout = \"5s\"\n").expect("valid shape");
         assert_eq!(file.server.workers, Scalar::Int(4));
         assert_eq!(file.server.shutdown_timeout, Scalar::text("5s"));
     }

@@ -38,12 +38,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{file}:{line}: {key}: {problem}")]
-    Invalid {
-        file: String,
-        line: usize,
-        key: String,
-        problem: String,
-    },
+    Invalid { file: String, line: usize, key: String, problem: String },
     /// Several independent problems, reported together.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<ConfigError>),
@@ -51,22 +46,15 @@ pub enum ConfigError {
 
 /// Reads and validates a config file. `Config.source` is `path` as given.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: path.display().to_string(),
-        source,
-    })?;
+    let src =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.display().to_string(), source })?;
     parse(&src, path)
 }
 
 /// Validates config text; `file` names it in errors and in `Config.source`.
 pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
     let name = file.display().to_string();
-    let invalid = |line, key: String, problem: String| ConfigError::Invalid {
-        file: name.clone(),
-        line,
-        key,
-        problem,
-    };
+    let invalid = |line, key: String, problem: String| ConfigError::Invalid { file: name.clone(), line, key, problem };
 
     // Syntax first, with toml_edit: it keeps the spans that validation
     // errors need later, and its errors carry a span of their own.
@@ -74,12 +62,7 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
         let line = e.span().map_or(1, |s| span::line_of(src, s.start));
         // toml_edit splits "what" and "expected what" over lines; one line
         // keeps `file:line: key: problem` greppable.
-        let message = e
-            .message()
-            .lines()
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = e.message().lines().map(str::trim).collect::<Vec<_>>().join("; ");
         invalid(line, "(syntax)".to_owned(), message)
     })?;
 
@@ -89,10 +72,8 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
     })?;
 
     validate::validate(raw, file).map_err(|problems| {
-        let mut errors: Vec<ConfigError> = problems
-            .into_iter()
-            .map(|p| invalid(p.path.line_in(&doc), key_text(&p.path), p.problem))
-            .collect();
+        let mut errors: Vec<ConfigError> =
+            problems.into_iter().map(|p| invalid(p.path.line_in(&doc), key_text(&p.path), p.problem)).collect();
         // Validation order is server-then-pools; file order reads better.
         errors.sort_by_key(|e| match e {
             ConfigError::Invalid { line, .. } => *line,
@@ -101,11 +82,7 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
         match errors.len() {
             // Unreachable by construction (validate only fails with a
             // problem), but a wrong message beats a panic on user input.
-            0 => invalid(
-                1,
-                "(file)".to_owned(),
-                "invalid, reason unknown (a puerta bug)".to_owned(),
-            ),
+            0 => invalid(1, "(file)".to_owned(), "invalid, reason unknown (a puerta bug)".to_owned()),
             1 => errors.remove(0),
             _ => ConfigError::Many(errors),
         }

@@ -32,10 +32,7 @@ impl TryFrom<PoolFile> for PoolConfig {
 
 /// Converts one pool, recording problems in `p`. Returns the listen address
 /// on its own so cross-pool checks can run even if the pool is invalid.
-pub(crate) fn convert(
-    file: &PoolFile,
-    p: &mut Problems,
-) -> (Option<SocketAddr>, Option<PoolConfig>) {
+pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>, Option<PoolConfig>) {
     let key = |k: &str| KeyPath::root().key(k);
     let required = |what: &str| format!("required key is missing; expected {what}");
 
@@ -44,18 +41,12 @@ pub(crate) fn convert(
         Some(n) => p.check(key("name"), pool_name(n)),
     };
     let listen = match &file.listen {
-        None => p.check(
-            key("listen"),
-            Err(required(r#"host:port like "127.0.0.1:6380""#)),
-        ),
+        None => p.check(key("listen"), Err(required(r#"host:port like "127.0.0.1:6380""#))),
         Some(l) => p.check(key("listen"), addr::resolve(l)),
     };
     let mode = p.check(key("mode"), mode(&file.mode));
     let servers = match &file.servers {
-        None => p.check(
-            key("servers"),
-            Err(required(r#"a list like ["127.0.0.1:6379"]"#)),
-        ),
+        None => p.check(key("servers"), Err(required(r#"a list like ["127.0.0.1:6379"]"#))),
         Some(list) => servers(list, p),
     };
     let balance = p.check(
@@ -69,15 +60,9 @@ pub(crate) fn convert(
             ],
         ),
     );
-    let connect_timeout = p.check(
-        key("connect_timeout"),
-        positive_duration(&file.connect_timeout),
-    );
+    let connect_timeout = p.check(key("connect_timeout"), positive_duration(&file.connect_timeout));
     let idle_timeout = p.check(key("idle_timeout"), optional_duration(&file.idle_timeout));
-    let max_clients = p.check(
-        key("max_client_connections"),
-        int_in(file.max_client_connections, 0, i64::MAX),
-    );
+    let max_clients = p.check(key("max_client_connections"), int_in(file.max_client_connections, 0, i64::MAX));
     let health = health(file, p);
 
     let pool = (|| {
@@ -107,17 +92,13 @@ fn pool_name(name: &str) -> Result<String, String> {
     if !name.is_empty() && name.chars().all(ok) {
         Ok(name.to_owned())
     } else {
-        Err(format!(
-            "expected a name of letters, digits, '_', '.' or '-', got {name:?}"
-        ))
+        Err(format!("expected a name of letters, digits, '_', '.' or '-', got {name:?}"))
     }
 }
 
 fn mode(text: &str) -> Result<Mode, String> {
     if PLANNED_MODES.contains(&text) {
-        return Err(format!(
-            "mode {text:?} is not supported yet (supported: tcp)"
-        ));
+        return Err(format!("mode {text:?} is not supported yet (supported: tcp)"));
     }
     pick(text, &[("tcp", Mode::Tcp)])
 }
@@ -137,13 +118,7 @@ fn servers(list: &[String], p: &mut Problems) -> Option<Vec<ServerSpec>> {
             continue;
         };
         if let Some(&first) = names.get(&spec.name) {
-            p.add(
-                path.index(i),
-                format!(
-                    "expected a unique server name, got {:?} (also servers[{first}])",
-                    spec.name
-                ),
-            );
+            p.add(path.index(i), format!("expected a unique server name, got {:?} (also servers[{first}])", spec.name));
         } else {
             names.insert(spec.name.clone(), i);
         }
@@ -154,10 +129,7 @@ fn servers(list: &[String], p: &mut Problems) -> Option<Vec<ServerSpec>> {
 
 fn health(file: &PoolFile, p: &mut Problems) -> Option<HealthConfig> {
     let key = |k: &str| KeyPath::root().key(k);
-    let interval = p.check(
-        key("check_interval"),
-        positive_duration(&file.check_interval),
-    );
+    let interval = p.check(key("check_interval"), positive_duration(&file.check_interval));
     let timeout = p.check(key("check_timeout"), positive_duration(&file.check_timeout));
     let threshold = |n| int_in(n, 1, i64::from(u32::MAX)).map(|n| n as u32);
     let rise = p.check(key("rise"), threshold(file.rise));
@@ -166,17 +138,9 @@ fn health(file: &PoolFile, p: &mut Problems) -> Option<HealthConfig> {
     if let (Some(i), Some(t)) = (interval, timeout) {
         if t > i {
             let (t, i) = (super::duration::format(t), super::duration::format(i));
-            p.add(
-                key("check_timeout"),
-                format!("expected at most check_interval ({i}), got {t}"),
-            );
+            p.add(key("check_timeout"), format!("expected at most check_interval ({i}), got {t}"));
             return None;
         }
     }
-    Some(HealthConfig {
-        check_interval: interval?,
-        check_timeout: timeout?,
-        rise: rise?,
-        fall: fall?,
-    })
+    Some(HealthConfig { check_interval: interval?, check_timeout: timeout?, rise: rise?, fall: fall? })
 }

@@ -103,11 +103,7 @@ pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     let end = offset.min(src.len());
     // Count on bytes: `offset` may come from a span that is not on a char
     // boundary after an error, and '\n' is never part of a multi-byte char.
-    src.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// A position in the parsed document. `toml_edit` hands out three kinds of

@@ -20,11 +20,7 @@ impl Config {
         };
         let cpus = match &s.cpus {
             None => "any".to_owned(),
-            Some(list) => list
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            Some(list) => list.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
         };
         let mut out = String::new();
         // Writing to a String cannot fail; the results are ignored for that
@@ -48,9 +44,7 @@ impl Config {
 
 fn pool_summary(out: &mut String, p: &PoolConfig) {
     let idle = p.idle_timeout.map_or("off".to_owned(), dur);
-    let max = p
-        .max_client_connections
-        .map_or("unlimited".to_owned(), |n| n.to_string());
+    let max = p.max_client_connections.map_or("unlimited".to_owned(), |n| n.to_string());
     let h = &p.health;
     let _ = writeln!(
         out,
@@ -64,11 +58,7 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
     for s in &p.servers {
         let _ = writeln!(out, "    {} weight {} name {:?}", s.addr, s.weight, s.name);
     }
-    let _ = writeln!(
-        out,
-        "    timeouts: connect {}, idle {idle}; max clients {max}",
-        dur(p.connect_timeout),
-    );
+    let _ = writeln!(out, "    timeouts: connect {}, idle {idle}; max clients {max}", dur(p.connect_timeout),);
     let _ = writeln!(
         out,
         "    health: every {}, timeout {}, rise {}, fall {}",

@@ -10,8 +10,7 @@ use std::time::Duration;
 use super::*;
 
 /// A minimal valid pool, for tests that break one thing elsewhere.
-const POOL: &str =
-    "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\nservers = [\"127.0.0.1:7001\"]\n";
+const POOL: &str = "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\nservers = [\"127.0.0.1:7001\"]\n";
 
 fn err(src: &str) -> String {
     match parse(src, Path::new("t.toml")) {
@@ -108,10 +107,7 @@ fn unknown_key_in_a_pool() {
 
 #[test]
 fn unknown_top_level_table() {
-    assert_eq!(
-        err(&format!("{POOL}[srever]\n")),
-        "t.toml:5: srever: unknown key; expected one of server, pool"
-    );
+    assert_eq!(err(&format!("{POOL}[srever]\n")), "t.toml:5: srever: unknown key; expected one of server, pool");
 }
 
 #[test]
@@ -179,10 +175,7 @@ fn bad_server_syntax() {
 fn duplicate_server_names_within_a_pool() {
     let src = "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\n\
                servers = [\"127.0.0.1:1 r\", \"127.0.0.1:2 r\"]\n";
-    assert_eq!(
-        err(src),
-        "t.toml:4: pool[0].servers[1]: expected a unique server name, got \"r\" (also servers[0])"
-    );
+    assert_eq!(err(src), "t.toml:4: pool[0].servers[1]: expected a unique server name, got \"r\" (also servers[0])");
 }
 
 #[test]
@@ -208,10 +201,7 @@ fn listen_may_not_take_the_admin_address() {
 
 #[test]
 fn missing_pools() {
-    assert_eq!(
-        err("[server]\nworkers = 2\n"),
-        "t.toml:1: pool: expected at least one [[pool]] table, got none"
-    );
+    assert_eq!(err("[server]\nworkers = 2\n"), "t.toml:1: pool: expected at least one [[pool]] table, got none");
 }
 
 #[test]
@@ -250,33 +240,21 @@ fn multiple_errors_are_collected_in_file_order() {
 #[test]
 fn errors_are_many_only_when_more_than_one() {
     let one = parse(&format!("{POOL}rise = 0\n"), Path::new("t.toml"));
-    assert!(
-        matches!(one, Err(ConfigError::Invalid { line: 5, .. })),
-        "{one:?}"
-    );
+    assert!(matches!(one, Err(ConfigError::Invalid { line: 5, .. })), "{one:?}");
     let two = parse(&format!("{POOL}rise = 0\nfall = 0\n"), Path::new("t.toml"));
-    assert!(
-        matches!(two, Err(ConfigError::Many(ref v)) if v.len() == 2),
-        "{two:?}"
-    );
+    assert!(matches!(two, Err(ConfigError::Many(ref v)) if v.len() == 2), "{two:?}");
 }
 
 #[test]
 fn unreadable_file_is_an_io_error() {
     let e = load(Path::new("/nonexistent/puerta.toml")).expect_err("no such file");
     assert!(matches!(e, ConfigError::Io { .. }));
-    assert!(
-        e.to_string()
-            .starts_with("/nonexistent/puerta.toml: cannot read: "),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("/nonexistent/puerta.toml: cannot read: "), "{e}");
 }
 
 #[test]
 fn summary_shows_resolved_settings() {
-    let c = ok(&format!(
-        "{POOL}balance = \"least_conn\"\nidle_timeout = \"90s\"\n"
-    ));
+    let c = ok(&format!("{POOL}balance = \"least_conn\"\nidle_timeout = \"90s\"\n"));
     assert_eq!(
         c.summary(),
         "config t.toml\n\

@@ -128,3 +128,28 @@ impl Balance {
         }
     }
 }
+
+impl Default for HealthConfig {
+    /// The documented defaults: probe every 2s, 1s timeout, rise 2, fall 2.
+    fn default() -> Self {
+        HealthConfig { check_interval: Duration::from_secs(2), check_timeout: Duration::from_secs(1), rise: 2, fall: 2 }
+    }
+}
+
+impl PoolConfig {
+    /// A tcp pool with every optional key at its documented default; used by
+    /// tests and benches that need a pool without writing a file.
+    pub fn with_defaults(name: &str, listen: SocketAddr, servers: Vec<ServerSpec>) -> Self {
+        PoolConfig {
+            name: name.to_string(),
+            listen,
+            mode: Mode::Tcp,
+            servers,
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: None,
+            max_client_connections: None,
+            health: HealthConfig::default(),
+        }
+    }
+}

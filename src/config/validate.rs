@@ -30,10 +30,7 @@ pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
     pub(crate) fn add(&mut self, path: KeyPath, problem: impl Into<String>) {
-        self.0.push(Problem {
-            path,
-            problem: problem.into(),
-        });
+        self.0.push(Problem { path, problem: problem.into() });
     }
 
     /// Records `result`'s error under `path` and turns it into an `Option`.
@@ -73,10 +70,7 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
 
     let pool_path = root.key("pool");
     if file.pool.is_empty() {
-        problems.add(
-            pool_path.clone(),
-            "expected at least one [[pool]] table, got none",
-        );
+        problems.add(pool_path.clone(), "expected at least one [[pool]] table, got none");
     }
     let mut pools = Vec::new();
     let mut names: HashMap<&str, usize> = HashMap::new();
@@ -104,10 +98,8 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
         }
         if let Some(addr) = listen {
             if let Some(first) = listens.get(&addr) {
-                problems.add(
-                    base.key("listen"),
-                    format!("expected a unique listen address, got {addr} (also {first})"),
-                );
+                problems
+                    .add(base.key("listen"), format!("expected a unique listen address, got {addr} (also {first})"));
             } else {
                 listens.insert(addr, base.key("listen"));
             }
@@ -115,11 +107,7 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
         pools.extend(pool);
     }
 
-    let config = server.map(|server| Config {
-        source: source.to_path_buf(),
-        server,
-        pools,
-    });
+    let config = server.map(|server| Config { source: source.to_path_buf(), server, pools });
     problems.finish(config)
 }
 
@@ -138,14 +126,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         };
         let io = p.check(
             key("io"),
-            pick(
-                &file.io,
-                &[
-                    ("auto", IoMode::Auto),
-                    ("uring", IoMode::Uring),
-                    ("epoll", IoMode::Epoll),
-                ],
-            ),
+            pick(&file.io, &[("auto", IoMode::Auto), ("uring", IoMode::Uring), ("epoll", IoMode::Epoll)]),
         );
         let admin = p.check(key("admin"), super::addr::resolve(&file.admin));
         let log = p.check(key("log"), log_filter(&file.log));
@@ -169,9 +150,7 @@ fn workers(v: &Scalar) -> Result<Workers, String> {
     match v {
         Scalar::Text(s) if s == "auto" => Ok(Workers::Auto),
         Scalar::Int(n) if *n >= 1 => Ok(Workers::Count(usize::try_from(*n).unwrap_or(usize::MAX))),
-        other => Err(format!(
-            r#"expected "auto" or an integer >= 1, got {other}"#
-        )),
+        other => Err(format!(r#"expected "auto" or an integer >= 1, got {other}"#)),
     }
 }
 
@@ -187,31 +166,19 @@ fn cpus(list: &[i64], workers: Option<Workers>, p: &mut Problems) -> Option<Vec<
     let mut out = Vec::with_capacity(list.len());
     for (i, &cpu) in list.iter().enumerate() {
         let Ok(cpu) = usize::try_from(cpu) else {
-            p.add(
-                path.index(i),
-                format!("expected a CPU index >= 0, got {cpu}"),
-            );
+            p.add(path.index(i), format!("expected a CPU index >= 0, got {cpu}"));
             continue;
         };
         // Two workers on one CPU would defeat thread-per-core, so a repeat
         // is almost certainly a typo.
         if let Some(first) = seen.insert(cpu, i) {
-            p.add(
-                path.index(i),
-                format!("expected each CPU once, got {cpu} again (also cpus[{first}])"),
-            );
+            p.add(path.index(i), format!("expected each CPU once, got {cpu} again (also cpus[{first}])"));
         }
         out.push(cpu);
     }
     if let Some(Workers::Count(n)) = workers {
         if list.len() < n {
-            p.add(
-                path,
-                format!(
-                    "expected at least {n} CPUs for workers = {n}, got {}",
-                    list.len()
-                ),
-            );
+            p.add(path, format!("expected at least {n} CPUs for workers = {n}, got {}", list.len()));
             return None;
         }
     }
@@ -221,23 +188,15 @@ fn cpus(list: &[i64], workers: Option<Workers>, p: &mut Problems) -> Option<Vec<
 fn log_filter(text: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(text)
         .map(|_| text.to_owned())
-        .map_err(|e| {
-            format!(
-                r#"expected a tracing filter like "info" or "puerta=debug", got {text:?} ({e})"#
-            )
-        })
+        .map_err(|e| format!(r#"expected a tracing filter like "info" or "puerta=debug", got {text:?} ({e})"#))
 }
 
 /// Looks `text` up in `table`, naming every accepted word on failure.
 pub(crate) fn pick<T: Copy>(text: &str, table: &[(&str, T)]) -> Result<T, String> {
-    table
-        .iter()
-        .find(|(name, _)| *name == text)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| {
-            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-            format!("expected one of {}, got {text:?}", names.join(", "))
-        })
+    table.iter().find(|(name, _)| *name == text).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        format!("expected one of {}, got {text:?}", names.join(", "))
+    })
 }
 
 /// An integer in `min..=max`.
@@ -272,9 +231,7 @@ pub(crate) fn positive_duration(v: &Scalar) -> Result<Duration, String> {
 /// A duration that may be switched off with "off", "none" or zero.
 pub(crate) fn optional_duration(v: &Scalar) -> Result<Option<Duration>, String> {
     let d = match v {
-        Scalar::Int(n) => u64::try_from(*n)
-            .ok()
-            .map(|ms| (ms > 0).then(|| Duration::from_millis(ms))),
+        Scalar::Int(n) => u64::try_from(*n).ok().map(|ms| (ms > 0).then(|| Duration::from_millis(ms))),
         Scalar::Text(s) => duration::parse_optional(s),
     };
     d.ok_or_else(|| format!(r#"expected {} or "off", got {v}"#, duration::EXPECTED))

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use super::listeners;
 use super::DriverKind;
 use crate::config::Config;
-use crate::route::affinity::{AffinityTable, Candidate};
-use crate::route::{BackendState, Listener, PoolSnapshot, Snapshot};
+use crate::route::{Listener, PoolSnapshot, Snapshot};
 use crate::stats::{MAX_BACKENDS, MAX_POOLS};
 
 /// Why a snapshot could not be built.
@@ -45,10 +44,7 @@ impl StatIds {
             return Ok(id);
         }
         if n >= MAX_POOLS {
-            return Err(BuildError::TooMany {
-                what: "pools",
-                max: MAX_POOLS,
-            });
+            return Err(BuildError::TooMany { what: "pools", max: MAX_POOLS });
         }
         self.pools.insert(name.to_string(), n);
         Ok(n)
@@ -61,10 +57,7 @@ impl StatIds {
             return Ok(id);
         }
         if n >= MAX_BACKENDS {
-            return Err(BuildError::TooMany {
-                what: "backends",
-                max: MAX_BACKENDS,
-            });
+            return Err(BuildError::TooMany { what: "backends", max: MAX_BACKENDS });
         }
         self.backends.insert(key, n);
         Ok(n)
@@ -82,11 +75,7 @@ pub struct BuildCtx<'a> {
     pub up: &'a dyn Fn(usize) -> bool,
 }
 
-pub fn build(
-    cfg: Arc<Config>,
-    ids: &mut StatIds,
-    ctx: &BuildCtx<'_>,
-) -> Result<Snapshot, BuildError> {
+pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
     let mut pools = Vec::with_capacity(cfg.pools.len());
     let mut all_listeners = Vec::with_capacity(cfg.pools.len());
     for pc in &cfg.pools {
@@ -94,75 +83,27 @@ pub fn build(
         if !ctx.draining {
             all_listeners.push(pool_listeners(pc, ctx)?);
         }
-        let clients = ctx
-            .prev
-            .and_then(|s| s.pool_by_name(&pc.name))
-            .map(|p| p.clients.clone())
-            .unwrap_or_default();
-        let mut backends = Vec::with_capacity(pc.servers.len());
-        for s in &pc.servers {
-            let sid = ids.backend(&pc.name, &s.name)?;
-            backends.push(BackendState {
-                spec: s.clone(),
-                stat_id: sid,
-                healthy: (ctx.up)(sid),
-            });
-        }
-        let healthy: Vec<u32> = (0..backends.len() as u32)
-            .filter(|&i| backends[i as usize].healthy)
-            .collect();
-        let cands: Vec<Candidate> = healthy
-            .iter()
-            .map(|&i| {
-                let b = &backends[i as usize];
-                Candidate {
-                    index: i,
-                    name: &b.spec.name,
-                    weight: b.spec.weight,
-                }
-            })
-            .collect();
-        let affinity = AffinityTable::build(&cands);
-        pools.push(Arc::new(PoolSnapshot {
-            cfg: pc.clone(),
-            stat_id,
-            backends,
-            healthy,
-            affinity,
-            clients,
-        }));
+        let clients = ctx.prev.and_then(|s| s.pool_by_name(&pc.name)).map(|p| p.clients.clone()).unwrap_or_default();
+        let sids = pc.servers.iter().map(|s| ids.backend(&pc.name, &s.name)).collect::<Result<Vec<_>, _>>()?;
+        pools.push(Arc::new(PoolSnapshot::new(pc.clone(), stat_id, &sids, ctx.up, clients)));
     }
-    Ok(Snapshot {
-        epoch: ctx.epoch,
-        draining: ctx.draining,
-        config: cfg,
-        pools,
-        listeners: all_listeners,
-    })
+    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners: all_listeners })
 }
 
 /// The pool's per-worker listeners: the previous snapshot's when the listen
 /// address is unchanged, else freshly bound.
-fn pool_listeners(
-    pc: &crate::config::PoolConfig,
-    ctx: &BuildCtx<'_>,
-) -> Result<Vec<Arc<Listener>>, BuildError> {
+fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<Vec<Arc<Listener>>, BuildError> {
     let reuse = ctx.prev.and_then(|s| {
         let i = s.pools.iter().position(|p| p.cfg.listen == pc.listen)?;
-        s.listeners
-            .get(i)
-            .filter(|l| l.len() == ctx.workers)
-            .cloned()
+        s.listeners.get(i).filter(|l| l.len() == ctx.workers).cloned()
     });
     match reuse {
         Some(l) => Ok(l),
-        None => {
-            listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
-                pool: pc.name.clone(),
-                addr: pc.listen,
-                source,
-            })
-        }
+        None => listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
+            pool: pc.name.clone(),
+            addr: pc.listen,
+            source,
+        }),
     }
 }
 
@@ -184,36 +125,21 @@ mod tests {
                 shutdown_timeout: Duration::from_secs(1),
             },
             pools: vec![PoolConfig {
-                name: "p".into(),
-                listen,
-                mode: Mode::Tcp,
-                servers: servers
-                    .iter()
-                    .map(|s| ServerSpec {
-                        addr: s.parse().unwrap(),
-                        weight: 1,
-                        name: s.to_string(),
-                    })
-                    .collect(),
                 balance: Balance::ClientIp,
-                connect_timeout: Duration::from_secs(1),
-                idle_timeout: None,
-                max_client_connections: None,
-                health: HealthConfig {
-                    check_interval: Duration::from_secs(1),
-                    check_timeout: Duration::from_secs(1),
-                    rise: 1,
-                    fall: 1,
-                },
+                ..PoolConfig::with_defaults(
+                    "p",
+                    listen,
+                    servers
+                        .iter()
+                        .map(|s| ServerSpec { addr: s.parse().unwrap(), weight: 1, name: s.to_string() })
+                        .collect(),
+                )
             }],
         })
     }
 
     fn free_addr() -> SocketAddr {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
     }
 
     #[test]
@@ -222,14 +148,7 @@ mod tests {
         let cfg = config(listen, &["127.0.0.1:7001", "127.0.0.1:7002"]);
         let mut ids = StatIds::default();
         let down = |sid: usize| sid != 1;
-        let ctx = BuildCtx {
-            epoch: 1,
-            draining: false,
-            workers: 2,
-            driver: DriverKind::Epoll,
-            prev: None,
-            up: &down,
-        };
+        let ctx = BuildCtx { epoch: 1, draining: false, workers: 2, driver: DriverKind::Epoll, prev: None, up: &down };
         let s = build(cfg.clone(), &mut ids, &ctx).unwrap();
         let p = &s.pools[0];
         let ls = &s.listeners[0];
@@ -241,27 +160,13 @@ mod tests {
 
         // A rebuild keeps listeners, stat ids and the shared client count.
         let all_up = |_: usize| true;
-        let ctx2 = BuildCtx {
-            epoch: 2,
-            prev: Some(&s),
-            up: &all_up,
-            ..ctx
-        };
+        let ctx2 = BuildCtx { epoch: 2, prev: Some(&s), up: &all_up, ..ctx };
         let s2 = build(cfg, &mut ids, &ctx2).unwrap();
         assert_eq!(s2.epoch, 2);
         assert_eq!(s2.listeners[0][0].id, ls[0].id);
         // A draining snapshot holds no listeners, so they close.
-        let ctx3 = BuildCtx {
-            epoch: 3,
-            draining: true,
-            prev: Some(&s2),
-            up: &all_up,
-            ..ctx
-        };
-        assert!(build(s2.config.clone(), &mut ids, &ctx3)
-            .unwrap()
-            .listeners
-            .is_empty());
+        let ctx3 = BuildCtx { epoch: 3, draining: true, prev: Some(&s2), up: &all_up, ..ctx };
+        assert!(build(s2.config.clone(), &mut ids, &ctx3).unwrap().listeners.is_empty());
         assert!(Arc::ptr_eq(&s2.pools[0].clients, &p.clients));
         assert_eq!(s2.pools[0].backends[1].stat_id, 1);
         assert_eq!(s2.pools[0].healthy, vec![0, 1]);
@@ -272,20 +177,8 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let cfg = config(taken.local_addr().unwrap(), &["127.0.0.1:7001"]);
         let up = |_: usize| true;
-        let ctx = BuildCtx {
-            epoch: 1,
-            draining: false,
-            workers: 1,
-            driver: DriverKind::Epoll,
-            prev: None,
-            up: &up,
-        };
-        let err = build(cfg, &mut StatIds::default(), &ctx)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("pool p: cannot listen on 127.0.0.1:"),
-            "{err}"
-        );
+        let ctx = BuildCtx { epoch: 1, draining: false, workers: 1, driver: DriverKind::Epoll, prev: None, up: &up };
+        let err = build(cfg, &mut StatIds::default(), &ctx).unwrap_err().to_string();
+        assert!(err.starts_with("pool p: cannot listen on 127.0.0.1:"), "{err}");
     }
 }

@@ -24,12 +24,7 @@ pub struct BackendHealth {
 impl BackendHealth {
     /// New backends start up (traffic flows at once) and are probed now.
     pub fn new(now: Instant) -> Self {
-        BackendHealth {
-            up: true,
-            ok_streak: 0,
-            fail_streak: 0,
-            next_probe: now,
-        }
+        BackendHealth { up: true, ok_streak: 0, fail_streak: 0, next_probe: now }
     }
 
     /// Records a probe result; returns true if `up` changed.
@@ -66,11 +61,7 @@ pub fn probe_connect(addrs: &[SocketAddr], timeout: Duration) -> Vec<(bool, Dura
     let mut socks = Vec::with_capacity(addrs.len());
     let mut result = vec![(false, timeout); addrs.len()];
     for (i, a) in addrs.iter().enumerate() {
-        let s = socket2::Socket::new(
-            socket2::Domain::for_address(*a),
-            socket2::Type::STREAM.cloexec(),
-            None,
-        );
+        let s = socket2::Socket::new(socket2::Domain::for_address(*a), socket2::Type::STREAM.cloexec(), None);
         let Ok(s) = s else { continue };
         if s.set_nonblocking(true).is_err() {
             continue;
@@ -86,22 +77,10 @@ pub fn probe_connect(addrs: &[SocketAddr], timeout: Duration) -> Vec<(bool, Dura
         if left.is_zero() {
             break;
         }
-        let mut fds: Vec<libc::pollfd> = socks
-            .iter()
-            .map(|(_, s)| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            })
-            .collect();
+        let mut fds: Vec<libc::pollfd> =
+            socks.iter().map(|(_, s)| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLOUT, revents: 0 }).collect();
         // SAFETY: `fds` is a valid array of pollfd for its length.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                left.as_millis().max(1) as i32,
-            )
-        };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.as_millis().max(1) as i32) };
         if n < 0 {
             continue; // EINTR: recompute the time left
         }
@@ -124,12 +103,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> HealthConfig {
-        HealthConfig {
-            check_interval: Duration::from_secs(2),
-            check_timeout: Duration::from_secs(1),
-            rise: 2,
-            fall: 3,
-        }
+        HealthConfig { check_interval: Duration::from_secs(2), check_timeout: Duration::from_secs(1), rise: 2, fall: 3 }
     }
 
     #[test]
@@ -139,10 +113,7 @@ mod tests {
         assert!(h.up);
         assert!(!h.handle_result(false, &cfg(), t));
         assert!(!h.handle_result(false, &cfg(), t));
-        assert!(
-            !h.handle_result(true, &cfg(), t),
-            "a success resets the failure streak"
-        );
+        assert!(!h.handle_result(true, &cfg(), t), "a success resets the failure streak");
         assert!(!h.handle_result(false, &cfg(), t));
         assert!(!h.handle_result(false, &cfg(), t));
         assert!(h.handle_result(false, &cfg(), t));

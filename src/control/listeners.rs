@@ -25,21 +25,14 @@ pub const BACKLOG: i32 = 1024;
 pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind) -> io::Result<Vec<Arc<Listener>>> {
     (0..n)
         .map(|_| {
-            let s = Socket::new(
-                Domain::for_address(addr),
-                Type::STREAM.cloexec(),
-                Some(Protocol::TCP),
-            )?;
+            let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
             s.set_reuse_address(true)?;
             s.set_reuse_port(true)?;
             s.set_nodelay(true)?;
             s.set_nonblocking(driver == DriverKind::Epoll)?;
             s.bind(&addr.into())?;
             s.listen(BACKLOG)?;
-            Ok(Arc::new(Listener {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                socket: s,
-            }))
+            Ok(Arc::new(Listener { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), socket: s }))
         })
         .collect()
 }

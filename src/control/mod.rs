@@ -40,14 +40,9 @@ impl DriverKind {
 #[derive(Debug)]
 pub enum ControlMsg {
     /// Re-read the config file; reply with a summary or the reason it failed.
-    Reload {
-        reply: Option<Sender<Result<String, String>>>,
-    },
+    Reload { reply: Option<Sender<Result<String, String>>> },
     /// A worker saw a backend refuse or die; probe it now.
-    BackendFailed {
-        pool_stat_id: usize,
-        backend_stat_id: usize,
-    },
+    BackendFailed { pool_stat_id: usize, backend_stat_id: usize },
     /// SIGTERM/SIGINT: publish a draining snapshot.
     Shutdown,
 }

@@ -33,11 +33,7 @@ pub struct ControlState {
 impl ControlState {
     /// Builds the first snapshot (binding every listener) before anything
     /// starts, so a bad address fails startup.
-    pub fn bootstrap(
-        cfg: Config,
-        workers: usize,
-        driver: DriverKind,
-    ) -> Result<(ControlState, Snapshot), BuildError> {
+    pub fn bootstrap(cfg: Config, workers: usize, driver: DriverKind) -> Result<(ControlState, Snapshot), BuildError> {
         let mut st = ControlState {
             cfg: Arc::new(cfg),
             ids: StatIds::default(),
@@ -53,7 +49,7 @@ impl ControlState {
 
     fn build(&mut self, prev: Option<&Snapshot>, cfg: Arc<Config>) -> Result<Snapshot, BuildError> {
         let health = &self.health;
-        let up = |sid: usize| health.get(&sid).map_or(true, |h| h.up);
+        let up = |sid: usize| health.get(&sid).is_none_or(|h| h.up);
         let ctx = BuildCtx {
             epoch: self.epoch + 1,
             draining: self.draining,
@@ -76,18 +72,8 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(
-        st: ControlState,
-        shared: Arc<Shared>,
-        rx: Receiver<ControlMsg>,
-        wake_fds: Vec<RawFd>,
-    ) -> Self {
-        Control {
-            st,
-            shared,
-            rx,
-            wake_fds,
-        }
+    pub fn new(st: ControlState, shared: Arc<Shared>, rx: Receiver<ControlMsg>, wake_fds: Vec<RawFd>) -> Self {
+        Control { st, shared, rx, wake_fds }
     }
 
     pub fn run(mut self) {
@@ -122,9 +108,7 @@ impl Control {
                     let _ = tx.send(res);
                 }
             }
-            ControlMsg::BackendFailed {
-                backend_stat_id, ..
-            } => {
+            ControlMsg::BackendFailed { backend_stat_id, .. } => {
                 if let Some(h) = self.st.health.get_mut(&backend_stat_id) {
                     h.handle_report(Instant::now());
                 }
@@ -145,7 +129,9 @@ impl Control {
         let path = self.st.cfg.source.clone();
         let cfg = config::load(&path).map_err(|e| e.to_string())?;
         if cfg.server != self.st.cfg.server {
-            tracing::warn!("[server] changes (workers, cpus, io, admin, log) take effect at restart; shutdown_timeout applies now");
+            tracing::warn!(
+                "[server] changes (workers, cpus, io, admin, log) take effect at restart; shutdown_timeout applies now"
+            );
         }
         let summary = format!("{} pool(s) from {}", cfg.pools.len(), path.display());
         self.publish(Some(Arc::new(cfg)))?;
@@ -157,10 +143,7 @@ impl Control {
     fn publish(&mut self, cfg: Option<Arc<Config>>) -> Result<(), String> {
         let prev = self.shared.cell.load();
         let cfg = cfg.unwrap_or_else(|| self.st.cfg.clone());
-        let snap = self
-            .st
-            .build(Some(&prev), cfg.clone())
-            .map_err(|e| e.to_string())?;
+        let snap = self.st.build(Some(&prev), cfg.clone()).map_err(|e| e.to_string())?;
         self.st.cfg = cfg;
         let epoch = snap.epoch;
         self.shared.cell.publish(snap);
@@ -174,9 +157,7 @@ impl Control {
     fn next_probe_in(&self, now: Instant) -> Duration {
         let next = self.st.health.values().map(|h| h.next_probe).min();
         match next {
-            Some(t) => t
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(500)),
+            Some(t) => t.saturating_duration_since(now).min(Duration::from_millis(500)),
             // Nothing probed yet (first pass): probe at once.
             None => Duration::ZERO,
         }
@@ -192,12 +173,7 @@ impl Control {
             let due: Vec<_> = pool
                 .backends
                 .iter()
-                .filter(|b| {
-                    self.st
-                        .health
-                        .get(&b.stat_id)
-                        .map_or(true, |h| h.next_probe <= now)
-                })
+                .filter(|b| self.st.health.get(&b.stat_id).is_none_or(|h| h.next_probe <= now))
                 .collect();
             if due.is_empty() {
                 continue;
@@ -213,11 +189,7 @@ impl Control {
                 } else {
                     hs.fail[b.stat_id].incr();
                 }
-                let h = self
-                    .st
-                    .health
-                    .entry(b.stat_id)
-                    .or_insert_with(|| BackendHealth::new(now));
+                let h = self.st.health.entry(b.stat_id).or_insert_with(|| BackendHealth::new(now));
                 if h.handle_result(ok, &hc, done) {
                     changed = true;
                     let state = if h.up { "up" } else { "down" };

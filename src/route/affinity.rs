@@ -32,10 +32,7 @@ impl AffinityTable {
     /// The score `-w / ln(u)` with `u` uniform in (0,1) gives each backend a
     /// share proportional to its weight while staying minimal-disruption.
     pub fn build(candidates: &[Candidate<'_>]) -> Self {
-        let name_hashes: Vec<u64> = candidates
-            .iter()
-            .map(|c| fnv1a64(c.name.as_bytes()))
-            .collect();
+        let name_hashes: Vec<u64> = candidates.iter().map(|c| fnv1a64(c.name.as_bytes())).collect();
         let slots = (0..BUCKETS as u64)
             .map(|bucket| {
                 let mut best: Option<(f64, u32)> = None;
@@ -47,7 +44,7 @@ impl AffinityTable {
                     // Map to (0,1): top 53 bits, shifted off zero.
                     let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
                     let score = -(c.weight as f64) / u.ln();
-                    if best.map_or(true, |(s, _)| score > s) {
+                    if best.is_none_or(|(s, _)| score > s) {
                         best = Some((score, c.index));
                     }
                 }
@@ -90,15 +87,8 @@ mod tests {
     use super::*;
 
     fn table(names: &[String]) -> AffinityTable {
-        let c: Vec<Candidate> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Candidate {
-                index: i as u32,
-                name: n,
-                weight: 1,
-            })
-            .collect();
+        let c: Vec<Candidate> =
+            names.iter().enumerate().map(|(i, n)| Candidate { index: i as u32, name: n, weight: 1 }).collect();
         AffinityTable::build(&c)
     }
 
@@ -122,19 +112,12 @@ mod tests {
                 if b != a {
                     moved += 1;
                     // Only clients of the removed backend may move.
-                    assert_eq!(
-                        b,
-                        Some(n as u32 - 1),
-                        "client {key} moved off a surviving backend"
-                    );
+                    assert_eq!(b, Some(n as u32 - 1), "client {key} moved off a surviving backend");
                 }
             }
             let share = moved as f64 / clients as f64;
             let ideal = 1.0 / n as f64;
-            assert!(
-                (share - ideal).abs() < ideal * 0.25,
-                "n={n}: moved {share:.3}, ideal {ideal:.3}"
-            );
+            assert!((share - ideal).abs() < ideal * 0.25, "n={n}: moved {share:.3}, ideal {ideal:.3}");
         }
     }
 
@@ -155,26 +138,10 @@ mod tests {
     #[test]
     fn weights_shift_share() {
         let n = names(2);
-        let c = [
-            Candidate {
-                index: 0,
-                name: &n[0],
-                weight: 3,
-            },
-            Candidate {
-                index: 1,
-                name: &n[1],
-                weight: 1,
-            },
-        ];
+        let c = [Candidate { index: 0, name: &n[0], weight: 3 }, Candidate { index: 1, name: &n[1], weight: 1 }];
         let t = AffinityTable::build(&c);
-        let heavy = (0..40_000u32)
-            .filter(|c| t.lookup(&c.to_le_bytes()) == Some(0))
-            .count();
-        assert!(
-            (27_000..33_000).contains(&heavy),
-            "weight 3:1 gave {heavy}/40000"
-        );
+        let heavy = (0..40_000u32).filter(|c| t.lookup(&c.to_le_bytes()) == Some(0)).count();
+        assert!((27_000..33_000).contains(&heavy), "weight 3:1 gave {heavy}/40000");
     }
 
     #[test]

@@ -21,12 +21,7 @@ pub struct Balancer {
 
 impl Balancer {
     /// Picks a backend index for a client, or `None` if none is healthy.
-    pub fn pick(
-        &mut self,
-        pool: &PoolSnapshot,
-        client_key: &[u8],
-        exclude: Option<u32>,
-    ) -> Option<u32> {
+    pub fn pick(&mut self, pool: &PoolSnapshot, client_key: &[u8], exclude: Option<u32>) -> Option<u32> {
         let healthy = &pool.healthy;
         if healthy.is_empty() {
             return None;
@@ -47,13 +42,12 @@ impl Balancer {
                 // Ties go round-robin so equal backends share load.
                 let start = self.cursor;
                 self.cursor = self.cursor.wrapping_add(1);
-                (0..healthy.len())
-                    .map(|i| healthy[(start + i) % healthy.len()])
-                    .filter(|&b| usable(b))
-                    .min_by_key(|&b| {
+                (0..healthy.len()).map(|i| healthy[(start + i) % healthy.len()]).filter(|&b| usable(b)).min_by_key(
+                    |&b| {
                         let sid = pool.backends[b as usize].stat_id;
                         self.active.get(sid).copied().unwrap_or(0)
-                    })
+                    },
+                )
             }
             Balance::ClientIp => {
                 let b = pool.affinity.lookup_hash(fnv1a64(client_key))?;
@@ -85,61 +79,21 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HealthConfig, Mode, PoolConfig, ServerSpec};
-    use crate::route::affinity::{AffinityTable, Candidate};
-    use crate::route::snapshot::BackendState;
+    use crate::config::{PoolConfig, ServerSpec};
     use std::sync::Arc;
-    use std::time::Duration;
 
     fn pool(balance: Balance, healthy: &[bool]) -> PoolSnapshot {
-        let backends: Vec<BackendState> = healthy
-            .iter()
-            .enumerate()
-            .map(|(i, &h)| BackendState {
-                spec: ServerSpec {
-                    addr: format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
-                    weight: 1,
-                    name: format!("b{i}"),
-                },
-                stat_id: 10 + i,
-                healthy: h,
-            })
-            .collect();
-        let healthy_idx: Vec<u32> = (0..backends.len() as u32)
-            .filter(|&i| backends[i as usize].healthy)
-            .collect();
-        let cands: Vec<Candidate> = healthy_idx
-            .iter()
-            .map(|&i| Candidate {
-                index: i,
-                name: &backends[i as usize].spec.name,
+        let servers = (0..healthy.len())
+            .map(|i| ServerSpec {
+                addr: format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
                 weight: 1,
+                name: format!("b{i}"),
             })
             .collect();
-        let affinity = AffinityTable::build(&cands);
-        PoolSnapshot {
-            cfg: PoolConfig {
-                name: "p".into(),
-                listen: "127.0.0.1:1".parse().unwrap(),
-                mode: Mode::Tcp,
-                servers: backends.iter().map(|b| b.spec.clone()).collect(),
-                balance,
-                connect_timeout: Duration::from_secs(1),
-                idle_timeout: None,
-                max_client_connections: None,
-                health: HealthConfig {
-                    check_interval: Duration::from_secs(1),
-                    check_timeout: Duration::from_secs(1),
-                    rise: 1,
-                    fall: 1,
-                },
-            },
-            stat_id: 0,
-            backends,
-            healthy: healthy_idx,
-            affinity,
-            clients: Arc::default(),
-        }
+        let cfg = PoolConfig { balance, ..PoolConfig::with_defaults("p", "127.0.0.1:1".parse().unwrap(), servers) };
+        // Backend i gets stat id 10 + i.
+        let sids: Vec<usize> = (10..10 + healthy.len()).collect();
+        PoolSnapshot::new(cfg, 0, &sids, &|sid| healthy[sid - 10], Arc::default())
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::affinity::AffinityTable;
+use super::affinity::{AffinityTable, Candidate};
 use crate::config::{Config, PoolConfig, ServerSpec};
 
 /// Everything a worker needs to route, as of one epoch.
@@ -69,6 +69,35 @@ impl AsRawFd for Listener {
     }
 }
 
+impl PoolSnapshot {
+    /// Assembles a pool: backends get `stat_ids[i]` and `up(stat_id)` health;
+    /// the healthy list and the affinity table follow from those.
+    pub fn new(
+        cfg: PoolConfig,
+        stat_id: usize,
+        stat_ids: &[usize],
+        up: &dyn Fn(usize) -> bool,
+        clients: Arc<AtomicU64>,
+    ) -> Self {
+        let backends: Vec<BackendState> = cfg
+            .servers
+            .iter()
+            .zip(stat_ids)
+            .map(|(s, &sid)| BackendState { spec: s.clone(), stat_id: sid, healthy: up(sid) })
+            .collect();
+        let healthy: Vec<u32> = (0..backends.len() as u32).filter(|&i| backends[i as usize].healthy).collect();
+        let cands: Vec<Candidate> = healthy
+            .iter()
+            .map(|&i| {
+                let b = &backends[i as usize];
+                Candidate { index: i, name: &b.spec.name, weight: b.spec.weight }
+            })
+            .collect();
+        let affinity = AffinityTable::build(&cands);
+        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, clients }
+    }
+}
+
 impl Snapshot {
     pub fn pool_by_name(&self, name: &str) -> Option<&Arc<PoolSnapshot>> {
         self.pools.iter().find(|p| p.cfg.name == name)
@@ -86,10 +115,7 @@ pub struct SnapshotCell {
 impl SnapshotCell {
     pub fn new(first: Snapshot) -> Self {
         let epoch = first.epoch;
-        SnapshotCell {
-            current: ArcSwap::from_pointee(first),
-            epoch: AtomicU64::new(epoch),
-        }
+        SnapshotCell { current: ArcSwap::from_pointee(first), epoch: AtomicU64::new(epoch) }
     }
 
     /// Publishes `next`. Only the control thread calls this.

@@ -227,11 +227,8 @@ impl TcpSession {
         let flushed = |s: &Self, side: Side| s.out[side as usize].is_empty();
         // Backend gone: flush what it sent, then close the client.
         if self.eof[Side::Backend as usize] && flushed(self, Side::Client) {
-            self.closing = Some(if self.eof[Side::Client as usize] {
-                CloseReason::Done
-            } else {
-                CloseReason::BackendClosed
-            });
+            self.closing =
+                Some(if self.eof[Side::Client as usize] { CloseReason::Done } else { CloseReason::BackendClosed });
             return self.poll_intent();
         }
         // Client done sending: half-close the backend once its bytes are out,

@@ -3,11 +3,7 @@
 use super::*;
 
 fn limits() -> Limits {
-    Limits {
-        connect_timeout: Duration::from_secs(1),
-        idle_timeout: Some(Duration::from_secs(10)),
-        high_water: 16,
-    }
+    Limits { connect_timeout: Duration::from_secs(1), idle_timeout: Some(Duration::from_secs(10)), high_water: 16 }
 }
 
 fn drain(s: &mut TcpSession) -> Vec<Intent> {
@@ -19,11 +15,7 @@ fn buffers_client_bytes_until_connected() {
     let t0 = Instant::now();
     let mut s = TcpSession::new(limits(), t0);
     s.handle_data(Side::Client, b"PING\r\n", t0);
-    assert_eq!(
-        s.poll_transmit(Side::Backend),
-        None,
-        "nothing sent before connect"
-    );
+    assert_eq!(s.poll_transmit(Side::Backend), None, "nothing sent before connect");
     assert!(!s.wants_read(Side::Backend));
     s.handle_connected(t0);
     assert_eq!(s.poll_transmit(Side::Backend), Some(&b"PING\r\n"[..]));
@@ -50,12 +42,7 @@ fn connect_failure_without_retry_closes() {
     let t0 = Instant::now();
     let mut s = TcpSession::new(limits(), t0);
     s.handle_connect_failed(libc::ECONNREFUSED, false);
-    assert_eq!(
-        drain(&mut s),
-        vec![Intent::Close(CloseReason::ConnectFailed(
-            libc::ECONNREFUSED
-        ))]
-    );
+    assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::ConnectFailed(libc::ECONNREFUSED))]);
     assert_eq!(s.poll_transmit(Side::Client), None);
 }
 
@@ -66,10 +53,7 @@ fn connect_timeout_and_idle_timeout() {
     s.handle_tick(t0 + Duration::from_millis(999));
     assert!(drain(&mut s).is_empty());
     s.handle_tick(t0 + Duration::from_secs(1));
-    assert_eq!(
-        drain(&mut s),
-        vec![Intent::Close(CloseReason::ConnectTimeout)]
-    );
+    assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::ConnectTimeout)]);
 
     let mut s = TcpSession::new(limits(), t0);
     s.handle_connected(t0);
@@ -91,10 +75,7 @@ fn backend_eof_flushes_then_closes_client() {
     assert!(drain(&mut s).is_empty(), "flush first");
     let n = s.poll_transmit(Side::Client).unwrap().len();
     s.handle_sent(Side::Client, n, t0);
-    assert_eq!(
-        drain(&mut s),
-        vec![Intent::Close(CloseReason::BackendClosed)]
-    );
+    assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::BackendClosed)]);
 }
 
 #[test]
@@ -136,13 +117,7 @@ fn error_closes_once() {
     s.handle_connected(t0);
     s.handle_error(Side::Backend, libc::ECONNRESET);
     s.handle_error(Side::Client, libc::EPIPE);
-    assert_eq!(
-        drain(&mut s),
-        vec![Intent::Close(CloseReason::Error(
-            Side::Backend,
-            libc::ECONNRESET
-        ))]
-    );
+    assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::Error(Side::Backend, libc::ECONNRESET))]);
     s.handle_data(Side::Client, b"late", t0);
     assert_eq!(s.poll_transmit(Side::Backend), None);
     assert!(drain(&mut s).is_empty());

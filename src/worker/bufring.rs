@@ -30,10 +30,7 @@ impl BufRing {
     /// registers them as group `bgid`.
     pub fn new(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16) -> io::Result<BufRing> {
         if !entries.is_power_of_two() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "entries must be a power of two",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "entries must be a power of two"));
         }
         let ring_bytes = entries as usize * std::mem::size_of::<BufRingEntry>();
         // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
@@ -62,8 +59,7 @@ impl BufRing {
         // SAFETY: the ring memory stays mapped until Drop, which runs after
         // the worker has unregistered it (or the ring itself is gone).
         unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(ptr as u64, entries, bgid, 0)?;
+            ring.submitter().register_buf_ring_with_flags(ptr as u64, entries, bgid, 0)?;
         }
         for bid in 0..entries {
             br.recycle(bid);

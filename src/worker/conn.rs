@@ -40,13 +40,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(
-        pool: Arc<PoolSnapshot>,
-        key: Vec<u8>,
-        backend: u32,
-        client_fd: RawFd,
-        session: TcpSession,
-    ) -> Self {
+    pub fn new(pool: Arc<PoolSnapshot>, key: Vec<u8>, backend: u32, client_fd: RawFd, session: TcpSession) -> Self {
         Conn {
             gen: 0,
             pool,
@@ -79,10 +73,7 @@ impl Conn {
             );
         }
         self.sockaddr.1 = len;
-        (
-            (&self.sockaddr.0 as *const libc::sockaddr_storage).cast(),
-            len,
-        )
+        ((&self.sockaddr.0 as *const libc::sockaddr_storage).cast(), len)
     }
 }
 
@@ -130,9 +121,7 @@ impl Slab {
 
     /// Occupied slot numbers (a copy, so callers may mutate while iterating).
     pub fn slots(&self) -> Vec<u32> {
-        (0..self.slots.len() as u32)
-            .filter(|&i| self.slots[i as usize].is_some())
-            .collect()
+        (0..self.slots.len() as u32).filter(|&i| self.slots[i as usize].is_some()).collect()
     }
 
     pub fn is_empty(&self) -> bool {

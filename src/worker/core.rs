@@ -46,15 +46,7 @@ impl WorkerCore {
         let snap = shared.cell.load();
         let stats = shared.workers[id].clone();
         stats.epoch.set(snap.epoch);
-        WorkerCore {
-            id,
-            shared,
-            stats,
-            snap,
-            balancers: HashMap::new(),
-            drain_deadline: None,
-            last_reject_log: None,
-        }
+        WorkerCore { id, shared, stats, snap, balancers: HashMap::new(), drain_deadline: None, last_reject_log: None }
     }
 
     /// Swaps in the latest snapshot if the epoch moved. One relaxed-cost
@@ -69,11 +61,7 @@ impl WorkerCore {
         if self.snap.draining && self.drain_deadline.is_none() {
             self.drain_deadline = Some(now + self.snap.config.server.shutdown_timeout);
         }
-        tracing::debug!(
-            worker = self.id,
-            epoch = self.snap.epoch,
-            "snapshot applied"
-        );
+        tracing::debug!(worker = self.id, epoch = self.snap.epoch, "snapshot applied");
         true
     }
 
@@ -83,9 +71,7 @@ impl WorkerCore {
             return Vec::new();
         }
         let per_pool = self.snap.pools.iter().zip(&self.snap.listeners);
-        per_pool
-            .filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone())))
-            .collect()
+        per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect()
     }
 
     /// Decides whether a just-accepted client may stay, and where it goes.
@@ -145,18 +131,17 @@ impl WorkerCore {
     pub fn repick(&mut self, pool: &PoolSnapshot, client_key: &[u8], failed: u32) -> Option<u32> {
         self.report_backend_failed(pool, failed);
         let bal = self.balancers.entry(pool.stat_id).or_default();
-        bal.pick(pool, client_key, Some(failed))
-            .filter(|&b| b != failed)
+        bal.pick(pool, client_key, Some(failed)).filter(|&b| b != failed)
     }
 
     pub fn report_backend_failed(&mut self, pool: &PoolSnapshot, backend: u32) {
         let b = &pool.backends[backend as usize];
         self.stats.backends[b.stat_id].connect_failures.incr();
         // A full channel only means the control thread already has work.
-        let _ = self.shared.control.try_send(ControlMsg::BackendFailed {
-            pool_stat_id: pool.stat_id,
-            backend_stat_id: b.stat_id,
-        });
+        let _ = self
+            .shared
+            .control
+            .try_send(ControlMsg::BackendFailed { pool_stat_id: pool.stat_id, backend_stat_id: b.stat_id });
     }
 
     pub fn backend_opened(&mut self, pool: &PoolSnapshot, backend: u32) {

@@ -66,11 +66,7 @@ impl EpollDriver {
     pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
         let poll = Poll::new()?;
         sys::set_nonblocking(wake_fd);
-        poll.registry().register(
-            &mut SourceFd(&wake_fd),
-            token(0, KIND_WAKE),
-            Interest::READABLE,
-        )?;
+        poll.registry().register(&mut SourceFd(&wake_fd), token(0, KIND_WAKE), Interest::READABLE)?;
         Ok(EpollDriver {
             poll,
             core,
@@ -159,35 +155,21 @@ impl EpollDriver {
             }
         }
         for (p, l) in wanted {
-            if self
-                .listeners
-                .iter()
-                .flatten()
-                .any(|x| x.listener.id == l.id)
-            {
+            if self.listeners.iter().flatten().any(|x| x.listener.id == l.id) {
                 continue;
             }
-            let idx = self
-                .listeners
-                .iter()
-                .position(Option::is_none)
-                .unwrap_or(self.listeners.len());
+            let idx = self.listeners.iter().position(Option::is_none).unwrap_or(self.listeners.len());
             if idx == self.listeners.len() {
                 self.listeners.push(None);
             }
             let fd = sys::raw(&*l);
-            if let Err(e) = self.poll.registry().register(
-                &mut SourceFd(&fd),
-                token(idx, KIND_LISTENER),
-                Interest::READABLE,
-            ) {
+            if let Err(e) =
+                self.poll.registry().register(&mut SourceFd(&fd), token(idx, KIND_LISTENER), Interest::READABLE)
+            {
                 tracing::error!(pool = %p.cfg.name, err = %e, "cannot watch listener");
                 continue;
             }
-            self.listeners[idx] = Some(ELis {
-                pool: p,
-                listener: l,
-            });
+            self.listeners[idx] = Some(ELis { pool: p, listener: l });
             // Connections may have queued before we registered.
             self.on_accept(idx, Instant::now());
         }
@@ -208,11 +190,7 @@ impl EpollDriver {
                     return;
                 }
             };
-            let key = if pool.cfg.balance == Balance::ClientIp {
-                client_key(peer.as_socket())
-            } else {
-                Vec::new()
-            };
+            let key = if pool.cfg.balance == Balance::ClientIp { client_key(peer.as_socket()) } else { Vec::new() };
             let backend = match self.core.admit(&pool, &key) {
                 Ok(b) => b,
                 Err(reason) => {
@@ -240,13 +218,10 @@ impl EpollDriver {
                 writable: [true, false],
             };
             if let Some(s) = c.socks[0].as_mut() {
-                if let Err(e) = self.poll.registry().register(
-                    s,
-                    token(slot, KIND_CLIENT),
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    c.session
-                        .handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
+                if let Err(e) =
+                    self.poll.registry().register(s, token(slot, KIND_CLIENT), Interest::READABLE | Interest::WRITABLE)
+                {
+                    c.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
                 }
             }
             self.conns[slot] = Some(c);
@@ -279,9 +254,7 @@ impl EpollDriver {
         });
         match res {
             Ok(s) => c.socks[1] = Some(s),
-            Err(e) => c
-                .session
-                .handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
+            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
         }
     }
 
@@ -314,10 +287,7 @@ impl EpollDriver {
                 c.writable[1] = false;
                 let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
                 let key = std::mem::take(&mut c.key);
-                let next = self
-                    .core
-                    .repick(&pool, &key, failed)
-                    .filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+                let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
                 let Some(c) = self.conns[slot].as_mut() else {
                     return;
                 };
@@ -364,9 +334,7 @@ impl EpollDriver {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => c
-                            .session
-                            .handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                        Err(e) => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                     }
                     progress = true;
                 }
@@ -390,9 +358,7 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => c
-                                    .session
-                                    .handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                                _ => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                             }
                         }
                     }

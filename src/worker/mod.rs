@@ -37,38 +37,29 @@ pub struct WorkerHandle {
 
 /// Starts `shared.workers.len()` workers. `cpus[i]` is the core worker `i`
 /// pins to (`None`: not pinned).
-pub fn spawn(
-    shared: &Arc<Shared>,
-    cpus: &[Option<core_affinity::CoreId>],
-) -> io::Result<Vec<WorkerHandle>> {
+pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> io::Result<Vec<WorkerHandle>> {
     let mut out = Vec::new();
     for id in 0..shared.workers.len() {
         let wake_fd = sys::eventfd()?;
         let shared = shared.clone();
         let cpu = cpus.get(id).copied().flatten();
-        let join = std::thread::Builder::new()
-            .name(format!("puerta-w{id}"))
-            .spawn(move || {
-                if let Some(core) = cpu {
-                    if !core_affinity::set_for_current(core) {
-                        tracing::warn!(worker = id, cpu = core.id, "could not pin worker");
-                    }
+        let join = std::thread::Builder::new().name(format!("puerta-w{id}")).spawn(move || {
+            if let Some(core) = cpu {
+                if !core_affinity::set_for_current(core) {
+                    tracing::warn!(worker = id, cpu = core.id, "could not pin worker");
                 }
-                let driver = shared.driver;
-                let core = self::core::WorkerCore::new(id, shared);
-                let res = match driver {
-                    DriverKind::Uring => {
-                        uring::UringDriver::new(core, wake_fd).and_then(|d| d.run())
-                    }
-                    DriverKind::Epoll => {
-                        epoll::EpollDriver::new(core, wake_fd).and_then(|d| d.run())
-                    }
-                };
-                match res {
-                    Ok(()) => tracing::debug!(worker = id, "worker stopped"),
-                    Err(e) => tracing::error!(worker = id, err = %e, "worker failed"),
-                }
-            })?;
+            }
+            let driver = shared.driver;
+            let core = self::core::WorkerCore::new(id, shared);
+            let res = match driver {
+                DriverKind::Uring => uring::UringDriver::new(core, wake_fd).and_then(|d| d.run()),
+                DriverKind::Epoll => epoll::EpollDriver::new(core, wake_fd).and_then(|d| d.run()),
+            };
+            match res {
+                Ok(()) => tracing::debug!(worker = id, "worker stopped"),
+                Err(e) => tracing::error!(worker = id, err = %e, "worker failed"),
+            }
+        })?;
         out.push(WorkerHandle { join, wake_fd });
     }
     Ok(out)

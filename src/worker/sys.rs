@@ -46,11 +46,7 @@ pub fn set_nodelay(fd: RawFd) {
 /// sockets are what io_uring wants; epoll needs non-blocking ones.
 pub fn tcp_socket(addr: &SocketAddr, blocking: bool) -> io::Result<RawFd> {
     let domain = socket2::Domain::for_address(*addr);
-    let s = socket2::Socket::new(
-        domain,
-        socket2::Type::STREAM.cloexec(),
-        Some(socket2::Protocol::TCP),
-    )?;
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM.cloexec(), Some(socket2::Protocol::TCP))?;
     s.set_nodelay(true)?;
     if !blocking {
         s.set_nonblocking(true)?;

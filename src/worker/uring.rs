@@ -77,10 +77,7 @@ pub struct UringDriver {
 /// plain ring on kernels without them.
 pub fn new_ring() -> io::Result<IoUring> {
     let mut b = IoUring::builder();
-    b.setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_cqsize(16384)
-        .setup_submit_all();
+    b.setup_single_issuer().setup_defer_taskrun().setup_cqsize(16384).setup_submit_all();
     match b.build(2048) {
         Ok(r) => Ok(r),
         Err(_) => IoUring::builder().setup_cqsize(16384).build(2048),
@@ -135,17 +132,11 @@ impl UringDriver {
             self.bufs.publish();
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EINTR)
-                        || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
             self.cqes.clear();
-            self.cqes.extend(
-                self.ring
-                    .completion()
-                    .map(|c| (c.user_data(), c.result(), c.flags())),
-            );
+            self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
             let now = Instant::now();
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
@@ -170,16 +161,12 @@ impl UringDriver {
 
     fn arm_wake(&mut self) {
         let buf = (&mut *self.wake_buf) as *mut u64 as *mut u8;
-        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8)
-            .build()
-            .user_data(ud(0, 0, OP_WAKE, 0));
+        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(ud(0, 0, OP_WAKE, 0));
         self.push(e);
     }
 
     fn arm_tick(&mut self) {
-        let e = opcode::Timeout::new(&*self.tick_ts)
-            .build()
-            .user_data(ud(0, 0, OP_TICK, 0));
+        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(ud(0, 0, OP_TICK, 0));
         self.push(e);
     }
 
@@ -195,27 +182,15 @@ impl UringDriver {
                 None if !a.retired => {
                     a.retired = true;
                     let target = ud(i as u32, 0, OP_ACCEPT, 0);
-                    let e = opcode::AsyncCancel::new(target)
-                        .build()
-                        .user_data(ud(0, 0, OP_CANCEL, 0));
+                    let e = opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0));
                     self.push(e);
                 }
                 None => {}
             }
         }
         for (p, l) in wanted {
-            if !self
-                .listeners
-                .iter()
-                .flatten()
-                .any(|a| a.listener.id == l.id)
-            {
-                let a = Armed {
-                    pool: p,
-                    listener: l,
-                    armed: false,
-                    retired: false,
-                };
+            if !self.listeners.iter().flatten().any(|a| a.listener.id == l.id) {
+                let a = Armed { pool: p, listener: l, armed: false, retired: false };
                 let idx = match self.listeners.iter().position(Option::is_none) {
                     Some(i) => {
                         self.listeners[i] = Some(a);
@@ -237,10 +212,8 @@ impl UringDriver {
         };
         a.armed = true;
         let fd = types::Fd(sys::raw(&*a.listener));
-        let e = opcode::AcceptMulti::new(fd)
-            .flags(libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
+        let e =
+            opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
         self.push(e);
     }
 
@@ -276,11 +249,7 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
-        let key = if pool.cfg.balance == Balance::ClientIp {
-            client_key(sys::peer_addr(fd))
-        } else {
-            Vec::new()
-        };
+        let key = if pool.cfg.balance == Balance::ClientIp { client_key(sys::peer_addr(fd)) } else { Vec::new() };
         let backend = match self.core.admit(&pool, &key) {
             Ok(b) => b,
             Err(reason) => {
@@ -291,9 +260,7 @@ impl UringDriver {
         };
         sys::set_nodelay(fd);
         let session = TcpSession::new(WorkerCore::limits(&pool), now);
-        let slot = self
-            .conns
-            .insert(Conn::new(pool, key, backend, fd, session));
+        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
         self.connect(slot);
         self.pump(slot, now);
     }
@@ -309,8 +276,7 @@ impl UringDriver {
         let fd = match sys::tcp_socket(&addr, true) {
             Ok(fd) => fd,
             Err(e) => {
-                c.session
-                    .handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
+                c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
                 return;
             }
         };
@@ -325,9 +291,7 @@ impl UringDriver {
             .flags(squeue::Flags::IO_LINK)
             .user_data(ud(slot, gen, OP_CONNECT, 1));
         // SAFETY: `ts` points into the boxed Conn field that lives until ops == 0.
-        let t = opcode::LinkTimeout::new(ts)
-            .build()
-            .user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
+        let t = opcode::LinkTimeout::new(ts).build().user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
         self.push(e);
         self.push(t);
     }
@@ -347,23 +311,11 @@ impl UringDriver {
             self.core.backend_opened(&pool, b);
         } else {
             // ECANCELED here means the linked timeout fired.
-            let errno = if res == -libc::ECANCELED {
-                libc::ETIMEDOUT
-            } else {
-                -res
-            };
+            let errno = if res == -libc::ECANCELED { libc::ETIMEDOUT } else { -res };
             sys::close(c.fds[1]);
             c.fds[1] = -1;
-            let (pool, key, failed, attempts) = (
-                c.pool.clone(),
-                std::mem::take(&mut c.key),
-                c.backend,
-                c.attempts,
-            );
-            let next = self
-                .core
-                .repick(&pool, &key, failed)
-                .filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+            let (pool, key, failed, attempts) = (c.pool.clone(), std::mem::take(&mut c.key), c.backend, c.attempts);
+            let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
             let Some(c) = self.conns.get_gen(slot, gen) else {
                 return;
             };
@@ -384,11 +336,7 @@ impl UringDriver {
 
     fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
         let bid = cqueue::buffer_select(flags);
-        let side = if side == 0 {
-            Side::Client
-        } else {
-            Side::Backend
-        };
+        let side = if side == 0 { Side::Client } else { Side::Backend };
         if let Some(c) = self.conns.get_gen(slot, gen) {
             if !cqueue::more(flags) {
                 c.recv_armed[side as usize] = false;
@@ -422,11 +370,7 @@ impl UringDriver {
             return;
         };
         c.ops -= 1;
-        let side = if side == 0 {
-            Side::Client
-        } else {
-            Side::Backend
-        };
+        let side = if side == 0 { Side::Client } else { Side::Backend };
         if res >= 0 {
             c.session.handle_sent(side, res as usize, now);
             if side == Side::Client {
@@ -523,11 +467,7 @@ impl UringDriver {
             } else if !wants && c.recv_armed[s] && !c.cancel_sent[s] {
                 c.cancel_sent[s] = true;
                 let target = ud(slot, gen, OP_RECV, s as u8);
-                sqes[s * 2 + 1] = Some(
-                    opcode::AsyncCancel::new(target)
-                        .build()
-                        .user_data(ud(0, 0, OP_CANCEL, 0)),
-                );
+                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
             }
         }
         for e in sqes.into_iter().flatten() {

@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 pub const DRIVERS: [&str; 2] = ["uring", "epoll"];
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -60,34 +56,20 @@ impl Proc {
 pub fn redis() -> Proc {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server must be installed (scripts/test.sh installs it)");
     let p = Proc { child, port };
-    wait_until("redis-server to listen", Duration::from_secs(10), || {
-        TcpStream::connect(p.addr()).is_ok()
-    });
+    wait_until("redis-server to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
     p
 }
 
 pub fn tmpdir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "puerta-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let d =
+        std::env::temp_dir().join(format!("puerta-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -111,15 +93,9 @@ impl Puerta {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let p = Puerta {
-            proc: Proc { child, port: 0 },
-            admin,
-            config: path,
-        };
+        let p = Puerta { proc: Proc { child, port: 0 }, admin, config: path };
         wait_until("puerta admin to answer", Duration::from_secs(10), || {
-            http("GET", p.admin, "/healthz")
-                .map(|(s, _)| s == 200)
-                .unwrap_or(false)
+            http("GET", p.admin, "/healthz").map(|(s, _)| s == 200).unwrap_or(false)
         });
         p
     }
@@ -133,9 +109,7 @@ impl Puerta {
     }
 
     pub fn wait_ready(&self) {
-        wait_until("puerta /ready", Duration::from_secs(10), || {
-            self.get("/ready").0 == 200
-        });
+        wait_until("puerta /ready", Duration::from_secs(10), || self.get("/ready").0 == 200);
     }
 
     /// Sum of a metric's samples whose label text contains `labels`.
@@ -154,21 +128,11 @@ impl Puerta {
 pub fn http(method: &str, port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(15)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -182,10 +146,7 @@ impl Resp {
     pub fn connect(port: u16) -> std::io::Result<Resp> {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        Ok(Resp {
-            r: BufReader::new(s.try_clone()?),
-            w: s,
-        })
+        Ok(Resp { r: BufReader::new(s.try_clone()?), w: s })
     }
 
     /// Sends a command; returns the reply rendered as text (`+OK` -> "OK",
@@ -202,10 +163,7 @@ impl Resp {
     pub fn reply(&mut self) -> std::io::Result<String> {
         let mut line = String::new();
         if self.r.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
         }
         let line = line.trim_end().to_string();
         match line.as_bytes().first() {
@@ -234,10 +192,7 @@ impl Resp {
 
 /// Pool config for tcp mode over the given backend ports.
 pub fn tcp_config(listen: u16, backends: &[u16], extra_pool: &str, extra_server: &str) -> String {
-    let servers: Vec<String> = backends
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
+    let servers: Vec<String> = backends.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
     format!(
         "[server]\nworkers = 2\nadmin = \"127.0.0.1:{{admin}}\"\nshutdown_timeout = \"5s\"\n{extra_server}\n\
          [[pool]]\nname = \"main\"\nlisten = \"127.0.0.1:{listen}\"\nmode = \"tcp\"\nservers = [{}]\n\
