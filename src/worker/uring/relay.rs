@@ -1,0 +1,225 @@
+//! The per-connection half of the io_uring driver: backend connect with a
+//! linked timeout, recv/send completions, and turning a session's intents
+//! into SQEs.
+//!
+//! Owner: the worker's `UringDriver` (this is a second `impl` block of it).
+//! Invariant, as in the parent module: every SQE referencing a `Conn` bumps
+//! `Conn::ops`, and `maybe_finish` frees the conn only at zero.
+
+use std::io;
+use std::time::Instant;
+
+use io_uring::{cqueue, opcode, squeue, types};
+
+use super::{ud, UringDriver, MAX_CONNECT_ATTEMPTS, OP_CANCEL, OP_CONNECT, OP_LINK_TIMEOUT, OP_RECV, OP_SEND};
+use crate::session::{Intent, Side};
+use crate::worker::sys;
+
+impl UringDriver {
+    /// Opens a socket to the conn's current backend and submits a connect
+    /// linked to its timeout.
+    pub(super) fn connect(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let addr = c.pool.backends[c.backend as usize].spec.addr;
+        c.attempts += 1;
+        let fd = match sys::tcp_socket(&addr, true) {
+            Ok(fd) => fd,
+            Err(e) => {
+                c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
+                return;
+            }
+        };
+        c.fds[1] = fd;
+        let (sa, len) = c.set_sockaddr(addr);
+        let ts = &*c.connect_ts as *const types::Timespec;
+        *c.connect_ts = types::Timespec::from(c.pool.cfg.connect_timeout);
+        c.ops += 2;
+        let gen = c.gen;
+        let e = opcode::Connect::new(types::Fd(fd), sa, len)
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(ud(slot, gen, OP_CONNECT, 1));
+        // SAFETY: `ts` points into the boxed Conn field that lives until ops == 0.
+        let t = opcode::LinkTimeout::new(ts).build().user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
+        self.push(e);
+        self.push(t);
+    }
+    pub(super) fn on_connect(&mut self, slot: u32, gen: u16, res: i32, now: Instant) {
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return;
+        };
+        c.ops -= 1;
+        if c.closing.is_some() {
+            return self.maybe_finish(slot);
+        }
+        if res == 0 {
+            c.session.handle_connected(now);
+            c.backend_counted = true;
+            let (pool, b) = (c.pool.clone(), c.backend);
+            self.core.backend_opened(&pool, b);
+        } else {
+            // ECANCELED here means the linked timeout fired.
+            let errno = if res == -libc::ECANCELED { libc::ETIMEDOUT } else { -res };
+            sys::close(c.fds[1]);
+            c.fds[1] = -1;
+            let (pool, key, failed, attempts) = (c.pool.clone(), std::mem::take(&mut c.key), c.backend, c.attempts);
+            let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
+            let Some(c) = self.conns.get_gen(slot, gen) else {
+                return;
+            };
+            c.key = key;
+            c.session.handle_connect_failed(errno, next.is_some());
+            if let Some(b) = next {
+                tracing::debug!(pool = %pool.cfg.name, errno, "connect failed, retrying on another backend");
+                c.backend = b;
+                c.session.handle_reconnect(now);
+                self.connect(slot);
+            } else {
+                tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
+                    err = %io::Error::from_raw_os_error(errno), "backend connect failed");
+            }
+        }
+        self.pump(slot, now);
+    }
+    pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
+        let bid = cqueue::buffer_select(flags);
+        let side = if side == 0 { Side::Client } else { Side::Backend };
+        if let Some(c) = self.conns.get_gen(slot, gen) {
+            if !cqueue::more(flags) {
+                c.recv_armed[side as usize] = false;
+                c.cancel_sent[side as usize] = false;
+                c.ops -= 1;
+            }
+            if res > 0 {
+                if let Some(bid) = bid {
+                    let data = self.bufs.get(bid, res as usize);
+                    c.session.handle_data(side, data, now);
+                    let pool = &c.pool;
+                    match side {
+                        Side::Client => self.core.count_bytes(pool, res as usize, 0),
+                        Side::Backend => {}
+                    }
+                }
+            } else if res == 0 {
+                c.session.handle_eof(side);
+            } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                c.session.handle_error(side, -res);
+            }
+        }
+        if let Some(bid) = bid {
+            self.bufs.recycle(bid);
+        }
+        self.pump(slot, now);
+    }
+    pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: u8, res: i32, now: Instant) {
+        let Some(c) = self.conns.get_gen(slot, gen) else {
+            return;
+        };
+        c.ops -= 1;
+        let side = if side == 0 { Side::Client } else { Side::Backend };
+        if res >= 0 {
+            c.session.handle_sent(side, res as usize, now);
+            if side == Side::Client {
+                let pool = c.pool.clone();
+                self.core.count_bytes(&pool, 0, res as usize);
+            }
+        } else {
+            c.session.handle_sent(side, 0, now);
+            if res != -libc::ECANCELED {
+                c.session.handle_error(side, -res);
+            }
+        }
+        self.pump(slot, now);
+    }
+    pub(super) fn op_done(&mut self, slot: u32, gen: u16) {
+        if let Some(c) = self.conns.get_gen(slot, gen) {
+            c.ops -= 1;
+            self.maybe_finish(slot);
+        }
+    }
+    /// Turns the session's intents into SQEs.
+    pub(super) fn pump(&mut self, slot: u32, _now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.closing.is_some() {
+            return self.maybe_finish(slot);
+        }
+        let mut close_fds = None;
+        while let Some(intent) = c.session.poll_intent() {
+            match intent {
+                Intent::ShutdownWrite(side) => sys::shutdown_write(c.fds[side as usize]),
+                Intent::Close(reason) => {
+                    c.closing = Some(reason);
+                    close_fds = Some(c.fds);
+                    break;
+                }
+            }
+        }
+        if let Some(fds) = close_fds {
+            // Cancel everything in flight on both sockets; the conn is freed
+            // when the last of those completions arrives.
+            for fd in fds.into_iter().filter(|&fd| fd >= 0) {
+                let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+                    .build()
+                    .user_data(ud(0, 0, OP_CANCEL, 0));
+                self.push(e);
+            }
+            return self.maybe_finish(slot);
+        }
+        let mut sqes: [Option<squeue::Entry>; 4] = [None, None, None, None];
+        let gen = c.gen;
+        for side in [Side::Client, Side::Backend] {
+            let s = side as usize;
+            let fd = c.fds[s];
+            if let Some(buf) = c.session.poll_transmit(side) {
+                let e = opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+                    .user_data(ud(slot, gen, OP_SEND, s as u8));
+                c.ops += 1;
+                sqes[s * 2] = Some(e);
+            }
+            let wants = c.session.wants_read(side);
+            if wants && !c.recv_armed[s] {
+                c.recv_armed[s] = true;
+                c.ops += 1;
+                let e = opcode::RecvMulti::new(types::Fd(fd), self.bufs.bgid)
+                    .build()
+                    .user_data(ud(slot, gen, OP_RECV, s as u8));
+                sqes[s * 2 + 1] = Some(e);
+            } else if !wants && c.recv_armed[s] && !c.cancel_sent[s] {
+                c.cancel_sent[s] = true;
+                let target = ud(slot, gen, OP_RECV, s as u8);
+                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+            }
+        }
+        for e in sqes.into_iter().flatten() {
+            self.push(e);
+        }
+    }
+    /// Frees a closing connection once the kernel holds no reference to it.
+    pub(super) fn maybe_finish(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(reason) = c.closing else { return };
+        if c.ops > 0 {
+            return;
+        }
+        let Some(c) = self.conns.remove(slot) else {
+            return;
+        };
+        for fd in c.fds {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+        if c.backend_counted {
+            self.core.backend_closed(&c.pool, c.backend);
+        }
+        self.core.client_closed(&c.pool, reason);
+    }
+}
