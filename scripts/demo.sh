@@ -39,9 +39,10 @@ PROXY=$(bench 6390)
 printf '%-6s %-16s %-16s %-14s %-14s\n' test "direct ops/s" "puerta ops/s" "direct p99 ms" "puerta p99 ms"
 paste -d, <(echo "$DIRECT") <(echo "$PROXY") | tr -d '"' | awk -F, '{printf "%-6s %-16s %-16s %-14s %-14s\n", $1, $2, $10, $7, $15}'
 
-echo "==> a few commands through puerta (127.0.0.1:6390)"
-redis-cli -p 6390 set demo:key "hello through puerta"
-redis-cli -p 6390 get demo:key
+echo "==> one client connection through puerta (127.0.0.1:6390): SET then GET"
+printf 'SET demo:key "hello through puerta"\nGET demo:key\n' | redis-cli -p 6390
+echo "==> client_ip pool (127.0.0.1:6391): this client IP always lands on the same backend"
+for i in 1 2 3; do redis-cli -p 6391 INFO server | grep -E '^tcp_port'; done
 
 echo "==> /metrics summary"
 curl -s http://127.0.0.1:9090/metrics | grep -E '^puerta_(io_driver|snapshot_epoch|worker_epoch|client_connections_total|bytes_(in|out)_total|backend_up|backend_connections_total)' 
