@@ -27,4 +27,13 @@ if [ -f tests/requirements.txt ]; then
 fi
 
 echo "==> cargo test"
-cargo test --locked "$@"
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+set +e
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$LOG"
+exit "$rc"

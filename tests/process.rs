@@ -62,7 +62,7 @@ fn listeners_on(port: u16) -> usize {
 fn two_workers_share_the_port_and_are_pinned() {
     let r = redis();
     let listen = free_port();
-    let p = Puerta::start(&tcp_config(listen, &[r.port], "", ""), "uring");
+    let p = Puerta::start(&tcp_config(listen, &[r.port], "", ""), drivers()[0]);
     p.wait_ready();
     assert_eq!(listeners_on(listen), 2, "one SO_REUSEPORT listener per worker");
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -9,7 +9,7 @@ use common::*;
 
 #[test]
 fn traffic_flows_and_spreads_over_backends() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (r1, r2) = (redis(), redis());
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port, r2.port], "", ""), io);
@@ -39,7 +39,7 @@ fn traffic_flows_and_spreads_over_backends() {
 
 #[test]
 fn metrics_show_driver_and_ready_tracks_health() {
-    for io in DRIVERS {
+    for io in drivers() {
         let r1 = redis();
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
@@ -65,7 +65,7 @@ fn metrics_show_driver_and_ready_tracks_health() {
 
 #[test]
 fn reload_keeps_connected_clients_working() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (r1, r2) = (redis(), redis());
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
@@ -116,7 +116,7 @@ fn reload_keeps_connected_clients_working() {
 
 #[test]
 fn backend_killed_mid_traffic_affects_only_its_clients() {
-    for io in DRIVERS {
+    for io in drivers() {
         let (r1, r2) = (redis(), redis());
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port, r2.port], "", ""), io);
@@ -150,7 +150,7 @@ fn backend_killed_mid_traffic_affects_only_its_clients() {
 
 #[test]
 fn sigterm_drains_open_connections_then_exits_zero() {
-    for io in DRIVERS {
+    for io in drivers() {
         let r1 = redis();
         let listen = free_port();
         let mut p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
@@ -177,7 +177,7 @@ fn sigterm_drains_open_connections_then_exits_zero() {
 
 #[test]
 fn client_limit_closes_excess_connections() {
-    for io in DRIVERS {
+    for io in drivers() {
         let r1 = redis();
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "max_client_connections = 2", ""), io);
@@ -199,7 +199,7 @@ fn client_limit_closes_excess_connections() {
 
 #[test]
 fn idle_clients_are_closed() {
-    for io in DRIVERS {
+    for io in drivers() {
         let r1 = redis();
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "idle_timeout = \"300ms\"", ""), io);
