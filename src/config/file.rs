@@ -70,6 +70,14 @@ pub(crate) struct PoolFile {
     pub check_timeout: Scalar,
     pub rise: i64,
     pub fall: i64,
+    // mongos-only keys; `None` = not written (an error outside mongos pools).
+    pub require_mongos: Option<bool>,
+    pub min_wire_version: Option<i64>,
+    pub max_message_bytes: Option<i64>,
+    pub close_on_unhealthy: Option<bool>,
+    pub affinity: Option<String>,
+    pub proxy_protocol: Option<String>,
+    pub slow_op_threshold: Option<Scalar>,
 }
 
 impl Default for PoolFile {
@@ -87,6 +95,13 @@ impl Default for PoolFile {
             check_timeout: Scalar::text("1s"),
             rise: 2,
             fall: 2,
+            require_mongos: None,
+            min_wire_version: None,
+            max_message_bytes: None,
+            close_on_unhealthy: None,
+            affinity: None,
+            proxy_protocol: None,
+            slow_op_threshold: None,
         }
     }
 }

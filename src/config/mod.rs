@@ -13,6 +13,7 @@
 mod addr;
 mod duration;
 mod file;
+mod mongo;
 mod pool;
 mod span;
 mod summary;

@@ -18,7 +18,7 @@ use super::validate::{int_in, optional_duration, pick, positive_duration, Proble
 
 /// Modes Puerta will speak later; named so the error can say "not yet"
 /// instead of "no such thing".
-const PLANNED_MODES: [&str; 4] = ["redis", "memcache", "redis_cluster", "mongos"];
+const PLANNED_MODES: [&str; 3] = ["redis", "memcache", "redis_cluster"];
 
 impl TryFrom<PoolFile> for PoolConfig {
     type Error = Vec<Problem>;
@@ -57,6 +57,8 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
                 ("round_robin", Balance::RoundRobin),
                 ("least_conn", Balance::LeastConn),
                 ("client_ip", Balance::ClientIp),
+                ("least_latency", Balance::LeastLatency),
+                ("weighted", Balance::Weighted),
             ],
         ),
     );
@@ -64,6 +66,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
     let idle_timeout = p.check(key("idle_timeout"), optional_duration(&file.idle_timeout));
     let max_clients = p.check(key("max_client_connections"), int_in(file.max_client_connections, 0, i64::MAX));
     let health = health(file, p);
+    let mongo = super::mongo::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
@@ -81,6 +84,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
                 n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
             },
             health: health?,
+            mongo: mongo?,
         })
     })();
     (listen, pool)
@@ -98,9 +102,9 @@ fn pool_name(name: &str) -> Result<String, String> {
 
 fn mode(text: &str) -> Result<Mode, String> {
     if PLANNED_MODES.contains(&text) {
-        return Err(format!("mode {text:?} is not supported yet (supported: tcp)"));
+        return Err(format!("mode {text:?} is not supported yet (supported: tcp, mongos)"));
     }
-    pick(text, &[("tcp", Mode::Tcp)])
+    pick(text, &[("tcp", Mode::Tcp), ("mongos", Mode::Mongos)])
 }
 
 /// Parses every entry, so each bad one is reported, then checks names are

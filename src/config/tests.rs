@@ -101,7 +101,8 @@ fn unknown_key_in_a_pool() {
         err(&src),
         "t.toml:5: pool[0].blance: unknown key; expected one of name, listen, mode, servers, \
          balance, connect_timeout, idle_timeout, max_client_connections, check_interval, \
-         check_timeout, rise, fall"
+         check_timeout, rise, fall, require_mongos, min_wire_version, max_message_bytes, \
+         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold"
     );
 }
 
@@ -126,7 +127,7 @@ fn wrong_toml_type() {
 fn bad_enum_value() {
     assert_eq!(
         err(&format!("{POOL}balance = \"fastest\"\n")),
-        "t.toml:5: pool[0].balance: expected one of round_robin, least_conn, client_ip, got \"fastest\""
+        "t.toml:5: pool[0].balance: expected one of round_robin, least_conn, client_ip, least_latency, weighted, got \"fastest\""
     );
     assert_eq!(
         err(&format!("[server]\nio = \"kqueue\"\n{POOL}")),
@@ -138,7 +139,7 @@ fn bad_enum_value() {
 fn planned_mode_is_not_supported_yet() {
     assert_eq!(
         err(&format!("{POOL}mode = \"redis\"\n")),
-        "t.toml:5: pool[0].mode: mode \"redis\" is not supported yet (supported: tcp)"
+        "t.toml:5: pool[0].mode: mode \"redis\" is not supported yet (supported: tcp, mongos)"
     );
 }
 
@@ -229,7 +230,7 @@ fn multiple_errors_are_collected_in_file_order() {
     );
     assert_eq!(
         err(&src),
-        "t.toml:5: pool[0].balance: expected one of round_robin, least_conn, client_ip, got \"fastest\"\n\
+        "t.toml:5: pool[0].balance: expected one of round_robin, least_conn, client_ip, least_latency, weighted, got \"fastest\"\n\
          t.toml:6: pool[0].rise: expected an integer >= 1, got 0\n\
          t.toml:7: pool[0].check_timeout: expected at most check_interval (2s), got 5s\n\
          t.toml:10: server.cpus[1]: expected a CPU index >= 0, got -1\n\

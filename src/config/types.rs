@@ -51,6 +51,9 @@ pub enum IoMode {
 pub enum Mode {
     /// Layer-4: bytes are relayed unchanged between a client and one backend.
     Tcp,
+    /// MongoDB clients over mongos routers: the tcp relay plus message
+    /// framing, hello health checks, affinity and per-command stats.
+    Mongos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,55 @@ pub enum Balance {
     LeastConn,
     /// Rendezvous hash of the client IP, computed in the snapshot.
     ClientIp,
+    /// Lowest health-check round trip (ties round-robin).
+    LeastLatency,
+    /// Round robin in proportion to server weights.
+    Weighted,
+}
+
+/// How a mongos pool pins clients to a mongos (see `MongoConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    /// Every connection of one client IP reaches the same mongos.
+    ClientIp,
+    /// Per connection (IP and port): only safe for loadBalanced drivers.
+    ClientIpPort,
+    /// Client IP plus the first hello's application and driver names.
+    App,
+    /// No pinning: `balance` alone decides.
+    None,
+}
+
+/// Keys that exist only for `mode = "mongos"` pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MongoConfig {
+    /// Probe replies must say `msg: "isdbgrid"`.
+    pub require_mongos: bool,
+    pub min_wire_version: i32,
+    /// Largest messageLength accepted from either side.
+    pub max_message_bytes: u32,
+    /// Close clients pinned to a mongos that turned unhealthy, at a message
+    /// boundary.
+    pub close_on_unhealthy: bool,
+    pub affinity: Affinity,
+    /// Send a PROXY header first on each backend connection.
+    pub proxy_protocol: Option<crate::protocol::proxy::ProxyVersion>,
+    /// Log operations slower than this; `None` = off.
+    pub slow_op_threshold: Option<Duration>,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        MongoConfig {
+            require_mongos: true,
+            min_wire_version: 9,
+            max_message_bytes: crate::protocol::mongo::DEFAULT_MAX_MESSAGE,
+            close_on_unhealthy: true,
+            affinity: Affinity::ClientIp,
+            proxy_protocol: None,
+            slow_op_threshold: None,
+        }
+    }
 }
 
 /// One `[[pool]]`.
@@ -76,6 +128,8 @@ pub struct PoolConfig {
     /// `None` means unlimited. Counted across all workers of the pool.
     pub max_client_connections: Option<usize>,
     pub health: HealthConfig,
+    /// Present exactly when `mode` is `Mongos`.
+    pub mongo: Option<MongoConfig>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -115,6 +169,7 @@ impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Tcp => "tcp",
+            Mode::Mongos => "mongos",
         }
     }
 }
@@ -125,6 +180,19 @@ impl Balance {
             Balance::RoundRobin => "round_robin",
             Balance::LeastConn => "least_conn",
             Balance::ClientIp => "client_ip",
+            Balance::LeastLatency => "least_latency",
+            Balance::Weighted => "weighted",
+        }
+    }
+}
+
+impl Affinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::ClientIp => "client_ip",
+            Affinity::ClientIpPort => "client_ip_port",
+            Affinity::App => "app",
+            Affinity::None => "none",
         }
     }
 }
@@ -150,6 +218,17 @@ impl PoolConfig {
             idle_timeout: None,
             max_client_connections: None,
             health: HealthConfig::default(),
+            mongo: None,
+        }
+    }
+
+    /// The balancing a worker applies: a mongos pool with affinity hashes
+    /// its affinity key over the snapshot's rendezvous table, like
+    /// `client_ip`.
+    pub fn effective_balance(&self) -> Balance {
+        match self.mongo {
+            Some(m) if m.affinity != Affinity::None => Balance::ClientIp,
+            _ => self.balance,
         }
     }
 }

@@ -22,12 +22,24 @@ pub struct Balancer {
 impl Balancer {
     /// Picks a backend index for a client, or `None` if none is healthy.
     pub fn pick(&mut self, pool: &PoolSnapshot, client_key: &[u8], exclude: Option<u32>) -> Option<u32> {
+        self.pick_with(pool, client_key, exclude, &|_| 0)
+    }
+
+    /// As `pick`, with the last health-check round trip in µs by backend
+    /// stat id (read by `least_latency`).
+    pub fn pick_with(
+        &mut self,
+        pool: &PoolSnapshot,
+        client_key: &[u8],
+        exclude: Option<u32>,
+        rtt_us: &dyn Fn(usize) -> u64,
+    ) -> Option<u32> {
         let healthy = &pool.healthy;
         if healthy.is_empty() {
             return None;
         }
         let usable = |b: u32| Some(b) != exclude || healthy.len() == 1;
-        match pool.cfg.balance {
+        match pool.cfg.effective_balance() {
             Balance::RoundRobin => {
                 for _ in 0..healthy.len() {
                     let b = healthy[self.cursor % healthy.len()];
@@ -57,6 +69,30 @@ impl Balancer {
                     // The affine backend just failed: fall back deterministically.
                     healthy.iter().copied().find(|&x| usable(x))
                 }
+            }
+            Balance::LeastLatency => {
+                let start = self.cursor;
+                self.cursor = self.cursor.wrapping_add(1);
+                (0..healthy.len())
+                    .map(|i| healthy[(start + i) % healthy.len()])
+                    .filter(|&b| usable(b))
+                    .min_by_key(|&b| rtt_us(pool.backends[b as usize].stat_id))
+            }
+            Balance::Weighted => {
+                let weight = |b: u32| u64::from(pool.backends[b as usize].spec.weight.max(1));
+                let total: u64 = healthy.iter().filter(|&&b| usable(b)).map(|&b| weight(b)).sum();
+                if total == 0 {
+                    return None;
+                }
+                let mut at = self.cursor as u64 % total;
+                self.cursor = self.cursor.wrapping_add(1);
+                for &b in healthy.iter().filter(|&&b| usable(b)) {
+                    if at < weight(b) {
+                        return Some(b);
+                    }
+                    at -= weight(b);
+                }
+                None
             }
         }
     }
@@ -133,6 +169,24 @@ mod tests {
         b.opened(11);
         b.closed(12);
         assert_eq!(b.pick(&p, b"", None), Some(2));
+    }
+
+    #[test]
+    fn least_latency_follows_rtt_and_weighted_follows_weight() {
+        let p = pool(Balance::LeastLatency, &[true, true, true]);
+        let mut b = Balancer::default();
+        let rtt = |sid: usize| [300u64, 100, 200][sid - 10];
+        for _ in 0..3 {
+            assert_eq!(b.pick_with(&p, b"", None, &rtt), Some(1));
+        }
+        assert_eq!(b.pick_with(&p, b"", Some(1), &rtt), Some(2));
+
+        let mut w = pool(Balance::Weighted, &[true, true]);
+        let mut cfg = w.cfg.clone();
+        cfg.servers[0].weight = 3;
+        w = PoolSnapshot::new(cfg, 0, &[10, 11], &|_| true, Arc::default());
+        let picks: Vec<u32> = (0..8).map(|_| b.pick(&w, b"", None).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|&&x| x == 0).count(), 6, "{picks:?}");
     }
 
     #[test]
