@@ -32,4 +32,5 @@ pub mod protocol;
 pub mod route;
 pub mod session;
 pub mod stats;
+pub mod stats_mongo;
 pub mod worker;

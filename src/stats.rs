@@ -84,6 +84,8 @@ pub struct WorkerStats {
     pub sessions: Counter,
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
+    /// Counters of mongos pools (opcodes, commands, latency).
+    pub mongo: Box<crate::stats_mongo::MongoStats>,
 }
 
 impl Default for WorkerStats {
@@ -93,6 +95,7 @@ impl Default for WorkerStats {
             sessions: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
+            mongo: Box::default(),
         }
     }
 }
@@ -104,12 +107,14 @@ pub struct HealthStats {
     pub fail: Box<[Counter]>,
     /// Last probe round-trip in microseconds.
     pub rtt_us: Box<[Counter]>,
+    /// Restarts seen (mongos `topologyVersion.processId` changed).
+    pub restarts: Box<[Counter]>,
 }
 
 impl Default for HealthStats {
     fn default() -> Self {
         let mk = || (0..MAX_BACKENDS).map(|_| Counter::default()).collect();
-        HealthStats { ok: mk(), fail: mk(), rtt_us: mk() }
+        HealthStats { ok: mk(), fail: mk(), rtt_us: mk(), restarts: mk() }
     }
 }
 

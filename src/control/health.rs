@@ -19,12 +19,14 @@ pub struct BackendHealth {
     ok_streak: u32,
     fail_streak: u32,
     pub next_probe: Instant,
+    /// Last `topologyVersion.processId` a mongos reported.
+    process_id: Option<[u8; 12]>,
 }
 
 impl BackendHealth {
     /// New backends start up (traffic flows at once) and are probed now.
     pub fn new(now: Instant) -> Self {
-        BackendHealth { up: true, ok_streak: 0, fail_streak: 0, next_probe: now }
+        BackendHealth { up: true, ok_streak: 0, fail_streak: 0, next_probe: now, process_id: None }
     }
 
     /// Records a probe result; returns true if `up` changed.
@@ -46,6 +48,15 @@ impl BackendHealth {
             }
         }
         false
+    }
+
+    /// Records the process id a probe saw; true when it differs from the
+    /// last one seen, i.e. the server restarted in between.
+    pub fn handle_process_id(&mut self, id: Option<[u8; 12]>) -> bool {
+        let Some(id) = id else { return false };
+        let restarted = self.process_id.is_some_and(|old| old != id);
+        self.process_id = Some(id);
+        restarted
     }
 
     /// A worker saw this backend fail: probe it on the next pass.
@@ -122,6 +133,15 @@ mod tests {
         assert!(h.handle_result(true, &cfg(), t));
         assert!(h.up);
         assert_eq!(h.next_probe, t + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn process_id_change_is_a_restart() {
+        let mut h = BackendHealth::new(Instant::now());
+        assert!(!h.handle_process_id(Some([1; 12])), "first sighting");
+        assert!(!h.handle_process_id(None), "a failed probe says nothing");
+        assert!(!h.handle_process_id(Some([1; 12])));
+        assert!(h.handle_process_id(Some([2; 12])));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod health;
 pub mod listeners;
+pub mod mongo_probe;
 mod run;
 
 pub use run::{Control, ControlState};

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::build::{build, BuildCtx, BuildError, StatIds};
 use super::health::{probe_connect, BackendHealth};
+use super::mongo_probe::{probe_all, Outcome};
 use super::{ControlMsg, DriverKind, Shared};
 use crate::config::{self, Config};
 use crate::route::Snapshot;
@@ -179,9 +180,16 @@ impl Control {
                 continue;
             }
             let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
-            let results = probe_connect(&addrs, hc.check_timeout);
+            let results: Vec<Outcome> = match &pool.cfg.mongo {
+                Some(m) => probe_all(&addrs, hc.check_timeout, m),
+                None => probe_connect(&addrs, hc.check_timeout)
+                    .into_iter()
+                    .map(|(ok, rtt)| Outcome { ok, rtt, process_id: None, error: None })
+                    .collect(),
+            };
             let done = Instant::now();
-            for (b, (ok, rtt)) in due.iter().zip(results) {
+            for (b, out) in due.iter().zip(results) {
+                let (ok, rtt) = (out.ok, out.rtt);
                 let hs = &self.shared.health;
                 if ok {
                     hs.ok[b.stat_id].incr();
@@ -190,10 +198,19 @@ impl Control {
                     hs.fail[b.stat_id].incr();
                 }
                 let h = self.st.health.entry(b.stat_id).or_insert_with(|| BackendHealth::new(now));
+                if h.handle_process_id(out.process_id) {
+                    hs.restarts[b.stat_id].incr();
+                    tracing::warn!(pool = %pool.cfg.name, backend = %b.spec.name, addr = %b.spec.addr,
+                        "backend restarted (topologyVersion.processId changed)");
+                }
+                if let (false, Some(e)) = (ok, &out.error) {
+                    tracing::debug!(pool = %pool.cfg.name, backend = %b.spec.name, "health check failed: {e}");
+                }
                 if h.handle_result(ok, &hc, done) {
                     changed = true;
                     let state = if h.up { "up" } else { "down" };
-                    tracing::warn!(pool = %pool.cfg.name, backend = %b.spec.name, addr = %b.spec.addr, "backend is {state}");
+                    let why = out.error.as_deref().unwrap_or("");
+                    tracing::warn!(pool = %pool.cfg.name, backend = %b.spec.name, addr = %b.spec.addr, "backend is {state} {why}");
                 }
             }
         }

@@ -12,7 +12,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::mongo::MongoTracker;
 use super::outbuf::OutBuf;
+use crate::protocol::mongo::{FrameError, HelloMeta};
 
 /// Which socket of the pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,11 @@ pub enum CloseReason {
     IdleTimeout,
     /// The worker is shutting down past its drain deadline.
     Shutdown,
+    /// A mongos stream could not be framed (short or oversized header).
+    Protocol(Side, FrameError),
+    /// Closed at a message boundary because its backend left the healthy
+    /// set, was removed by a reload, or the worker is draining.
+    Retired,
 }
 
 /// A decision for the driver.
@@ -86,6 +93,12 @@ pub struct TcpSession {
     last_active: Instant,
     closing: Option<CloseReason>,
     close_emitted: bool,
+    /// Message tracking, for mongos pools only (tcp pools pay one branch).
+    mongo: Option<Box<MongoTracker>>,
+    /// Close at the next message boundary, or at the deadline at the latest.
+    retire: Option<(CloseReason, Instant)>,
+    /// The backend is chosen only after the first request (affinity "app").
+    deferred: bool,
 }
 
 impl TcpSession {
@@ -101,6 +114,59 @@ impl TcpSession {
             last_active: now,
             closing: None,
             close_emitted: false,
+            mongo: None,
+            retire: None,
+            deferred: false,
+        }
+    }
+
+    /// Adds mongos message tracking. With `defer_route`, the driver must not
+    /// connect until `take_route` returns the handshake (the connect
+    /// deadline then bounds the wait for it).
+    pub fn with_mongo(mut self, tracker: MongoTracker, defer_route: bool) -> Self {
+        self.mongo = Some(Box::new(tracker));
+        self.deferred = defer_route;
+        self
+    }
+
+    /// Queues bytes for the backend ahead of anything the client sends (the
+    /// PROXY protocol header). Call before any `handle_data`.
+    pub fn prepend_backend(&mut self, bytes: &[u8]) {
+        self.out[Side::Backend as usize].push(bytes);
+    }
+
+    pub fn mongo_mut(&mut self) -> Option<&mut MongoTracker> {
+        self.mongo.as_deref_mut()
+    }
+
+    pub fn is_mongo(&self) -> bool {
+        self.mongo.is_some()
+    }
+
+    /// Whether the driver must wait for `take_route` before connecting.
+    pub fn awaiting_route(&self) -> bool {
+        self.deferred
+    }
+
+    /// Once the first request arrived whole on a deferred session: the
+    /// handshake's metadata (`None` inside when it was not a hello). The
+    /// driver then picks the backend and connects. Returns `Some` once.
+    pub fn take_route(&mut self) -> Option<Option<HelloMeta>> {
+        let m = self.mongo.as_deref().filter(|m| self.deferred && m.handshake_seen())?;
+        let meta = m.hello().cloned();
+        self.deferred = false;
+        Some(meta)
+    }
+
+    /// Closes at the next message boundary (between a reply and the next
+    /// request), or at `deadline` if none comes. Sessions without message
+    /// tracking have no boundaries and close at once.
+    pub fn retire(&mut self, reason: CloseReason, deadline: Instant) {
+        if self.mongo.is_none() {
+            return self.close(reason);
+        }
+        if self.retire.is_none() {
+            self.retire = Some((reason, deadline));
         }
     }
 
@@ -140,6 +206,12 @@ impl TcpSession {
             return;
         }
         self.last_active = now;
+        if let Some(m) = self.mongo.as_deref_mut() {
+            // Checked before forwarding: a bad header is never passed on.
+            if let Err(e) = m.handle_data(from, data, now) {
+                return self.close(CloseReason::Protocol(from, e));
+            }
+        }
         self.out[from.other() as usize].push(data);
     }
 
@@ -171,6 +243,11 @@ impl TcpSession {
     pub fn handle_tick(&mut self, now: Instant) {
         if self.is_closed() {
             return;
+        }
+        if let Some((reason, deadline)) = self.retire {
+            if now >= deadline {
+                return self.close(reason);
+            }
         }
         if self.state == State::Connecting && now >= self.connect_deadline {
             self.close(CloseReason::ConnectTimeout);
@@ -207,6 +284,12 @@ impl TcpSession {
             && !self.eof[side as usize]
             && (side == Side::Client || self.state == State::Open)
             && self.out[side.other() as usize].len() < self.limits.high_water
+            && !(side == Side::Client && self.retiring_at_client_boundary())
+    }
+
+    /// Retiring, and the client is between requests: take no new request.
+    fn retiring_at_client_boundary(&self) -> bool {
+        self.retire.is_some() && self.mongo.as_deref().is_some_and(|m| m.client_at_boundary())
     }
 
     /// Whether a send to `side` is in flight (the driver must wait for it).
@@ -225,6 +308,18 @@ impl TcpSession {
             return Some(Intent::Close(reason));
         }
         let flushed = |s: &Self, side: Side| s.out[side as usize].is_empty();
+        if let Some((reason, _)) = self.retire {
+            let quiet = self.mongo.as_deref().is_none_or(|m| m.at_boundary());
+            if quiet && flushed(self, Side::Client) && flushed(self, Side::Backend) {
+                self.closing = Some(reason);
+                return self.poll_intent();
+            }
+        }
+        // A client that leaves before its handshake chose a backend.
+        if self.deferred && self.eof[Side::Client as usize] {
+            self.closing = Some(CloseReason::Done);
+            return self.poll_intent();
+        }
         // Backend gone: flush what it sent, then close the client.
         if self.eof[Side::Backend as usize] && flushed(self, Side::Client) {
             self.closing =

@@ -93,8 +93,9 @@ impl WorkerCore {
         } else {
             pool.clients.fetch_add(1, Ordering::Relaxed);
         }
+        let rtt = &self.shared.health.rtt_us;
         let bal = self.balancers.entry(pool.stat_id).or_default();
-        match bal.pick(pool, client_key, None) {
+        match bal.pick_with(pool, client_key, None, &|sid| rtt[sid].get()) {
             Some(b) => {
                 pc.client_conns.incr();
                 pc.client_conns_total.incr();
@@ -130,8 +131,13 @@ impl WorkerCore {
     /// Another backend after `failed` refused; reports the failure.
     pub fn repick(&mut self, pool: &PoolSnapshot, client_key: &[u8], failed: u32) -> Option<u32> {
         self.report_backend_failed(pool, failed);
+        let rtt = &self.shared.health.rtt_us;
         let bal = self.balancers.entry(pool.stat_id).or_default();
-        bal.pick(pool, client_key, Some(failed)).filter(|&b| b != failed)
+        bal.pick_with(pool, client_key, Some(failed), &|sid| rtt[sid].get()).filter(|&b| b != failed)
+    }
+
+    pub(super) fn balancer(&mut self, pool: &PoolSnapshot) -> &mut Balancer {
+        self.balancers.entry(pool.stat_id).or_default()
     }
 
     pub fn report_backend_failed(&mut self, pool: &PoolSnapshot, backend: u32) {
@@ -165,6 +171,9 @@ impl WorkerCore {
         pool.clients.fetch_sub(1, Ordering::Relaxed);
         if reason == CloseReason::IdleTimeout {
             pc.idle_closed.incr();
+        }
+        if pool.cfg.mongo.is_some() {
+            self.mongo_closed(pool, reason);
         }
         match reason {
             CloseReason::Done | CloseReason::BackendClosed | CloseReason::IdleTimeout => {

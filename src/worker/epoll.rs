@@ -17,9 +17,10 @@ use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::core::{client_key, WorkerCore};
+use super::core::WorkerCore;
+use super::mongo;
 use super::sys;
-use crate::config::Balance;
+use crate::protocol::mongo::HelloMeta;
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::{CloseReason, Intent, Side, TcpSession};
 
@@ -86,6 +87,7 @@ impl EpollDriver {
             let now = Instant::now();
             if self.core.refresh(now) {
                 self.sync_listeners();
+                self.retire_sessions(now);
             }
             if self.core.drain_done(now) {
                 self.for_each_conn(|s| s.close(CloseReason::Shutdown));
@@ -190,7 +192,8 @@ impl EpollDriver {
                     return;
                 }
             };
-            let key = if pool.cfg.balance == Balance::ClientIp { client_key(peer.as_socket()) } else { Vec::new() };
+            let peer = peer.as_socket();
+            let key = mongo::balance_key(&pool, peer);
             let backend = match self.core.admit(&pool, &key) {
                 Ok(b) => b,
                 Err(reason) => {
@@ -200,8 +203,9 @@ impl EpollDriver {
             };
             let _ = sock.set_nonblocking(true);
             let _ = sock.set_nodelay(true);
+            let session = self.core.open_session(&pool, peer, || sock.local_addr().ok()?.as_socket(), now);
+            let deferred = session.awaiting_route();
             let client = TcpStream::from_std(sock.into());
-            let session = TcpSession::new(WorkerCore::limits(&pool), now);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -225,7 +229,9 @@ impl EpollDriver {
                 }
             }
             self.conns[slot] = Some(c);
-            self.connect(slot);
+            if !deferred {
+                self.connect(slot);
+            }
             self.drive(slot, now);
         }
     }
@@ -315,6 +321,7 @@ impl EpollDriver {
                 return;
             };
             let mut progress = false;
+            let mut route = None;
             for side in [Side::Client, Side::Backend] {
                 let s = side as usize;
                 while c.readable[s] && c.session.wants_read(side) {
@@ -328,6 +335,10 @@ impl EpollDriver {
                         }
                         Ok(n) => {
                             c.session.handle_data(side, &self.scratch[..n], now);
+                            if c.session.is_mongo() {
+                                route = route.or(c.session.take_route());
+                                self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                            }
                             if side == Side::Client {
                                 self.core.count_bytes(&c.pool, n, 0);
                             }
@@ -375,9 +386,46 @@ impl EpollDriver {
                     Intent::Close(reason) => return self.finish(slot, reason),
                 }
             }
+            if let Some(meta) = route {
+                self.route_deferred(slot, meta, now);
+                progress = true;
+            }
             if !progress {
                 return;
             }
+        }
+    }
+
+    /// After a snapshot change: mongos sessions whose backend left close at
+    /// their next message boundary.
+    fn retire_sessions(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_mut().filter(|c| c.session.is_mongo()) else { continue };
+            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, now) {
+                c.session.retire(CloseReason::Retired, deadline);
+                self.drive(slot, now);
+            }
+        }
+    }
+
+    /// `affinity = "app"`: the handshake arrived; pick and connect.
+    fn route_deferred(&mut self, slot: usize, meta: Option<HelloMeta>, now: Instant) {
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let key = mongo::app_key(&c.key, meta.as_ref());
+        let pool = c.pool.clone();
+        match self.core.route(&pool, &key) {
+            Some(b) => {
+                c.key = key;
+                c.backend = b;
+                c.session.handle_reconnect(now);
+                self.connect(slot);
+                if let Some(c) = self.conns[slot].as_mut() {
+                    self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                }
+            }
+            None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
         }
     }
 

@@ -67,6 +67,20 @@ pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     }
 }
 
+/// The local address of a connected socket (the listener's address as the
+/// client dialled it), for PROXY headers.
+pub fn local_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: zeroed storage is valid; the kernel fills at most `len` bytes.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) != 0 {
+            return None;
+        }
+        socket2::SockAddr::new(ss, len).as_socket()
+    }
+}
+
 /// An eventfd used by the control thread to wake an idle worker. Blocking,
 /// because io_uring honours O_NONBLOCK on reads and would complete at once
 /// with EAGAIN; the epoll driver switches it with `set_nonblocking`.

@@ -124,9 +124,11 @@ mod tests {
         s
     }
 
+    type Seen = Vec<(i32, Vec<u8>, bool)>;
+
     /// Feeds `s` split at `cut` and returns (id, body, truncated) per frame
     /// plus whether the framer was at a boundary after the first half.
-    fn run(s: &[u8], cuts: &[usize], capture: usize) -> (Vec<(i32, Vec<u8>, bool)>, Vec<bool>) {
+    fn run(s: &[u8], cuts: &[usize], capture: usize) -> (Seen, Vec<bool>) {
         let mut f = Framer::new(1000, capture);
         let mut got = Vec::new();
         let mut bounds = Vec::new();

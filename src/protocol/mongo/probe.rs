@@ -13,12 +13,18 @@ use super::header::{Header, HEADER_LEN, OP_MSG, OP_QUERY, OP_REPLY};
 /// Request id used by probes; replies must answer it.
 pub const PROBE_REQUEST_ID: i32 = 0x5045_5254; // "PERT"
 
-/// `{hello: 1, $db: "admin"}` as OP_MSG.
-pub fn hello_op_msg() -> Vec<u8> {
+/// `{hello: 1, $db: "admin"}` as OP_MSG. `load_balanced` adds
+/// `loadBalanced: true`, which mongos's loadBalancerPort requires.
+pub fn hello_op_msg(load_balanced: bool) -> Vec<u8> {
     let mut body = 0u32.to_le_bytes().to_vec();
     body.push(0);
-    // Writing a fixed document to a Vec cannot fail.
-    let _ = doc! {"hello": 1, "$db": "admin"}.to_writer(&mut body);
+    let d = if load_balanced {
+        doc! {"hello": 1, "loadBalanced": true, "$db": "admin"}
+    } else {
+        doc! {"hello": 1, "$db": "admin"}
+    };
+    // Writing a small fixed document to a Vec cannot fail.
+    let _ = d.to_writer(&mut body);
     frame(OP_MSG, &body)
 }
 
@@ -121,7 +127,8 @@ mod tests {
 
     #[test]
     fn requests_are_well_formed() {
-        let m = hello_op_msg();
+        let m = hello_op_msg(false);
+        assert!(hello_op_msg(true).len() > m.len());
         let h = Header::parse(&m, u32::MAX).unwrap().unwrap();
         assert_eq!((h.length as usize, h.op_code), (m.len(), OP_MSG));
         let r = super::super::command::parse_request(OP_MSG, &m[16..]);

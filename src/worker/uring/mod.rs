@@ -19,12 +19,12 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 mod relay;
 
-use crate::config::Balance;
 use crate::route::{Listener, PoolSnapshot};
-use crate::session::{CloseReason, TcpSession};
+use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
 use crate::worker::conn::{Conn, Slab};
-use crate::worker::core::{client_key, WorkerCore};
+use crate::worker::core::WorkerCore;
+use crate::worker::mongo;
 use crate::worker::sys;
 
 const OP_ACCEPT: u8 = 1;
@@ -124,6 +124,7 @@ impl UringDriver {
             let now = Instant::now();
             if self.core.refresh(now) {
                 self.sync_listeners();
+                self.retire_sessions(now);
             }
             if self.core.drain_done(now) {
                 self.close_all(CloseReason::Shutdown);
@@ -251,7 +252,8 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
-        let key = if pool.cfg.balance == Balance::ClientIp { client_key(sys::peer_addr(fd)) } else { Vec::new() };
+        let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
+        let key = mongo::balance_key(&pool, peer);
         let backend = match self.core.admit(&pool, &key) {
             Ok(b) => b,
             Err(reason) => {
@@ -261,9 +263,12 @@ impl UringDriver {
             }
         };
         sys::set_nodelay(fd);
-        let session = TcpSession::new(WorkerCore::limits(&pool), now);
+        let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
+        let deferred = session.awaiting_route();
         let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
-        self.connect(slot);
+        if !deferred {
+            self.connect(slot);
+        }
         self.pump(slot, now);
     }
 
@@ -275,6 +280,18 @@ impl UringDriver {
             }
         }
         self.arm_tick();
+    }
+
+    /// After a snapshot change: mongos sessions whose backend left close at
+    /// their next message boundary.
+    fn retire_sessions(&mut self, now: Instant) {
+        for slot in self.conns.slots() {
+            let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
+            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, now) {
+                c.session.retire(CloseReason::Retired, deadline);
+                self.pump(slot, now);
+            }
+        }
     }
 
     fn close_all(&mut self, reason: CloseReason) {

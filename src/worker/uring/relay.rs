@@ -12,7 +12,9 @@ use std::time::Instant;
 use io_uring::{cqueue, opcode, squeue, types};
 
 use super::{ud, UringDriver, MAX_CONNECT_ATTEMPTS, OP_CANCEL, OP_CONNECT, OP_LINK_TIMEOUT, OP_RECV, OP_SEND};
+use crate::protocol::mongo::HelloMeta;
 use crate::session::{Intent, Side};
+use crate::worker::mongo;
 use crate::worker::sys;
 
 impl UringDriver {
@@ -86,6 +88,7 @@ impl UringDriver {
     pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
         let bid = cqueue::buffer_select(flags);
         let side = if side == 0 { Side::Client } else { Side::Backend };
+        let mut route = None;
         if let Some(c) = self.conns.get_gen(slot, gen) {
             if !cqueue::more(flags) {
                 c.recv_armed[side as usize] = false;
@@ -96,6 +99,10 @@ impl UringDriver {
                 if let Some(bid) = bid {
                     let data = self.bufs.get(bid, res as usize);
                     c.session.handle_data(side, data, now);
+                    if c.session.is_mongo() {
+                        route = c.session.take_route();
+                        self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                    }
                     let pool = &c.pool;
                     match side {
                         Side::Client => self.core.count_bytes(pool, res as usize, 0),
@@ -111,7 +118,34 @@ impl UringDriver {
         if let Some(bid) = bid {
             self.bufs.recycle(bid);
         }
+        if let Some(meta) = route {
+            self.route_deferred(slot, meta, now);
+        }
         self.pump(slot, now);
+    }
+    /// `affinity = "app"`: the handshake arrived; pick and connect.
+    fn route_deferred(&mut self, slot: u32, meta: Option<HelloMeta>, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let key = mongo::app_key(&c.key, meta.as_ref());
+        let pool = c.pool.clone();
+        let picked = self.core.route(&pool, &key);
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match picked {
+            Some(b) => {
+                c.key = key;
+                c.backend = b;
+                c.session.handle_reconnect(now);
+                self.connect(slot);
+                if let Some(c) = self.conns.get_mut(slot) {
+                    self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                }
+            }
+            None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
+        }
     }
     pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: u8, res: i32, now: Instant) {
         let Some(c) = self.conns.get_gen(slot, gen) else {

@@ -1,0 +1,181 @@
+//! Message tracking for a mongos session: where each message ends, which
+//! request each reply answers, and what the driver said in its first hello.
+//!
+//! Owner: the `TcpSession` of a `mode = "mongos"` client. Sans-IO: bytes in
+//! (the same chunks the session forwards, unchanged), observations out.
+//! Invariants:
+//! - `at_boundary` holds exactly when both directions are between whole
+//!   messages and every request that expects a reply has received its last
+//!   one (OP_MSG `moreToCome` requests expect none; `moreToCome` replies
+//!   promise more);
+//! - `pending` is bounded (`MAX_PENDING`), so a client that never reads
+//!   its replies cannot grow it without limit;
+//! - observations carry indices into `OPCODE_NAMES` / `COMMANDS`, never
+//!   strings, so recording them allocates nothing.
+
+use std::time::{Duration, Instant};
+
+use crate::protocol::mongo::command::{hello_meta, msg_flags, parse_request};
+use crate::protocol::mongo::header::{opcode_index, FLAG_MORE_TO_COME, OP_MSG};
+use crate::protocol::mongo::{command_index, FrameError, Framer, HelloMeta};
+
+use super::tcp::Side;
+
+/// Body bytes kept per request: enough for the command document of every
+/// ordinary command (documents of inserts travel in kind-1 sections).
+pub const REQUEST_CAPTURE: usize = 16 * 1024;
+/// Replies are only inspected for their OP_MSG flagBits.
+const REPLY_CAPTURE: usize = 4;
+/// Most requests awaiting a reply on one connection.
+pub const MAX_PENDING: usize = 256;
+
+/// A database name held inline (truncated past `DbName::CAP` bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbName {
+    len: u8,
+    buf: [u8; DbName::CAP],
+}
+
+impl Default for DbName {
+    fn default() -> Self {
+        DbName { len: 0, buf: [0; DbName::CAP] }
+    }
+}
+
+impl DbName {
+    const CAP: usize = 64;
+
+    fn new(s: &str) -> Self {
+        let mut d = DbName::default();
+        let mut n = s.len().min(Self::CAP);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        d.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+        d.len = n as u8;
+        d
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+/// Something the driver should count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// A client request went toward the backend.
+    Request { opcode: u8, command: u8 },
+    /// A reply answered a request `elapsed` after it was seen.
+    Reply { command: u8, db: DbName, elapsed: Duration },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The id the next reply's `responseTo` must carry.
+    request_id: i32,
+    command: u8,
+    db: DbName,
+    started: Instant,
+}
+
+#[derive(Debug)]
+pub struct MongoTracker {
+    req: Framer,
+    rep: Framer,
+    pending: Vec<Pending>,
+    /// Requests seen so far (the first one is the handshake).
+    requests: u64,
+    hello: Option<HelloMeta>,
+    obs: Vec<Observation>,
+}
+
+impl MongoTracker {
+    pub fn new(max_message_bytes: u32) -> Self {
+        MongoTracker {
+            req: Framer::new(max_message_bytes, REQUEST_CAPTURE),
+            rep: Framer::new(max_message_bytes, REPLY_CAPTURE),
+            pending: Vec::new(),
+            requests: 0,
+            hello: None,
+            obs: Vec::new(),
+        }
+    }
+
+    /// Feeds bytes read from `from`. An error means the stream cannot be
+    /// framed and the connection must close.
+    pub fn handle_data(&mut self, from: Side, data: &[u8], now: Instant) -> Result<(), FrameError> {
+        let MongoTracker { req, rep, pending, requests, hello, obs } = self;
+        match from {
+            Side::Client => req.feed(data, |f| {
+                let r = parse_request(f.header.op_code, f.body);
+                let command = command_index(r.command) as u8;
+                obs.push(Observation::Request { opcode: opcode_index(f.header.op_code) as u8, command });
+                if *requests == 0 {
+                    *hello = hello_meta(&r);
+                }
+                *requests += 1;
+                let no_reply = f.header.op_code == OP_MSG && r.flags & FLAG_MORE_TO_COME != 0;
+                if !no_reply {
+                    if pending.len() >= MAX_PENDING {
+                        pending.remove(0);
+                    }
+                    let db = DbName::new(r.db.unwrap_or(""));
+                    pending.push(Pending { request_id: f.header.request_id, command, db, started: now });
+                }
+            }),
+            Side::Backend => rep.feed(data, |f| {
+                let Some(i) = pending.iter().position(|p| p.request_id == f.header.response_to) else {
+                    return;
+                };
+                let p = pending[i];
+                obs.push(Observation::Reply {
+                    command: p.command,
+                    db: p.db,
+                    elapsed: now.saturating_duration_since(p.started),
+                });
+                if msg_flags(f.header.op_code, f.body) & FLAG_MORE_TO_COME != 0 {
+                    // Exhaust: the next reply answers this one.
+                    pending[i].request_id = f.header.request_id;
+                    pending[i].started = now;
+                } else {
+                    pending.remove(i);
+                }
+            }),
+        }
+    }
+
+    /// Between a reply and the next request: nothing half-sent either way
+    /// and no reply outstanding.
+    pub fn at_boundary(&self) -> bool {
+        self.req.at_boundary() && self.rep.at_boundary() && self.pending.is_empty()
+    }
+
+    /// The client side is between whole requests.
+    pub fn client_at_boundary(&self) -> bool {
+        self.req.at_boundary()
+    }
+
+    /// Whether the first request (the handshake) has been seen whole.
+    pub fn handshake_seen(&self) -> bool {
+        self.requests > 0
+    }
+
+    /// The first hello's metadata, if the first request was a hello.
+    pub fn hello(&self) -> Option<&HelloMeta> {
+        self.hello.as_ref()
+    }
+
+    /// Observations since the last call, oldest first.
+    pub fn drain_observations(&mut self) -> std::vec::Drain<'_, Observation> {
+        self.obs.drain(..)
+    }
+
+    pub fn has_observations(&self) -> bool {
+        !self.obs.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[path = "mongo_tests.rs"]
+mod tests;
