@@ -40,6 +40,9 @@ struct PoolView<'s> {
     clients: u64,
     #[serde(flatten)]
     counters: PoolTotals,
+    /// Mongos pools only: command latency, slow ops, framing errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongo: Option<serde_json::Value>,
     backends: Vec<BackendView<'s>>,
 }
 
@@ -51,6 +54,9 @@ struct BackendView<'s> {
     healthy: bool,
     #[serde(flatten)]
     counters: BackendTotals,
+    /// Mongos pools only: requests by opcode and command, restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongo: Option<serde_json::Value>,
 }
 
 /// Renders the stats document, pretty-printed (it is read by people).
@@ -76,6 +82,7 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
                 listen: p.cfg.listen.to_string(),
                 clients: p.clients.load(std::sync::atomic::Ordering::Relaxed),
                 counters: PoolTotals::sum(&shared.workers, p.stat_id),
+                mongo: super::mongo::pool_json(shared, p),
                 backends: p
                     .backends
                     .iter()
@@ -85,6 +92,7 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
                         weight: b.spec.weight,
                         healthy: b.healthy,
                         counters: BackendTotals::sum(&shared.workers, &shared.health, b.stat_id),
+                        mongo: super::mongo::backend_json(shared, p, b.stat_id),
                     })
                     .collect(),
             })

@@ -110,6 +110,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     for b in backends() {
         m.sample("health_check_rtt_seconds", &b.labels, b.t.health_check_rtt_us as f64 / 1e6);
     }
+    super::mongo::render_metrics(&mut m, shared, &snap);
     m.0
 }
 
@@ -129,15 +130,15 @@ struct BackendRow {
 
 /// The exposition being built. Writes go to a `String` and cannot fail, so
 /// there is no `fmt::Result` to thread through.
-struct Out(String);
+pub(super) struct Out(String);
 
 impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         self.0.push_str(&format!("# HELP puerta_{name} {help}\n# TYPE puerta_{name} {kind}\n"));
     }
 
     /// `labels` is the already-escaped inside of `{...}`, or empty.
-    fn sample(&mut self, name: &str, labels: &str, value: impl Display) {
+    pub(super) fn sample(&mut self, name: &str, labels: &str, value: impl Display) {
         let line = if labels.is_empty() {
             format!("puerta_{name} {value}\n")
         } else {

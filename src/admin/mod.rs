@@ -21,6 +21,7 @@
 mod http;
 pub mod json;
 pub mod metrics;
+mod mongo;
 mod ready;
 mod totals;
 

@@ -1,0 +1,212 @@
+//! The mongos part of `/metrics` and `/stats`: requests by opcode and
+//! command per backend, per-command latency histograms, slow ops, framing
+//! errors, boundary closes and mongos restarts.
+//!
+//! Owns nothing: sums the workers' single-writer `MongoStats` on each
+//! scrape. Invariant: emitted only for pools with `mode = "mongos"`, so tcp
+//! deployments see exactly the families they saw before.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::metrics::{escape, Out};
+use crate::control::Shared;
+use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
+use crate::route::{PoolSnapshot, Snapshot};
+use crate::stats::WorkerStats;
+use crate::stats_mongo::{bucket_upper_seconds, LAT_BUCKETS, N_COMMANDS, N_OPCODES};
+
+/// One command's latency summed over workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub buckets: [u64; LAT_BUCKETS],
+    pub count: u64,
+    pub sum_us: u64,
+}
+
+impl Latency {
+    /// Upper bound (µs) of the bucket holding quantile `q`; `None` if empty
+    /// or in the open-ended last bucket.
+    pub fn quantile_us(&self, q: f64) -> Option<u64> {
+        let rank = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank && self.count > 0 {
+                return bucket_upper_seconds(i).map(|s| (s * 1e6).round() as u64);
+            }
+        }
+        None
+    }
+}
+
+pub struct PoolMongo {
+    pub latency: Vec<Latency>,
+    pub slow_ops: u64,
+    pub protocol_errors: u64,
+    pub retired: u64,
+}
+
+pub fn pool_totals(workers: &[Arc<WorkerStats>], stat_id: usize) -> PoolMongo {
+    let mut t = PoolMongo {
+        latency: vec![Latency { buckets: [0; LAT_BUCKETS], count: 0, sum_us: 0 }; N_COMMANDS],
+        slow_ops: 0,
+        protocol_errors: 0,
+        retired: 0,
+    };
+    for w in workers {
+        let Some(p) = w.mongo.pools.get(stat_id) else { continue };
+        for (l, h) in t.latency.iter_mut().zip(p.latency.iter()) {
+            for (b, c) in l.buckets.iter_mut().zip(h.buckets.iter()) {
+                *b = b.wrapping_add(c.get());
+            }
+            l.count = l.count.wrapping_add(h.count.get());
+            l.sum_us = l.sum_us.wrapping_add(h.sum_us.get());
+        }
+        t.slow_ops = t.slow_ops.wrapping_add(p.slow_ops.get());
+        t.protocol_errors = t.protocol_errors.wrapping_add(p.protocol_errors.get());
+        t.retired = t.retired.wrapping_add(p.retired.get());
+    }
+    t
+}
+
+/// (opcodes, commands) for one backend.
+pub fn backend_totals(workers: &[Arc<WorkerStats>], stat_id: usize) -> ([u64; N_OPCODES], [u64; N_COMMANDS]) {
+    let (mut ops, mut cmds) = ([0u64; N_OPCODES], [0u64; N_COMMANDS]);
+    for w in workers {
+        let Some(b) = w.mongo.backends.get(stat_id) else { continue };
+        for (o, c) in ops.iter_mut().zip(b.opcodes.iter()) {
+            *o = o.wrapping_add(c.get());
+        }
+        for (o, c) in cmds.iter_mut().zip(b.commands.iter()) {
+            *o = o.wrapping_add(c.get());
+        }
+    }
+    (ops, cmds)
+}
+
+fn mongo_pools(snap: &Snapshot) -> impl Iterator<Item = &Arc<PoolSnapshot>> {
+    snap.pools.iter().filter(|p| p.cfg.mongo.is_some())
+}
+
+/// Appends the mongo families (nothing when no pool is a mongos pool).
+pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
+    if mongo_pools(snap).next().is_none() {
+        return;
+    }
+    let backend_labels = |p: &PoolSnapshot, i: usize| {
+        let b = &p.backends[i];
+        format!(
+            "pool=\"{}\",backend=\"{}\",addr=\"{}\"",
+            escape(&p.cfg.name),
+            escape(&b.spec.name),
+            escape(&b.spec.addr.to_string())
+        )
+    };
+    m.family("mongo_requests_total", "counter", "Client requests forwarded to each mongos, by opcode.");
+    for p in mongo_pools(snap) {
+        for (i, b) in p.backends.iter().enumerate() {
+            let (ops, _) = backend_totals(&shared.workers, b.stat_id);
+            for (name, v) in OPCODE_NAMES.iter().zip(ops) {
+                m.sample("mongo_requests_total", &format!("{},opcode=\"{name}\"", backend_labels(p, i)), v);
+            }
+        }
+    }
+    m.family("mongo_commands_total", "counter", "Client commands forwarded to each mongos, by command name.");
+    for p in mongo_pools(snap) {
+        for (i, b) in p.backends.iter().enumerate() {
+            let (_, cmds) = backend_totals(&shared.workers, b.stat_id);
+            for (name, v) in COMMANDS.iter().zip(cmds).filter(|(_, v)| *v > 0) {
+                m.sample("mongo_commands_total", &format!("{},command=\"{name}\"", backend_labels(p, i)), v);
+            }
+        }
+    }
+    let h = "mongo_command_duration_seconds";
+    m.family(h, "histogram", "Request to reply time per command (replies matched by responseTo).");
+    let totals: Vec<(String, PoolMongo)> =
+        mongo_pools(snap).map(|p| (escape(&p.cfg.name), pool_totals(&shared.workers, p.stat_id))).collect();
+    for (pool, t) in &totals {
+        for (name, l) in COMMANDS.iter().zip(&t.latency).filter(|(_, l)| l.count > 0) {
+            let labels = format!("pool=\"{pool}\",command=\"{name}\"");
+            let mut cum = 0;
+            for (i, n) in l.buckets.iter().enumerate() {
+                cum += n;
+                let le = bucket_upper_seconds(i).map_or("+Inf".to_string(), |s| s.to_string());
+                m.sample(&format!("{h}_bucket"), &format!("{labels},le=\"{le}\""), cum);
+            }
+            m.sample(&format!("{h}_sum"), &labels, l.sum_us as f64 / 1e6);
+            m.sample(&format!("{h}_count"), &labels, l.count);
+        }
+    }
+    type Field = fn(&PoolMongo) -> u64;
+    let per_pool: [(&str, &str, Field); 3] = [
+        ("mongo_slow_ops_total", "Operations slower than slow_op_threshold.", |t| t.slow_ops),
+        ("mongo_protocol_errors_total", "Clients closed for a short or oversized message header.", |t| {
+            t.protocol_errors
+        }),
+        ("mongo_boundary_closes_total", "Clients closed at a message boundary (mongos left, drain).", |t| t.retired),
+    ];
+    for (name, help, f) in per_pool {
+        m.family(name, "counter", help);
+        for (pool, t) in &totals {
+            m.sample(name, &format!("pool=\"{pool}\""), f(t));
+        }
+    }
+    m.family("mongo_backend_restarts_total", "counter", "Restarts seen by health checks (processId changed).");
+    for p in mongo_pools(snap) {
+        for (i, b) in p.backends.iter().enumerate() {
+            let v = shared.health.restarts.get(b.stat_id).map_or(0, |c| c.get());
+            m.sample("mongo_backend_restarts_total", &backend_labels(p, i), v);
+        }
+    }
+}
+
+/// The `mongo` object of a pool in `/stats`; `None` for other modes.
+pub fn pool_json(shared: &Shared, p: &PoolSnapshot) -> Option<Value> {
+    let cfg = p.cfg.mongo?;
+    let t = pool_totals(&shared.workers, p.stat_id);
+    let mut commands = Map::new();
+    for (name, l) in COMMANDS.iter().zip(&t.latency).filter(|(_, l)| l.count > 0) {
+        commands.insert(
+            name.to_string(),
+            json!({"count": l.count, "mean_us": l.sum_us / l.count.max(1),
+                   "p50_us_le": l.quantile_us(0.5), "p99_us_le": l.quantile_us(0.99)}),
+        );
+    }
+    Some(json!({
+        "affinity": cfg.affinity.as_str(),
+        "proxy_protocol": cfg.proxy_protocol.map(|v| v.as_str()),
+        "slow_ops": t.slow_ops,
+        "protocol_errors": t.protocol_errors,
+        "boundary_closes": t.retired,
+        "latency_by_command": commands,
+    }))
+}
+
+/// The `mongo` object of a backend in `/stats`.
+pub fn backend_json(shared: &Shared, p: &PoolSnapshot, stat_id: usize) -> Option<Value> {
+    p.cfg.mongo?;
+    let (ops, cmds) = backend_totals(&shared.workers, stat_id);
+    let opcodes: Map<String, Value> = OPCODE_NAMES.iter().zip(ops).map(|(n, v)| (n.to_string(), json!(v))).collect();
+    let commands: Map<String, Value> =
+        COMMANDS.iter().zip(cmds).filter(|(_, v)| *v > 0).map(|(n, v)| (n.to_string(), json!(v))).collect();
+    let restarts = shared.health.restarts.get(stat_id).map_or(0, |c| c.get());
+    Some(json!({"requests_by_opcode": opcodes, "commands": commands, "restarts": restarts}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_bucket_upper_bounds() {
+        let mut l = Latency { buckets: [0; LAT_BUCKETS], count: 0, sum_us: 0 };
+        assert_eq!(l.quantile_us(0.5), None);
+        l.buckets[3] = 9; // [4, 8) us
+        l.buckets[10] = 1; // [512, 1024) us
+        l.count = 10;
+        assert_eq!(l.quantile_us(0.5), Some(8));
+        assert_eq!(l.quantile_us(0.99), Some(1024));
+    }
+}
