@@ -21,7 +21,15 @@ fi
 
 if [ -f tests/requirements.txt ]; then
     echo "==> python venv for test helpers"
-    [ -x .venv/bin/python ] || python3 -m venv .venv
+    if [ ! -x .venv/bin/python ]; then
+        if ! python3 -m venv .venv >/dev/null 2>&1; then
+            echo "==> installing python3-venv (apt-get)"
+            rm -rf .venv
+            $SUDO apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv .venv
+        fi
+    fi
     .venv/bin/pip install -q -r tests/requirements.txt
     export PATH="$PWD/.venv/bin:$PATH"
 fi

@@ -272,3 +272,64 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
         assert!(v["pools"][0]["backends"][0]["mongo"]["commands"]["ping"].as_u64().unwrap() >= 2, "{io}");
     }
 }
+
+#[test]
+fn an_outstanding_request_gets_its_reply_before_the_close() {
+    for io in drivers() {
+        let s = [Standin::start("a"), Standin::start("b")];
+        let backends: Vec<(&str, u16)> = s.iter().map(|x| (x.name.as_str(), x.port)).collect();
+        let listen = free_port();
+        let p = Puerta::start(&mongos_config(listen, &backends, ""), io);
+        p.wait_ready();
+        let mut c = Mongo::connect(listen);
+        c.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.hello("app");
+        let first = c.whoami();
+        // The stand-in answers after 3 s; meanwhile its health checks fail
+        // (it stops answering hello) and it leaves the snapshot.
+        c.s.write_all(&op_msg(50, &doc! {"slow": 3.0, "$db": "admin"})).unwrap();
+        s.iter().find(|x| x.name == first).unwrap().stop_answering_hello();
+        wait_until("the busy mongos to leave", Duration::from_millis(2500), || {
+            p.metric("puerta_backend_up", &format!("backend=\"{first}\"")) == 0.0
+        });
+        let (to, reply) = read_msg(&mut c.s).expect("the reply arrives whole");
+        assert_eq!(to, 50, "{io}");
+        assert!(reply.contains_key("ok"), "{io}: {reply}");
+        assert!(c.is_closed(), "{io}: closed right after the reply");
+        assert_eq!(p.metric("puerta_mongo_boundary_closes_total", ""), 1.0, "{io}");
+    }
+}
+
+#[test]
+fn reload_and_drain_close_mongos_clients_at_boundaries() {
+    for io in drivers() {
+        let s = [Standin::start("a"), Standin::start("b")];
+        let backends: Vec<(&str, u16)> = s.iter().map(|x| (x.name.as_str(), x.port)).collect();
+        let listen = free_port();
+        let p = Puerta::start(&mongos_config(listen, &backends, ""), io);
+        p.wait_ready();
+        let mut c = Mongo::connect(listen);
+        c.hello("app");
+        let first = c.whoami();
+        // Reload without the backend this client is on.
+        let rest: Vec<(&str, u16)> = backends.iter().copied().filter(|(n, _)| *n != first).collect();
+        let text = std::fs::read_to_string(&p.config).unwrap();
+        let admin_line = text.lines().find(|l| l.starts_with("admin")).unwrap().to_string();
+        let new = mongos_config(listen, &rest, "").replace("admin = \"127.0.0.1:{admin}\"", &admin_line);
+        std::fs::write(&p.config, new).unwrap();
+        assert_eq!(p.post("/reload").0, 200, "{io}");
+        assert!(c.is_closed(), "{io}: a client of a removed mongos is closed");
+        let mut c = Mongo::connect(listen);
+        c.hello("app");
+        assert_eq!(c.whoami(), rest[0].0, "{io}");
+        // Drain: idle mongos clients close at once, so the process exits
+        // well before shutdown_timeout (5 s).
+        let t0 = Instant::now();
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(p.proc.pid() as i32, libc::SIGTERM) };
+        assert!(c.is_closed(), "{io}: drained");
+        let mut p = p;
+        wait_until("puerta to exit", Duration::from_secs(4), || p.proc.child.try_wait().unwrap().is_some());
+        eprintln!("{io}: drained and exited in {:?}", t0.elapsed());
+    }
+}

@@ -77,10 +77,13 @@ enum Failure {
 }
 
 fn io_failure(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::ConnectionReset {
-        Failure::Closed
-    } else {
-        Failure::Io(e)
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => Failure::Closed,
+        // A socket timeout reads as EAGAIN; say what it means.
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            Failure::Io(io::Error::new(io::ErrorKind::TimedOut, "no hello reply within check_timeout"))
+        }
+        _ => Failure::Io(e),
     }
 }
 
@@ -164,5 +167,6 @@ mod tests {
         assert!(r[1].error.as_deref().unwrap().contains("not a mongos"), "{:?}", r[1]);
         assert!(!r[2].ok, "a server that never answers fails within the timeout");
         assert!(r[2].rtt < Duration::from_millis(1500));
+        assert!(r[2].error.as_deref().unwrap().contains("no hello reply"), "{:?}", r[2]);
     }
 }

@@ -190,6 +190,25 @@ mod tests {
     }
 
     #[test]
+    fn losing_a_backend_moves_only_its_clients() {
+        // Backend 1 of 3 turns unhealthy: the snapshot's table is rebuilt
+        // over the healthy set, and only clients pinned to 1 move.
+        let (all, one_down) = (pool(Balance::ClientIp, &[true; 3]), pool(Balance::ClientIp, &[true, false, true]));
+        let mut b = Balancer::default();
+        let mut moved = 0;
+        for c in 0..5_000u32 {
+            let key = c.to_be_bytes();
+            let before = b.pick(&all, &key, None).unwrap();
+            let after = b.pick(&one_down, &key, None).unwrap();
+            if before != after {
+                assert_eq!(before, 1, "a client of a surviving backend moved");
+                moved += 1;
+            }
+        }
+        assert!((1_200..2_200).contains(&moved), "about a third moves, got {moved}");
+    }
+
+    #[test]
     fn client_ip_is_sticky() {
         let p = pool(Balance::ClientIp, &[true, true, true]);
         let mut b = Balancer::default();

@@ -20,7 +20,6 @@ use mio::{Events, Interest, Poll, Token};
 use super::core::WorkerCore;
 use super::mongo;
 use super::sys;
-use crate::protocol::mongo::HelloMeta;
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::{CloseReason, Intent, Side, TcpSession};
 
@@ -30,6 +29,9 @@ const KIND_LISTENER: usize = 2;
 const KIND_WAKE: usize = 3;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
+
+#[path = "epoll_mongo.rs"]
+mod mongo_ext;
 
 fn token(slot: usize, kind: usize) -> Token {
     Token(slot << 2 | kind)
@@ -393,39 +395,6 @@ impl EpollDriver {
             if !progress {
                 return;
             }
-        }
-    }
-
-    /// After a snapshot change: mongos sessions whose backend left close at
-    /// their next message boundary.
-    fn retire_sessions(&mut self, now: Instant) {
-        for slot in 0..self.conns.len() {
-            let Some(c) = self.conns[slot].as_mut().filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, now) {
-                c.session.retire(CloseReason::Retired, deadline);
-                self.drive(slot, now);
-            }
-        }
-    }
-
-    /// `affinity = "app"`: the handshake arrived; pick and connect.
-    fn route_deferred(&mut self, slot: usize, meta: Option<HelloMeta>, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let key = mongo::app_key(&c.key, meta.as_ref());
-        let pool = c.pool.clone();
-        match self.core.route(&pool, &key) {
-            Some(b) => {
-                c.key = key;
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-                if let Some(c) = self.conns[slot].as_mut() {
-                    self.core.record_mongo(&c.pool, c.backend, &mut c.session);
-                }
-            }
-            None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
         }
     }
 
