@@ -198,6 +198,68 @@ pub fn backend_json(shared: &Shared, p: &PoolSnapshot, stat_id: usize) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::fixture;
+    use crate::config::{Mode, MongoConfig};
+    use crate::protocol::mongo::command_index;
+    use std::time::Duration;
+
+    /// The standard fixture plus mongos pool "m" (stat 5) with backend "m1"
+    /// (stat 20).
+    fn with_mongos() -> fixture::Fixture {
+        let f = fixture::standard();
+        let p = fixture::pool("m", 5, &[("m1", "127.0.0.1:27017", true, 20)]);
+        let mut cfg = p.cfg.clone();
+        cfg.mode = Mode::Mongos;
+        cfg.mongo = Some(MongoConfig::default());
+        let p = Arc::new(PoolSnapshot::new(cfg, 5, &[20], &|_| true, Arc::default()));
+        let tcp = f.shared.cell.load().pools[0].clone();
+        f.shared.cell.publish(fixture::snapshot(5, false, vec![tcp, p]));
+        f
+    }
+
+    #[test]
+    fn metrics_sum_workers_and_stay_contiguous() {
+        let f = with_mongos();
+        let find = command_index(Some("find"));
+        let (w0, w1) = (&f.shared.workers[0].mongo, &f.shared.workers[1].mongo);
+        w0.backends[20].commands[find].add(3);
+        w1.backends[20].commands[find].add(4);
+        w0.backends[20].opcodes[0].add(7);
+        w1.pools[5].latency[find].record(Duration::from_micros(3));
+        w0.pools[5].latency[find].record(Duration::from_micros(1500));
+        w1.pools[5].slow_ops.incr();
+        f.shared.health.restarts[20].incr();
+        let text = super::super::metrics::render(&f.shared);
+        let b = r#"pool="m",backend="m1",addr="127.0.0.1:27017""#;
+        for want in [
+            format!("puerta_mongo_commands_total{{{b},command=\"find\"}} 7"),
+            format!("puerta_mongo_requests_total{{{b},opcode=\"op_msg\"}} 7"),
+            "puerta_mongo_command_duration_seconds_bucket{pool=\"m\",command=\"find\",le=\"0.000004\"} 1".into(),
+            "puerta_mongo_command_duration_seconds_bucket{pool=\"m\",command=\"find\",le=\"+Inf\"} 2".into(),
+            "puerta_mongo_command_duration_seconds_count{pool=\"m\",command=\"find\"} 2".into(),
+            "puerta_mongo_slow_ops_total{pool=\"m\"} 1".into(),
+            format!("puerta_mongo_backend_restarts_total{{{b}}} 1"),
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("pool=\"redis-a\",backend=\"r1\",addr=\"127.0.0.1:7001\",opcode"),
+            "tcp pools get no mongo series"
+        );
+        // Every family's samples follow its TYPE line.
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} outside {family}");
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(&super::super::json::render(&f.shared).unwrap()).unwrap();
+        assert_eq!(v["pools"][1]["mongo"]["latency_by_command"]["find"]["count"], 2);
+        assert_eq!(v["pools"][1]["backends"][0]["mongo"]["commands"]["find"], 7);
+        assert!(v["pools"][0].get("mongo").is_none());
+    }
 
     #[test]
     fn quantiles_are_bucket_upper_bounds() {

@@ -50,6 +50,8 @@ fn example_file_parses() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/mongos.toml"));
     let c = crate::config::load(path).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.pools.iter().all(|p| p.mode == Mode::Mongos));
+    let summary = c.summary();
+    assert!(summary.contains("mongos: affinity client_ip, require_mongos true, min_wire_version 9"), "{summary}");
 }
 
 #[test]

@@ -67,4 +67,18 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
         h.rise,
         h.fall,
     );
+    if let Some(m) = &p.mongo {
+        let _ = writeln!(
+            out,
+            "    mongos: affinity {}, require_mongos {}, min_wire_version {}, max_message_bytes {}, \
+             close_on_unhealthy {}, proxy_protocol {}, slow_op_threshold {}",
+            m.affinity.as_str(),
+            m.require_mongos,
+            m.min_wire_version,
+            m.max_message_bytes,
+            m.close_on_unhealthy,
+            m.proxy_protocol.map_or("off", |v| v.as_str()),
+            m.slow_op_threshold.map_or("off".to_owned(), dur),
+        );
+    }
 }
