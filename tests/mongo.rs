@@ -72,15 +72,19 @@ fn unhealthy_mongos_is_removed_and_its_clients_move() {
         let pinned = s.iter().find(|x| x.name == first).unwrap();
         pinned.stop_answering_hello();
         let t0 = Instant::now();
-        // fall (2) x check_interval (300ms), plus one probe timeout and slack.
-        let bound = Duration::from_millis(2 * 300 + 250) + Duration::from_millis(1500);
+        // fall (2) x check_interval (300ms), plus one probe timeout, plus
+        // slack for a loaded 2-core test machine.
+        let bound = Duration::from_millis(2 * 300 + 250) + Duration::from_secs(3);
         wait_until("the silent mongos to leave", bound, || {
             p.metric("puerta_backend_up", &format!("backend=\"{first}\"")) == 0.0
         });
         eprintln!("{io}: removed after {:?}", t0.elapsed());
         // The idle client sits at a message boundary: closed at once.
         assert!(c.is_closed(), "{io}: a client pinned to the unhealthy mongos is closed");
-        assert_eq!(p.metric("puerta_mongo_boundary_closes_total", "pool=\"mongo\""), 1.0, "{io}");
+        // Counted as the worker frees the session, just after the close.
+        wait_until("the boundary close to be counted", Duration::from_secs(5), || {
+            p.metric("puerta_mongo_boundary_closes_total", "pool=\"mongo\"") == 1.0
+        });
         // Reconnecting lands on the healthy one.
         let mut c = Mongo::connect(listen);
         c.hello("app");
@@ -232,7 +236,7 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
     let s = Standin::start("a");
     for io in drivers() {
         let listen = free_port();
-        let extra = "max_message_bytes = 100000\nslow_op_threshold = \"100ms\"";
+        let extra = "max_message_bytes = 100000\nslow_op_threshold = \"500ms\"";
         let p = Puerta::start(&mongos_config(listen, &[("a", s.port)], extra), io);
         p.wait_ready();
         // Short: messageLength 8 < 16.
@@ -261,7 +265,7 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
         });
         // A slow command is logged and counted; a fast one is not.
         let mut c = Mongo::connect(listen);
-        c.command(doc! {"slow": 0.3, "$db": "admin"}).unwrap();
+        c.command(doc! {"slow": 1.0, "$db": "admin"}).unwrap();
         c.command(doc! {"ping": 1, "$db": "admin"}).unwrap();
         assert_eq!(p.metric("puerta_mongo_slow_ops_total", "pool=\"mongo\""), 1.0, "{io}");
         let (_, stats) = p.get("/stats");
@@ -285,18 +289,21 @@ fn an_outstanding_request_gets_its_reply_before_the_close() {
         c.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         c.hello("app");
         let first = c.whoami();
-        // The stand-in answers after 3 s; meanwhile its health checks fail
+        // The stand-in answers after 5 s; meanwhile its health checks fail
         // (it stops answering hello) and it leaves the snapshot.
-        c.s.write_all(&op_msg(50, &doc! {"slow": 3.0, "$db": "admin"})).unwrap();
+        c.s.write_all(&op_msg(50, &doc! {"slow": 5.0, "$db": "admin"})).unwrap();
         s.iter().find(|x| x.name == first).unwrap().stop_answering_hello();
-        wait_until("the busy mongos to leave", Duration::from_millis(2500), || {
+        wait_until("the busy mongos to leave", Duration::from_millis(4500), || {
             p.metric("puerta_backend_up", &format!("backend=\"{first}\"")) == 0.0
         });
         let (to, reply) = read_msg(&mut c.s).expect("the reply arrives whole");
         assert_eq!(to, 50, "{io}");
         assert!(reply.contains_key("ok"), "{io}: {reply}");
         assert!(c.is_closed(), "{io}: closed right after the reply");
-        assert_eq!(p.metric("puerta_mongo_boundary_closes_total", ""), 1.0, "{io}");
+        // Counted as the worker frees the session, just after the close.
+        wait_until("the boundary close to be counted", Duration::from_secs(5), || {
+            p.metric("puerta_mongo_boundary_closes_total", "pool=\"mongo\"") == 1.0
+        });
     }
 }
 
@@ -306,7 +313,9 @@ fn reload_and_drain_close_mongos_clients_at_boundaries() {
         let s = [Standin::start("a"), Standin::start("b")];
         let backends: Vec<(&str, u16)> = s.iter().map(|x| (x.name.as_str(), x.port)).collect();
         let listen = free_port();
-        let p = Puerta::start(&mongos_config(listen, &backends, ""), io);
+        let cfg =
+            mongos_config(listen, &backends, "").replace("shutdown_timeout = \"5s\"", "shutdown_timeout = \"60s\"");
+        let p = Puerta::start(&cfg, io);
         p.wait_ready();
         let mut c = Mongo::connect(listen);
         c.hello("app");
@@ -315,7 +324,9 @@ fn reload_and_drain_close_mongos_clients_at_boundaries() {
         let rest: Vec<(&str, u16)> = backends.iter().copied().filter(|(n, _)| *n != first).collect();
         let text = std::fs::read_to_string(&p.config).unwrap();
         let admin_line = text.lines().find(|l| l.starts_with("admin")).unwrap().to_string();
-        let new = mongos_config(listen, &rest, "").replace("admin = \"127.0.0.1:{admin}\"", &admin_line);
+        let new = mongos_config(listen, &rest, "")
+            .replace("admin = \"127.0.0.1:{admin}\"", &admin_line)
+            .replace("shutdown_timeout = \"5s\"", "shutdown_timeout = \"60s\"");
         std::fs::write(&p.config, new).unwrap();
         assert_eq!(p.post("/reload").0, 200, "{io}");
         assert!(c.is_closed(), "{io}: a client of a removed mongos is closed");
@@ -323,13 +334,13 @@ fn reload_and_drain_close_mongos_clients_at_boundaries() {
         c.hello("app");
         assert_eq!(c.whoami(), rest[0].0, "{io}");
         // Drain: idle mongos clients close at once, so the process exits
-        // well before shutdown_timeout (5 s).
+        // long before shutdown_timeout (60 s).
         let t0 = Instant::now();
         // SAFETY: signalling the child we started.
         unsafe { libc::kill(p.proc.pid() as i32, libc::SIGTERM) };
         assert!(c.is_closed(), "{io}: drained");
         let mut p = p;
-        wait_until("puerta to exit", Duration::from_secs(4), || p.proc.child.try_wait().unwrap().is_some());
+        wait_until("puerta to exit", Duration::from_secs(15), || p.proc.child.try_wait().unwrap().is_some());
         eprintln!("{io}: drained and exited in {:?}", t0.elapsed());
     }
 }

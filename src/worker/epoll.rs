@@ -104,6 +104,12 @@ impl EpollDriver {
                 }
             }
             let now = Instant::now();
+            // A snapshot published while we waited (a reload answered just
+            // before a client connected) must route this batch's accepts.
+            if self.core.refresh(now) {
+                self.sync_listeners();
+                self.retire_sessions(now);
+            }
             for ev in events.iter() {
                 let (slot, kind) = (ev.token().0 >> 2, ev.token().0 & 3);
                 match kind {

@@ -141,6 +141,12 @@ impl UringDriver {
             self.cqes.clear();
             self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
             let now = Instant::now();
+            // A snapshot published while we waited (a reload answered just
+            // before a client connected) must route this batch's accepts.
+            if self.core.refresh(now) {
+                self.sync_listeners();
+                self.retire_sessions(now);
+            }
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
                 self.dispatch(u, res, flags, now);
