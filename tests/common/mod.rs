@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 /// the kernel refuses io_uring_setup (seccomp, old kernel) the io_uring runs
 /// are skipped with a note, since Puerta itself would fall back to epoll.
 pub fn drivers() -> Vec<&'static str> {
-    let mut params = [0u8; 120]; // struct io_uring_params, zeroed
-                                 // SAFETY: io_uring_setup reads and writes `params` only.
+    // A zeroed struct io_uring_params.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes `params` only.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
     if fd >= 0 {
         // SAFETY: closing the fd we just got.
