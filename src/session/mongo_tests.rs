@@ -173,3 +173,28 @@ mod session {
         assert_eq!(flush(&mut s, Side::Backend, t0), h);
     }
 }
+
+#[test]
+fn compressed_and_legacy_opcodes_are_framed_and_matched() {
+    use crate::protocol::mongo::header::{OP_COMPRESSED, OP_REPLY};
+    let t0 = Instant::now();
+    let mut t = MongoTracker::new(1 << 20);
+    // OP_COMPRESSED: originalOpcode, uncompressedSize, compressorId, data.
+    let mut body = 2013i32.to_le_bytes().to_vec();
+    body.extend_from_slice(&100i32.to_le_bytes());
+    body.push(1);
+    body.extend_from_slice(&[0xAB; 30]);
+    let mut m = Vec::new();
+    Header { length: (16 + body.len()) as u32, request_id: 4, response_to: 0, op_code: OP_COMPRESSED }.write(&mut m);
+    m.extend(&body);
+    t.handle_data(Side::Client, &m, t0).unwrap();
+    assert!(!t.at_boundary(), "a compressed request still awaits its reply");
+    let mut r = Vec::new();
+    Header { length: 16 + 20, request_id: 5, response_to: 4, op_code: OP_REPLY }.write(&mut r);
+    r.extend_from_slice(&[0u8; 20]);
+    t.handle_data(Side::Backend, &r, t0).unwrap();
+    assert!(t.at_boundary());
+    let obs: Vec<_> = t.drain_observations().collect();
+    assert_eq!(obs[0], Observation::Request { opcode: 2, command: 0 }, "counted as op_compressed / other");
+    assert!(matches!(obs[1], Observation::Reply { command: 0, .. }));
+}

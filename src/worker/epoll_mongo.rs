@@ -18,7 +18,7 @@ impl EpollDriver {
     pub(super) fn retire_sessions(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let Some(c) = self.conns[slot].as_mut().filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, now) {
+            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
                 c.session.retire(CloseReason::Retired, deadline);
                 self.drive(slot, now);
             }
@@ -33,7 +33,8 @@ impl EpollDriver {
         let key = mongo::app_key(&c.key, meta.as_ref());
         let pool = c.pool.clone();
         match self.core.route(&pool, &key) {
-            Some(b) => {
+            Some((pool, b)) => {
+                c.pool = pool;
                 c.key = key;
                 c.backend = b;
                 c.session.handle_reconnect(now);

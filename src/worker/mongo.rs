@@ -7,6 +7,7 @@
 //! every counter written here belongs to this worker.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::core::WorkerCore;
@@ -83,10 +84,15 @@ impl WorkerCore {
         s
     }
 
-    /// Picks the backend for a deferred (`affinity = "app"`) session.
-    pub fn route(&mut self, pool: &PoolSnapshot, key: &[u8]) -> Option<u32> {
+    /// Picks the backend for a deferred (`affinity = "app"`) session, from
+    /// the *current* snapshot of its pool (it has not connected yet, so it
+    /// may adopt the newer view): the pool to keep and the backend index in
+    /// it. `None` when the pool is gone or has no healthy backend.
+    pub fn route(&mut self, pool: &PoolSnapshot, key: &[u8]) -> Option<(Arc<PoolSnapshot>, u32)> {
+        let latest = self.snap.pool_by_name(&pool.cfg.name)?.clone();
         let shared = self.shared.clone();
-        self.balancer(pool).pick_with(pool, key, None, &|sid| shared.health.rtt_us[sid].get())
+        let b = self.balancer(&latest).pick_with(&latest, key, None, &|sid| shared.health.rtt_us[sid].get())?;
+        Some((latest, b))
     }
 
     /// Counts what a session's tracker observed since the last call.
@@ -121,10 +127,15 @@ impl WorkerCore {
     /// After a snapshot change: whether a session on `backend` of `pool`
     /// (its accept-time view) must close at its next message boundary, and
     /// by when.
-    pub fn retire_check(&self, pool: &PoolSnapshot, backend: u32, now: Instant) -> Option<Instant> {
+    /// A session still `awaiting_route` has no backend yet and is kept
+    /// (it routes on the newest snapshot), except when draining.
+    pub fn retire_check(&self, pool: &PoolSnapshot, backend: u32, awaiting: bool, now: Instant) -> Option<Instant> {
         pool.cfg.mongo?;
         if let Some(d) = self.drain_deadline {
             return Some(d.min(now + RETIRE_GRACE));
+        }
+        if awaiting {
+            return None;
         }
         let name = &pool.backends[backend as usize].spec.name;
         let gone = match self.snap.pool_by_name(&pool.cfg.name) {

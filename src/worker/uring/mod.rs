@@ -293,7 +293,7 @@ impl UringDriver {
     fn retire_sessions(&mut self, now: Instant) {
         for slot in self.conns.slots() {
             let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, now) {
+            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
                 c.session.retire(CloseReason::Retired, deadline);
                 self.pump(slot, now);
             }

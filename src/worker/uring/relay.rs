@@ -135,7 +135,8 @@ impl UringDriver {
             return;
         };
         match picked {
-            Some(b) => {
+            Some((pool, b)) => {
+                c.pool = pool;
                 c.key = key;
                 c.backend = b;
                 c.session.handle_reconnect(now);
