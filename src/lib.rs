@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod config;
 pub mod control;
+pub mod hash;
 pub mod route;
 pub mod session;
 pub mod stats;

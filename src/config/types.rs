@@ -53,6 +53,27 @@ pub enum Mode {
     Tcp,
 }
 
+/// nutcracker's `distribution:` for redis/memcache pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Consistent hashing, 160 points per server scaled by weight.
+    Ketama,
+    /// `hash % total_weight` over the servers, each repeated `weight` times.
+    Modula,
+    /// A uniformly random live server per request.
+    Random,
+}
+
+impl Distribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribution::Ketama => "ketama",
+            Distribution::Modula => "modula",
+            Distribution::Random => "random",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Balance {
     RoundRobin,
