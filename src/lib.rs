@@ -26,6 +26,7 @@
 //! - [`stats`]: single-writer counters read by admin.
 
 pub mod admin;
+pub mod compat;
 pub mod config;
 pub mod control;
 pub mod hash;

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::twem::{ListenAddr, ShardConfig};
+
 /// The whole validated file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -51,6 +53,10 @@ pub enum IoMode {
 pub enum Mode {
     /// Layer-4: bytes are relayed unchanged between a client and one backend.
     Tcp,
+    /// twemproxy-style sharded Redis (nutcracker's `redis: true`).
+    Redis,
+    /// twemproxy-style sharded memcached, ASCII protocol.
+    Memcache,
 }
 
 /// nutcracker's `distribution:` for redis/memcache pools.
@@ -87,7 +93,7 @@ pub enum Balance {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     pub mode: Mode,
     pub servers: Vec<ServerSpec>,
     pub balance: Balance,
@@ -97,6 +103,8 @@ pub struct PoolConfig {
     /// `None` means unlimited. Counted across all workers of the pool.
     pub max_client_connections: Option<usize>,
     pub health: HealthConfig,
+    /// nutcracker's pool keys; `Some` exactly for redis and memcache pools.
+    pub shard: Option<ShardConfig>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -136,6 +144,8 @@ impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Tcp => "tcp",
+            Mode::Redis => "redis",
+            Mode::Memcache => "memcache",
         }
     }
 }
@@ -163,7 +173,7 @@ impl PoolConfig {
     pub fn with_defaults(name: &str, listen: SocketAddr, servers: Vec<ServerSpec>) -> Self {
         PoolConfig {
             name: name.to_string(),
-            listen,
+            listen: ListenAddr::Tcp(listen),
             mode: Mode::Tcp,
             servers,
             balance: Balance::RoundRobin,
@@ -171,6 +181,7 @@ impl PoolConfig {
             idle_timeout: None,
             max_client_connections: None,
             health: HealthConfig::default(),
+            shard: None,
         }
     }
 }

@@ -127,7 +127,13 @@ impl Control {
 
     fn reload(&mut self) -> Result<String, String> {
         let path = self.st.cfg.source.clone();
-        let cfg = config::load(&path).map_err(|e| e.to_string())?;
+        let mut cfg = config::load(&path).map_err(|e| e.to_string())?;
+        let src = std::fs::read_to_string(&path).unwrap_or_default();
+        if config::is_nutcracker_yaml(&path, &src) {
+            // nutcracker YAML has no [server] table: those settings came from
+            // the command line at startup and stay.
+            cfg.server = self.st.cfg.server.clone();
+        }
         if cfg.server != self.st.cfg.server {
             tracing::warn!(
                 "[server] changes (workers, cpus, io, admin, log) take effect at restart; shutdown_timeout applies now"

@@ -8,9 +8,12 @@
 //! - `fnv1_64` and `fnv1a_64` return only the low 32 bits, and `fnv1a_64`
 //!   even runs its loop in 32 bits;
 //! - `crc32` is libmemcached's 15-bit variant, `crc32a` the standard CRC-32;
-//! - `crc16` is CRC-16/ARC (the Linux kernel table), not Redis Cluster's
-//!   XMODEM;
+//! - `crc16` uses the XMODEM table but never masks its running value to 16
+//!   bits, so results are wider than a CRC-16 (not Redis Cluster's slot
+//!   hash, which is masked);
 //! - `md5` is the first four digest bytes read little-endian.
+//!
+//! `tests/placement.rs` checks all twelve against the real nutcracker.
 //!
 //! Invariant: no function here allocates, panics or depends on the
 //! platform; results are fixed by the test vectors in each module.

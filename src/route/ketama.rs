@@ -42,10 +42,12 @@ pub fn points_for(weight: u32, total: u32, live: u32) -> u32 {
     (nudged.floor() as u32) * POINTS_PER_HASH
 }
 
-/// Builds the sorted continuum over the live servers.
-pub fn continuum(servers: &[RingServer<'_>]) -> Vec<Point> {
+/// Builds the sorted continuum over the live servers, visiting them in
+/// `order` (positions in `servers`; nutcracker's name order), which only
+/// decides how equal point values tie.
+pub fn continuum(servers: &[RingServer<'_>], order: &[usize]) -> Vec<Point> {
     let live: Vec<(u32, &RingServer<'_>)> =
-        servers.iter().enumerate().filter(|(_, s)| s.live).map(|(i, s)| (i as u32, s)).collect();
+        order.iter().map(|&i| (i as u32, &servers[i])).filter(|(_, s)| s.live).collect();
     let total: u32 = live.iter().map(|(_, s)| s.weight).sum();
     if live.is_empty() || total == 0 {
         return Vec::new();
@@ -85,7 +87,7 @@ mod tests {
     fn equal_weights_give_160_points_each() {
         assert_eq!(points_for(1, 3, 3), 160);
         assert_eq!(points_for(5, 15, 3), 160);
-        let c = continuum(&servers(&["a:1", "b:1", "c:1"], &[1, 1, 1]));
+        let c = continuum(&servers(&["a:1", "b:1", "c:1"], &[1, 1, 1]), &[0, 1, 2]);
         assert_eq!(c.len(), 480);
         assert!(c.windows(2).all(|w| w[0].value <= w[1].value));
         for i in 0..3 {
@@ -103,7 +105,7 @@ mod tests {
 
     #[test]
     fn points_come_from_md5_of_name_dash_group() {
-        let c = continuum(&servers(&["x"], &[1]));
+        let c = continuum(&servers(&["x"], &[1]), &[0]);
         let d = md5_digest(b"x-0");
         let first = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
         assert!(c.iter().any(|p| p.value == first && p.index == 0));
@@ -114,10 +116,10 @@ mod tests {
     fn dead_servers_get_no_points_but_keep_their_index() {
         let mut s = servers(&["a", "b", "c"], &[1, 1, 1]);
         s[1].live = false;
-        let c = continuum(&s);
+        let c = continuum(&s, &[0, 1, 2]);
         assert_eq!(c.len(), 320);
         assert!(c.iter().all(|p| p.index != 1));
-        assert!(continuum(&[RingServer { name: "a", weight: 1, live: false }]).is_empty());
+        assert!(continuum(&[RingServer { name: "a", weight: 1, live: false }], &[0]).is_empty());
     }
 
     #[test]

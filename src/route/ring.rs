@@ -14,14 +14,16 @@
 //! 3. An empty key (after step 1) hashes to 0.
 //! 4. ketama: first continuum point >= hash, wrapping; modula: the server
 //!    list with each server repeated `weight` times, indexed by
-//!    `hash % total_weight`; random: a uniform live server.
+//!    `hash % total_weight`; random: a uniform live server. The server list
+//!    is in nutcracker's order, sorted by name (see `nutcracker_order`),
+//!    not config order; `pick` still answers config positions.
 //!
 //! Ejected servers (`live == false`) are left out of the continuum or the
 //! modula list, which is how nutcracker rebuilds on ejection. With no live
 //! server, `pick` returns `None` (nutcracker answers with an error).
 
 use super::ketama::{self, Point, RingServer};
-use crate::config::Distribution;
+use crate::config::{Distribution, PoolConfig};
 use crate::hash::HashKind;
 
 #[derive(Debug, Clone)]
@@ -54,9 +56,10 @@ impl ShardRing {
         tag: Option<[u8; 2]>,
         servers: &[RingServer<'_>],
     ) -> ShardRing {
-        let live_idx = || servers.iter().enumerate().filter(|(_, s)| s.live).map(|(i, _)| i as u32);
+        let order = nutcracker_order(servers);
+        let live_idx = || order.iter().copied().filter(|&i| servers[i].live).map(|i| i as u32);
         let layout = match distribution {
-            Distribution::Ketama => Layout::Ketama(ketama::continuum(servers)),
+            Distribution::Ketama => Layout::Ketama(ketama::continuum(servers, &order)),
             Distribution::Modula => Layout::Modula(
                 live_idx().flat_map(|i| std::iter::repeat_n(i, servers[i as usize].weight as usize)).collect(),
             ),
@@ -114,6 +117,33 @@ impl ShardRing {
     pub fn server_count(&self) -> usize {
         self.nserver
     }
+}
+
+/// The order nutcracker keeps a pool's servers in: its config check sorts
+/// them by name (`string_compare`: shorter names first, then bytewise) to
+/// find duplicates, and the sorted array is what every distribution walks.
+/// Modula slots follow this order, so it decides placement.
+fn nutcracker_order(servers: &[RingServer<'_>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..servers.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (servers[a].name.as_bytes(), servers[b].name.as_bytes());
+        x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+    });
+    order
+}
+
+/// The ring for a redis/memcache pool (`None` for other modes). `live(i)`
+/// says whether server `i` is in service; it is consulted only with
+/// `auto_eject_hosts`, since without it nutcracker never takes a server out.
+pub fn for_pool(cfg: &PoolConfig, live: &dyn Fn(usize) -> bool) -> Option<ShardRing> {
+    let shard = cfg.shard.as_ref()?;
+    let servers: Vec<RingServer<'_>> = cfg
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| RingServer { name: &s.name, weight: s.weight, live: !shard.auto_eject_hosts || live(i) })
+        .collect();
+    Some(ShardRing::build(shard.distribution, shard.hash, shard.hash_tag, &servers))
 }
 
 /// The part of `key` that is hashed under `tag` (nutcracker's rule 1).
@@ -175,7 +205,7 @@ mod tests {
     fn modula_repeats_servers_by_weight() {
         let names = servers(3);
         let r = ring(Distribution::Modula, &names, &[1, 2, 1], &[true; 3]);
-        // Slots: [0, 1, 1, 2].
+        // Names 127.0.0.1:7000.. sort in config order; slots [0, 1, 1, 2].
         for key in [&b"a"[..], b"bb", b"hello", b"k:9"] {
             let slot = r.key_hash(key) % 4;
             assert_eq!(r.pick(key), Some([0, 1, 1, 2][slot as usize]), "{key:?}");
@@ -184,6 +214,16 @@ mod tests {
         let r = ring(Distribution::Modula, &names, &[1, 2, 1], &[true, false, true]);
         for key in [&b"a"[..], b"bb", b"hello"] {
             assert_eq!(r.pick(key), Some([0, 2][(r.key_hash(key) % 2) as usize]));
+        }
+    }
+
+    #[test]
+    fn modula_walks_servers_in_name_order_not_config_order() {
+        // Shorter names first, then bytewise: "b" < "aa" < "ab".
+        let names: Vec<String> = ["ab", "b", "aa"].iter().map(|s| s.to_string()).collect();
+        let r = ring(Distribution::Modula, &names, &[1, 1, 1], &[true; 3]);
+        for key in [&b"a"[..], b"bb", b"hello", b"k:9", b"zz"] {
+            assert_eq!(r.pick(key), Some([1, 2, 0][(r.key_hash(key) % 3) as usize]), "{key:?}");
         }
     }
 
