@@ -26,6 +26,8 @@ mod yaml_tree;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod twem_tests;
 
 pub use twem::*;
 pub use types::*;
