@@ -21,6 +21,7 @@
 mod http;
 pub mod json;
 pub mod metrics;
+pub mod nutstats;
 mod ready;
 mod totals;
 
