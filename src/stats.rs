@@ -104,12 +104,16 @@ pub struct HealthStats {
     pub fail: Box<[Counter]>,
     /// Last probe round-trip in microseconds.
     pub rtt_us: Box<[Counter]>,
+    /// Times `auto_eject_hosts` ejected the backend.
+    pub ejects: Box<[Counter]>,
+    /// When it was last ejected, microseconds since the epoch (0: never).
+    pub ejected_at_us: Box<[Counter]>,
 }
 
 impl Default for HealthStats {
     fn default() -> Self {
         let mk = || (0..MAX_BACKENDS).map(|_| Counter::default()).collect();
-        HealthStats { ok: mk(), fail: mk(), rtt_us: mk() }
+        HealthStats { ok: mk(), fail: mk(), rtt_us: mk(), ejects: mk(), ejected_at_us: mk() }
     }
 }
 

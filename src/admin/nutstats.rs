@@ -94,6 +94,7 @@ pub fn collect(shared: &Shared) -> NutStats {
         let pt = PoolTotals::sum(&shared.workers, p.stat_id);
         total = total.wrapping_add(pt.client_connections_total);
         curr = curr.wrapping_add(pt.client_connections);
+        let mut ejects = 0u64;
         let mut servers: Vec<NutServer> = p
             .backends
             .iter()
@@ -103,12 +104,16 @@ pub fn collect(shared: &Shared) -> NutStats {
                 curr = curr.wrapping_add(bt.connections);
                 let mut values = [0u64; SERVER_STATS.len()];
                 values[3] = bt.connections; // server_connections
+                let at = |c: &[crate::stats::Counter]| c.get(b.stat_id).map_or(0, |c| c.get());
+                values[4] = at(&shared.health.ejected_at_us); // server_ejected_at
+                ejects = ejects.wrapping_add(at(&shared.health.ejects));
                 NutServer { name: b.spec.name.clone(), values }
             })
             .collect();
         servers.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then_with(|| a.name.cmp(&b.name)));
         let mut pool = [0u64; POOL_STATS.len()];
         pool[2] = pt.client_connections; // client_connections
+        pool[3] = ejects; // server_ejects
         pools.push(NutPool { name: p.cfg.name.clone(), pool, servers });
     }
     let timestamp_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
