@@ -82,6 +82,14 @@ fn yaml_errors_name_file_line_pool_and_key() {
         yaml("alpha:\n  servers:\n   - 127.0.0.1:6379:1\n").unwrap_err(),
         "n.yml:1: alpha.listen: required key is missing; expected host:port like \"127.0.0.1:6380\""
     );
+    assert_eq!(
+        yaml(&format!("{POOL}  redis: false\n")).unwrap_err(),
+        "n.yml:6: alpha.redis: duplicate key (also on line 3)"
+    );
+    assert_eq!(
+        yaml("alpha:\n  listen: 127.0.0.1:1\n  servers: 127.0.0.1:6379:1\n").unwrap_err(),
+        "n.yml:3: alpha.servers: expected a sequence of \"host:port:weight [name]\", got a scalar"
+    );
     assert!(yaml("alpha:\n  listen: [1, 2\n").unwrap_err().starts_with("n.yml:"));
     assert_eq!(yaml("").unwrap_err(), "n.yml:1: (file): expected at least one pool, got none");
 }

@@ -115,14 +115,19 @@ fn pool_file(pool: &Entry) -> Result<PoolFile, Vec<Found>> {
     };
     let mut f = PoolFile { name: Some(pool.key.clone()), mode: "memcache".into(), ..PoolFile::default() };
     let mut bad: Vec<Found> = Vec::new();
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let at = |problem: String| (e.line, format!("{}.{}", pool.key, e.key), problem);
+        if let Some(first) = entries[..i].iter().find(|f| f.key == e.key) {
+            // nutcracker: "is a duplicate".
+            bad.push(at(format!("duplicate key (also on line {})", first.line)));
+            continue;
+        }
         if !KEYS.contains(&e.key.as_str()) {
             bad.push(at(format!("unknown key; expected one of {}", KEYS.join(", "))));
             continue;
         }
         if e.key == "servers" {
-            match servers(&e.value) {
+            match servers(&e.value, e.line) {
                 Ok(list) => f.servers = Some(list),
                 Err((line, problem)) => bad.push((line, format!("{}.servers", pool.key), problem)),
             }
@@ -171,9 +176,9 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn servers(node: &Node) -> Result<Vec<String>, (usize, String)> {
+fn servers(node: &Node, key_line: usize) -> Result<Vec<String>, (usize, String)> {
     let Node::Seq(items) = node else {
-        return Err((1, format!("expected a sequence of \"host:port:weight [name]\", got {}", node.kind())));
+        return Err((key_line, format!("expected a sequence of \"host:port:weight [name]\", got {}", node.kind())));
     };
     items
         .iter()
