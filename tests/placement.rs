@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::twem::{command, Nutcracker, Proxy, RawResp, Reply};
+use common::twem::{command, memcached, Nutcracker, Proxy, RawMemcache, RawResp, Reply};
 use common::*;
 use puerta::config::Distribution;
 use puerta::hash::HashKind;
@@ -158,5 +158,67 @@ fn random_lands_every_key_on_some_server() {
     let keys = keys();
     for case in cases(&[Distribution::Random]).into_iter().filter(|c| c.hash == HashKind::Fnv1a64) {
         check(case, &backends, &keys);
+    }
+}
+
+/// memcache pools (`redis: false`) place keys the same way: real
+/// memcached backends behind nutcracker, ASCII keys only.
+#[test]
+fn memcache_pools_match_nutcracker() {
+    let backends = [memcached(), memcached(), memcached()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let keys: Vec<Vec<u8>> = keys().into_iter().filter(|k| k.iter().all(|b| b.is_ascii_graphic())).collect();
+    assert!(keys.len() >= 1000);
+    for hash in [HashKind::Fnv1a64, HashKind::Md5, HashKind::Murmur, HashKind::Crc32a] {
+        for dist in [Distribution::Ketama, Distribution::Modula] {
+            for (named, tagged) in [(false, false), (true, true)] {
+                let case = Case { hash, dist, named, weighted: true, tagged };
+                let yaml = case.yaml(&ports).replace("  redis: true\n", "  redis: false\n");
+                let nc = Nutcracker::start(&yaml);
+                let ring = puerta_ring(&yaml, &nc.dir);
+                RawMemcache::connect(nc.port()).set_all(&keys);
+                let held: Vec<Vec<bool>> = ports.iter().map(|&p| RawMemcache::connect(p).present(&keys)).collect();
+                for (i, k) in keys.iter().enumerate() {
+                    let on: Vec<usize> = (0..3).filter(|&b| held[b][i]).collect();
+                    assert_eq!(on.len(), 1, "{case:?}: {k:?} on {on:?}");
+                    assert_eq!(ring.pick(k), Some(on[0] as u32), "{case:?}: key {k:?}");
+                }
+                for &p in &ports {
+                    RawMemcache::connect(p).flush_all();
+                }
+            }
+        }
+    }
+}
+
+/// nutcracker hashes an unnamed server on port 11211 by its host alone
+/// ("127.0.0.1-0", ...), which moves its ketama points. A redis-server on
+/// 11211 (when that port is free here) shows Puerta does the same.
+#[test]
+fn unnamed_server_on_port_11211_is_hashed_by_host() {
+    if std::net::TcpListener::bind("127.0.0.1:11211").is_err() {
+        eprintln!("note: port 11211 is busy here; skipping the 11211 naming check");
+        return;
+    }
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", "11211", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let on_11211 = Proc { child, port: 11211 };
+    wait_until("redis on 11211", std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(on_11211.addr()).is_ok()
+    });
+    let backends = [redis(), on_11211, redis()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let yaml =
+        Case { hash: HashKind::Fnv1a64, dist: Distribution::Ketama, named: false, weighted: false, tagged: false }
+            .yaml(&ports);
+    let nc = Nutcracker::start(&yaml);
+    let ring = puerta_ring(&yaml, &nc.dir);
+    let keys = keys();
+    let at = placement(&nc, &backends, &keys);
+    for k in &keys {
+        assert_eq!(ring.pick(k).map(|i| i as usize), Some(at[k]), "key {k:?}");
     }
 }

@@ -144,3 +144,82 @@ impl RawResp {
         }
     }
 }
+
+/// Starts a throwaway memcached on a free loopback port.
+pub fn memcached() -> Proc {
+    let port = free_port();
+    let child = Command::new("memcached")
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("memcached must be installed (scripts/test.sh installs it)");
+    let p = Proc { child, port };
+    wait_until("memcached to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
+    p
+}
+
+/// A blocking memcached ASCII connection that pipelines.
+pub struct RawMemcache {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl RawMemcache {
+    pub fn connect(port: u16) -> RawMemcache {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawMemcache { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.r.read_line(&mut line).unwrap();
+        assert!(line.ends_with("\r\n"), "truncated line {line:?}");
+        line.truncate(line.len() - 2);
+        line
+    }
+
+    /// `set key 0 0 1 / v` for every key in one write; every reply must be
+    /// STORED.
+    pub fn set_all(&mut self, keys: &[Vec<u8>]) {
+        let mut buf = Vec::new();
+        for k in keys {
+            buf.extend_from_slice(b"set ");
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(b" 0 0 1\r\nv\r\n");
+        }
+        self.w.write_all(&buf).unwrap();
+        for k in keys {
+            assert_eq!(self.line(), "STORED", "set {k:?}");
+        }
+    }
+
+    /// Which of `keys` this server holds (one pipelined `get` per key).
+    pub fn present(&mut self, keys: &[Vec<u8>]) -> Vec<bool> {
+        let mut buf = Vec::new();
+        for k in keys {
+            buf.extend_from_slice(b"get ");
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&buf).unwrap();
+        keys.iter()
+            .map(|_| {
+                let first = self.line();
+                if first == "END" {
+                    return false;
+                }
+                assert!(first.starts_with("VALUE "), "{first}");
+                assert_eq!(self.line(), "v");
+                assert_eq!(self.line(), "END");
+                true
+            })
+            .collect()
+    }
+
+    pub fn flush_all(&mut self) {
+        self.w.write_all(b"flush_all\r\n").unwrap();
+        assert_eq!(self.line(), "OK");
+    }
+}
