@@ -11,6 +11,12 @@
 //!   `next_rebuild`), and the caller publishes a ring with it; if it still
 //!   fails, `server_failure_limit` more failures eject it again.
 //!
+//! Only workers' reports move the failure count: a successful health probe
+//! does not reset it, since a backend can accept connections while its
+//! requests time out (and a failure report pulls a probe forward, which
+//! would otherwise reset every streak at once). Workers must therefore send
+//! `BackendOk` when a backend connects or answers.
+//!
 //! Keyed by backend stat id, so state survives a reload that keeps the
 //! backend. Invariant: `handle_*` and `poll_*` return true exactly when
 //! the set of ejected servers changed, i.e. when a new ring is needed.

@@ -4,6 +4,9 @@
 //! `floor(weight / total_weight * 40 * live) * 4` points (computed in `f32`
 //! exactly as the C code does, so rounding matches). Point group `i` of a
 //! server is the MD5 of `"<name>-<i>"`, cut into four little-endian words.
+//! nutcracker formats `"<name>-<i>"` into an 86-byte stack buffer but
+//! hashes the untruncated length, so for names of about 80 bytes or more
+//! it hashes bytes past the buffer; placement matches for shorter names.
 //! Invariants: points are sorted by value, ties keep build order (glibc's
 //! merge-sort `qsort` is stable), and a point's `index` is the server's
 //! position among *all* servers, live or not.
