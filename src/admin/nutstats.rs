@@ -20,7 +20,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::totals::{BackendTotals, PoolTotals};
-use crate::compat::describe::{POOL_STATS, SERVER_STATS};
+use crate::compat::describe::{
+    POOL_CLIENT_CONNECTIONS, POOL_SERVER_EJECTS, POOL_STATS, SERVER_CONNECTIONS, SERVER_EJECTED_AT, SERVER_STATS,
+};
 use crate::control::Shared;
 
 /// One pool's stats; `pool` values follow `POOL_STATS` order.
@@ -103,17 +105,17 @@ pub fn collect(shared: &Shared) -> NutStats {
                 total = total.wrapping_add(bt.connections_total);
                 curr = curr.wrapping_add(bt.connections);
                 let mut values = [0u64; SERVER_STATS.len()];
-                values[3] = bt.connections; // server_connections
+                values[SERVER_CONNECTIONS] = bt.connections;
                 let at = |c: &[crate::stats::Counter]| c.get(b.stat_id).map_or(0, |c| c.get());
-                values[4] = at(&shared.health.ejected_at_us); // server_ejected_at
+                values[SERVER_EJECTED_AT] = at(&shared.health.ejected_at_us);
                 ejects = ejects.wrapping_add(at(&shared.health.ejects));
                 NutServer { name: b.spec.name.clone(), values }
             })
             .collect();
         servers.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then_with(|| a.name.cmp(&b.name)));
         let mut pool = [0u64; POOL_STATS.len()];
-        pool[2] = pt.client_connections; // client_connections
-        pool[3] = ejects; // server_ejects
+        pool[POOL_CLIENT_CONNECTIONS] = pt.client_connections;
+        pool[POOL_SERVER_EJECTS] = ejects;
         pools.push(NutPool { name: p.cfg.name.clone(), pool, servers });
     }
     let timestamp_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -171,7 +173,7 @@ mod tests {
     fn layout_matches_nutcracker_byte_for_byte() {
         let srv = |name: &str| NutServer { name: name.to_owned(), values: [0; 13] };
         let mut pool = [0; 6];
-        pool[2] = 1;
+        pool[POOL_CLIENT_CONNECTIONS] = 1;
         let s = NutStats {
             source: "vm".into(),
             version: "0.5.0".into(),

@@ -29,6 +29,13 @@ pub const SERVER_STATS: [(&str, &str); 13] = [
     ("out_queue_bytes", "current request bytes in outgoing queue"),
 ];
 
+/// Positions in `POOL_STATS` / `SERVER_STATS` of the fields Puerta fills
+/// from its own counters (the rest wait for the request engine's).
+pub const POOL_CLIENT_CONNECTIONS: usize = 2;
+pub const POOL_SERVER_EJECTS: usize = 3;
+pub const SERVER_CONNECTIONS: usize = 3;
+pub const SERVER_EJECTED_AT: usize = 4;
+
 /// The text `nutcracker -D` prints after its version lines.
 pub fn describe_stats() -> String {
     let mut out = String::from("pool stats:\n");
@@ -45,6 +52,14 @@ pub fn describe_stats() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_positions_name_the_right_fields() {
+        assert_eq!(POOL_STATS[POOL_CLIENT_CONNECTIONS].0, "client_connections");
+        assert_eq!(POOL_STATS[POOL_SERVER_EJECTS].0, "server_ejects");
+        assert_eq!(SERVER_STATS[SERVER_CONNECTIONS].0, "server_connections");
+        assert_eq!(SERVER_STATS[SERVER_EJECTED_AT].0, "server_ejected_at");
+    }
 
     #[test]
     fn matches_nutcracker_layout() {
