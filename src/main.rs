@@ -149,8 +149,8 @@ fn nutcracker_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
         eprintln!("puerta: {why}");
         return ExitCode::from(1);
     }
-    let stats = match format!("{}:{}", args.stats_addr, args.stats_port).parse::<SocketAddr>() {
-        Ok(a) => a,
+    let stats = match args.stats_addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, args.stats_port),
         Err(_) => {
             eprintln!("puerta: invalid stats address {}:{}", args.stats_addr, args.stats_port);
             return ExitCode::from(1);
