@@ -6,8 +6,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--help` footer: the same binary also takes nutcracker's flags.
+const NUTCRACKER_NOTE: &str = "\
+nutcracker (twemproxy 0.5.0) flags are accepted too, e.g. `puerta -c nutcracker.yml`,
+`puerta -t -c FILE`, `puerta -d -p PIDFILE -o LOGFILE -s 22222 -a 0.0.0.0 -c FILE`.
+They are recognised by -t -d -D -V -p -o -s -a -i -m, `-v N` with a number, or
+`-c` naming a .yml/.yaml file; `puerta -V -h` lists them. -m (mbuf size) is accepted
+and ignored: Puerta reads into a ring of fixed 16 KiB buffers per worker.";
+
 #[derive(Debug, Parser)]
-#[command(name = "puerta", version, about = "Thread-per-core proxy for Redis, memcached and MongoDB")]
+#[command(
+    name = "puerta",
+    version,
+    about = "Thread-per-core proxy for Redis, memcached and MongoDB",
+    after_help = NUTCRACKER_NOTE
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -26,8 +26,10 @@
 //! - [`stats`]: single-writer counters read by admin.
 
 pub mod admin;
+pub mod compat;
 pub mod config;
 pub mod control;
+pub mod hash;
 pub mod protocol;
 pub mod route;
 pub mod session;

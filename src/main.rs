@@ -1,27 +1,41 @@
 //! `puerta` entry point: parse flags, validate config, start the threads.
 //!
-//! Order matters: the config is validated and every listener and the admin
-//! port are bound *before* any worker starts, so a bad file or a busy port
-//! exits non-zero with nothing running.
+//! Two command lines reach the same server: Puerta's own (`puerta [run] -c
+//! FILE`, `puerta check`) and nutcracker's (`-c -t -d -p -o -v -s -a -i -m
+//! -V -D -h`, see `cli_nutcracker`). Order matters: the config is validated
+//! and every listener and the admin port are bound *before* any worker
+//! starts, so a bad file or a busy port exits non-zero with nothing
+//! running. With `-d` the process daemonizes after validating the config
+//! and before starting any thread.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mimalloc::MiMalloc;
 
-use puerta::config::{self, IoMode, Workers};
+use puerta::compat::daemon::{self, PidFile};
+use puerta::compat::describe::describe_stats;
+use puerta::compat::logging::{self, LogControl};
+use puerta::config::{self, Config, IoMode, Workers};
 use puerta::control::{Control, ControlMsg, ControlState, DriverKind, Shared};
 use puerta::route::SnapshotCell;
 use puerta::stats::{HealthStats, WorkerStats};
 
 mod cli;
+mod cli_nutcracker;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = <cli::Cli as clap::Parser>::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if cli_nutcracker::is_nutcracker(&argv) {
+        return nutcracker_main(argv);
+    }
+    let cli = <cli::Cli as clap::Parser>::parse_from(argv);
     match cli.command {
         Some(cli::Command::Check { config }) => check(&config),
         Some(cli::Command::Run(args)) => run(args),
@@ -29,7 +43,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             println!("{}: ok", path.display());
@@ -55,28 +69,148 @@ fn run(args: cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(why) = unserved_pool(&cfg) {
+        eprintln!("puerta: {why}");
+        return ExitCode::from(2);
+    }
     let filter = args.log_level.clone().unwrap_or_else(|| cfg.server.log.clone());
-    let env_filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
-        Ok(f) => f,
+    let log = match logging::init(&filter, None) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("{}: invalid log filter {filter:?}: {e}", path.display());
+            eprintln!("{}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let io = args.io.map(io_mode).unwrap_or(cfg.server.io);
+    serve(cfg, &path, io, log, None)
+}
 
-    let io = match args.io {
-        Some(cli::IoArg::Auto) => IoMode::Auto,
-        Some(cli::IoArg::Uring) => IoMode::Uring,
-        Some(cli::IoArg::Epoll) => IoMode::Epoll,
-        None => cfg.server.io,
+fn io_mode(arg: cli::IoArg) -> IoMode {
+    match arg {
+        cli::IoArg::Auto => IoMode::Auto,
+        cli::IoArg::Uring => IoMode::Uring,
+        cli::IoArg::Epoll => IoMode::Epoll,
+    }
+}
+
+/// The nutcracker command line. Exit codes follow nutcracker: 0, or 1 for
+/// any error (bad flags, bad config, cannot start).
+fn nutcracker_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    use cli_nutcracker::NutArgs;
+    let args = match <NutArgs as clap::Parser>::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{}", NutArgs::help_text());
+            return ExitCode::from(1);
+        }
     };
+    let version = format!("This is puerta-{} (nutcracker-0.5.0 compatible)", env!("CARGO_PKG_VERSION"));
+    if args.help {
+        eprintln!("{version}\n");
+        eprint!("{}", NutArgs::help_text());
+        return ExitCode::SUCCESS;
+    }
+    if args.version || args.describe_stats {
+        let backend = if puerta::worker::uring_available() { "io_uring" } else { "epoll" };
+        eprintln!("{version}\nasync event backend: {backend}\n");
+        if args.describe_stats {
+            eprint!("{}", describe_stats());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let path = args.conf_file.clone();
+    let loaded = config::load(&path);
+    if args.test_conf {
+        return match loaded {
+            Ok(_) => {
+                eprintln!("nutcracker: configuration file '{}' syntax is ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("nutcracker: configuration file '{}' syntax is invalid", path.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    let mut cfg = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = apply_nutcracker_flags(&mut cfg, &args) {
+        eprintln!("puerta: {e}");
+        return ExitCode::from(1);
+    }
+    if let Some(why) = unserved_pool(&cfg) {
+        eprintln!("puerta: {why}");
+        return ExitCode::from(1);
+    }
+    let stats = match args.stats_addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, args.stats_port),
+        Err(_) => {
+            eprintln!("puerta: invalid stats address {}:{}", args.stats_addr, args.stats_port);
+            return ExitCode::from(1);
+        }
+    };
+    // Logging is set up before daemonizing (so a bad -o is reported on the
+    // terminal) but writes through a file handle, which survives the fork.
+    let filter = args.verbose.map(logging::nutcracker_level).unwrap_or(&cfg.server.log).to_owned();
+    let log = match logging::init(&filter, args.output.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("puerta: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.daemonize {
+        if let Err(e) = daemon::daemonize() {
+            eprintln!("puerta: cannot daemonize: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let _pid = match args.pid_file.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&format!("cannot write pid file: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let io = args.io.map(io_mode).unwrap_or(cfg.server.io);
+    serve(cfg, &path, io, log, Some(stats))
+}
+
+/// Settings nutcracker's flags (and Puerta's long-only additions) carry.
+/// A nutcracker YAML file has no `[server]` table, so these fill it; for a
+/// TOML file they override it.
+fn apply_nutcracker_flags(cfg: &mut Config, args: &cli_nutcracker::NutArgs) -> Result<(), String> {
+    if let Some(admin) = &args.admin {
+        cfg.server.admin = admin.parse().map_err(|_| format!("--admin: expected host:port, got {admin:?}"))?;
+    }
+    if let Some(n) = args.workers {
+        cfg.server.workers = Workers::Count(n as usize);
+    }
+    Ok(())
+}
+
+/// Reports a startup failure on stderr and in the log (after `-d`, stderr
+/// is /dev/null and the log file is all there is).
+fn fail(msg: &str) {
+    eprintln!("puerta: {msg}");
+    tracing::error!("{msg}");
+}
+
+/// Starts workers, control, admin (and the nutcracker stats port when
+/// `stats` is given), then waits for the workers to drain.
+fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<SocketAddr>) -> ExitCode {
     let driver = match io {
         IoMode::Epoll => DriverKind::Epoll,
         IoMode::Uring | IoMode::Auto if puerta::worker::uring_available() => DriverKind::Uring,
         IoMode::Uring => {
-            eprintln!("puerta: io = \"uring\" requested but io_uring is not available on this kernel");
+            fail("io = \"uring\" requested but io_uring is not available on this kernel");
             return ExitCode::from(1);
         }
         IoMode::Auto => {
@@ -103,7 +237,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
     let (st, first) = match ControlState::bootstrap(cfg, workers, driver) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("puerta: {e}");
+            fail(&e.to_string());
             return ExitCode::from(1);
         }
     };
@@ -117,24 +251,30 @@ fn run(args: cli::RunArgs) -> ExitCode {
         control: tx.clone(),
     });
     if let Err(e) = puerta::admin::spawn(admin_addr, shared.clone()) {
-        eprintln!("puerta: cannot listen on admin address {admin_addr}: {e}");
+        fail(&format!("cannot listen on admin address {admin_addr}: {e}"));
         return ExitCode::from(1);
+    }
+    if let Some(addr) = stats {
+        if let Err(e) = puerta::admin::nutstats::spawn(addr, shared.clone()) {
+            fail(&format!("cannot listen on stats address {addr}: {e}"));
+            return ExitCode::from(1);
+        }
     }
     let handles = match puerta::worker::spawn(&shared, &cpus) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("puerta: cannot start workers: {e}");
+            fail(&format!("cannot start workers: {e}"));
             return ExitCode::from(1);
         }
     };
     let wake_fds = handles.iter().map(|h| h.wake_fd).collect();
     let control = Control::new(st, shared.clone(), rx, wake_fds);
     if let Err(e) = std::thread::Builder::new().name("puerta-control".into()).spawn(move || control.run()) {
-        eprintln!("puerta: cannot start control thread: {e}");
+        fail(&format!("cannot start control thread: {e}"));
         return ExitCode::from(1);
     }
-    if let Err(e) = spawn_signal_thread(tx) {
-        eprintln!("puerta: cannot install signal handlers: {e}");
+    if let Err(e) = spawn_signal_thread(tx, log) {
+        fail(&format!("cannot install signal handlers: {e}"));
         return ExitCode::from(1);
     }
     let pinned: Vec<String> = cpus.iter().map(|c| c.map_or("-".into(), |c| c.id.to_string())).collect();
@@ -148,21 +288,43 @@ fn run(args: cli::RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP reloads; SIGTERM/SIGINT drain and exit. SIGPIPE is ignored so a
-/// client that vanishes mid-write costs an EPIPE, not the process.
-fn spawn_signal_thread(tx: crossbeam_channel::Sender<ControlMsg>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+/// Redis and memcache pools validate (so `check` and `-t` accept them) but
+/// the request engine that serves them is not part of this build; running
+/// them as tcp pools would scatter keys, so startup refuses instead.
+// TODO(engine merge): remove once the worker serves Mode::Redis/Memcache.
+fn unserved_pool(cfg: &Config) -> Option<String> {
+    let p = cfg.pools.iter().find(|p| matches!(p.mode, config::Mode::Redis | config::Mode::Memcache))?;
+    Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
+}
+
+/// SIGHUP reopens the log file (as nutcracker does) and reloads the config;
+/// SIGTTIN / SIGTTOU raise / lower the log level; SIGTERM / SIGINT drain
+/// and exit. SIGPIPE is ignored so a client that vanishes mid-write costs
+/// an EPIPE, not the process.
+fn spawn_signal_thread(tx: crossbeam_channel::Sender<ControlMsg>, log: LogControl) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTTIN, SIGTTOU};
     // SAFETY: setting a signal disposition to SIG_IGN is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM, SIGTTIN, SIGTTOU])?;
     std::thread::Builder::new().name("puerta-signals".into()).spawn(move || {
         for sig in signals.forever() {
             let msg = match sig {
                 SIGHUP => {
-                    tracing::info!("SIGHUP: reloading config");
+                    if let Err(e) = log.reopen() {
+                        tracing::error!("SIGHUP: cannot reopen the log file: {e}");
+                    }
+                    tracing::info!("SIGHUP: log file reopened; reloading config");
                     ControlMsg::Reload { reply: None }
+                }
+                SIGTTIN => {
+                    tracing::warn!("SIGTTIN: log level now {}", log.raise());
+                    continue;
+                }
+                SIGTTOU => {
+                    tracing::warn!("SIGTTOU: log level now {}", log.lower());
+                    continue;
                 }
                 _ => ControlMsg::Shutdown,
             };

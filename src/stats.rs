@@ -109,12 +109,16 @@ pub struct HealthStats {
     pub rtt_us: Box<[Counter]>,
     /// Restarts seen (mongos `topologyVersion.processId` changed).
     pub restarts: Box<[Counter]>,
+    /// Times `auto_eject_hosts` ejected the backend.
+    pub ejects: Box<[Counter]>,
+    /// When it was last ejected, microseconds since the epoch (0: never).
+    pub ejected_at_us: Box<[Counter]>,
 }
 
 impl Default for HealthStats {
     fn default() -> Self {
         let mk = || (0..MAX_BACKENDS).map(|_| Counter::default()).collect();
-        HealthStats { ok: mk(), fail: mk(), rtt_us: mk(), restarts: mk() }
+        HealthStats { ok: mk(), fail: mk(), rtt_us: mk(), restarts: mk(), ejects: mk(), ejected_at_us: mk() }
     }
 }
 

@@ -22,6 +22,7 @@ mod http;
 pub mod json;
 pub mod metrics;
 mod mongo;
+pub mod nutstats;
 mod ready;
 mod totals;
 

@@ -8,6 +8,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use super::twem::{ListenAddr, KETAMA_DEFAULT_PORT};
 use super::types::ServerSpec;
 
 const HOST_PORT: &str = "host:port";
@@ -56,6 +57,37 @@ pub(crate) fn parse_server(text: &str) -> Result<ServerSpec, String> {
         None => addr_text,
     };
     Ok(ServerSpec { addr, weight, name: name.unwrap_or(written).to_owned() })
+}
+
+/// Like `parse_server`, with nutcracker's default name: an unnamed server
+/// on port 11211 is named by its host alone (libmemcached compatibility),
+/// which changes where ketama puts its points.
+pub(crate) fn parse_server_twem(text: &str) -> Result<ServerSpec, String> {
+    let mut spec = parse_server(text)?;
+    let named = text.split_whitespace().nth(1).is_some();
+    if !named && spec.addr.port() == KETAMA_DEFAULT_PORT {
+        if let Some((host, _)) = spec.name.rsplit_once(':') {
+            spec.name = host.to_owned();
+        }
+    }
+    Ok(spec)
+}
+
+/// A pool's `listen`: `host:port`, or nutcracker's unix socket form
+/// `/path/to.sock [octal-permissions]`.
+pub(crate) fn listen(text: &str) -> Result<ListenAddr, String> {
+    let t = text.trim();
+    if !t.starts_with('/') {
+        return resolve(t).map(ListenAddr::Tcp);
+    }
+    let (path, perm) = match t.rsplit_once(' ') {
+        None => (t, None),
+        Some((path, perm)) => match u32::from_str_radix(perm, 8) {
+            Ok(p) if p <= 0o777 => (path.trim_end(), Some(p)),
+            _ => return Err(format!("expected octal permissions like 0666 after the socket path, got {perm:?}")),
+        },
+    };
+    Ok(ListenAddr::Unix { path: path.into(), perm })
 }
 
 /// Byte offset in `addr_text` where a `:weight` suffix starts, if any.
@@ -122,6 +154,25 @@ mod tests {
         assert_eq!((s.weight, s.name.as_str()), (3, "127.0.0.1:6379"));
         let s = parse_server("[::1]:6379:2  redis-1 ").expect("valid");
         assert_eq!((s.addr, s.weight, s.name.as_str()), (addr("[::1]:6379"), 2, "redis-1"));
+    }
+
+    #[test]
+    fn twem_names_drop_port_11211_unless_named() {
+        let s = parse_server_twem("127.0.0.1:11211:1").expect("valid");
+        assert_eq!(s.name, "127.0.0.1");
+        let s = parse_server_twem("127.0.0.1:11211:1 mc-1").expect("valid");
+        assert_eq!(s.name, "mc-1");
+        let s = parse_server_twem("localhost:6379:2").expect("valid");
+        assert_eq!(s.name, "localhost:6379");
+    }
+
+    #[test]
+    fn listen_takes_host_port_or_unix_path_with_permissions() {
+        assert_eq!(listen("127.0.0.1:22121"), Ok(ListenAddr::Tcp(addr("127.0.0.1:22121"))));
+        assert_eq!(listen("/tmp/x.sock"), Ok(ListenAddr::Unix { path: "/tmp/x.sock".into(), perm: None }));
+        assert_eq!(listen("/tmp/x.sock 0666"), Ok(ListenAddr::Unix { path: "/tmp/x.sock".into(), perm: Some(0o666) }));
+        assert!(listen("/tmp/x.sock 999").is_err());
+        assert!(listen("nohost").is_err());
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub(crate) struct PoolFile {
     pub listen: Option<String>,
     pub mode: String,
     pub servers: Option<Vec<String>>,
-    pub balance: String,
+    /// `None` when not written: redis/memcache pools reject it.
+    pub balance: Option<String>,
     pub connect_timeout: Scalar,
     pub idle_timeout: Scalar,
     pub max_client_connections: i64,
@@ -78,6 +79,25 @@ pub(crate) struct PoolFile {
     pub affinity: Option<String>,
     pub proxy_protocol: Option<String>,
     pub slow_op_threshold: Option<Scalar>,
+    // nutcracker's pool keys, for mode = "redis" | "memcache". `None` when
+    // not written, so a tcp pool that sets one can be told it has no effect.
+    pub hash: Option<String>,
+    pub hash_tag: Option<String>,
+    pub distribution: Option<String>,
+    pub timeout: Option<Scalar>,
+    pub backlog: Option<i64>,
+    pub client_connections: Option<i64>,
+    pub redis_auth: Option<String>,
+    pub redis_db: Option<i64>,
+    pub preconnect: Option<bool>,
+    pub server_connections: Option<i64>,
+    pub auto_eject_hosts: Option<bool>,
+    pub server_retry_timeout: Option<Scalar>,
+    pub server_failure_limit: Option<i64>,
+    pub tcpkeepalive: Option<bool>,
+    pub reuseport: Option<bool>,
+    pub unsupported: Option<String>,
+    pub max_request_bytes: Option<i64>,
 }
 
 impl Default for PoolFile {
@@ -87,7 +107,7 @@ impl Default for PoolFile {
             listen: None,
             mode: "tcp".into(),
             servers: None,
-            balance: "round_robin".into(),
+            balance: None,
             connect_timeout: Scalar::text("1s"),
             idle_timeout: Scalar::text("off"),
             max_client_connections: 0,
@@ -102,6 +122,23 @@ impl Default for PoolFile {
             affinity: None,
             proxy_protocol: None,
             slow_op_threshold: None,
+            hash: None,
+            hash_tag: None,
+            distribution: None,
+            timeout: None,
+            backlog: None,
+            client_connections: None,
+            redis_auth: None,
+            redis_db: None,
+            preconnect: None,
+            server_connections: None,
+            auto_eject_hosts: None,
+            server_retry_timeout: None,
+            server_failure_limit: None,
+            tcpkeepalive: None,
+            reuseport: None,
+            unsupported: None,
+            max_request_bytes: None,
         }
     }
 }
@@ -115,7 +152,7 @@ pub(crate) enum Scalar {
 }
 
 impl Scalar {
-    fn text(s: &str) -> Self {
+    pub(crate) fn text(s: &str) -> Self {
         Scalar::Text(s.to_owned())
     }
 }
@@ -254,7 +291,7 @@ mod tests {
         let file = deserialize("[[pool]]\nname = \"a\"\n").expect("valid shape");
         assert_eq!(file.server.workers, Scalar::text("auto"));
         assert_eq!(file.pool.len(), 1);
-        assert_eq!(file.pool[0].balance, "round_robin");
+        assert_eq!(file.pool[0].balance, None);
         assert_eq!(file.pool[0].servers, None);
     }
 

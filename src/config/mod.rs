@@ -5,7 +5,8 @@
 //! `validate` (with `pool`, `addr`, `duration`) converts one into the other.
 //! `span` maps a problem's key path back to a line. The pipeline is:
 //! text -> `toml_edit` (syntax, spans) -> serde (shape, defaults) ->
-//! validation (values, all problems at once) -> `Config`.
+//! validation (values, all problems at once) -> `Config`. nutcracker YAML
+//! (`yaml`, `yaml_tree`) enters the same pipeline at the serde step.
 //! Invariant: `load` either returns a fully valid `Config` or an error that
 //! names the file, the line, the key path and the problem. It never panics
 //! on file content.
@@ -17,12 +18,19 @@ mod mongo;
 mod pool;
 mod span;
 mod summary;
+mod twem;
+mod twem_pool;
 mod types;
 mod validate;
+mod yaml;
+mod yaml_tree;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod twem_tests;
 
+pub use twem::*;
 pub use types::*;
 
 use std::path::Path;
@@ -53,7 +61,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Validates config text; `file` names it in errors and in `Config.source`.
+/// nutcracker YAML (by extension or content, see `is_nutcracker_yaml`) is
+/// read as such; anything else is Puerta's TOML.
 pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
+    if yaml::is_yaml(file, src) {
+        return yaml::parse(src, file);
+    }
     let name = file.display().to_string();
     let invalid = |line, key: String, problem: String| ConfigError::Invalid { file: name.clone(), line, key, problem };
 
@@ -88,6 +101,13 @@ pub fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
             _ => ConfigError::Many(errors),
         }
     })
+}
+
+/// True when `load` would read `path` (with content `src`) as nutcracker
+/// YAML: a `.yml`/`.yaml` name, or text starting with a bare `name:` key.
+/// Such files carry no `[server]` settings; the command line supplies them.
+pub fn is_nutcracker_yaml(path: &Path, src: &str) -> bool {
+    yaml::is_yaml(path, src)
 }
 
 /// The key column of an error; a problem with the file as a whole has none.

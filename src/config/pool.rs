@@ -8,17 +8,18 @@
 //! the pool table ("servers[1]"); the caller prefixes `pool[i]`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use super::addr;
 use super::file::PoolFile;
 use super::span::KeyPath;
+use super::twem::ListenAddr;
+use super::twem_pool;
 use super::types::{Balance, HealthConfig, Mode, PoolConfig, ServerSpec};
 use super::validate::{int_in, optional_duration, pick, positive_duration, Problem, Problems};
 
 /// Modes Puerta will speak later; named so the error can say "not yet"
 /// instead of "no such thing".
-const PLANNED_MODES: [&str; 3] = ["redis", "memcache", "redis_cluster"];
+const PLANNED_MODES: [&str; 1] = ["redis_cluster"];
 
 impl TryFrom<PoolFile> for PoolConfig {
     type Error = Vec<Problem>;
@@ -32,7 +33,7 @@ impl TryFrom<PoolFile> for PoolConfig {
 
 /// Converts one pool, recording problems in `p`. Returns the listen address
 /// on its own so cross-pool checks can run even if the pool is invalid.
-pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>, Option<PoolConfig>) {
+pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>, Option<PoolConfig>) {
     let key = |k: &str| KeyPath::root().key(k);
     let required = |what: &str| format!("required key is missing; expected {what}");
 
@@ -42,17 +43,20 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
     };
     let listen = match &file.listen {
         None => p.check(key("listen"), Err(required(r#"host:port like "127.0.0.1:6380""#))),
-        Some(l) => p.check(key("listen"), addr::resolve(l)),
+        Some(l) => p.check(key("listen"), addr::listen(l)),
     };
     let mode = p.check(key("mode"), mode(&file.mode));
+    // nutcracker names unnamed servers on port 11211 by host alone; only
+    // pools that hash on names follow it.
+    let twem = matches!(mode, Some(Mode::Redis | Mode::Memcache));
     let servers = match &file.servers {
         None => p.check(key("servers"), Err(required(r#"a list like ["127.0.0.1:6379"]"#))),
-        Some(list) => servers(list, p),
+        Some(list) => servers(list, twem, p),
     };
     let balance = p.check(
         key("balance"),
         pick(
-            &file.balance,
+            file.balance.as_deref().unwrap_or("round_robin"),
             &[
                 ("round_robin", Balance::RoundRobin),
                 ("least_conn", Balance::LeastConn),
@@ -62,16 +66,35 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
             ],
         ),
     );
+    let shard = match mode {
+        Some(m @ (Mode::Redis | Mode::Memcache)) => twem_pool::shard(file, m, p).map(Some),
+        Some(m @ (Mode::Tcp | Mode::Mongos)) => {
+            twem_pool::reject_outside_shard(file, m, p);
+            Some(None)
+        }
+        None => None,
+    };
+    let max_client_connections = match (file.client_connections, file.max_client_connections) {
+        (Some(_), n) if n != 0 => {
+            p.add(key("client_connections"), "expected only one of client_connections and max_client_connections");
+            None
+        }
+        (Some(n), _) => Some(n),
+        (None, n) => Some(n),
+    };
     let connect_timeout = p.check(key("connect_timeout"), positive_duration(&file.connect_timeout));
     let idle_timeout = p.check(key("idle_timeout"), optional_duration(&file.idle_timeout));
-    let max_clients = p.check(key("max_client_connections"), int_in(file.max_client_connections, 0, i64::MAX));
+    let max_clients = max_client_connections.and_then(|n| {
+        let k = if file.client_connections.is_some() { "client_connections" } else { "max_client_connections" };
+        p.check(key(k), int_in(n, 0, i64::MAX))
+    });
     let health = health(file, p);
     let mongo = super::mongo::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
             name: name?,
-            listen: listen?,
+            listen: listen.clone()?,
             mode: mode?,
             servers: servers?,
             balance: balance?,
@@ -85,6 +108,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<SocketAddr>,
             },
             health: health?,
             mongo: mongo?,
+            shard: shard?,
         })
     })();
     (listen, pool)
@@ -102,14 +126,14 @@ fn pool_name(name: &str) -> Result<String, String> {
 
 fn mode(text: &str) -> Result<Mode, String> {
     if PLANNED_MODES.contains(&text) {
-        return Err(format!("mode {text:?} is not supported yet (supported: tcp, mongos)"));
+        return Err(format!("mode {text:?} is not supported yet (supported: tcp, redis, memcache, mongos)"));
     }
-    pick(text, &[("tcp", Mode::Tcp), ("mongos", Mode::Mongos)])
+    pick(text, &[("tcp", Mode::Tcp), ("redis", Mode::Redis), ("memcache", Mode::Memcache), ("mongos", Mode::Mongos)])
 }
 
 /// Parses every entry, so each bad one is reported, then checks names are
 /// unique: they key hashing and stats, and two equal names would merge.
-fn servers(list: &[String], p: &mut Problems) -> Option<Vec<ServerSpec>> {
+fn servers(list: &[String], twem: bool, p: &mut Problems) -> Option<Vec<ServerSpec>> {
     let path = KeyPath::root().key("servers");
     if list.is_empty() {
         p.add(path, "expected at least one server, got an empty list");
@@ -118,7 +142,8 @@ fn servers(list: &[String], p: &mut Problems) -> Option<Vec<ServerSpec>> {
     let mut out = Vec::with_capacity(list.len());
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, text) in list.iter().enumerate() {
-        let Some(spec) = p.check(path.index(i), addr::parse_server(text)) else {
+        let parsed = if twem { addr::parse_server_twem(text) } else { addr::parse_server(text) };
+        let Some(spec) = p.check(path.index(i), parsed) else {
             continue;
         };
         if let Some(&first) = names.get(&spec.name) {

@@ -54,6 +54,11 @@ impl KeyPath {
         self.0.push(seg);
     }
 
+    /// The steps of this path, outermost first.
+    pub(crate) fn segments(&self) -> &[Seg] {
+        &self.0
+    }
+
     pub(crate) fn is_root(&self) -> bool {
         self.0.is_empty()
     }

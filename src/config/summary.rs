@@ -48,17 +48,38 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
     let h = &p.health;
     let _ = writeln!(
         out,
-        "  pool {}: {} listen {}, balance {}, {} server(s)",
+        "  pool {}: {} listen {}, {}, {} server(s)",
         p.name,
         p.mode.as_str(),
         p.listen,
-        p.balance.as_str(),
+        // Sharded pools place keys; `balance` only applies to tcp pools.
+        if p.shard.is_some() {
+            "keys placed by distribution".to_owned()
+        } else {
+            format!("balance {}", p.balance.as_str())
+        },
         p.servers.len(),
     );
     for s in &p.servers {
         let _ = writeln!(out, "    {} weight {} name {:?}", s.addr, s.weight, s.name);
     }
     let _ = writeln!(out, "    timeouts: connect {}, idle {idle}; max clients {max}", dur(p.connect_timeout),);
+    if let Some(sh) = &p.shard {
+        let tag = sh.hash_tag.map_or("none".to_owned(), |t| String::from_utf8_lossy(&t).into_owned());
+        let timeout = sh.timeout.map_or("forever".to_owned(), dur);
+        let _ = writeln!(
+            out,
+            "    shard: hash {}, distribution {}, hash_tag {tag}, timeout {timeout}, server_connections {}, \
+             auto_eject_hosts {} (limit {}, retry {}), unsupported {}",
+            sh.hash.as_str(),
+            sh.distribution.as_str(),
+            sh.server_connections,
+            sh.auto_eject_hosts,
+            sh.server_failure_limit,
+            dur(sh.server_retry_timeout),
+            sh.unsupported.as_str(),
+        );
+    }
     let _ = writeln!(
         out,
         "    health: every {}, timeout {}, rise {}, fall {}",

@@ -36,12 +36,12 @@ fn example_file_parses() {
     assert_eq!(c.server.admin, addr("127.0.0.1:9090"));
     assert_eq!(c.pools.len(), 2);
     let (rr, sticky) = (&c.pools[0], &c.pools[1]);
-    assert_eq!(rr.listen, addr("127.0.0.1:6390"));
+    assert_eq!(rr.listen, ListenAddr::Tcp(addr("127.0.0.1:6390")));
     assert_eq!(rr.balance, Balance::RoundRobin);
     assert_eq!(rr.servers[1].addr, addr("127.0.0.1:6381"));
     assert_eq!(rr.servers[1].name, "redis-2");
     assert_eq!(rr.idle_timeout, None);
-    assert_eq!(sticky.listen, addr("127.0.0.1:6391"));
+    assert_eq!(sticky.listen, ListenAddr::Tcp(addr("127.0.0.1:6391")));
     assert_eq!(sticky.balance, Balance::ClientIp);
     assert_eq!(sticky.max_client_connections, Some(1000));
 }
@@ -102,7 +102,9 @@ fn unknown_key_in_a_pool() {
         "t.toml:5: pool[0].blance: unknown key; expected one of name, listen, mode, servers, \
          balance, connect_timeout, idle_timeout, max_client_connections, check_interval, \
          check_timeout, rise, fall, require_mongos, min_wire_version, max_message_bytes, \
-         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold"
+         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, hash, hash_tag, distribution, timeout, backlog, \
+         client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
+         server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes"
     );
 }
 
@@ -138,8 +140,8 @@ fn bad_enum_value() {
 #[test]
 fn planned_mode_is_not_supported_yet() {
     assert_eq!(
-        err(&format!("{POOL}mode = \"redis\"\n")),
-        "t.toml:5: pool[0].mode: mode \"redis\" is not supported yet (supported: tcp, mongos)"
+        err(&format!("{POOL}mode = \"redis_cluster\"\n")),
+        "t.toml:5: pool[0].mode: mode \"redis_cluster\" is not supported yet (supported: tcp, redis, memcache, mongos)"
     );
 }
 

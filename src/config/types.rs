@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::twem::{ListenAddr, ShardConfig};
+
 /// The whole validated file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -54,6 +56,31 @@ pub enum Mode {
     /// MongoDB clients over mongos routers: the tcp relay plus message
     /// framing, hello health checks, affinity and per-command stats.
     Mongos,
+    /// twemproxy-style sharded Redis (nutcracker's `redis: true`).
+    Redis,
+    /// twemproxy-style sharded memcached, ASCII protocol.
+    Memcache,
+}
+
+/// nutcracker's `distribution:` for redis/memcache pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Consistent hashing, 160 points per server scaled by weight.
+    Ketama,
+    /// `hash % total_weight` over the servers, each repeated `weight` times.
+    Modula,
+    /// A uniformly random live server per request.
+    Random,
+}
+
+impl Distribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribution::Ketama => "ketama",
+            Distribution::Modula => "modula",
+            Distribution::Random => "random",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +145,7 @@ impl Default for MongoConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     pub mode: Mode,
     pub servers: Vec<ServerSpec>,
     pub balance: Balance,
@@ -130,6 +157,8 @@ pub struct PoolConfig {
     pub health: HealthConfig,
     /// Present exactly when `mode` is `Mongos`.
     pub mongo: Option<MongoConfig>,
+    /// nutcracker's pool keys; `Some` exactly for redis and memcache pools.
+    pub shard: Option<ShardConfig>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -170,6 +199,8 @@ impl Mode {
         match self {
             Mode::Tcp => "tcp",
             Mode::Mongos => "mongos",
+            Mode::Redis => "redis",
+            Mode::Memcache => "memcache",
         }
     }
 }
@@ -210,7 +241,7 @@ impl PoolConfig {
     pub fn with_defaults(name: &str, listen: SocketAddr, servers: Vec<ServerSpec>) -> Self {
         PoolConfig {
             name: name.to_string(),
-            listen,
+            listen: ListenAddr::Tcp(listen),
             mode: Mode::Tcp,
             servers,
             balance: Balance::RoundRobin,
@@ -218,6 +249,7 @@ impl PoolConfig {
             idle_timeout: None,
             max_client_connections: None,
             health: HealthConfig::default(),
+            shard: None,
             mongo: None,
         }
     }

@@ -15,6 +15,7 @@ use super::duration;
 use super::file::{ConfigFile, Scalar, ServerFile};
 use super::pool;
 use super::span::KeyPath;
+use super::twem::ListenAddr;
 use super::types::{Config, IoMode, ServerSettings, Workers};
 
 /// One thing wrong with the file, at a key path relative to some table.
@@ -76,7 +77,7 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut listens = HashMap::new();
     if let Some(s) = &server {
-        listens.insert(s.admin, server_path.key("admin"));
+        listens.insert(ListenAddr::Tcp(s.admin), server_path.key("admin"));
     }
     for (i, raw) in file.pool.iter().enumerate() {
         let base = pool_path.index(i);

@@ -26,6 +26,8 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("pool {pool}: cannot listen on {addr}: unix socket listeners are not supported yet")]
+    UnixListen { pool: String, addr: String },
     #[error("more than {max} distinct {what} over the process lifetime; restart to reset")]
     TooMany { what: &'static str, max: usize },
 }
@@ -97,11 +99,13 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
         let i = s.pools.iter().position(|p| p.cfg.listen == pc.listen)?;
         s.listeners.get(i).filter(|l| l.len() == ctx.workers).cloned()
     });
+    let addr =
+        pc.listen.tcp().ok_or_else(|| BuildError::UnixListen { pool: pc.name.clone(), addr: pc.listen.to_string() })?;
     match reuse {
         Some(l) => Ok(l),
-        None => listeners::bind(pc.listen, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
+        None => listeners::bind(addr, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
             pool: pc.name.clone(),
-            addr: pc.listen,
+            addr,
             source,
         }),
     }

@@ -6,10 +6,14 @@
 //! listener it names was bound.
 
 pub mod build;
+pub mod eject;
 pub mod health;
 pub mod listeners;
 pub mod mongo_probe;
 mod run;
+
+#[cfg(test)]
+mod eject_tests;
 
 pub use run::{Control, ControlState};
 
@@ -44,6 +48,9 @@ pub enum ControlMsg {
     Reload { reply: Option<Sender<Result<String, String>>> },
     /// A worker saw a backend refuse or die; probe it now.
     BackendFailed { pool_stat_id: usize, backend_stat_id: usize },
+    /// A worker's connection to a backend succeeded or it answered; ends
+    /// the backend's failure streak for `auto_eject_hosts`.
+    BackendOk { pool_stat_id: usize, backend_stat_id: usize },
     /// SIGTERM/SIGINT: publish a draining snapshot.
     Shutdown,
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::build::{build, BuildCtx, BuildError, StatIds};
+use super::eject::{EjectPolicy, Ejector};
 use super::health::{probe_connect, BackendHealth};
 use super::mongo_probe::{probe_all, Outcome};
 use super::{ControlMsg, DriverKind, Shared};
@@ -25,6 +26,8 @@ pub struct ControlState {
     ids: StatIds,
     /// By backend stat id.
     health: HashMap<usize, BackendHealth>,
+    /// `auto_eject_hosts` state of redis/memcache backends, by stat id.
+    eject: Ejector,
     epoch: u64,
     draining: bool,
     workers: usize,
@@ -39,6 +42,7 @@ impl ControlState {
             cfg: Arc::new(cfg),
             ids: StatIds::default(),
             health: HashMap::new(),
+            eject: Ejector::default(),
             epoch: 0,
             draining: false,
             workers,
@@ -49,8 +53,10 @@ impl ControlState {
     }
 
     fn build(&mut self, prev: Option<&Snapshot>, cfg: Arc<Config>) -> Result<Snapshot, BuildError> {
-        let health = &self.health;
-        let up = |sid: usize| health.get(&sid).is_none_or(|h| h.up);
+        let (health, eject, now) = (&self.health, &self.eject, Instant::now());
+        // Ejected servers leave redis/memcache rings (only auto-eject pools
+        // ever have ejected servers); probes mark any backend down.
+        let up = |sid: usize| health.get(&sid).is_none_or(|h| h.up) && !eject.is_ejected(sid, now);
         let ctx = BuildCtx {
             epoch: self.epoch + 1,
             draining: self.draining,
@@ -89,7 +95,11 @@ impl Control {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
-            if self.probe_due() {
+            let restored = self.st.eject.poll_restore(Instant::now());
+            if restored {
+                tracing::warn!("ejected server(s) back in the ring after server_retry_timeout");
+            }
+            if self.probe_due() || restored {
                 if let Err(e) = self.publish(None) {
                     tracing::error!("cannot publish health change: {e}");
                 }
@@ -109,11 +119,13 @@ impl Control {
                     let _ = tx.send(res);
                 }
             }
-            ControlMsg::BackendFailed { backend_stat_id, .. } => {
+            ControlMsg::BackendFailed { pool_stat_id, backend_stat_id } => {
                 if let Some(h) = self.st.health.get_mut(&backend_stat_id) {
                     h.handle_report(Instant::now());
                 }
+                self.note_failure(pool_stat_id, backend_stat_id);
             }
+            ControlMsg::BackendOk { backend_stat_id, .. } => self.st.eject.handle_success(backend_stat_id),
             ControlMsg::Shutdown => {
                 if !self.st.draining {
                     tracing::info!("shutdown: draining connections");
@@ -128,7 +140,13 @@ impl Control {
 
     fn reload(&mut self) -> Result<String, String> {
         let path = self.st.cfg.source.clone();
-        let cfg = config::load(&path).map_err(|e| e.to_string())?;
+        let mut cfg = config::load(&path).map_err(|e| e.to_string())?;
+        let src = std::fs::read_to_string(&path).unwrap_or_default();
+        if config::is_nutcracker_yaml(&path, &src) {
+            // nutcracker YAML has no [server] table: those settings came from
+            // the command line at startup and stay.
+            cfg.server = self.st.cfg.server.clone();
+        }
         if cfg.server != self.st.cfg.server {
             tracing::warn!(
                 "[server] changes (workers, cpus, io, admin, log) take effect at restart; shutdown_timeout applies now"
@@ -136,6 +154,9 @@ impl Control {
         }
         let summary = format!("{} pool(s) from {}", cfg.pools.len(), path.display());
         self.publish(Some(Arc::new(cfg)))?;
+        // Ejection state of backends the new config dropped is forgotten.
+        let snap = self.shared.cell.load();
+        self.st.eject.retain(|sid| snap.pools.iter().any(|p| p.backends.iter().any(|b| b.stat_id == sid)));
         Ok(format!("epoch {}: {summary}", self.st.epoch))
     }
 
@@ -155,8 +176,33 @@ impl Control {
         Ok(())
     }
 
+    /// Counts a failure toward `auto_eject_hosts`; at `server_failure_limit`
+    /// the server is ejected and a ring without it is published.
+    fn note_failure(&mut self, pool_sid: usize, backend_sid: usize) {
+        let snap = self.shared.cell.load();
+        let Some(pool) = snap.pools.iter().find(|p| p.stat_id == pool_sid) else { return };
+        let Some(shard) = pool.cfg.shard.as_ref().filter(|s| s.auto_eject_hosts) else { return };
+        let policy =
+            EjectPolicy { failure_limit: shard.server_failure_limit, retry_timeout: shard.server_retry_timeout };
+        if !self.st.eject.handle_failure(backend_sid, policy, Instant::now()) {
+            return;
+        }
+        let name = pool.backends.iter().find(|b| b.stat_id == backend_sid).map_or("?", |b| b.spec.name.as_str());
+        tracing::warn!(pool = %pool.cfg.name, server = %name, retry = ?policy.retry_timeout, "server ejected");
+        let hs = &self.shared.health;
+        if let (Some(n), Some(at)) = (hs.ejects.get(backend_sid), hs.ejected_at_us.get(backend_sid)) {
+            n.incr();
+            at.set(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+            );
+        }
+        if let Err(e) = self.publish(None) {
+            tracing::error!("cannot publish ejection: {e}");
+        }
+    }
+
     fn next_probe_in(&self, now: Instant) -> Duration {
-        let next = self.st.health.values().map(|h| h.next_probe).min();
+        let next = self.st.health.values().map(|h| h.next_probe).chain(self.st.eject.next_restore()).min();
         match next {
             Some(t) => t.saturating_duration_since(now).min(Duration::from_millis(500)),
             // Nothing probed yet (first pass): probe at once.

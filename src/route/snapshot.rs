@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::affinity::{AffinityTable, Candidate};
+use super::ring::ShardRing;
 use crate::config::{Config, PoolConfig, ServerSpec};
 
 /// Everything a worker needs to route, as of one epoch.
@@ -42,6 +43,10 @@ pub struct PoolSnapshot {
     pub healthy: Vec<u32>,
     /// Client-IP affinity over the healthy backends.
     pub affinity: AffinityTable,
+    /// Key placement for redis/memcache pools (nutcracker's ketama, modula
+    /// or random); `None` for tcp pools. Built here, once per snapshot, so
+    /// every worker places keys identically.
+    pub ring: Option<Arc<ShardRing>>,
     /// Client connections open across all workers. Touched only at accept and
     /// close (never per request) so the shared write is off the hot path.
     pub clients: Arc<AtomicU64>,
@@ -94,7 +99,8 @@ impl PoolSnapshot {
             })
             .collect();
         let affinity = AffinityTable::build(&cands);
-        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, clients }
+        let ring = super::ring::for_pool(&cfg, &|i| backends[i].healthy).map(Arc::new);
+        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, clients }
     }
 }
 

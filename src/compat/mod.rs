@@ -1,0 +1,14 @@
+//! nutcracker (twemproxy 0.5.0) process compatibility: the pieces behind
+//! its command-line flags that are not config.
+//!
+//! - `describe`: the `-D` stats description text;
+//! - `logging`: the `-o` log file (reopened on SIGHUP, as nutcracker does)
+//!   and the `-v` / SIGTTIN / SIGTTOU verbosity ladder;
+//! - `daemon`: `-d` (double fork, setsid) and the `-p` pid file.
+//!
+//! Owns nothing at runtime beyond the log file handle. Flag parsing itself
+//! lives in the binary (`src/cli_nutcracker.rs`).
+
+pub mod daemon;
+pub mod describe;
+pub mod logging;

@@ -1,0 +1,225 @@
+//! Helpers for twemproxy-compatibility tests: the real `nutcracker` binary
+//! on a generated YAML file, and a raw, binary-safe RESP client that
+//! pipelines a whole batch in one write.
+//!
+//! A `Proxy` is anything that listens for a pool (nutcracker today, Puerta
+//! once its redis mode lands), so a parity test can run the same workload
+//! through each and compare where the keys went.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{free_port, tmpdir, wait_until, Proc};
+
+/// A proxy process serving one pool on `port`.
+pub trait Proxy {
+    fn port(&self) -> u16;
+    fn label(&self) -> &str;
+}
+
+/// nutcracker started on `yaml` (with `{listen}` replaced by a free port).
+pub struct Nutcracker {
+    pub proc: Proc,
+    pub stats_port: u16,
+    pub dir: PathBuf,
+}
+
+impl Nutcracker {
+    /// Writes the YAML and starts nutcracker with a free stats port bound
+    /// to loopback, waiting until the pool port accepts connections.
+    pub fn start(yaml: &str) -> Nutcracker {
+        let port = free_port();
+        let stats_port = free_port();
+        let dir = tmpdir();
+        let conf = dir.join("nutcracker.yml");
+        std::fs::write(&conf, yaml.replace("{listen}", &port.to_string())).unwrap();
+        let child = Command::new("nutcracker")
+            .arg("-c")
+            .arg(&conf)
+            .args(["-s", &stats_port.to_string(), "-a", "127.0.0.1", "-v", "1", "-o"])
+            .arg(dir.join("nutcracker.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nutcracker must be installed (scripts/test.sh installs it)");
+        let n = Nutcracker { proc: Proc { child, port }, stats_port, dir };
+        wait_until("nutcracker to listen", Duration::from_secs(10), || TcpStream::connect(n.proc.addr()).is_ok());
+        n
+    }
+}
+
+impl Proxy for Nutcracker {
+    fn port(&self) -> u16 {
+        self.proc.port
+    }
+    fn label(&self) -> &str {
+        "nutcracker"
+    }
+}
+
+/// One RESP command as bytes.
+pub fn command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A parsed RESP2 reply, bytes kept raw (keys may be binary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Status(Vec<u8>),
+    Error(Vec<u8>),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+/// A blocking RESP connection that can pipeline.
+pub struct RawResp {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl RawResp {
+    pub fn connect(port: u16) -> RawResp {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        RawResp { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    /// Sends every command in one write and reads one reply per command.
+    pub fn pipeline(&mut self, cmds: &[Vec<u8>]) -> Vec<Reply> {
+        let buf: Vec<u8> = cmds.concat();
+        self.w.write_all(&buf).unwrap();
+        (0..cmds.len()).map(|_| self.reply()).collect()
+    }
+
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Reply {
+        self.pipeline(&[command(args)]).remove(0)
+    }
+
+    pub fn reply(&mut self) -> Reply {
+        let mut line = Vec::new();
+        self.r.read_until(b'\n', &mut line).unwrap();
+        assert!(line.ends_with(b"\r\n"), "truncated reply line {line:?}");
+        line.truncate(line.len() - 2);
+        let (kind, rest) = line.split_first().expect("empty reply line");
+        let int = || std::str::from_utf8(rest).unwrap().parse::<i64>().unwrap();
+        match kind {
+            b'+' => Reply::Status(rest.to_vec()),
+            b'-' => Reply::Error(rest.to_vec()),
+            b':' => Reply::Int(int()),
+            b'$' if int() < 0 => Reply::Bulk(None),
+            b'$' => {
+                let mut data = vec![0; int() as usize + 2];
+                self.r.read_exact(&mut data).unwrap();
+                data.truncate(data.len() - 2);
+                Reply::Bulk(Some(data))
+            }
+            b'*' if int() < 0 => Reply::Array(None),
+            b'*' => Reply::Array(Some((0..int()).map(|_| self.reply()).collect())),
+            _ => panic!("bad reply type in {line:?}"),
+        }
+    }
+
+    /// Every key on a (direct) redis-server connection.
+    pub fn keys(&mut self) -> Vec<Vec<u8>> {
+        match self.cmd(&[b"KEYS", b"*"]) {
+            Reply::Array(Some(items)) => items
+                .into_iter()
+                .map(|i| match i {
+                    Reply::Bulk(Some(k)) => k,
+                    other => panic!("KEYS item {other:?}"),
+                })
+                .collect(),
+            other => panic!("KEYS reply {other:?}"),
+        }
+    }
+}
+
+/// Starts a throwaway memcached on a free loopback port.
+pub fn memcached() -> Proc {
+    let port = free_port();
+    let child = Command::new("memcached")
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("memcached must be installed (scripts/test.sh installs it)");
+    let p = Proc { child, port };
+    wait_until("memcached to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
+    p
+}
+
+/// A blocking memcached ASCII connection that pipelines.
+pub struct RawMemcache {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl RawMemcache {
+    pub fn connect(port: u16) -> RawMemcache {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawMemcache { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.r.read_line(&mut line).unwrap();
+        assert!(line.ends_with("\r\n"), "truncated line {line:?}");
+        line.truncate(line.len() - 2);
+        line
+    }
+
+    /// `set key 0 0 1 / v` for every key in one write; every reply must be
+    /// STORED.
+    pub fn set_all(&mut self, keys: &[Vec<u8>]) {
+        let mut buf = Vec::new();
+        for k in keys {
+            buf.extend_from_slice(b"set ");
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(b" 0 0 1\r\nv\r\n");
+        }
+        self.w.write_all(&buf).unwrap();
+        for k in keys {
+            assert_eq!(self.line(), "STORED", "set {k:?}");
+        }
+    }
+
+    /// Which of `keys` this server holds (one pipelined `get` per key).
+    pub fn present(&mut self, keys: &[Vec<u8>]) -> Vec<bool> {
+        let mut buf = Vec::new();
+        for k in keys {
+            buf.extend_from_slice(b"get ");
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&buf).unwrap();
+        keys.iter()
+            .map(|_| {
+                let first = self.line();
+                if first == "END" {
+                    return false;
+                }
+                assert!(first.starts_with("VALUE "), "{first}");
+                assert_eq!(self.line(), "v");
+                assert_eq!(self.line(), "END");
+                true
+            })
+            .collect()
+    }
+
+    pub fn flush_all(&mut self) {
+        self.w.write_all(b"flush_all\r\n").unwrap();
+        assert_eq!(self.line(), "OK");
+    }
+}
