@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// are skipped with a note, since Puerta itself would fall back to epoll.
 pub fn drivers() -> Vec<&'static str> {
     let mut params = [0u8; 120]; // struct io_uring_params, zeroed
-    // SAFETY: io_uring_setup reads and writes `params` only.
+                                 // SAFETY: io_uring_setup reads and writes `params` only.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
     if fd >= 0 {
         // SAFETY: closing the fd we just got.

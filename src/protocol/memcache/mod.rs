@@ -1,0 +1,1 @@
+//! Memcached ASCII protocol (filled in below).
