@@ -11,6 +11,7 @@
 //! - EXISTS fans out and sums (nutcracker sends every key to the first
 //!   key's server);
 //! - MOVE and SELECT are refused the same way (nutcracker closes for them).
+//!
 //! Newer single-key commands (marked "newer") forward with `AtLeast(2)` and
 //! let Redis check their arity, as nutcracker never knew them.
 //!

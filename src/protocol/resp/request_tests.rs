@@ -132,7 +132,7 @@ fn resumes_without_rescanning_a_long_bulk() {
     // header each time (the state stays at Bulk and pos at the data start).
     let mut dec = RequestDecoder::new(4 << 20);
     let mut frame = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n".to_vec();
-    frame.extend(std::iter::repeat(b'v').take(1 << 20));
+    frame.extend(std::iter::repeat_n(b'v', 1 << 20));
     frame.extend_from_slice(b"\r\n");
     let mut buf = BytesMut::new();
     let mut done = None;
