@@ -10,6 +10,7 @@ mod bufring;
 mod conn;
 pub mod core;
 mod epoll;
+pub mod mux_epoll;
 pub mod sys;
 mod uring;
 

@@ -55,6 +55,10 @@ pub struct MuxSession {
     /// Next connection to use, per server (round robin).
     rr: Vec<u32>,
     intents: VecDeque<MuxIntent>,
+    /// Connections that got bytes to send since the driver last asked
+    /// (may repeat; the driver just tries to write).
+    dirty_clients: Vec<ClientId>,
+    dirty_backends: Vec<BackendId>,
     stats: MuxStats,
 }
 
@@ -71,6 +75,8 @@ impl MuxSession {
             gens: Vec::new(),
             free: Vec::new(),
             intents: VecDeque::new(),
+            dirty_clients: Vec::new(),
+            dirty_backends: Vec::new(),
             stats,
         }
     }
@@ -228,6 +234,7 @@ impl MuxSession {
             }
         }
         entry.deadline = deadline;
+        self.dirty_backends.push(bid);
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;
         sc.request_bytes += entry.request.len() as u64;
@@ -254,7 +261,9 @@ impl MuxSession {
     fn flush_client(&mut self, id: ClientId) {
         let limit = self.cfg.client_reply_limit;
         let Some(c) = self.client_mut(id) else { return };
+        let before = c.out.len();
         c.flush_ready();
+        let grew = c.out.len() > before;
         let why = if c.out.len() > limit {
             Some(ClientClose::SlowClient)
         } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty() && c.inbuf.is_empty())) {
@@ -262,6 +271,9 @@ impl MuxSession {
         } else {
             None
         };
+        if grew {
+            self.dirty_clients.push(id);
+        }
         if let Some(why) = why {
             if why == ClientClose::SlowClient {
                 self.stats.slow_closed += 1;
@@ -314,6 +326,16 @@ impl MuxSession {
             return false;
         };
         !c.stop_reading && !c.eof && c.slots.len() < self.cfg.max_pending_per_client
+    }
+
+    /// A client that may have bytes to send (`poll_client_transmit`).
+    pub fn poll_dirty_client(&mut self) -> Option<ClientId> {
+        self.dirty_clients.pop()
+    }
+
+    /// A backend connection that may have bytes to send.
+    pub fn poll_dirty_backend(&mut self) -> Option<BackendId> {
+        self.dirty_backends.pop()
     }
 
     /// The next decision for the driver, if any.

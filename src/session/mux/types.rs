@@ -80,6 +80,14 @@ pub struct ClientId {
     pub(super) gen: u32,
 }
 
+impl ClientId {
+    /// The slot index (unique among live clients; reused after close), for
+    /// drivers that keep their sockets in a table indexed the same way.
+    pub fn index(self) -> usize {
+        self.idx as usize
+    }
+}
+
 /// One backend connection: `conn` in `0..server_connections` of `server`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BackendId {
