@@ -266,7 +266,7 @@ impl MuxSession {
         let grew = c.out.len() > before;
         let why = if c.out.len() > limit {
             Some(ClientClose::SlowClient)
-        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty() && c.inbuf.is_empty())) {
+        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty())) {
             Some(c.closing.unwrap_or(ClientClose::Eof))
         } else {
             None
@@ -297,8 +297,9 @@ impl MuxSession {
     /// Read EOF from a client: answer what it sent, then close.
     pub fn handle_client_eof(&mut self, id: ClientId) {
         let Some(c) = self.client_mut(id) else { return };
+        // Whole requests still buffered (reads paused on the pending limit)
+        // are answered first; a trailing partial one can never complete.
         c.eof = true;
-        c.inbuf.clear(); // a partial request can never complete
         self.flush_client(id);
     }
 

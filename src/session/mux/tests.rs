@@ -234,3 +234,25 @@ fn timeouts_are_passed_in() {
     h.send(c, &cmd(&["GET", "a"]));
     assert_eq!(h.s.next_deadline(), Some(h.now + Duration::from_millis(100)));
 }
+
+#[test]
+fn eof_while_paused_still_answers_every_buffered_request() {
+    let mut cfg = MuxConfig::new(Protocol::Redis, 3);
+    cfg.max_pending_per_client = 2;
+    let mut h = H::new(cfg);
+    let c = h.s.add_client();
+    let mut pipe: Vec<u8> = (0..5).flat_map(|i| cmd(&["GET", &format!("a{i}")])).collect();
+    pipe.extend_from_slice(b"*2\r\n$3\r\nGET"); // a partial request, never completed
+    h.send(c, &pipe);
+    h.s.handle_client_eof(c);
+    h.intents();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let sent = h.take_backend(b(0));
+        let n = sent.len() / cmd(&["GET", "a0"]).len();
+        h.reply(b(0), &b":7\r\n".repeat(n));
+        answers.extend(h.take_client(c));
+    }
+    assert_eq!(answers, b":7\r\n".repeat(5), "all five answered after EOF");
+    assert!(h.intents().contains(&MuxIntent::CloseClient(c, ClientClose::Eof)));
+}
