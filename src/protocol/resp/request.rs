@@ -145,7 +145,8 @@ impl RequestDecoder {
                     self.pos = cr + 2;
                     self.scan = 0;
                     self.args.clear();
-                    self.args.reserve(n as usize);
+                    // Declared counts are untrusted: grow as arguments arrive.
+                    self.args.reserve((n as usize).min(64));
                     self.state = State::Args { left: n as u32 };
                 }
                 State::Args { left: 0 } => {
