@@ -160,3 +160,12 @@ fn from_args_locates_arguments() {
     let mut buf = BytesMut::from(&r.raw()[..]);
     assert_eq!(RequestDecoder::new(1 << 20).decode(&mut buf).unwrap().unwrap(), r);
 }
+
+#[test]
+fn declared_counts_do_not_preallocate() {
+    // `*1048576` alone must not make the decoder reserve room for a million
+    // arguments: memory follows the bytes actually received.
+    let mut dec = RequestDecoder::new(1 << 20);
+    assert!(dec.decode(&mut BytesMut::from(&b"*1048576\r\n"[..])).unwrap().is_none());
+    assert!(dec.args.capacity() <= 64, "reserved {}", dec.args.capacity());
+}

@@ -60,12 +60,15 @@ fn refuse(cfg: &MuxConfig, why: ClientClose, text: String) -> Plan {
 }
 
 pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router) -> Plan {
-    let name = String::from_utf8_lossy(req.name()).into_owned();
+    // Only error paths need the name as text; keep the hot path allocation-free.
+    let name = || String::from_utf8_lossy(req.name()).into_owned();
     let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
         Check::Ok(spec) => spec,
-        Check::Unknown => return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{name}'")),
+        Check::Unknown => {
+            return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
+        }
         Check::WrongArity(_) => {
-            let lower = name.to_ascii_lowercase();
+            let lower = name().to_ascii_lowercase();
             return refuse(
                 cfg,
                 ClientClose::WrongArity,
@@ -92,7 +95,9 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
                 }
             }))
         }
-        Kind::Unsupported => return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{name}'")),
+        Kind::Unsupported => {
+            return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
+        }
         k => k,
     };
     let frags = match split(&req, kind, bounded(cfg, router)) {
