@@ -196,3 +196,31 @@ VALUE kd 0 2\r\ndd\r\nVALUE ka 0 2\r\naa\r\nVALUE kc 0 2\r\ncc\r\nVALUE kb 0 2\r
         ["ka", "kb", "kc", "kd"].iter().map(|k| route(k.as_bytes()).unwrap()).collect();
     assert_eq!(homes.len(), 2);
 }
+
+#[test]
+fn redis_auth_and_db_reach_the_backend() {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--requirepass", "pw"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let backend = Proc { child, port };
+    wait_until("redis-server", Duration::from_secs(10), || TcpStream::connect(backend.addr()).is_ok());
+    let mut cfg = MuxConfig::new(Protocol::Redis, 1);
+    cfg.redis_auth = Some(b"pw".to_vec());
+    cfg.redis_db = 3;
+    let pool = start(cfg, vec![backend.addr()]);
+    let mut c = Resp::connect(pool.port).unwrap();
+    assert_eq!(c.cmd(&["SET", "k", "v"]).unwrap(), "-NOAUTH Authentication required");
+    assert_eq!(c.cmd(&["AUTH", "bad"]).unwrap(), "-ERR invalid password");
+    assert_eq!(c.cmd(&["AUTH", "pw"]).unwrap(), "OK");
+    assert_eq!(c.cmd(&["SET", "k", "v"]).unwrap(), "OK");
+    // The proxy's backend connection authenticated and selected db 3.
+    let mut direct = Resp::connect(port).unwrap();
+    assert_eq!(direct.cmd(&["AUTH", "pw"]).unwrap(), "OK");
+    assert_eq!(direct.cmd(&["GET", "k"]).unwrap(), "(nil)", "not in db 0");
+    assert_eq!(direct.cmd(&["SELECT", "3"]).unwrap(), "OK");
+    assert_eq!(direct.cmd(&["GET", "k"]).unwrap(), "v");
+}
