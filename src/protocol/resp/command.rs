@@ -156,28 +156,45 @@ static TABLE: &[Spec] = table! {
     "XPENDING" Min(2), Single; "XSETID" Min(2), Single;
 };
 
-/// Uppercase name -> spec, built once (binary search over a sorted index).
-fn index() -> &'static [(&'static [u8], &'static Spec)] {
-    static INDEX: OnceLock<Vec<(&'static [u8], &'static Spec)>> = OnceLock::new();
+/// Open-addressing table of `TABLE` indices + 1 (0 = empty), keyed by a
+/// case-folded FNV-1a hash; built once. Lookups hash the name as sent and
+/// compare ignoring ASCII case, so nothing is copied or uppercased.
+const SLOTS: usize = 1024;
+
+fn fold_hash(name: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h = (h ^ b.to_ascii_uppercase() as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+fn index() -> &'static [u16; SLOTS] {
+    static INDEX: OnceLock<Box<[u16; SLOTS]>> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut v: Vec<_> = TABLE.iter().map(|s| (s.name.as_bytes(), s)).collect();
-        v.sort_by_key(|(n, _)| *n);
-        v
+        let mut t = Box::new([0u16; SLOTS]);
+        for (i, spec) in TABLE.iter().enumerate() {
+            let mut at = fold_hash(spec.name.as_bytes()) % SLOTS;
+            while t[at] != 0 {
+                at = (at + 1) % SLOTS;
+            }
+            t[at] = i as u16 + 1;
+        }
+        t
     })
 }
 
 /// The spec for a command name in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let mut up = [0u8; 24];
-    if name.len() > up.len() {
-        return None;
-    }
-    for (d, s) in up.iter_mut().zip(name) {
-        *d = s.to_ascii_uppercase();
-    }
-    let up = &up[..name.len()];
     let idx = index();
-    idx.binary_search_by(|(n, _)| (*n).cmp(up)).ok().map(|i| idx[i].1)
+    let mut at = fold_hash(name) % SLOTS;
+    loop {
+        let spec = TABLE.get(idx[at].checked_sub(1)? as usize)?;
+        if spec.name.as_bytes().eq_ignore_ascii_case(name) {
+            return Some(spec);
+        }
+        at = (at + 1) % SLOTS;
+    }
 }
 
 /// Checks a command (`argc` counts the name) and, for EVAL-shaped commands,
@@ -209,11 +226,14 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_uppercase() {
-        let idx = index();
-        for w in idx.windows(2) {
-            assert_ne!(w[0].0, w[1].0, "duplicate {}", w[0].1.name);
+        let mut names: Vec<&str> = TABLE.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        for w in names.windows(2) {
+            assert_ne!(w[0], w[1], "duplicate {}", w[0]);
         }
         for s in TABLE {
+            assert!(std::ptr::eq(lookup(s.name.as_bytes()).unwrap(), s), "{} found", s.name);
+            assert!(std::ptr::eq(lookup(s.name.to_ascii_lowercase().as_bytes()).unwrap(), s));
             assert_eq!(s.name, s.name.to_ascii_uppercase());
             assert!(s.name.len() <= 24);
         }
