@@ -18,6 +18,7 @@
 //! Module map (dependencies point down; `route` and `proto` never import
 //! `worker` or `control`):
 //! - [`config`]: TOML file -> validated [`config::Config`].
+//! - [`protocol`]: sans-IO RESP2 and memcached codecs, command table, fan-out.
 //! - [`route`]: snapshot types, balancing, client affinity.
 //! - [`session`]: sans-IO connection state machines (bytes in, intents out).
 //! - [`worker`]: per-core threads and the io_uring / epoll drivers.

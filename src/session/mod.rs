@@ -4,6 +4,7 @@
 //! same machines and the tests drive them with simulated time.
 
 pub mod mongo;
+pub mod mux;
 pub mod outbuf;
 pub mod tcp;
 

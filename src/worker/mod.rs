@@ -11,6 +11,7 @@ mod conn;
 pub mod core;
 mod epoll;
 pub mod mongo;
+pub mod mux_epoll;
 pub mod sys;
 mod uring;
 

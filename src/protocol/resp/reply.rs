@@ -1,0 +1,252 @@
+//! Incremental decoder for RESP2 replies from a backend: simple strings,
+//! errors, integers, bulk strings, nil, and arrays (nested to any depth).
+//!
+//! The decoder only frames and classifies: it finds where one whole reply
+//! ends and what its top-level type is, so replies can be matched to
+//! requests in order and merged. It keeps an explicit stack of open arrays
+//! (no recursion, so hostile nesting cannot overflow the thread stack) and
+//! resumes mid-frame without re-scanning.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::num::parse_i64;
+use crate::protocol::ProtoError;
+
+/// The top-level shape of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Status,
+    Error,
+    Integer(i64),
+    Bulk,
+    /// `$-1`
+    Nil,
+    Array(u32),
+    /// `*-1`
+    NilArray,
+}
+
+/// One whole reply frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub raw: Bytes,
+    pub kind: ReplyKind,
+}
+
+impl Reply {
+    pub fn is_error(&self) -> bool {
+        self.kind == ReplyKind::Error
+    }
+
+    /// The top-level elements of an array reply, each a zero-copy slice of
+    /// `raw`; empty for any other kind.
+    pub fn elements(&self) -> Vec<Bytes> {
+        let ReplyKind::Array(n) = self.kind else { return Vec::new() };
+        let mut out = Vec::with_capacity(n as usize);
+        let Some(hdr) = memchr::memchr(b'\n', &self.raw) else { return out };
+        let mut at = hdr + 1;
+        let mut dec = ReplyDecoder::default();
+        while out.len() < n as usize {
+            match dec.frame_len(&self.raw[at..]) {
+                Ok(Some((len, _))) => {
+                    out.push(self.raw.slice(at..at + len));
+                    at += len;
+                }
+                // `raw` was validated when it was decoded.
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+/// Resumable reply decoder; one per backend connection.
+#[derive(Debug, Default)]
+pub struct ReplyDecoder {
+    /// Bytes of the current frame already parsed.
+    pos: usize,
+    /// Where to resume looking for a CR.
+    scan: usize,
+    /// Remaining elements of each open array, innermost last.
+    stack: Vec<u32>,
+    /// Pending bulk data length (data starts at `pos`).
+    bulk: Option<usize>,
+    /// Top-level kind, once the first line is read.
+    top: Option<ReplyKind>,
+}
+
+impl ReplyDecoder {
+    /// Decodes the next whole reply from the front of `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, ProtoError> {
+        Ok(self.frame_len(buf)?.map(|(len, kind)| Reply { raw: buf.split_to(len).freeze(), kind }))
+    }
+
+    /// Sans-buffer core: the length and kind of the whole reply at the front
+    /// of `buf`, or `None` if more bytes are needed (the state is kept, and
+    /// the next call must see the same prefix plus more bytes).
+    pub fn frame_len(&mut self, buf: &[u8]) -> Result<Option<(usize, ReplyKind)>, ProtoError> {
+        loop {
+            if let Some(len) = self.bulk {
+                let end = self.pos + len;
+                if buf.len() < end + 2 {
+                    return Ok(None);
+                }
+                if &buf[end..end + 2] != b"\r\n" {
+                    return Err(ProtoError::MissingCrlf);
+                }
+                self.pos = end + 2;
+                self.bulk = None;
+                if let Some(done) = self.element_done() {
+                    return Ok(Some(done));
+                }
+                continue;
+            }
+            let Some(&t) = buf.get(self.pos) else { return Ok(None) };
+            let start = (self.pos + 1).max(self.scan);
+            let Some(i) = memchr::memchr(b'\r', buf.get(start..).unwrap_or(&[])) else {
+                self.scan = buf.len();
+                return Ok(None);
+            };
+            let cr = start + i;
+            if cr + 1 >= buf.len() {
+                self.scan = cr;
+                return Ok(None);
+            }
+            if buf[cr + 1] != b'\n' {
+                return Err(ProtoError::Expected { expected: '\n', got: buf[cr + 1] as char });
+            }
+            let line = &buf[self.pos + 1..cr];
+            self.pos = cr + 2;
+            self.scan = 0;
+            let kind = match t {
+                b'+' => ReplyKind::Status,
+                b'-' => ReplyKind::Error,
+                b':' => ReplyKind::Integer(parse_i64(line).ok_or(ProtoError::Integer)?),
+                b'$' => match parse_i64(line).ok_or(ProtoError::BulkLen)? {
+                    -1 => ReplyKind::Nil,
+                    n if n >= 0 => {
+                        self.bulk = Some(n as usize);
+                        ReplyKind::Bulk
+                    }
+                    _ => return Err(ProtoError::BulkLen),
+                },
+                b'*' => match parse_i64(line).ok_or(ProtoError::ArrayLen)? {
+                    -1 => ReplyKind::NilArray,
+                    n if (0..=u32::MAX as i64).contains(&n) => ReplyKind::Array(n as u32),
+                    _ => return Err(ProtoError::ArrayLen),
+                },
+                other => return Err(ProtoError::ReplyType(other)),
+            };
+            if self.top.is_none() {
+                self.top = Some(kind);
+            }
+            match kind {
+                ReplyKind::Bulk => continue, // data next
+                ReplyKind::Array(n) if n > 0 => self.stack.push(n),
+                _ => {
+                    if let Some(done) = self.element_done() {
+                        return Ok(Some(done));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One element (or a whole nested array) ended at `pos`: pops finished
+    /// arrays and returns the frame once the top level is complete.
+    fn element_done(&mut self) -> Option<(usize, ReplyKind)> {
+        while let Some(left) = self.stack.last_mut() {
+            *left -= 1;
+            if *left > 0 {
+                return None;
+            }
+            self.stack.pop();
+        }
+        let done = (self.pos, self.top.take().unwrap_or(ReplyKind::Nil));
+        self.pos = 0;
+        self.scan = 0;
+        Some(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(dec: &mut ReplyDecoder, buf: &mut BytesMut) -> Vec<Reply> {
+        let mut out = Vec::new();
+        while let Some(r) = dec.decode(buf).unwrap() {
+            out.push(r);
+        }
+        out
+    }
+
+    const STREAM: &[u8] = b"+OK\r\n-ERR no\r\n:42\r\n$3\r\na\r\n\r\n$-1\r\n*-1\r\n*0\r\n\
+*3\r\n$1\r\nx\r\n*2\r\n:1\r\n*1\r\n+deep\r\n$-1\r\n:-7\r\n";
+
+    #[test]
+    fn every_kind_at_every_boundary() {
+        let kinds = [
+            ReplyKind::Status,
+            ReplyKind::Error,
+            ReplyKind::Integer(42),
+            ReplyKind::Bulk,
+            ReplyKind::Nil,
+            ReplyKind::NilArray,
+            ReplyKind::Array(0),
+            ReplyKind::Array(3),
+            ReplyKind::Integer(-7),
+        ];
+        let whole = all(&mut ReplyDecoder::default(), &mut BytesMut::from(STREAM));
+        assert_eq!(whole.iter().map(|r| r.kind).collect::<Vec<_>>(), kinds);
+        let joined: Vec<u8> = whole.iter().flat_map(|r| r.raw.to_vec()).collect();
+        assert_eq!(joined, STREAM, "frames tile the stream exactly");
+        for cut in 0..=STREAM.len() {
+            let mut dec = ReplyDecoder::default();
+            let mut buf = BytesMut::from(&STREAM[..cut]);
+            let mut got = all(&mut dec, &mut buf);
+            buf.extend_from_slice(&STREAM[cut..]);
+            got.extend(all(&mut dec, &mut buf));
+            assert_eq!(got, whole, "split at {cut}");
+        }
+        let (mut dec, mut buf, mut got) = (ReplyDecoder::default(), BytesMut::new(), Vec::new());
+        for &b in STREAM {
+            buf.extend_from_slice(&[b]);
+            got.extend(all(&mut dec, &mut buf));
+        }
+        assert_eq!(got, whole, "byte by byte");
+    }
+
+    #[test]
+    fn elements_split_top_level_only() {
+        let mut buf = BytesMut::from(&b"*3\r\n$1\r\nx\r\n*2\r\n:1\r\n$-1\r\n:5\r\n"[..]);
+        let r = ReplyDecoder::default().decode(&mut buf).unwrap().unwrap();
+        let el: Vec<Vec<u8>> = r.elements().iter().map(|b| b.to_vec()).collect();
+        assert_eq!(el, vec![b"$1\r\nx\r\n".to_vec(), b"*2\r\n:1\r\n$-1\r\n".to_vec(), b":5\r\n".to_vec()]);
+    }
+
+    #[test]
+    fn bad_replies_are_errors() {
+        for (bad, e) in [
+            (&b"?x\r\n"[..], ProtoError::ReplyType(b'?')),
+            (b":x\r\n", ProtoError::Integer),
+            (b"$-2\r\n", ProtoError::BulkLen),
+            (b"*-5\r\n", ProtoError::ArrayLen),
+            (b"$1\r\nab\r\n", ProtoError::MissingCrlf),
+            (b"+OK\rx", ProtoError::Expected { expected: '\n', got: 'x' }),
+        ] {
+            assert_eq!(ReplyDecoder::default().decode(&mut BytesMut::from(bad)), Err(e), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_recurse() {
+        let mut s = Vec::new();
+        for _ in 0..100_000 {
+            s.extend_from_slice(b"*1\r\n");
+        }
+        s.extend_from_slice(b":1\r\n");
+        let r = ReplyDecoder::default().decode(&mut BytesMut::from(&s[..])).unwrap().unwrap();
+        assert_eq!(r.raw.len(), s.len());
+    }
+}

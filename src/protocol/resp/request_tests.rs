@@ -1,0 +1,171 @@
+use super::*;
+
+fn decode_all(dec: &mut RequestDecoder, buf: &mut BytesMut) -> Result<Vec<Vec<Vec<u8>>>, ProtoError> {
+    let mut out = Vec::new();
+    while let Some(r) = dec.decode(buf)? {
+        out.push(r.args().map(|a| a.to_vec()).collect());
+    }
+    Ok(out)
+}
+
+fn strs(v: &[Vec<Vec<u8>>]) -> Vec<Vec<String>> {
+    v.iter().map(|r| r.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()).collect()
+}
+
+/// Feeds `input` split at every byte boundary (and byte by byte) and checks
+/// the same requests come out with nothing left over.
+fn every_split(input: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    let mut whole = BytesMut::from(input);
+    let expect = decode_all(&mut RequestDecoder::new(1 << 20), &mut whole).unwrap();
+    assert!(whole.is_empty(), "whole input not consumed");
+    for cut in 0..=input.len() {
+        let mut dec = RequestDecoder::new(1 << 20);
+        let mut buf = BytesMut::from(&input[..cut]);
+        let mut got = decode_all(&mut dec, &mut buf).unwrap();
+        buf.extend_from_slice(&input[cut..]);
+        got.extend(decode_all(&mut dec, &mut buf).unwrap());
+        assert_eq!(got, expect, "split at {cut}");
+        assert!(buf.is_empty() && dec.is_idle());
+    }
+    let mut dec = RequestDecoder::new(1 << 20);
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for &b in input {
+        buf.extend_from_slice(&[b]);
+        got.extend(decode_all(&mut dec, &mut buf).unwrap());
+    }
+    assert_eq!(got, expect, "byte by byte");
+    expect
+}
+
+#[test]
+fn pipelined_arrays_at_every_boundary() {
+    let input = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n*1\r\n$4\r\nPING\r\n";
+    let got = every_split(input);
+    assert_eq!(strs(&got), vec![vec!["GET", "key"], vec!["SET", "k", ""], vec!["PING"]]);
+}
+
+#[test]
+fn binary_safe_args_with_crlf_inside() {
+    let input = b"*2\r\n$3\r\nGET\r\n$6\r\na\r\n\r\nb\r\n";
+    let got = every_split(input);
+    assert_eq!(got[0][1], b"a\r\n\r\nb");
+}
+
+#[test]
+fn inline_commands_at_every_boundary() {
+    let got = every_split(b"PING\r\nset k \"a b\"\n\r\n   \r\nGET k\r\n");
+    assert_eq!(strs(&got), vec![vec!["PING"], vec!["set", "k", "a b"], vec!["GET", "k"]]);
+}
+
+#[test]
+fn inline_request_is_reencoded_as_resp() {
+    let mut dec = RequestDecoder::new(1 << 20);
+    let r = dec.decode(&mut BytesMut::from(&b"get k\r\n"[..])).unwrap().unwrap();
+    assert_eq!(&r.raw()[..], b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n");
+    assert_eq!(r.name(), b"get");
+    assert_eq!(&r.arg_bytes(1)[..], b"k");
+}
+
+#[test]
+fn empty_arrays_are_skipped_like_redis() {
+    let got = every_split(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n");
+    assert_eq!(strs(&got), vec![vec!["PING"]]);
+}
+
+#[test]
+fn frame_bytes_are_exactly_the_request() {
+    let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQU"[..]);
+    let mut dec = RequestDecoder::new(1 << 20);
+    let r = dec.decode(&mut buf).unwrap().unwrap();
+    assert_eq!(&r.raw()[..], b"*1\r\n$4\r\nPING\r\n");
+    assert!(dec.decode(&mut buf).unwrap().is_none());
+    assert_eq!(&buf[..], b"*1\r\n$4\r\nQU", "partial frame left in place");
+}
+
+fn err_of(input: &[u8], max: usize) -> ProtoError {
+    let mut buf = BytesMut::from(input);
+    let mut dec = RequestDecoder::new(max);
+    loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("no error for {input:?}"),
+            Err(e) => return e,
+        }
+    }
+}
+
+#[test]
+fn protocol_errors_are_clear() {
+    assert_eq!(err_of(b"*1\r\n+PING\r\n", 1 << 20), ProtoError::Expected { expected: '$', got: '+' });
+    assert_eq!(err_of(b"*x\r\n", 1 << 20), ProtoError::ArrayLen);
+    assert_eq!(err_of(b"*2000000\r\n", 1 << 20), ProtoError::ArrayLen);
+    assert_eq!(err_of(b"*1\r\n$-1\r\n", 1 << 20), ProtoError::BulkLen);
+    assert_eq!(err_of(b"*1\r\n$3\r\nGETxx", 1 << 20), ProtoError::MissingCrlf);
+    assert_eq!(err_of(b"*1\r\n$3x\r\n", 1 << 20), ProtoError::BulkLen);
+    assert_eq!(err_of(b"*1\r\x00", 1 << 20), ProtoError::Expected { expected: '\n', got: '\0' });
+    assert_eq!(err_of(b"SET k \"abc\r\n", 1 << 20), ProtoError::Quotes);
+    assert_eq!(err_of(&[b'a'; 70 * 1024], 1 << 20), ProtoError::InlineTooBig);
+    assert_eq!(ProtoError::Expected { expected: '$', got: '+' }.to_string(), "Protocol error: expected '$', got '+'");
+}
+
+#[test]
+fn too_large_is_refused_before_the_data_arrives() {
+    // Only the header of a 1 MiB argument is buffered: the declared size is
+    // enough to refuse it.
+    assert_eq!(err_of(b"*2\r\n$3\r\nSET\r\n$1048576\r\n", 1000), ProtoError::TooLarge { max: 1000 });
+    // A frame made of many small arguments trips the limit too.
+    let mut big = b"*100\r\n".to_vec();
+    for _ in 0..100 {
+        big.extend_from_slice(b"$10\r\n0123456789\r\n");
+    }
+    assert_eq!(err_of(&big, 500), ProtoError::TooLarge { max: 500 });
+    // Exactly at the limit passes.
+    let ok = b"*1\r\n$4\r\nPING\r\n";
+    let mut buf = BytesMut::from(&ok[..]);
+    assert!(RequestDecoder::new(ok.len()).decode(&mut buf).unwrap().is_some());
+}
+
+#[test]
+fn resumes_without_rescanning_a_long_bulk() {
+    // A 1 MiB value fed in 1 KiB chunks: the decoder must not re-parse the
+    // header each time (the state stays at Bulk and pos at the data start).
+    let mut dec = RequestDecoder::new(4 << 20);
+    let mut frame = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\n".to_vec();
+    frame.extend(std::iter::repeat_n(b'v', 1 << 20));
+    frame.extend_from_slice(b"\r\n");
+    let mut buf = BytesMut::new();
+    let mut done = None;
+    let data_start = frame.len() - (1 << 20) - 2;
+    for chunk in frame.chunks(1024) {
+        buf.extend_from_slice(chunk);
+        if let Some(r) = dec.decode(&mut buf).unwrap() {
+            done = Some(r);
+        } else {
+            // Parked at the value's data: headers are never parsed again.
+            assert_eq!(dec.state, State::Bulk { len: 1 << 20, left: 1 });
+            assert_eq!(dec.pos, data_start);
+        }
+    }
+    let r = done.unwrap();
+    assert_eq!(r.argc(), 3);
+    assert_eq!(r.arg(2).len(), 1 << 20);
+}
+
+#[test]
+fn from_args_locates_arguments() {
+    let args: [&[u8]; 3] = [b"MGET", b"", b"key\r\n"];
+    let r = Request::from_args(args.into_iter());
+    assert_eq!(r.args().collect::<Vec<_>>(), args.to_vec());
+    let mut buf = BytesMut::from(&r.raw()[..]);
+    assert_eq!(RequestDecoder::new(1 << 20).decode(&mut buf).unwrap().unwrap(), r);
+}
+
+#[test]
+fn declared_counts_do_not_preallocate() {
+    // `*1048576` alone must not make the decoder reserve room for a million
+    // arguments: memory follows the bytes actually received.
+    let mut dec = RequestDecoder::new(1 << 20);
+    assert!(dec.decode(&mut BytesMut::from(&b"*1048576\r\n"[..])).unwrap().is_none());
+    assert!(dec.args.capacity() <= 64, "reserved {}", dec.args.capacity());
+}

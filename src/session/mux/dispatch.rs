@@ -1,0 +1,154 @@
+//! From one decoded client request to a plan: answer locally, close, or
+//! forward as one or more fragments. Pure functions of the request, the
+//! pool config, the client's AUTH state and the router.
+//!
+//! Behaviour follows nutcracker 0.5.0 (see `protocol::resp::command`):
+//! PING/QUIT/AUTH are local, unknown commands and wrong arity close unless
+//! `unsupported = "error"`, and the AUTH strings are nutcracker's.
+
+use bytes::Bytes;
+
+use super::reply::MergePlan;
+use super::types::{ClientClose, MuxConfig, Router, Unsupported};
+use crate::protocol::memcache::{split_get, McCmd, McRequest};
+use crate::protocol::num::parse_i64;
+use crate::protocol::resp::command::{check, Check, Kind, Merge};
+use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
+
+pub(super) const PONG: &[u8] = b"+PONG\r\n";
+pub(super) const OK: &[u8] = b"+OK\r\n";
+pub(super) const NOAUTH: &[u8] = b"-NOAUTH Authentication required\r\n";
+pub(super) const BAD_PASSWORD: &[u8] = b"-ERR invalid password\r\n";
+pub(super) const NO_PASSWORD: &[u8] = b"-ERR Client sent AUTH, but no password is set\r\n";
+
+pub(super) enum Plan {
+    Reply(Bytes),
+    /// Close after the replies before it (and `Some` reply) are delivered.
+    Close(ClientClose, Option<Bytes>),
+    Forward(Forward),
+}
+
+pub(super) struct Forward {
+    pub frags: Vec<Fragment>,
+    /// The key each fragment was routed by (re-routed if its backend dies
+    /// before the fragment was sent).
+    pub route_keys: Vec<Bytes>,
+    pub merge: MergePlan,
+    /// memcached get/gets: the reply is VALUE blocks up to END.
+    pub retrieval: bool,
+    /// memcached noreply: nothing comes back.
+    pub noreply: bool,
+}
+
+/// Wraps the router so a route past the pool's servers counts as none.
+fn bounded<'a>(cfg: &'a MuxConfig, router: &'a dyn Router) -> impl Fn(&[u8]) -> Option<u32> + 'a {
+    move |k| router.route(k).filter(|&s| s < cfg.servers)
+}
+
+fn no_server(cfg: &MuxConfig) -> Plan {
+    match cfg.protocol {
+        super::Protocol::Redis => Plan::Reply(encode::error("ERR no server available for key")),
+        super::Protocol::Memcache => Plan::Reply(Bytes::from_static(b"SERVER_ERROR no server available for key\r\n")),
+    }
+}
+
+fn refuse(cfg: &MuxConfig, why: ClientClose, text: String) -> Plan {
+    match cfg.unsupported {
+        Unsupported::Close => Plan::Close(why, None),
+        Unsupported::Error => Plan::Reply(encode::error(&text)),
+    }
+}
+
+pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router) -> Plan {
+    // Only error paths need the name as text; keep the hot path allocation-free.
+    let name = || String::from_utf8_lossy(req.name()).into_owned();
+    let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
+        Check::Ok(spec) => spec,
+        Check::Unknown => {
+            return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
+        }
+        Check::WrongArity(_) => {
+            let lower = name().to_ascii_lowercase();
+            return refuse(
+                cfg,
+                ClientClose::WrongArity,
+                format!("ERR wrong number of arguments for '{lower}' command"),
+            );
+        }
+    };
+    if cfg.redis_auth.is_some() && !*authed && !matches!(spec.kind, Kind::Auth | Kind::Quit) {
+        return Plan::Reply(Bytes::from_static(NOAUTH));
+    }
+    let kind = match spec.kind {
+        Kind::Ping => return Plan::Reply(Bytes::from_static(PONG)),
+        Kind::Quit => return Plan::Close(ClientClose::Quit, None),
+        Kind::Auth => {
+            return Plan::Reply(Bytes::from_static(match &cfg.redis_auth {
+                None => NO_PASSWORD,
+                Some(p) if p[..] == *req.arg(1) => {
+                    *authed = true;
+                    OK
+                }
+                Some(_) => {
+                    *authed = false;
+                    BAD_PASSWORD
+                }
+            }))
+        }
+        Kind::Unsupported => {
+            return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
+        }
+        k => k,
+    };
+    let frags = match split(&req, kind, bounded(cfg, router)) {
+        Ok(f) => f,
+        Err(SplitError::NoServer) => return no_server(cfg),
+    };
+    let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
+    let route_keys = match kind {
+        Kind::MultiKey(_) | Kind::KeyValues => {
+            frags.iter().map(|f| req.arg_bytes(first + f.keys[0] as usize * step)).collect()
+        }
+        Kind::Eval => vec![req.arg_bytes(3)],
+        Kind::NoKey => vec![Bytes::new()],
+        _ => vec![req.arg_bytes(1)],
+    };
+    let nkeys = (req.argc() - 1) / step;
+    let merge = match kind {
+        _ if frags.len() == 1 => MergePlan::Pass,
+        Kind::MultiKey(m) => MergePlan::Resp { merge: m, nkeys },
+        Kind::KeyValues => MergePlan::Resp { merge: Merge::AllOk, nkeys },
+        _ => MergePlan::Pass,
+    };
+    Plan::Forward(Forward { frags, route_keys, merge, retrieval: false, noreply: false })
+}
+
+pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {
+    let route = bounded(cfg, router);
+    match req.cmd {
+        McCmd::Quit => Plan::Close(ClientClose::Quit, None),
+        McCmd::Get | McCmd::Gets => {
+            let frags = match split_get(&req, &route) {
+                Ok(f) => f,
+                Err(SplitError::NoServer) => return no_server(cfg),
+            };
+            let route_keys = frags.iter().map(|f| Bytes::copy_from_slice(req.key(f.keys[0] as usize))).collect();
+            let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::McGet(Box::new(req)) };
+            Plan::Forward(Forward { frags, route_keys, merge, retrieval: true, noreply: false })
+        }
+        _ => {
+            // version has no key: nutcracker forwards it by the empty key.
+            let key = if req.cmd == McCmd::Version { &[][..] } else { req.key(0) };
+            let Some(server) = route(key) else { return no_server(cfg) };
+            let frag = Fragment { server, request: req.raw().clone(), keys: vec![0] };
+            let route_keys = vec![Bytes::copy_from_slice(key)];
+            Plan::Forward(Forward {
+                frags: vec![frag],
+                route_keys,
+                merge: MergePlan::Pass,
+                retrieval: false,
+                noreply: req.noreply,
+            })
+        }
+    }
+}

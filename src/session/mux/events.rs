@@ -1,0 +1,156 @@
+//! Backend-side events of the session: connect results, replies, sends,
+//! failures and deadlines.
+//!
+//! Failure rules (nutcracker's, plus re-routing of unsent work):
+//! - connect refused or timed out: every request queued on that connection
+//!   gets `-ERR <strerror>` (`SERVER_ERROR ...` for memcached);
+//! - a reply timeout: the connection is closed and everything on it gets
+//!   `Connection timed out`;
+//! - the connection dies or sends garbage: requests already written get the
+//!   error, requests never written are routed again by the current router.
+
+use std::time::Instant;
+
+use super::backend::{BState, Inflight, ReplyDec};
+use super::reply::AnyReply;
+use super::{BackendId, MuxIntent, MuxSession, Router};
+
+/// Which queued requests a failure errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    All,
+    SentOnly,
+}
+
+impl MuxSession {
+    fn bidx(&self, b: BackendId) -> Option<usize> {
+        let per = self.cfg.server_connections;
+        (b.server < self.cfg.servers && b.conn < per).then_some((b.server * per + b.conn) as usize)
+    }
+
+    pub fn handle_backend_connected(&mut self, b: BackendId) {
+        let Some(i) = self.bidx(b) else { return };
+        if matches!(self.backends[i].state, BState::Connecting { .. }) {
+            self.backends[i].state = BState::Ready;
+        }
+    }
+
+    pub fn handle_backend_connect_failed(&mut self, b: BackendId, errno: i32, now: Instant, router: &dyn Router) {
+        self.fail_backend(b, errno, Fail::All, now, router);
+    }
+
+    /// The backend closed (`errno` None for a clean EOF) or errored.
+    pub fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant, router: &dyn Router) {
+        if let Some(s) = self.stats.servers.get_mut(b.server as usize) {
+            if errno.is_some() {
+                s.server_err += 1;
+            } else {
+                s.server_eof += 1;
+            }
+        }
+        self.fail_backend(b, errno.unwrap_or(libc::ECONNRESET), Fail::SentOnly, now, router);
+    }
+
+    /// Bytes to write to a backend now (only once connected).
+    pub fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]> {
+        let i = self.bidx(b)?;
+        let be = &mut self.backends[i];
+        if be.state != BState::Ready {
+            return None;
+        }
+        be.out.start_send()
+    }
+
+    pub fn handle_backend_sent(&mut self, b: BackendId, n: usize) {
+        let Some(i) = self.bidx(b) else { return };
+        let be = &mut self.backends[i];
+        if be.out.in_flight() {
+            be.out.complete(n);
+            be.sent += n as u64;
+        }
+    }
+
+    /// Bytes read from a backend: frames replies and hands each to the
+    /// request at the head of that connection's queue.
+    pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
+        let Some(i) = self.bidx(b) else { return };
+        if self.backends[i].state != BState::Ready {
+            return;
+        }
+        self.backends[i].rbuf.extend_from_slice(data);
+        loop {
+            let be = &mut self.backends[i];
+            let retrieval = be.inflight.front().is_some_and(|e| e.retrieval);
+            let decoded = match &mut be.dec {
+                ReplyDec::Resp(d) => d.decode(&mut be.rbuf).map(|r| r.map(AnyReply::Resp)),
+                ReplyDec::Mc(d) => d.decode(&mut be.rbuf, retrieval).map(|r| r.map(AnyReply::Mc)),
+            };
+            let reply = match decoded {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(server = b.server, err = %e, "bad reply from backend; closing it");
+                    return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);
+                }
+            };
+            let Some(entry) = be.inflight.pop_front() else {
+                tracing::warn!(server = b.server, "reply with no request outstanding; closing backend");
+                return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);
+            };
+            let sc = &mut self.stats.servers[b.server as usize];
+            sc.responses += 1;
+            sc.response_bytes += reply.raw().len() as u64;
+            match entry.client {
+                Some(id) => self.deliver(id, entry.seq, entry.frag, reply),
+                None if reply.is_error() => {
+                    tracing::warn!(server = b.server, reply = ?reply.raw(), "AUTH/SELECT on connect failed")
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Checks deadlines; call on every timer tick.
+    pub fn handle_tick(&mut self, now: Instant, router: &dyn Router) {
+        let expired: Vec<BackendId> = self
+            .backend_ids()
+            .zip(&self.backends)
+            .filter(|(_, be)| be.deadline().is_some_and(|d| now >= d))
+            .map(|(id, _)| id)
+            .collect();
+        for b in expired {
+            self.stats.servers[b.server as usize].server_timedout += 1;
+            self.fail_backend(b, libc::ETIMEDOUT, Fail::All, now, router);
+        }
+    }
+
+    /// The earliest instant at which `handle_tick` could change something.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.backends.iter().filter_map(|b| b.deadline()).min()
+    }
+
+    fn fail_backend(&mut self, b: BackendId, errno: i32, mode: Fail, now: Instant, router: &dyn Router) {
+        let Some(i) = self.bidx(b) else { return };
+        if self.backends[i].state == BState::Idle {
+            return;
+        }
+        let sent = self.backends[i].sent;
+        let entries = self.backends[i].reset(self.cfg.protocol);
+        self.intents.push_back(MuxIntent::CloseBackend(b));
+        self.intents.push_back(MuxIntent::ServerFailed { server: b.server, errno });
+        let mut again: Vec<Inflight> = Vec::new();
+        for e in entries {
+            if mode == Fail::SentOnly && e.start >= sent && e.client.is_some() {
+                again.push(e);
+            } else {
+                self.error_entry(e, errno);
+            }
+        }
+        for e in again {
+            match router.route(&e.route_key).filter(|&s| s < self.cfg.servers) {
+                Some(server) => self.enqueue(server, e, true, now),
+                None => self.error_entry(e, errno),
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Replies as the session handles them: either protocol's frame, the error
+//! replies Puerta makes up (backend refused, timed out, died), and the
+//! merge that turns a slot's fragment replies into the client's reply.
+
+use bytes::Bytes;
+
+use super::types::Protocol;
+use crate::protocol::memcache::{merge_gets, McReply, McReplyKind, McRequest};
+use crate::protocol::resp::{encode, merge_replies, Merge, Reply, ReplyKind};
+
+#[derive(Debug, Clone)]
+pub(super) enum AnyReply {
+    Resp(Reply),
+    Mc(McReply),
+}
+
+impl AnyReply {
+    pub fn raw(&self) -> &Bytes {
+        match self {
+            AnyReply::Resp(r) => &r.raw,
+            AnyReply::Mc(r) => &r.raw,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        match self {
+            AnyReply::Resp(r) => r.is_error(),
+            AnyReply::Mc(r) => r.is_error(),
+        }
+    }
+}
+
+/// How a slot's parts become one reply.
+#[derive(Debug, Clone)]
+pub(super) enum MergePlan {
+    /// One part, passed through.
+    Pass,
+    Resp {
+        merge: Merge,
+        nkeys: usize,
+    },
+    McGet(Box<McRequest>),
+}
+
+impl MergePlan {
+    pub fn finish(&self, keys: &[Vec<u32>], parts: &[Option<AnyReply>]) -> Bytes {
+        match self {
+            MergePlan::Pass => parts.first().and_then(|p| p.as_ref()).map(|p| p.raw().clone()).unwrap_or_default(),
+            MergePlan::Resp { merge, nkeys } => {
+                let v: Vec<(&[u32], &Reply)> = keys
+                    .iter()
+                    .zip(parts)
+                    .filter_map(|(k, p)| match p {
+                        Some(AnyReply::Resp(r)) => Some((&k[..], r)),
+                        _ => None,
+                    })
+                    .collect();
+                merge_replies(*merge, *nkeys, &v)
+            }
+            MergePlan::McGet(req) => {
+                let v: Vec<(&[u32], &McReply)> = keys
+                    .iter()
+                    .zip(parts)
+                    .filter_map(|(k, p)| match p {
+                        Some(AnyReply::Mc(r)) => Some((&k[..], r)),
+                        _ => None,
+                    })
+                    .collect();
+                merge_gets(req, &v)
+            }
+        }
+    }
+}
+
+/// strerror-style text without Rust's " (os error N)" suffix.
+pub(super) fn strerror(errno: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(errno).to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// The error a client sees when forwarding failed with `errno`:
+/// `-ERR Connection refused` / `SERVER_ERROR Connection refused`.
+pub(super) fn forward_error(proto: Protocol, errno: i32) -> AnyReply {
+    let text = strerror(errno);
+    match proto {
+        Protocol::Redis => AnyReply::Resp(Reply { raw: encode::error(&format!("ERR {text}")), kind: ReplyKind::Error }),
+        Protocol::Memcache => AnyReply::Mc(McReply {
+            raw: Bytes::from(format!("SERVER_ERROR {text}\r\n")),
+            kind: McReplyKind::Error,
+            blocks: Vec::new(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_like_nutcracker() {
+        assert_eq!(&forward_error(Protocol::Redis, libc::ECONNREFUSED).raw()[..], b"-ERR Connection refused\r\n");
+        assert_eq!(
+            &forward_error(Protocol::Memcache, libc::ETIMEDOUT).raw()[..],
+            b"SERVER_ERROR Connection timed out\r\n"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Public vocabulary of the multiplexing session: configuration, ids,
+//! intents and counters. Kept apart from the state machine so drivers and
+//! tests can name them without pulling in its internals.
+
+use std::time::Duration;
+
+/// Picks the server for a key: in production the pool ring's `pick`, in
+/// tests any deterministic closure. Returning `None` (or an index past the
+/// pool's servers) means no server is available for that key.
+pub trait Router {
+    fn route(&self, key: &[u8]) -> Option<u32>;
+}
+
+impl<F: Fn(&[u8]) -> Option<u32>> Router for F {
+    fn route(&self, key: &[u8]) -> Option<u32> {
+        self(key)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Redis,
+    Memcache,
+}
+
+/// What to do with a command the pool cannot serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsupported {
+    /// Close the client, as nutcracker does.
+    Close,
+    /// Reply `-ERR unsupported command 'X'` and keep the connection.
+    Error,
+}
+
+/// Tunables of one pool's session, fixed for its life.
+#[derive(Debug, Clone)]
+pub struct MuxConfig {
+    pub protocol: Protocol,
+    /// Number of servers in the pool; routes at or past it are refused.
+    pub servers: u32,
+    /// Backend connections per server (nutcracker `server_connections`).
+    pub server_connections: u32,
+    /// nutcracker `timeout`: connect and reply deadline; `None` = forever.
+    pub timeout: Option<Duration>,
+    pub max_request_bytes: usize,
+    /// Reply bytes a client may leave unread before it is closed.
+    pub client_reply_limit: usize,
+    /// Requests a client may have outstanding before its reads pause.
+    pub max_pending_per_client: usize,
+    /// nutcracker `redis_auth`: clients must AUTH; backends get AUTH.
+    pub redis_auth: Option<Vec<u8>>,
+    /// nutcracker `redis_db`: backends get SELECT on connect when non-zero.
+    pub redis_db: u32,
+    pub unsupported: Unsupported,
+}
+
+impl MuxConfig {
+    /// nutcracker's defaults for everything but the protocol and servers.
+    pub fn new(protocol: Protocol, servers: u32) -> Self {
+        MuxConfig {
+            protocol,
+            servers,
+            server_connections: 1,
+            timeout: None,
+            max_request_bytes: crate::protocol::resp::DEFAULT_MAX_REQUEST_BYTES,
+            client_reply_limit: 64 << 20,
+            max_pending_per_client: 4096,
+            redis_auth: None,
+            redis_db: 0,
+            unsupported: Unsupported::Close,
+        }
+    }
+}
+
+/// A client connection of this session. The generation makes an id of a
+/// closed client never match the client that reuses its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId {
+    pub(super) idx: u32,
+    pub(super) gen: u32,
+}
+
+impl ClientId {
+    /// The slot index (unique among live clients; reused after close), for
+    /// drivers that keep their sockets in a table indexed the same way.
+    pub fn index(self) -> usize {
+        self.idx as usize
+    }
+}
+
+/// One backend connection: `conn` in `0..server_connections` of `server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendId {
+    pub server: u32,
+    pub conn: u32,
+}
+
+/// Why a client was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientClose {
+    /// QUIT (redis) or quit (memcached).
+    Quit,
+    /// The client closed its side and every reply was delivered.
+    Eof,
+    /// Malformed or oversized request (an error reply was sent first).
+    Protocol,
+    /// Unsupported command with `unsupported = "close"`.
+    Unsupported,
+    /// Wrong argument count with `unsupported = "close"`.
+    WrongArity,
+    /// More than `client_reply_limit` reply bytes left unread.
+    SlowClient,
+    /// An I/O error on the client socket.
+    Error(i32),
+    /// Closed by the driver (shutdown, reload).
+    Shutdown,
+}
+
+/// A decision for the driver. Drain with `poll_intent` after every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxIntent {
+    /// Open a socket to this backend and report `handle_backend_connected`
+    /// or `handle_backend_connect_failed`.
+    Connect(BackendId),
+    /// Close this backend socket; the session already forgot its state.
+    CloseBackend(BackendId),
+    /// Close this client socket (after sending what `poll_client_transmit`
+    /// gave); the id is dead from now on.
+    CloseClient(ClientId, ClientClose),
+    /// A backend failed (refused, timed out, died): for ejection counting.
+    ServerFailed { server: u32, errno: i32 },
+}
+
+/// Per-server counters (nutcracker's per-server stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    pub requests: u64,
+    pub request_bytes: u64,
+    pub responses: u64,
+    pub response_bytes: u64,
+    pub server_timedout: u64,
+    pub server_err: u64,
+    pub server_eof: u64,
+}
+
+/// Session counters; the driver copies them into its stats block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MuxStats {
+    /// Sub-requests created by fan-out.
+    pub fragments: u64,
+    /// Requests answered with an error because forwarding failed.
+    pub forward_error: u64,
+    /// Clients closed for protocol errors.
+    pub client_err: u64,
+    /// Clients closed past `client_reply_limit`.
+    pub slow_closed: u64,
+    pub servers: Vec<ServerCounters>,
+}
