@@ -211,10 +211,23 @@ impl Resp {
         }
     }
 
-    /// True if the server closed the connection (EOF or reset) within 5 s.
+    /// True if the server closed the connection (EOF or reset) within the
+    /// 5 s read timeout. A timeout means the connection is still open (the
+    /// server is holding it, not closing it) and is false, so a test of
+    /// "closed at once" cannot pass on a connection left hanging.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+        closed_by_peer(self.r.read(&mut b))
+    }
+}
+
+/// Reads the outcome of a one-byte read on a socket with a read timeout:
+/// EOF or a reset is "closed"; data or a timeout (still open) is not.
+pub fn closed_by_peer(r: std::io::Result<usize>) -> bool {
+    match r {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
     }
 }
 

@@ -155,9 +155,10 @@ impl Mongo {
         self.command(doc! {"whoami": 1, "$db": "admin"}).unwrap().get_str("name").unwrap().to_string()
     }
 
-    /// True if the peer closed the connection within the read timeout.
+    /// True if the peer closed the connection within the read timeout (a
+    /// timeout means it is still open: false).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.s.read(&mut b), Ok(0) | Err(_))
+        super::common::closed_by_peer(self.s.read(&mut b))
     }
 }
