@@ -72,13 +72,21 @@ fn unhealthy_mongos_is_removed_and_its_clients_move() {
         let pinned = s.iter().find(|x| x.name == first).unwrap();
         pinned.stop_answering_hello();
         let t0 = Instant::now();
-        // fall (2) x check_interval (300ms), plus one probe timeout, plus
-        // slack for a loaded 2-core test machine.
-        let bound = Duration::from_millis(2 * 300 + 250) + Duration::from_secs(3);
+        let fails = || {
+            p.metric(
+                "puerta_health_checks_total",
+                &format!("backend=\"{first}\",addr=\"127.0.0.1:{}\",result=\"fail\"", pinned.port),
+            )
+        };
+        // fall (2) x check_interval (300ms) plus the last probe's timeout
+        // (250ms), plus slack for a loaded 2-core test machine.
+        let bound = Duration::from_millis(2 * 300 + 250) + Duration::from_secs(2);
         wait_until("the silent mongos to leave", bound, || {
             p.metric("puerta_backend_up", &format!("backend=\"{first}\"")) == 0.0
         });
         eprintln!("{io}: removed after {:?}", t0.elapsed());
+        // Removed by `fall` consecutive failed hellos, not by the first.
+        assert!(fails() >= 2.0, "{io}: down only after fall = 2 failed probes, saw {}", fails());
         // The idle client sits at a message boundary: closed at once.
         assert!(c.is_closed(), "{io}: a client pinned to the unhealthy mongos is closed");
         // Counted as the worker frees the session, just after the close.
@@ -237,7 +245,11 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
     for io in drivers() {
         let listen = free_port();
         let extra = "max_message_bytes = 100000\nslow_op_threshold = \"500ms\"";
-        let p = Puerta::start(&mongos_config(listen, &[("a", s.port)], extra), io);
+        // mockupdb answers nothing else while it sleeps through the slow
+        // command below, hellos included: a high `fall` keeps the stand-in
+        // healthy (and its client connected) through that second.
+        let cfg = mongos_config(listen, &[("a", s.port)], extra).replace("fall = 2", "fall = 10");
+        let p = Puerta::start(&cfg, io);
         p.wait_ready();
         // Short: messageLength 8 < 16.
         let mut c = Mongo::connect(listen);

@@ -29,9 +29,11 @@ impl BackendHealth {
         BackendHealth { up: true, ok_streak: 0, fail_streak: 0, next_probe: now, process_id: None }
     }
 
-    /// Records a probe result; returns true if `up` changed.
-    pub fn handle_result(&mut self, ok: bool, cfg: &HealthConfig, now: Instant) -> bool {
-        self.next_probe = now + cfg.check_interval;
+    /// Records the result of a probe that started at `started`; returns
+    /// true if `up` changed. The next probe is due `check_interval` after
+    /// this one *started* (probes run every interval, whatever they took).
+    pub fn handle_result(&mut self, ok: bool, cfg: &HealthConfig, started: Instant) -> bool {
+        self.next_probe = started + cfg.check_interval;
         if ok {
             self.ok_streak += 1;
             self.fail_streak = 0;

@@ -226,6 +226,11 @@ impl Control {
                 continue;
             }
             let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
+            // The next probe is scheduled from this round's start, not its
+            // end, so a backend that stops answering is down within
+            // `fall` x `check_interval` (+ one `check_timeout`), not
+            // `fall` x (`check_interval` + `check_timeout`).
+            let started = Instant::now();
             let results: Vec<Outcome> = match &pool.cfg.mongo {
                 Some(m) => probe_all(&addrs, hc.check_timeout, m),
                 None => probe_connect(&addrs, hc.check_timeout)
@@ -233,7 +238,6 @@ impl Control {
                     .map(|(ok, rtt)| Outcome { ok, rtt, process_id: None, error: None })
                     .collect(),
             };
-            let done = Instant::now();
             for (b, out) in due.iter().zip(results) {
                 let (ok, rtt) = (out.ok, out.rtt);
                 let hs = &self.shared.health;
@@ -252,7 +256,7 @@ impl Control {
                 if let (false, Some(e)) = (ok, &out.error) {
                     tracing::debug!(pool = %pool.cfg.name, backend = %b.spec.name, "health check failed: {e}");
                 }
-                if h.handle_result(ok, &hc, done) {
+                if h.handle_result(ok, &hc, started) {
                     changed = true;
                     let state = if h.up { "up" } else { "down" };
                     let why = out.error.as_deref().unwrap_or("");
