@@ -121,7 +121,7 @@ fn exchange(addr: SocketAddr, deadline: Instant, cfg: &MongoConfig, request: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::mongo::header::OP_MSG;
+    use crate::protocol::mongo::header::{OP_MSG, OP_QUERY, OP_REPLY};
     use crate::protocol::mongo::probe::PROBE_REQUEST_ID;
     use std::net::TcpListener;
 
@@ -150,6 +150,54 @@ mod tests {
             c.write_all(&out).unwrap();
         });
         addr
+    }
+
+    /// A pre-3.6 server: it drops the connection on OP_MSG and answers an
+    /// OP_QUERY isMaster with OP_REPLY. Returns the address and the opcodes
+    /// it received, in order.
+    fn legacy_server() -> (SocketAddr, std::sync::mpsc::Receiver<i32>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut c, _) = l.accept().unwrap();
+                let mut hdr = [0u8; 16];
+                c.read_exact(&mut hdr).unwrap();
+                let h = Header::parse(&hdr, 1 << 20).unwrap().unwrap();
+                let mut body = vec![0u8; h.body_len()];
+                c.read_exact(&mut body).unwrap();
+                tx.send(h.op_code).unwrap();
+                if h.op_code != OP_QUERY {
+                    continue; // unknown opcode: drop the connection
+                }
+                let r = crate::protocol::mongo::command::parse_request(OP_QUERY, &body);
+                assert_eq!((r.command, r.db), (Some("isMaster"), Some("admin")));
+                // OP_REPLY: responseFlags, cursorID, startingFrom, numberReturned, doc.
+                let mut b = 0i32.to_le_bytes().to_vec();
+                b.extend_from_slice(&0i64.to_le_bytes());
+                b.extend_from_slice(&0i32.to_le_bytes());
+                b.extend_from_slice(&1i32.to_le_bytes());
+                bson::doc! {"ismaster": true, "msg": "isdbgrid", "maxWireVersion": 9, "ok": 1.0}
+                    .to_writer(&mut b)
+                    .unwrap();
+                let mut out = Vec::new();
+                let len = (16 + b.len()) as u32;
+                Header { length: len, request_id: 1, response_to: h.request_id, op_code: OP_REPLY }.write(&mut out);
+                out.extend(b);
+                c.write_all(&out).unwrap();
+            }
+        });
+        (addr, rx)
+    }
+
+    #[test]
+    fn falls_back_to_op_query_is_master() {
+        let (addr, seen) = legacy_server();
+        let r = probe_all(&[addr], Duration::from_secs(2), &MongoConfig::default());
+        assert!(r[0].ok, "an old mongos answering only OP_QUERY isMaster is healthy: {:?}", r[0]);
+        let ops: Vec<i32> = seen.try_iter().collect();
+        assert_eq!(ops, vec![OP_MSG, OP_QUERY], "hello first, then the isMaster fallback");
     }
 
     #[test]
