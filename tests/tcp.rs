@@ -176,6 +176,34 @@ fn sigterm_drains_open_connections_then_exits_zero() {
 }
 
 #[test]
+fn sigterm_force_closes_after_shutdown_timeout() {
+    for io in drivers() {
+        let r1 = redis();
+        let listen = free_port();
+        let cfg =
+            tcp_config(listen, &[r1.port], "", "").replace("shutdown_timeout = \"5s\"", "shutdown_timeout = \"1s\"");
+        let mut p = Puerta::start(&cfg, io);
+        p.wait_ready();
+        let mut c = Resp::connect(listen).unwrap();
+        assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
+        let t0 = std::time::Instant::now();
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(p.proc.pid() as i32, libc::SIGTERM) };
+        // The client never leaves: it is closed when shutdown_timeout is up
+        // (not before), and the process still exits 0.
+        assert!(c.is_closed(), "{io}: open client force-closed at the drain deadline");
+        let waited = t0.elapsed();
+        assert!(waited >= Duration::from_millis(900), "{io}: closed after {waited:?}, before shutdown_timeout");
+        let mut status = None;
+        wait_until("exit after the drain deadline", Duration::from_secs(5), || {
+            status = p.proc.child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(status.unwrap().success(), "{io}: exit 0 after a forced drain");
+    }
+}
+
+#[test]
 fn client_limit_closes_excess_connections() {
     for io in drivers() {
         let r1 = redis();
@@ -206,8 +234,52 @@ fn idle_clients_are_closed() {
         p.wait_ready();
         let mut c = Resp::connect(listen).unwrap();
         assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
-        std::thread::sleep(Duration::from_millis(900));
+        // A client with traffic more often than idle_timeout stays open for
+        // several idle periods (its deadline moves; the timer re-arms)...
+        let mut busy = Resp::connect(listen).unwrap();
+        for i in 0..12 {
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(busy.cmd(&["PING"]).unwrap(), "PONG", "{io}: busy client still open after {i} pings");
+        }
+        // ...while the silent one was closed.
         assert!(c.is_closed(), "{io}: idle client closed");
-        wait_until("idle close counted", Duration::from_secs(3), || p.metric("puerta_idle_closed_total", "") >= 1.0);
+        assert!(busy.is_closed(), "{io}: and the busy one once it falls silent");
+        wait_until("idle closes counted", Duration::from_secs(3), || p.metric("puerta_idle_closed_total", "") >= 2.0);
+    }
+}
+
+/// A backend whose accept queue is full: the kernel drops new SYNs, so a
+/// connect to it neither succeeds nor fails until the caller gives up.
+fn blackhole() -> (socket2::Socket, std::net::TcpStream, u16) {
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    l.listen(0).unwrap();
+    let port = l.local_addr().unwrap().as_socket().unwrap().port();
+    // Backlog 0 holds one connection; this one fills it.
+    let filler = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    (l, filler, port)
+}
+
+#[test]
+fn connect_timeout_retries_on_another_backend() {
+    for io in drivers() {
+        let (_hole, _filler, hole) = blackhole();
+        let r = redis();
+        let listen = free_port();
+        // The black hole is first, so each worker's first client (round
+        // robin from index 0) is sent there; a high `fall` keeps it in the
+        // pool although its probes time out too.
+        let cfg =
+            tcp_config(listen, &[hole, r.port], "connect_timeout = \"300ms\"", "").replace("fall = 1", "fall = 100");
+        let p = Puerta::start(&cfg, io);
+        p.wait_ready();
+        for _ in 0..4 {
+            let t0 = std::time::Instant::now();
+            let mut c = Resp::connect(listen).unwrap();
+            assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG", "{io}: retried on the live backend, request kept");
+            eprintln!("{io}: answered after {:?}", t0.elapsed());
+        }
+        let failures = p.metric("puerta_backend_connect_failures_total", &format!("127.0.0.1:{hole}"));
+        assert!(failures >= 1.0, "{io}: the timed-out attempt is counted against the black hole");
     }
 }

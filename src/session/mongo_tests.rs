@@ -140,7 +140,9 @@ mod session {
         let (mut s, t0) = open(false);
         s.handle_data(Side::Client, &find(1), t0);
         flush(&mut s, Side::Backend, t0);
+        assert_eq!(s.next_deadline(true), None, "open, no idle timeout: no timer");
         s.retire(CloseReason::Retired, t0 + Duration::from_secs(5));
+        assert_eq!(s.next_deadline(true), Some(t0 + Duration::from_secs(5)), "the retire deadline needs a timer");
         s.handle_tick(t0 + Duration::from_secs(4));
         assert_eq!(s.poll_intent(), None);
         s.handle_tick(t0 + Duration::from_secs(5));

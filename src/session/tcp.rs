@@ -339,12 +339,36 @@ impl TcpSession {
         None
     }
 
-    /// The earliest instant at which `handle_tick` could change something.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        match self.state {
+    /// Whether a connect is still pending at or past its deadline. A driver
+    /// that times connects on its own clock (epoll's tick) calls this to
+    /// fail the attempt, and so retry elsewhere, before `handle_tick` would
+    /// close the session for it.
+    pub fn connect_expired(&self, now: Instant) -> bool {
+        !self.is_closed() && self.state == State::Connecting && now >= self.connect_deadline
+    }
+
+    /// The earliest instant at which `handle_tick` could change something:
+    /// the connect deadline, the idle deadline, or a retiring session's
+    /// deadline. With `connect_timed` the driver bounds the in-flight
+    /// connect itself (io_uring links a timeout to it, and a timed-out
+    /// attempt is retried on another backend), so the connect deadline is
+    /// left out. Drivers arm one timer per session at this instant and
+    /// call `handle_tick` when it fires; activity only moves the deadline
+    /// later, so a timer that fires early is simply re-armed.
+    pub fn next_deadline(&self, connect_timed: bool) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let own = match self.state {
+            State::Connecting if connect_timed => None,
             State::Connecting => Some(self.connect_deadline),
             State::Open => self.limits.idle_timeout.map(|d| self.last_active + d),
             State::Closed => None,
+        };
+        let retire = self.retire.map(|(_, d)| d);
+        match (own, retire) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }

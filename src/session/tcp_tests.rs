@@ -60,9 +60,32 @@ fn connect_timeout_and_idle_timeout() {
     s.handle_data(Side::Client, b"x", t0 + Duration::from_secs(5));
     s.handle_tick(t0 + Duration::from_secs(14));
     assert!(drain(&mut s).is_empty(), "activity at 5s resets idle clock");
-    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(15)));
+    assert_eq!(s.next_deadline(false), Some(t0 + Duration::from_secs(15)));
     s.handle_tick(t0 + Duration::from_secs(15));
     assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::IdleTimeout)]);
+}
+
+#[test]
+fn next_deadline_covers_connect_idle_and_retire() {
+    let t0 = Instant::now();
+    let mut s = TcpSession::new(limits(), t0);
+    assert_eq!(s.next_deadline(false), Some(t0 + Duration::from_secs(1)), "connect deadline");
+    assert_eq!(s.next_deadline(true), None, "the driver times the connect itself");
+    assert!(!s.connect_expired(t0 + Duration::from_millis(999)));
+    assert!(s.connect_expired(t0 + Duration::from_secs(1)));
+    s.handle_connected(t0);
+    assert!(!s.connect_expired(t0 + Duration::from_secs(5)), "connected: nothing to expire");
+    assert_eq!(s.next_deadline(true), Some(t0 + Duration::from_secs(10)), "idle deadline once open");
+    s.handle_data(Side::Client, b"x", t0 + Duration::from_secs(3));
+    assert_eq!(s.next_deadline(true), Some(t0 + Duration::from_secs(13)), "activity moves it later");
+
+    // Without an idle timeout an open session needs no timer at all.
+    let no_idle = Limits { idle_timeout: None, ..limits() };
+    let mut s = TcpSession::new(no_idle, t0);
+    s.handle_connected(t0);
+    assert_eq!(s.next_deadline(true), None);
+    s.close(CloseReason::Shutdown);
+    assert_eq!(s.next_deadline(false), None, "closing: no deadline");
 }
 
 #[test]

@@ -37,6 +37,13 @@ pub struct Conn {
     /// Stable storage for the connect op's address and timeout.
     sockaddr: Box<(libc::sockaddr_storage, libc::socklen_t)>,
     pub connect_ts: Box<Timespec>,
+    /// The session's deadline timer (idle, retire, a deferred route's wait):
+    /// the instant it was armed for, while it is in the kernel.
+    pub timer_at: Option<std::time::Instant>,
+    /// A removal of the armed timer was sent (an earlier deadline replaces
+    /// it, or the connection is closing).
+    pub timer_removing: bool,
+    pub timer_ts: Box<Timespec>,
 }
 
 impl Conn {
@@ -57,6 +64,9 @@ impl Conn {
             // SAFETY: all-zero is a valid sockaddr_storage.
             sockaddr: Box::new((unsafe { std::mem::zeroed() }, 0)),
             connect_ts: Box::new(Timespec::new()),
+            timer_at: None,
+            timer_removing: false,
+            timer_ts: Box::new(Timespec::new()),
         }
     }
 

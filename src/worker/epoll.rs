@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ const KIND_WAKE: usize = 3;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
+#[path = "epoll_connect.rs"]
+mod connect_ext;
 #[path = "epoll_mongo.rs"]
 mod mongo_ext;
 
@@ -134,6 +136,9 @@ impl EpollDriver {
             }
             if now >= next_tick {
                 next_tick = now + TICK;
+                // Timed-out connects first: they retry on another backend,
+                // where `handle_tick` alone would close the client.
+                self.expire_connects(now);
                 self.for_each_conn(|s| s.handle_tick(now));
             }
         }
@@ -241,84 +246,6 @@ impl EpollDriver {
                 self.connect(slot);
             }
             self.drive(slot, now);
-        }
-    }
-
-    fn connect(&mut self, slot: usize) {
-        let Some(c) = self.conns[slot].as_mut() else {
-            return;
-        };
-        c.attempts += 1;
-        let addr = c.pool.backends[c.backend as usize].spec.addr;
-        let res = sys::tcp_socket(&addr, false).and_then(|fd| {
-            // SAFETY: `fd` is a fresh socket we own.
-            let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-            let mut s = TcpStream::from_std(std);
-            match socket2::SockRef::from(&s).connect(&addr.into()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(e) => return Err(e),
-            }
-            self.poll.registry().register(
-                &mut s,
-                token(slot, KIND_BACKEND),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(s)
-        });
-        match res {
-            Ok(s) => c.socks[1] = Some(s),
-            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
-        }
-    }
-
-    fn on_connect_event(&mut self, slot: usize, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let Some(s) = c.socks[1].as_ref() else { return };
-        let err = match s.take_error() {
-            Ok(Some(e)) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
-            Err(e) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
-            Ok(None) => match s.peer_addr() {
-                Ok(_) => None,
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return, // still connecting
-                Err(e) => Some(e.raw_os_error().unwrap_or(libc::EIO)),
-            },
-        };
-        match err {
-            None => {
-                c.session.handle_connected(now);
-                c.backend_counted = true;
-                let (pool, b) = (c.pool.clone(), c.backend);
-                self.core.backend_opened(&pool, b);
-            }
-            Some(errno) => {
-                if let Some(mut s) = c.socks[1].take() {
-                    let _ = self.poll.registry().deregister(&mut s);
-                }
-                c.readable[1] = false;
-                c.writable[1] = false;
-                let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
-                let key = std::mem::take(&mut c.key);
-                let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-                let Some(c) = self.conns[slot].as_mut() else {
-                    return;
-                };
-                c.key = key;
-                c.session.handle_connect_failed(errno, next.is_some());
-                match next {
-                    Some(b) => {
-                        c.backend = b;
-                        c.session.handle_reconnect(now);
-                        self.connect(slot);
-                    }
-                    None => {
-                        tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
-                        err = %io::Error::from_raw_os_error(errno), "backend connect failed")
-                    }
-                }
-            }
         }
     }
 

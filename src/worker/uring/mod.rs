@@ -1,5 +1,6 @@
 //! The io_uring driver: one ring per worker, multishot accept and recv, a
-//! provided buffer ring, batched submissions and linked connect timeouts.
+//! provided buffer ring, batched submissions, linked connect timeouts and
+//! per-connection deadline timers (`timer`).
 //!
 //! Owner: one worker thread owns the ring, the buffer ring, every socket it
 //! accepted or opened, and each connection's buffers. Invariants:
@@ -13,11 +14,12 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 mod relay;
+mod timer;
 
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::CloseReason;
@@ -34,12 +36,14 @@ const OP_CONNECT: u8 = 4;
 const OP_LINK_TIMEOUT: u8 = 5;
 const OP_CANCEL: u8 = 6;
 const OP_WAKE: u8 = 7;
-const OP_TICK: u8 = 8;
+/// The worker's drain deadline (one per process lifetime).
+const OP_DRAIN: u8 = 8;
+/// A connection's deadline timer (`timer.rs`).
+const OP_TIMER: u8 = 9;
 
 /// Provided buffers per worker and their size: 1024 x 16 KiB = 16 MiB.
 const BUF_ENTRIES: u16 = 1024;
 const BUF_SIZE: usize = 16 * 1024;
-const TICK: Duration = Duration::from_millis(250);
 /// Connect attempts per client (first try plus retries on other backends).
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
@@ -71,7 +75,9 @@ pub struct UringDriver {
     listeners: Vec<Option<Armed>>,
     wake_fd: RawFd,
     wake_buf: Box<u64>,
-    tick_ts: Box<types::Timespec>,
+    /// The drain deadline's timeout, armed once when draining starts.
+    drain_ts: Box<types::Timespec>,
+    drain_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
 }
 
@@ -98,7 +104,8 @@ impl UringDriver {
             listeners: Vec::new(),
             wake_fd,
             wake_buf: Box::new(0),
-            tick_ts: Box::new(types::Timespec::from(TICK)),
+            drain_ts: Box::new(types::Timespec::new()),
+            drain_armed: false,
             cqes: Vec::with_capacity(1024),
         })
     }
@@ -118,13 +125,13 @@ impl UringDriver {
     /// Runs until the worker has drained after shutdown.
     pub fn run(mut self) -> io::Result<()> {
         self.arm_wake();
-        self.arm_tick();
         self.sync_listeners();
         loop {
             let now = Instant::now();
             if self.core.refresh(now) {
                 self.sync_listeners();
                 self.retire_sessions(now);
+                self.arm_drain_timer(now);
             }
             if self.core.drain_done(now) {
                 self.close_all(CloseReason::Shutdown);
@@ -146,6 +153,7 @@ impl UringDriver {
             if self.core.refresh(now) {
                 self.sync_listeners();
                 self.retire_sessions(now);
+                self.arm_drain_timer(now);
             }
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
@@ -163,19 +171,16 @@ impl UringDriver {
             OP_CONNECT => self.on_connect(slot, gen, res, now),
             OP_LINK_TIMEOUT => self.op_done(slot, gen),
             OP_WAKE => self.arm_wake(),
-            OP_TICK => self.on_tick(now),
-            _ => {} // OP_CANCEL: nothing to do.
+            OP_TIMER => self.on_timer(slot, gen, now),
+            // OP_DRAIN: the loop top checks the drain deadline. OP_CANCEL:
+            // nothing to do.
+            _ => {}
         }
     }
 
     fn arm_wake(&mut self) {
         let buf = (&mut *self.wake_buf) as *mut u64 as *mut u8;
         let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(ud(0, 0, OP_WAKE, 0));
-        self.push(e);
-    }
-
-    fn arm_tick(&mut self) {
-        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(ud(0, 0, OP_TICK, 0));
         self.push(e);
     }
 
@@ -276,16 +281,6 @@ impl UringDriver {
             self.connect(slot);
         }
         self.pump(slot, now);
-    }
-
-    fn on_tick(&mut self, now: Instant) {
-        for slot in self.conns.slots() {
-            if let Some(c) = self.conns.get_mut(slot) {
-                c.session.handle_tick(now);
-                self.pump(slot, now);
-            }
-        }
-        self.arm_tick();
     }
 
     /// After a snapshot change: mongos sessions whose backend left close at

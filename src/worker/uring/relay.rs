@@ -175,7 +175,7 @@ impl UringDriver {
         }
     }
     /// Turns the session's intents into SQEs.
-    pub(super) fn pump(&mut self, slot: u32, _now: Instant) {
+    pub(super) fn pump(&mut self, slot: u32, now: Instant) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
@@ -202,6 +202,7 @@ impl UringDriver {
                     .user_data(ud(0, 0, OP_CANCEL, 0));
                 self.push(e);
             }
+            self.remove_timer(slot);
             return self.maybe_finish(slot);
         }
         let mut sqes: [Option<squeue::Entry>; 4] = [None, None, None, None];
@@ -234,6 +235,7 @@ impl UringDriver {
         for e in sqes.into_iter().flatten() {
             self.push(e);
         }
+        self.sync_timer(slot, now);
     }
     /// Frees a closing connection once the kernel holds no reference to it.
     pub(super) fn maybe_finish(&mut self, slot: u32) {

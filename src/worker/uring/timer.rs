@@ -1,0 +1,96 @@
+//! Deadlines in the io_uring driver: one timeout op per connection for the
+//! session's idle / retire / deferred-route deadline, and one for the
+//! worker's drain deadline. Connects carry their own linked timeout
+//! (`relay::connect`).
+//!
+//! Owner: the worker's `UringDriver` (a third `impl` block of it).
+//! Why not a linked timeout for idle too: a linked timeout bounds the op it
+//! is linked to, and the recv here is multishot (armed once, completing
+//! many times), so a link would cap the connection's whole life rather than
+//! its silence. Instead each connection with a deadline has one plain
+//! `IORING_OP_TIMEOUT` armed at `TcpSession::next_deadline`; traffic only
+//! moves that deadline later, so nothing is re-armed per request: a timer
+//! that fires early finds the session not yet due and is armed again for
+//! the remainder. A connection without a deadline (no `idle_timeout`) has
+//! no timer at all, and an idle worker sleeps until an event arrives.
+//! Invariants: at most one timer per connection is in the kernel; it is
+//! counted in `Conn::ops` like every op referencing the conn; closing
+//! removes it, and the conn is freed only after its completion arrived.
+
+use std::time::Instant;
+
+use io_uring::{opcode, types};
+
+use super::{ud, UringDriver, OP_CANCEL, OP_DRAIN, OP_TIMER};
+
+impl UringDriver {
+    /// Makes the connection's timer match its session's next deadline:
+    /// arms one if none is armed, and replaces one armed for a later
+    /// instant (a retire deadline can come before the idle one).
+    pub(super) fn sync_timer(&mut self, slot: u32, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else { return };
+        // An in-flight connect is bounded by its linked timeout.
+        let connect_in_flight = !c.session.is_open() && c.fds[1] >= 0;
+        let Some(due) = c.session.next_deadline(connect_in_flight) else { return };
+        let gen = c.gen;
+        match c.timer_at {
+            // Fires no later than needed; re-armed lazily when it does.
+            Some(at) if at <= due => {}
+            Some(_) if c.timer_removing => {}
+            Some(_) => {
+                c.timer_removing = true;
+                let e =
+                    opcode::TimeoutRemove::new(ud(slot, gen, OP_TIMER, 0)).build().user_data(ud(0, 0, OP_CANCEL, 0));
+                self.push(e);
+            }
+            None => {
+                // A relative timeout: the kernel copies the timespec when it
+                // takes the SQE, and the box outlives the op (ops > 0).
+                *c.timer_ts = types::Timespec::from(due.saturating_duration_since(now));
+                let ts = &*c.timer_ts as *const types::Timespec;
+                c.timer_at = Some(due);
+                c.ops += 1;
+                self.push(opcode::Timeout::new(ts).build().user_data(ud(slot, gen, OP_TIMER, 0)));
+            }
+        }
+    }
+
+    /// The connection's timer completed: fired (-ETIME) or removed
+    /// (-ECANCELED). Either way the session is checked and a timer armed
+    /// again for whatever deadline it now has.
+    pub(super) fn on_timer(&mut self, slot: u32, gen: u16, now: Instant) {
+        let Some(c) = self.conns.get_gen(slot, gen) else { return };
+        c.ops -= 1;
+        c.timer_at = None;
+        c.timer_removing = false;
+        if c.closing.is_some() {
+            return self.maybe_finish(slot);
+        }
+        c.session.handle_tick(now);
+        self.pump(slot, now);
+    }
+
+    /// On close: takes the connection's timer out of the kernel (its
+    /// completion then frees the conn, see `maybe_finish`).
+    pub(super) fn remove_timer(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else { return };
+        if c.timer_at.is_some() && !c.timer_removing {
+            c.timer_removing = true;
+            let e = opcode::TimeoutRemove::new(ud(slot, c.gen, OP_TIMER, 0)).build().user_data(ud(0, 0, OP_CANCEL, 0));
+            self.push(e);
+        }
+    }
+
+    /// Once draining: one timeout at the drain deadline, so a worker whose
+    /// connections stay silent still wakes to force-close them.
+    pub(super) fn arm_drain_timer(&mut self, now: Instant) {
+        let Some(deadline) = self.core.drain_deadline else { return };
+        if self.drain_armed {
+            return;
+        }
+        self.drain_armed = true;
+        *self.drain_ts = types::Timespec::from(deadline.saturating_duration_since(now));
+        let e = opcode::Timeout::new(&*self.drain_ts).build().user_data(ud(0, 0, OP_DRAIN, 0));
+        self.push(e);
+    }
+}
