@@ -96,6 +96,12 @@ impl UringDriver {
     pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
         let ring = new_ring()?;
         let bufs = BufRing::new(&ring, BUF_ENTRIES, BUF_SIZE, 0)?;
+        // SINGLE_ISSUER and DEFER_TASKRUN are set together or not at all.
+        tracing::debug!(
+            worker = core.id,
+            single_issuer_defer_taskrun = ring.params().is_setup_single_issuer(),
+            "io_uring ring ready"
+        );
         Ok(UringDriver {
             ring,
             bufs,
@@ -302,6 +308,24 @@ impl UringDriver {
                 c.session.close(reason);
                 self.pump(slot, now);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use io_uring::IoUring;
+
+    #[test]
+    fn ring_uses_single_issuer_and_defer_taskrun_where_the_kernel_has_them() {
+        let mut b = IoUring::<io_uring::squeue::Entry, io_uring::cqueue::Entry>::builder();
+        b.setup_single_issuer().setup_defer_taskrun();
+        let kernel_has_them = b.build(8).is_ok();
+        match super::new_ring() {
+            // The crate exposes SINGLE_ISSUER only; `new_ring` requests both
+            // flags in one build, so one implies the other.
+            Ok(r) => assert_eq!(r.params().is_setup_single_issuer(), kernel_has_them),
+            Err(e) => assert!(!kernel_has_them, "the kernel takes the flags but new_ring failed: {e}"),
         }
     }
 }
