@@ -91,3 +91,86 @@ fn two_workers_share_the_port_and_are_pinned() {
         assert_ne!(pinned[0].1, pinned[1].1, "workers on distinct CPUs: {pinned:?}");
     }
 }
+
+/// Makes `io_uring_setup` fail with ENOSYS in the child, as seccomp in a
+/// container or an old kernel would (a BPF filter installed just before
+/// exec; it applies to the child only).
+fn without_io_uring(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // Classic BPF opcodes (linux/filter.h).
+    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const JEQ_K: u16 = 0x05 | 0x10 | 0x00;
+    const RET_K: u16 = 0x06 | 0x00;
+    let deny = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32 & 0xffff);
+    let insns = [
+        // seccomp_data.nr is at offset 0.
+        libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter { code: JEQ_K, jt: 0, jf: 1, k: libc::SYS_io_uring_setup as u32 },
+        libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: deny },
+        libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+    ];
+    // SAFETY: between fork and exec only async-signal-safe prctl calls run;
+    // `insns` outlives them (the closure owns a copy).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut libc::sock_filter };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn auto_picks_io_uring_here_and_falls_back_to_epoll_with_a_warning() {
+    let r = redis();
+    let listen = free_port();
+    let cfg = tcp_config(listen, &[r.port], "", "");
+    // `io = "auto"` (the config default): io_uring wherever the kernel has it.
+    let want = if drivers().contains(&"uring") { "io_uring" } else { "epoll" };
+    let p = Puerta::start_with(&cfg, &[], |_| {});
+    p.wait_ready();
+    assert_eq!(p.metric("puerta_io_driver", &format!("driver=\"{want}\"")), 1.0, "{}", p.log());
+    assert!(p.log().contains(&format!("puerta started driver=\"{want}\"")), "the log names the driver: {}", p.log());
+    drop(p);
+
+    // The same with io_uring_setup refused: epoll, a warning, and traffic.
+    let p = Puerta::start_with(&cfg, &[], without_io_uring);
+    p.wait_ready();
+    assert_eq!(p.metric("puerta_io_driver", "driver=\"epoll\""), 1.0);
+    let log = p.log();
+    assert!(log.contains("WARN") && log.contains("io_uring is not available"), "{log}");
+    let mut c = Resp::connect(listen).unwrap();
+    assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
+    drop(p);
+
+    // Forcing io_uring where it is refused fails startup (exit 1) clearly.
+    let dir = tmpdir();
+    let path = dir.join("p.toml");
+    std::fs::write(&path, cfg.replace("{admin}", &free_port().to_string())).unwrap();
+    let mut cmd = puerta();
+    cmd.args(["-c", path.to_str().unwrap(), "--io", "uring"]);
+    without_io_uring(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("io_uring is not available"), "{err}");
+}
+
+#[test]
+fn version_and_log_level_flags() {
+    let out = puerta().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("puerta {}", env!("CARGO_PKG_VERSION")));
+    // A bad -v filter is a usage error before anything starts.
+    let out = puerta().args(["-c", "config/tcp.toml", "-v", "puerta=[bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // `check` exits 0 for every shipped example of a served mode.
+    for f in ["config/tcp.toml", "config/mongos.toml"] {
+        let out = puerta().args(["check", "-c", f]).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -106,26 +106,42 @@ pub struct Puerta {
     pub proc: Proc,
     pub admin: u16,
     pub config: PathBuf,
+    /// Puerta's stderr (its log), shown when a test panics.
+    pub log: PathBuf,
 }
 
 impl Puerta {
     /// Writes `config` (with `{admin}` replaced) and starts puerta with the
     /// given driver, waiting until /healthz answers.
     pub fn start(config: &str, io: &str) -> Puerta {
+        Self::start_with(config, &["--io", io], |_| {})
+    }
+
+    /// As `start`, with the command-line arguments after `-c FILE` given
+    /// and a hook to adjust the command (e.g. a seccomp filter).
+    pub fn start_with(config: &str, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Puerta {
         let admin = free_port();
-        let path = tmpdir().join("puerta.toml");
+        let dir = tmpdir();
+        let path = dir.join("puerta.toml");
+        let log = dir.join("puerta.log");
         std::fs::write(&path, config.replace("{admin}", &admin.to_string())).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_puerta"))
-            .args(["-c", path.to_str().unwrap(), "--io", io, "-v", "info"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_puerta"));
+        cmd.args(["-c", path.to_str().unwrap(), "-v", "info"])
+            .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let p = Puerta { proc: Proc { child, port: 0 }, admin, config: path };
+            .stderr(std::fs::File::create(&log).unwrap());
+        tweak(&mut cmd);
+        let child = cmd.spawn().unwrap();
+        let p = Puerta { proc: Proc { child, port: 0 }, admin, config: path, log };
         wait_until("puerta admin to answer", Duration::from_secs(10), || {
             http("GET", p.admin, "/healthz").map(|(s, _)| s == 200).unwrap_or(false)
         });
         p
+    }
+
+    /// Everything Puerta logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -149,6 +165,19 @@ impl Puerta {
             .filter(|l| l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
             .sum()
+    }
+}
+
+impl Drop for Puerta {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {}:", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
