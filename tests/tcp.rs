@@ -70,36 +70,58 @@ fn reload_keeps_connected_clients_working() {
         let listen = free_port();
         let p = Puerta::start(&tcp_config(listen, &[r1.port], "", ""), io);
         p.wait_ready();
-        let mut c = Resp::connect(listen).unwrap();
-        assert_eq!(c.cmd(&["SET", "a", "1"]).unwrap(), "OK");
         let epoch = p.metric("puerta_snapshot_epoch", "");
 
-        // Hammer the connection from a thread while reloading.
+        // Four clients hammer their own counters from threads while the
+        // config is reloaded three times (admin, SIGHUP, a broken file).
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s2 = stop.clone();
-        let worker = std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-                assert_eq!(c.cmd(&["INCR", "ctr"]).unwrap(), (n + 1).to_string());
-                n += 1;
-            }
-            n
-        });
-        // Add a second pool and a second server to the first.
+        let clients: Vec<_> = (0..4)
+            .map(|i| {
+                let mut c = Resp::connect(listen).unwrap();
+                assert_eq!(c.cmd(&["PING"]).unwrap(), "PONG");
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let key = format!("ctr{i}");
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match c.cmd(&["INCR", &key]) {
+                            Ok(v) if v == (n + 1).to_string() => n += 1,
+                            other => return Err(format!("client {i} after {n} INCRs: {other:?}")),
+                        }
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        let write = |cfg: String| std::fs::write(&p.config, cfg.replace("{admin}", &p.admin.to_string())).unwrap();
+
+        // 1. POST /reload: a second pool and a second server for the first.
         let second = free_port();
-        let cfg = tcp_config(listen, &[r1.port, r2.port], "", "")
-            + &format!(
-                "[[pool]]\nname = \"second\"\nlisten = \"127.0.0.1:{second}\"\nservers = [\"127.0.0.1:{}\"]\n",
-                r2.port
-            );
-        std::fs::write(&p.config, cfg.replace("{admin}", &p.admin.to_string())).unwrap();
+        let pool2 = format!(
+            "[[pool]]\nname = \"second\"\nlisten = \"127.0.0.1:{second}\"\nservers = [\"127.0.0.1:{}\"]\n",
+            r2.port
+        );
+        write(tcp_config(listen, &[r1.port, r2.port], "", "") + &pool2);
         let (code, body) = p.post("/reload");
         assert_eq!(code, 200, "{io}: {body}");
         p.wait_ready();
         let mut c2 = Resp::connect(second).unwrap();
         assert_eq!(c2.cmd(&["PING"]).unwrap(), "PONG", "{io}: new pool serves");
 
-        // A broken file is rejected and the running config stays.
+        // 2. SIGHUP: the first pool loses the server every client is on;
+        // connected clients finish on the config they started with.
+        let before = p.metric("puerta_snapshot_epoch", "");
+        write(tcp_config(listen, &[r2.port], "", "") + &pool2);
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(p.proc.pid() as i32, libc::SIGHUP) };
+        wait_until("SIGHUP reload", Duration::from_secs(5), || p.metric("puerta_snapshot_epoch", "") > before);
+        p.wait_ready();
+        let mut fresh = Resp::connect(listen).unwrap();
+        assert_eq!(fresh.cmd(&["SET", "fresh", "1"]).unwrap(), "OK");
+        let on_r2 = Resp::connect(r2.port).unwrap().cmd(&["EXISTS", "fresh"]).unwrap();
+        assert_eq!(on_r2, "1", "{io}: new clients follow the reloaded server list");
+
+        // 3. A broken file is rejected and the running config stays.
         std::fs::write(&p.config, "[[pool]]\nname = 3\n").unwrap();
         let (code, body) = p.post("/reload");
         assert_eq!(code, 400, "{io}");
@@ -108,9 +130,13 @@ fn reload_keeps_connected_clients_working() {
 
         std::thread::sleep(Duration::from_millis(200));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let n = worker.join().expect("client saw an error during reload");
-        assert!(n > 0);
-        assert!(p.metric("puerta_snapshot_epoch", "") > epoch, "{io}");
+        for t in clients {
+            let n = t.join().unwrap().unwrap_or_else(|e| panic!("{io}: a client was disturbed by a reload: {e}"));
+            assert!(n > 0, "{io}");
+        }
+        assert!(p.metric("puerta_snapshot_epoch", "") >= epoch + 2.0, "{io}");
+        let n1: u64 = Resp::connect(r1.port).unwrap().cmd(&["GET", "ctr0"]).unwrap().parse().unwrap_or(0);
+        assert!(n1 > 0, "{io}: the old clients kept using their (removed) server");
     }
 }
 
