@@ -264,6 +264,9 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
         bad[0..4].copy_from_slice(&8i32.to_le_bytes());
         c.s.write_all(&bad).unwrap();
         assert!(c.is_closed(), "{io}: short header closes the client");
+        wait_until("the short header's log line", Duration::from_secs(5), || {
+            p.log().contains("closing mongo client: messageLength 8 is shorter than the 16-byte header")
+        });
         // Oversized: announced above max_message_bytes, split mid-header.
         let mut c = Mongo::connect(listen);
         let mut big = op_msg(1, &doc! {"ping": 1, "$db": "admin"});
@@ -280,6 +283,18 @@ fn bad_headers_close_the_client_and_slow_ops_are_counted() {
         c.command(doc! {"slow": 1.0, "$db": "admin"}).unwrap();
         c.command(doc! {"ping": 1, "$db": "admin"}).unwrap();
         assert_eq!(p.metric("puerta_mongo_slow_ops_total", "pool=\"mongo\""), 1.0, "{io}");
+        // The log line names the command, its database, the mongos and the
+        // duration (the stand-in slept 1 s).
+        let log = p.log();
+        let line = log.lines().find(|l| l.contains("slow operation")).unwrap_or_else(|| panic!("{io}: {log}"));
+        assert!(
+            line.contains("mongos=a") && line.contains("command=\"slow\"") && line.contains("db=\"admin\""),
+            "{line}"
+        );
+        let ms: f64 =
+            line.split("duration_ms=").nth(1).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap();
+        assert!(ms >= 1000.0, "{io}: {line}");
+        assert_eq!(log.matches("slow operation").count(), 1, "{io}: the fast ping is not logged");
         let (_, stats) = p.get("/stats");
         let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
         let m = &v["pools"][0]["mongo"];

@@ -29,24 +29,25 @@ const REPLY_CAPTURE: usize = 4;
 /// Most requests awaiting a reply on one connection.
 pub const MAX_PENDING: usize = 256;
 
-/// A database name held inline (truncated past `DbName::CAP` bytes).
+/// A short name (a database or a command) held inline, truncated past
+/// `InlineName::CAP` bytes, so recording a request allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DbName {
+pub struct InlineName {
     len: u8,
-    buf: [u8; DbName::CAP],
+    buf: [u8; InlineName::CAP],
 }
 
-impl Default for DbName {
+impl Default for InlineName {
     fn default() -> Self {
-        DbName { len: 0, buf: [0; DbName::CAP] }
+        InlineName { len: 0, buf: [0; InlineName::CAP] }
     }
 }
 
-impl DbName {
+impl InlineName {
     const CAP: usize = 64;
 
     fn new(s: &str) -> Self {
-        let mut d = DbName::default();
+        let mut d = InlineName::default();
         let mut n = s.len().min(Self::CAP);
         while !s.is_char_boundary(n) {
             n -= 1;
@@ -66,8 +67,10 @@ impl DbName {
 pub enum Observation {
     /// A client request went toward the backend.
     Request { opcode: u8, command: u8 },
-    /// A reply answered a request `elapsed` after it was seen.
-    Reply { command: u8, db: DbName, elapsed: Duration },
+    /// A reply answered a request `elapsed` after it was seen. `name` is
+    /// the command as the client sent it (`command` counts unknown ones as
+    /// "other"; the slow-op log names them).
+    Reply { command: u8, name: InlineName, db: InlineName, elapsed: Duration },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +78,8 @@ struct Pending {
     /// The id the next reply's `responseTo` must carry.
     request_id: i32,
     command: u8,
-    db: DbName,
+    name: InlineName,
+    db: InlineName,
     started: Instant,
 }
 
@@ -120,8 +124,9 @@ impl MongoTracker {
                     if pending.len() >= MAX_PENDING {
                         pending.remove(0);
                     }
-                    let db = DbName::new(r.db.unwrap_or(""));
-                    pending.push(Pending { request_id: f.header.request_id, command, db, started: now });
+                    let db = InlineName::new(r.db.unwrap_or(""));
+                    let name = InlineName::new(r.command.unwrap_or(""));
+                    pending.push(Pending { request_id: f.header.request_id, command, name, db, started: now });
                 }
             }),
             Side::Backend => rep.feed(data, |f| {
@@ -131,6 +136,7 @@ impl MongoTracker {
                 let p = pending[i];
                 obs.push(Observation::Reply {
                     command: p.command,
+                    name: p.name,
                     db: p.db,
                     elapsed: now.saturating_duration_since(p.started),
                 });

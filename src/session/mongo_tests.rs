@@ -39,8 +39,9 @@ fn boundary_only_between_reply_and_next_request() {
     let obs: Vec<_> = t.drain_observations().collect();
     assert_eq!(obs[0], Observation::Request { opcode: 0, command: command_index(Some("find")) as u8 });
     match obs[1] {
-        Observation::Reply { command, db, elapsed } => {
+        Observation::Reply { command, name, db, elapsed } => {
             assert_eq!(command, command_index(Some("find")) as u8);
+            assert_eq!(name.as_str(), "find");
             assert_eq!(db.as_str(), "shop");
             assert_eq!(elapsed, Duration::from_millis(3));
         }
@@ -81,6 +82,23 @@ fn first_hello_metadata_and_oversized() {
     let mut small = MongoTracker::new(64);
     let big = msg(1, 0, &[0u8; 100]);
     assert!(matches!(small.handle_data(Side::Client, &big, t0), Err(FrameError::Oversized { length: 116, max: 64 })));
+}
+
+#[test]
+fn unknown_commands_count_as_other_but_keep_their_name() {
+    let t0 = Instant::now();
+    let mut t = MongoTracker::new(1 << 20);
+    let req = msg(3, 0, &op_msg_body(0, &doc! {"reIndex": "c", "$db": "shop"}));
+    t.handle_data(Side::Client, &req, t0).unwrap();
+    t.handle_data(Side::Backend, &reply(4, 3, 0), t0).unwrap();
+    let obs: Vec<_> = t.drain_observations().collect();
+    assert_eq!(obs[0], Observation::Request { opcode: 0, command: 0 });
+    match obs[1] {
+        Observation::Reply { command: 0, name, db, .. } => {
+            assert_eq!((name.as_str(), db.as_str()), ("reIndex", "shop"))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -111,12 +111,15 @@ impl WorkerCore {
                     ms.backends[b.stat_id].opcodes[opcode as usize].incr();
                     ms.backends[b.stat_id].commands[command as usize].incr();
                 }
-                Observation::Reply { command, db, elapsed } => {
+                Observation::Reply { command, name, db, elapsed } => {
                     let pc = &ms.pools[pool.stat_id];
                     pc.latency[command as usize].record(elapsed);
                     if slow.is_some_and(|t| elapsed >= t) {
                         pc.slow_ops.incr();
-                        tracing::warn!(pool = %pool.cfg.name, mongos = %b.spec.name, command = COMMANDS[command as usize],
+                        // The name as sent (commands outside `COMMANDS`
+                        // are counted as "other" but logged by name).
+                        let cmd = if name.as_str().is_empty() { COMMANDS[command as usize] } else { name.as_str() };
+                        tracing::warn!(pool = %pool.cfg.name, mongos = %b.spec.name, command = cmd,
                             db = db.as_str(), duration_ms = elapsed.as_secs_f64() * 1e3, "slow operation");
                     }
                 }
