@@ -371,3 +371,47 @@ fn reload_and_drain_close_mongos_clients_at_boundaries() {
         eprintln!("{io}: drained and exited in {:?}", t0.elapsed());
     }
 }
+
+#[test]
+fn affinity_none_balances_by_least_latency_and_round_robin() {
+    // "b" answers hello 80 ms late: a distant mongos.
+    let s = [Standin::start("a"), Standin::start_slow_hello("b", Duration::from_millis(80))];
+    let backends: Vec<(&str, u16)> = s.iter().map(|x| (x.name.as_str(), x.port)).collect();
+    for io in drivers() {
+        let listen = free_port();
+        let extra = "affinity = \"none\"\nbalance = \"least_latency\"";
+        let p = Puerta::start(&mongos_config(listen, &backends, extra), io);
+        p.wait_ready();
+        let rtt = |n: &str| p.metric("puerta_health_check_rtt_seconds", &format!("backend=\"{n}\""));
+        wait_until("RTTs from successful probes", Duration::from_secs(10), || {
+            let ok = |x: &Standin| format!("addr=\"127.0.0.1:{}\",result=\"ok\"", x.port);
+            s.iter().all(|x| p.metric("puerta_health_checks_total", &ok(x)) >= 1.0)
+        });
+        assert!(rtt("a") > 0.0 && rtt("b") >= 0.08, "{io}: RTT recorded: a {} b {}", rtt("a"), rtt("b"));
+        // Every new connection goes to the mongos with the lowest RTT, and
+        // the open connections per mongos show in /metrics and /stats.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut c = Mongo::connect(listen);
+            assert_eq!(c.whoami(), "a", "{io}: least_latency picks the near mongos");
+            held.push(c);
+        }
+        assert_eq!(p.metric("puerta_backend_connections", "backend=\"a\""), 4.0, "{io}");
+        assert_eq!(p.metric("puerta_backend_connections", "backend=\"b\""), 0.0, "{io}");
+        let (_, stats) = p.get("/stats");
+        let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+        let conns: Vec<u64> =
+            v["pools"][0]["backends"].as_array().unwrap().iter().map(|b| b["connections"].as_u64().unwrap()).collect();
+        assert_eq!(conns, vec![4, 0], "{io}: /stats backends[].connections");
+        drop(held);
+        drop(p);
+
+        // round_robin: each worker alternates, so with 2 workers any 4
+        // connections reach both mongos.
+        let listen = free_port();
+        let p = Puerta::start(&mongos_config(listen, &backends, "affinity = \"none\"\nbalance = \"round_robin\""), io);
+        p.wait_ready();
+        let seen: std::collections::HashSet<String> = (0..4).map(|_| Mongo::connect(listen).whoami()).collect();
+        assert_eq!(seen.len(), 2, "{io}: round robin spreads connections: {seen:?}");
+    }
+}

@@ -10,7 +10,10 @@ Control: when the file given by --stop-hello exists, hello/isMaster get no
 answer at all (the server "hangs" for health checks) while other commands
 still work. Prints "PORT <n>" on stdout once listening.
 
-Usage: standin.py --name a [--port 0] [--docs 50] [--stop-hello PATH]
+--hello-delay S makes every hello/isMaster answer S seconds late (a
+distant mongos, for least_latency).
+
+Usage: standin.py --name a [--port 0] [--docs 50] [--stop-hello PATH] [--hello-delay S]
 """
 
 import argparse
@@ -34,6 +37,7 @@ def main():
     ap.add_argument("--port", type=int, default=None)
     ap.add_argument("--docs", type=int, default=50)
     ap.add_argument("--stop-hello", default=None)
+    ap.add_argument("--hello-delay", type=float, default=0.0)
     args = ap.parse_args()
 
     cursors = {}  # id -> remaining documents
@@ -44,6 +48,8 @@ def main():
         if args.stop_hello and os.path.exists(args.stop_hello):
             return True  # swallowed: never answered
         counts["hello"] += 1
+        if args.hello_delay:
+            time.sleep(args.hello_delay)
         reply = {
             "ismaster": True,
             "isWritablePrimary": True,

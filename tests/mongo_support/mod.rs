@@ -60,8 +60,18 @@ impl Standin {
     }
 
     pub fn start_on(name: &str, port: u16, stop_hello: &std::path::Path) -> Standin {
+        Self::start_args(name, port, stop_hello, &[])
+    }
+
+    /// A stand-in whose hello answers come `delay` late.
+    pub fn start_slow_hello(name: &str, delay: Duration) -> Standin {
+        let stop = super::common::tmpdir().join(format!("stop-{name}"));
+        Self::start_args(name, 0, &stop, &["--hello-delay", &delay.as_secs_f64().to_string()])
+    }
+
+    fn start_args(name: &str, port: u16, stop_hello: &std::path::Path, extra: &[&str]) -> Standin {
         let mut cmd = Command::new(python());
-        cmd.arg(script("standin.py")).args(["--name", name, "--stop-hello", stop_hello.to_str().unwrap()]);
+        cmd.arg(script("standin.py")).args(["--name", name, "--stop-hello", stop_hello.to_str().unwrap()]).args(extra);
         if port != 0 {
             cmd.args(["--port", &port.to_string()]);
         }
