@@ -46,8 +46,10 @@ fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
-            println!("{}: ok", path.display());
-            println!("{}", cfg.summary());
+            // Not println!: a closed stdout (`puerta check | head -1`) is
+            // the reader's choice, not a reason to panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{}: ok\n{}", path.display(), cfg.summary());
             ExitCode::SUCCESS
         }
         Err(e) => {

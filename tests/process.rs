@@ -174,3 +174,20 @@ fn version_and_log_level_flags() {
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn check_survives_a_closed_stdout() {
+    use std::os::fd::FromRawFd;
+    // A pipe whose read end is already closed: every write gets EPIPE,
+    // as with `puerta check -c FILE | head -1` once head exits.
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe fills two fds; we own both and close the read end.
+    let write_end = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        std::fs::File::from_raw_fd(fds[1])
+    };
+    let out = puerta().args(["check", "-c", "config/tcp.toml"]).stdout(write_end).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
