@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    echo "==> installing redis-server and redis-tools"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v curl >/dev/null; then
+    echo "==> installing redis-server, redis-tools and curl"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools curl >/dev/null
 fi
 for p in 6379 6381 6390 6391 9090; do
     if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
@@ -36,6 +36,7 @@ bench() { redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -n 100000 -t set,get --csv 
 echo "==> redis-benchmark -c 50 -n 100000 -t set,get"
 DIRECT=$(bench 6379)
 PROXY=$(bench 6390)
+echo "    (one run each, on whatever else this machine is doing: scripts/bench-tcp.sh interleaves rounds and reports medians)"
 printf '%-6s %-16s %-16s %-14s %-14s\n' test "direct ops/s" "puerta ops/s" "direct p99 ms" "puerta p99 ms"
 paste -d, <(echo "$DIRECT") <(echo "$PROXY") | tr -d '"' | awk -F, '{printf "%-6s %-16s %-16s %-14s %-14s\n", $1, $2, $10, $7, $15}'
 
