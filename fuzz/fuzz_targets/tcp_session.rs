@@ -1,5 +1,6 @@
 //! Arbitrary event sequences against `TcpSession`: no panic, bytes relayed
-//! in order and never duplicated, and nothing after Close.
+//! in order and never duplicated, nothing after Close, and no tick acts
+//! before `next_deadline`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use puerta::session::{Intent, Limits, Side, TcpSession};
@@ -28,7 +29,15 @@ fuzz_target!(|data: &[u8]| {
             3 => s.handle_eof(side),
             4 => s.handle_connect_failed(111, arg & 2 == 0),
             5 => now += Duration::from_millis(arg as u64),
-            6 => s.handle_tick(now),
+            6 => {
+                // Before its next deadline a tick changes nothing: drivers
+                // that arm one timer at `next_deadline` miss no expiry.
+                let quiet = s.next_deadline(false).is_none_or(|d| now < d);
+                s.handle_tick(now);
+                if quiet {
+                    assert_eq!(s.poll_intent(), None, "tick before next_deadline acted");
+                }
+            }
             _ => {
                 if let Some(buf) = s.poll_transmit(side) {
                     let n = (arg as usize).min(buf.len());
