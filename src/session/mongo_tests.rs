@@ -1,3 +1,7 @@
+//! Tests of `MongoTracker` (framing both ways, request/reply matching,
+//! boundaries, handshake metadata) and of mongos `TcpSession`s (retire at
+//! a boundary, deferred routing), with simulated time.
+
 use super::*;
 use crate::protocol::mongo::command::tests::op_msg_body;
 use crate::protocol::mongo::header::{Header, FLAG_EXHAUST_ALLOWED};
