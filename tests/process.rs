@@ -92,25 +92,25 @@ fn two_workers_share_the_port_and_are_pinned() {
     }
 }
 
-/// Makes `io_uring_setup` fail with ENOSYS in the child, as seccomp in a
+/// Makes syscall `nr` fail with ENOSYS in the child, as seccomp in a
 /// container or an old kernel would (a BPF filter installed just before
 /// exec; it applies to the child only).
-fn without_io_uring(cmd: &mut Command) {
+fn deny_syscall(cmd: &mut Command, nr: libc::c_long) {
     use std::os::unix::process::CommandExt;
-    // Classic BPF opcodes (linux/filter.h).
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const JEQ_K: u16 = 0x05 | 0x10 | 0x00;
-    const RET_K: u16 = 0x06 | 0x00;
+    // Classic BPF opcodes (linux/filter.h): LD|W|ABS, JMP|JEQ|K, RET|K.
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
     let deny = libc::SECCOMP_RET_ERRNO | (libc::ENOSYS as u32 & 0xffff);
     let insns = [
         // seccomp_data.nr is at offset 0.
         libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 },
-        libc::sock_filter { code: JEQ_K, jt: 0, jf: 1, k: libc::SYS_io_uring_setup as u32 },
+        libc::sock_filter { code: JEQ_K, jt: 0, jf: 1, k: nr as u32 },
         libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: deny },
         libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
     ];
     // SAFETY: between fork and exec only async-signal-safe prctl calls run;
-    // `insns` outlives them (the closure owns a copy).
+    // the closure owns its copy of `insns`.
     unsafe {
         cmd.pre_exec(move || {
             let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut libc::sock_filter };
@@ -122,6 +122,10 @@ fn without_io_uring(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+fn without_io_uring(cmd: &mut Command) {
+    deny_syscall(cmd, libc::SYS_io_uring_setup);
 }
 
 #[test]
@@ -190,4 +194,21 @@ fn check_survives_a_closed_stdout() {
     let out = puerta().args(["check", "-c", "config/tcp.toml"]).stdout(write_end).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn a_worker_that_cannot_set_up_fails_startup() {
+    // epoll_create1 refused: every epoll worker fails to build its poll.
+    // Startup must fail (exit 1, naming the worker), not run without it.
+    let dir = tmpdir();
+    let path = dir.join("p.toml");
+    std::fs::write(&path, tcp_config(free_port(), &[6379], "", "").replace("{admin}", &free_port().to_string()))
+        .unwrap();
+    let mut cmd = puerta();
+    cmd.args(["-c", path.to_str().unwrap(), "--io", "epoll"]);
+    deny_syscall(&mut cmd, libc::SYS_epoll_create1);
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot start workers: worker ") && err.contains("epoll driver setup failed"), "{err}");
 }

@@ -37,32 +37,94 @@ pub struct WorkerHandle {
     pub wake_fd: RawFd,
 }
 
+/// Why the workers could not start. Startup fails as a whole: a worker
+/// that died at setup would leave its SO_REUSEPORT listener in the
+/// snapshot, and the kernel would keep queueing its share of clients there
+/// with nobody to accept them.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker {worker}: cannot create its wake eventfd: {source}")]
+    Eventfd { worker: usize, source: io::Error },
+    #[error("worker {worker}: cannot spawn its thread: {source}")]
+    Spawn { worker: usize, source: io::Error },
+    /// The driver could not set up (an io_uring ring or buffer ring the
+    /// kernel refused for this thread although the startup probe passed,
+    /// e.g. RLIMIT_MEMLOCK on kernels that charge rings to it).
+    #[error("worker {worker}: {driver} driver setup failed: {source} (io = \"epoll\" avoids io_uring)")]
+    Setup { worker: usize, driver: &'static str, source: io::Error },
+    #[error("worker {worker}: thread ended during setup")]
+    Vanished { worker: usize },
+}
+
 /// Starts `shared.workers.len()` workers. `cpus[i]` is the core worker `i`
-/// pins to (`None`: not pinned).
-pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> io::Result<Vec<WorkerHandle>> {
+/// pins to (`None`: not pinned). Returns once every worker has built its
+/// driver (ring or poll) inside its own thread, or with the first failure.
+pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Result<Vec<WorkerHandle>, WorkerError> {
     let mut out = Vec::new();
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, Option<io::Error>)>();
     for id in 0..shared.workers.len() {
-        let wake_fd = sys::eventfd()?;
+        let wake_fd = sys::eventfd().map_err(|source| WorkerError::Eventfd { worker: id, source })?;
         let shared = shared.clone();
         let cpu = cpus.get(id).copied().flatten();
-        let join = std::thread::Builder::new().name(format!("puerta-w{id}")).spawn(move || {
-            if let Some(core) = cpu {
-                if !core_affinity::set_for_current(core) {
-                    tracing::warn!(worker = id, cpu = core.id, "could not pin worker");
+        let ready = ready_tx.clone();
+        let join = std::thread::Builder::new()
+            .name(format!("puerta-w{id}"))
+            .spawn(move || {
+                if let Some(core) = cpu {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(worker = id, cpu = core.id, "could not pin worker");
+                    }
                 }
-            }
-            let driver = shared.driver;
-            let core = self::core::WorkerCore::new(id, shared);
-            let res = match driver {
-                DriverKind::Uring => uring::UringDriver::new(core, wake_fd).and_then(|d| d.run()),
-                DriverKind::Epoll => epoll::EpollDriver::new(core, wake_fd).and_then(|d| d.run()),
-            };
-            match res {
-                Ok(()) => tracing::debug!(worker = id, "worker stopped"),
-                Err(e) => tracing::error!(worker = id, err = %e, "worker failed"),
-            }
-        })?;
+                let driver = shared.driver;
+                let core = self::core::WorkerCore::new(id, shared);
+                // Setup happens here, after pinning, so the ring belongs to
+                // this thread (SINGLE_ISSUER). `ready` is dropped once sent,
+                // so a thread that dies in setup ends `spawn`'s wait too.
+                let res = match driver {
+                    DriverKind::Uring => uring::UringDriver::new(core, wake_fd).map(Driver::Uring),
+                    DriverKind::Epoll => epoll::EpollDriver::new(core, wake_fd).map(Driver::Epoll),
+                };
+                let driver = match res {
+                    Ok(d) => {
+                        let _ = ready.send((id, None));
+                        d
+                    }
+                    Err(e) => {
+                        let _ = ready.send((id, Some(e)));
+                        return;
+                    }
+                };
+                drop(ready);
+                let res = match driver {
+                    Driver::Uring(d) => d.run(),
+                    Driver::Epoll(d) => d.run(),
+                };
+                match res {
+                    Ok(()) => tracing::debug!(worker = id, "worker stopped"),
+                    Err(e) => tracing::error!(worker = id, err = %e, "worker failed"),
+                }
+            })
+            .map_err(|source| WorkerError::Spawn { worker: id, source })?;
         out.push(WorkerHandle { join, wake_fd });
     }
+    drop(ready_tx);
+    let driver = shared.driver.as_str();
+    let mut started = vec![false; out.len()];
+    while started.contains(&false) {
+        match ready_rx.recv() {
+            Ok((worker, None)) => started[worker] = true,
+            Ok((worker, Some(source))) => return Err(WorkerError::Setup { worker, driver, source }),
+            Err(_) => {
+                let worker = started.iter().position(|&s| !s).unwrap_or(0);
+                return Err(WorkerError::Vanished { worker });
+            }
+        }
+    }
     Ok(out)
+}
+
+/// A worker's driver, built in its thread before it reports ready.
+enum Driver {
+    Uring(uring::UringDriver),
+    Epoll(epoll::EpollDriver),
 }
