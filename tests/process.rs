@@ -30,9 +30,13 @@ fn check_accepts_the_example_and_rejects_a_bad_file_precisely() {
     assert!(err.contains("bad.toml:5: pool[0].balance:"), "{err}");
     assert!(err.contains("fastest"), "{err}");
 
-    // Running with the same file fails the same way before anything starts.
-    let out = puerta().args(["-c", bad.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    // Running with the same file fails the same way before anything starts,
+    // with or without the `run` subcommand.
+    for args in [&["-c"][..], &["run", "-c"][..]] {
+        let out = puerta().args(args).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:5: pool[0].balance:"), "{args:?}");
+    }
 }
 
 #[test]
