@@ -133,18 +133,35 @@ fn app_affinity_spreads_apps_and_keeps_each_app_together() {
         let listen = free_port();
         let p = Puerta::start(&mongos_config(listen, &backends, "affinity = \"app\""), io);
         p.wait_ready();
-        let mut used = std::collections::HashSet::new();
+        let place = |app: usize| {
+            let mut c = Mongo::connect(listen);
+            c.hello(&format!("app-{app}"));
+            c.whoami()
+        };
+        let mut before = Vec::new();
         for app in 0..12 {
-            let mut names = Vec::new();
-            for _ in 0..3 {
-                let mut c = Mongo::connect(listen);
-                c.hello(&format!("app-{app}"));
-                names.push(c.whoami());
-            }
+            let names: Vec<String> = (0..3).map(|_| place(app)).collect();
             assert!(names.iter().all(|n| n == &names[0]), "{io}: one app, one mongos: {names:?}");
-            used.insert(names[0].clone());
+            before.push(names[0].clone());
         }
+        let used: std::collections::HashSet<&String> = before.iter().collect();
         assert!(used.len() >= 2, "{io}: different apps from one IP spread: {used:?}");
+
+        // Losing a mongos moves only the apps that were on it.
+        let victim = s.iter().find(|x| x.name == before[0]).unwrap();
+        victim.stop_answering_hello();
+        wait_until("the mongos to leave", Duration::from_secs(10), || {
+            p.metric("puerta_backend_up", &format!("backend=\"{}\"", victim.name)) == 0.0
+        });
+        for (app, old) in before.iter().enumerate() {
+            let now = place(app);
+            if *old == victim.name {
+                assert_ne!(now, victim.name, "{io}: app-{app} left the lost mongos");
+            } else {
+                assert_eq!(&now, old, "{io}: app-{app} on a surviving mongos did not move");
+            }
+        }
+        std::fs::remove_file(&victim.stop_hello).unwrap(); // healthy again for the next driver
     }
 }
 
