@@ -123,7 +123,9 @@ pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Re
     Ok(out)
 }
 
-/// A worker's driver, built in its thread before it reports ready.
+/// A worker's driver, built in its thread before it reports ready. One
+/// lives per worker thread, on its stack, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Driver {
     Uring(uring::UringDriver),
     Epoll(epoll::EpollDriver),
