@@ -108,6 +108,28 @@ fn unhealthy_mongos_is_removed_and_its_clients_move() {
 }
 
 #[test]
+fn close_on_unhealthy_false_keeps_pinned_clients() {
+    for io in drivers() {
+        let s = [Standin::start("a"), Standin::start("b")];
+        let backends: Vec<(&str, u16)> = s.iter().map(|x| (x.name.as_str(), x.port)).collect();
+        let listen = free_port();
+        let p = Puerta::start(&mongos_config(listen, &backends, "close_on_unhealthy = false"), io);
+        p.wait_ready();
+        let mut c = Mongo::connect(listen);
+        c.hello("app");
+        let first = c.whoami();
+        s.iter().find(|x| x.name == first).unwrap().stop_answering_hello();
+        wait_until("the silent mongos to leave", Duration::from_secs(10), || {
+            p.metric("puerta_backend_up", &format!("backend=\"{first}\"")) == 0.0
+        });
+        // Left the snapshot (new clients go elsewhere) but its client stays.
+        assert_ne!(Mongo::connect(listen).whoami(), first, "{io}: new clients avoid it");
+        assert_eq!(c.whoami(), first, "{io}: the pinned client keeps its mongos");
+        assert_eq!(p.metric("puerta_mongo_boundary_closes_total", "pool=\"mongo\""), 0.0, "{io}");
+    }
+}
+
+#[test]
 fn restart_is_detected_from_process_id() {
     let dir = tmpdir();
     let a = Standin::start_on("a", 0, &dir.join("stop-a"));
