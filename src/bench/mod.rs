@@ -37,6 +37,7 @@ mod record;
 mod report;
 mod run;
 mod shape;
+mod timer;
 mod workload;
 
 use std::process::ExitCode;

@@ -20,7 +20,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use mio::{Events, Poll};
+use mio::{Events, Poll, Token};
 
 use super::cluster::SlotMap;
 use super::codec::Wire;
@@ -28,6 +28,7 @@ use super::conn::{Conn, InFlight, State};
 use super::lane::Lane;
 use super::record::{ErrKind, Recorder, Tick};
 use super::shape::Shape;
+use super::timer::WakeTimer;
 use super::workload::{Op, OpGen, Workload};
 
 mod recv;
@@ -75,6 +76,8 @@ const MAX_REDIRECTS: u8 = 5;
 const GIVE_UP_AFTER: u32 = 3;
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
 const NO_CONN: usize = usize::MAX;
+/// The open loop's wake-up timer (connections are tokens 0..n).
+const TIMER: Token = Token(usize::MAX - 1);
 
 struct LaneState {
     lane: Lane,
@@ -89,6 +92,8 @@ struct LaneState {
 pub struct Engine<'a> {
     spec: &'a RunSpec,
     poll: Poll,
+    /// Open loop only: wakes the poll at the next intended send time.
+    timer: Option<WakeTimer>,
     conns: Vec<Conn>,
     lanes: Vec<LaneState>,
     map: SlotMap,
@@ -125,9 +130,12 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let n = lanes.len();
+        let poll = Poll::new()?;
+        let timer = spec.shape.as_ref().map(|_| WakeTimer::new(poll.registry(), TIMER)).transpose()?;
         Ok(Engine {
             spec,
-            poll: Poll::new()?,
+            poll,
+            timer,
             conns: Vec::new(),
             lanes,
             map: spec.map.clone(),
@@ -210,11 +218,12 @@ impl<'a> Engine<'a> {
             if let Some(e) = end.filter(|_| !stopping) {
                 wake = wake.min(e);
             }
-            if !stopping && self.spec.shape.is_some() {
-                for l in &self.lanes {
-                    if let Some(t) = l.lane.wake_at(start) {
-                        wake = wake.min(t);
-                    }
+            if let (Some(timer), false) = (&self.timer, stopping) {
+                // The next intended send, to the nanosecond (poll's own
+                // timeout is whole milliseconds).
+                let due = self.lanes.iter().filter_map(|l| l.lane.wake_at(start)).min();
+                if let Some(due) = due.filter(|&d| d < wake) {
+                    timer.arm(due.saturating_duration_since(Instant::now()));
                 }
             }
             let timeout = wake.saturating_duration_since(Instant::now());

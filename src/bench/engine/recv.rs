@@ -18,6 +18,12 @@ impl Engine<'_> {
     pub(super) fn handle_events(&mut self, events: &Events) -> bool {
         let mut replied = false;
         for ev in events.iter() {
+            if ev.token() == super::TIMER {
+                if let Some(t) = &self.timer {
+                    t.clear();
+                }
+                continue;
+            }
             let ci = ev.token().0;
             let Some(c) = self.conns.get_mut(ci) else { continue };
             let now = Instant::now();
