@@ -39,7 +39,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Load generator and tail-latency analyzer (see `puerta bench --help`).
-    Bench(puerta::bench::BenchArgs),
+    Bench(Box<puerta::bench::BenchArgs>),
 }
 
 #[derive(Debug, Args, Clone)]

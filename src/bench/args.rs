@@ -94,7 +94,7 @@ pub struct BenchArgs {
     /// Write one CSV row per target and round to FILE.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (one histogram per second, in µs) to FILE.
+    /// Write an HdrHistogram interval log (one histogram per second, values in ns) to FILE.
     #[arg(long, value_name = "FILE")]
     pub hdr: Option<PathBuf>,
     /// Draw latency by percentile and throughput over time to FILE.svg.

@@ -84,8 +84,8 @@ impl SlotMap {
             };
             let (lo, hi) = (int(lo)?, int(hi)?);
             let master = sub(master)?.elements();
-            let host = master.first().map(|h| bulk(h)).transpose()?.unwrap_or_default();
-            let port = master.get(1).map(|p| int(p)).transpose()?.ok_or("master without a port")?;
+            let host = master.first().map(bulk).transpose()?.unwrap_or_default();
+            let port = master.get(1).map(int).transpose()?.ok_or("master without a port")?;
             let ip = if host.is_empty() || host == "?" { seed.ip().to_string() } else { host };
             let addr: SocketAddr = format!("{ip}:{port}")
                 .parse()

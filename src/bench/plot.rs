@@ -20,6 +20,9 @@ use super::run::RunResult;
 
 const SIZE: (u32, u32) = (1100, 900);
 
+/// `(nines, ms)` points.
+type Curve = Vec<(f64, f64)>;
+
 /// `x` nines as a percentile label: 2 -> "p99", 2.5 -> "p99.68".
 pub fn nines_label(x: f64) -> String {
     let q = 100.0 * (1.0 - 10f64.powf(-x));
@@ -61,7 +64,7 @@ pub fn draw(path: &Path, labels: &[String], results: &[RunResult], open_loop: bo
             (l.clone(), lat, svc)
         })
         .collect();
-    let curves: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)> =
+    let curves: Vec<(String, Curve, Curve)> =
         merged.iter().map(|(l, lat, svc)| (l.clone(), curve(lat), curve(svc))).collect();
     let all = curves.iter().flat_map(|(_, a, b)| a.iter().chain(b.iter()));
     let (mut lo, mut hi, mut xmax) = (f64::MAX, 0f64, 1f64);

@@ -63,7 +63,7 @@ impl Template {
                     (None, None) => (rest.len(), Piece::Lit(Vec::new()), 0),
                 };
                 if at > 0 {
-                    pieces.push(Piece::Lit(rest[..at].as_bytes().to_vec()));
+                    pieces.push(Piece::Lit(rest.as_bytes()[..at].to_vec()));
                 }
                 if len > 0 {
                     pieces.push(piece);
