@@ -1,4 +1,5 @@
-//! Command-line interface (clap): `puerta [run] -c FILE`, `puerta check -c FILE`.
+//! Command-line interface (clap): `puerta [run] -c FILE`, `puerta check -c FILE`,
+//! `puerta bench ...` (its flags live in `puerta::bench::args`).
 //!
 //! Owns only argument parsing; `main.rs` acts on the result.
 
@@ -37,6 +38,8 @@ pub enum Command {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Load generator and tail-latency analyzer (see `puerta bench --help`).
+    Bench(Box<puerta::bench::BenchArgs>),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -25,8 +25,11 @@
 //! - [`control`]: health checks, reload, snapshot publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
 //! - [`stats`]: single-writer counters read by admin.
+//! - [`bench`]: `puerta bench`, the load generator; it imports only the
+//!   sans-IO `protocol` codecs and `hash`, never `worker`/`session`/`control`.
 
 pub mod admin;
+pub mod bench;
 pub mod compat;
 pub mod config;
 pub mod control;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(cli::Command::Check { config }) => check(&config),
         Some(cli::Command::Run(args)) => run(args),
+        Some(cli::Command::Bench(args)) => puerta::bench::main(*args),
         None => run(cli.run),
     }
 }

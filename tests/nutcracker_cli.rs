@@ -125,8 +125,10 @@ fn daemon_writes_pid_file_serves_stats_and_reopens_its_log() {
         "6",
     ]);
     assert_eq!(o.status.code(), Some(0), "the foreground process returns at once: {}", stderr(&o));
-    wait_until("pid file", Duration::from_secs(10), || pid_path.exists());
-    let pid: i32 = std::fs::read_to_string(&pid_path).unwrap().trim().parse().unwrap();
+    // The file can exist before the daemon has written its pid into it.
+    let read_pid = || std::fs::read_to_string(&pid_path).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    wait_until("pid file with a pid", Duration::from_secs(10), || read_pid().is_some());
+    let pid: i32 = read_pid().unwrap();
     let mut daemon = Daemon(Some(pid));
     wait_until("stats port", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", stats)).is_ok());
     // SAFETY: getsid reads a session id. After setsid and the second fork

@@ -30,6 +30,8 @@ mod tests;
 #[cfg(test)]
 mod twem_tests;
 
+/// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
+pub(crate) use duration::parse as parse_duration;
 pub use twem::*;
 pub use types::*;
 

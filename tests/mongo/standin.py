@@ -1,7 +1,8 @@
 """A mongos-shaped stand-in built on mockupdb, for Puerta's tests.
 
 It answers hello/isMaster like a mongos (msg "isdbgrid", maxWireVersion
-17), serves `find` from a scripted collection of N documents with real
+17), serves `find` (all, or one by `filter: {_id: N}`) from a scripted
+collection of N documents (`_id` 0..N-1) with real
 server-side cursors that exist ONLY in this process (a getMore for an id
 it did not create fails with CursorNotFound, code 43, like a mongos), and
 answers `whoami` with its name so tests can see where a connection landed.
@@ -75,6 +76,9 @@ def main():
         db = r.doc.get("$db", "test")
         batch = int(r.doc.get("batchSize", 101) or 101)
         docs = [{"_id": i, "server": args.name} for i in range(args.docs)]
+        flt = r.doc.get("filter") or {}
+        if "_id" in flt:  # find by _id (puerta bench): at most one document
+            docs = [d for d in docs if d["_id"] == flt["_id"]]
         first, rest = docs[:batch], docs[batch:]
         cid = 0
         if rest:
