@@ -245,6 +245,14 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
         }
     };
     let (tx, rx) = crossbeam_channel::bounded(1024);
+    // Handlers go in before anything listens: a SIGTERM that arrives while
+    // the admin port or the workers start must drain, not kill the process
+    // (the default action). Messages wait in the channel for the control
+    // thread.
+    if let Err(e) = spawn_signal_thread(tx.clone(), log) {
+        fail(&format!("cannot install signal handlers: {e}"));
+        return ExitCode::from(1);
+    }
     let shared = Arc::new(Shared {
         cell: SnapshotCell::new(first),
         workers: (0..workers).map(|_| Arc::new(WorkerStats::default())).collect(),
@@ -274,10 +282,6 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
     let control = Control::new(st, shared.clone(), rx, wake_fds);
     if let Err(e) = std::thread::Builder::new().name("puerta-control".into()).spawn(move || control.run()) {
         fail(&format!("cannot start control thread: {e}"));
-        return ExitCode::from(1);
-    }
-    if let Err(e) = spawn_signal_thread(tx, log) {
-        fail(&format!("cannot install signal handlers: {e}"));
         return ExitCode::from(1);
     }
     let pinned: Vec<String> = cpus.iter().map(|c| c.map_or("-".into(), |c| c.id.to_string())).collect();
