@@ -12,6 +12,8 @@
 //! on file content.
 
 mod addr;
+mod cluster;
+mod cluster_pool;
 mod duration;
 mod file;
 mod mongo;
@@ -30,6 +32,7 @@ mod tests;
 #[cfg(test)]
 mod twem_tests;
 
+pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 pub use twem::*;
 pub use types::*;
 
