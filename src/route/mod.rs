@@ -14,5 +14,5 @@ pub mod snapshot;
 
 pub use keyslot::{keyslot, slot_of, SlotOf, SLOTS};
 pub use ring::ShardRing;
-pub use slotmap::SlotMap;
+pub use slotmap::{ClusterReport, SlotMap};
 pub use snapshot::{BackendState, Listener, PoolSnapshot, Snapshot, SnapshotCell};

@@ -55,6 +55,16 @@ pub struct ShardSpec {
     pub replicas: Vec<NodeSpec>,
 }
 
+/// What a worker tells the control thread about a cluster pool; the
+/// control thread merges reports into one topology refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterReport {
+    /// A node answered `-MOVED slot addr`: the map is stale for `slot`.
+    Moved { slot: u16, addr: SocketAddr },
+    /// A node refused a connection, closed it or timed out.
+    NodeFailed { addr: SocketAddr },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
     slots: Box<[u16]>,

@@ -126,7 +126,16 @@ impl Cluster {
             if live < running {
                 return false;
             }
-            maps.push(owners(&nodes));
+            maps.push(view(&nodes));
+            // CLUSTER SLOTS hides a replica until it reports a replication
+            // offset; clients (and Puerta) read replicas from it.
+            let mut listed = slots_ports(n.port);
+            listed.sort_unstable();
+            let mut want: Vec<u16> = self.nodes.iter().filter(|m| m.running()).map(|m| m.port).collect();
+            want.sort_unstable();
+            if listed != want {
+                return false;
+            }
         }
         maps.windows(2).all(|w| w[0] == w[1])
     }
@@ -274,9 +283,10 @@ impl Cluster {
             }
         }
         wait_until("slot owner to agree everywhere", SETTLE, || {
-            self.nodes.iter().filter(|n| n.running()).all(|n| {
-                try_text(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| owner_in(&t, slot) == Some(to))
-            })
+            self.nodes
+                .iter()
+                .filter(|n| n.running())
+                .all(|n| try_text(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| owner_in(&t, slot) == Some(to)))
         });
     }
 
@@ -344,6 +354,28 @@ fn ok(port: u16, args: &[&str]) {
     assert_eq!(text(port, args), "OK", "{args:?} on {port}");
 }
 
+/// The distinct ports of every node `CLUSTER SLOTS` lists on `port`.
+fn slots_ports(port: u16) -> Vec<u16> {
+    if TcpStream::connect(("127.0.0.1", port)).is_err() {
+        return Vec::new();
+    }
+    let Reply::Array(Some(ranges)) = RawResp::connect(port).cmd(&[b"CLUSTER", b"SLOTS"]) else { return Vec::new() };
+    let mut ports = Vec::new();
+    for r in ranges {
+        let Reply::Array(Some(parts)) = r else { continue };
+        for node in parts.into_iter().skip(2) {
+            if let Reply::Array(Some(f)) = node {
+                if let Some(Reply::Int(p)) = f.get(1) {
+                    if !ports.contains(&(*p as u16)) {
+                        ports.push(*p as u16);
+                    }
+                }
+            }
+        }
+    }
+    ports
+}
+
 /// The port in `ip:port@cport[,host]`.
 fn port_of(addr: &str) -> u16 {
     addr.split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap_or(0)
@@ -361,6 +393,22 @@ fn owners(nodes: &str) -> Vec<(String, u16)> {
             let f: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
             let port = f.get(1).map_or(0, |a| port_of(a));
             f.into_iter().skip(8).filter(|s| !s.starts_with('[')).map(move |s| (s, port))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What every node must agree on: each node's id, role (with fail flags),
+/// master and slots, with the asking node's `myself` and timings left out.
+fn view(nodes: &str) -> Vec<String> {
+    let mut v: Vec<String> = nodes
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags: Vec<&str> = f.get(2).map_or("", |x| x).split(',').filter(|fl| *fl != "myself").collect();
+            let slots: Vec<&str> = f.iter().skip(8).filter(|s| !s.starts_with('[')).copied().collect();
+            format!("{} {} {} {}", f[0], flags.join(","), f.get(3).unwrap_or(&""), slots.join(" "))
         })
         .collect();
     v.sort();

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod twem;
 
 use std::io::{BufRead, BufReader, Read, Write};
