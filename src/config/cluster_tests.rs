@@ -3,17 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::tests::err;
 use crate::config::{parse, ClusterCommands, ClusterConfig, Mode, ReadFrom};
 
 const CLUSTER: &str = "[[pool]]\nname = \"c\"\nlisten = \"127.0.0.1:7000\"\nmode = \"redis_cluster\"\n\
                        servers = [\"127.0.0.1:30001\", \"127.0.0.1:30002\"]\n";
-
-fn err(src: &str) -> String {
-    match parse(src, Path::new("t.toml")) {
-        Ok(_) => panic!("expected an error for:\n{src}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 #[test]
 fn defaults_and_every_key() {

@@ -12,7 +12,8 @@ use super::*;
 /// A minimal valid pool, for tests that break one thing elsewhere.
 const POOL: &str = "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\nservers = [\"127.0.0.1:7001\"]\n";
 
-fn err(src: &str) -> String {
+/// The error text for `src` (shared by the per-mode config tests).
+pub(super) fn err(src: &str) -> String {
     match parse(src, Path::new("t.toml")) {
         Ok(_) => panic!("expected an error for:\n{src}"),
         Err(e) => e.to_string(),
