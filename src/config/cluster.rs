@@ -76,8 +76,10 @@ pub struct ClusterConfig {
     pub allow_flush: bool,
     /// Reply deadline of non-blocking requests; `None` waits forever.
     pub request_timeout: Option<Duration>,
-    /// TRYAGAIN / CLUSTERDOWN / LOADING / unreachable node: retries
-    /// before the error reaches the client.
+    /// TRYAGAIN / CLUSTERDOWN / LOADING / MASTERDOWN / unreachable node:
+    /// retries before the error reaches the client. The default (10, from
+    /// 50ms doubling to 1s: about 6.5s in all) rides out a failover with a
+    /// cluster-node-timeout of a few seconds.
     pub max_retries: u32,
     /// First retry pause; each retry doubles it (capped at 1 s).
     pub retry_backoff: Duration,
@@ -99,7 +101,7 @@ impl Default for ClusterConfig {
             cluster_commands: ClusterCommands::Proxy,
             allow_flush: true,
             request_timeout: Some(Duration::from_secs(5)),
-            max_retries: 5,
+            max_retries: 10,
             retry_backoff: Duration::from_millis(50),
             max_request_bytes: super::twem::DEFAULT_MAX_REQUEST_BYTES,
         }

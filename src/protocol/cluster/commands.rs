@@ -185,8 +185,11 @@ static TABLE: &[CmdSpec] = table! {
     // Scripts and functions: routed by their keys (numkeys 0: any master).
     "EVAL" Route, NK2, false; "EVALSHA" Route, NK2, false; "FCALL" Route, NK2, false;
     "EVAL_RO" Route, NK2, true; "EVALSHA_RO" Route, NK2, true; "FCALL_RO" Route, NK2, true;
-    // Pub/sub: PUBLISH reaches every node from any node; SPUBLISH is by slot.
-    "PUBLISH" Route, NONE, false; "SPUBLISH" Route, K1, false; "PUBSUB" Route, NONE, false;
+    // Pub/sub: PUBLISH reaches every node from any node, but its count is
+    // the publishing node's subscribers: routed by the channel's slot, it
+    // reaches the node where Puerta subscribes that channel (`txn.rs`).
+    // SPUBLISH is by slot anyway.
+    "PUBLISH" Route, K1, false; "SPUBLISH" Route, K1, false; "PUBSUB" Route, NONE, false;
     "SUBSCRIBE" L(Local::Subscribe), NONE, false; "PSUBSCRIBE" L(Local::Subscribe), NONE, false;
     "SSUBSCRIBE" L(Local::SSubscribe), ALL, false; "UNSUBSCRIBE" L(Local::Unsubscribe), NONE, false;
     "PUNSUBSCRIBE" L(Local::Unsubscribe), NONE, false; "SUNSUBSCRIBE" L(Local::Unsubscribe), NONE, false;
