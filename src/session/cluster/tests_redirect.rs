@@ -227,3 +227,39 @@ fn a_moved_inside_a_transaction_redirects_the_whole_batch() {
     h.reply_to(2, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n");
     assert_eq!(h.take_str(c), "*2\r\n+OK\r\n:2\r\n");
 }
+
+#[test]
+fn a_malformed_reply_closes_only_that_node_connection() {
+    let mut h = H::default3();
+    let (c, d) = (h.client(), h.client());
+    let (k1, k2) = (key_on(1, 0), key_on(2, 0));
+    h.send(c, &["GET", &k1]);
+    h.send(d, &["GET", &k2]);
+    let b1 = h.conn(1);
+    h.written(b1);
+    h.written_to(2);
+    h.reply(b1, b"?garbage\r\n");
+    assert_eq!(h.take_str(c), "-ERR Protocol error\r\n", "the request on that connection fails");
+    assert!(h.closed.contains(&b1));
+    h.reply_to(2, b"$2\r\nok\r\n");
+    assert_eq!(h.take_str(d), "$2\r\nok\r\n", "another node's clients are untouched");
+    // The node is not marked down for a protocol error: the next request
+    // reconnects at once.
+    h.send(c, &["GET", &k1]);
+    assert_eq!(h.written_to(1), cmd(&["GET", &k1]));
+}
+
+#[test]
+fn redirects_to_an_empty_host_mean_the_answering_nodes_host() {
+    let mut h = H::default3();
+    let c = h.client();
+    let k = key_on(1, 0);
+    let slot = keyslot(k.as_bytes());
+    h.send(c, &["GET", &k]);
+    h.written_to(1);
+    h.reply_to(1, format!("-MOVED {slot} :9\r\n").as_bytes());
+    assert_eq!(h.written_to(9), cmd(&["GET", &k]), "127.0.0.1:9, the host of the node that answered");
+    // A hostname Puerta cannot place is passed to the client as it came.
+    h.reply_to(9, format!("-MOVED {slot} some-host:1\r\n").as_bytes());
+    assert_eq!(h.take_str(c), format!("-MOVED {slot} some-host:1\r\n"));
+}
