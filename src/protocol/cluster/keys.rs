@@ -68,7 +68,7 @@ pub fn key_indices(req: &Request, spec: Keys) -> KeyIndices {
             // are skipped so that one named "streams" is not the marker.
             let from = if req.name().eq_ignore_ascii_case(b"XREADGROUP") { 4 } else { 1 };
             match (from..argc).find(|&i| req.arg(i).eq_ignore_ascii_case(b"STREAMS")) {
-                Some(at) if (argc - at - 1) % 2 == 0 && argc > at + 1 => {
+                Some(at) if (argc - at - 1).is_multiple_of(2) && argc > at + 1 => {
                     KeyIndices { lone: None, next: at + 1, end: at + 1 + (argc - at - 1) / 2, step: 1 }
                 }
                 _ => EMPTY,

@@ -67,7 +67,7 @@ impl ClusterSession {
     /// their order inside the part).
     fn split_cmd(&mut self, id: ClientId, req: Request, spec: &CmdSpec, merge: Merge, now: Instant) {
         let (kind, step) = if merge == Merge::AllOk { (Kind::KeyValues, 2) } else { (Kind::MultiKey(merge), 1) };
-        if req.argc() < 1 + step || (req.argc() - 1) % step != 0 {
+        if req.argc() < 1 + step || !(req.argc() - 1).is_multiple_of(step) {
             return self.reply_now(id, arity(req.name()));
         }
         let Ok(frags) = split(&req, kind, |k| Some(u32::from(keyslot(k)))) else {

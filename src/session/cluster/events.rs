@@ -80,8 +80,7 @@ impl ClusterSession {
             return;
         }
         c.base.rbuf.extend_from_slice(data);
-        loop {
-            let Some(c) = self.conn_mut(b) else { break };
+        while let Some(c) = self.conn_mut(b) {
             let crate::session::mux::backend::ReplyDec::Resp(dec) = &mut c.base.dec else { break };
             let reply = match dec.decode(&mut c.base.rbuf) {
                 Ok(Some(r)) => r,

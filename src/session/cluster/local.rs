@@ -247,15 +247,11 @@ impl ClusterSession {
         let ip = a.ip().to_string();
         let mut node = BytesMut::new();
         put_header(&mut node, b'*', 14);
-        for (k, v) in [("id", node_id(a)), ("port", String::new()), ("ip", ip.clone()), ("endpoint", ip)] {
-            put_bulk(&mut node, k.as_bytes());
-            if k == "port" {
-                put_header(&mut node, b':', i64::from(a.port()));
-            } else {
-                put_bulk(&mut node, v.as_bytes());
-            }
-        }
-        for (k, v) in [("role", "master")] {
+        put_bulk(&mut node, b"id");
+        put_bulk(&mut node, node_id(a).as_bytes());
+        put_bulk(&mut node, b"port");
+        put_header(&mut node, b':', i64::from(a.port()));
+        for (k, v) in [("ip", ip.as_str()), ("endpoint", ip.as_str()), ("role", "master")] {
             put_bulk(&mut node, k.as_bytes());
             put_bulk(&mut node, v.as_bytes());
         }
@@ -274,5 +270,5 @@ impl ClusterSession {
 pub(super) fn node_id(addr: SocketAddr) -> String {
     let d = crate::hash::md5_digest(addr.to_string().as_bytes());
     let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}{:08x}", crate::hash::crc16(addr.to_string().as_bytes()) & 0xFFFF_FFFF)
+    format!("{hex}{:08x}", crate::hash::crc16(addr.to_string().as_bytes()))
 }
