@@ -18,11 +18,14 @@
 //! Module map (dependencies point down; `route` and `proto` never import
 //! `worker` or `control`):
 //! - [`config`]: TOML file -> validated [`config::Config`].
-//! - [`protocol`]: sans-IO RESP2 and memcached codecs, command table, fan-out.
-//! - [`route`]: snapshot types, balancing, client affinity.
+//! - [`protocol`]: sans-IO RESP2 and memcached codecs, command tables, fan-out,
+//!   Redis Cluster topology replies and redirects.
+//! - [`route`]: snapshot types, balancing, client affinity, key placement
+//!   (nutcracker rings, Redis Cluster slot maps).
 //! - [`session`]: sans-IO connection state machines (bytes in, intents out).
 //! - [`worker`]: per-core threads and the io_uring / epoll drivers.
-//! - [`control`]: health checks, reload, snapshot publication.
+//! - [`control`]: health checks, cluster topology refresh, reload, snapshot
+//!   publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
 //! - [`stats`]: single-writer counters read by admin.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the

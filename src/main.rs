@@ -299,8 +299,13 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
 /// the request engine that serves them is not part of this build; running
 /// them as tcp pools would scatter keys, so startup refuses instead.
 // TODO(engine merge): remove once the worker serves Mode::Redis/Memcache.
+// TODO(cluster phase 2): remove Mode::RedisCluster once workers drive
+// `session::cluster::ClusterSession`.
 fn unserved_pool(cfg: &Config) -> Option<String> {
-    let p = cfg.pools.iter().find(|p| matches!(p.mode, config::Mode::Redis | config::Mode::Memcache))?;
+    let p = cfg
+        .pools
+        .iter()
+        .find(|p| matches!(p.mode, config::Mode::Redis | config::Mode::Memcache | config::Mode::RedisCluster))?;
     Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
 }
 

@@ -200,8 +200,8 @@ fn memcached_mget_and_values_read_back() {
 
 #[test]
 fn redis_cluster_routes_by_slot_and_survives_a_slot_migration() {
-    let c = Cluster::start(3, 1);
-    let seed = format!("127.0.0.1:{}", c.seed());
+    let c = Cluster::start();
+    let seed = format!("127.0.0.1:{}", c.any_port());
     let masters = c.master_ports();
     assert_eq!(masters.len(), 3);
     let (code, rep, t) = bench_json(&["-t", &seed, "--cluster", "--prefill", "--keys", "600", "-c", "4", "-d", "1s"]);
@@ -214,8 +214,8 @@ fn redis_cluster_routes_by_slot_and_survives_a_slot_migration() {
     assert!(sizes.iter().all(|&s| s > 100), "keys spread over the masters: {sizes:?}");
 
     // All keys in one slot (a hash tag); move that slot mid-run.
-    let slot: u16 = cli(c.seed(), &["CLUSTER", "KEYSLOT", "{bench}"]).trim().parse().unwrap();
-    let from = c.slot_owner(slot);
+    let slot: u16 = cli(c.any_port(), &["CLUSTER", "KEYSLOT", "{bench}"]).trim().parse().unwrap();
+    let from = c.owner_of(slot);
     let to = *masters.iter().find(|&&p| p != from).unwrap();
     let path = tmpdir().join("moved.json");
     let p = path.to_str().unwrap().to_string();

@@ -98,6 +98,22 @@ pub(crate) struct PoolFile {
     pub reuseport: Option<bool>,
     pub unsupported: Option<String>,
     pub max_request_bytes: Option<i64>,
+    // redis_cluster keys; `None` = not written (an error in other modes).
+    pub refresh_interval: Option<Scalar>,
+    pub read_from: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub max_redirects: Option<i64>,
+    pub node_connections: Option<i64>,
+    pub pinned_connections: Option<i64>,
+    pub pinned_idle: Option<i64>,
+    /// `{ user = "password" }`; a BTreeMap so errors come in a stable order.
+    pub client_auth: Option<std::collections::BTreeMap<String, String>>,
+    pub cluster_commands: Option<String>,
+    pub allow_flush: Option<bool>,
+    pub request_timeout: Option<Scalar>,
+    pub max_retries: Option<i64>,
+    pub retry_backoff: Option<Scalar>,
 }
 
 impl Default for PoolFile {
@@ -139,6 +155,20 @@ impl Default for PoolFile {
             reuseport: None,
             unsupported: None,
             max_request_bytes: None,
+            refresh_interval: None,
+            read_from: None,
+            username: None,
+            password: None,
+            max_redirects: None,
+            node_connections: None,
+            pinned_connections: None,
+            pinned_idle: None,
+            client_auth: None,
+            cluster_commands: None,
+            allow_flush: None,
+            request_timeout: None,
+            max_retries: None,
+            retry_backoff: None,
         }
     }
 }

@@ -12,6 +12,8 @@
 //! on file content.
 
 mod addr;
+mod cluster;
+mod cluster_pool;
 mod duration;
 mod file;
 mod mongo;
@@ -30,6 +32,7 @@ mod tests;
 #[cfg(test)]
 mod twem_tests;
 
+pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
 pub use twem::*;

@@ -17,10 +17,6 @@ use super::twem_pool;
 use super::types::{Balance, HealthConfig, Mode, PoolConfig, ServerSpec};
 use super::validate::{int_in, optional_duration, pick, positive_duration, Problem, Problems};
 
-/// Modes Puerta will speak later; named so the error can say "not yet"
-/// instead of "no such thing".
-const PLANNED_MODES: [&str; 1] = ["redis_cluster"];
-
 impl TryFrom<PoolFile> for PoolConfig {
     type Error = Vec<Problem>;
 
@@ -68,7 +64,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
     );
     let shard = match mode {
         Some(m @ (Mode::Redis | Mode::Memcache)) => twem_pool::shard(file, m, p).map(Some),
-        Some(m @ (Mode::Tcp | Mode::Mongos)) => {
+        Some(m @ (Mode::Tcp | Mode::Mongos | Mode::RedisCluster)) => {
             twem_pool::reject_outside_shard(file, m, p);
             Some(None)
         }
@@ -90,6 +86,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
     });
     let health = health(file, p);
     let mongo = super::mongo::convert(file, mode, p);
+    let cluster = super::cluster_pool::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
@@ -109,6 +106,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             health: health?,
             mongo: mongo?,
             shard: shard?,
+            cluster: cluster?,
         })
     })();
     (listen, pool)
@@ -125,10 +123,16 @@ fn pool_name(name: &str) -> Result<String, String> {
 }
 
 fn mode(text: &str) -> Result<Mode, String> {
-    if PLANNED_MODES.contains(&text) {
-        return Err(format!("mode {text:?} is not supported yet (supported: tcp, redis, memcache, mongos)"));
-    }
-    pick(text, &[("tcp", Mode::Tcp), ("redis", Mode::Redis), ("memcache", Mode::Memcache), ("mongos", Mode::Mongos)])
+    pick(
+        text,
+        &[
+            ("tcp", Mode::Tcp),
+            ("redis", Mode::Redis),
+            ("memcache", Mode::Memcache),
+            ("mongos", Mode::Mongos),
+            ("redis_cluster", Mode::RedisCluster),
+        ],
+    )
 }
 
 /// Parses every entry, so each bad one is reported, then checks names are

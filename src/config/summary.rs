@@ -55,6 +55,8 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
         // Sharded pools place keys; `balance` only applies to tcp pools.
         if p.shard.is_some() {
             "keys placed by distribution".to_owned()
+        } else if p.cluster.is_some() {
+            "keys routed by slot; servers are seeds".to_owned()
         } else {
             format!("balance {}", p.balance.as_str())
         },
@@ -80,14 +82,43 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
             sh.unsupported.as_str(),
         );
     }
-    let _ = writeln!(
-        out,
-        "    health: every {}, timeout {}, rise {}, fall {}",
-        dur(h.check_interval),
-        dur(h.check_timeout),
-        h.rise,
-        h.fall,
-    );
+    // Cluster node health comes from CLUSTER NODES, not from probes.
+    if p.cluster.is_none() {
+        let _ = writeln!(
+            out,
+            "    health: every {}, timeout {}, rise {}, fall {}",
+            dur(h.check_interval),
+            dur(h.check_timeout),
+            h.rise,
+            h.fall,
+        );
+    }
+    if let Some(c) = &p.cluster {
+        let users: Vec<&str> = c.client_auth.iter().map(|(u, _)| u.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "    cluster: refresh {}, read_from {}, max_redirects {}, node_connections {}, pinned {} (idle {}), \
+             request_timeout {}, retries {} (backoff {}), backend auth {}, client auth {}, cluster commands {}, \
+             flush {}",
+            dur(c.refresh_interval),
+            c.read_from.as_str(),
+            c.max_redirects,
+            c.node_connections,
+            c.pinned_connections,
+            c.pinned_idle,
+            c.request_timeout.map_or("off".to_owned(), dur),
+            c.max_retries,
+            dur(c.retry_backoff),
+            match (&c.username, &c.password) {
+                (Some(u), Some(_)) => format!("user {u:?}"),
+                (None, Some(_)) => "password".to_owned(),
+                _ => "none".to_owned(),
+            },
+            if users.is_empty() { "none".to_owned() } else { users.join(",") },
+            c.cluster_commands.as_str(),
+            if c.allow_flush { "allowed" } else { "refused" },
+        );
+    }
     if let Some(m) = &p.mongo {
         let _ = writeln!(
             out,

@@ -12,7 +12,8 @@ use super::*;
 /// A minimal valid pool, for tests that break one thing elsewhere.
 const POOL: &str = "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\nservers = [\"127.0.0.1:7001\"]\n";
 
-fn err(src: &str) -> String {
+/// The error text for `src` (shared by the per-mode config tests).
+pub(super) fn err(src: &str) -> String {
     match parse(src, Path::new("t.toml")) {
         Ok(_) => panic!("expected an error for:\n{src}"),
         Err(e) => e.to_string(),
@@ -104,7 +105,9 @@ fn unknown_key_in_a_pool() {
          check_timeout, rise, fall, require_mongos, min_wire_version, max_message_bytes, \
          close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, hash, hash_tag, distribution, timeout, backlog, \
          client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
-         server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes"
+         server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes, \
+         refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
+         pinned_idle, client_auth, cluster_commands, allow_flush, request_timeout, max_retries, retry_backoff"
     );
 }
 
@@ -138,10 +141,10 @@ fn bad_enum_value() {
 }
 
 #[test]
-fn planned_mode_is_not_supported_yet() {
+fn unknown_mode_lists_every_mode() {
     assert_eq!(
-        err(&format!("{POOL}mode = \"redis_cluster\"\n")),
-        "t.toml:5: pool[0].mode: mode \"redis_cluster\" is not supported yet (supported: tcp, redis, memcache, mongos)"
+        err(&format!("{POOL}mode = \"redis-cluster\"\n")),
+        "t.toml:5: pool[0].mode: expected one of tcp, redis, memcache, mongos, redis_cluster, got \"redis-cluster\""
     );
 }
 

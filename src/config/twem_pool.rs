@@ -37,10 +37,11 @@ fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 17] {
     ]
 }
 
-/// Reports every nutcracker key set on a tcp pool.
+/// Reports every nutcracker key set on a tcp, mongos or cluster pool
+/// (cluster pools take `max_request_bytes` too; `cluster_pool` reads it).
 pub(crate) fn reject_outside_shard(file: &PoolFile, mode: Mode, p: &mut Problems) {
     for (key, set) in twem_keys(file) {
-        if set {
+        if set && !(mode == Mode::RedisCluster && key == "max_request_bytes") {
             let msg = format!(r#"applies only to mode "redis" or "memcache", and this pool is "{}""#, mode.as_str());
             p.add(KeyPath::root().key(key), msg);
         }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::cluster::ClusterConfig;
 use super::twem::{ListenAddr, ShardConfig};
 
 /// The whole validated file.
@@ -60,6 +61,9 @@ pub enum Mode {
     Redis,
     /// twemproxy-style sharded memcached, ASCII protocol.
     Memcache,
+    /// Redis Cluster behind one address: slot routing, redirects and
+    /// topology refresh (`ClusterConfig`).
+    RedisCluster,
 }
 
 /// nutcracker's `distribution:` for redis/memcache pools.
@@ -159,6 +163,8 @@ pub struct PoolConfig {
     pub mongo: Option<MongoConfig>,
     /// nutcracker's pool keys; `Some` exactly for redis and memcache pools.
     pub shard: Option<ShardConfig>,
+    /// Present exactly when `mode` is `RedisCluster`.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -201,6 +207,7 @@ impl Mode {
             Mode::Mongos => "mongos",
             Mode::Redis => "redis",
             Mode::Memcache => "memcache",
+            Mode::RedisCluster => "redis_cluster",
         }
     }
 }
@@ -251,6 +258,7 @@ impl PoolConfig {
             health: HealthConfig::default(),
             shard: None,
             mongo: None,
+            cluster: None,
         }
     }
 

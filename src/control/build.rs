@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::listeners;
 use super::DriverKind;
 use crate::config::Config;
-use crate::route::{Listener, PoolSnapshot, Snapshot};
+use crate::route::{Listener, PoolSnapshot, SlotMap, Snapshot};
 use crate::stats::{MAX_BACKENDS, MAX_POOLS};
 
 /// Why a snapshot could not be built.
@@ -75,6 +75,8 @@ pub struct BuildCtx<'a> {
     pub prev: Option<&'a Snapshot>,
     /// Health by backend stat id; missing = up.
     pub up: &'a dyn Fn(usize) -> bool,
+    /// The current slot map of a redis_cluster pool, by pool name.
+    pub cluster: &'a dyn Fn(&str) -> Option<Arc<SlotMap>>,
 }
 
 pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
@@ -87,7 +89,13 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
         }
         let clients = ctx.prev.and_then(|s| s.pool_by_name(&pc.name)).map(|p| p.clients.clone()).unwrap_or_default();
         let sids = pc.servers.iter().map(|s| ids.backend(&pc.name, &s.name)).collect::<Result<Vec<_>, _>>()?;
-        pools.push(Arc::new(PoolSnapshot::new(pc.clone(), stat_id, &sids, ctx.up, clients)));
+        let mut pool = PoolSnapshot::new(pc.clone(), stat_id, &sids, ctx.up, clients);
+        if pc.cluster.is_some() {
+            // Before the first successful refresh: an empty map, so the
+            // session answers CLUSTERDOWN rather than guessing.
+            pool.cluster = Some((ctx.cluster)(&pc.name).unwrap_or_default());
+        }
+        pools.push(Arc::new(pool));
     }
     Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners: all_listeners })
 }
@@ -152,7 +160,15 @@ mod tests {
         let cfg = config(listen, &["127.0.0.1:7001", "127.0.0.1:7002"]);
         let mut ids = StatIds::default();
         let down = |sid: usize| sid != 1;
-        let ctx = BuildCtx { epoch: 1, draining: false, workers: 2, driver: DriverKind::Epoll, prev: None, up: &down };
+        let ctx = BuildCtx {
+            epoch: 1,
+            draining: false,
+            workers: 2,
+            driver: DriverKind::Epoll,
+            prev: None,
+            up: &down,
+            cluster: &|_| None,
+        };
         let s = build(cfg.clone(), &mut ids, &ctx).unwrap();
         let p = &s.pools[0];
         let ls = &s.listeners[0];
@@ -181,7 +197,15 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let cfg = config(taken.local_addr().unwrap(), &["127.0.0.1:7001"]);
         let up = |_: usize| true;
-        let ctx = BuildCtx { epoch: 1, draining: false, workers: 1, driver: DriverKind::Epoll, prev: None, up: &up };
+        let ctx = BuildCtx {
+            epoch: 1,
+            draining: false,
+            workers: 1,
+            driver: DriverKind::Epoll,
+            prev: None,
+            up: &up,
+            cluster: &|_| None,
+        };
         let err = build(cfg, &mut StatIds::default(), &ctx).unwrap_err().to_string();
         assert!(err.starts_with("pool p: cannot listen on 127.0.0.1:"), "{err}");
     }

@@ -6,6 +6,7 @@
 //! listener it names was bound.
 
 pub mod build;
+pub mod cluster;
 pub mod eject;
 pub mod health;
 pub mod listeners;
@@ -51,6 +52,9 @@ pub enum ControlMsg {
     /// A worker's connection to a backend succeeded or it answered; ends
     /// the backend's failure streak for `auto_eject_hosts`.
     BackendOk { pool_stat_id: usize, backend_stat_id: usize },
+    /// A worker's report about a redis_cluster pool (a MOVED it followed,
+    /// a node it could not reach); reports are merged into one refresh.
+    Cluster { pool_stat_id: usize, report: crate::route::ClusterReport },
     /// SIGTERM/SIGINT: publish a draining snapshot.
     Shutdown,
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::build::{build, BuildCtx, BuildError, StatIds};
+use super::cluster::ClusterPool;
 use super::eject::{EjectPolicy, Ejector};
 use super::health::{probe_connect, BackendHealth};
 use super::mongo_probe::{probe_all, Outcome};
@@ -28,6 +29,8 @@ pub struct ControlState {
     health: HashMap<usize, BackendHealth>,
     /// `auto_eject_hosts` state of redis/memcache backends, by stat id.
     eject: Ejector,
+    /// Topology refresh state of each redis_cluster pool.
+    clusters: Vec<ClusterPool>,
     epoch: u64,
     draining: bool,
     workers: usize,
@@ -43,17 +46,56 @@ impl ControlState {
             ids: StatIds::default(),
             health: HashMap::new(),
             eject: Ejector::default(),
+            clusters: Vec::new(),
             epoch: 0,
             draining: false,
             workers,
             driver,
         };
+        // Cluster pools start with a topology when any seed answers now;
+        // otherwise with an empty map, refreshed with backoff.
+        st.sync_clusters(Instant::now());
+        st.refresh_clusters(Instant::now());
         let snap = st.build(None, st.cfg.clone())?;
         Ok((st, snap))
     }
 
+    /// The current slot map of the cluster pool `name`.
+    pub fn cluster_map(&self, name: &str) -> Option<Arc<crate::route::SlotMap>> {
+        self.clusters.iter().find(|c| c.name() == name).map(ClusterPool::map)
+    }
+
+    /// Runs every due cluster refresh; true if any map changed.
+    pub fn refresh_clusters(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for c in &mut self.clusters {
+            changed |= c.poll_refresh(now);
+        }
+        changed
+    }
+
+    /// Matches `clusters` to the cluster pools of `self.cfg`: new pools
+    /// start refreshing, changed ones take their new settings (keeping
+    /// their map), removed ones are dropped.
+    fn sync_clusters(&mut self, now: Instant) {
+        let pools: Vec<&crate::config::PoolConfig> = self.cfg.pools.iter().filter(|p| p.cluster.is_some()).collect();
+        self.clusters.retain(|c| pools.iter().any(|p| p.name == c.name()));
+        for p in pools {
+            match self.clusters.iter_mut().find(|c| c.name() == p.name) {
+                Some(c) => c.reconfigure(p, now),
+                None => self.clusters.extend(ClusterPool::new(p, now)),
+            }
+        }
+    }
+
+    fn next_cluster_refresh(&self) -> Option<Instant> {
+        self.clusters.iter().map(ClusterPool::next_due).min()
+    }
+
     fn build(&mut self, prev: Option<&Snapshot>, cfg: Arc<Config>) -> Result<Snapshot, BuildError> {
         let (health, eject, now) = (&self.health, &self.eject, Instant::now());
+        let clusters = &self.clusters;
+        let cluster = |name: &str| clusters.iter().find(|c| c.name() == name).map(ClusterPool::map);
         // Ejected servers leave redis/memcache rings (only auto-eject pools
         // ever have ejected servers); probes mark any backend down.
         let up = |sid: usize| health.get(&sid).is_none_or(|h| h.up) && !eject.is_ejected(sid, now);
@@ -64,6 +106,7 @@ impl ControlState {
             driver: self.driver,
             prev,
             up: &up,
+            cluster: &cluster,
         };
         let snap = build(cfg, &mut self.ids, &ctx)?;
         self.epoch += 1;
@@ -99,7 +142,8 @@ impl Control {
             if restored {
                 tracing::warn!("ejected server(s) back in the ring after server_retry_timeout");
             }
-            if self.probe_due() || restored {
+            let topology = self.st.refresh_clusters(Instant::now());
+            if self.probe_due() || restored || topology {
                 if let Err(e) = self.publish(None) {
                     tracing::error!("cannot publish health change: {e}");
                 }
@@ -126,6 +170,13 @@ impl Control {
                 self.note_failure(pool_stat_id, backend_stat_id);
             }
             ControlMsg::BackendOk { backend_stat_id, .. } => self.st.eject.handle_success(backend_stat_id),
+            ControlMsg::Cluster { pool_stat_id, report } => {
+                let snap = self.shared.cell.load();
+                let Some(pool) = snap.pools.iter().find(|p| p.stat_id == pool_stat_id) else { return };
+                if let Some(c) = self.st.clusters.iter_mut().find(|c| c.name() == pool.cfg.name) {
+                    c.handle_report(report, Instant::now());
+                }
+            }
             ControlMsg::Shutdown => {
                 if !self.st.draining {
                     tracing::info!("shutdown: draining connections");
@@ -153,7 +204,17 @@ impl Control {
             );
         }
         let summary = format!("{} pool(s) from {}", cfg.pools.len(), path.display());
-        self.publish(Some(Arc::new(cfg)))?;
+        let (old_cfg, now) = (std::mem::replace(&mut self.st.cfg, Arc::new(cfg)), Instant::now());
+        self.st.sync_clusters(now);
+        // A new cluster pool gets its first map before it is published.
+        self.st.refresh_clusters(now);
+        let cfg = std::mem::replace(&mut self.st.cfg, old_cfg);
+        if let Err(e) = self.publish(Some(cfg)) {
+            // The reload failed (e.g. a listen address is taken): the
+            // running config's cluster pools stay as they were.
+            self.st.sync_clusters(now);
+            return Err(e);
+        }
         // Ejection state of backends the new config dropped is forgotten.
         let snap = self.shared.cell.load();
         self.st.eject.retain(|sid| snap.pools.iter().any(|p| p.backends.iter().any(|b| b.stat_id == sid)));
@@ -203,10 +264,18 @@ impl Control {
 
     fn next_probe_in(&self, now: Instant) -> Duration {
         let next = self.st.health.values().map(|h| h.next_probe).chain(self.st.eject.next_restore()).min();
-        match next {
+        // Cluster pools are not probed (CLUSTER NODES flags are their
+        // health), so only other pools can have a first probe pending.
+        let probed = self.st.cfg.pools.iter().any(|p| p.cluster.is_none());
+        let wait = match next {
             Some(t) => t.saturating_duration_since(now).min(Duration::from_millis(500)),
             // Nothing probed yet (first pass): probe at once.
-            None => Duration::ZERO,
+            None if probed => Duration::ZERO,
+            None => Duration::from_millis(500),
+        };
+        match self.st.next_cluster_refresh() {
+            Some(t) => wait.min(t.saturating_duration_since(now)),
+            None => wait,
         }
     }
 
@@ -215,7 +284,7 @@ impl Control {
         let snap = self.shared.cell.load();
         let now = Instant::now();
         let mut changed = false;
-        for pool in &snap.pools {
+        for pool in snap.pools.iter().filter(|p| p.cfg.cluster.is_none()) {
             let hc = pool.cfg.health;
             let due: Vec<_> = pool
                 .backends

@@ -30,6 +30,9 @@ pub enum ProtoError {
     ReplyType(u8),
     #[error("Protocol error: invalid integer")]
     Integer,
+    /// A reply nested deeper than a control-plane parser accepts.
+    #[error("Protocol error: reply nested too deeply")]
+    TooDeep,
     /// Memcached: a command line that does not parse (`CLIENT_ERROR`).
     #[error("bad command line format")]
     McBadLine,

@@ -12,6 +12,7 @@
 //!
 //! `protocol` never imports `worker`, `control` or `session`.
 
+pub mod cluster;
 pub mod error;
 pub mod memcache;
 pub mod mongo;

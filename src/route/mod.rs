@@ -1,5 +1,5 @@
 //! Routing: snapshots, backend choice, client affinity and key placement
-//! (nutcracker's ketama / modula / random rings).
+//! (nutcracker's ketama / modula / random rings, Redis Cluster slots).
 //!
 //! Pure data and decisions; never imports `worker` or `control` and never
 //! does I/O, so every routing rule is unit-testable.
@@ -7,8 +7,12 @@
 pub mod affinity;
 pub mod balance;
 pub mod ketama;
+pub mod keyslot;
 pub mod ring;
+pub mod slotmap;
 pub mod snapshot;
 
+pub use keyslot::{keyslot, slot_of, SlotOf, SLOTS};
 pub use ring::ShardRing;
+pub use slotmap::{ClusterReport, SlotMap};
 pub use snapshot::{BackendState, Listener, PoolSnapshot, Snapshot, SnapshotCell};

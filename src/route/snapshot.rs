@@ -47,6 +47,9 @@ pub struct PoolSnapshot {
     /// or random); `None` for tcp pools. Built here, once per snapshot, so
     /// every worker places keys identically.
     pub ring: Option<Arc<ShardRing>>,
+    /// The slot map of a redis_cluster pool (the control thread's last
+    /// good topology); `None` for other modes. Set by the snapshot builder.
+    pub cluster: Option<Arc<super::SlotMap>>,
     /// Client connections open across all workers. Touched only at accept and
     /// close (never per request) so the shared write is off the hot path.
     pub clients: Arc<AtomicU64>,
@@ -100,7 +103,7 @@ impl PoolSnapshot {
             .collect();
         let affinity = AffinityTable::build(&cands);
         let ring = super::ring::for_pool(&cfg, &|i| backends[i].healthy).map(Arc::new);
-        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, clients }
+        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, cluster: None, clients }
     }
 }
 

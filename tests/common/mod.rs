@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod cluster_driver;
 pub mod twem;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -19,6 +19,8 @@
 
 use std::sync::OnceLock;
 
+use super::names::NameIndex;
+
 /// Arity as nutcracker checks it, counting the command name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arity {
@@ -156,45 +158,14 @@ static TABLE: &[Spec] = table! {
     "XPENDING" Min(2), Single; "XSETID" Min(2), Single;
 };
 
-/// Open-addressing table of `TABLE` indices + 1 (0 = empty), keyed by a
-/// case-folded FNV-1a hash; built once. Lookups hash the name as sent and
-/// compare ignoring ASCII case, so nothing is copied or uppercased.
-const SLOTS: usize = 1024;
-
-fn fold_hash(name: &[u8]) -> usize {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in name {
-        h = (h ^ b.to_ascii_uppercase() as u32).wrapping_mul(0x0100_0193);
-    }
-    h as usize
-}
-
-fn index() -> &'static [u16; SLOTS] {
-    static INDEX: OnceLock<Box<[u16; SLOTS]>> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        let mut t = Box::new([0u16; SLOTS]);
-        for (i, spec) in TABLE.iter().enumerate() {
-            let mut at = fold_hash(spec.name.as_bytes()) % SLOTS;
-            while t[at] != 0 {
-                at = (at + 1) % SLOTS;
-            }
-            t[at] = i as u16 + 1;
-        }
-        t
-    })
+fn index() -> &'static NameIndex {
+    static INDEX: OnceLock<NameIndex> = OnceLock::new();
+    INDEX.get_or_init(|| NameIndex::build(TABLE.iter().map(|s| s.name)))
 }
 
 /// The spec for a command name in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let idx = index();
-    let mut at = fold_hash(name) % SLOTS;
-    loop {
-        let spec = TABLE.get(idx[at].checked_sub(1)? as usize)?;
-        if spec.name.as_bytes().eq_ignore_ascii_case(name) {
-            return Some(spec);
-        }
-        at = (at + 1) % SLOTS;
-    }
+    index().find(name, |i| TABLE.get(i).map(|s| s.name)).and_then(|i| TABLE.get(i))
 }
 
 /// Checks a command (`argc` counts the name) and, for EVAL-shaped commands,

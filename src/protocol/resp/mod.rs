@@ -10,8 +10,10 @@ pub mod command;
 pub mod encode;
 pub mod fanout;
 mod inline;
+pub mod names;
 pub mod reply;
 pub mod request;
+pub mod value;
 
 pub use command::{lookup, Arity, Check, Kind, Merge, Spec};
 pub use fanout::{merge_replies, split, Fragment, SplitError};

@@ -9,6 +9,10 @@
 //!   `start >= sent` never left Puerta (and can go elsewhere if the
 //!   connection dies);
 //! - the state is `Idle` whenever no socket exists.
+//!
+//! Shared with the cluster session (`session::cluster`), which queues its
+//! own entry type: anything `Queued` (bytes to write, a start offset, a
+//! deadline) can ride a `Backend`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -21,19 +25,19 @@ use crate::protocol::resp::ReplyDecoder;
 use crate::session::outbuf::OutBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BState {
+pub(crate) enum BState {
     Idle,
     Connecting { deadline: Option<Instant> },
     Ready,
 }
 
-pub(super) enum ReplyDec {
+pub(crate) enum ReplyDec {
     Resp(ReplyDecoder),
     Mc(McReplyDecoder),
 }
 
 /// A request written (or queued) on this connection, awaiting its reply.
-pub(super) struct Inflight {
+pub(crate) struct Inflight {
     /// `None` for the AUTH/SELECT Puerta sends on connect.
     pub client: Option<ClientId>,
     pub seq: u64,
@@ -46,18 +50,38 @@ pub(super) struct Inflight {
     pub deadline: Option<Instant>,
 }
 
-pub(super) struct Backend {
+/// What a `Backend` queues: bytes to write, and where they start in the
+/// connection's stream (set when queued), plus an optional reply deadline.
+pub(crate) trait Queued {
+    fn bytes(&self) -> &Bytes;
+    fn set_start(&mut self, start: u64);
+    fn deadline(&self) -> Option<Instant>;
+}
+
+impl Queued for Inflight {
+    fn bytes(&self) -> &Bytes {
+        &self.request
+    }
+    fn set_start(&mut self, start: u64) {
+        self.start = start;
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+pub(crate) struct Backend<E = Inflight> {
     pub state: BState,
     pub out: OutBuf,
     pub queued: u64,
     pub sent: u64,
     pub rbuf: BytesMut,
     pub dec: ReplyDec,
-    pub inflight: VecDeque<Inflight>,
+    pub inflight: VecDeque<E>,
 }
 
-impl Backend {
-    pub fn new(proto: Protocol) -> Backend {
+impl<E: Queued> Backend<E> {
+    pub fn new(proto: Protocol) -> Backend<E> {
         Backend {
             state: BState::Idle,
             out: OutBuf::default(),
@@ -70,16 +94,16 @@ impl Backend {
     }
 
     /// Forgets the connection; returns what was in flight.
-    pub fn reset(&mut self, proto: Protocol) -> VecDeque<Inflight> {
+    pub fn reset(&mut self, proto: Protocol) -> VecDeque<E> {
         let taken = std::mem::take(&mut self.inflight);
         *self = Backend::new(proto);
         taken
     }
 
-    pub fn push(&mut self, mut entry: Inflight, expect_reply: bool) {
-        entry.start = self.queued;
-        self.out.push(&entry.request);
-        self.queued += entry.request.len() as u64;
+    pub fn push(&mut self, mut entry: E, expect_reply: bool) {
+        entry.set_start(self.queued);
+        self.out.push(entry.bytes());
+        self.queued += entry.bytes().len() as u64;
         if expect_reply {
             self.inflight.push_back(entry);
         }
@@ -90,7 +114,7 @@ impl Backend {
         match self.state {
             BState::Idle => None,
             BState::Connecting { deadline } => deadline,
-            BState::Ready => self.inflight.front().and_then(|e| e.deadline),
+            BState::Ready => self.inflight.front().and_then(|e| e.deadline()),
         }
     }
 }

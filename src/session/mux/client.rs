@@ -7,6 +7,9 @@
 //! - a slot is ready once every fragment it waits for has a reply, and only
 //!   ready slots at the head move to `out`;
 //! - after a slot that closes the client, nothing more is read.
+//!
+//! The cluster session (`session::cluster`) reuses `Client` and `Slot` for
+//! its own per-client ordering.
 
 use std::collections::VecDeque;
 
@@ -18,13 +21,13 @@ use crate::protocol::memcache::McRequestDecoder;
 use crate::protocol::resp::RequestDecoder;
 use crate::session::outbuf::OutBuf;
 
-pub(super) enum ClientDecoder {
+pub(crate) enum ClientDecoder {
     Resp(RequestDecoder),
     Mc(McRequestDecoder),
 }
 
 /// The reply owed for one request.
-pub(super) struct Slot {
+pub(crate) struct Slot {
     /// The bytes to send once ready (`None` while fragments are pending).
     pub ready: Option<Bytes>,
     pub parts: Vec<Option<AnyReply>>,
@@ -43,7 +46,7 @@ impl Slot {
     }
 }
 
-pub(super) struct Client {
+pub(crate) struct Client {
     pub gen: u32,
     pub inbuf: BytesMut,
     pub dec: ClientDecoder,

@@ -23,11 +23,12 @@
 //! the session that concerns that connection; a completion-based driver
 //! must copy them (or finish the send) before calling back.
 
-mod backend;
-mod client;
+// `backend`, `client` and `reply` are shared with `session::cluster`.
+pub(crate) mod backend;
+pub(crate) mod client;
 mod dispatch;
 mod events;
-mod reply;
+pub(crate) mod reply;
 mod types;
 
 pub use types::{

@@ -9,7 +9,7 @@ use crate::protocol::memcache::{merge_gets, McReply, McReplyKind, McRequest};
 use crate::protocol::resp::{encode, merge_replies, Merge, Reply, ReplyKind};
 
 #[derive(Debug, Clone)]
-pub(super) enum AnyReply {
+pub(crate) enum AnyReply {
     Resp(Reply),
     Mc(McReply),
 }
@@ -32,7 +32,7 @@ impl AnyReply {
 
 /// How a slot's parts become one reply.
 #[derive(Debug, Clone)]
-pub(super) enum MergePlan {
+pub(crate) enum MergePlan {
     /// One part, passed through.
     Pass,
     Resp {
@@ -73,7 +73,7 @@ impl MergePlan {
 }
 
 /// strerror-style text without Rust's " (os error N)" suffix.
-pub(super) fn strerror(errno: i32) -> String {
+pub(crate) fn strerror(errno: i32) -> String {
     let s = std::io::Error::from_raw_os_error(errno).to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

@@ -76,8 +76,8 @@ impl MuxConfig {
 /// closed client never match the client that reuses its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientId {
-    pub(super) idx: u32,
-    pub(super) gen: u32,
+    pub(crate) idx: u32,
+    pub(crate) gen: u32,
 }
 
 impl ClientId {

@@ -1,0 +1,131 @@
+//! The thin blocking I/O of a topology refresh: connect to one node, send
+//! AUTH (when configured), CLUSTER SLOTS and CLUSTER NODES in one write,
+//! read the replies with one overall deadline, and parse them.
+//!
+//! Runs on the control thread, never on a worker. Every wait is bounded by
+//! `timeout`, so an unreachable or silent node costs at most that much.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::topology;
+use crate::protocol::cluster::{self, parse_nodes, parse_slots, ClusterParseError};
+use crate::protocol::resp::value::{self, Value};
+use crate::protocol::resp::{Reply, ReplyDecoder, ReplyKind};
+use crate::protocol::ProtoError;
+use crate::route::slotmap::ShardSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{addr}: no reply within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
+    #[error("{addr}: AUTH failed: {reply}")]
+    Auth { addr: SocketAddr, reply: String },
+    #[error("{addr}: bad reply: {source}")]
+    Proto {
+        addr: SocketAddr,
+        #[source]
+        source: ProtoError,
+    },
+    #[error("{addr}: {source}")]
+    Parse {
+        addr: SocketAddr,
+        #[source]
+        source: ClusterParseError,
+    },
+}
+
+/// Backend credentials: (user, password).
+pub type Credentials<'a> = Option<(Option<&'a str>, &'a str)>;
+
+/// Fetches the topology as the node at `addr` sees it.
+pub fn fetch(addr: SocketAddr, auth: Credentials<'_>, timeout: Duration) -> Result<Vec<ShardSpec>, FetchError> {
+    let io = |source| FetchError::Io { addr, source };
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+    s.set_nodelay(true).map_err(io)?;
+    s.set_write_timeout(Some(timeout)).map_err(io)?;
+    let mut req = Vec::new();
+    if let Some((user, pw)) = auth {
+        req.extend_from_slice(&cluster::auth(user, pw));
+    }
+    req.extend_from_slice(cluster::CLUSTER_SLOTS);
+    req.extend_from_slice(cluster::CLUSTER_NODES);
+    s.write_all(&req).map_err(io)?;
+    let want = 2 + usize::from(auth.is_some());
+    let mut replies = read_replies(&mut s, want, deadline, addr, timeout)?;
+    if auth.is_some() {
+        let r = replies.remove(0);
+        if r.kind != ReplyKind::Status {
+            return Err(FetchError::Auth { addr, reply: String::from_utf8_lossy(&r.raw).trim_end().to_owned() });
+        }
+    }
+    let parse = |source| FetchError::Parse { addr, source };
+    let slots_v = value::parse(&replies[0].raw).map_err(|source| FetchError::Proto { addr, source })?;
+    let slots = parse_slots(&slots_v).map_err(parse)?;
+    let nodes_text = match value::parse(&replies[1].raw).map_err(|source| FetchError::Proto { addr, source })? {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::Error(e) => return Err(parse(ClusterParseError::ErrorReply(String::from_utf8_lossy(&e).into_owned()))),
+        other => {
+            return Err(parse(ClusterParseError::Nodes {
+                line: 0,
+                problem: format!("expected a bulk string, got {other:?}"),
+            }))
+        }
+    };
+    let nodes = parse_nodes(&nodes_text).map_err(parse)?;
+    Ok(topology::shards(&slots, &nodes, addr, &resolve))
+}
+
+/// DNS for announced hostnames (cluster-announce-hostname setups).
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    (host, port).to_socket_addrs().ok()?.next()
+}
+
+fn read_replies(
+    s: &mut TcpStream,
+    want: usize,
+    deadline: Instant,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<Reply>, FetchError> {
+    let mut buf = BytesMut::new();
+    let mut dec = ReplyDecoder::default();
+    let mut out = Vec::with_capacity(want);
+    let mut chunk = [0u8; 16 * 1024];
+    while out.len() < want {
+        while let Some(r) = dec.decode(&mut buf).map_err(|source| FetchError::Proto { addr, source })? {
+            out.push(r);
+            if out.len() == want {
+                return Ok(out);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(FetchError::Timeout { addr, timeout });
+        }
+        s.set_read_timeout(Some(left)).map_err(|source| FetchError::Io { addr, source })?;
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");
+                return Err(FetchError::Io { addr, source });
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(FetchError::Timeout { addr, timeout })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(FetchError::Io { addr, source }),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,192 @@
+//! Topology discovery and refresh of `mode = "redis_cluster"` pools, owned
+//! by the control thread.
+//!
+//! One `ClusterPool` per cluster pool holds the last good `SlotMap` (the
+//! snapshot carries it), the sans-IO `RefreshMachine` that decides when to
+//! refresh, and the reports workers sent since. A refresh asks up to three
+//! nodes in turn (known masters first, then replicas, then the configured
+//! seeds; nodes reported dead last) for CLUSTER SLOTS + CLUSTER NODES and
+//! takes the first complete answer. When none answers, the last good map
+//! stays and the machine backs off. `poll_refresh_with` takes the fetch as
+//! a closure so the whole policy runs in tests with simulated time.
+
+pub mod fetch;
+pub mod machine;
+pub mod topology;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::PoolConfig;
+use crate::route::slotmap::{ClusterReport, ShardSpec};
+use crate::route::{SlotMap, SLOTS};
+use fetch::FetchError;
+use machine::{RefreshMachine, RefreshPolicy};
+
+/// Nodes asked per refresh attempt before it counts as failed.
+const TRIES_PER_REFRESH: usize = 3;
+/// How long a node reported dead keeps the map "degraded" (fast refresh)
+/// while the cluster still lists it as a serving master.
+const SUSPECT_TTL: Duration = Duration::from_secs(30);
+
+pub struct ClusterPool {
+    name: String,
+    seeds: Vec<SocketAddr>,
+    /// (user, password) for AUTH.
+    auth: Option<(Option<String>, String)>,
+    timeout: Duration,
+    machine: RefreshMachine,
+    map: Arc<SlotMap>,
+    suspects: Vec<(SocketAddr, Instant)>,
+    refreshes: u64,
+    refresh_failures: u64,
+}
+
+impl ClusterPool {
+    /// The refresh state of a cluster pool (`None` for other modes); its
+    /// first refresh is due at `now`.
+    pub fn new(cfg: &PoolConfig, now: Instant) -> Option<ClusterPool> {
+        let c = cfg.cluster.as_ref()?;
+        Some(ClusterPool {
+            name: cfg.name.clone(),
+            seeds: cfg.servers.iter().map(|s| s.addr).collect(),
+            auth: c.password.clone().map(|pw| (c.username.clone(), pw)),
+            timeout: cfg.connect_timeout,
+            machine: RefreshMachine::new(RefreshPolicy::new(c.refresh_interval), now),
+            map: Arc::new(SlotMap::empty()),
+            suspects: Vec::new(),
+            refreshes: 0,
+            refresh_failures: 0,
+        })
+    }
+
+    /// Takes a reloaded config for the same pool: new seeds, credentials
+    /// and interval; the map is kept and a refresh is due at once.
+    pub fn reconfigure(&mut self, cfg: &PoolConfig, now: Instant) {
+        if let Some(mut fresh) = ClusterPool::new(cfg, now) {
+            fresh.map = self.map.clone();
+            fresh.refreshes = self.refreshes;
+            fresh.refresh_failures = self.refresh_failures;
+            *self = fresh;
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The last good map (empty before the first successful refresh).
+    pub fn map(&self) -> Arc<SlotMap> {
+        self.map.clone()
+    }
+
+    pub fn next_due(&self) -> Instant {
+        self.machine.next_due()
+    }
+
+    /// (successful refreshes, failed refreshes) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.refreshes, self.refresh_failures)
+    }
+
+    /// Merges a worker's report; stale MOVED reports (the map already
+    /// says so) are dropped.
+    pub fn handle_report(&mut self, report: ClusterReport, now: Instant) {
+        match report {
+            ClusterReport::Moved { slot, addr } => {
+                let known = self.map.master_of(slot).and_then(|n| self.map.node(n)).is_some_and(|n| n.addr == addr);
+                if known {
+                    return;
+                }
+            }
+            ClusterReport::NodeFailed { addr } => {
+                self.suspects.retain(|&(a, _)| a != addr);
+                self.suspects.push((addr, now));
+            }
+        }
+        self.machine.handle_report(now);
+    }
+
+    /// Runs a refresh over the network if one is due; true if the map
+    /// changed (the caller then publishes a snapshot).
+    pub fn poll_refresh(&mut self, now: Instant) -> bool {
+        let (auth, timeout) = (self.auth.clone(), self.timeout);
+        let creds = auth.as_ref().map(|(u, p)| (u.as_deref(), p.as_str()));
+        self.poll_refresh_with(now, &mut |addr| fetch::fetch(addr, creds, timeout))
+    }
+
+    /// `poll_refresh` with the fetch supplied (tests pass a fake cluster).
+    pub fn poll_refresh_with(
+        &mut self,
+        now: Instant,
+        fetch: &mut dyn FnMut(SocketAddr) -> Result<Vec<ShardSpec>, FetchError>,
+    ) -> bool {
+        if !self.machine.poll_start(now) {
+            return false;
+        }
+        let targets = self.targets();
+        let skip = (self.machine.failures() as usize * TRIES_PER_REFRESH) % targets.len().max(1);
+        let mut last_err = String::from("no seed configured");
+        for &addr in targets.iter().cycle().skip(skip).take(TRIES_PER_REFRESH.min(targets.len())) {
+            let map = match fetch(addr) {
+                Ok(shards) => SlotMap::build(shards),
+                Err(e) => {
+                    last_err = e.to_string();
+                    continue;
+                }
+            };
+            if map.assigned() == 0 {
+                // A node that is not (yet) part of the cluster knows no
+                // slots; another node may know better.
+                last_err = format!("{addr}: the node knows no slot owners");
+                continue;
+            }
+            self.refreshes += 1;
+            self.suspects.retain(|&(_, t)| now.saturating_duration_since(t) < SUSPECT_TTL);
+            let degraded = map.served() < SLOTS || self.suspects_serving(&map);
+            self.machine.handle_success(now, degraded);
+            if map == *self.map {
+                return false;
+            }
+            tracing::info!(pool = %self.name, from = %addr, masters = map.shards().len(),
+                nodes = map.nodes().len(), served = map.served(), "cluster topology changed");
+            self.map = Arc::new(map);
+            return true;
+        }
+        self.refresh_failures += 1;
+        self.machine.handle_failure(now);
+        tracing::warn!(pool = %self.name, failures = self.machine.failures(),
+            "cluster topology refresh failed, keeping the last map: {last_err}");
+        false
+    }
+
+    /// Reported-dead nodes the cluster still lists as healthy masters.
+    fn suspects_serving(&self, map: &SlotMap) -> bool {
+        self.suspects.iter().any(|&(a, _)| match map.find(a) {
+            Some(i) => map.node(i).is_some_and(|n| n.healthy) && map.lowest_slot(i).is_some(),
+            None => false,
+        })
+    }
+
+    /// Nodes to ask, best first: healthy masters, healthy replicas, seeds,
+    /// then the rest; nodes reported dead go last.
+    fn targets(&self) -> Vec<SocketAddr> {
+        let m = &self.map;
+        let masters = m.shards().iter().filter_map(|&i| m.node(i)).filter(|n| n.healthy).map(|n| n.addr);
+        let replicas = m.shards().iter().flat_map(|&i| m.replicas(i)).filter_map(|&i| m.node(i)).map(|n| n.addr);
+        let rest = m.nodes().iter().map(|n| n.addr);
+        let mut out: Vec<SocketAddr> = Vec::new();
+        for a in masters.chain(replicas).chain(self.seeds.iter().copied()).chain(rest) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out.sort_by_key(|a| self.suspects.iter().any(|(s, _)| s == a));
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,87 @@
+//! Turning one node's CLUSTER SLOTS and CLUSTER NODES replies into the
+//! shard list `SlotMap::build` takes: endpoints resolved to addresses,
+//! node health from the NODES flags.
+//!
+//! Pure apart from the caller-supplied resolver (the control thread passes
+//! DNS; tests pass a table). An endpoint with an empty host means the node
+//! that answered (`asked`). A range whose master cannot be resolved is
+//! left out (its slots stay unserved) rather than failing the refresh.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::protocol::cluster::slots::SlotsNode;
+use crate::protocol::cluster::{Endpoint, NodeLine, SlotsEntry};
+use crate::route::slotmap::{NodeSpec, ShardSpec};
+
+/// Resolves a `host` (never empty) and port to an address.
+pub type Resolve<'a> = &'a dyn Fn(&str, u16) -> Option<SocketAddr>;
+
+/// The address for `ep`: an IP literal directly, else `resolve`.
+pub fn address(ep: &Endpoint, asked: SocketAddr, resolve: Resolve<'_>) -> Option<SocketAddr> {
+    if ep.host.is_empty() {
+        return Some(SocketAddr::new(asked.ip(), ep.port));
+    }
+    match ep.host.parse::<IpAddr>() {
+        Ok(ip) => Some(SocketAddr::new(ip, ep.port)),
+        Err(_) => resolve(&ep.host, ep.port),
+    }
+}
+
+/// The shards of a cluster as the node at `asked` described it.
+pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resolve: Resolve<'_>) -> Vec<ShardSpec> {
+    let spec = |n: &SlotsNode| -> Option<NodeSpec> {
+        let addr = address(&n.endpoint, asked, resolve)?;
+        // Health by id, else by address (Redis before 4 sent no ids).
+        let line = nodes.iter().find(|l| !n.id.is_empty() && l.id == n.id).or_else(|| {
+            nodes.iter().find(|l| address(&l.endpoint, asked, resolve) == Some(addr) && l.endpoint.port != 0)
+        });
+        let endpoint = if n.endpoint.host.is_empty() { addr.to_string() } else { n.endpoint.text() };
+        Some(NodeSpec { id: n.id.clone(), addr, endpoint, healthy: line.is_none_or(NodeLine::healthy) })
+    };
+    slots
+        .iter()
+        .filter_map(|e| {
+            let master = spec(&e.master)?;
+            let replicas = e.replicas.iter().filter_map(spec).collect();
+            Some(ShardSpec { ranges: vec![(e.start, e.end)], master, replicas })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::cluster::parse_nodes;
+    use crate::route::SlotMap;
+
+    fn node(host: &str, port: u16, id: &str) -> SlotsNode {
+        SlotsNode { endpoint: Endpoint { host: host.into(), port }, id: id.into() }
+    }
+
+    #[test]
+    fn flags_mark_health_and_hosts_resolve() {
+        let slots = vec![
+            SlotsEntry { start: 0, end: 8191, master: node("10.0.0.1", 1, "a"), replicas: vec![node("db-b", 2, "b")] },
+            SlotsEntry { start: 8192, end: 16383, master: node("", 3, "c"), replicas: vec![node("nowhere", 4, "d")] },
+        ];
+        let nodes = parse_nodes(
+            "a 10.0.0.1:1@11 master - 0 0 1 connected 0-8191\n\
+             b 10.0.0.2:2@12 slave,fail? a 0 0 1 connected\n\
+             c 10.0.0.9:3@13 myself,master - 0 0 2 connected 8192-16383\n",
+        )
+        .unwrap();
+        let asked: SocketAddr = "10.0.0.9:3".parse().unwrap();
+        let dns = |h: &str, p: u16| (h == "db-b").then(|| SocketAddr::from(([10, 0, 0, 2], p)));
+        let got = shards(&slots, &nodes, asked, &dns);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].master.addr, "10.0.0.1:1".parse().unwrap());
+        assert_eq!(got[0].replicas.len(), 1);
+        assert_eq!(got[0].replicas[0].endpoint, "db-b:2");
+        assert!(!got[0].replicas[0].healthy, "fail? is unhealthy");
+        assert_eq!(got[1].master.addr, asked, "an empty host is the node asked");
+        assert!(got[1].replicas.is_empty(), "an unresolvable replica is left out");
+        let map = SlotMap::build(got);
+        assert_eq!(map.served(), 16384);
+        assert!(map.replicas(0).is_empty());
+    }
+}

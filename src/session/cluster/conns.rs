@@ -1,0 +1,196 @@
+//! Backend connections of the cluster session: a slab of `Conn`s (each a
+//! shared `mux::backend::Backend` queue plus what the cluster needs), the
+//! shared connections per node, and the small per-node pool of pinned
+//! connections.
+//!
+//! Invariants: a node's `shared[i]` and `idle_pinned` name only live
+//! connections of that node; a pinned connection has at most one owner;
+//! every connection starts with its hidden AUTH (when configured) and, for
+//! shared connections when replicas may serve reads, READONLY.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::types::{BackendId, ClusterIntent};
+use super::unit::{CEntry, Entry, Retry, Unit};
+use super::ClusterSession;
+use crate::config::ReadFrom;
+use crate::protocol::cluster;
+use crate::protocol::resp::{Reply, ReplyKind};
+use crate::session::mux::backend::{BState, Backend};
+use crate::session::mux::{ClientId, Protocol};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Shared,
+    Pinned { owner: Option<ClientId> },
+}
+
+pub(super) struct Conn {
+    pub base: Backend<CEntry>,
+    pub gen: u32,
+    pub node: u32,
+    pub kind: Kind,
+    /// A redirect or retry error seen in a hidden reply (a queued command
+    /// of a batch), for the unit that follows it.
+    pub note: Option<Reply>,
+    /// The subscribed client this pinned connection relays to.
+    pub relay: Option<ClientId>,
+    /// Subscriptions the node reported: channels + patterns, shard channels.
+    pub subs: (i64, i64),
+}
+
+/// Longest pause between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+impl ClusterSession {
+    pub(super) fn conn(&self, b: BackendId) -> Option<&Conn> {
+        self.conns.get(b.idx as usize)?.as_ref().filter(|c| c.gen == b.gen)
+    }
+
+    pub(super) fn conn_mut(&mut self, b: BackendId) -> Option<&mut Conn> {
+        self.conns.get_mut(b.idx as usize)?.as_mut().filter(|c| c.gen == b.gen)
+    }
+
+    /// Opens a connection to `node`: a Connect intent, then the hidden
+    /// AUTH and READONLY ahead of anything else.
+    fn open(&mut self, node: u32, kind: Kind, now: Instant) -> BackendId {
+        let idx = self.free_conns.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conn_gens.push(0);
+            (self.conns.len() - 1) as u32
+        });
+        let gen = self.conn_gens[idx as usize];
+        let b = BackendId { idx, gen };
+        let mut base = Backend::new(Protocol::Redis);
+        let deadline = self.cfg.request_timeout.map(|t| now + t);
+        base.state = BState::Connecting { deadline };
+        let hidden = |wire: Bytes| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note: false } };
+        if let Some((user, pw)) = &self.cfg.backend_auth {
+            base.push(hidden(cluster::auth(user.as_deref(), pw)), true);
+        }
+        if kind == Kind::Shared && self.cfg.read_from != ReadFrom::Master {
+            base.push(hidden(Bytes::from_static(cluster::READONLY)), true);
+        }
+        self.conns[idx as usize] = Some(Conn { base, gen, node, kind, note: None, relay: None, subs: (0, 0) });
+        self.intents.push_back(ClusterIntent::Connect(b));
+        self.dirty_backends.push(b);
+        self.stats.connects += 1;
+        b
+    }
+
+    /// A shared connection to `node` (round robin over `node_connections`).
+    pub(super) fn shared_conn(&mut self, node: u32, now: Instant) -> BackendId {
+        let per = self.cfg.node_connections.max(1);
+        let Some(n) = self.nodes.node_mut(node) else { return self.open(node, Kind::Shared, now) };
+        let i = (n.rr % per) as usize;
+        n.rr = n.rr.wrapping_add(1);
+        if let Some(b) = n.shared[i] {
+            if self.conn(b).is_some() {
+                return b;
+            }
+        }
+        let b = self.open(node, Kind::Shared, now);
+        if let Some(n) = self.nodes.node_mut(node) {
+            n.shared[i] = Some(b);
+        }
+        b
+    }
+
+    /// A pinned connection to `node` for `owner`: an idle one if any, else
+    /// a new one within `pinned_connections`.
+    pub(super) fn acquire_pinned(&mut self, node: u32, owner: ClientId, now: Instant) -> Option<BackendId> {
+        let n = self.nodes.node_mut(node)?;
+        if let Some(b) = n.idle_pinned.pop() {
+            if let Some(c) = self.conn_mut(b) {
+                c.kind = Kind::Pinned { owner: Some(owner) };
+                self.stats.pinned_reused += 1;
+                return Some(b);
+            }
+        }
+        let n = self.nodes.node_mut(node)?;
+        if n.pinned_open >= self.cfg.pinned_connections {
+            return None;
+        }
+        n.pinned_open += 1;
+        Some(self.open(node, Kind::Pinned { owner: Some(owner) }, now))
+    }
+
+    /// Gives a pinned connection back: kept idle when it is clean (nothing
+    /// in flight, not subscribed) and the pool has room, else closed.
+    pub(super) fn release_pinned(&mut self, b: BackendId) {
+        let idle_max = self.cfg.pinned_idle as usize;
+        let Some(c) = self.conn_mut(b) else { return };
+        let clean = c.base.inflight.is_empty() && c.relay.is_none() && c.subs == (0, 0) && c.base.state != BState::Idle;
+        let node = c.node;
+        c.kind = Kind::Pinned { owner: None };
+        let room = self.nodes.node(node).is_some_and(|n| n.idle_pinned.len() < idle_max);
+        if clean && room {
+            if let Some(n) = self.nodes.node_mut(node) {
+                n.idle_pinned.push(b);
+            }
+        } else {
+            self.close_conn(b);
+        }
+    }
+
+    /// Forgets a connection and tells the driver to close it; returns
+    /// what was queued on it.
+    pub(super) fn close_conn(&mut self, b: BackendId) -> Vec<CEntry> {
+        let Some(mut c) = self.conns.get_mut(b.idx as usize).and_then(|s| s.take_if(|c| c.gen == b.gen)) else {
+            return Vec::new();
+        };
+        self.conn_gens[b.idx as usize] = b.gen.wrapping_add(1);
+        self.free_conns.push(b.idx);
+        if let Some(n) = self.nodes.node_mut(c.node) {
+            for s in n.shared.iter_mut().filter(|s| **s == Some(b)) {
+                *s = None;
+            }
+            n.idle_pinned.retain(|&x| x != b);
+            if matches!(c.kind, Kind::Pinned { .. }) {
+                n.pinned_open = n.pinned_open.saturating_sub(1);
+            }
+        }
+        self.intents.push_back(ClusterIntent::CloseBackend(b));
+        c.base.reset(Protocol::Redis).into()
+    }
+
+    /// Queues `unit` on `b`: ASKING first when asked, then its hidden
+    /// prefix (MULTI and queued commands), then the unit itself.
+    pub(super) fn push_unit(&mut self, b: BackendId, unit: Unit, asking: bool, now: Instant) {
+        let deadline = if unit.blocking { None } else { self.cfg.request_timeout.map(|t| now + t) };
+        let Some(c) = self.conn_mut(b) else {
+            return self.fail_unit(unit, super::reply::err("ERR internal: connection vanished"));
+        };
+        let hidden = |wire: Bytes, note| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note } };
+        if asking {
+            c.base.push(hidden(Bytes::from_static(cluster::ASKING), false), true);
+        }
+        for p in &unit.pre {
+            c.base.push(hidden(p.clone(), true), true);
+        }
+        let wire = unit.req.clone();
+        c.base.push(CEntry { wire, start: 0, deadline, what: Entry::Unit(Box::new(unit)) }, true);
+        self.dirty_backends.push(b);
+    }
+
+    /// Retries `unit` after a backoff, or answers `err` once retries ran out.
+    pub(super) fn retry_later(&mut self, mut unit: Unit, err: Reply, now: Instant) {
+        if unit.retries >= self.cfg.max_retries {
+            return self.fail_unit(unit, err);
+        }
+        unit.retries += 1;
+        self.stats.retried += 1;
+        let exp = (unit.retries - 1).min(16);
+        let wait = self.cfg.retry_backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
+        self.retries.push(Retry { at: now + wait, unit });
+    }
+
+    /// Answers `unit` with an error the session made up.
+    pub(super) fn fail_unit(&mut self, unit: Unit, err: Reply) {
+        debug_assert_eq!(err.kind, ReplyKind::Error);
+        self.stats.forward_error += 1;
+        self.complete(unit, err);
+    }
+}

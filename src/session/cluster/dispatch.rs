@@ -1,0 +1,87 @@
+//! From one decoded client request to work: the AUTH gate, pub/sub and
+//! MULTI modes, then by command family: routed by slot, split per slot,
+//! blocking on a pinned connection, or local (`local.rs`, `fanout.rs`,
+//! `txn.rs`).
+
+use std::time::Instant;
+
+use super::reply::{arity, NOAUTH};
+use super::unit::{Dest, Target, Unit};
+use super::ClusterSession;
+use crate::protocol::cluster::commands::{lookup, CmdSpec, Family, Local};
+use crate::protocol::cluster::keys::{has_block_option, CROSSSLOT};
+use crate::protocol::resp::command::{Kind, Merge};
+use crate::protocol::resp::{split, Request};
+use crate::route::{keyslot, slot_of, SlotOf};
+use crate::session::mux::reply::MergePlan;
+use crate::session::mux::ClientId;
+
+use bytes::Bytes;
+
+impl ClusterSession {
+    pub(super) fn dispatch(&mut self, id: ClientId, req: Request, now: Instant) {
+        let spec = lookup(req.name());
+        let Some(c) = self.client(id) else { return };
+        let family = spec.family;
+        if !c.base.authed && !matches!(family, Family::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)) {
+            return self.reply_now(id, Bytes::from_static(NOAUTH));
+        }
+        if c.subscribed {
+            return self.sub_request(id, req, spec, now);
+        }
+        let queue = !matches!(
+            family,
+            Family::Local(Local::Exec | Local::Discard | Local::Multi | Local::Watch | Local::Quit | Local::Reset)
+        );
+        if c.tx.is_some() && queue {
+            return self.tx_queue(id, req, spec);
+        }
+        match family {
+            Family::Route => self.route_cmd(id, req, spec, now),
+            Family::Split(merge) => self.split_cmd(id, req, spec, merge, now),
+            Family::Blocking => self.blocking(id, req, spec, now),
+            Family::BlockOption if has_block_option(&req) => self.blocking(id, req, spec, now),
+            Family::BlockOption => self.route_cmd(id, req, spec, now),
+            Family::Local(l) => self.local(id, req, l, now),
+        }
+    }
+
+    /// One unit to the slot of the request's keys (or any master).
+    pub(super) fn route_cmd(&mut self, id: ClientId, req: Request, spec: &CmdSpec, now: Instant) {
+        let target = match slot_of(&req, spec.keys) {
+            SlotOf::Cross => return self.reply_now(id, Bytes::from_static(CROSSSLOT)),
+            SlotOf::One(slot) => Target::Slot { slot, read: spec.readonly },
+            SlotOf::NoKeys => Target::AnyMaster,
+        };
+        self.forward_one(id, req.raw().clone(), target, now);
+    }
+
+    /// A slot for one reply and a unit to fill it.
+    pub(super) fn forward_one(&mut self, id: ClientId, req: Bytes, target: Target, now: Instant) {
+        let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
+        self.send(Unit::new(Dest::Client { id, seq, frag: 0 }, req, target), now);
+    }
+
+    /// MGET / MSET / DEL / UNLINK / EXISTS / TOUCH: one unit per slot, the
+    /// replies merged in the client's key order (keys of one slot keep
+    /// their order inside the part).
+    fn split_cmd(&mut self, id: ClientId, req: Request, spec: &CmdSpec, merge: Merge, now: Instant) {
+        let (kind, step) = if merge == Merge::AllOk { (Kind::KeyValues, 2) } else { (Kind::MultiKey(merge), 1) };
+        if req.argc() < 1 + step || !(req.argc() - 1).is_multiple_of(step) {
+            return self.reply_now(id, arity(req.name()));
+        }
+        let Ok(frags) = split(&req, kind, |k| Some(u32::from(keyslot(k)))) else {
+            return self.reply_now(id, arity(req.name()));
+        };
+        let nkeys = (req.argc() - 1) / step;
+        let plan = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
+        if frags.len() > 1 {
+            self.stats.fragments += frags.len() as u64;
+        }
+        let seq = self.push_slot(id, frags.iter().map(|f| f.keys.clone()).collect(), plan);
+        for (i, f) in frags.into_iter().enumerate() {
+            let target = Target::Slot { slot: f.server as u16, read: spec.readonly };
+            self.send(Unit::new(Dest::Client { id, seq, frag: i as u32 }, f.request, target), now);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Commands Puerta answers itself in cluster mode: PING, ECHO, QUIT,
+//! SELECT 0, AUTH (against `client_auth`), HELLO 2, CLIENT SETNAME /
+//! GETNAME / ID / SETINFO, READONLY / READWRITE, and CLUSTER INFO / SLOTS
+//! / NODES / SHARDS / MYID / KEYSLOT describing Puerta as one node that
+//! owns every slot (unless `cluster_commands = "passthrough"`).
+//! Whole-keyspace commands are in `fanout.rs`, transactions and pub/sub in
+//! `txn.rs`.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::reply::{arity, array, bulk, OK};
+use super::unit::Target;
+use super::{ClientId, ClusterSession};
+use crate::config::ClusterCommands;
+use crate::protocol::cluster::commands::Local;
+use crate::protocol::num::parse_i64;
+use crate::protocol::resp::encode::{self, put_bulk, put_header};
+use crate::protocol::resp::Request;
+use crate::route::{keyslot, SLOTS};
+use crate::session::mux::ClientClose;
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+const NO_PASSWORD: &str =
+    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+
+impl ClusterSession {
+    pub(super) fn local(&mut self, id: ClientId, req: Request, l: Local, now: Instant) {
+        let n = req.argc();
+        let reply = match l {
+            Local::Ping if n == 1 => Bytes::from_static(b"+PONG\r\n"),
+            Local::Ping if n == 2 => bulk(req.arg(1)),
+            Local::Echo if n == 2 => bulk(req.arg(1)),
+            Local::Ping | Local::Echo => arity(req.name()),
+            Local::Quit => return self.close_after(id, ClientClose::Quit, Bytes::from_static(OK)),
+            Local::Select if n != 2 => arity(req.name()),
+            Local::Select if req.arg(1) == b"0" => Bytes::from_static(OK),
+            Local::Select => encode::error("ERR SELECT is not allowed in cluster mode"),
+            Local::Auth => self.auth(id, &req),
+            Local::Hello => self.hello(id, &req),
+            Local::Reset => return self.reset(id),
+            Local::Client => self.client_cmd(id, &req),
+            Local::ReadMode => Bytes::from_static(OK),
+            Local::Cluster => return self.cluster_cmd(id, req, now),
+            Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan => {
+                return self.fanout_cmd(id, req, l, now)
+            }
+            Local::Multi => return self.multi(id),
+            Local::Exec => return self.exec(id, now),
+            Local::Discard => return self.discard(id, now),
+            Local::Watch => {
+                let spec = crate::protocol::cluster::commands::lookup(req.name());
+                return self.watch(id, req, spec, now);
+            }
+            Local::Unwatch => return self.unwatch(id, now),
+            Local::Subscribe => return self.subscribe(id, req, false, now),
+            Local::SSubscribe => return self.subscribe(id, req, true, now),
+            Local::Unsubscribe => return self.unsubscribe_idle(id, &req),
+            Local::Wait => {
+                let spec = crate::protocol::cluster::commands::lookup(req.name());
+                return self.blocking(id, req, spec, now);
+            }
+            Local::Refused => {
+                let name = String::from_utf8_lossy(req.name()).to_ascii_uppercase();
+                encode::error(&format!(
+                    "ERR unsupported command '{name}' through Puerta in cluster mode (node administration: connect to the node)"
+                ))
+            }
+        };
+        self.reply_now(id, reply);
+    }
+
+    /// Checks `user`/`password` against `client_auth`.
+    fn check_auth(&mut self, id: ClientId, user: &[u8], password: &[u8]) -> Result<(), Bytes> {
+        if self.cfg.client_auth.is_empty() {
+            return Err(encode::error(NO_PASSWORD));
+        }
+        let ok = self.cfg.client_auth.iter().any(|(u, p)| u.as_bytes() == user && p.as_bytes() == password);
+        if let Some(c) = self.client_mut(id) {
+            c.base.authed = ok;
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(encode::error(WRONGPASS))
+        }
+    }
+
+    fn auth(&mut self, id: ClientId, req: &Request) -> Bytes {
+        let checked = match req.argc() {
+            2 => self.check_auth(id, b"default", req.arg(1)),
+            3 => self.check_auth(id, req.arg(1), req.arg(2)),
+            _ => return arity(req.name()),
+        };
+        checked.map_or_else(|e| e, |()| Bytes::from_static(OK))
+    }
+
+    /// HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only (for now).
+    fn hello(&mut self, id: ClientId, req: &Request) -> Bytes {
+        if req.argc() >= 2 {
+            match parse_i64(req.arg(1)) {
+                Some(2) => {}
+                Some(3) => return encode::error("NOPROTO unsupported protocol version"),
+                _ => return encode::error("ERR Protocol version is not an integer or out of range"),
+            }
+        }
+        let mut i = 2;
+        while i < req.argc() {
+            let opt = req.arg(i);
+            if opt.eq_ignore_ascii_case(b"AUTH") && i + 2 < req.argc() {
+                if let Err(e) = self.check_auth(id, req.arg(i + 1), req.arg(i + 2)) {
+                    return e;
+                }
+                i += 3;
+            } else if opt.eq_ignore_ascii_case(b"SETNAME") && i + 1 < req.argc() {
+                let name = req.arg_bytes(i + 1);
+                if let Some(c) = self.client_mut(id) {
+                    c.name = Some(name);
+                }
+                i += 2;
+            } else {
+                let opt = String::from_utf8_lossy(opt).into_owned();
+                return encode::error(&format!("ERR Syntax error in HELLO option '{opt}'"));
+            }
+        }
+        if !self.client(id).is_some_and(|c| c.base.authed) {
+            return encode::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+                 AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
+                 version at the same time",
+            );
+        }
+        let id_text = (id.index() + 1).to_string();
+        let mut out = BytesMut::new();
+        put_header(&mut out, b'*', 14);
+        for (k, v) in [("server", "puerta"), ("version", env!("CARGO_PKG_VERSION"))] {
+            put_bulk(&mut out, k.as_bytes());
+            put_bulk(&mut out, v.as_bytes());
+        }
+        put_bulk(&mut out, b"proto");
+        out.put_slice(b":2\r\n");
+        put_bulk(&mut out, b"id");
+        put_header(&mut out, b':', parse_i64(id_text.as_bytes()).unwrap_or(0));
+        for (k, v) in [("mode", "cluster"), ("role", "master")] {
+            put_bulk(&mut out, k.as_bytes());
+            put_bulk(&mut out, v.as_bytes());
+        }
+        put_bulk(&mut out, b"modules");
+        out.put_slice(b"*0\r\n");
+        out.freeze()
+    }
+
+    fn client_cmd(&mut self, id: ClientId, req: &Request) -> Bytes {
+        let sub = req.arg(1).to_ascii_uppercase();
+        match (&sub[..], req.argc()) {
+            (b"SETNAME", 3) => {
+                let name = req.arg_bytes(2);
+                if let Some(c) = self.client_mut(id) {
+                    c.name = Some(name);
+                }
+                Bytes::from_static(OK)
+            }
+            (b"GETNAME", 2) => match self.client(id).and_then(|c| c.name.clone()) {
+                Some(n) => bulk(&n),
+                None => Bytes::from_static(b"$-1\r\n"),
+            },
+            (b"ID", 2) => encode::integer(id.index() as i64 + 1),
+            (b"SETINFO", 4) | (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => Bytes::from_static(OK),
+            _ => {
+                let sub = String::from_utf8_lossy(&sub).into_owned();
+                encode::error(&format!("ERR CLIENT {sub} is not supported through Puerta in cluster mode"))
+            }
+        }
+    }
+
+    /// Where CLUSTER SLOTS / NODES say Puerta is.
+    fn announce(&self, id: ClientId) -> SocketAddr {
+        self.client(id).and_then(|c| c.local).unwrap_or(self.cfg.announce)
+    }
+
+    fn cluster_cmd(&mut self, id: ClientId, req: Request, now: Instant) {
+        let sub = req.arg(1).to_ascii_uppercase();
+        let passthrough = self.cfg.cluster_commands == ClusterCommands::Passthrough;
+        let reply = match &sub[..] {
+            b"KEYSLOT" if req.argc() == 3 => encode::integer(i64::from(keyslot(req.arg(2)))),
+            b"COUNTKEYSINSLOT" | b"GETKEYSINSLOT" => match parse_i64(req.arg(2)) {
+                Some(s) if (0..SLOTS as i64).contains(&s) => {
+                    let target = Target::Slot { slot: s as u16, read: false };
+                    return self.forward_one(id, req.raw().clone(), target, now);
+                }
+                _ => encode::error("ERR Invalid or out of range slot"),
+            },
+            b"INFO" | b"SLOTS" | b"NODES" | b"SHARDS" | b"MYID" if passthrough => {
+                return self.forward_one(id, req.raw().clone(), Target::AnyMaster, now)
+            }
+            b"INFO" => bulk(self.cluster_info().as_bytes()),
+            b"MYID" => bulk(node_id(self.announce(id)).as_bytes()),
+            b"SLOTS" => self.cluster_slots(id),
+            b"SHARDS" => self.cluster_shards(id),
+            b"NODES" => {
+                let a = self.announce(id);
+                let line = format!("{} {a}@0 myself,master - 0 0 1 connected 0-{}\n", node_id(a), SLOTS - 1);
+                bulk(line.as_bytes())
+            }
+            _ => {
+                let sub = String::from_utf8_lossy(&sub).into_owned();
+                encode::error(&format!("ERR CLUSTER {sub} is not supported through Puerta"))
+            }
+        };
+        self.reply_now(id, reply);
+    }
+
+    fn cluster_info(&self) -> String {
+        let v = &self.nodes.view;
+        let served = v.served();
+        let state = if served == SLOTS { "ok" } else { "fail" };
+        format!(
+            "cluster_state:{state}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{served}\r\n\
+             cluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n\
+             cluster_current_epoch:1\r\ncluster_my_epoch:1\r\ncluster_stats_messages_sent:0\r\n\
+             cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+            v.assigned(),
+            SLOTS - served,
+        )
+    }
+
+    /// `[[0, 16383, [ip, port, id]]]`
+    fn cluster_slots(&self, id: ClientId) -> Bytes {
+        let a = self.announce(id);
+        let node = array(
+            [
+                &bulk(a.ip().to_string().as_bytes())[..],
+                &encode::integer(i64::from(a.port()))[..],
+                &bulk(node_id(a).as_bytes())[..],
+            ]
+            .into_iter(),
+        );
+        let range = array([&b":0\r\n"[..], &encode::integer(SLOTS as i64 - 1)[..], &node[..]].into_iter());
+        array([&range[..]].into_iter())
+    }
+
+    /// `[[slots, [0, 16383], nodes, [[id, .., port, .., ip, .., ...]]]]`
+    fn cluster_shards(&self, id: ClientId) -> Bytes {
+        let a = self.announce(id);
+        let ip = a.ip().to_string();
+        let mut node = BytesMut::new();
+        put_header(&mut node, b'*', 14);
+        put_bulk(&mut node, b"id");
+        put_bulk(&mut node, node_id(a).as_bytes());
+        put_bulk(&mut node, b"port");
+        put_header(&mut node, b':', i64::from(a.port()));
+        for (k, v) in [("ip", ip.as_str()), ("endpoint", ip.as_str()), ("role", "master")] {
+            put_bulk(&mut node, k.as_bytes());
+            put_bulk(&mut node, v.as_bytes());
+        }
+        put_bulk(&mut node, b"replication-offset");
+        node.put_slice(b":0\r\n");
+        put_bulk(&mut node, b"health");
+        put_bulk(&mut node, b"online");
+        let slots = array([&b":0\r\n"[..], &encode::integer(SLOTS as i64 - 1)[..]].into_iter());
+        let nodes = array([&node[..]].into_iter());
+        let shard = array([&bulk(b"slots")[..], &slots[..], &bulk(b"nodes")[..], &nodes[..]].into_iter());
+        array([&shard[..]].into_iter())
+    }
+}
+
+/// A stable 40-hex-digit node id for Puerta at `addr`.
+pub(super) fn node_id(addr: SocketAddr) -> String {
+    let d = crate::hash::md5_digest(addr.to_string().as_bytes());
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}{:08x}", crate::hash::crc16(addr.to_string().as_bytes()))
+}

@@ -1,0 +1,336 @@
+//! The sans-IO Redis Cluster session, one per cluster pool per worker:
+//! every client of the pool on this worker, multiplexed over a few
+//! pipelined connections per cluster node.
+//!
+//! Driver-facing shape (the same as `mux::MuxSession`): the driver feeds
+//! events (`handle_*`, time passed in), then takes bytes
+//! (`poll_client_transmit`, `poll_backend_transmit`) and decisions
+//! (`poll_intent`: connect, close, report to the control thread). Nodes
+//! are dynamic, so a `Connect(BackendId)` is resolved to an address with
+//! `backend_addr`. A new topology arrives with `handle_topology`.
+//!
+//! What it does for a request: routes it by its keys' slot (slot map from
+//! the snapshot plus a core-local MOVED override), follows MOVED (re-send
+//! at once, patch the slot, report) and ASK (ASKING + the request on the
+//! same connection, map unchanged), retries TRYAGAIN / CLUSTERDOWN /
+//! LOADING / MASTERDOWN and unreachable nodes with bounded backoff, splits
+//! MGET/MSET/DEL/UNLINK/EXISTS/TOUCH per slot and merges in key order,
+//! answers -CROSSSLOT for other cross-slot requests, sends reads to
+//! READONLY replica connections when `read_from` says, runs WATCH
+//! transactions, blocking commands and pub/sub on pinned connections from
+//! a small pool, and answers the local commands (PING, AUTH, SCAN, INFO,
+//! CLUSTER ...).
+//!
+//! Invariants:
+//! - each client's replies leave in its request order (the mux session's
+//!   per-client slot queue); a split request is ready when every part is;
+//! - a client that does not read never delays another: replies go to
+//!   per-client buffers, and past `client_reply_limit` it is closed;
+//! - only requests already written to a node that dies get an error;
+//!   requests not yet written are routed again (with backoff);
+//! - nothing here touches a socket or reads a clock.
+//!
+//! Bytes from `poll_*_transmit` stay valid only until the next call into
+//! the session that concerns that connection.
+
+mod clients;
+mod conns;
+mod dispatch;
+mod events;
+mod fanout;
+mod local;
+mod nodes;
+mod redirect;
+mod reply;
+mod txn;
+mod types;
+mod unit;
+
+pub use types::{BackendId, ClusterIntent, ClusterSessionConfig, ClusterStats};
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::route::SlotMap;
+use crate::session::mux::client::{Client, ClientDecoder, Slot};
+use crate::session::mux::reply::AnyReply;
+use crate::session::mux::{ClientClose, ClientId, Protocol};
+use conns::Conn;
+use fanout::Agg;
+use nodes::Nodes;
+use unit::{Dest, Retry, Unit};
+
+/// A client of the cluster session: the mux session's ordered reply queue
+/// plus cluster state.
+struct CClient {
+    pub base: Client,
+    /// The local address the client connected to (CLUSTER SLOTS says it).
+    pub local: Option<SocketAddr>,
+    pub name: Option<Bytes>,
+    /// MULTI state: commands queued locally until EXEC.
+    pub tx: Option<txn::Tx>,
+    /// WATCH, a blocking command or pub/sub: the pinned connection.
+    pub pin: Option<BackendId>,
+    pub watching: bool,
+    /// The slot of the WATCHed keys.
+    pub watch_slot: Option<u16>,
+    /// Subscribed: requests go to the pin as they are, its frames relay.
+    pub subscribed: bool,
+    /// A blocking command is outstanding: read nothing more (as Redis).
+    pub blocked: bool,
+    /// A decoded request waiting until earlier replies are out.
+    pub parked: Option<crate::protocol::resp::Request>,
+    /// The node that served the client's last routed command (WAIT).
+    pub last_node: Option<u32>,
+}
+
+pub struct ClusterSession {
+    cfg: ClusterSessionConfig,
+    nodes: Nodes,
+    clients: Vec<Option<CClient>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    conns: Vec<Option<Conn>>,
+    conn_gens: Vec<u32>,
+    free_conns: Vec<u32>,
+    aggs: Vec<Option<Agg>>,
+    free_aggs: Vec<u32>,
+    retries: Vec<Retry>,
+    intents: VecDeque<ClusterIntent>,
+    dirty_clients: Vec<ClientId>,
+    dirty_backends: Vec<BackendId>,
+    /// Clients that may continue decoding (a parked or blocked request
+    /// cleared); run at the end of each event.
+    resume: Vec<ClientId>,
+    stats: ClusterStats,
+}
+
+impl ClusterSession {
+    /// A session routing on `view` (the pool snapshot's slot map).
+    pub fn new(cfg: ClusterSessionConfig, view: Arc<SlotMap>) -> ClusterSession {
+        ClusterSession {
+            nodes: Nodes::new(view, cfg.node_connections),
+            cfg,
+            clients: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            conns: Vec::new(),
+            conn_gens: Vec::new(),
+            free_conns: Vec::new(),
+            aggs: Vec::new(),
+            free_aggs: Vec::new(),
+            retries: Vec::new(),
+            intents: VecDeque::new(),
+            dirty_clients: Vec::new(),
+            dirty_backends: Vec::new(),
+            resume: Vec::new(),
+            stats: ClusterStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ClusterSessionConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &ClusterStats {
+        &self.stats
+    }
+
+    /// The topology this session routes on.
+    pub fn topology(&self) -> &Arc<SlotMap> {
+        &self.nodes.view
+    }
+
+    /// A new snapshot's slot map: MOVED overrides are dropped (the new map
+    /// is at least as fresh), and idle connections to nodes that left the
+    /// topology are closed.
+    pub fn handle_topology(&mut self, view: Arc<SlotMap>) {
+        if Arc::ptr_eq(&view, &self.nodes.view) {
+            return;
+        }
+        for gone in self.nodes.apply_view(view) {
+            let idle: Vec<BackendId> = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.as_ref().map(|c| (BackendId { idx: i as u32, gen: c.gen }, c)))
+                .filter(|(_, c)| c.node == gone && c.base.inflight.is_empty() && c.relay.is_none())
+                .filter(|(_, c)| !matches!(c.kind, conns::Kind::Pinned { owner: Some(_) }))
+                .map(|(b, _)| b)
+                .collect();
+            for b in idle {
+                self.close_conn(b);
+            }
+        }
+    }
+
+    /// The address a backend connection goes to (for `Connect`).
+    pub fn backend_addr(&self, b: BackendId) -> Option<SocketAddr> {
+        self.nodes.node(self.conn(b)?.node).map(|n| n.addr)
+    }
+
+    /// Registers a newly accepted client; `local` is the address it
+    /// connected to (CLUSTER SLOTS announces it), if the driver knows it.
+    pub fn add_client(&mut self, local: Option<SocketAddr>) -> ClientId {
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.clients.push(None);
+            self.gens.push(0);
+            (self.clients.len() - 1) as u32
+        });
+        let gen = self.gens[idx as usize];
+        let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes);
+        base.authed = self.cfg.client_auth.is_empty();
+        self.clients[idx as usize] = Some(CClient {
+            base,
+            local,
+            name: None,
+            tx: None,
+            pin: None,
+            watching: false,
+            watch_slot: None,
+            subscribed: false,
+            blocked: false,
+            parked: None,
+            last_node: None,
+        });
+        ClientId { idx, gen }
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.len() - self.free.len()
+    }
+
+    fn client(&self, id: ClientId) -> Option<&CClient> {
+        self.clients.get(id.idx as usize)?.as_ref().filter(|c| c.base.gen == id.gen)
+    }
+
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut CClient> {
+        self.clients.get_mut(id.idx as usize)?.as_mut().filter(|c| c.base.gen == id.gen)
+    }
+
+    /// Bytes read from a client.
+    pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
+        let Some(c) = self.client_mut(id) else { return };
+        if c.base.stop_reading {
+            return;
+        }
+        c.base.inbuf.extend_from_slice(data);
+        self.process_client(id, now);
+        self.run_resumes(now);
+    }
+
+    /// Decodes and dispatches buffered requests until the buffer runs dry,
+    /// the client must stop or wait, or its pending limit is reached.
+    fn process_client(&mut self, id: ClientId, now: Instant) {
+        loop {
+            let max_pending = self.cfg.max_pending_per_client;
+            let Some(c) = self.client_mut(id) else { return };
+            if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending {
+                break;
+            }
+            let req = match c.parked.take() {
+                Some(r) => r,
+                None => {
+                    let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
+                    match dec.decode(&mut c.base.inbuf) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let text = crate::protocol::resp::encode::error(&format!("ERR {e}"));
+                            self.close_after(id, ClientClose::Protocol, text);
+                            self.stats.client_err += 1;
+                            break;
+                        }
+                    }
+                }
+            };
+            if txn::needs_drain(&req) && !c.base.slots.is_empty() {
+                // SUBSCRIBE and friends switch the connection to relaying:
+                // earlier replies must be out first.
+                c.parked = Some(req);
+                break;
+            }
+            self.dispatch(id, req, now);
+        }
+        self.flush_client(id);
+    }
+
+    fn run_resumes(&mut self, now: Instant) {
+        while let Some(id) = self.resume.pop() {
+            self.process_client(id, now);
+        }
+    }
+
+    /// Queues a ready reply for `id`.
+    fn reply_now(&mut self, id: ClientId, bytes: Bytes) {
+        if let Some(c) = self.client_mut(id) {
+            c.base.slots.push_back(Slot::ready(bytes));
+        }
+    }
+
+    /// Queues `reply` (if any), then closes once it is out.
+    fn close_after(&mut self, id: ClientId, why: ClientClose, reply: Bytes) {
+        let Some(c) = self.client_mut(id) else { return };
+        let mut slot = Slot::ready(reply);
+        slot.close = Some(why);
+        c.base.slots.push_back(slot);
+        c.base.stop_reading = true;
+    }
+
+    /// A client that may have bytes to send (`poll_client_transmit`).
+    pub fn poll_dirty_client(&mut self) -> Option<ClientId> {
+        self.dirty_clients.pop()
+    }
+
+    /// A backend connection that may have bytes to send.
+    pub fn poll_dirty_backend(&mut self) -> Option<BackendId> {
+        self.dirty_backends.pop()
+    }
+
+    /// The next decision for the driver, if any.
+    pub fn poll_intent(&mut self) -> Option<ClusterIntent> {
+        self.intents.pop_front()
+    }
+
+    /// Delivers a unit's final reply to where it belongs.
+    fn complete(&mut self, unit: Unit, reply: crate::protocol::resp::Reply) {
+        let reply = fanout::post(unit.post, reply);
+        match unit.done {
+            unit::Done::Nothing => {}
+            unit::Done::Unblock => self.unblock(unit.dest),
+            unit::Done::EndWatch => self.end_watch(unit.dest),
+        }
+        match unit.dest {
+            Dest::Client { id, seq, frag } => self.deliver(id, seq, frag, reply),
+            Dest::Agg { agg, part } => self.agg_part(agg, part, reply),
+        }
+    }
+
+    fn deliver(&mut self, id: ClientId, seq: u64, frag: u32, reply: crate::protocol::resp::Reply) {
+        let Some(c) = self.client_mut(id) else { return };
+        if c.base.deliver(seq, frag, AnyReply::Resp(reply)) {
+            self.flush_client(id);
+        }
+    }
+
+    /// Pushes a slot awaiting `parts` replies merged by `merge`; returns
+    /// its sequence number.
+    fn push_slot(&mut self, id: ClientId, keys: Vec<Vec<u32>>, merge: crate::session::mux::reply::MergePlan) -> u64 {
+        let Some(c) = self.client_mut(id) else { return 0 };
+        let seq = c.base.next_seq();
+        let n = keys.len().max(1);
+        c.base.slots.push_back(Slot { ready: None, parts: vec![None; n], keys, left: n as u32, merge, close: None });
+        seq
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_redirect;
+#[cfg(test)]
+mod tests_state;

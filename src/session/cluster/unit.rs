@@ -1,0 +1,131 @@
+//! What the session sends to nodes: a `Unit` is one piece of client work
+//! that can be routed, redirected and retried as a whole (a command, one
+//! slot's share of a split MGET, one master's share of a DBSIZE, a whole
+//! MULTI..EXEC batch); a `CEntry` is what sits in a connection's in-flight
+//! queue: a unit, or a hidden command whose reply is consumed (AUTH,
+//! READONLY, ASKING, the MULTI and queued commands of a batch).
+//!
+//! Invariant: a unit is in exactly one place at a time: a connection's
+//! queue, the retry timer list, or completed.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::session::mux::backend::Queued;
+use crate::session::mux::ClientId;
+
+/// Where a unit's final reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dest {
+    /// Part `frag` of the client's reply slot `seq`.
+    Client { id: ClientId, seq: u64, frag: u32 },
+    /// Part `part` of aggregate `agg` (DBSIZE, KEYS, INFO, FLUSH...).
+    Agg { agg: u32, part: u32 },
+}
+
+/// How a unit picks its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    /// A shared connection to the slot's master, or to one of its
+    /// replicas for `read` commands when `read_from` allows.
+    Slot { slot: u16, read: bool },
+    /// A shared connection to some master (keyless commands).
+    AnyMaster,
+    /// The client's pinned connection (blocking commands, WATCH).
+    Pinned { slot: Option<u16> },
+}
+
+/// Done when the unit completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Nothing,
+    /// A blocking command finished: the client may read again and its
+    /// pinned connection goes back to the pool.
+    Unblock,
+    /// EXEC / DISCARD / UNWATCH ended a WATCH: release the pin.
+    EndWatch,
+}
+
+/// Rewrites a reply before delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Post {
+    None,
+    /// A node's SCAN reply: put the shard (its lowest slot) in the cursor;
+    /// `next` is the shard after it, where a finished node's scan goes on.
+    Scan {
+        shard: u16,
+        next: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Unit {
+    pub dest: Dest,
+    /// Hidden commands sent just before `req` on the same connection
+    /// (MULTI and the queued commands of a transaction); a redirect in
+    /// their replies redirects the unit.
+    pub pre: Vec<Bytes>,
+    pub req: Bytes,
+    pub target: Target,
+    pub done: Done,
+    pub post: Post,
+    /// No reply deadline (blocking commands).
+    pub blocking: bool,
+    pub redirects: u32,
+    pub retries: u32,
+}
+
+impl Unit {
+    pub fn new(dest: Dest, req: Bytes, target: Target) -> Unit {
+        Unit {
+            dest,
+            pre: Vec::new(),
+            req,
+            target,
+            done: Done::Nothing,
+            post: Post::None,
+            blocking: false,
+            redirects: 0,
+            retries: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum Entry {
+    /// A reply to consume: `note` records a redirect in it for the unit
+    /// that follows (transaction batches).
+    Hidden {
+        note: bool,
+    },
+    Unit(Box<Unit>),
+}
+
+/// One queued write on a connection and what its reply means.
+#[derive(Debug)]
+pub(super) struct CEntry {
+    pub wire: Bytes,
+    pub start: u64,
+    pub deadline: Option<Instant>,
+    pub what: Entry,
+}
+
+impl Queued for CEntry {
+    fn bytes(&self) -> &Bytes {
+        &self.wire
+    }
+    fn set_start(&mut self, start: u64) {
+        self.start = start;
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+/// A unit waiting for its retry time.
+#[derive(Debug)]
+pub(super) struct Retry {
+    pub at: Instant,
+    pub unit: Unit,
+}
