@@ -142,7 +142,9 @@ fn auto_picks_io_uring_here_and_falls_back_to_epoll_with_a_warning() {
     let p = Puerta::start_with(&cfg, &[], |_| {});
     p.wait_ready();
     assert_eq!(p.metric("puerta_io_driver", &format!("driver=\"{want}\"")), 1.0, "{}", p.log());
-    assert!(p.log().contains(&format!("puerta started driver=\"{want}\"")), "the log names the driver: {}", p.log());
+    // The start line is written just after the workers report ready.
+    let line = format!("puerta started driver=\"{want}\"");
+    wait_until("the log to name the driver", std::time::Duration::from_secs(10), || p.log().contains(&line));
     drop(p);
 
     // The same with io_uring_setup refused: epoll, a warning, and traffic.
