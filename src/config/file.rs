@@ -98,6 +98,7 @@ pub(crate) struct PoolFile {
     pub reuseport: Option<bool>,
     pub unsupported: Option<String>,
     pub max_request_bytes: Option<i64>,
+    pub client_reply_limit: Option<i64>,
 }
 
 impl Default for PoolFile {
@@ -139,6 +140,7 @@ impl Default for PoolFile {
             reuseport: None,
             unsupported: None,
             max_request_bytes: None,
+            client_reply_limit: None,
         }
     }
 }
