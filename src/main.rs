@@ -69,10 +69,6 @@ fn run(args: cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(why) = unserved_pool(&cfg) {
-        eprintln!("puerta: {why}");
-        return ExitCode::from(2);
-    }
     let filter = args.log_level.clone().unwrap_or_else(|| cfg.server.log.clone());
     let log = match logging::init(&filter, None) {
         Ok(l) => l,
@@ -143,10 +139,6 @@ fn nutcracker_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
     };
     if let Err(e) = apply_nutcracker_flags(&mut cfg, &args) {
         eprintln!("puerta: {e}");
-        return ExitCode::from(1);
-    }
-    if let Some(why) = unserved_pool(&cfg) {
-        eprintln!("puerta: {why}");
         return ExitCode::from(1);
     }
     let stats = match args.stats_addr.parse::<std::net::IpAddr>() {
@@ -286,15 +278,6 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
     }
     tracing::info!("all workers drained; exiting");
     ExitCode::SUCCESS
-}
-
-/// Redis and memcache pools validate (so `check` and `-t` accept them) but
-/// the request engine that serves them is not part of this build; running
-/// them as tcp pools would scatter keys, so startup refuses instead.
-// TODO(engine merge): remove once the worker serves Mode::Redis/Memcache.
-fn unserved_pool(cfg: &Config) -> Option<String> {
-    let p = cfg.pools.iter().find(|p| matches!(p.mode, config::Mode::Redis | config::Mode::Memcache))?;
-    Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
 }
 
 /// SIGHUP reopens the log file (as nutcracker does) and reloads the config;

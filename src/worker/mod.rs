@@ -12,6 +12,7 @@ pub mod core;
 mod epoll;
 pub mod mongo;
 pub mod mux_epoll;
+pub mod mux_pools;
 pub mod sys;
 mod uring;
 

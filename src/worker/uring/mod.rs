@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+mod mux;
 mod relay;
 
 use crate::route::{Listener, PoolSnapshot};
@@ -25,6 +26,7 @@ use crate::worker::bufring::BufRing;
 use crate::worker::conn::{Conn, Slab};
 use crate::worker::core::WorkerCore;
 use crate::worker::mongo;
+use crate::worker::mux_pools::MuxPools;
 use crate::worker::sys;
 
 const OP_ACCEPT: u8 = 1;
@@ -35,6 +37,11 @@ const OP_LINK_TIMEOUT: u8 = 5;
 const OP_CANCEL: u8 = 6;
 const OP_WAKE: u8 = 7;
 const OP_TICK: u8 = 8;
+const OP_MUX_TIMER: u8 = 9;
+
+/// The `side` byte of user_data for sockets of multiplexed pools (tcp
+/// conns use 0 = client and 1 = backend).
+const SIDE_MUX: u8 = 2;
 
 /// Provided buffers per worker and their size: 1024 x 16 KiB = 16 MiB.
 const BUF_ENTRIES: u16 = 1024;
@@ -73,6 +80,16 @@ pub struct UringDriver {
     wake_buf: Box<u64>,
     tick_ts: Box<types::Timespec>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Sessions of multiplexed (redis/memcache) pools and their sockets.
+    mux: MuxPools,
+    msocks: Slab<mux::MSock>,
+    /// Sockets whose send completed: more may be waiting (see `mux_flush`).
+    mux_resend: Vec<u32>,
+    mux_sends: Vec<u32>,
+    mux_resumes: Vec<u32>,
+    /// The armed deadline timer: (deadline, sequence number).
+    mux_timer: Option<(Instant, u32)>,
+    mux_ts: Box<types::Timespec>,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -100,6 +117,13 @@ impl UringDriver {
             wake_buf: Box::new(0),
             tick_ts: Box::new(types::Timespec::from(TICK)),
             cqes: Vec::with_capacity(1024),
+            mux: MuxPools::default(),
+            msocks: Slab::default(),
+            mux_resend: Vec::new(),
+            mux_sends: Vec::new(),
+            mux_resumes: Vec::new(),
+            mux_timer: None,
+            mux_ts: Box::new(types::Timespec::new()),
         })
     }
 
@@ -120,15 +144,16 @@ impl UringDriver {
         self.arm_wake();
         self.arm_tick();
         self.sync_listeners();
+        self.apply_snapshot(Instant::now());
         loop {
             let now = Instant::now();
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
+                self.apply_snapshot(now);
             }
             if self.core.drain_done(now) {
                 self.close_all(CloseReason::Shutdown);
-                if self.conns.is_empty() {
+                self.mux_close_all(now);
+                if self.conns.is_empty() && self.mux_idle() {
                     return Ok(());
                 }
             }
@@ -144,18 +169,34 @@ impl UringDriver {
             // A snapshot published while we waited (a reload answered just
             // before a client connected) must route this batch's accepts.
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
+                self.apply_snapshot(now);
             }
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
                 self.dispatch(u, res, flags, now);
             }
+            self.mux_flush(now);
         }
+    }
+
+    /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
+    fn apply_snapshot(&mut self, now: Instant) {
+        self.sync_listeners();
+        self.retire_sessions(now);
+        self.mux.sync(&self.core, now);
+        self.mux_flush(now);
     }
 
     fn dispatch(&mut self, u: u64, res: i32, flags: u32, now: Instant) {
         let (slot, gen, op, side) = ud_parts(u);
+        if side == SIDE_MUX {
+            return match op {
+                OP_RECV => self.mux_on_recv(slot, gen, res, flags, now),
+                OP_SEND => self.mux_on_send(slot, gen, res, now),
+                OP_CONNECT => self.mux_on_connect(slot, gen, res, now),
+                _ => {}
+            };
+        }
         match op {
             OP_ACCEPT => self.on_accept(slot as usize, res, flags, now),
             OP_RECV => self.on_recv(slot, gen, side, res, flags, now),
@@ -164,6 +205,7 @@ impl UringDriver {
             OP_LINK_TIMEOUT => self.op_done(slot, gen),
             OP_WAKE => self.arm_wake(),
             OP_TICK => self.on_tick(now),
+            OP_MUX_TIMER => self.mux_tick(Some(slot), now),
             _ => {} // OP_CANCEL: nothing to do.
         }
     }
@@ -258,6 +300,9 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
+        if pool.cfg.shard.is_some() {
+            return self.mux_accept(&pool, fd);
+        }
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
         let backend = match self.core.admit(&pool, &key) {
@@ -285,6 +330,7 @@ impl UringDriver {
                 self.pump(slot, now);
             }
         }
+        self.mux_tick(None, now);
         self.arm_tick();
     }
 
