@@ -29,6 +29,13 @@ use crate::session::{PoolSession, PoolUpdate, ShardSession};
 /// A driver socket handle meaning "none".
 pub const NO_SOCK: u32 = u32::MAX;
 
+/// What a driver socket of a multiplexed pool is to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MKind {
+    Client(ClientId),
+    Backend(BackendId),
+}
+
 /// One pool's session on this worker.
 pub struct MuxEntry {
     pub session: Box<dyn PoolSession>,

@@ -30,18 +30,12 @@ use super::{ud, UringDriver, OP_CANCEL, OP_CONNECT, OP_MUX_TIMER, OP_RECV, OP_SE
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
 use crate::worker::conn::Generational;
-use crate::worker::mux_pools::NO_SOCK;
+use crate::worker::mux_pools::{MKind, NO_SOCK};
 use crate::worker::sys;
 
 /// Send buffers above this are freed after use, so a client that once got
 /// a large reply does not keep the memory while idle.
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum MKind {
-    Client(ClientId),
-    Backend(BackendId),
-}
 
 /// One socket of a multiplexed pool.
 pub(super) struct MSock {
