@@ -167,9 +167,11 @@ impl EpollDriver {
 
     /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
     fn apply_snapshot(&mut self, now: Instant) {
+        // Sessions first: arming a listener may accept at once (epoll takes
+        // what queued before it registered), and a client needs its session.
+        self.mux.sync(&self.core, now);
         self.sync_listeners();
         self.retire_sessions(now);
-        self.mux.sync(&self.core, now);
         self.mux_flush(now);
     }
 

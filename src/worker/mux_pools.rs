@@ -320,6 +320,7 @@ impl WorkerCore {
             }
             ClientClose::Quit | ClientClose::SlowClient | ClientClose::Shutdown => {}
         }
+        tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {
             tracing::warn!(pool = %pool.cfg.name, "closing a client that does not read its replies (client_reply_limit)");
         }

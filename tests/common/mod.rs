@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod twem;
+pub mod twem_puerta;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -143,7 +143,6 @@ impl UringDriver {
     pub fn run(mut self) -> io::Result<()> {
         self.arm_wake();
         self.arm_tick();
-        self.sync_listeners();
         self.apply_snapshot(Instant::now());
         loop {
             let now = Instant::now();
@@ -181,9 +180,11 @@ impl UringDriver {
 
     /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
     fn apply_snapshot(&mut self, now: Instant) {
+        // Sessions first: arming a listener may accept at once (epoll takes
+        // what queued before it registered), and a client needs its session.
+        self.mux.sync(&self.core, now);
         self.sync_listeners();
         self.retire_sessions(now);
-        self.mux.sync(&self.core, now);
         self.mux_flush(now);
     }
 
