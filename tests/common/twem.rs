@@ -89,7 +89,11 @@ pub struct RawResp {
 
 impl RawResp {
     pub fn connect(port: u16) -> RawResp {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    /// Wraps a connection already open (and maybe already written to).
+    pub fn from_stream(s: TcpStream) -> RawResp {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
         RawResp { r: BufReader::new(s.try_clone().unwrap()), w: s }
