@@ -134,6 +134,26 @@ impl RawResp {
         }
     }
 
+    /// True if the peer closed the connection (EOF or reset) within 10 s.
+    pub fn is_eof(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+    }
+
+    /// Like `cmd`, but `None` instead of a panic if the connection fails.
+    pub fn try_cmd(&mut self, args: &[&[u8]]) -> Option<Reply> {
+        self.w.write_all(&command(args)).ok()?;
+        let mut line = Vec::new();
+        if self.r.read_until(b'\n', &mut line).ok()? == 0 || line.len() < 3 {
+            return None;
+        }
+        match line[0] {
+            b'+' => Some(Reply::Status(line[1..line.len() - 2].to_vec())),
+            b'-' => Some(Reply::Error(line[1..line.len() - 2].to_vec())),
+            _ => None,
+        }
+    }
+
     /// Every key on a (direct) redis-server connection.
     pub fn keys(&mut self) -> Vec<Vec<u8>> {
         match self.cmd(&[b"KEYS", b"*"]) {

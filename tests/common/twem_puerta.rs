@@ -50,6 +50,14 @@ impl PuertaTwem {
             .unwrap();
         let p = PuertaTwem { proc: Proc { child, port }, stats_port, admin, conf, label: format!("puerta/{io}") };
         wait_until("puerta to listen", Duration::from_secs(15), || TcpStream::connect(p.proc.addr()).is_ok());
+        // The one probe connection that got through is a client too: wait
+        // until it was accepted and closed, so tests start from zero clients
+        // and settled counters.
+        wait_until("the probe client closed", Duration::from_secs(15), || {
+            http("GET", p.admin, "/metrics").is_ok()
+                && p.metric("puerta_client_connections_total", "") >= 1.0
+                && p.metric("puerta_client_connections", "") == 0.0
+        });
         p
     }
 
