@@ -42,4 +42,5 @@ pub mod route;
 pub mod session;
 pub mod stats;
 pub mod stats_mongo;
+pub mod stats_mux;
 pub mod worker;

@@ -295,17 +295,12 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
     ExitCode::SUCCESS
 }
 
-/// Redis and memcache pools validate (so `check` and `-t` accept them) but
-/// the request engine that serves them is not part of this build; running
-/// them as tcp pools would scatter keys, so startup refuses instead.
-// TODO(engine merge): remove once the worker serves Mode::Redis/Memcache.
-// TODO(cluster phase 2): remove Mode::RedisCluster once workers drive
-// `session::cluster::ClusterSession`.
+/// Redis Cluster pools validate (so `check` accepts them) but the workers
+/// do not drive `session::cluster::ClusterSession` yet, so startup refuses
+/// them rather than serve them wrongly.
+// TODO(cluster phase 2): remove once the workers serve Mode::RedisCluster.
 fn unserved_pool(cfg: &Config) -> Option<String> {
-    let p = cfg
-        .pools
-        .iter()
-        .find(|p| matches!(p.mode, config::Mode::Redis | config::Mode::Memcache | config::Mode::RedisCluster))?;
+    let p = cfg.pools.iter().find(|p| p.mode == config::Mode::RedisCluster)?;
     Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
 }
 

@@ -86,6 +86,8 @@ pub struct WorkerStats {
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
     pub mongo: Box<crate::stats_mongo::MongoStats>,
+    /// Counters of redis/memcache (twemproxy) pools.
+    pub mux: Box<crate::stats_mux::MuxStats>,
 }
 
 impl Default for WorkerStats {
@@ -96,6 +98,7 @@ impl Default for WorkerStats {
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),
+            mux: Box::default(),
         }
     }
 }

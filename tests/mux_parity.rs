@@ -1,7 +1,8 @@
 //! Byte-for-byte parity with the real nutcracker 0.5.0 on single-server
 //! pools (where placement cannot differ): the same requests through
-//! nutcracker and through Puerta's mux loop must give the same bytes and
-//! the same close behaviour. The backend is flushed between the two runs.
+//! nutcracker and through the real `puerta` binary (both I/O drivers) must
+//! give the same bytes and the same close behaviour. The backend is
+//! flushed between runs.
 //!
 //! One deliberate difference is not exercised here: when a pipeline holds a
 //! request nutcracker closes for, nutcracker drops the replies to the good
@@ -10,15 +11,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, redis, tmpdir, wait_until, Proc, Resp};
-use puerta::session::mux::{MuxConfig, Protocol};
-use puerta::worker::mux_epoll::{run, MuxPool};
+use common::twem_puerta::{yaml, PuertaTwem};
+use common::{drivers, free_port, redis, tmpdir, wait_until, Proc, Resp};
 
 fn nutcracker(backend: SocketAddr, redis: bool) -> Proc {
     let port = free_port();
@@ -38,30 +36,9 @@ fn nutcracker(backend: SocketAddr, redis: bool) -> Proc {
     p
 }
 
-struct Mux {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Mux {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn mux(backend: SocketAddr, protocol: Protocol) -> Mux {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let pool = MuxPool {
-        listener,
-        servers: vec![backend],
-        cfg: MuxConfig::new(protocol, 1),
-        router: Arc::new(|_: &[u8]| Some(0)),
-    };
-    let s = stop.clone();
-    std::thread::spawn(move || run(pool, s).unwrap());
-    Mux { port, stop }
+/// Puerta on the same one-server pool, one per driver.
+fn puertas(backend: SocketAddr, redis: bool) -> Vec<PuertaTwem> {
+    drivers().into_iter().map(|io| PuertaTwem::start(&yaml(redis, &[backend.port()], ""), io)).collect()
 }
 
 /// Sends `req` on a fresh connection; returns what came back and whether
@@ -91,7 +68,7 @@ fn resp(cmds: &[&[&str]]) -> Vec<u8> {
 fn redis_replies_and_closes_match_nutcracker() {
     let backend = redis();
     let nc = nutcracker(backend.addr(), true);
-    let px = mux(backend.addr(), Protocol::Redis);
+    let pxs = puertas(backend.addr(), true);
     let mut direct = Resp::connect(backend.port).unwrap();
     let big = "x".repeat(5000);
     let cases: Vec<Vec<u8>> = vec![
@@ -142,13 +119,16 @@ fn redis_replies_and_closes_match_nutcracker() {
     for (i, req) in cases.iter().enumerate() {
         assert_eq!(direct.cmd(&["FLUSHALL"]).unwrap(), "OK");
         let want = exchange(nc.port, req);
-        assert_eq!(direct.cmd(&["FLUSHALL"]).unwrap(), "OK");
-        let got = exchange(px.port, req);
-        assert_eq!(
-            (String::from_utf8_lossy(&got.0), got.1),
-            (String::from_utf8_lossy(&want.0), want.1),
-            "case {i}: puerta vs nutcracker"
-        );
+        for px in &pxs {
+            assert_eq!(direct.cmd(&["FLUSHALL"]).unwrap(), "OK");
+            let got = exchange(px.port(), req);
+            assert_eq!(
+                (String::from_utf8_lossy(&got.0), got.1),
+                (String::from_utf8_lossy(&want.0), want.1),
+                "case {i}: {} vs nutcracker",
+                px.label
+            );
+        }
     }
 }
 
@@ -164,7 +144,7 @@ fn memcache_replies_match_nutcracker() {
     let backend = Proc { child, port };
     wait_until("memcached", Duration::from_secs(10), || TcpStream::connect(backend.addr()).is_ok());
     let nc = nutcracker(backend.addr(), false);
-    let px = mux(backend.addr(), Protocol::Memcache);
+    let pxs = puertas(backend.addr(), false);
     let req = b"set a 0 0 1\r\n1\r\nadd a 0 0 1\r\n2\r\nreplace a 5 0 2\r\n22\r\nappend a 0 0 1\r\nx\r\n\
 prepend a 0 0 1\r\ny\r\nget a missing a\r\nincr n 1\r\nset n 0 0 1\r\n7\r\nincr n 3\r\ndecr n 20\r\n\
 touch a 100\r\ntouch missing 1\r\ndelete a\r\ndelete a\r\nset q 0 0 1 noreply\r\nq\r\nget q\r\n";
@@ -177,14 +157,17 @@ touch a 100\r\ntouch missing 1\r\ndelete a\r\ndelete a\r\nset q 0 0 1 noreply\r\
     for req in [&req[..], b"bogus\r\n", b"get\r\n", b"quit\r\n"] {
         flush();
         let want = exchange(nc.port, req);
-        flush();
-        let got = exchange(px.port, req);
-        // nutcracker closes silently on a bad request; Puerta says why
-        // first (ERROR / CLIENT_ERROR) and then closes.
-        if want.0.is_empty() && want.1 {
-            assert!(got.1, "closed like nutcracker");
-            continue;
+        for px in &pxs {
+            flush();
+            let got = exchange(px.port(), req);
+            // nutcracker closes silently on a bad request; Puerta says why
+            // first (ERROR / CLIENT_ERROR) and then closes.
+            if want.0.is_empty() && want.1 {
+                assert!(got.1, "{}: closed like nutcracker", px.label);
+                continue;
+            }
+            let got = (String::from_utf8_lossy(&got.0), got.1);
+            assert_eq!(got, (String::from_utf8_lossy(&want.0), want.1), "{}", px.label);
         }
-        assert_eq!((String::from_utf8_lossy(&got.0), got.1), (String::from_utf8_lossy(&want.0), want.1));
     }
 }

@@ -111,6 +111,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
         m.sample("health_check_rtt_seconds", &b.labels, b.t.health_check_rtt_us as f64 / 1e6);
     }
     super::mongo::render_metrics(&mut m, shared, &snap);
+    super::twem::render_metrics(&mut m, shared, &snap);
     m.0
 }
 

@@ -25,6 +25,7 @@ mod mongo;
 pub mod nutstats;
 mod ready;
 mod totals;
+pub mod twem;
 
 #[cfg(test)]
 mod fixture;

@@ -3,8 +3,9 @@
 //!
 //! Owns nothing: `collect` reads the snapshot and single-writer counters
 //! (loads only) into a `NutStats` value, and `render` is a pure formatter,
-//! so the document's shape is unit-tested without sockets. Counters that
-//! the request engine has not wired yet read 0; the structure is complete.
+//! so the document's shape is unit-tested without sockets. Every field is
+//! a real counter: connections from the worker gauges, ejections from the
+//! control thread, the rest from the sessions (`admin::twem`).
 //!
 //! Shape (nutcracker's): top-level `service source version uptime timestamp
 //! total_connections curr_connections`, then one object per pool holding
@@ -20,9 +21,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::totals::{BackendTotals, PoolTotals};
-use crate::compat::describe::{
-    POOL_CLIENT_CONNECTIONS, POOL_SERVER_EJECTS, POOL_STATS, SERVER_CONNECTIONS, SERVER_EJECTED_AT, SERVER_STATS,
-};
+use super::twem::{PoolTwem, ServerTwem};
+use crate::compat::describe::{POOL_STATS, SERVER_STATS};
 use crate::control::Shared;
 
 /// One pool's stats; `pool` values follow `POOL_STATS` order.
@@ -104,18 +104,32 @@ pub fn collect(shared: &Shared) -> NutStats {
                 let bt = BackendTotals::sum(&shared.workers, &shared.health, b.stat_id);
                 total = total.wrapping_add(bt.connections_total);
                 curr = curr.wrapping_add(bt.connections);
-                let mut values = [0u64; SERVER_STATS.len()];
-                values[SERVER_CONNECTIONS] = bt.connections;
                 let at = |c: &[crate::stats::Counter]| c.get(b.stat_id).map_or(0, |c| c.get());
-                values[SERVER_EJECTED_AT] = at(&shared.health.ejected_at_us);
                 ejects = ejects.wrapping_add(at(&shared.health.ejects));
+                let t = ServerTwem::sum(&shared.workers, b.stat_id);
+                // In `SERVER_STATS` order.
+                let values = [
+                    t.server_eof,
+                    t.server_err,
+                    t.server_timedout,
+                    bt.connections,
+                    at(&shared.health.ejected_at_us),
+                    t.requests,
+                    t.request_bytes,
+                    t.responses,
+                    t.response_bytes,
+                    t.in_queue,
+                    t.in_queue_bytes,
+                    t.out_queue,
+                    t.out_queue_bytes,
+                ];
                 NutServer { name: b.spec.name.clone(), values }
             })
             .collect();
         servers.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then_with(|| a.name.cmp(&b.name)));
-        let mut pool = [0u64; POOL_STATS.len()];
-        pool[POOL_CLIENT_CONNECTIONS] = pt.client_connections;
-        pool[POOL_SERVER_EJECTS] = ejects;
+        let t = PoolTwem::sum(&shared.workers, p.stat_id);
+        // In `POOL_STATS` order.
+        let pool = [t.client_eof, t.client_err, pt.client_connections, ejects, t.forward_error, t.fragments];
         pools.push(NutPool { name: p.cfg.name.clone(), pool, servers });
     }
     let timestamp_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -173,7 +187,7 @@ mod tests {
     fn layout_matches_nutcracker_byte_for_byte() {
         let srv = |name: &str| NutServer { name: name.to_owned(), values: [0; 13] };
         let mut pool = [0; 6];
-        pool[POOL_CLIENT_CONNECTIONS] = 1;
+        pool[crate::compat::describe::POOL_CLIENT_CONNECTIONS] = 1;
         let s = NutStats {
             source: "vm".into(),
             version: "0.5.0".into(),

@@ -98,6 +98,7 @@ pub(crate) struct PoolFile {
     pub reuseport: Option<bool>,
     pub unsupported: Option<String>,
     pub max_request_bytes: Option<i64>,
+    pub client_reply_limit: Option<i64>,
     // redis_cluster keys; `None` = not written (an error in other modes).
     pub refresh_interval: Option<Scalar>,
     pub read_from: Option<String>,
@@ -155,6 +156,7 @@ impl Default for PoolFile {
             reuseport: None,
             unsupported: None,
             max_request_bytes: None,
+            client_reply_limit: None,
             refresh_interval: None,
             read_from: None,
             username: None,

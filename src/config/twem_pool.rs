@@ -15,7 +15,7 @@ use super::validate::{duration, int_in, pick, Problems};
 use crate::hash::HashKind;
 
 /// Every nutcracker-only key with whether `file` sets it.
-fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 17] {
+fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 18] {
     [
         ("hash", file.hash.is_some()),
         ("hash_tag", file.hash_tag.is_some()),
@@ -34,6 +34,7 @@ fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 17] {
         ("reuseport", file.reuseport.is_some()),
         ("unsupported", file.unsupported.is_some()),
         ("max_request_bytes", file.max_request_bytes.is_some()),
+        ("client_reply_limit", file.client_reply_limit.is_some()),
     ]
 }
 
@@ -114,6 +115,10 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         None => Some(d.max_request_bytes),
         Some(n) => p.check(key("max_request_bytes"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
     };
+    let client_reply_limit = match file.client_reply_limit {
+        None => Some(d.client_reply_limit),
+        Some(n) => p.check(key("client_reply_limit"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
+    };
     Some(ShardConfig {
         hash: hash?,
         hash_tag: hash_tag?,
@@ -131,6 +136,7 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         reuseport: file.reuseport.unwrap_or(d.reuseport),
         unsupported: unsupported?,
         max_request_bytes: max_request_bytes?,
+        client_reply_limit: client_reply_limit?,
     })
 }
 

@@ -6,8 +6,9 @@
 //! nutcracker, and are converted per key here; the result is the same
 //! `ConfigFile` the TOML loader produces, so both formats go through one
 //! validator. Errors name the file, the line, the key as `pool.key` and
-//! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`) are
-//! accepted too; anything else is an unknown key, as for nutcracker.
+//! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
+//! `client_reply_limit`) are accepted too; anything else is an unknown
+//! key, as for nutcracker.
 
 use std::path::Path;
 
@@ -18,7 +19,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "listen",
     "hash",
     "hash_tag",
@@ -39,6 +40,7 @@ const KEYS: [&str; 20] = [
     "servers",
     "unsupported",
     "max_request_bytes",
+    "client_reply_limit",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -166,6 +168,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "server_connections" => f.server_connections = Some(int(text)?),
         "server_failure_limit" => f.server_failure_limit = Some(int(text)?),
         "max_request_bytes" => f.max_request_bytes = Some(int(text)?),
+        "client_reply_limit" => f.client_reply_limit = Some(int(text)?),
         "redis" => f.mode = if boolean(text)? { "redis" } else { "memcache" }.into(),
         "preconnect" => f.preconnect = Some(boolean(text)?),
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),

@@ -109,9 +109,10 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
     });
     let addr =
         pc.listen.tcp().ok_or_else(|| BuildError::UnixListen { pool: pc.name.clone(), addr: pc.listen.to_string() })?;
+    let backlog = pc.shard.as_ref().map_or(listeners::BACKLOG, |s| s.backlog.min(i32::MAX as u32) as i32);
     match reuse {
         Some(l) => Ok(l),
-        None => listeners::bind(addr, ctx.workers, ctx.driver).map_err(|source| BuildError::Bind {
+        None => listeners::bind(addr, ctx.workers, ctx.driver, backlog).map_err(|source| BuildError::Bind {
             pool: pc.name.clone(),
             addr,
             source,

@@ -17,12 +17,13 @@ use crate::route::Listener;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Listen backlog for every pool listener.
+/// Listen backlog of tcp and mongos pool listeners (redis/memcache pools
+/// use their `backlog` key).
 pub const BACKLOG: i32 = 1024;
 
 /// Binds `n` listeners on `addr`. Sockets for the io_uring driver stay
 /// blocking (the ring does its own waiting); epoll needs non-blocking ones.
-pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind) -> io::Result<Vec<Arc<Listener>>> {
+pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind, backlog: i32) -> io::Result<Vec<Arc<Listener>>> {
     (0..n)
         .map(|_| {
             let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
@@ -31,7 +32,7 @@ pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind) -> io::Result<Vec<Ar
             s.set_nodelay(true)?;
             s.set_nonblocking(driver == DriverKind::Epoll)?;
             s.bind(&addr.into())?;
-            s.listen(BACKLOG)?;
+            s.listen(backlog)?;
             Ok(Arc::new(Listener { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), socket: s }))
         })
         .collect()

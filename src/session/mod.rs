@@ -7,6 +7,10 @@ pub mod cluster;
 pub mod mongo;
 pub mod mux;
 pub mod outbuf;
+pub mod pool_session;
+pub mod shard;
 pub mod tcp;
 
+pub use pool_session::{PoolSession, PoolUpdate};
+pub use shard::ShardSession;
 pub use tcp::{CloseReason, Intent, Limits, Side, TcpSession};

@@ -87,17 +87,37 @@ impl Conn {
     }
 }
 
+/// A record a `Slab` can hold: it carries the generation of its slot.
+pub trait Generational {
+    fn gen(&self) -> u16;
+    fn set_gen(&mut self, gen: u16);
+}
+
+impl Generational for Conn {
+    fn gen(&self) -> u16 {
+        self.gen
+    }
+    fn set_gen(&mut self, gen: u16) {
+        self.gen = gen;
+    }
+}
+
 /// Slots of connections with generations and a free list.
-#[derive(Default)]
-pub struct Slab {
-    slots: Vec<Option<Conn>>,
+pub struct Slab<T = Conn> {
+    slots: Vec<Option<T>>,
     gens: Vec<u16>,
     free: Vec<u32>,
     len: usize,
 }
 
-impl Slab {
-    pub fn insert(&mut self, mut c: Conn) -> u32 {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { slots: Vec::new(), gens: Vec::new(), free: Vec::new(), len: 0 }
+    }
+}
+
+impl<T: Generational> Slab<T> {
+    pub fn insert(&mut self, mut c: T) -> u32 {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -106,22 +126,22 @@ impl Slab {
                 (self.slots.len() - 1) as u32
             }
         };
-        c.gen = self.gens[slot as usize];
+        c.set_gen(self.gens[slot as usize]);
         self.slots[slot as usize] = Some(c);
         self.len += 1;
         slot
     }
 
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
         self.slots.get_mut(slot as usize).and_then(|c| c.as_mut())
     }
 
     /// The conn in `slot` only if it is still generation `gen`.
-    pub fn get_gen(&mut self, slot: u32, gen: u16) -> Option<&mut Conn> {
-        self.get_mut(slot).filter(|c| c.gen == gen)
+    pub fn get_gen(&mut self, slot: u32, gen: u16) -> Option<&mut T> {
+        self.get_mut(slot).filter(|c| c.gen() == gen)
     }
 
-    pub fn remove(&mut self, slot: u32) -> Option<Conn> {
+    pub fn remove(&mut self, slot: u32) -> Option<T> {
         let c = self.slots.get_mut(slot as usize)?.take()?;
         self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
         self.free.push(slot);

@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::core::WorkerCore;
 use super::mongo;
+use super::mux_pools::MuxPools;
 use super::sys;
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::{CloseReason, Intent, Side, TcpSession};
@@ -27,6 +28,8 @@ const KIND_CLIENT: usize = 0;
 const KIND_BACKEND: usize = 1;
 const KIND_LISTENER: usize = 2;
 const KIND_WAKE: usize = 3;
+/// A socket of a multiplexed (redis/memcache) pool, see `epoll_mux`.
+const KIND_MUX: usize = 4;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
@@ -34,9 +37,12 @@ const MAX_CONNECT_ATTEMPTS: u8 = 3;
 mod connect_ext;
 #[path = "epoll_mongo.rs"]
 mod mongo_ext;
+#[path = "epoll_mux.rs"]
+mod mux_ext;
 
+/// Three low bits of kind, the slot above them.
 fn token(slot: usize, kind: usize) -> Token {
-    Token(slot << 2 | kind)
+    Token(slot << 3 | kind)
 }
 
 struct EConn {
@@ -65,6 +71,13 @@ pub struct EpollDriver {
     listeners: Vec<Option<ELis>>,
     wake_fd: RawFd,
     scratch: Box<[u8]>,
+    /// Sessions of multiplexed pools and their sockets.
+    mux: MuxPools,
+    msocks: mux_ext::ESocks,
+    /// Mux sockets with an event in this batch.
+    mux_ready: Vec<u32>,
+    mux_sends: Vec<u32>,
+    mux_resumes: Vec<u32>,
 }
 
 impl EpollDriver {
@@ -80,26 +93,33 @@ impl EpollDriver {
             listeners: Vec::new(),
             wake_fd,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+            mux: MuxPools::default(),
+            msocks: mux_ext::ESocks::default(),
+            mux_ready: Vec::new(),
+            mux_sends: Vec::new(),
+            mux_resumes: Vec::new(),
         })
     }
 
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        self.sync_listeners();
+        self.apply_snapshot(Instant::now());
         let mut next_tick = Instant::now() + TICK;
         loop {
             let now = Instant::now();
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
+                self.apply_snapshot(now);
             }
             if self.core.drain_done(now) {
                 self.for_each_conn(|s| s.close(CloseReason::Shutdown));
-                if self.conns.iter().all(Option::is_none) {
+                self.mux_close_all(now);
+                if self.conns.iter().all(Option::is_none) && self.msocks.is_empty() {
                     return Ok(());
                 }
             }
-            let timeout = next_tick.saturating_duration_since(now);
+            // Wake for the periodic tick or the earliest mux deadline.
+            let wake = self.mux.next_deadline().map_or(next_tick, |d| d.min(next_tick));
+            let timeout = wake.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -109,14 +129,14 @@ impl EpollDriver {
             // A snapshot published while we waited (a reload answered just
             // before a client connected) must route this batch's accepts.
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
+                self.apply_snapshot(now);
             }
             for ev in events.iter() {
-                let (slot, kind) = (ev.token().0 >> 2, ev.token().0 & 3);
+                let (slot, kind) = (ev.token().0 >> 3, ev.token().0 & 7);
                 match kind {
                     KIND_WAKE => sys::eventfd_drain(self.wake_fd),
                     KIND_LISTENER => self.on_accept(slot, now),
+                    KIND_MUX => self.mux_event(slot, ev),
                     _ => {
                         let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
                             continue;
@@ -134,14 +154,30 @@ impl EpollDriver {
                     }
                 }
             }
-            if now >= next_tick {
+            self.mux_pump(now);
+            self.msocks.end_batch();
+            let periodic = now >= next_tick;
+            if periodic {
                 next_tick = now + TICK;
                 // Timed-out connects first: they retry on another backend,
                 // where `handle_tick` alone would close the client.
                 self.expire_connects(now);
                 self.for_each_conn(|s| s.handle_tick(now));
             }
+            if periodic || self.mux.next_deadline().is_some_and(|d| d <= now) {
+                self.mux_tick(periodic, now);
+            }
         }
+    }
+
+    /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
+    fn apply_snapshot(&mut self, now: Instant) {
+        // Sessions first: arming a listener may accept at once (epoll takes
+        // what queued before it registered), and a client needs its session.
+        self.mux.sync(&self.core, now);
+        self.sync_listeners();
+        self.retire_sessions(now);
+        self.mux_flush(now);
     }
 
     fn for_each_conn(&mut self, mut f: impl FnMut(&mut TcpSession)) {
@@ -205,6 +241,10 @@ impl EpollDriver {
                     return;
                 }
             };
+            if pool.cfg.shard.is_some() {
+                self.mux_accept(&pool, sock);
+                continue;
+            }
             let peer = peer.as_socket();
             let key = mongo::balance_key(&pool, peer);
             let backend = match self.core.admit(&pool, &key) {

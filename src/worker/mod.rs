@@ -11,7 +11,7 @@ mod conn;
 pub mod core;
 mod epoll;
 pub mod mongo;
-pub mod mux_epoll;
+pub mod mux_pools;
 pub mod sys;
 mod uring;
 

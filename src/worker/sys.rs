@@ -42,6 +42,21 @@ pub fn set_nodelay(fd: RawFd) {
     }
 }
 
+/// SO_KEEPALIVE (nutcracker's `tcpkeepalive`, on client connections).
+pub fn set_keepalive(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: valid pointer and length for an int option.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// A new TCP socket for `addr`'s family, with TCP_NODELAY. `blocking`
 /// sockets are what io_uring wants; epoll needs non-blocking ones.
 pub fn tcp_socket(addr: &SocketAddr, blocking: bool) -> io::Result<RawFd> {

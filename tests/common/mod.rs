@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod cluster_driver;
 pub mod twem;
+pub mod twem_puerta;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

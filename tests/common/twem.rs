@@ -89,7 +89,11 @@ pub struct RawResp {
 
 impl RawResp {
     pub fn connect(port: u16) -> RawResp {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    /// Wraps a connection already open (and maybe already written to).
+    pub fn from_stream(s: TcpStream) -> RawResp {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
         RawResp { r: BufReader::new(s.try_clone().unwrap()), w: s }
@@ -127,6 +131,26 @@ impl RawResp {
             b'*' if int() < 0 => Reply::Array(None),
             b'*' => Reply::Array(Some((0..int()).map(|_| self.reply()).collect())),
             _ => panic!("bad reply type in {line:?}"),
+        }
+    }
+
+    /// True if the peer closed the connection (EOF or reset) within 10 s.
+    pub fn is_eof(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+    }
+
+    /// Like `cmd`, but `None` instead of a panic if the connection fails.
+    pub fn try_cmd(&mut self, args: &[&[u8]]) -> Option<Reply> {
+        self.w.write_all(&command(args)).ok()?;
+        let mut line = Vec::new();
+        if self.r.read_until(b'\n', &mut line).ok()? == 0 || line.len() < 3 {
+            return None;
+        }
+        match line[0] {
+            b'+' => Some(Reply::Status(line[1..line.len() - 2].to_vec())),
+            b'-' => Some(Reply::Error(line[1..line.len() - 2].to_vec())),
+            _ => None,
         }
     }
 

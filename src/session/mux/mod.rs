@@ -28,9 +28,11 @@ pub(crate) mod backend;
 pub(crate) mod client;
 mod dispatch;
 mod events;
+mod manage;
 pub(crate) mod reply;
 mod types;
 
+pub use manage::QueueGauges;
 pub use types::{
     BackendId, ClientClose, ClientId, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters, Unsupported,
 };
@@ -61,6 +63,8 @@ pub struct MuxSession {
     dirty_clients: Vec<ClientId>,
     dirty_backends: Vec<BackendId>,
     stats: MuxStats,
+    /// Close clients as they reach a request boundary (`set_draining`).
+    draining: bool,
 }
 
 impl MuxSession {
@@ -79,6 +83,7 @@ impl MuxSession {
             dirty_clients: Vec::new(),
             dirty_backends: Vec::new(),
             stats,
+            draining: false,
         }
     }
 
@@ -215,31 +220,12 @@ impl MuxSession {
         let conn = self.rr[server as usize] % per;
         self.rr[server as usize] = self.rr[server as usize].wrapping_add(1);
         let bid = BackendId { server, conn };
-        let deadline = self.cfg.timeout.map(|t| now + t);
-        let idx = (server * per + conn) as usize;
-        if self.backends[idx].state == backend::BState::Idle {
-            self.backends[idx].state = backend::BState::Connecting { deadline };
-            self.intents.push_back(MuxIntent::Connect(bid));
-            for hidden in self.on_connect_commands() {
-                let e = Inflight {
-                    client: None,
-                    seq: 0,
-                    frag: 0,
-                    request: hidden,
-                    route_key: Bytes::new(),
-                    retrieval: false,
-                    start: 0,
-                    deadline,
-                };
-                self.backends[idx].push(e, true);
-            }
-        }
-        entry.deadline = deadline;
+        entry.deadline = self.ensure_connecting(bid, now);
         self.dirty_backends.push(bid);
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;
         sc.request_bytes += entry.request.len() as u64;
-        self.backends[idx].push(entry, expect_reply);
+        self.backends[(server * per + conn) as usize].push(entry, expect_reply);
     }
 
     /// AUTH and SELECT for a new Redis backend connection.
@@ -280,6 +266,8 @@ impl MuxSession {
                 self.stats.slow_closed += 1;
             }
             self.close_client(id, why);
+        } else {
+            self.close_if_drained(id);
         }
     }
 

@@ -14,10 +14,11 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+mod mux;
 mod relay;
 mod timer;
 
@@ -27,6 +28,7 @@ use crate::worker::bufring::BufRing;
 use crate::worker::conn::{Conn, Slab};
 use crate::worker::core::WorkerCore;
 use crate::worker::mongo;
+use crate::worker::mux_pools::MuxPools;
 use crate::worker::sys;
 
 const OP_ACCEPT: u8 = 1;
@@ -40,6 +42,16 @@ const OP_WAKE: u8 = 7;
 const OP_DRAIN: u8 = 8;
 /// A connection's deadline timer (`timer.rs`).
 const OP_TIMER: u8 = 9;
+/// The stats tick of multiplexed pools (armed only while there are any).
+const OP_TICK: u8 = 10;
+/// The deadline timer of the multiplexed sessions (`mux.rs`).
+const OP_MUX_TIMER: u8 = 11;
+/// How often multiplexed sessions copy their counters to the stats block.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The `side` byte of user_data for sockets of multiplexed pools (tcp
+/// conns use 0 = client and 1 = backend).
+const SIDE_MUX: u8 = 2;
 
 /// Provided buffers per worker and their size: 1024 x 16 KiB = 16 MiB.
 const BUF_ENTRIES: u16 = 1024;
@@ -78,7 +90,19 @@ pub struct UringDriver {
     /// The drain deadline's timeout, armed once when draining starts.
     drain_ts: Box<types::Timespec>,
     drain_armed: bool,
+    tick_ts: Box<types::Timespec>,
+    tick_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
+    /// Sessions of multiplexed (redis/memcache) pools and their sockets.
+    mux: MuxPools,
+    msocks: Slab<mux::MSock>,
+    /// Sockets whose send completed: more may be waiting (see `mux_flush`).
+    mux_resend: Vec<u32>,
+    mux_sends: Vec<u32>,
+    mux_resumes: Vec<u32>,
+    /// The armed deadline timer: (deadline, sequence number).
+    mux_timer: Option<(Instant, u32)>,
+    mux_ts: Box<types::Timespec>,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -112,7 +136,16 @@ impl UringDriver {
             wake_buf: Box::new(0),
             drain_ts: Box::new(types::Timespec::new()),
             drain_armed: false,
+            tick_ts: Box::new(types::Timespec::from(TICK)),
+            tick_armed: false,
             cqes: Vec::with_capacity(1024),
+            mux: MuxPools::default(),
+            msocks: Slab::default(),
+            mux_resend: Vec::new(),
+            mux_sends: Vec::new(),
+            mux_resumes: Vec::new(),
+            mux_timer: None,
+            mux_ts: Box::new(types::Timespec::new()),
         })
     }
 
@@ -131,17 +164,16 @@ impl UringDriver {
     /// Runs until the worker has drained after shutdown.
     pub fn run(mut self) -> io::Result<()> {
         self.arm_wake();
-        self.sync_listeners();
+        self.apply_snapshot(Instant::now());
         loop {
             let now = Instant::now();
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
-                self.arm_drain_timer(now);
+                self.apply_snapshot(now);
             }
             if self.core.drain_done(now) {
                 self.close_all(CloseReason::Shutdown);
-                if self.conns.is_empty() {
+                self.mux_close_all(now);
+                if self.conns.is_empty() && self.mux_idle() {
                     return Ok(());
                 }
             }
@@ -157,19 +189,38 @@ impl UringDriver {
             // A snapshot published while we waited (a reload answered just
             // before a client connected) must route this batch's accepts.
             if self.core.refresh(now) {
-                self.sync_listeners();
-                self.retire_sessions(now);
-                self.arm_drain_timer(now);
+                self.apply_snapshot(now);
             }
             for i in 0..self.cqes.len() {
                 let (u, res, flags) = self.cqes[i];
                 self.dispatch(u, res, flags, now);
             }
+            self.mux_flush(now);
         }
+    }
+
+    /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
+    fn apply_snapshot(&mut self, now: Instant) {
+        // Sessions first: arming a listener may accept at once (epoll takes
+        // what queued before it registered), and a client needs its session.
+        self.mux.sync(&self.core, now);
+        self.sync_listeners();
+        self.retire_sessions(now);
+        self.arm_drain_timer(now);
+        self.arm_tick();
+        self.mux_flush(now);
     }
 
     fn dispatch(&mut self, u: u64, res: i32, flags: u32, now: Instant) {
         let (slot, gen, op, side) = ud_parts(u);
+        if side == SIDE_MUX {
+            return match op {
+                OP_RECV => self.mux_on_recv(slot, gen, res, flags, now),
+                OP_SEND => self.mux_on_send(slot, gen, res, now),
+                OP_CONNECT => self.mux_on_connect(slot, gen, res, now),
+                _ => {}
+            };
+        }
         match op {
             OP_ACCEPT => self.on_accept(slot as usize, res, flags, now),
             OP_RECV => self.on_recv(slot, gen, side, res, flags, now),
@@ -178,6 +229,8 @@ impl UringDriver {
             OP_LINK_TIMEOUT => self.op_done(slot, gen),
             OP_WAKE => self.arm_wake(),
             OP_TIMER => self.on_timer(slot, gen, now),
+            OP_TICK => self.on_tick(now),
+            OP_MUX_TIMER => self.mux_tick(Some(slot), now),
             // OP_DRAIN: the loop top checks the drain deadline. OP_CANCEL:
             // nothing to do.
             _ => {}
@@ -269,6 +322,9 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
+        if pool.cfg.shard.is_some() {
+            return self.mux_accept(&pool, fd);
+        }
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
         let backend = match self.core.admit(&pool, &key) {
@@ -287,6 +343,25 @@ impl UringDriver {
             self.connect(slot);
         }
         self.pump(slot, now);
+    }
+
+    /// Multiplexed pools' stats tick: their sessions keep nutcracker's
+    /// counters themselves and copy them to the worker's stats block here
+    /// (deadlines have their own timer). Re-armed only while such pools
+    /// exist, so a tcp/mongos-only worker sleeps until an event.
+    fn on_tick(&mut self, now: Instant) {
+        self.tick_armed = false;
+        self.mux_tick(None, now);
+        self.arm_tick();
+    }
+
+    fn arm_tick(&mut self) {
+        if self.tick_armed || self.mux.is_empty() {
+            return;
+        }
+        self.tick_armed = true;
+        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(ud(0, 0, OP_TICK, 0));
+        self.push(e);
     }
 
     /// After a snapshot change: mongos sessions whose backend left close at

@@ -1,0 +1,85 @@
+//! `PoolSession`: the interface between an I/O driver and a multiplexing
+//! session — one per pool per worker, serving every client of that pool on
+//! that worker over a few backend connections.
+//!
+//! Implemented by `ShardSession` (twemproxy-style redis/memcache pools:
+//! `MuxSession` routed by the snapshot's ring) and meant for any other
+//! session of that shape (a Redis Cluster session, whose backends are the
+//! nodes it learns). The driver owns sockets only; it never knows how keys
+//! are placed, so it asks the session where a backend lives
+//! (`backend_addr`) each time it connects.
+//!
+//! Driver contract (both drivers follow it):
+//! - feed every socket event through a `handle_*` method, with `now`;
+//! - after a batch of events, drain `poll_intent` (connects, closes,
+//!   failure reports), then `poll_dirty_backend` / `poll_dirty_client` and
+//!   for each `poll_*_transmit` (one write per connection per batch);
+//! - bytes from `poll_*_transmit` are valid only until the next call into
+//!   the session: a completion-based driver copies them into a buffer it
+//!   owns until the send completes, then reports `handle_*_sent`; at most
+//!   one send per connection is outstanding;
+//! - read a client only while `wants_client_read` (a paused client is
+//!   resumed by the session's own progress; re-check after each batch);
+//! - call `handle_tick` at `next_deadline` (request and connect timeouts)
+//!   and on the worker's periodic tick.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::mux::{BackendId, ClientClose, ClientId, MuxIntent, MuxStats, QueueGauges};
+use crate::route::PoolSnapshot;
+
+/// Whether a session could take a new snapshot of its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolUpdate {
+    /// New requests follow the new snapshot from now on.
+    Applied,
+    /// The change reshapes the session (protocol, connections per server):
+    /// the driver starts a fresh session for new clients and drains this one.
+    Incompatible,
+}
+
+pub trait PoolSession {
+    /// Registers a newly accepted client.
+    fn add_client(&mut self) -> ClientId;
+    fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant);
+    /// The client half-closed: answer what it sent, then close.
+    fn handle_client_eof(&mut self, id: ClientId);
+    fn handle_client_error(&mut self, id: ClientId, errno: i32);
+    fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]>;
+    fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant);
+    fn wants_client_read(&self, id: ClientId) -> bool;
+    /// Forgets a client at once (driver-side close, shutdown).
+    fn close_client(&mut self, id: ClientId, why: ClientClose);
+
+    /// Where to connect for `b` (None: the backend is gone; fail the connect).
+    fn backend_addr(&self, b: BackendId) -> Option<SocketAddr>;
+    fn handle_backend_connected(&mut self, b: BackendId);
+    fn handle_backend_connect_failed(&mut self, b: BackendId, errno: i32, now: Instant);
+    /// The backend closed (`None`: clean EOF) or failed.
+    fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant);
+    fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant);
+    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]>;
+    fn handle_backend_sent(&mut self, b: BackendId, n: usize);
+
+    /// Deadlines and housekeeping.
+    fn handle_tick(&mut self, now: Instant);
+    fn next_deadline(&self) -> Option<Instant>;
+    fn poll_intent(&mut self) -> Option<MuxIntent>;
+    fn poll_dirty_client(&mut self) -> Option<ClientId>;
+    fn poll_dirty_backend(&mut self) -> Option<BackendId>;
+
+    /// A new snapshot of this session's pool (same name).
+    fn handle_pool_update(&mut self, pool: &Arc<PoolSnapshot>, now: Instant) -> PoolUpdate;
+    /// Close every client at its next request boundary.
+    fn set_draining(&mut self);
+    fn client_count(&self) -> usize;
+    fn has_open_backends(&self) -> bool;
+
+    /// Counters, per server index; `server_stat_id` maps an index to the
+    /// backend's stat id (None: not a backend of the current pool).
+    fn stats(&self) -> &MuxStats;
+    fn server_stat_id(&self, server: u32) -> Option<usize>;
+    fn server_queues(&self, server: u32) -> QueueGauges;
+}

@@ -1,0 +1,57 @@
+//! Per-worker counters of twemproxy-style pools (`mode = "redis"` /
+//! `"memcache"`): nutcracker's pool and server stats, plus Puerta's count
+//! of clients closed for not reading their replies.
+//!
+//! Ownership as in `stats`: one writer (the worker, which copies its
+//! sessions' counters here on its stats tick), relaxed loads by admin.
+//! Counters only grow; the queue fields are gauges the worker overwrites
+//! with the current values of all its sessions for that server.
+
+use super::stats::{Counter, MAX_BACKENDS, MAX_POOLS};
+
+/// One twemproxy pool on one worker (nutcracker's pool stats).
+#[derive(Debug, Default)]
+pub struct MuxPoolCounters {
+    pub client_eof: Counter,
+    pub client_err: Counter,
+    pub forward_error: Counter,
+    pub fragments: Counter,
+    /// Clients closed because their unread replies passed
+    /// `client_reply_limit` (not a nutcracker stat).
+    pub slow_closed: Counter,
+}
+
+/// One server of a twemproxy pool on one worker (nutcracker's server stats
+/// other than connections and ejections, which live elsewhere).
+#[derive(Debug, Default)]
+pub struct MuxServerCounters {
+    pub server_eof: Counter,
+    pub server_err: Counter,
+    pub server_timedout: Counter,
+    pub requests: Counter,
+    pub request_bytes: Counter,
+    pub responses: Counter,
+    pub response_bytes: Counter,
+    /// Gauges: requests queued in Puerta, not yet written to the server.
+    pub in_queue: Counter,
+    pub in_queue_bytes: Counter,
+    /// Gauges: requests written, their replies still owed.
+    pub out_queue: Counter,
+    pub out_queue_bytes: Counter,
+}
+
+/// Everything one worker counts for twemproxy pools, by stat id.
+#[derive(Debug)]
+pub struct MuxStats {
+    pub pools: Box<[MuxPoolCounters]>,
+    pub servers: Box<[MuxServerCounters]>,
+}
+
+impl Default for MuxStats {
+    fn default() -> Self {
+        MuxStats {
+            pools: (0..MAX_POOLS).map(|_| MuxPoolCounters::default()).collect(),
+            servers: (0..MAX_BACKENDS).map(|_| MuxServerCounters::default()).collect(),
+        }
+    }
+}

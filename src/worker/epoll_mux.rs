@@ -1,0 +1,480 @@
+//! The epoll driver's glue for multiplexed pools (redis/memcache): the
+//! same `PoolSession`s and `MuxPools` as the io_uring driver, on mio.
+//!
+//! Owner: the epoll worker (a child module of `epoll`, so it sees the
+//! driver's private fields). How it drives a session:
+//! - events only set a socket's readable/writable flags and list it;
+//!   `mux_pump` then reads each listed socket (into the worker's one
+//!   scratch buffer: clients own no receive buffer) and `mux_flush` applies
+//!   intents and writes what the sessions queued, once per batch, so
+//!   requests of many clients leave in one write per backend connection;
+//! - writes go straight from the session's slice (a synchronous write
+//!   needs no owned copy); a short read ends a socket's read loop unless
+//!   the peer hung up (edge-triggered: new data raises a new event).
+//!
+//! Invariant: a freed socket slot is reused only after the current event
+//! batch, so a stale event of this batch never reaches a new socket.
+
+use std::io::{self, Read, Write};
+use std::os::fd::FromRawFd;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::{token, EpollDriver, KIND_MUX};
+use crate::route::PoolSnapshot;
+use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
+use crate::worker::mux_pools::{MKind, NO_SOCK};
+use crate::worker::sys;
+
+/// One socket of a multiplexed pool.
+pub(super) struct ESock {
+    entry: u32,
+    kind: MKind,
+    stream: TcpStream,
+    readable: bool,
+    writable: bool,
+    /// The peer hung up: read until EOF even after a short read.
+    hup: bool,
+    /// Backends: the connect completed.
+    connected: bool,
+    /// Clients: listed in the entry's `paused`.
+    paused: bool,
+    stat_id: usize,
+}
+
+/// The worker's mux sockets: a slab whose freed slots wait a batch.
+#[derive(Default)]
+pub(super) struct ESocks {
+    slots: Vec<Option<ESock>>,
+    free: Vec<u32>,
+    /// Freed during this batch; reusable from the next one.
+    freed: Vec<u32>,
+}
+
+impl ESocks {
+    fn insert(&mut self, s: ESock) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(s);
+                i
+            }
+            None => {
+                self.slots.push(Some(s));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut ESock> {
+        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut())
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<ESock> {
+        let s = self.slots.get_mut(slot as usize)?.take()?;
+        self.freed.push(slot);
+        Some(s)
+    }
+
+    /// Makes slots freed during the last batch reusable.
+    pub(super) fn end_batch(&mut self) {
+        self.free.append(&mut self.freed);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+}
+
+impl EpollDriver {
+    /// A client accepted on a multiplexed pool's listener.
+    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket) {
+        if let Err(reason) = self.core.admit_mux(pool) {
+            tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
+            return;
+        }
+        let Some(idx) = self.mux.live_entry(&pool.cfg.name) else {
+            self.core.mux_client_closed(pool, ClientClose::Shutdown);
+            return;
+        };
+        let _ = sock.set_nonblocking(true);
+        let _ = sock.set_nodelay(true);
+        if pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive) {
+            let _ = sock.set_keepalive(true);
+        }
+        let mut stream = TcpStream::from_std(sock.into());
+        let Some(e) = self.mux.get_mut(idx) else { return };
+        let id = e.session.add_client();
+        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if self.poll.registry().register(&mut stream, token(slot as usize, KIND_MUX), interest).is_err() {
+            e.session.close_client(id, ClientClose::Error(libc::EIO));
+            return;
+        }
+        let s = ESock {
+            entry: idx as u32,
+            kind: MKind::Client(id),
+            stream,
+            readable: true,
+            writable: true,
+            hup: false,
+            connected: true,
+            paused: false,
+            stat_id: 0,
+        };
+        let got = self.msocks.insert(s);
+        debug_assert_eq!(got, slot);
+        e.set_client_sock(id, slot);
+        self.mux_ready.push(slot);
+    }
+
+    /// A readiness event on socket `slot`.
+    pub(super) fn mux_event(&mut self, slot: usize, ev: &mio::event::Event) {
+        let Some(s) = self.msocks.get_mut(slot as u32) else { return };
+        s.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        s.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+        s.hup |= ev.is_read_closed() || ev.is_error();
+        self.mux_ready.push(slot as u32);
+    }
+
+    /// Reads every socket that had an event, then flushes.
+    pub(super) fn mux_pump(&mut self, now: Instant) {
+        let ready = std::mem::take(&mut self.mux_ready);
+        for &slot in &ready {
+            self.mux_service(slot, now);
+        }
+        self.mux_ready = ready;
+        self.mux_ready.clear();
+        self.mux_flush(now);
+    }
+
+    /// Completes a connect, reads what is readable, writes what is queued.
+    fn mux_service(&mut self, slot: u32, now: Instant) {
+        let Some(s) = self.msocks.get_mut(slot) else { return };
+        if let MKind::Backend(b) = s.kind {
+            if !s.connected {
+                if !(s.readable || s.writable) {
+                    return;
+                }
+                match connect_result(&s.stream) {
+                    None => return, // still connecting
+                    Some(Ok(())) => {
+                        s.connected = true;
+                        self.core.mux_backend_opened(s.stat_id);
+                        if let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) {
+                            e.session.handle_backend_connected(b);
+                        }
+                    }
+                    Some(Err(errno)) => {
+                        let (entry, sid) = (s.entry as usize, s.stat_id);
+                        self.core.mux_connect_failed(sid);
+                        self.mux_drop_backend(entry, b);
+                        if let Some(e) = self.mux.get_mut(entry) {
+                            e.session.handle_backend_connect_failed(b, errno, now);
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        self.mux_read(slot, now);
+        self.mux_write(slot, now);
+    }
+
+    fn mux_read(&mut self, slot: u32, now: Instant) {
+        loop {
+            let Some(s) = self.msocks.get_mut(slot) else { return };
+            let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) else { return };
+            if !s.readable {
+                return;
+            }
+            if let MKind::Client(id) = s.kind {
+                if !e.session.wants_client_read(id) {
+                    if !s.paused {
+                        s.paused = true;
+                        e.paused.push(id);
+                    }
+                    return;
+                }
+            }
+            let (entry, kind) = (s.entry as usize, s.kind);
+            match s.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    s.readable = false;
+                    match kind {
+                        MKind::Client(id) => e.session.handle_client_eof(id),
+                        MKind::Backend(b) => {
+                            self.mux_drop_backend(entry, b);
+                            if let Some(e) = self.mux.get_mut(entry) {
+                                e.session.handle_backend_closed(b, None, now);
+                            }
+                        }
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    // A short read emptied the socket; new bytes raise a new
+                    // edge. After a hang-up, read on to the EOF.
+                    if n < self.scratch.len() && !s.hup {
+                        s.readable = false;
+                    }
+                    match kind {
+                        MKind::Client(id) => {
+                            e.session.handle_client_data(id, &self.scratch[..n], now);
+                            self.core.count_bytes(&e.pool, n, 0);
+                        }
+                        MKind::Backend(b) => e.session.handle_backend_data(b, &self.scratch[..n], now),
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    s.readable = false;
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let errno = err.raw_os_error().unwrap_or(libc::EIO);
+                    s.readable = false;
+                    match kind {
+                        MKind::Client(id) => e.session.handle_client_error(id, errno),
+                        MKind::Backend(b) => {
+                            self.mux_drop_backend(entry, b);
+                            if let Some(e) = self.mux.get_mut(entry) {
+                                e.session.handle_backend_closed(b, Some(errno), now);
+                            }
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what the session has queued for `slot` until it is all out or
+    /// the socket would block.
+    fn mux_write(&mut self, slot: u32, now: Instant) {
+        loop {
+            let Some(s) = self.msocks.get_mut(slot) else { return };
+            if !s.writable || !s.connected {
+                return;
+            }
+            let (entry, kind) = (s.entry as usize, s.kind);
+            let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) else { return };
+            let buf = match kind {
+                MKind::Client(id) => e.session.poll_client_transmit(id),
+                MKind::Backend(b) => e.session.poll_backend_transmit(b),
+            };
+            let Some(buf) = buf else { return };
+            let res = s.stream.write(buf);
+            let n = *res.as_ref().unwrap_or(&0);
+            match kind {
+                MKind::Client(id) => {
+                    e.session.handle_client_sent(id, n, now);
+                    self.core.count_bytes(&e.pool, 0, n);
+                }
+                MKind::Backend(b) => e.session.handle_backend_sent(b, n),
+            }
+            match res {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    s.writable = false;
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let errno = err.raw_os_error().unwrap_or(libc::EIO);
+                    match kind {
+                        MKind::Client(id) => e.session.handle_client_error(id, errno),
+                        MKind::Backend(b) => {
+                            self.mux_drop_backend(entry, b);
+                            if let Some(e) = self.mux.get_mut(entry) {
+                                e.session.handle_backend_closed(b, Some(errno), now);
+                            }
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Forgets backend `b`'s socket and closes it.
+    fn mux_drop_backend(&mut self, entry: usize, b: BackendId) {
+        if let Some(slot) = self.mux.get_mut(entry).and_then(|e| e.backends.remove(&b)) {
+            self.mux_close_sock(slot);
+        }
+    }
+
+    fn mux_close_sock(&mut self, slot: u32) {
+        let Some(mut s) = self.msocks.remove(slot) else { return };
+        let _ = self.poll.registry().deregister(&mut s.stream);
+        if s.connected && matches!(s.kind, MKind::Backend(_)) {
+            self.core.mux_backend_closed(s.stat_id);
+        }
+    }
+
+    fn mux_connect(&mut self, idx: usize, b: BackendId, now: Instant) {
+        self.mux_drop_backend(idx, b);
+        let Some(e) = self.mux.get_mut(idx) else { return };
+        let sid = e.session.server_stat_id(b.server).unwrap_or(usize::MAX);
+        let Some(addr) = e.session.backend_addr(b) else {
+            return e.session.handle_backend_connect_failed(b, libc::EHOSTUNREACH, now);
+        };
+        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+        let registry = self.poll.registry();
+        let res = sys::tcp_socket(&addr, false).and_then(|fd| {
+            // SAFETY: `fd` is a fresh socket we own.
+            let mut stream = TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+            match socket2::SockRef::from(&stream).connect(&addr.into()) {
+                Ok(()) => {}
+                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(err) => return Err(err),
+            }
+            registry.register(&mut stream, token(slot as usize, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
+            Ok(stream)
+        });
+        match res {
+            Ok(stream) => {
+                let s = ESock {
+                    entry: idx as u32,
+                    kind: MKind::Backend(b),
+                    stream,
+                    readable: false,
+                    writable: false,
+                    hup: false,
+                    connected: false,
+                    paused: false,
+                    stat_id: sid,
+                };
+                let got = self.msocks.insert(s);
+                debug_assert_eq!(got, slot);
+                e.backends.insert(b, slot);
+            }
+            Err(err) => {
+                self.core.mux_connect_failed(sid);
+                e.session.handle_backend_connect_failed(b, err.raw_os_error().unwrap_or(libc::EIO), now);
+            }
+        }
+    }
+
+    /// Applies every session's intents and writes what it queued, until
+    /// nothing changes.
+    pub(super) fn mux_flush(&mut self, now: Instant) {
+        for idx in 0..self.mux.len() {
+            self.mux_flush_entry(idx, now);
+        }
+        self.mux.reap();
+    }
+
+    fn mux_flush_entry(&mut self, idx: usize, now: Instant) {
+        for _ in 0..64 {
+            let mut progress = false;
+            while let Some(intent) = self.mux.get_mut(idx).and_then(|e| e.session.poll_intent()) {
+                progress = true;
+                self.mux_intent(idx, intent, now);
+            }
+            let Some(e) = self.mux.get_mut(idx) else { return };
+            let (mut sends, mut resumes) = (std::mem::take(&mut self.mux_sends), std::mem::take(&mut self.mux_resumes));
+            while let Some(b) = e.session.poll_dirty_backend() {
+                sends.extend(e.backends.get(&b).copied());
+            }
+            while let Some(c) = e.session.poll_dirty_client() {
+                sends.push(e.client_sock(c));
+            }
+            let mut i = 0;
+            while i < e.paused.len() {
+                let id = e.paused[i];
+                let sock = e.client_sock(id);
+                if sock == NO_SOCK || e.session.wants_client_read(id) {
+                    e.paused.swap_remove(i);
+                    if sock != NO_SOCK {
+                        resumes.push(sock);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            progress |= !sends.is_empty() || !resumes.is_empty();
+            for &slot in sends.iter().filter(|&&s| s != NO_SOCK) {
+                self.mux_write(slot, now);
+            }
+            for &slot in &resumes {
+                if let Some(s) = self.msocks.get_mut(slot) {
+                    s.paused = false;
+                }
+                self.mux_read(slot, now);
+            }
+            sends.clear();
+            resumes.clear();
+            (self.mux_sends, self.mux_resumes) = (sends, resumes);
+            if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
+                e.report_recoveries(&self.core);
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn mux_intent(&mut self, idx: usize, intent: MuxIntent, now: Instant) {
+        match intent {
+            MuxIntent::Connect(b) => self.mux_connect(idx, b, now),
+            MuxIntent::CloseBackend(b) => self.mux_drop_backend(idx, b),
+            MuxIntent::CloseClient(id, why) => {
+                let Some(e) = self.mux.get_mut(idx) else { return };
+                let slot = e.clear_client_sock(id);
+                let pool = e.pool.clone();
+                self.core.mux_client_closed(&pool, why);
+                if slot != NO_SOCK {
+                    self.mux_close_sock(slot);
+                }
+            }
+            MuxIntent::ServerFailed { server, errno } => {
+                if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
+                    e.report_failed(&self.core, server, errno);
+                }
+            }
+        }
+    }
+
+    /// Deadlines (and, on the periodic tick, stats export).
+    pub(super) fn mux_tick(&mut self, periodic: bool, now: Instant) {
+        for e in self.mux.entries.iter_mut().flatten() {
+            e.session.handle_tick(now);
+        }
+        if periodic {
+            self.mux.export_stats(&self.core);
+        }
+        self.mux_flush(now);
+    }
+
+    /// Closes every client and backend socket of every session (drain over).
+    pub(super) fn mux_close_all(&mut self, now: Instant) {
+        for idx in 0..self.mux.len() {
+            let Some(e) = self.mux.get_mut(idx) else { continue };
+            let clients: Vec<ClientId> = e.client_socks().map(|(id, _)| id).collect();
+            for id in clients {
+                e.session.close_client(id, ClientClose::Shutdown);
+            }
+            self.mux_flush_entry(idx, now);
+            let Some(e) = self.mux.get_mut(idx) else { continue };
+            let backends: Vec<u32> = e.backends.drain().map(|(_, s)| s).collect();
+            for slot in backends {
+                self.mux_close_sock(slot);
+            }
+        }
+    }
+}
+
+/// The outcome of a non-blocking connect once the socket signalled:
+/// `None` while still in progress, else success or the errno.
+fn connect_result(s: &TcpStream) -> Option<Result<(), i32>> {
+    match s.take_error() {
+        Ok(Some(e)) | Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
+        Ok(None) => match s.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
+            Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
+        },
+    }
+}

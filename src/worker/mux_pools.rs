@@ -1,0 +1,348 @@
+//! The worker's multiplexed pools (redis/memcache today): one
+//! `PoolSession` per pool, the tables that tie the session's client and
+//! backend ids to the driver's sockets, and everything about them that
+//! does not depend on the I/O driver — snapshot changes, admission,
+//! counters and reports to the control thread.
+//!
+//! Owner: one worker thread; both drivers embed a `MuxPools` and keep
+//! their socket records in their own slab, naming them here by slot
+//! number ("handles"). Invariants:
+//! - at most one live (not retired) entry per pool name; new clients go
+//!   there; a retired entry drains (clients close at request boundaries)
+//!   and is dropped once it has no client and no backend connection;
+//! - every session is told about every snapshot, so ejections and reloads
+//!   apply to the next request of every client;
+//! - counters reach the worker's stats block only in `export_stats` (on
+//!   the worker tick), as deltas of the session's own counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::core::{Reject, WorkerCore};
+use crate::control::ControlMsg;
+use crate::route::PoolSnapshot;
+use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
+use crate::session::{PoolSession, PoolUpdate, ShardSession};
+
+/// A driver socket handle meaning "none".
+pub const NO_SOCK: u32 = u32::MAX;
+
+/// What a driver socket of a multiplexed pool is to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MKind {
+    Client(ClientId),
+    Backend(BackendId),
+}
+
+/// One pool's session on this worker.
+pub struct MuxEntry {
+    pub session: Box<dyn PoolSession>,
+    /// The pool as of the newest snapshot applied (names, stat ids).
+    pub pool: Arc<PoolSnapshot>,
+    /// Takes no new clients; dropped once empty.
+    pub retired: bool,
+    /// Socket handle per `ClientId::index()`, with the id it belongs to:
+    /// a slot reused by a newer client must not answer for the old id (its
+    /// CloseClient may be applied after the new client was accepted).
+    pub clients: Vec<Option<(ClientId, u32)>>,
+    /// Socket handle per backend connection.
+    pub backends: HashMap<BackendId, u32>,
+    /// Clients whose reads the session paused; re-checked after each batch.
+    pub paused: Vec<ClientId>,
+    /// Servers reported failed, with their response count then: the first
+    /// response after that ends the failure streak (`BackendOk`).
+    failed: Vec<(u32, u64)>,
+    /// The session's counters as last copied to the stats block.
+    exported: MuxStats,
+}
+
+impl MuxEntry {
+    fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
+        let session = ShardSession::new(pool.clone(), now)?;
+        Some(MuxEntry {
+            session: Box::new(session),
+            pool,
+            retired: false,
+            clients: Vec::new(),
+            backends: HashMap::new(),
+            paused: Vec::new(),
+            failed: Vec::new(),
+            exported: MuxStats::default(),
+        })
+    }
+
+    pub fn client_sock(&self, id: ClientId) -> u32 {
+        match self.clients.get(id.index()) {
+            Some(&Some((owner, sock))) if owner == id => sock,
+            _ => NO_SOCK,
+        }
+    }
+
+    pub fn set_client_sock(&mut self, id: ClientId, sock: u32) {
+        if self.clients.len() <= id.index() {
+            self.clients.resize(id.index() + 1, None);
+        }
+        self.clients[id.index()] = Some((id, sock));
+    }
+
+    /// Forgets `id`'s socket (only if the slot still belongs to it).
+    pub fn clear_client_sock(&mut self, id: ClientId) -> u32 {
+        let sock = self.client_sock(id);
+        if sock != NO_SOCK {
+            self.clients[id.index()] = None;
+        }
+        sock
+    }
+
+    /// Every client socket handle.
+    pub fn client_socks(&self) -> impl Iterator<Item = (ClientId, u32)> + '_ {
+        self.clients.iter().flatten().copied()
+    }
+
+    /// Nothing left to serve: no client, no backend connection.
+    pub fn is_empty(&self) -> bool {
+        self.session.client_count() == 0 && self.backends.is_empty() && !self.session.has_open_backends()
+    }
+}
+
+#[derive(Default)]
+pub struct MuxPools {
+    pub entries: Vec<Option<MuxEntry>>,
+}
+
+impl MuxPools {
+    /// Applies the worker's current snapshot: updates (or replaces)
+    /// sessions of pools still there, retires sessions of pools gone, and
+    /// drains everything when the snapshot is draining. Sessions may have
+    /// intents afterwards (preconnects, drain closes): flush them all.
+    pub fn sync(&mut self, core: &WorkerCore, now: Instant) {
+        let snap = &core.snap;
+        for pool in snap.pools.iter().filter(|p| p.cfg.shard.is_some()) {
+            let live = self.entries.iter_mut().flatten().find(|e| !e.retired && e.pool.cfg.name == pool.cfg.name);
+            let fresh = match live {
+                Some(e) => match e.session.handle_pool_update(pool, now) {
+                    PoolUpdate::Applied => {
+                        e.pool = pool.clone();
+                        false
+                    }
+                    PoolUpdate::Incompatible => {
+                        tracing::info!(pool = %pool.cfg.name, worker = core.id,
+                            "pool reshaped by reload: new clients get a new session, old ones drain");
+                        retire(e);
+                        true
+                    }
+                },
+                None => true,
+            };
+            if fresh && !snap.draining {
+                if let Some(e) = MuxEntry::new(pool.clone(), now) {
+                    self.insert(e);
+                }
+            }
+        }
+        for e in self.entries.iter_mut().flatten() {
+            let gone = snap.pool_by_name(&e.pool.cfg.name).is_none_or(|p| p.cfg.shard.is_none());
+            if !e.retired && (gone || snap.draining) {
+                retire(e);
+            }
+        }
+    }
+
+    fn insert(&mut self, e: MuxEntry) {
+        match self.entries.iter().position(Option::is_none) {
+            Some(i) => self.entries[i] = Some(e),
+            None => self.entries.push(Some(e)),
+        }
+    }
+
+    /// The entry new clients of `pool` join.
+    pub fn live_entry(&self, pool: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.as_ref().is_some_and(|e| !e.retired && e.pool.cfg.name == pool))
+    }
+
+    pub fn get_mut(&mut self, idx: usize) -> Option<&mut MuxEntry> {
+        self.entries.get_mut(idx).and_then(|e| e.as_mut())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops retired entries that have nothing left.
+    pub fn reap(&mut self) {
+        for slot in self.entries.iter_mut() {
+            if slot.as_ref().is_some_and(|e| e.retired && e.is_empty()) {
+                *slot = None;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.iter().all(Option::is_none)
+    }
+
+    /// The earliest session deadline (request or connect timeout).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries.iter().flatten().filter_map(|e| e.session.next_deadline()).min()
+    }
+
+    /// Copies every session's counters into the worker's stats block.
+    pub fn export_stats(&mut self, core: &WorkerCore) {
+        let ms = &core.stats.mux;
+        let mut queues: Vec<(usize, QueueGauges)> = Vec::new();
+        for e in self.entries.iter_mut().flatten() {
+            let s = e.session.stats();
+            let pc = &ms.pools[e.pool.stat_id];
+            pc.forward_error.add(s.forward_error - e.exported.forward_error);
+            pc.fragments.add(s.fragments - e.exported.fragments);
+            pc.slow_closed.add(s.slow_closed - e.exported.slow_closed);
+            e.exported.servers.resize(s.servers.len(), Default::default());
+            for (i, (now, was)) in s.servers.iter().zip(e.exported.servers.iter()).enumerate() {
+                let Some(sid) = e.session.server_stat_id(i as u32).filter(|&sid| sid < ms.servers.len()) else {
+                    continue;
+                };
+                let sc = &ms.servers[sid];
+                sc.requests.add(now.requests - was.requests);
+                sc.request_bytes.add(now.request_bytes - was.request_bytes);
+                sc.responses.add(now.responses - was.responses);
+                sc.response_bytes.add(now.response_bytes - was.response_bytes);
+                sc.server_timedout.add(now.server_timedout - was.server_timedout);
+                sc.server_err.add(now.server_err - was.server_err);
+                sc.server_eof.add(now.server_eof - was.server_eof);
+                let q = e.session.server_queues(i as u32);
+                match queues.iter_mut().find(|(id, _)| *id == sid) {
+                    Some((_, t)) => add_queues(t, q),
+                    None => queues.push((sid, q)),
+                }
+            }
+            e.exported = s.clone();
+        }
+        for (sid, q) in queues {
+            let sc = &ms.servers[sid];
+            sc.in_queue.set(q.in_queue);
+            sc.in_queue_bytes.set(q.in_queue_bytes);
+            sc.out_queue.set(q.out_queue);
+            sc.out_queue_bytes.set(q.out_queue_bytes);
+        }
+    }
+}
+
+fn retire(e: &mut MuxEntry) {
+    e.retired = true;
+    e.session.set_draining();
+}
+
+fn add_queues(t: &mut QueueGauges, q: QueueGauges) {
+    t.in_queue += q.in_queue;
+    t.in_queue_bytes += q.in_queue_bytes;
+    t.out_queue += q.out_queue;
+    t.out_queue_bytes += q.out_queue_bytes;
+}
+
+impl MuxEntry {
+    /// A server failed (refused, timed out, died): counts toward
+    /// `auto_eject_hosts` in the control thread.
+    pub fn report_failed(&mut self, core: &WorkerCore, server: u32, errno: i32) {
+        let Some(sid) = self.session.server_stat_id(server) else { return };
+        let responses = self.session.stats().servers.get(server as usize).map_or(0, |s| s.responses);
+        match self.failed.iter_mut().find(|(s, _)| *s == server) {
+            Some(f) => f.1 = responses,
+            None => self.failed.push((server, responses)),
+        }
+        if errno == libc::ECONNREFUSED || errno == libc::ETIMEDOUT {
+            tracing::debug!(pool = %self.pool.cfg.name, server = sid, err = %std::io::Error::from_raw_os_error(errno),
+                "server failed");
+        }
+        // A full channel only means the control thread already has work.
+        let msg = ControlMsg::BackendFailed { pool_stat_id: self.pool.stat_id, backend_stat_id: sid };
+        let _ = core.shared.control.try_send(msg);
+    }
+
+    /// After a batch: a failed server that answered since is healthy again.
+    pub fn report_recoveries(&mut self, core: &WorkerCore) {
+        if self.failed.is_empty() {
+            return;
+        }
+        let stats = self.session.stats();
+        let (pool_sid, mut i) = (self.pool.stat_id, 0);
+        while i < self.failed.len() {
+            let (server, at) = self.failed[i];
+            if stats.servers.get(server as usize).is_some_and(|s| s.responses > at) {
+                self.failed.swap_remove(i);
+                if let Some(sid) = self.session.server_stat_id(server) {
+                    let _ = core
+                        .shared
+                        .control
+                        .try_send(ControlMsg::BackendOk { pool_stat_id: pool_sid, backend_stat_id: sid });
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+impl WorkerCore {
+    /// Admission of a client of a multiplexed pool: draining and
+    /// `client_connections` only (no backend is chosen per client). On
+    /// success the client is counted; `mux_client_closed` undoes it.
+    pub fn admit_mux(&mut self, pool: &PoolSnapshot) -> Result<(), Reject> {
+        let pc = &self.stats.pools[pool.stat_id];
+        if self.snap.draining {
+            return Err(Reject::Draining);
+        }
+        let n = pool.clients.fetch_add(1, Ordering::Relaxed);
+        if pool.cfg.max_client_connections.is_some_and(|max| n >= max as u64) {
+            pool.clients.fetch_sub(1, Ordering::Relaxed);
+            pc.rejected_max_conns.incr();
+            return Err(Reject::MaxConnections);
+        }
+        pc.client_conns.incr();
+        pc.client_conns_total.incr();
+        self.stats.sessions.incr();
+        Ok(())
+    }
+
+    /// A client admitted by `admit_mux` closed; counts nutcracker's
+    /// `client_eof` / `client_err`.
+    pub fn mux_client_closed(&mut self, pool: &PoolSnapshot, why: ClientClose) {
+        let pc = &self.stats.pools[pool.stat_id];
+        pc.client_conns.decr();
+        self.stats.sessions.decr();
+        pool.clients.fetch_sub(1, Ordering::Relaxed);
+        let mc = &self.stats.mux.pools[pool.stat_id];
+        match why {
+            ClientClose::Eof => mc.client_eof.incr(),
+            ClientClose::Protocol | ClientClose::Unsupported | ClientClose::WrongArity | ClientClose::Error(_) => {
+                mc.client_err.incr()
+            }
+            ClientClose::Quit | ClientClose::SlowClient | ClientClose::Shutdown => {}
+        }
+        tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
+        if why == ClientClose::SlowClient {
+            tracing::warn!(pool = %pool.cfg.name, "closing a client that does not read its replies (client_reply_limit)");
+        }
+    }
+
+    /// A backend connection of stat id `sid` opened / closed (gauges).
+    pub fn mux_backend_opened(&self, sid: usize) {
+        if let Some(b) = self.stats.backends.get(sid) {
+            b.conns.incr();
+            b.conns_total.incr();
+        }
+    }
+
+    pub fn mux_backend_closed(&self, sid: usize) {
+        if let Some(b) = self.stats.backends.get(sid) {
+            b.conns.decr();
+        }
+    }
+
+    pub fn mux_connect_failed(&self, sid: usize) {
+        if let Some(b) = self.stats.backends.get(sid) {
+            b.connect_failures.incr();
+        }
+    }
+}
