@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Side-by-side mongos-mode benchmark, one run, same stand-in and workload:
+#   direct to a mongos stand-in  vs  through Puerta (mode = "mongos")
+#
+# No mongod/mongos can be installed here, so the backend is the mockupdb
+# stand-in the tests use (tests/mongo/standin.py: mongos-shaped hello,
+# `find` by _id over N documents). It is a single-threaded Python server, so
+# it is the bottleneck in closed loop: read the *latency added* by Puerta
+# (p50/p99 deltas and ratios) and Puerta's CPU per request, not absolute
+# throughput.
+#
+# 1. Closed loop with `puerta bench --protocol mongo` (-c C), commands
+#    `ping` and `find` by _id, ROUNDS rounds interleaved, medians.
+# 2. Open loop at RATE req/s (below the stand-in's capacity), `find`,
+#    timed from each request's intended send time.
+# Puerta's CPU us/request is its utime+stime from /proc/PID/stat over the
+# requests it relayed.
+# Pinning: Puerta runs one worker on CPU 1; the stand-in and the load
+# generator share CPU 0.
+# Usage: scripts/bench-mongo.sh   (env: C, ROUNDS, DURATION, RATE)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+C=${C:-4}; ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; RATE=${RATE:-1000}
+PY=.venv/bin/python
+if [ ! -x "$PY" ]; then
+    echo "==> creating .venv with the stand-in's packages (tests/requirements.txt)"
+    python3 -m venv .venv && .venv/bin/pip install -q -r tests/requirements.txt
+fi
+cargo build --release --quiet
+BIN=target/release/puerta
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+SPORT=$(port)
+# The stand-in runs until its stdin closes: feed it from a sleeper we own.
+sleep 100000 | taskset -c 0 "$PY" tests/mongo/standin.py --name bench --port "$SPORT" --docs 1000 \
+    >"$WORK/standin.out" 2>&1 &
+PIDS+=($!)
+PIDS+=($(pgrep -f "sleep 100000" | tail -n 1))
+for _ in $(seq 100); do grep -q "^PORT" "$WORK/standin.out" 2>/dev/null && break; sleep 0.1; done
+
+LP=$(port); AP=$(port)
+cat >"$WORK/p.toml" <<CFG
+[server]
+workers = 1
+cpus = [1]
+admin = "127.0.0.1:$AP"
+log = "warn"
+[[pool]]
+name = "mongo"
+listen = "127.0.0.1:$LP"
+mode = "mongos"
+servers = ["127.0.0.1:$SPORT"]
+CFG
+$BIN -c "$WORK/p.toml" 2>"$WORK/p.log" &
+PPID_=$!; PIDS+=($PPID_)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AP/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+bench() { # label target command json -> runs puerta bench
+    taskset -c 0 $BIN bench -t "$2" --protocol mongo --command "$3" --keys 1000 -c "$C" -d "$DURATION" \
+        --cpus 0 --json "$4" ${5:-} >/dev/null
+}
+
+echo "command,round,path,json,cpu_us_per_req" >"$WORK/r.csv"
+for cmd in ping find; do
+  for r in $(seq "$ROUNDS"); do
+    bench direct "127.0.0.1:$SPORT" "$cmd" "$WORK/d-$cmd-$r.json"
+    echo "$cmd,$r,direct,$WORK/d-$cmd-$r.json," >>"$WORK/r.csv"
+    t0=$(cpu_ticks $PPID_)
+    bench puerta "127.0.0.1:$LP" "$cmd" "$WORK/p-$cmd-$r.json"
+    t1=$(cpu_ticks $PPID_)
+    echo "$cmd,$r,puerta,$WORK/p-$cmd-$r.json,$t0:$t1:$TCK" >>"$WORK/r.csv"
+  done
+done
+python3 - "$WORK/r.csv" <<'PY'
+import csv, json, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+def run(path):
+    return json.load(open(path))["targets"][0]["runs"][0]
+def ms(run, key):
+    return run["latency_ms"][key]
+print("closed loop (mongo stand-in; medians of rounds)")
+print(f"{'command':>7} {'path':>7} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'CPU us/req':>10}")
+for cmd in ("ping", "find"):
+    for path in ("direct", "puerta"):
+        rs = [r for r in rows if r["command"] == cmd and r["path"] == path]
+        runs = [run(r["json"]) for r in rs]
+        cpu = "-"
+        if path == "puerta":
+            vals = []
+            for r, x in zip(rs, runs):
+                t0, t1, tck = (float(v) for v in r["cpu_us_per_req"].split(":"))
+                n = x["ok"] + x["failed"]
+                if n: vals.append((t1 - t0) / tck * 1e6 / n)
+            cpu = f"{statistics.median(vals):.1f}" if vals else "-"
+        med = lambda f: statistics.median(f(x) for x in runs)
+        print(f"{cmd:>7} {path:>7} {med(lambda x: x['ops_per_sec']):>8.0f} {med(lambda x: ms(x,'p50')):>8.3f} "
+              f"{med(lambda x: ms(x,'p99')):>8.3f} {med(lambda x: ms(x,'p99.9')):>9.3f} {cpu:>10}")
+PY
+echo
+echo "open loop: find at $RATE req/s for $DURATION, timed from intended send times"
+taskset -c 0 $BIN bench -t direct="127.0.0.1:$SPORT" -t puerta="127.0.0.1:$LP" --protocol mongo --command find \
+    --keys 1000 -c "$C" --rate "$RATE" -d "$DURATION" --rounds "$ROUNDS" --cpus 0 | tail -n 8
