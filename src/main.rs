@@ -209,6 +209,7 @@ fn fail(msg: &str) {
 /// Starts workers, control, admin (and the nutcracker stats port when
 /// `stats` is given), then waits for the workers to drain.
 fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<SocketAddr>) -> ExitCode {
+    raise_nofile();
     let driver = match io {
         IoMode::Epoll => DriverKind::Epoll,
         IoMode::Uring | IoMode::Auto if puerta::worker::uring_available() => DriverKind::Uring,
@@ -302,6 +303,22 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
 fn unserved_pool(cfg: &Config) -> Option<String> {
     let p = cfg.pools.iter().find(|p| p.mode == config::Mode::RedisCluster)?;
     Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
+}
+
+/// Raises the soft open-files limit to the hard one: a proxy holds two
+/// descriptors per tcp client, one per multiplexed client, and the common
+/// soft default (1024) would refuse clients long before memory runs out.
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::debug!("could not raise RLIMIT_NOFILE");
+            }
+        }
+    }
 }
 
 /// SIGHUP reopens the log file (as nutcracker does) and reloads the config;

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# twemproxy-mode benchmark, one run, same 2 redis backends, same YAML:
+#   redis direct  vs  nutcracker  vs  Puerta workers=1  vs  Puerta workers=2
+# Workloads (redis-benchmark -c C -n N): GET and SET (random keys over
+# -r KEYSPACE) at pipeline 1 and 16, and MGET of 10 keys; ROUNDS rounds,
+# targets interleaved within each round; medians are printed.
+# Columns: ops/s, ratio to nutcracker, p50 / p99 / p99.9 (ms), CPU us per
+# request of the serving process (the proxy; redis-server for "direct"),
+# syscalls per request (strace -c -f on the serving process, separate
+# shorter run), and the RSS of IDLE idle client connections per proxy.
+#
+# Pinning: redis-servers and redis-benchmark on LOAD_CPUS (default 0),
+# nutcracker and Puerta workers=1 on PROXY_CPUS (default 1), Puerta
+# workers=2 on W2_CPUS (default 0,1: on a 2-core box it shares a core with
+# the load generator, so read that row with care).
+# Usage: scripts/bench-twemproxy.sh
+#   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
+#        IDLE (10000), STRACE_N (N/6), LOAD_CPUS, PROXY_CPUS, W2_CPUS,
+#        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
+KEYSPACE=${KEYSPACE:-100000}; IDLE=${IDLE:-10000}; STRACE_N=${STRACE_N:-$((N / 6))}
+LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; W2_CPUS=${W2_CPUS:-0,1}
+for b in redis-server redis-benchmark nutcracker strace python3 taskset; do
+    command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools nutcracker strace" >&2; exit 1; }
+done
+ulimit -n $((IDLE + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+cargo build --release --quiet
+BIN=target/release/puerta
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+RA=$(port); RB=$(port)
+for p in $RA $RB; do
+    taskset -c "$LOAD_CPUS" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    PIDS+=($!)
+done
+REDIS_A_PID=${PIDS[0]}
+NC_PORT=$(port); P1_PORT=$(port); P2_PORT=$(port)
+yaml() { # listen port -> the one YAML every proxy runs (only the port differs)
+    cat <<YML
+bench:
+  listen: 127.0.0.1:$1
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  servers:
+   - 127.0.0.1:$RA:1 redis-a
+   - 127.0.0.1:$RB:1 redis-b
+YML
+}
+yaml "$NC_PORT" >"$WORK/nc.yml"; yaml "$P1_PORT" >"$WORK/p1.yml"; yaml "$P2_PORT" >"$WORK/p2.yml"
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+wait_port "$RA"; wait_port "$RB"
+taskset -c "$PROXY_CPUS" nutcracker -c "$WORK/nc.yml" -s "$(port)" -a 127.0.0.1 -o "$WORK/nc.log" &
+NC_PID=$!; PIDS+=($NC_PID)
+taskset -c "$PROXY_CPUS" $BIN -c "$WORK/p1.yml" --workers 1 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
+P1_PID=$!; PIDS+=($P1_PID)
+taskset -c "$W2_CPUS" $BIN -c "$WORK/p2.yml" --workers 2 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
+P2_PID=$!; PIDS+=($P2_PID)
+for p in $NC_PORT $P1_PORT $P2_PORT; do wait_port "$p"; done
+
+# target -> (port, pid of the serving process)
+TARGETS="direct nutcracker puerta-w1 puerta-w2"
+declare -A TPORT=([direct]=$RA [nutcracker]=$NC_PORT [puerta-w1]=$P1_PORT [puerta-w2]=$P2_PORT)
+declare -A TPID=([direct]=$REDIS_A_PID [nutcracker]=$NC_PID [puerta-w1]=$P1_PID [puerta-w2]=$P2_PID)
+MGET_KEYS="mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9"
+for t in $TARGETS; do # values for the MGET keys, placed by each path itself
+    for k in $MGET_KEYS; do redis-cli -p "${TPORT[$t]}" SET "$k" value >/dev/null; done
+done
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+bench() { # port pipeline test n -> redis-benchmark's text report
+    local args=(-h 127.0.0.1 -p "$1" -c "$C" -n "$4" -P "$2")
+    case $3 in
+        mget) taskset -c "$LOAD_CPUS" redis-benchmark "${args[@]}" MGET $MGET_KEYS ;;
+        *) taskset -c "$LOAD_CPUS" redis-benchmark "${args[@]}" -r "$KEYSPACE" -t "$3" ;;
+    esac 2>/dev/null | tr '\r' '\n'
+}
+RESULTS="$WORK/results.csv"
+echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req" >"$RESULTS"
+for r in $(seq "$ROUNDS"); do
+  for P in $PIPELINES; do
+    for test in get set mget; do
+      for t in $TARGETS; do
+        before=$(cpu_ticks "${TPID[$t]}")
+        out=$(bench "${TPORT[$t]}" "$P" "$test" "$N")
+        after=$(cpu_ticks "${TPID[$t]}")
+        echo "$out" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+rps = re.search(r"throughput summary: ([\d.]+)", text)
+summ = re.search(r"avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text)
+p999 = next((float(m.group(2)) for m in re.finditer(r"([\d.]+)% <= ([\d.]+) milliseconds", text) if float(m.group(1)) >= 99.9), None)
+if not rps or not summ:
+    sys.exit("could not parse redis-benchmark output:\n" + text[-2000:])
+p, t, r, test, cpu = sys.argv[1:6]
+print(",".join([p, t, r, test, rps.group(1), summ.group(3), summ.group(5), str(p999), cpu]))
+' "$P" "$t" "$r" "$test" "$(python3 -c "print(($after-$before)/$TCK*1e6/$N)")" >>"$RESULTS"
+      done
+    done
+  done
+done
+
+# Syscalls per request: one shorter GET run per target and pipeline under strace.
+SYS="$WORK/sys.csv"; echo "pipeline,target,syscalls_per_req" >"$SYS"
+for P in $PIPELINES; do
+  for t in $TARGETS; do
+    strace -c -f -p "${TPID[$t]}" -o "$WORK/strace.$t.$P" 2>/dev/null &
+    SPID=$!; sleep 0.5
+    bench "${TPORT[$t]}" "$P" get "$STRACE_N" >/dev/null
+    kill -INT $SPID; wait $SPID 2>/dev/null || true
+    calls=$(awk '/^[ ]*100.00/ {print $4}' "$WORK/strace.$t.$P"); calls=${calls:-0}
+    echo "$P,$t,$(python3 -c "print(round($calls/$STRACE_N,3))")" >>"$SYS"
+  done
+done
+
+# RSS of IDLE idle client connections, per proxy.
+IDLEF="$WORK/idle.txt"; : >"$IDLEF"
+for t in nutcracker puerta-w1 puerta-w2; do
+    echo "$t $(python3 scripts/idle-conns.py "${TPORT[$t]}" "${TPID[$t]}" "$IDLE" --ping)" >>"$IDLEF"
+done
+
+python3 - "$RESULTS" "$SYS" "$IDLEF" "$N" "$C" "$ROUNDS" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
+targets = ["direct", "nutcracker", "puerta-w1", "puerta-w2"]
+def med(xs):
+    xs = [float(x) for x in xs if x not in ("None", "")]
+    return statistics.median(xs) if xs else float("nan")
+print(f"redis-benchmark -c {sys.argv[5]} -n {sys.argv[4]}, medians of {sys.argv[6]} interleaved rounds")
+print(f"{'pipe':>4} {'test':<4} {'target':<10} {'ops/s':>10} {'vs nc':>6} {'p50 ms':>7} {'p99 ms':>7} "
+      f"{'p99.9 ms':>8} {'cpu us/req':>10} {'syscalls/req':>12}")
+agg = {}
+for p in sorted({r["pipeline"] for r in rows}, key=int):
+    for test in ("get", "set", "mget"):
+        got = {}
+        for t in targets:
+            sel = [r for r in rows if r["pipeline"] == p and r["target"] == t and r["test"] == test]
+            if sel:
+                got[t] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "cpu_us_per_req")}
+        nc = got.get("nutcracker", {}).get("rps")
+        for t, v in got.items():
+            agg[(p, test, t)] = v
+            ratio = v["rps"] / nc if nc else float("nan")
+            sc = sysc.get((p, t), "-") if test == "get" else "-"
+            print(f"{p:>4} {test:<4} {t:<10} {v['rps']:>10.0f} {ratio:>6.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
+                  f"{v['p999']:>8.3f} {v['cpu_us_per_req']:>10.2f} {sc:>12}")
+print("cpu us/req: the serving process only (redis-server for direct, the proxy otherwise); "
+      "mget counts one request per MGET of 10 keys; syscalls/req from a separate GET run under strace.")
+print()
+print("idle connections (RSS from /proc/PID/status, each connection answered one PING first):")
+for line in open(sys.argv[3]):
+    print("  " + line.strip())
+print()
+print("targets:")
+for p in sorted({k[0] for k in agg}, key=int):
+    for test in ("get", "set"):
+        w1, nc = agg.get((p, test, "puerta-w1")), agg.get((p, test, "nutcracker"))
+        if w1 and nc:
+            r = w1["cpu_us_per_req"] / nc["cpu_us_per_req"]
+            print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker (target <= 0.7)")
+for test in ("get", "set"):
+    w2, nc = agg.get(("16", test, "puerta-w2")), agg.get(("16", test, "nutcracker"))
+    if w2 and nc:
+        print(f"  pipeline 16 {test}: workers=2 throughput = {w2['rps'] / nc['rps']:.2f}x nutcracker (target >= 1.3)")
+for line in open(sys.argv[3]):
+    if line.startswith("puerta"):
+        parts = line.split()
+        after_kb = int(parts[parts.index("rss_after_kb") + 1])
+        delta_kb = int(parts[parts.index("delta_kb") + 1])
+        print(f"  {parts[0]}: {delta_kb / 1024:.1f} MB for the idle connections, {after_kb / 1024:.1f} MB total RSS (target <= 40 MB)")
+PY
+
+# Cross-check with Puerta's own load generator on the same targets: closed
+# loop at pipeline 16 and open loop at RATE req/s (latency from each
+# request's intended send time), GET:SET 9:1 over its own keys (prefilled
+# through each target, so every read is verified).
+RATE=${RATE:-20000}; OPEN_DURATION=${OPEN_DURATION:-10s}
+PB_TARGETS=()
+for t in $TARGETS; do PB_TARGETS+=(-t "$t=127.0.0.1:${TPORT[$t]}"); done
+echo
+echo "== puerta bench, closed loop: -c $C -P 16, GET:SET 9:1, $ROUNDS rounds interleaved"
+taskset -c "$LOAD_CPUS" $BIN bench "${PB_TARGETS[@]}" --cpus "$LOAD_CPUS" --key-prefix pb: --prefill --ratio 9:1 \
+    -c "$C" -P 16 -d "$OPEN_DURATION" --rounds "$ROUNDS" | sed -n '/^== comparison/,$p'
+echo
+echo "== puerta bench, open loop: $RATE req/s for $OPEN_DURATION, GET:SET 9:1, $ROUNDS rounds interleaved"
+taskset -c "$LOAD_CPUS" $BIN bench "${PB_TARGETS[@]}" --cpus "$LOAD_CPUS" --key-prefix pb: --ratio 9:1 \
+    -c "$C" --rate "$RATE" -d "$OPEN_DURATION" --rounds "$ROUNDS" | sed -n '/^== comparison/,$p'
