@@ -62,6 +62,9 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             ],
         ),
     );
+    if matches!(listen, Some(ListenAddr::Unix { .. })) && !twem && mode.is_some() {
+        p.add(key("listen"), "expected host:port; unix socket listeners are served for redis and memcache pools only");
+    }
     let shard = match mode {
         Some(m @ (Mode::Redis | Mode::Memcache)) => twem_pool::shard(file, m, p).map(Some),
         Some(m @ (Mode::Tcp | Mode::Mongos | Mode::RedisCluster)) => {

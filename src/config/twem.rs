@@ -19,8 +19,8 @@ use crate::hash::HashKind;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
-    /// Accepted by the config; the data plane does not serve unix sockets
-    /// yet, so building a snapshot with one fails with a clear error.
+    /// One socket shared by every worker (redis and memcache pools only);
+    /// `perm` is applied with chmod after the bind.
     Unix {
         path: PathBuf,
         perm: Option<u32>,
@@ -33,6 +33,15 @@ impl ListenAddr {
         match self {
             ListenAddr::Tcp(a) => Some(*a),
             ListenAddr::Unix { .. } => None,
+        }
+    }
+
+    /// True if both name the same socket: the same TCP address, or the
+    /// same unix path whatever its permissions.
+    pub fn same_socket(&self, other: &ListenAddr) -> bool {
+        match (self, other) {
+            (ListenAddr::Unix { path: a, .. }, ListenAddr::Unix { path: b, .. }) => a == b,
+            (a, b) => a == b,
         }
     }
 }

@@ -107,6 +107,19 @@ fn two_pools_may_not_share_a_listen_address() {
 fn unix_socket_listen_is_accepted_in_config() {
     let c = yaml("u:\n  listen: /tmp/puerta-u.sock 0600\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n").unwrap();
     assert_eq!(c.pools[0].listen, ListenAddr::Unix { path: "/tmp/puerta-u.sock".into(), perm: Some(0o600) });
+    // One path is one socket, whatever the permissions.
+    let two = "u:\n  listen: /tmp/u.sock 0600\n  servers:\n   - 127.0.0.1:6379:1\n\
+               v:\n  listen: /tmp/u.sock 0666\n  servers:\n   - 127.0.0.1:6380:1\n";
+    assert_eq!(
+        yaml(two).unwrap_err(),
+        "n.yml:6: v.listen: expected a unique listen address, got /tmp/u.sock (also pool[0].listen)"
+    );
+    // tcp pools (balancing by client address) take host:port only.
+    let tcp = "[[pool]]\nname = \"a\"\nlisten = \"/tmp/a.sock\"\nservers = [\"127.0.0.1:7001\"]\n";
+    assert_eq!(
+        toml(tcp).unwrap_err(),
+        "t.toml:3: pool[0].listen: expected host:port; unix socket listeners are served for redis and memcache pools only"
+    );
 }
 
 #[test]

@@ -98,6 +98,11 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
             }
         }
         if let Some(addr) = listen {
+            // A unix path is one socket whatever its permissions.
+            let addr = match addr {
+                ListenAddr::Unix { path, .. } => ListenAddr::Unix { path, perm: None },
+                tcp => tcp,
+            };
             if let Some(first) = listens.get(&addr) {
                 problems
                     .add(base.key("listen"), format!("expected a unique listen address, got {addr} (also {first})"));

@@ -7,12 +7,11 @@
 //! or changes nothing that a worker can see.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::listeners;
 use super::DriverKind;
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::route::{Listener, PoolSnapshot, SlotMap, Snapshot};
 use crate::stats::{MAX_BACKENDS, MAX_POOLS};
 
@@ -22,12 +21,10 @@ pub enum BuildError {
     #[error("pool {pool}: cannot listen on {addr}: {source}")]
     Bind {
         pool: String,
-        addr: SocketAddr,
+        addr: ListenAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("pool {pool}: cannot listen on {addr}: unix socket listeners are not supported yet")]
-    UnixListen { pool: String, addr: String },
     #[error("more than {max} distinct {what} over the process lifetime; restart to reset")]
     TooMany { what: &'static str, max: usize },
 }
@@ -100,23 +97,23 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
     Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners: all_listeners })
 }
 
-/// The pool's per-worker listeners: the previous snapshot's when the listen
-/// address is unchanged, else freshly bound.
+/// The pool's per-worker listeners: the previous snapshot's when the pool
+/// still listens on the same socket, else freshly bound.
 fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<Vec<Arc<Listener>>, BuildError> {
     let reuse = ctx.prev.and_then(|s| {
-        let i = s.pools.iter().position(|p| p.cfg.listen == pc.listen)?;
+        let i = s.pools.iter().position(|p| p.cfg.listen.same_socket(&pc.listen))?;
         s.listeners.get(i).filter(|l| l.len() == ctx.workers).cloned()
     });
-    let addr =
-        pc.listen.tcp().ok_or_else(|| BuildError::UnixListen { pool: pc.name.clone(), addr: pc.listen.to_string() })?;
     let backlog = pc.shard.as_ref().map_or(listeners::BACKLOG, |s| s.backlog.min(i32::MAX as u32) as i32);
-    match reuse {
-        Some(l) => Ok(l),
-        None => listeners::bind(addr, ctx.workers, ctx.driver, backlog).map_err(|source| BuildError::Bind {
-            pool: pc.name.clone(),
-            addr,
-            source,
-        }),
+    let err = |source| BuildError::Bind { pool: pc.name.clone(), addr: pc.listen.clone(), source };
+    match (&pc.listen, reuse) {
+        // A kept unix socket takes a changed `perm` in place.
+        (ListenAddr::Unix { path, perm }, Some(l)) => listeners::chmod(path, *perm).map(|()| l).map_err(err),
+        (_, Some(l)) => Ok(l),
+        (ListenAddr::Tcp(addr), None) => listeners::bind(*addr, ctx.workers, ctx.driver, backlog).map_err(err),
+        (ListenAddr::Unix { path, perm }, None) => {
+            listeners::bind_unix(path, *perm, ctx.workers, ctx.driver, backlog).map_err(err)
+        }
     }
 }
 
@@ -124,6 +121,7 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
 mod tests {
     use super::*;
     use crate::config::*;
+    use std::net::SocketAddr;
     use std::time::Duration;
 
     fn config(listen: SocketAddr, servers: &[&str]) -> Arc<Config> {
@@ -209,5 +207,46 @@ mod tests {
         };
         let err = build(cfg, &mut StatIds::default(), &ctx).unwrap_err().to_string();
         assert!(err.starts_with("pool p: cannot listen on 127.0.0.1:"), "{err}");
+    }
+
+    #[test]
+    fn a_unix_listener_is_kept_across_rebuilds_and_its_file_removed_when_the_pool_moves() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("puerta-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.sock"), dir.join("b.sock"));
+        let with_listen = |listen: ListenAddr| {
+            let mut c = (*config(free_addr(), &["127.0.0.1:7001"])).clone();
+            c.pools[0].listen = listen;
+            Arc::new(c)
+        };
+        let up = |_: usize| true;
+        let ctx = BuildCtx {
+            epoch: 1,
+            draining: false,
+            workers: 2,
+            driver: DriverKind::Epoll,
+            prev: None,
+            up: &up,
+            cluster: &|_| None,
+        };
+        let mut ids = StatIds::default();
+        let s1 = build(with_listen(ListenAddr::Unix { path: a.clone(), perm: Some(0o600) }), &mut ids, &ctx).unwrap();
+        let ls = &s1.listeners[0];
+        assert_eq!(ls.len(), 2, "one copy per worker");
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        // Same path, new permissions: the same sockets, chmod applied.
+        let ctx2 = BuildCtx { epoch: 2, prev: Some(&s1), ..ctx };
+        let s2 = build(with_listen(ListenAddr::Unix { path: a.clone(), perm: Some(0o666) }), &mut ids, &ctx2).unwrap();
+        assert_eq!(s2.listeners[0][0].id, ls[0].id);
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o666);
+        // Another path: a new socket; the old file goes with its last holder.
+        let ctx3 = BuildCtx { epoch: 3, prev: Some(&s2), ..ctx };
+        let s3 = build(with_listen(ListenAddr::Unix { path: b.clone(), perm: None }), &mut ids, &ctx3).unwrap();
+        assert_ne!(s3.listeners[0][0].id, ls[0].id);
+        drop((s1, s2));
+        assert!(!a.exists() && b.exists());
+        drop(s3);
+        assert!(!b.exists());
     }
 }

@@ -65,10 +65,16 @@ pub struct BackendState {
 
 /// A bound, listening socket. `id` is unique for the process lifetime, so a
 /// worker can tell "same listener kept across a reload" from "new one".
+/// A TCP pool has one SO_REUSEPORT socket per worker; a unix socket pool
+/// has one socket, and each worker's `Listener` holds a dup of its fd.
 #[derive(Debug)]
 pub struct Listener {
     pub id: u64,
     pub socket: socket2::Socket,
+    /// Lives as long as any worker's copy of the listener: for a unix
+    /// socket, the control thread's guard that removes the socket file when
+    /// the last copy closes. Opaque here, since routing does no I/O.
+    pub guard: Option<Arc<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 impl AsRawFd for Listener {

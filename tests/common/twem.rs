@@ -81,10 +81,10 @@ pub enum Reply {
     Array(Option<Vec<Reply>>),
 }
 
-/// A blocking RESP connection that can pipeline.
+/// A blocking RESP connection that can pipeline (over TCP or a unix socket).
 pub struct RawResp {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+    r: BufReader<Box<dyn Read + Send>>,
+    w: Box<dyn Write + Send>,
 }
 
 impl RawResp {
@@ -96,7 +96,14 @@ impl RawResp {
     pub fn from_stream(s: TcpStream) -> RawResp {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
-        RawResp { r: BufReader::new(s.try_clone().unwrap()), w: s }
+        RawResp { r: BufReader::new(Box::new(s.try_clone().unwrap())), w: Box::new(s) }
+    }
+
+    /// A connection to a pool's unix socket.
+    pub fn connect_unix(path: &std::path::Path) -> RawResp {
+        let s = std::os::unix::net::UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawResp { r: BufReader::new(Box::new(s.try_clone().unwrap())), w: Box::new(s) }
     }
 
     /// Sends every command in one write and reads one reply per command.

@@ -106,6 +106,7 @@ impl UringDriver {
             self.core.mux_client_closed(pool, ClientClose::Shutdown);
             return;
         };
+        // Both are no-ops on a unix socket client (errors ignored).
         sys::set_nodelay(fd);
         if pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive) {
             sys::set_keepalive(fd);
