@@ -92,13 +92,39 @@ fn stats_port_fields_match_nutcracker_and_count_real_traffic() {
             for gauge in ["in_queue", "in_queue_bytes", "out_queue", "out_queue_bytes"] {
                 assert_eq!(srv[gauge].as_u64(), Some(0), "{io}: {gauge} when idle");
             }
-            // /metrics carries the same counters.
+            // /metrics carries every server counter of the document.
             let labels = format!("backend=\"127.0.0.1:{p}\"");
             assert_eq!(px.metric("puerta_server_requests_total", &labels), n as f64, "{io}");
-            assert_eq!(
-                px.metric("puerta_server_response_bytes_total", &labels),
-                srv["response_bytes"].as_u64().unwrap() as f64
-            );
+            for (field, metric) in [
+                ("server_eof", "puerta_server_eof_total"),
+                ("server_err", "puerta_server_err_total"),
+                ("server_timedout", "puerta_server_timedout_total"),
+                ("server_connections", "puerta_backend_connections"),
+                ("server_ejected_at", "puerta_server_ejected_at_seconds"),
+                ("requests", "puerta_server_requests_total"),
+                ("request_bytes", "puerta_server_request_bytes_total"),
+                ("responses", "puerta_server_responses_total"),
+                ("response_bytes", "puerta_server_response_bytes_total"),
+                ("in_queue", "puerta_server_in_queue"),
+                ("in_queue_bytes", "puerta_server_in_queue_bytes"),
+                ("out_queue", "puerta_server_out_queue"),
+                ("out_queue_bytes", "puerta_server_out_queue_bytes"),
+            ] {
+                let json = srv[field].as_u64().unwrap_or_else(|| panic!("{field} in {srv}")) as f64;
+                assert_eq!(px.metric(metric, &labels), json, "{io}: {field} vs {metric}");
+            }
+        }
+        // ... and every pool counter.
+        for (field, metric) in [
+            ("client_eof", "puerta_client_eof_total"),
+            ("client_err", "puerta_client_err_total"),
+            ("client_connections", "puerta_client_connections"),
+            ("server_ejects", "puerta_server_ejects_total"),
+            ("forward_error", "puerta_forward_error_total"),
+            ("fragments", "puerta_fragments_total"),
+        ] {
+            let json = pool[field].as_u64().unwrap_or_else(|| panic!("{field} in {pool}")) as f64;
+            assert_eq!(px.metric(metric, "pool=\"alpha\""), json, "{io}: {field} vs {metric}");
         }
         assert_eq!(px.metric("puerta_fragments_total", "pool=\"alpha\""), frags.len() as f64);
         assert_eq!(px.metric("puerta_client_eof_total", "pool=\"alpha\""), (eof_before + 1) as f64);

@@ -7,12 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::net::TcpStream;
 use std::time::Duration;
 
-use common::twem::{command, Nutcracker, Proxy, RawResp, Reply};
+use common::twem::{command, dribble, Nutcracker, Proxy, RawResp, Reply};
 use common::twem_puerta::{yaml, PuertaTwem};
 use common::{drivers, free_port, redis, wait_until, Proc};
 use puerta::route::ShardRing;
@@ -177,56 +175,6 @@ fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
     s.read_exact(&mut out).unwrap();
     out
-}
-
-/// A relay in front of a real redis-server that hands its replies to
-/// Puerta one byte per write, so every reply arrives split at every byte
-/// boundary.
-struct Dribble {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Dribble {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn dribble(to: u16) -> Dribble {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let st = stop.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            if st.load(Ordering::Relaxed) {
-                return;
-            }
-            let Ok(front) = conn else { continue };
-            let Ok(back) = TcpStream::connect(("127.0.0.1", to)) else { continue };
-            front.set_nodelay(true).unwrap();
-            let (mut f_in, mut b_out) = (front.try_clone().unwrap(), back.try_clone().unwrap());
-            std::thread::spawn(move || std::io::copy(&mut f_in, &mut b_out));
-            let (mut b_in, mut f_out) = (back, front);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = b_in.read(&mut buf) {
-                    if n == 0 {
-                        return;
-                    }
-                    for b in &buf[..n] {
-                        if f_out.write_all(std::slice::from_ref(b)).is_err() {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                }
-            });
-        }
-    });
-    Dribble { port, stop }
 }
 
 #[test]

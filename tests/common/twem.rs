@@ -1,15 +1,18 @@
 //! Helpers for twemproxy-compatibility tests: the real `nutcracker` binary
 //! on a generated YAML file, and a raw, binary-safe RESP client that
-//! pipelines a whole batch in one write.
+//! pipelines a whole batch in one write; memcached and a RawMemcache client;
+//! `dribble`, a relay that splits a server's replies at every byte.
 //!
 //! A `Proxy` is anything that listens for a pool (nutcracker today, Puerta
 //! once its redis mode lands), so a parity test can run the same workload
 //! through each and compare where the keys went.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{free_port, tmpdir, wait_until, Proc};
@@ -253,4 +256,54 @@ impl RawMemcache {
         self.w.write_all(b"flush_all\r\n").unwrap();
         assert_eq!(self.line(), "OK");
     }
+}
+
+/// A relay in front of a real server (redis or memcached) that hands its
+/// replies to Puerta one byte per write, so every reply arrives split at
+/// every byte boundary.
+pub struct Dribble {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Dribble {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+pub fn dribble(to: u16) -> Dribble {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            if st.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(front) = conn else { continue };
+            let Ok(back) = TcpStream::connect(("127.0.0.1", to)) else { continue };
+            front.set_nodelay(true).unwrap();
+            let (mut f_in, mut b_out) = (front.try_clone().unwrap(), back.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut f_in, &mut b_out));
+            let (mut b_in, mut f_out) = (back, front);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = b_in.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    for b in &buf[..n] {
+                        if f_out.write_all(std::slice::from_ref(b)).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            });
+        }
+    });
+    Dribble { port, stop }
 }
