@@ -99,11 +99,7 @@ impl EpollDriver {
             return;
         };
         let _ = sock.set_nonblocking(true);
-        // Fails harmlessly on a unix socket client.
-        let _ = sock.set_nodelay(true);
-        if pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive) {
-            let _ = sock.set_keepalive(true);
-        }
+        sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         // A unix socket client rides in a TcpStream too: the driver only
         // reads, writes and shuts it down, the same syscalls on AF_UNIX.
         let mut stream = TcpStream::from_std(sock.into());

@@ -42,8 +42,18 @@ pub fn set_nodelay(fd: RawFd) {
     }
 }
 
+/// What nutcracker sets on a client accepted by a redis/memcache pool:
+/// TCP_NODELAY always, SO_KEEPALIVE when the pool has `tcpkeepalive`.
+/// Both drivers call this; on a unix socket client both are harmless.
+pub fn mux_client_options(fd: RawFd, tcpkeepalive: bool) {
+    set_nodelay(fd);
+    if tcpkeepalive {
+        set_keepalive(fd);
+    }
+}
+
 /// SO_KEEPALIVE (nutcracker's `tcpkeepalive`, on client connections).
-pub fn set_keepalive(fd: RawFd) {
+fn set_keepalive(fd: RawFd) {
     let one: libc::c_int = 1;
     // SAFETY: valid pointer and length for an int option.
     unsafe {
@@ -132,5 +142,44 @@ pub fn set_nonblocking(fd: RawFd) {
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::mux_client_options;
+
+    fn int_opt(fd: i32, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid pointers and length for an int option.
+        let rc = unsafe { libc::getsockopt(fd, level, name, &mut v as *mut _ as *mut libc::c_void, &mut len) };
+        assert_eq!(rc, 0, "getsockopt");
+        v
+    }
+
+    #[test]
+    fn tcpkeepalive_sets_so_keepalive_on_an_accepted_client_and_only_then() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        for tcpkeepalive in [false, true] {
+            let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (accepted, _) = l.accept().unwrap();
+            let fd = accepted.as_raw_fd();
+            assert_eq!(int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0, "off after accept");
+            mux_client_options(fd, tcpkeepalive);
+            assert_eq!(int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != 0, tcpkeepalive);
+            assert_ne!(int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), 0);
+        }
+        // A unix socket client: nothing to set, nothing breaks.
+        let (a, mut b) = UnixStream::pair().unwrap();
+        mux_client_options(a.as_raw_fd(), true);
+        std::io::Write::write_all(&mut b, b"x").unwrap();
+        let mut buf = [0u8; 1];
+        std::io::Read::read_exact(&mut &a, &mut buf).unwrap();
+        assert_eq!(&buf, b"x");
     }
 }

@@ -106,11 +106,7 @@ impl UringDriver {
             self.core.mux_client_closed(pool, ClientClose::Shutdown);
             return;
         };
-        // Both are no-ops on a unix socket client (errors ignored).
-        sys::set_nodelay(fd);
-        if pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive) {
-            sys::set_keepalive(fd);
-        }
+        sys::mux_client_options(fd, pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         let Some(e) = self.mux.get_mut(idx) else { return };
         let id = e.session.add_client();
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
