@@ -1,7 +1,7 @@
 //! Redis Cluster changing under traffic, through the real `puerta` binary
 //! under both I/O drivers, against a real 3-master / 3-replica cluster:
-//! a master killed (its replica is promoted), a slot moved (MOVED) and a
-//! slot half migrated (ASK).
+//! a master killed (its replica is promoted), a slot moved (MOVED), a
+//! slot half migrated (ASK) and `redis-cli --cluster reshard`.
 //!
 //! Load runs on client threads (`common::cluster_load`) whose replies are
 //! read with a deadline and decoded strictly: a hang, garbage or a closed
@@ -156,16 +156,18 @@ fn a_killed_master_fails_only_its_requests_and_its_slots_recover() {
 }
 
 #[test]
-fn moved_and_ask_under_load_are_invisible_to_clients() {
+fn moved_ask_and_resharding_under_load_are_invisible_to_clients() {
     let _serial = serial();
     let cluster = Cluster::start();
+    let tags = slot_tags();
     for io in drivers() {
         let px = ClusterProxy::start(&cluster, io, "");
         let mv_keys: Vec<String> = (0..150).map(|i| format!("{{{io}:mv}}{i}")).collect();
         let ask_keys: Vec<String> = (0..150).map(|i| format!("{{{io}:ask}}{i}")).collect();
         let (mv_slot, ask_slot) = (keyslot(mv_keys[0].as_bytes()), keyslot(ask_keys[0].as_bytes()));
         assert_ne!(mv_slot, ask_slot);
-        let mut keys: Vec<String> = (0..600).map(|i| format!("{io}:k:{i}")).collect();
+        // One key every 16 slots, so any 200 slots a reshard takes hold some.
+        let mut keys: Vec<String> = (0..16384).step_by(16).map(|s| format!("{{{}}}{io}:k", tags[s])).collect();
         keys.extend(mv_keys.iter().cloned());
         keys.extend(ask_keys.iter().cloned());
         write_read_all(px.port, &keys, "0");
@@ -208,6 +210,19 @@ fn moved_and_ask_under_load_are_invisible_to_clients() {
         writer.wait_clean_rounds(3, SETTLE);
         reader.wait_clean_rounds(3, SETTLE);
 
+        // Resharding: redis-cli moves 200 slots (and their keys) at once.
+        let masters = cluster.master_ports();
+        let before = owners(&cluster);
+        cluster.reshard(masters[0], masters[2], 200);
+        let after = owners(&cluster);
+        let resharded = keys
+            .iter()
+            .filter(|k| before[keyslot(k.as_bytes()) as usize] != after[keyslot(k.as_bytes()) as usize])
+            .count();
+        assert!(resharded > 0, "{io}: the reshard moved some of the loops' keys");
+        writer.wait_clean_rounds(3, SETTLE);
+        reader.wait_clean_rounds(3, SETTLE);
+
         let last = writer.finish().unwrap_or_else(|e| panic!("{io}: writer: {e}"));
         let reads = reader.finish().unwrap_or_else(|e| panic!("{io}: reader: {e}"));
         for (who, load) in [("writer", &writer), ("reader", &reader)] {
@@ -223,6 +238,10 @@ fn moved_and_ask_under_load_are_invisible_to_clients() {
         assert!(wrong.is_empty(), "{io}: keys without their last value {want:?}: {:?}", &wrong[..wrong.len().min(5)]);
         assert_eq!(cluster.owner_of(mv_slot), mv_to);
         assert_eq!(cluster.owner_of(ask_slot), ask_to);
-        eprintln!("{io}: MOVED/ASK under load: {last} writer rounds, {reads} reader rounds, 0 errors; moved +{moved}, ask +{ask}");
+        eprintln!(
+            "{io}: MOVED/ASK/reshard under load ({} keys, {resharded} of them resharded): {last} writer rounds, \
+             {reads} reader rounds, 0 errors; moved +{moved}, ask +{ask}",
+            keys.len()
+        );
     }
 }
