@@ -83,9 +83,7 @@ pub fn owners(cluster: &Cluster) -> Vec<u16> {
         let port: u16 = f[1].split('@').next().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap();
         for item in f.iter().skip(8).filter(|s| !s.starts_with('[')) {
             let (a, b) = item.split_once('-').unwrap_or((item, item));
-            for s in a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap() {
-                table[s] = port;
-            }
+            table[a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()].fill(port);
         }
     }
     assert!(table.iter().all(|&p| p != 0), "every slot has an owner");
