@@ -72,10 +72,6 @@ fn run(args: cli::RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(why) = unserved_pool(&cfg) {
-        eprintln!("puerta: {why}");
-        return ExitCode::from(2);
-    }
     let filter = args.log_level.clone().unwrap_or_else(|| cfg.server.log.clone());
     let log = match logging::init(&filter, None) {
         Ok(l) => l,
@@ -146,10 +142,6 @@ fn nutcracker_main(argv: Vec<std::ffi::OsString>) -> ExitCode {
     };
     if let Err(e) = apply_nutcracker_flags(&mut cfg, &args) {
         eprintln!("puerta: {e}");
-        return ExitCode::from(1);
-    }
-    if let Some(why) = unserved_pool(&cfg) {
-        eprintln!("puerta: {why}");
         return ExitCode::from(1);
     }
     let stats = match args.stats_addr.parse::<std::net::IpAddr>() {
@@ -294,15 +286,6 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
     }
     tracing::info!("all workers drained; exiting");
     ExitCode::SUCCESS
-}
-
-/// Redis Cluster pools validate (so `check` accepts them) but the workers
-/// do not drive `session::cluster::ClusterSession` yet, so startup refuses
-/// them rather than serve them wrongly.
-// TODO(cluster phase 2): remove once the workers serve Mode::RedisCluster.
-fn unserved_pool(cfg: &Config) -> Option<String> {
-    let p = cfg.pools.iter().find(|p| p.mode == config::Mode::RedisCluster)?;
-    Some(format!("pool {}: mode {} is validated but not served by this build yet", p.name, p.mode.as_str()))
 }
 
 /// Raises the soft open-files limit to the hard one: a proxy holds two

@@ -116,12 +116,26 @@ pub struct HealthStats {
     pub ejects: Box<[Counter]>,
     /// When it was last ejected, microseconds since the epoch (0: never).
     pub ejected_at_us: Box<[Counter]>,
+    /// Topology refreshes of a redis_cluster pool, by pool stat id:
+    /// successful, and failed (no node answered; the last map stays).
+    pub cluster_refreshes: Box<[Counter]>,
+    pub cluster_refresh_failures: Box<[Counter]>,
 }
 
 impl Default for HealthStats {
     fn default() -> Self {
         let mk = || (0..MAX_BACKENDS).map(|_| Counter::default()).collect();
-        HealthStats { ok: mk(), fail: mk(), rtt_us: mk(), restarts: mk(), ejects: mk(), ejected_at_us: mk() }
+        let per_pool = || (0..MAX_POOLS).map(|_| Counter::default()).collect();
+        HealthStats {
+            ok: mk(),
+            fail: mk(),
+            rtt_us: mk(),
+            restarts: mk(),
+            ejects: mk(),
+            ejected_at_us: mk(),
+            cluster_refreshes: per_pool(),
+            cluster_refresh_failures: per_pool(),
+        }
     }
 }
 

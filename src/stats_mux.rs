@@ -1,6 +1,8 @@
-//! Per-worker counters of twemproxy-style pools (`mode = "redis"` /
-//! `"memcache"`): nutcracker's pool and server stats, plus Puerta's count
-//! of clients closed for not reading their replies.
+//! Per-worker counters of multiplexed pools: nutcracker's pool and server
+//! stats of twemproxy-style pools (`mode = "redis"` / `"memcache"`), plus
+//! Puerta's count of clients closed for not reading their replies, and
+//! the Redis Cluster counters of `mode = "redis_cluster"` pools (whose
+//! client closes, fragments and forward errors use the pool fields too).
 //!
 //! Ownership as in `stats`: one writer (the worker, which copies its
 //! sessions' counters here on its stats tick), relaxed loads by admin.
@@ -40,11 +42,23 @@ pub struct MuxServerCounters {
     pub out_queue_bytes: Counter,
 }
 
-/// Everything one worker counts for twemproxy pools, by stat id.
+/// One redis_cluster pool on one worker (`session::cluster::ClusterStats`).
+#[derive(Debug, Default)]
+pub struct ClusterPoolCounters {
+    pub moved: Counter,
+    pub ask: Counter,
+    pub retried: Counter,
+    pub connects: Counter,
+    pub pinned_reused: Counter,
+    pub reports: Counter,
+}
+
+/// Everything one worker counts for multiplexed pools, by stat id.
 #[derive(Debug)]
 pub struct MuxStats {
     pub pools: Box<[MuxPoolCounters]>,
     pub servers: Box<[MuxServerCounters]>,
+    pub clusters: Box<[ClusterPoolCounters]>,
 }
 
 impl Default for MuxStats {
@@ -52,6 +66,7 @@ impl Default for MuxStats {
         MuxStats {
             pools: (0..MAX_POOLS).map(|_| MuxPoolCounters::default()).collect(),
             servers: (0..MAX_BACKENDS).map(|_| MuxServerCounters::default()).collect(),
+            clusters: (0..MAX_POOLS).map(|_| ClusterPoolCounters::default()).collect(),
         }
     }
 }

@@ -104,6 +104,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 MuxIntent::Connect(b) | MuxIntent::CloseBackend(b) => assert!(b.server < 3 && b.conn < per),
                 MuxIntent::ServerFailed { server, .. } => assert!(server < 3),
+                MuxIntent::Report(r) => panic!("a twemproxy session reported {r:?}"),
             }
         }
     }

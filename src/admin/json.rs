@@ -43,6 +43,9 @@ struct PoolView<'s> {
     /// Mongos pools only: command latency, slow ops, framing errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     mongo: Option<serde_json::Value>,
+    /// Redis Cluster pools only: redirects, retries, fan-out, topology.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
     backends: Vec<BackendView<'s>>,
 }
 
@@ -83,6 +86,7 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
                 clients: p.clients.load(std::sync::atomic::Ordering::Relaxed),
                 counters: PoolTotals::sum(&shared.workers, p.stat_id),
                 mongo: super::mongo::pool_json(shared, p),
+                cluster: super::cluster::pool_json(shared, p),
                 backends: p
                     .backends
                     .iter()

@@ -18,6 +18,7 @@
 //! Files: `http` (sans-IO parse/encode), `metrics`, `json`, `ready`
 //! (readiness decision), `totals` (cross-worker sums).
 
+mod cluster;
 mod http;
 pub mod json;
 pub mod metrics;

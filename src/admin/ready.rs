@@ -3,7 +3,8 @@
 //! Owns nothing; a pure decision over `Shared`, so every reason is testable
 //! without a socket. Ready means: not draining, every worker runs the latest
 //! published epoch (a lagging worker may still route by a stale topology),
-//! and every pool has a healthy backend (else accepts on it are refused).
+//! every pool has a healthy backend (else accepts on it are refused), and
+//! every redis_cluster pool has a slot map with a serving master.
 
 use crate::control::Shared;
 
@@ -29,6 +30,11 @@ pub fn readiness(shared: &Shared) -> Result<(), Vec<String>> {
         // flags, decides whether the pool can serve.
         if p.healthy.is_empty() {
             reasons.push(format!("pool {}: no healthy backend", p.cfg.name));
+        }
+        // A cluster pool's seeds are not probed: it serves once a refresh
+        // found a master for some slot.
+        if p.cfg.cluster.is_some() && p.cluster.as_ref().is_none_or(|m| m.served() == 0) {
+            reasons.push(format!("pool {}: no cluster topology yet", p.cfg.name));
         }
     }
     if reasons.is_empty() {
@@ -61,6 +67,20 @@ mod tests {
             readiness(&f.shared),
             Err(vec!["worker 1 runs epoch 3, latest is 5".to_string(), "pool redis-b: no healthy backend".to_string()])
         );
+    }
+
+    #[test]
+    fn a_cluster_pool_without_a_topology_is_not_ready() {
+        let f = fixture::standard();
+        f.shared.workers[1].epoch.set(5);
+        f.shared.workers[0].epoch.set(5);
+        let Ok(mut p) = std::sync::Arc::try_unwrap(fixture::pool("cl", 0, &[("s", "127.0.0.1:30001", true, 1)])) else {
+            unreachable!("a fresh Arc")
+        };
+        p.cfg.cluster = Some(crate::config::ClusterConfig::default());
+        p.cluster = Some(std::sync::Arc::new(crate::route::SlotMap::empty()));
+        f.shared.cell.publish(fixture::snapshot(5, false, vec![std::sync::Arc::new(p)]));
+        assert_eq!(readiness(&f.shared), Err(vec!["pool cl: no cluster topology yet".to_string()]));
     }
 
     #[test]

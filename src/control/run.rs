@@ -148,6 +148,7 @@ impl Control {
                     tracing::error!("cannot publish health change: {e}");
                 }
             }
+            self.export_cluster_counts();
         }
     }
 
@@ -235,6 +236,25 @@ impl Control {
         }
         tracing::debug!(epoch, "snapshot published");
         Ok(())
+    }
+
+    /// Copies each cluster pool's refresh counts to the shared counters.
+    fn export_cluster_counts(&self) {
+        if self.st.clusters.is_empty() {
+            return;
+        }
+        let snap = self.shared.cell.load();
+        let hs = &self.shared.health;
+        for c in &self.st.clusters {
+            let Some(p) = snap.pool_by_name(c.name()) else { continue };
+            let (ok, failed) = c.counts();
+            if let (Some(a), Some(b)) =
+                (hs.cluster_refreshes.get(p.stat_id), hs.cluster_refresh_failures.get(p.stat_id))
+            {
+                a.set(ok);
+                b.set(failed);
+            }
+        }
     }
 
     /// Counts a failure toward `auto_eject_hosts`; at `server_failure_limit`

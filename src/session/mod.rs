@@ -4,6 +4,7 @@
 //! same machines and the tests drive them with simulated time.
 
 pub mod cluster;
+pub mod cluster_pool;
 pub mod mongo;
 pub mod mux;
 pub mod outbuf;
@@ -11,6 +12,7 @@ pub mod pool_session;
 pub mod shard;
 pub mod tcp;
 
+pub use cluster_pool::ClusterPoolSession;
 pub use pool_session::{PoolSession, PoolUpdate};
 pub use shard::ShardSession;
 pub use tcp::{CloseReason, Intent, Limits, Side, TcpSession};

@@ -3,11 +3,13 @@
 //! that worker over a few backend connections.
 //!
 //! Implemented by `ShardSession` (twemproxy-style redis/memcache pools:
-//! `MuxSession` routed by the snapshot's ring) and meant for any other
-//! session of that shape (a Redis Cluster session, whose backends are the
-//! nodes it learns). The driver owns sockets only; it never knows how keys
-//! are placed, so it asks the session where a backend lives
-//! (`backend_addr`) each time it connects.
+//! `MuxSession` routed by the snapshot's ring) and `ClusterPoolSession`
+//! (redis_cluster pools: `ClusterSession` on the snapshot's slot map,
+//! whose backends are the nodes it learns). The driver owns sockets only;
+//! it never knows how keys are placed, so it asks the session where a
+//! backend lives (`backend_addr`) each time it connects, and forwards
+//! what the session reports (`MuxIntent::ServerFailed`, `Report`) to the
+//! control thread.
 //!
 //! Driver contract (both drivers follow it):
 //! - feed every socket event through a `handle_*` method, with `now`;
@@ -27,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::cluster::ClusterStats;
 use super::mux::{BackendId, ClientClose, ClientId, MuxIntent, MuxStats, QueueGauges};
 use crate::route::PoolSnapshot;
 
@@ -41,8 +44,15 @@ pub enum PoolUpdate {
 }
 
 pub trait PoolSession {
-    /// Registers a newly accepted client.
-    fn add_client(&mut self) -> ClientId;
+    /// Registers a newly accepted client; `local` is the address it
+    /// connected to, when the driver looked it up (`wants_local_addr`).
+    fn add_client(&mut self, local: Option<SocketAddr>) -> ClientId;
+    /// Whether `add_client` uses the client's local address (a cluster
+    /// session announces it in CLUSTER SLOTS); saves a syscall per accept
+    /// for sessions that do not.
+    fn wants_local_addr(&self) -> bool {
+        false
+    }
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant);
     /// The client half-closed: answer what it sent, then close.
     fn handle_client_eof(&mut self, id: ClientId);
@@ -82,4 +92,9 @@ pub trait PoolSession {
     fn stats(&self) -> &MuxStats;
     fn server_stat_id(&self, server: u32) -> Option<usize>;
     fn server_queues(&self, server: u32) -> QueueGauges;
+    /// Redis Cluster counters (MOVED, ASK, retries ...), for cluster
+    /// sessions only.
+    fn cluster_stats(&self) -> Option<&ClusterStats> {
+        None
+    }
 }

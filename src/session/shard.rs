@@ -135,7 +135,7 @@ impl ShardSession {
 }
 
 impl PoolSession for ShardSession {
-    fn add_client(&mut self) -> ClientId {
+    fn add_client(&mut self, _local: Option<SocketAddr>) -> ClientId {
         self.mux.add_client()
     }
 

@@ -60,7 +60,7 @@ fn requests_follow_the_ring_in_config_positions() {
     let now = Instant::now();
     let p = pool(&[7001, 7002, 7003], &[], ShardConfig::default());
     let mut s = ShardSession::new(p.clone(), now).unwrap();
-    let c = s.add_client();
+    let c = s.add_client(None);
     let ring = p.ring.clone().unwrap();
     for i in 0..40 {
         let k = format!("key:{i}");
@@ -76,7 +76,7 @@ fn an_ejection_moves_the_next_request_of_an_existing_client() {
     let now = Instant::now();
     let all = pool(&[7001, 7002], &[], ShardConfig::default());
     let mut s = ShardSession::new(all.clone(), now).unwrap();
-    let c = s.add_client();
+    let c = s.add_client(None);
     let k = (0..).map(|i| format!("k{i}")).find(|k| all.ring.as_ref().unwrap().pick(k.as_bytes()) == Some(1)).unwrap();
     assert_eq!(route_of(&mut s, c, &k, now).server, 1);
     let ejected = pool(&[7001, 7002], &[7002], ShardConfig::default());
@@ -89,7 +89,7 @@ fn reload_keeps_slots_adds_new_servers_and_closes_removed_ones_once_idle() {
     let now = Instant::now();
     let before = pool(&[7001, 7002], &[], ShardConfig::default());
     let mut s = ShardSession::new(before.clone(), now).unwrap();
-    let c = s.add_client();
+    let c = s.add_client(None);
     // Open a connection to each server.
     let mut seen = [false; 2];
     for i in 0..50 {

@@ -241,7 +241,7 @@ impl EpollDriver {
                     return;
                 }
             };
-            if pool.cfg.shard.is_some() {
+            if crate::worker::mux_pools::is_mux(&pool) {
                 self.mux_accept(&pool, sock);
                 continue;
             }

@@ -1,5 +1,5 @@
-//! The epoll driver's glue for multiplexed pools (redis/memcache): the
-//! same `PoolSession`s and `MuxPools` as the io_uring driver, on mio.
+//! The epoll driver's glue for multiplexed pools (redis, memcache,
+//! redis_cluster): the same `PoolSession`s and `MuxPools` as the io_uring driver, on mio.
 //!
 //! Owner: the epoll worker (a child module of `epoll`, so it sees the
 //! driver's private fields). How it drives a session:
@@ -104,7 +104,8 @@ impl EpollDriver {
         // reads, writes and shuts it down, the same syscalls on AF_UNIX.
         let mut stream = TcpStream::from_std(sock.into());
         let Some(e) = self.mux.get_mut(idx) else { return };
-        let id = e.session.add_client();
+        let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
+        let id = e.session.add_client(local);
         let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut stream, token(slot as usize, KIND_MUX), interest).is_err() {
@@ -431,6 +432,11 @@ impl EpollDriver {
             MuxIntent::ServerFailed { server, errno } => {
                 if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
                     e.report_failed(&self.core, server, errno);
+                }
+            }
+            MuxIntent::Report(report) => {
+                if let Some(e) = self.mux.entries.get(idx).and_then(|e| e.as_ref()) {
+                    e.report_cluster(&self.core, report);
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! The worker's multiplexed pools (redis/memcache today): one
-//! `PoolSession` per pool, the tables that tie the session's client and
+//! The worker's multiplexed pools (redis/memcache and redis_cluster): one
+//! `PoolSession` per pool (`ShardSession` / `ClusterPoolSession`), the tables that tie the session's client and
 //! backend ids to the driver's sockets, and everything about them that
 //! does not depend on the I/O driver — snapshot changes, admission,
 //! counters and reports to the control thread.
@@ -22,9 +22,10 @@ use std::time::Instant;
 
 use super::core::{Reject, WorkerCore};
 use crate::control::ControlMsg;
-use crate::route::PoolSnapshot;
+use crate::route::{ClusterReport, PoolSnapshot};
+use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
-use crate::session::{PoolSession, PoolUpdate, ShardSession};
+use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
 
 /// A driver socket handle meaning "none".
 pub const NO_SOCK: u32 = u32::MAX;
@@ -56,13 +57,18 @@ pub struct MuxEntry {
     failed: Vec<(u32, u64)>,
     /// The session's counters as last copied to the stats block.
     exported: MuxStats,
+    exported_cluster: ClusterStats,
 }
 
 impl MuxEntry {
     fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
-        let session = ShardSession::new(pool.clone(), now)?;
+        let session: Box<dyn PoolSession> = if pool.cfg.shard.is_some() {
+            Box::new(ShardSession::new(pool.clone(), now)?)
+        } else {
+            Box::new(ClusterPoolSession::new(pool.clone())?)
+        };
         Some(MuxEntry {
-            session: Box::new(session),
+            session,
             pool,
             retired: false,
             clients: Vec::new(),
@@ -70,6 +76,7 @@ impl MuxEntry {
             paused: Vec::new(),
             failed: Vec::new(),
             exported: MuxStats::default(),
+            exported_cluster: ClusterStats::default(),
         })
     }
 
@@ -119,7 +126,7 @@ impl MuxPools {
     /// intents afterwards (preconnects, drain closes): flush them all.
     pub fn sync(&mut self, core: &WorkerCore, now: Instant) {
         let snap = &core.snap;
-        for pool in snap.pools.iter().filter(|p| p.cfg.shard.is_some()) {
+        for pool in snap.pools.iter().filter(|p| is_mux(p)) {
             let live = self.entries.iter_mut().flatten().find(|e| !e.retired && e.pool.cfg.name == pool.cfg.name);
             let fresh = match live {
                 Some(e) => match e.session.handle_pool_update(pool, now) {
@@ -143,7 +150,7 @@ impl MuxPools {
             }
         }
         for e in self.entries.iter_mut().flatten() {
-            let gone = snap.pool_by_name(&e.pool.cfg.name).is_none_or(|p| p.cfg.shard.is_none());
+            let gone = snap.pool_by_name(&e.pool.cfg.name).is_none_or(|p| !is_mux(p));
             if !e.retired && (gone || snap.draining) {
                 retire(e);
             }
@@ -218,6 +225,16 @@ impl MuxPools {
                 }
             }
             e.exported = s.clone();
+            if let Some(c) = e.session.cluster_stats() {
+                let (cc, was) = (&ms.clusters[e.pool.stat_id], &e.exported_cluster);
+                cc.moved.add(c.moved - was.moved);
+                cc.ask.add(c.ask - was.ask);
+                cc.retried.add(c.retried - was.retried);
+                cc.connects.add(c.connects - was.connects);
+                cc.pinned_reused.add(c.pinned_reused - was.pinned_reused);
+                cc.reports.add(c.reports - was.reports);
+                e.exported_cluster = c.clone();
+            }
         }
         for (sid, q) in queues {
             let sc = &ms.servers[sid];
@@ -227,6 +244,12 @@ impl MuxPools {
             sc.out_queue_bytes.set(q.out_queue_bytes);
         }
     }
+}
+
+/// Whether the pool's clients are served by a multiplexing session
+/// (redis, memcache, redis_cluster) rather than one tcp/mongos session each.
+pub fn is_mux(pool: &PoolSnapshot) -> bool {
+    pool.cfg.shard.is_some() || pool.cfg.cluster.is_some()
 }
 
 fn retire(e: &mut MuxEntry) {
@@ -258,6 +281,14 @@ impl MuxEntry {
         // A full channel only means the control thread already has work.
         let msg = ControlMsg::BackendFailed { pool_stat_id: self.pool.stat_id, backend_stat_id: sid };
         let _ = core.shared.control.try_send(msg);
+    }
+
+    /// A cluster session's report (MOVED followed, node unreachable): the
+    /// control thread merges reports into one topology refresh.
+    pub fn report_cluster(&self, core: &WorkerCore, report: ClusterReport) {
+        tracing::debug!(pool = %self.pool.cfg.name, ?report, "cluster report");
+        // A full channel only means the control thread already has work.
+        let _ = core.shared.control.try_send(ControlMsg::Cluster { pool_stat_id: self.pool.stat_id, report });
     }
 
     /// After a batch: a failed server that answered since is healthy again.

@@ -2,8 +2,10 @@
 //! AUTH (when configured), CLUSTER SLOTS and CLUSTER NODES in one write,
 //! read the replies with one overall deadline, and parse them.
 //!
-//! Runs on the control thread, never on a worker. Every wait is bounded by
-//! `timeout`, so an unreachable or silent node costs at most that much.
+//! Runs on the control thread, never on a worker. Every wait (connect,
+//! write, each read) is bounded by one deadline `timeout` from the start,
+//! so an unreachable or silent node costs at most that much; the caller
+//! (`ClusterPool::poll_refresh`) splits one budget over the nodes it asks.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -53,7 +55,8 @@ pub fn fetch(addr: SocketAddr, auth: Credentials<'_>, timeout: Duration) -> Resu
     let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     s.set_nodelay(true).map_err(io)?;
-    s.set_write_timeout(Some(timeout)).map_err(io)?;
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    s.set_write_timeout(Some(left)).map_err(io)?;
     let mut req = Vec::new();
     if let Some((user, pw)) = auth {
         req.extend_from_slice(&cluster::auth(user, pw));

@@ -26,6 +26,8 @@ use machine::{RefreshMachine, RefreshPolicy};
 
 /// Nodes asked per refresh attempt before it counts as failed.
 const TRIES_PER_REFRESH: usize = 3;
+/// Below this much of a refresh's budget left, no further node is asked.
+const MIN_TRY: Duration = Duration::from_millis(10);
 /// How long a node reported dead keeps the map "degraded" (fast refresh)
 /// while the cluster still lists it as a serving master.
 const SUSPECT_TTL: Duration = Duration::from_secs(30);
@@ -52,7 +54,7 @@ impl ClusterPool {
             name: cfg.name.clone(),
             seeds: cfg.servers.iter().map(|s| s.addr).collect(),
             auth: c.password.clone().map(|pw| (c.username.clone(), pw)),
-            timeout: cfg.connect_timeout,
+            timeout: cfg.connect_timeout.min(cfg.health.check_timeout),
             machine: RefreshMachine::new(RefreshPolicy::new(c.refresh_interval), now),
             map: Arc::new(SlotMap::empty()),
             suspects: Vec::new(),
@@ -110,10 +112,23 @@ impl ClusterPool {
 
     /// Runs a refresh over the network if one is due; true if the map
     /// changed (the caller then publishes a snapshot).
+    ///
+    /// The whole refresh (up to `TRIES_PER_REFRESH` nodes) shares one
+    /// budget of `timeout` (the pool's `connect_timeout`, capped by its
+    /// `check_timeout`): the control thread also runs health probes and
+    /// reloads, so a black-holed seed may delay them by that much, never
+    /// more. A node that refuses fails at once and the next is asked.
     pub fn poll_refresh(&mut self, now: Instant) -> bool {
         let (auth, timeout) = (self.auth.clone(), self.timeout);
         let creds = auth.as_ref().map(|(u, p)| (u.as_deref(), p.as_str()));
-        self.poll_refresh_with(now, &mut |addr| fetch::fetch(addr, creds, timeout))
+        let end = Instant::now() + timeout;
+        self.poll_refresh_with(now, &mut |addr| {
+            let left = end.saturating_duration_since(Instant::now());
+            if left < MIN_TRY {
+                return Err(FetchError::Timeout { addr, timeout });
+            }
+            fetch::fetch(addr, creds, left)
+        })
     }
 
     /// `poll_refresh` with the fetch supplied (tests pass a fake cluster).

@@ -178,3 +178,21 @@ fn failover_is_seen_on_the_fast_cadence() {
     assert_eq!(map.master_of(0).and_then(|i| map.node(i)).map(|n| n.addr), Some(addr(21)));
     assert_eq!(pool.next_due(), promoted + Duration::from_secs(5), "healthy again: normal cadence");
 }
+
+#[test]
+fn silent_seeds_cost_one_budget_per_refresh_not_one_per_seed() {
+    // Listeners that never accept: the connect succeeds (the kernel's
+    // backlog), no reply ever comes.
+    let silent: Vec<std::net::TcpListener> =
+        (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    let ports: Vec<u16> = silent.iter().map(|l| l.local_addr().map_or(0, |a| a.port())).collect();
+    let mut cfg = pool_cfg(&ports);
+    cfg.connect_timeout = Duration::from_millis(300);
+    let mut pool = ClusterPool::new(&cfg, Instant::now()).unwrap();
+    let start = Instant::now();
+    assert!(!pool.poll_refresh(Instant::now()));
+    let took = start.elapsed();
+    assert_eq!(pool.counts(), (0, 1));
+    // Three seeds at 300 ms each would take 900 ms.
+    assert!(took < Duration::from_millis(750), "one refresh stalled the control thread for {took:?}");
+}

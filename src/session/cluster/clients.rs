@@ -43,6 +43,8 @@ impl ClusterSession {
                 self.stats.slow_closed += 1;
             }
             self.close_client(id, why);
+        } else {
+            self.close_if_drained(id);
         }
     }
 

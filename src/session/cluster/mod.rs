@@ -36,6 +36,7 @@
 mod clients;
 mod conns;
 mod dispatch;
+mod drain;
 mod events;
 mod fanout;
 mod local;
@@ -107,6 +108,8 @@ pub struct ClusterSession {
     /// cleared); run at the end of each event.
     resume: Vec<ClientId>,
     stats: ClusterStats,
+    /// Close clients as they reach a request boundary (`set_draining`).
+    draining: bool,
 }
 
 impl ClusterSession {
@@ -129,6 +132,7 @@ impl ClusterSession {
             dirty_backends: Vec::new(),
             resume: Vec::new(),
             stats: ClusterStats::default(),
+            draining: false,
         }
     }
 

@@ -129,6 +129,10 @@ pub enum MuxIntent {
     CloseClient(ClientId, ClientClose),
     /// A backend failed (refused, timed out, died): for ejection counting.
     ServerFailed { server: u32, errno: i32 },
+    /// A cluster session's report for the control thread (a MOVED it
+    /// followed, a node it could not reach): the driver forwards it as
+    /// `ControlMsg::Cluster`. `MuxSession` never emits it.
+    Report(crate::route::ClusterReport),
 }
 
 /// Per-server counters (nutcracker's per-server stats).

@@ -322,7 +322,7 @@ impl UringDriver {
     }
 
     fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
-        if pool.cfg.shard.is_some() {
+        if crate::worker::mux_pools::is_mux(&pool) {
             return self.mux_accept(&pool, fd);
         }
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };

@@ -1,5 +1,6 @@
-//! The io_uring driver's glue for multiplexed pools (redis/memcache):
-//! client and backend sockets of every `PoolSession` on this worker.
+//! The io_uring driver's glue for multiplexed pools (redis, memcache,
+//! redis_cluster): client and backend sockets of every `PoolSession` on
+//! this worker.
 //!
 //! Owner: the worker's `UringDriver` (a third `impl` block of it, over its
 //! ring, buffer ring and `MuxPools`). How it drives a session:
@@ -108,7 +109,8 @@ impl UringDriver {
         };
         sys::mux_client_options(fd, pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         let Some(e) = self.mux.get_mut(idx) else { return };
-        let id = e.session.add_client();
+        let local = if e.session.wants_local_addr() { sys::local_addr(fd) } else { None };
+        let id = e.session.add_client(local);
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
         e.set_client_sock(id, slot);
         self.mux_arm_recv(slot);
@@ -463,6 +465,11 @@ impl UringDriver {
             MuxIntent::ServerFailed { server, errno } => {
                 if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
                     e.report_failed(&self.core, server, errno);
+                }
+            }
+            MuxIntent::Report(report) => {
+                if let Some(e) = self.mux.entries.get(idx).and_then(|e| e.as_ref()) {
+                    e.report_cluster(&self.core, report);
                 }
             }
         }
