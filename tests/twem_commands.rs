@@ -100,3 +100,41 @@ fn unlink_and_touch_sum_over_servers_and_auth_without_a_password() {
         assert_eq!(RawResp::connect(ports[1]).cmd(&[b"FLUSHALL"]), Reply::Status(b"OK".to_vec()));
     }
 }
+
+/// Thousands of short-lived clients (connect, PING, close) on 8 threads
+/// leave no socket open in Puerta: a client closed in the same batch in
+/// which a new client reused its session index used to keep its fd.
+#[test]
+fn churned_clients_leave_no_socket_behind() {
+    use std::io::{Read, Write};
+    let r = redis();
+    let fds = |pid: u32| std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    for io in drivers() {
+        let px = PuertaTwem::start(&yaml(true, &[r.port], ""), io);
+        let pid = px.proc.pid();
+        assert_eq!(RawResp::connect(px.port()).cmd(&[b"PING"]), Reply::Status(b"PONG".to_vec()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let before = fds(pid);
+        let port = px.port();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..400 {
+                        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+                        s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+                        let mut got = [0u8; 7];
+                        s.read_exact(&mut got).unwrap();
+                        assert_eq!(&got, b"+PONG\r\n");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        common::wait_until(&format!("{io}: puerta's fds back to about {before}"), std::time::Duration::from_secs(10), || {
+            fds(pid) <= before + 2
+        });
+    }
+}

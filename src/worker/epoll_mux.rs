@@ -125,7 +125,9 @@ impl EpollDriver {
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
-        e.set_client_sock(id, slot);
+        if let Some(old) = e.set_client_sock(id, slot) {
+            self.mux_close_sock(old);
+        }
         self.mux_ready.push(slot);
     }
 
@@ -467,6 +469,12 @@ impl EpollDriver {
             for slot in backends {
                 self.mux_close_sock(slot);
             }
+        }
+        // The drain is over: drop the sessions so none opens another
+        // connection (see the io_uring driver), and close what is left.
+        self.mux.entries.clear();
+        for slot in 0..self.msocks.slots.len() as u32 {
+            self.mux_close_sock(slot);
         }
     }
 }

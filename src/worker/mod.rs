@@ -7,6 +7,7 @@
 //! *inside* its thread, after pinning, so SINGLE_ISSUER holds.
 
 mod bufring;
+mod client_socks;
 mod conn;
 pub mod core;
 mod epoll;

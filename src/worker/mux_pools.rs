@@ -27,8 +27,8 @@ use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
 use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
 
-/// A driver socket handle meaning "none".
-pub const NO_SOCK: u32 = u32::MAX;
+pub use super::client_socks::NO_SOCK;
+use super::client_socks::ClientSocks;
 
 /// What a driver socket of a multiplexed pool is to its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +44,8 @@ pub struct MuxEntry {
     pub pool: Arc<PoolSnapshot>,
     /// Takes no new clients; dropped once empty.
     pub retired: bool,
-    /// Socket handle per `ClientId::index()`, with the id it belongs to:
-    /// a slot reused by a newer client must not answer for the old id (its
-    /// CloseClient may be applied after the new client was accepted).
-    pub clients: Vec<Option<(ClientId, u32)>>,
+    /// Socket handle per client (see `client_socks` for the reuse rule).
+    pub clients: ClientSocks,
     /// Socket handle per backend connection.
     pub backends: HashMap<BackendId, u32>,
     /// Clients whose reads the session paused; re-checked after each batch.
@@ -71,7 +69,7 @@ impl MuxEntry {
             session,
             pool,
             retired: false,
-            clients: Vec::new(),
+            clients: ClientSocks::default(),
             backends: HashMap::new(),
             paused: Vec::new(),
             failed: Vec::new(),
@@ -81,31 +79,24 @@ impl MuxEntry {
     }
 
     pub fn client_sock(&self, id: ClientId) -> u32 {
-        match self.clients.get(id.index()) {
-            Some(&Some((owner, sock))) if owner == id => sock,
-            _ => NO_SOCK,
-        }
+        self.clients.get(id)
     }
 
-    pub fn set_client_sock(&mut self, id: ClientId, sock: u32) {
-        if self.clients.len() <= id.index() {
-            self.clients.resize(id.index() + 1, None);
-        }
-        self.clients[id.index()] = Some((id, sock));
+    /// Records `id`'s socket; returns a displaced older client's socket,
+    /// which the driver must close now (see `client_socks`).
+    #[must_use = "a displaced socket must be closed"]
+    pub fn set_client_sock(&mut self, id: ClientId, sock: u32) -> Option<u32> {
+        self.clients.set(id, sock)
     }
 
     /// Forgets `id`'s socket (only if the slot still belongs to it).
     pub fn clear_client_sock(&mut self, id: ClientId) -> u32 {
-        let sock = self.client_sock(id);
-        if sock != NO_SOCK {
-            self.clients[id.index()] = None;
-        }
-        sock
+        self.clients.clear(id)
     }
 
     /// Every client socket handle.
     pub fn client_socks(&self) -> impl Iterator<Item = (ClientId, u32)> + '_ {
-        self.clients.iter().flatten().copied()
+        self.clients.iter()
     }
 
     /// Nothing left to serve: no client, no backend connection.

@@ -112,7 +112,9 @@ impl UringDriver {
         let local = if e.session.wants_local_addr() { sys::local_addr(fd) } else { None };
         let id = e.session.add_client(local);
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
-        e.set_client_sock(id, slot);
+        if let Some(old) = e.set_client_sock(id, slot) {
+            self.mux_detach(old);
+        }
         self.mux_arm_recv(slot);
     }
 
@@ -522,6 +524,14 @@ impl UringDriver {
             for slot in backends {
                 self.mux_detach(slot);
             }
+        }
+        // The drain is over: drop the sessions, so none opens another
+        // connection (a cluster session reconnects to nodes it lost), and
+        // detach whatever socket is left. Each record is freed as its last
+        // op completes, and `mux_idle` turns true.
+        self.mux.entries.clear();
+        for slot in self.msocks.slots() {
+            self.mux_detach(slot);
         }
     }
 
