@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command demo, in two parts; stops everything it started (by PID) on exit.
+# One-command demo, in three parts; stops everything it started (by PID) on exit.
 # 1. tcp pools: two redis-servers (6379, 6381) and Puerta with config/tcp.toml;
 #    redis-benchmark directly and through Puerta side by side, /metrics summary.
 # 2. a twemproxy pool: two more redis-servers, the real nutcracker and Puerta
@@ -7,6 +7,10 @@
 #    port), all on free loopback ports picked at start; the same traffic
 #    through each, then side by side: where N keys landed via each proxy, the
 #    replies to a few commands, redis-benchmark, and both stats documents.
+# 3. a redis_cluster pool: a 3-master Redis Cluster (redis-cli --cluster
+#    create) on free ports and Puerta in front of it: 1,000 keys through
+#    Puerta and where they landed, MGET across slots, a live reshard
+#    followed (every key read back), the cluster counters.
 # Installs redis-server, redis-tools, nutcracker, curl and python3 when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -193,4 +197,66 @@ echo "     counts fragments of split MGET/MSET/DEL/EXISTS (nutcracker leaves it 
 echo "     counts request_bytes as the bytes it wrote to the server)"
 echo "==> puerta's /metrics carries the same counters, e.g."
 curl -s http://127.0.0.1:"$PU_ADMIN"/metrics | grep -E '^puerta_(server_requests|fragments)_total' | head -n 3 | sed 's/^/    /' || true
+
+echo
+echo "==================== cluster pool: a 3-master Redis Cluster behind one address ===================="
+# Three cluster-enabled redis-servers; each needs its port and port+10000
+# (the cluster bus) free.
+CPORTS=()
+while [ ${#CPORTS[@]} -lt 3 ]; do
+    free_port cp
+    (exec 3<>/dev/tcp/127.0.0.1/$((cp + 10000))) 2>/dev/null && continue
+    mkdir -p "$WORK/node$cp"
+    (cd "$WORK/node$cp" && exec redis-server --port "$cp" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-config-file nodes.conf --cluster-node-timeout 5000 --save '' --appendonly no >/dev/null) &
+    PIDS+=($!)
+    wait_port $! "$cp" "cluster redis-server"
+    CPORTS+=("$cp")
+done
+echo "==> redis-cli --cluster create ${CPORTS[*]/#/127.0.0.1:} --cluster-replicas 0"
+redis-cli --cluster create "${CPORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$WORK/create.log" 2>&1 \
+    || { cat "$WORK/create.log" >&2; exit 1; }
+for _ in $(seq 100); do
+    ok=1
+    for cp in "${CPORTS[@]}"; do redis-cli -p "$cp" cluster info | grep -q cluster_state:ok || ok=0; done
+    [ $ok = 1 ] && break; sleep 0.2
+done
+free_port CX; free_port CX_ADMIN
+cat > "$WORK/cluster.toml" <<TOML
+[server]
+workers = 2
+admin = "127.0.0.1:$CX_ADMIN"
+
+[[pool]]
+name = "cluster"
+listen = "127.0.0.1:$CX"
+mode = "redis_cluster"
+servers = ["127.0.0.1:${CPORTS[0]}"]   # one seed is enough
+TOML
+sed 's/^/    /' "$WORK/cluster.toml"
+target/release/puerta -c "$WORK/cluster.toml" -v warn 2>"$WORK/cluster.log" &
+PIDS+=($!)
+wait_port $! "$CX" puerta "$WORK/cluster.log"
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CX_ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "==> /ready: $(curl -s "http://127.0.0.1:$CX_ADMIN/ready")"
+N=1000
+echo "==> SET demo:0..demo:$((N - 1)) through Puerta (a plain client: no cluster support), then DBSIZE of each master"
+for i in $(seq 0 $((N - 1))); do echo "SET demo:$i v$i"; done | redis-cli -p "$CX" >/dev/null
+for cp in "${CPORTS[@]}"; do echo "    127.0.0.1:$cp holds $(redis-cli -p "$cp" DBSIZE) keys"; done
+echo "    DBSIZE through Puerta (summed over the masters): $(redis-cli -p "$CX" DBSIZE)"
+echo "==> MGET demo:1 demo:2 demo:3 (three slots): straight to a node, then through Puerta"
+echo "    node:   $(redis-cli -p "${CPORTS[0]}" MGET demo:1 demo:2 demo:3 | tr '\n' ' ')"
+echo "    puerta: $(redis-cli -p "$CX" MGET demo:1 demo:2 demo:3 | tr '\n' ' ')"
+node_id() { redis-cli -p "$1" CLUSTER MYID; }
+echo "==> redis-cli --cluster reshard: 100 slots from :${CPORTS[0]} to :${CPORTS[1]}, then GET every key through Puerta"
+redis-cli --cluster reshard "127.0.0.1:${CPORTS[0]}" --cluster-from "$(node_id "${CPORTS[0]}")" \
+    --cluster-to "$(node_id "${CPORTS[1]}")" --cluster-slots 100 --cluster-yes >"$WORK/reshard.log" 2>&1 \
+    || { tail -n 20 "$WORK/reshard.log" >&2; exit 1; }
+right=$(for i in $(seq 0 $((N - 1))); do echo "GET demo:$i"; done | redis-cli -p "$CX" | awk -v n=$N '{ if ($0 == "v" NR - 1) ok++ } END { print ok + 0 }')
+echo "    $right of $N keys read back with their value after the reshard"
+for cp in "${CPORTS[@]}"; do echo "    127.0.0.1:$cp now holds $(redis-cli -p "$cp" DBSIZE) keys"; done
+sleep 1 # the workers export their counters on a 1 s tick
+echo "==> puerta's cluster counters (/metrics): MOVED followed, slot map"
+curl -s "http://127.0.0.1:$CX_ADMIN/metrics" | grep -E '^puerta_cluster_(moved|ask|fragments|topology_refreshes|slots_served|masters)' | sed 's/^/    /' || true
+[ "$right" = "$N" ] || { echo "some keys were not read back through Puerta" >&2; exit 1; }
 echo "==> done; stopping redis-servers, nutcracker and puerta"
