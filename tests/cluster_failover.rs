@@ -228,7 +228,7 @@ fn moved_ask_and_resharding_under_load_are_invisible_to_clients() {
         for (who, load) in [("writer", &writer), ("reader", &reader)] {
             let log = load.log.lock().unwrap();
             assert_eq!(log.total_errors(), 0, "{io}: {who} saw no error: {:?}", log.errors);
-            assert!(log.rounds.iter().all(|r| r.clean), "{io}: {who}: every GET saw its value");
+            assert!(log.rounds.iter().all(|r| r.clean), "{io}: {who}: every GET saw its value: {:?}", log.mismatches);
         }
         let (moved, ask) = (px.counter("moved") - moved0, px.counter("ask") - ask0);
         assert!(moved >= 1.0 && ask >= 75.0, "{io}: moved +{moved}, ask +{ask}");

@@ -134,6 +134,9 @@ pub struct Log {
     pub rounds: Vec<Round>,
     /// Error reply text -> how many.
     pub errors: BTreeMap<String, usize>,
+    /// The first GETs that did not see what their round expects:
+    /// "round R: KEY (slot S) = GOT, want WANT".
+    pub mismatches: Vec<String>,
 }
 
 impl Log {
@@ -216,6 +219,7 @@ fn run(port: u16, keys: &[String], writer: bool, stop: &AtomicBool, log: &Mutex<
         let (sets, gets) = replies.split_at(if writer { keys.len() } else { 0 });
         let mut errors = Vec::new();
         let mut clean = true;
+        let mut mismatches = Vec::new();
         for (k, r) in keys.iter().zip(sets) {
             match error_text(r) {
                 Some(e) => errors.push((k, e)),
@@ -231,7 +235,11 @@ fn run(port: u16, keys: &[String], writer: bool, stop: &AtomicBool, log: &Mutex<
             let Some(got) = bulk(r) else {
                 return Err(format!("GET {k}: not a bulk reply: {:?}", String::from_utf8_lossy(&r.raw)));
             };
-            clean &= if writer { got.as_deref() == Some(&v) } else { got.is_some() };
+            let ok = if writer { got.as_deref() == Some(&v) } else { got.is_some() };
+            if !ok && mismatches.len() < 5 {
+                mismatches.push(format!("round {round}: {k} (slot {}) = {got:?}, want {v}", keyslot(k.as_bytes())));
+            }
+            clean &= ok;
         }
         for (k, e) in &errors {
             if !CLEAR.iter().any(|p| e.starts_with(p)) {
@@ -243,6 +251,9 @@ fn run(port: u16, keys: &[String], writer: bool, stop: &AtomicBool, log: &Mutex<
             *l.errors.entry(e.clone()).or_default() += 1;
         }
         let n = errors.len();
+        if l.mismatches.len() < 20 {
+            l.mismatches.extend(mismatches);
+        }
         l.rounds.push(Round { start, end: Instant::now(), errors: n, clean: clean && n == 0 });
     }
     Ok(round)
