@@ -300,7 +300,9 @@ fn memcache_pool_places_like_nutcracker_and_merges_gets() {
     let nc = Nutcracker::start(&conf);
     let want = placed(nc.proc.port);
     drop(nc);
-    assert!(want.iter().all(|v| v.contains(&true)), "nutcracker spread the keys");
+    let per_backend: Vec<(u16, usize)> =
+        ports.iter().zip(&want).map(|(p, v)| (*p, v.iter().filter(|x| **x).count())).collect();
+    assert!(want.iter().all(|v| v.contains(&true)), "nutcracker spread the keys: (port, keys held) {per_backend:?}");
     for io in drivers() {
         let px = PuertaTwem::start(&conf, io);
         assert_eq!(placed(px.port()), want, "{io}: same servers as nutcracker");

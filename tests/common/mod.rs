@@ -77,6 +77,20 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Waits until the port accepts connections and checks that the child
+    /// is still alive: a server that lost the race for its port exits,
+    /// and a connect that succeeds then reaches someone else's listener.
+    pub fn wait_listening(&mut self, what: &str) {
+        let addr = self.addr();
+        wait_until(&format!("{what} to listen on {addr}"), Duration::from_secs(10), || {
+            TcpStream::connect(addr).is_ok()
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{what} on port {} exited ({status}); its port was taken by another process", self.port);
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -94,8 +108,8 @@ pub fn redis() -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server must be installed (scripts/test.sh installs it)");
-    let p = Proc { child, port };
-    wait_until("redis-server to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
+    let mut p = Proc { child, port };
+    p.wait_listening("redis-server");
     p
 }
 

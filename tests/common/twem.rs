@@ -188,8 +188,8 @@ pub fn memcached() -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("memcached must be installed (scripts/test.sh installs it)");
-    let p = Proc { child, port };
-    wait_until("memcached to listen", Duration::from_secs(10), || TcpStream::connect(p.addr()).is_ok());
+    let mut p = Proc { child, port };
+    p.wait_listening("memcached");
     p
 }
 
