@@ -133,8 +133,10 @@ fn churned_clients_leave_no_socket_behind() {
         for t in threads {
             t.join().unwrap();
         }
-        common::wait_until(&format!("{io}: puerta's fds back to about {before}"), std::time::Duration::from_secs(10), || {
-            fds(pid) <= before + 2
-        });
+        common::wait_until(
+            &format!("{io}: puerta's fds back to about {before}"),
+            std::time::Duration::from_secs(10),
+            || fds(pid) <= before + 2,
+        );
     }
 }

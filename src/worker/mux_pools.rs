@@ -27,8 +27,8 @@ use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
 use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
 
-pub use super::client_socks::NO_SOCK;
 use super::client_socks::ClientSocks;
+pub use super::client_socks::NO_SOCK;
 
 /// What a driver socket of a multiplexed pool is to its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
