@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::types::{BackendId, ClusterIntent};
-use super::unit::{CEntry, Entry, Retry, Unit};
+use super::unit::{CEntry, Dest, Entry, Retry, Unit};
 use super::ClusterSession;
 use crate::config::ReadFrom;
 use crate::protocol::cluster;
@@ -80,11 +80,12 @@ impl ClusterSession {
         b
     }
 
-    /// A shared connection to `node` (round robin over `node_connections`).
-    pub(super) fn shared_conn(&mut self, node: u32, now: Instant) -> BackendId {
+    /// A shared connection to `node`: a client's units always take the same
+    /// one of the `node_connections` (`order.rs`), other work takes turns.
+    pub(super) fn shared_conn(&mut self, node: u32, dest: Dest, now: Instant) -> BackendId {
         let per = self.cfg.node_connections.max(1);
         let Some(n) = self.nodes.node_mut(node) else { return self.open(node, Kind::Shared, now) };
-        let i = (n.rr % per) as usize;
+        let i = Self::affine_conn(dest, n.rr, per) as usize;
         n.rr = n.rr.wrapping_add(1);
         if let Some(b) = n.shared[i] {
             if self.conn(b).is_some() {
@@ -182,6 +183,7 @@ impl ClusterSession {
         }
         unit.retries += 1;
         self.stats.retried += 1;
+        self.detour(&unit);
         let exp = (unit.retries - 1).min(16);
         let wait = self.cfg.retry_backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
         self.retries.push(Retry { at: now + wait, unit });

@@ -24,6 +24,8 @@
 //! Invariants:
 //! - each client's replies leave in its request order (the mux session's
 //!   per-client slot queue); a split request is ready when every part is;
+//! - each client's keyed requests run in its order per slot, also when
+//!   the slot's route changes under its pipeline (`order.rs`);
 //! - a client that does not read never delays another: replies go to
 //!   per-client buffers, and past `client_reply_limit` it is closed;
 //! - only requests already written to a node that dies get an error;
@@ -41,6 +43,7 @@ mod events;
 mod fanout;
 mod local;
 mod nodes;
+mod order;
 mod redirect;
 mod reply;
 mod txn;
@@ -87,6 +90,10 @@ struct CClient {
     pub parked: Option<crate::protocol::resp::Request>,
     /// The node that served the client's last routed command (WAIT).
     pub last_node: Option<u32>,
+    /// Outstanding keyed units and where they went (`order.rs`).
+    pub routes: VecDeque<order::Route>,
+    /// Units waiting for an earlier unit of their slot (`order.rs`).
+    pub held: VecDeque<Unit>,
 }
 
 pub struct ClusterSession {
@@ -107,6 +114,9 @@ pub struct ClusterSession {
     /// Clients that may continue decoding (a parked or blocked request
     /// cleared); run at the end of each event.
     resume: Vec<ClientId>,
+    /// Clients with held units whose earlier work was answered; run with
+    /// `resume`.
+    unhold: Vec<ClientId>,
     stats: ClusterStats,
     /// Close clients as they reach a request boundary (`set_draining`).
     draining: bool,
@@ -131,6 +141,7 @@ impl ClusterSession {
             dirty_clients: Vec::new(),
             dirty_backends: Vec::new(),
             resume: Vec::new(),
+            unhold: Vec::new(),
             stats: ClusterStats::default(),
             draining: false,
         }
@@ -200,6 +211,8 @@ impl ClusterSession {
             blocked: false,
             parked: None,
             last_node: None,
+            routes: VecDeque::new(),
+            held: VecDeque::new(),
         });
         ClientId { idx, gen }
     }
@@ -264,8 +277,14 @@ impl ClusterSession {
     }
 
     fn run_resumes(&mut self, now: Instant) {
-        while let Some(id) = self.resume.pop() {
-            self.process_client(id, now);
+        loop {
+            if let Some(id) = self.unhold.pop() {
+                self.release_held(id, now);
+            } else if let Some(id) = self.resume.pop() {
+                self.process_client(id, now);
+            } else {
+                return;
+            }
         }
     }
 
@@ -317,7 +336,11 @@ impl ClusterSession {
     fn deliver(&mut self, id: ClientId, seq: u64, frag: u32, reply: crate::protocol::resp::Reply) {
         let Some(c) = self.client_mut(id) else { return };
         if c.base.deliver(seq, frag, AnyReply::Resp(reply)) {
+            let held = !c.held.is_empty();
             self.flush_client(id);
+            if held {
+                self.unhold.push(id);
+            }
         }
     }
 

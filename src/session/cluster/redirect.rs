@@ -24,6 +24,19 @@ use crate::session::mux::reply::strerror;
 impl ClusterSession {
     /// Routes and queues `unit`.
     pub(super) fn send(&mut self, unit: Unit, now: Instant) {
+        if let Target::Slot { slot, read } = unit.target {
+            let node = self.nodes.route(slot, read, self.cfg.read_from);
+            let Ok(unit) = self.order_gate(unit, node.as_ref().ok().copied()) else { return };
+            return match node {
+                Ok(n) => self.send_to_node(unit, n, now),
+                Err(e) => self.no_route(unit, e, now),
+            };
+        }
+        self.send_routed(unit, now);
+    }
+
+    /// Routes and queues `unit`, past the order gate (`order.rs`).
+    pub(super) fn send_routed(&mut self, unit: Unit, now: Instant) {
         let node = match unit.target {
             Target::Slot { slot, read } => self.nodes.route(slot, read, self.cfg.read_from),
             Target::AnyMaster => self.nodes.any_master(),
@@ -61,7 +74,7 @@ impl ClusterSession {
                 c.last_node = Some(node);
             }
         }
-        let b = self.shared_conn(node, now);
+        let b = self.shared_conn(node, unit.dest, now);
         self.push_unit(b, unit, false, now);
     }
 
@@ -137,6 +150,7 @@ impl ClusterSession {
                 if let Some(node) = self.nodes.resolve(&to, from) {
                     unit.redirects += 1;
                     self.stats.moved += 1;
+                    self.detour(&unit);
                     self.nodes.patch(slot, node);
                     if self.nodes.take_moved_report(slot) {
                         if let Some(addr) = self.nodes.node(node).map(|n| n.addr) {
@@ -157,6 +171,7 @@ impl ClusterSession {
                 if let Some(node) = self.nodes.resolve(&to, from) {
                     unit.redirects += 1;
                     self.stats.ask += 1;
+                    self.detour(&unit);
                     if pinned {
                         self.unpin(unit.dest);
                         if let Dest::Client { id, .. } = unit.dest {
@@ -166,7 +181,7 @@ impl ClusterSession {
                     if let Some(e) = self.node_down(node, now) {
                         return self.retry_later(unit, e, now);
                     }
-                    let nb = self.shared_conn(node, now);
+                    let nb = self.shared_conn(node, unit.dest, now);
                     return self.push_unit(nb, unit, true, now);
                 }
             }

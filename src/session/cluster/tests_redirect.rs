@@ -263,3 +263,73 @@ fn redirects_to_an_empty_host_mean_the_answering_nodes_host() {
     h.reply_to(9, format!("-MOVED {slot} some-host:1\r\n").as_bytes());
     assert_eq!(h.take_str(c), format!("-MOVED {slot} some-host:1\r\n"));
 }
+
+#[test]
+fn a_later_request_never_overtakes_an_earlier_one_whose_slot_moved() {
+    // Client y's MOVED patches the slot while x's SET is still in flight
+    // to the old owner: x's GET of the same key must wait for the SET,
+    // or node 2 would run it first and answer the old value.
+    let mut h = H::default3();
+    let (x, y) = (h.client(), h.client());
+    let k = key_on(1, 0);
+    let slot = keyslot(k.as_bytes());
+    h.send(y, &["GET", &k]);
+    h.send(x, &["SET", &k, "v1"]);
+    let mut both = cmd(&["GET", &k]);
+    both.extend(cmd(&["SET", &k, "v1"]));
+    assert_eq!(h.written_to(1), both);
+    h.reply_to(1, format!("-MOVED {slot} 127.0.0.1:2\r\n").as_bytes());
+    assert_eq!(h.written_to(2), cmd(&["GET", &k]), "y's GET follows the slot");
+    h.send(x, &["GET", &k]);
+    assert!(h.written_to(2).is_empty(), "x's GET waits: x's SET has not run anywhere yet");
+    h.reply_to(1, format!("-MOVED {slot} 127.0.0.1:2\r\n").as_bytes());
+    assert_eq!(h.written_to(2), cmd(&["SET", &k, "v1"]), "the SET goes first");
+    h.reply_to(2, b"$-1\r\n+OK\r\n");
+    assert_eq!(h.written_to(2), cmd(&["GET", &k]), "then the GET, once the SET is answered");
+    h.reply_to(2, b"$2\r\nv1\r\n");
+    assert_eq!(h.take_str(x), "+OK\r\n$2\r\nv1\r\n");
+    assert_eq!(h.take_str(y), "$-1\r\n");
+
+    // With nothing of the slot in flight, requests go straight out again.
+    h.send(x, &["GET", &k]);
+    assert_eq!(h.written_to(2), cmd(&["GET", &k]));
+}
+
+#[test]
+fn a_later_request_waits_for_an_earlier_one_parked_for_retry() {
+    let mut h = H::default3();
+    let c = h.client();
+    let k = key_on(1, 0);
+    h.send(c, &["SET", &k, "v1"]);
+    h.written_to(1);
+    h.reply_to(1, b"-CLUSTERDOWN The cluster is down\r\n");
+    h.send(c, &["GET", &k]);
+    assert!(h.written_to(1).is_empty(), "the GET waits for the SET's retry");
+    h.advance(ms(1000));
+    assert_eq!(h.written_to(1), cmd(&["SET", &k, "v1"]), "retried");
+    h.reply_to(1, b"+OK\r\n");
+    assert_eq!(h.written_to(1), cmd(&["GET", &k]));
+    h.reply_to(1, b"$2\r\nv1\r\n");
+    assert_eq!(h.take_str(c), "+OK\r\n$2\r\nv1\r\n");
+}
+
+#[test]
+fn with_several_connections_per_node_a_client_keeps_to_one() {
+    let mut cfg = H::cfg();
+    cfg.node_connections = 2;
+    let mut h = H::new(cfg, super::tests::map3(true));
+    let (x, y) = (h.client(), h.client());
+    let k = key_on(1, 0);
+    for _ in 0..3 {
+        h.send(x, &["SET", &k, "v"]);
+        h.send(x, &["GET", &k]);
+        h.send(y, &["GET", &k]);
+    }
+    let conns = h.conns_to(1);
+    assert_eq!(conns.len(), 2, "two connections to the node");
+    let seen: Vec<Vec<u8>> = conns.iter().map(|&b| h.written(b)).collect();
+    let xs = [cmd(&["SET", &k, "v"]), cmd(&["GET", &k])].concat().repeat(3);
+    let ys = cmd(&["GET", &k]).repeat(3);
+    assert!(seen.contains(&xs), "all of x's pipeline on one connection, in order: {seen:?}");
+    assert!(seen.contains(&ys), "y on the other");
+}
