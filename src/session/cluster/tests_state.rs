@@ -3,7 +3,7 @@
 //! and the pinned connection limit.
 
 use super::tests::{cmd, key_on, H};
-use super::ClusterIntent;
+use super::{BackendId, ClusterIntent};
 
 #[test]
 fn multi_exec_is_one_contiguous_batch_and_crossslot_aborts() {
@@ -162,4 +162,57 @@ fn the_pinned_connection_limit_is_a_clear_error() {
     h.send(d, &["BLPOP", &q, "0"]);
     assert_eq!(h.take_str(d), "-ERR too many pinned connections to this node (pinned_connections = 1)\r\n");
     assert!(h.s.wants_client_read(d), "the refused client carries on");
+}
+
+#[test]
+fn a_connection_opened_and_dropped_in_one_event_is_closed_in_the_same_drain() {
+    // Found by fuzz/cluster_session: DBSIZE and a parked SUBSCRIBE, both
+    // nodes dying and reconnecting, RESET; the last clean close resumes
+    // the SUBSCRIBE (a pinned connect) and the RESET behind it drops the
+    // pin again, all in one event.
+    use crate::route::slotmap::{NodeSpec, ShardSpec};
+    use std::time::Duration;
+    let n = |p: u16| NodeSpec {
+        id: String::new(),
+        addr: ([127, 0, 0, 1], p).into(),
+        endpoint: format!("127.0.0.1:{p}"),
+        healthy: p != 6,
+    };
+    let map = std::sync::Arc::new(crate::route::SlotMap::build(vec![
+        ShardSpec { ranges: vec![(0, 5000)], master: n(1), replicas: vec![n(4)] },
+        ShardSpec { ranges: vec![(5001, 16383)], master: n(2), replicas: vec![n(5), n(6)] },
+    ]));
+    let mut cfg = H::cfg();
+    cfg.request_timeout = Some(Duration::from_millis(50));
+    cfg.client_reply_limit = 512;
+    cfg.max_pending_per_client = 8;
+    cfg.max_retries = 2;
+    cfg.retry_backoff = Duration::from_millis(5);
+    cfg.pinned_connections = 2;
+    let mut h = H::new(cfg, map);
+    h.hold_connects = true;
+    let c = h.client();
+    h.send(c, &["DBSIZE"]);
+    h.send(c, &["SUBSCRIBE", "c"]);
+    let (b0, b1) = (h.conns[0].0, h.conns[1].0);
+    h.s.handle_backend_closed(b1, Some(104), h.now);
+    h.pump();
+    h.s.handle_backend_closed(b0, Some(104), h.now);
+    h.pump();
+    for _ in 0..3 {
+        h.advance(Duration::from_millis(117));
+    }
+    h.send(c, &["RESET"]);
+    let open: Vec<BackendId> = h.conns_to(1).into_iter().chain(h.conns_to(2)).collect();
+    for b in open.iter().rev() {
+        h.s.handle_backend_closed(*b, None, h.now);
+        h.pump();
+    }
+    let vanished: Vec<BackendId> = h.conns.iter().filter(|(_, port)| *port == 0).map(|(b, _)| *b).collect();
+    assert!(!vanished.is_empty(), "the sequence opens and drops a pin in one event: {:?}", h.conns);
+    assert!(vanished.iter().all(|b| h.closed.contains(b)), "each is closed in the same drain: {:?}", h.closed);
+    assert!(h.s.backend_addr(vanished[0]).is_none());
+    let out = h.take_str(c);
+    assert!(out.starts_with("-ERR Connection reset by peer\r\n"), "DBSIZE lost its node: {out:?}");
+    assert!(out.ends_with("+RESET\r\n"), "RESET is answered and the client stays usable: {out:?}");
 }

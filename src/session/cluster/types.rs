@@ -102,7 +102,10 @@ impl BackendId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterIntent {
     /// Open a socket to `backend_addr(id)` and report
-    /// `handle_backend_connected` or `handle_backend_connect_failed`.
+    /// `handle_backend_connected` or `handle_backend_connect_failed`. A
+    /// connection can open and close within one event (a resumed
+    /// SUBSCRIBE whose pin a RESET behind it drops): then `backend_addr`
+    /// is `None` and this id's `CloseBackend` follows in the same drain.
     Connect(BackendId),
     /// Close this backend socket; the session already forgot it.
     CloseBackend(BackendId),
