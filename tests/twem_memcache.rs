@@ -84,7 +84,7 @@ fn every_memcache_command_on_the_server_that_owns_the_key() {
         let (a, b) = (key_on(&ring, 0, "a"), key_on(&ring, 1, "b"));
         let mut c = Conn::new(px.port());
         let mut direct: Vec<Conn> = ports.iter().map(|&p| Conn::new(p)).collect();
-        let io = &format!("{io}");
+        let io = &io.to_string();
 
         // Storage commands, each answered by the key's own server.
         c.expect(&format!("set {a} 5 0 3\r\none\r\n"), "STORED\r\n", io);

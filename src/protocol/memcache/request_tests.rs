@@ -1,3 +1,7 @@
+//! Tests of the memcached request decoder: every command split at every
+//! byte boundary, malformed requests as errors, oversized data blocks
+//! refused before their bytes arrive.
+
 use super::*;
 
 type Seen = (McCmd, Vec<String>, bool, usize);

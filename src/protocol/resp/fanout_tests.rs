@@ -1,3 +1,7 @@
+//! Tests of multi-key fan-out: MGET / DEL / MSET split by server in key
+//! order, merged in client order, the first error winning, and single-key
+//! commands routed by their key.
+
 use bytes::BytesMut;
 
 use super::*;

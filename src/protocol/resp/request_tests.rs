@@ -1,3 +1,7 @@
+//! Tests of the RESP request decoder: pipelined and inline requests at
+//! every byte boundary, binary-safe arguments, exact frame bytes, clear
+//! protocol errors, size limits enforced early, and no rescans.
+
 use super::*;
 
 fn decode_all(dec: &mut RequestDecoder, buf: &mut BytesMut) -> Result<Vec<Vec<Vec<u8>>>, ProtoError> {

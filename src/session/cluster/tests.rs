@@ -330,7 +330,7 @@ fn local_commands() {
     assert!(h.take_str(c).contains(&format!("{id} 127.0.0.1:7000@0 myself,master - 0 0 1 connected 0-16383")));
     h.send(c, &["CLUSTER", "SHARDS"]);
     let shards = crate::protocol::resp::value::parse(&bytes::Bytes::from(h.take(c))).unwrap();
-    let shard = &shards.as_array().unwrap()[0].as_array().unwrap()[..];
+    let shard = shards.as_array().unwrap()[0].as_array().unwrap();
     assert_eq!(shard[0].as_str(), Some("slots"));
     assert_eq!(shard[1].as_array().map(|r| (r[0].as_int(), r[1].as_int())), Some((Some(0), Some(16383))));
     let node = shard[3].as_array().unwrap()[0].as_array().unwrap();
