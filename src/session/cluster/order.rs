@@ -113,14 +113,15 @@ impl ClusterSession {
                 // Only keyed client units are ever held.
                 return;
             };
-            let node = self.nodes.route(slot, read, self.cfg.read_from).ok();
+            let routed = self.nodes.route(slot, read, self.cfg.read_from);
+            let node = routed.as_ref().ok().copied();
             let Some(c) = self.client_mut(id) else { return };
             if c.conflicts(slot, node) {
                 return;
             }
             let Some(unit) = c.held.pop_front() else { return };
             c.routes.push_back(Route { seq, frag, slot, node: node.unwrap_or(DETOUR) });
-            self.send_routed(unit, now);
+            self.send_routed(unit, routed, now);
         }
     }
 

@@ -22,26 +22,23 @@ use crate::route::ClusterReport;
 use crate::session::mux::reply::strerror;
 
 impl ClusterSession {
-    /// Routes and queues `unit`.
+    /// Routes and queues `unit`; a keyed unit passes the order gate
+    /// (`order.rs`) first.
     pub(super) fn send(&mut self, unit: Unit, now: Instant) {
-        if let Target::Slot { slot, read } = unit.target {
-            let node = self.nodes.route(slot, read, self.cfg.read_from);
-            let Ok(unit) = self.order_gate(unit, node.as_ref().ok().copied()) else { return };
-            return match node {
-                Ok(n) => self.send_to_node(unit, n, now),
-                Err(e) => self.no_route(unit, e, now),
-            };
-        }
-        self.send_routed(unit, now);
-    }
-
-    /// Routes and queues `unit`, past the order gate (`order.rs`).
-    pub(super) fn send_routed(&mut self, unit: Unit, now: Instant) {
         let node = match unit.target {
-            Target::Slot { slot, read } => self.nodes.route(slot, read, self.cfg.read_from),
+            Target::Slot { slot, read } => {
+                let node = self.nodes.route(slot, read, self.cfg.read_from);
+                let Ok(unit) = self.order_gate(unit, node.as_ref().ok().copied()) else { return };
+                return self.send_routed(unit, node, now);
+            }
             Target::AnyMaster => self.nodes.any_master(),
             Target::Pinned { slot } => return self.send_pinned(unit, slot, now),
         };
+        self.send_routed(unit, node, now);
+    }
+
+    /// Queues `unit` on the node it was routed to.
+    pub(super) fn send_routed(&mut self, unit: Unit, node: Result<u32, NoRoute>, now: Instant) {
         match node {
             Ok(n) => self.send_to_node(unit, n, now),
             Err(e) => self.no_route(unit, e, now),
