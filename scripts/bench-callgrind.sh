@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Deterministic per-request cost of a twemproxy redis pool: instructions
+# (callgrind Ir) per request, which repeat to well under 1% on a noisy box
+# where wall-clock figures do not (../shared/DESIGN.md section 4).
+#
+# Puerta (workers=1) runs under `valgrind --tool=callgrind` in front of two
+# redis-servers. For each driver and pipeline depth: warm up, zero the
+# counters (callgrind_control -z), send N requests with redis-benchmark
+# (GET and SET over KEYSPACE random keys, C connections), dump
+# (callgrind_control -d) and divide the instructions by N. The idle loop
+# between batches is in the figure too; it is a tiny share at these N.
+#
+# Usage: scripts/bench-callgrind.sh
+#   env: PUERTA_BIN (target/release/puerta, built if missing), N (20000),
+#        C (50), PIPELINES ("1 16"), DRIVERS ("epoll uring"), KEYSPACE (10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
+KEYSPACE=${KEYSPACE:-10000}
+for b in redis-server redis-benchmark valgrind callgrind_control python3; do
+    command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools valgrind" >&2; exit 1; }
+done
+BIN=${PUERTA_BIN:-target/release/puerta}
+[ -n "${PUERTA_BIN:-}" ] || cargo build --release --quiet
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+RA=$(port); RB=$(port)
+for p in $RA $RB; do
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    PIDS+=($!)
+done
+wait_port "$RA"; wait_port "$RB"
+
+printf '%-6s %-4s %-4s %12s\n' driver pipe cmd "Ir/request"
+for drv in $DRIVERS; do
+    PP=$(port)
+    cat >"$WORK/p.yml" <<YML
+bench:
+  listen: 127.0.0.1:$PP
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  servers:
+   - 127.0.0.1:$RA:1 redis-a
+   - 127.0.0.1:$RB:1 redis-b
+YML
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
+        "$BIN" -c "$WORK/p.yml" --workers 1 --io "$drv" -s "$(port)" -a 127.0.0.1 \
+        --admin "127.0.0.1:$(port)" -v 1 2>"$WORK/vg-$drv.log" &
+    VPID=$!; PIDS+=($VPID)
+    wait_port "$PP"
+    for pipe in $PIPELINES; do
+        for cmd in get set; do
+            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n 2000 -P "$pipe" -r "$KEYSPACE" -t "$cmd" -q >/dev/null 2>&1
+            callgrind_control -z "$VPID" >/dev/null 2>&1
+            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n "$N" -P "$pipe" -r "$KEYSPACE" -t "$cmd" -q >/dev/null 2>&1
+            rm -f "$WORK"/cg.$VPID.*
+            callgrind_control -d "$VPID" >/dev/null 2>&1
+            sleep 0.5
+            ir=$(cat "$WORK"/cg.$VPID.* 2>/dev/null | awk '/^summary:/ {s += $2} /^totals:/ {t += $2} END {print (s ? s : t)}')
+            printf '%-6s %-4s %-4s %12.0f\n' "$drv" "$pipe" "$cmd" "$(echo "$ir / $N" | bc -l)"
+        done
+    done
+    # SIGTERM drains; under valgrind the io_uring driver may not wake for
+    # it, and the figures are already dumped, so do not wait long.
+    kill "$VPID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$VPID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$VPID" 2>/dev/null || true; wait "$VPID" 2>/dev/null || true
+done
