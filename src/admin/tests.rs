@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::fixture::{self, Fixture};
 use super::*;
@@ -134,20 +134,21 @@ fn reload_relays_the_control_answer() {
 #[test]
 fn reload_timeout_and_missing_control() {
     let f = fixture::standard();
-    // Nobody answers: 504 after the wait.
-    let err = reload(&f.shared, Duration::from_millis(20)).unwrap_err();
+    let t0 = Instant::now();
+    // Nobody answers: nothing yet, then 504 once the deadline passed.
+    let p = start_reload(&f.shared, t0, Duration::from_millis(20)).unwrap();
+    assert!(p.poll(t0).is_none());
+    let err = p.poll(t0 + Duration::from_millis(20)).unwrap().unwrap_err();
     assert_eq!(err.status(), Some(504));
     // The message was sent all the same; dropping it unanswered is a 503.
-    assert!(matches!(f.control.try_recv(), Ok(ControlMsg::Reload { reply: Some(_) })));
-    let rx = f.control.clone();
-    let dropper = thread::spawn(move || drop(rx.recv_timeout(Duration::from_secs(5))));
-    let err = reload(&f.shared, Duration::from_secs(5)).unwrap_err();
-    dropper.join().unwrap();
-    assert_eq!(err.status(), Some(503));
+    let Ok(ControlMsg::Reload { reply: Some(tx) }) = f.control.try_recv() else { panic!("a reload was sent") };
+    drop(tx);
+    assert!(matches!(p.poll(t0), Some(Err(AdminError::ReloadDropped))));
     // Control thread gone entirely: 503 at once.
     let Fixture { shared, control } = f;
     drop(control);
-    assert!(matches!(reload(&shared, Duration::from_secs(5)), Err(AdminError::ControlGone)));
+    let err = start_reload(&shared, t0, Duration::from_secs(5)).err().unwrap();
+    assert!(matches!(err, AdminError::ControlGone));
 }
 
 #[test]

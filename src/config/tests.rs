@@ -57,6 +57,7 @@ fn defaults_fill_everything_optional() {
             cpus: None,
             io: IoMode::Auto,
             admin: addr("127.0.0.1:9090"),
+            admin_token: None,
             log: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
         }
