@@ -189,9 +189,13 @@ impl<S: Service> Server<S> {
             };
             let Some(slot) = self.conns.iter().position(Option::is_none) else {
                 if let Some(busy) = self.service.busy() {
-                    // One non-blocking write; the socket buffer of a new
-                    // connection takes a short answer whole.
+                    // Read what already arrived (closing over unread input
+                    // would send RST and could destroy the answer), then one
+                    // non-blocking write: a new connection's socket buffer
+                    // takes a short answer whole.
+                    let _ = (&sock).read(&mut [0u8; 2048]);
                     let _ = (&sock).write(&busy);
+                    let _ = sock.shutdown(Shutdown::Write);
                 }
                 tracing::debug!(limit = MAX_CONNECTIONS, "admin connection refused: at the limit");
                 continue;
