@@ -24,6 +24,7 @@
 //! (readiness decision), `totals` (cross-worker sums).
 
 mod cluster;
+mod conn;
 mod guard;
 mod http;
 pub mod json;
@@ -54,8 +55,9 @@ use guard::Guard;
 use http::{Request, Response};
 use server::{Reply, Server, Service};
 
+pub use conn::{BODY_TIMEOUT, HEADER_TIMEOUT, WRITE_TIMEOUT};
 pub use ready::readiness;
-pub use server::{BODY_TIMEOUT, HEADER_TIMEOUT, MAX_CONNECTIONS, WRITE_TIMEOUT};
+pub use server::MAX_CONNECTIONS;
 
 /// How long `POST /reload` waits for the control thread's answer.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);

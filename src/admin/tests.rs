@@ -132,6 +132,36 @@ fn reload_relays_the_control_answer() {
 }
 
 #[test]
+fn probes_are_served_while_a_reload_waits_for_control() {
+    let (f, addr) = start();
+    let mut post = TcpStream::connect(addr).unwrap();
+    post.write_all(b"POST /reload HTTP/1.1\r\n\r\n").unwrap();
+    // Control has the message but has not answered.
+    let Ok(ControlMsg::Reload { reply: Some(tx) }) = f.control.recv_timeout(Duration::from_secs(5)) else {
+        panic!("a reload with a reply channel")
+    };
+    let mut probe = TcpStream::connect(addr).unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    probe.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).expect("answered while the reload is pending");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    tx.send(Ok("reloaded".into())).unwrap();
+    post.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert_eq!(body(&answer), "reloaded\n");
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_408() {
+    let (_f, addr) = start();
+    // Head complete, 3 of 10 body bytes, then nothing: cut at BODY_TIMEOUT.
+    let (status, _) = exchange(addr, &[b"POST /reload HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"]);
+    assert_eq!(status, 408);
+}
+
+#[test]
 fn reload_timeout_and_missing_control() {
     let f = fixture::standard();
     let t0 = Instant::now();

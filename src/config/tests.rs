@@ -97,6 +97,17 @@ fn explicit_values_are_typed() {
 }
 
 #[test]
+fn admin_token_is_checked_and_never_printed() {
+    let c = ok(&format!("[server]\nadmin_token = \"s3cret\"\n{POOL}"));
+    assert_eq!(c.server.admin_token.as_ref().map(|t| t.as_bytes()), Some(&b"s3cret"[..]));
+    assert!(!format!("{c:?}").contains("s3cret"), "Debug hides the token");
+    for bad in ["", "two words", "caf\u{e9}"] {
+        let e = err(&format!("[server]\nadmin_token = {bad:?}\n{POOL}"));
+        assert!(e.starts_with("t.toml:2: server.admin_token: expected 1 to 1024 visible ASCII characters"), "{e}");
+    }
+}
+
+#[test]
 fn unknown_key_in_a_pool() {
     let src = format!("{POOL}blance = \"round_robin\"\n");
     assert_eq!(
