@@ -3,11 +3,13 @@
 //!
 //! Owns nothing and never touches a socket: `parse_head` takes the bytes read
 //! so far, `Response::encode` returns the bytes to write. The connection
-//! loop in `server.rs` does the I/O. Invariants: parsing never panics on any
-//! input, a head longer than `MAX_HEAD` or with more than `MAX_HEADERS`
-//! headers is refused rather than buffered, a header that decides access
-//! (`Authorization`, `Origin`, `Sec-Fetch-Site`) or framing
-//! (`Content-Length`) may appear once, and an incomplete head is
+//! state machine in `conn.rs` does the I/O.
+//!
+//! Invariants: parsing never panics on any input; a head longer than
+//! `MAX_HEAD` or with more than `MAX_HEADERS` headers is refused rather than
+//! buffered; a header that decides access (`Authorization`, `Origin`,
+//! `Sec-Fetch-Site`) appears at most once, and `Content-Length` only
+//! repeats with the same value; an incomplete head is
 //! `AdminError::Incomplete` (its own variant, so "read more" is never
 //! confused with an I/O condition).
 

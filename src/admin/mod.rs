@@ -19,9 +19,10 @@
 //! Invariant: nothing a client sends can panic this thread or stop the loop.
 //! Bad input gets a 4xx and the connection is closed.
 //!
-//! Files: `server` (the connection loop), `http` (sans-IO parse/encode),
-//! `guard` (token and origin checks), `metrics`, `json`, `ready`
-//! (readiness decision), `totals` (cross-worker sums).
+//! Files: `server` (the poll loop), `conn` (one connection's phases and
+//! deadlines), `http` (sans-IO parse/encode), `guard` (token and origin
+//! checks), `metrics`, `json`, `ready` (readiness decision), `totals`
+//! (cross-worker sums).
 
 mod cluster;
 mod conn;
