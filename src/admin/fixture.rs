@@ -54,6 +54,7 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
             cpus: None,
             io: IoMode::Epoll,
             admin: addr("127.0.0.1:0"),
+            admin_token: None,
             log: "info".to_string(),
             shutdown_timeout: Duration::from_secs(5),
         },

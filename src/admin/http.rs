@@ -2,11 +2,16 @@
 //! encoder.
 //!
 //! Owns nothing and never touches a socket: `parse_head` takes the bytes read
-//! so far, `Response::encode` returns the bytes to write. The server loop in
-//! `mod.rs` does the I/O. Invariants: parsing never panics on any input, a
-//! head longer than `MAX_HEAD` is refused rather than buffered, and an
-//! incomplete head is `AdminError::Incomplete` (its own variant, so "read
-//! more" is never confused with an I/O condition).
+//! so far, `Response::encode` returns the bytes to write. The connection
+//! state machine in `conn.rs` does the I/O.
+//!
+//! Invariants: parsing never panics on any input; a head longer than
+//! `MAX_HEAD` or with more than `MAX_HEADERS` headers is refused rather than
+//! buffered; a header that decides access (`Authorization`, `Origin`,
+//! `Sec-Fetch-Site`) appears at most once, and `Content-Length` only
+//! repeats with the same value; an incomplete head is
+//! `AdminError::Incomplete` (its own variant, so "read more" is never
+//! confused with an I/O condition).
 
 use super::AdminError;
 
@@ -15,7 +20,8 @@ use super::AdminError;
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body we read (and throw away): no endpoint takes a body,
 /// but one must be drained so closing the socket does not send an RST that
-/// could destroy the response before the client reads it.
+/// could destroy the response before the client reads it. A larger declared
+/// length is answered 413 before any of the body is read.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Headers per request; more is answered 431 like an oversized head.
 const MAX_HEADERS: usize = 32;
@@ -30,6 +36,13 @@ pub struct Request<'b> {
     pub content_length: usize,
     /// Bytes of the buffer the head took; anything after it is body.
     pub head_len: usize,
+    /// The `Authorization` value, as sent.
+    pub authorization: Option<&'b [u8]>,
+    /// The `Origin` value: a browser's claim of the page that sent this.
+    pub origin: Option<&'b [u8]>,
+    /// The `Sec-Fetch-Site` value (`same-origin`, `same-site`, `cross-site`
+    /// or `none`), sent by current browsers on every request.
+    pub fetch_site: Option<&'b [u8]>,
 }
 
 /// Parses a request head from the bytes received so far.
@@ -61,6 +74,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
 
     let mut content_length: Option<usize> = None;
+    let (mut authorization, mut origin, mut fetch_site) = (None, None, None);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked decoding is not worth carrying for endpoints that take
@@ -75,12 +89,24 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
             }
             content_length = Some(n);
         }
+        // Which of two copies would a proxy in front of us have checked?
+        // Refuse rather than guess.
+        for (name, slot) in
+            [("authorization", &mut authorization), ("origin", &mut origin), ("sec-fetch-site", &mut fetch_site)]
+        {
+            if h.name.eq_ignore_ascii_case(name) {
+                if slot.is_some() {
+                    return Err(AdminError::DuplicateHeader(name));
+                }
+                *slot = Some(h.value);
+            }
+        }
     }
     let content_length = content_length.unwrap_or(0);
     if content_length > MAX_BODY {
         return Err(AdminError::BodyTooLarge { length: content_length, limit: MAX_BODY });
     }
-    Ok(Request { method, path, content_length, head_len })
+    Ok(Request { method, path, content_length, head_len, authorization, origin, fetch_site })
 }
 
 /// Content-Length is 1*DIGIT; `usize::from_str` would also take a `+`.
@@ -98,8 +124,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
-    /// Set on 405 to list the method the path does take.
-    pub allow: Option<&'static str>,
+    /// One extra header: `Allow` on 405, `WWW-Authenticate` on 401.
+    pub header: Option<(&'static str, &'static str)>,
 }
 
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -108,7 +134,7 @@ pub const JSON: &str = "application/json";
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Response { status, content_type, body: body.into(), allow: None }
+        Response { status, content_type, body: body.into(), header: None }
     }
 
     /// A plain-text response; adds the trailing newline `curl` users expect.
@@ -121,7 +147,19 @@ impl Response {
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
-        Response { allow: Some(allow), ..Response::text(405, "method not allowed") }
+        Response { header: Some(("Allow", allow)), ..Response::text(405, "method not allowed") }
+    }
+
+    /// The answer to a failed request, or `None` when there is nobody to
+    /// answer (see `AdminError::status`).
+    pub fn error(e: &AdminError) -> Option<Self> {
+        let status = e.status()?;
+        let mut r = Response::text(status, e.to_string());
+        if status == 401 {
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            r.header = Some(("WWW-Authenticate", "Bearer"));
+        }
+        Some(r)
     }
 
     /// The bytes to put on the wire.
@@ -135,8 +173,8 @@ impl Response {
             self.body.len()
         );
         out.extend_from_slice(head.as_bytes());
-        if let Some(allow) = self.allow {
-            out.extend_from_slice(format!("Allow: {allow}\r\n").as_bytes());
+        if let Some((name, value)) = self.header {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
@@ -149,6 +187,8 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -169,7 +209,16 @@ mod tests {
     fn complete_head_with_query_and_body_length() {
         let raw = b"POST /reload?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
         let req = parse_head(raw).unwrap();
-        assert_eq!(req, Request { method: "POST", path: "/reload", content_length: 3, head_len: raw.len() - 3 });
+        let want = Request {
+            method: "POST",
+            path: "/reload",
+            content_length: 3,
+            head_len: raw.len() - 3,
+            authorization: None,
+            origin: None,
+            fetch_site: None,
+        };
+        assert_eq!(req, want);
     }
 
     #[test]

@@ -5,26 +5,35 @@
 //! `ControlMsg`; it never writes a counter or publishes a snapshot, and no
 //! worker ever waits on it.
 //!
-//! Serving model: one thread, one connection at a time, one request per
-//! connection (`Connection: close`). Admin traffic is a scraper, a probe and
-//! an operator, so a sequential loop is enough, and it keeps admin to at most
-//! one busy thread. The cost is that one slow client delays the next; that is
-//! bounded by a 2 s deadline for the whole request and 2 s write timeouts
-//! (a reload may hold the loop for up to 10 s while control works).
+//! Serving model: one thread per port (this one and nutcracker's stats
+//! port), each a mio poll loop over at most `server::MAX_CONNECTIONS`
+//! connections, served concurrently with a deadline per phase (head, body,
+//! write); one request per connection (`Connection: close`). A reload is
+//! sent to the control thread and its answer polled, so the loop keeps
+//! serving probes while control works.
+//!
+//! Access: `[server] admin_token` guards every endpoint but `/healthz` and
+//! `/ready`; a cross-origin browser POST is refused with or without it
+//! (`guard`).
 //!
 //! Invariant: nothing a client sends can panic this thread or stop the loop.
 //! Bad input gets a 4xx and the connection is closed.
 //!
-//! Files: `http` (sans-IO parse/encode), `metrics`, `json`, `ready`
-//! (readiness decision), `totals` (cross-worker sums).
+//! Files: `server` (the poll loop), `conn` (one connection's phases and
+//! deadlines), `http` (sans-IO parse/encode), `guard` (token and origin
+//! checks), `metrics`, `json`, `ready` (readiness decision), `totals`
+//! (cross-worker sums).
 
 mod cluster;
+mod conn;
+mod guard;
 mod http;
 pub mod json;
 pub mod metrics;
 mod mongo;
 pub mod nutstats;
 mod ready;
+mod server;
 mod totals;
 pub mod twem;
 
@@ -33,29 +42,26 @@ mod fixture;
 #[cfg(test)]
 mod tests;
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, TryRecvError, TrySendError};
 
 use crate::control::{ControlMsg, Shared};
-use http::Response;
+use guard::Guard;
+use http::{Request, Response};
+use server::{Reply, Server, Service};
 
+pub use conn::{BODY_TIMEOUT, HEADER_TIMEOUT, WRITE_TIMEOUT};
 pub use ready::readiness;
+pub use server::MAX_CONNECTIONS;
 
-/// Deadline for reading a whole request, and the per-write timeout.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `POST /reload` waits for the control thread's answer.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// After responding, how long to keep reading what the client still sends
-/// (see `linger_close`).
-const LINGER: Duration = Duration::from_millis(250);
-/// Pause after an accept error such as EMFILE, which repeats until some
-/// descriptor is closed; retrying at once would spin a core.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What can go wrong on the admin port. Each variant knows the status the
 /// client should see (`status`), which says who is at fault.
@@ -73,16 +79,24 @@ pub enum AdminError {
     BadContentLength,
     #[error("Transfer-Encoding is not supported; send Content-Length")]
     UnsupportedBody,
+    #[error("header {0} given twice")]
+    DuplicateHeader(&'static str),
+    #[error("one request per connection; bytes follow the request")]
+    Pipelined,
     #[error("request body of {length} bytes is over the {limit}-byte limit")]
     BodyTooLarge { length: usize, limit: usize },
     #[error("connection closed after {received} bytes of a request")]
     Truncated { received: usize },
     #[error("request not complete within {timeout:?} ({received} bytes received)")]
     Timeout { received: usize, timeout: Duration },
-    #[error("admin socket: {0}")]
-    Io(#[from] io::Error),
+    #[error("admin token required: send Authorization: Bearer <admin_token>")]
+    Unauthorized,
+    #[error("cross-origin request refused (a browser sent it for another site)")]
+    CrossOrigin,
     #[error("stats encoding failed: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("control thread is busy; try again")]
+    ControlBusy,
     #[error("control thread is not running; cannot reload")]
     ControlGone,
     #[error("control thread dropped the reload without answering")]
@@ -93,20 +107,24 @@ pub enum AdminError {
 
 impl AdminError {
     /// The status to answer with, or `None` when there is nobody to answer
-    /// (socket failure, or a peer that closed without sending anything).
+    /// (a peer that closed without sending a whole request).
     pub fn status(&self) -> Option<u16> {
         match self {
             AdminError::HeadTooLarge { .. } => Some(431),
             AdminError::Incomplete
             | AdminError::Malformed(_)
             | AdminError::BadContentLength
-            | AdminError::UnsupportedBody => Some(400),
-            AdminError::Truncated { received: 0 } | AdminError::Io(_) => None,
+            | AdminError::UnsupportedBody
+            | AdminError::DuplicateHeader(_)
+            | AdminError::Pipelined => Some(400),
+            AdminError::Unauthorized => Some(401),
+            AdminError::CrossOrigin => Some(403),
+            AdminError::Truncated { received: 0 } => None,
             AdminError::Truncated { .. } => Some(400),
             AdminError::BodyTooLarge { .. } => Some(413),
             AdminError::Timeout { .. } => Some(408),
             AdminError::Json(_) => Some(500),
-            AdminError::ControlGone | AdminError::ReloadDropped => Some(503),
+            AdminError::ControlBusy | AdminError::ControlGone | AdminError::ReloadDropped => Some(503),
             AdminError::ReloadTimeout(_) => Some(504),
         }
     }
@@ -123,139 +141,55 @@ pub fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<JoinHandle<()>
 }
 
 /// Serves an already bound listener (tests use an ephemeral port).
+///
+/// The token comes from the startup config: like the admin address, a
+/// change to it takes effect at restart.
 pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    thread::Builder::new().name("puerta-admin".to_string()).spawn(move || serve(listener, &shared))
-}
-
-fn serve(listener: TcpListener, shared: &Shared) {
+    let guard = Guard::new(shared.cell.load().config.server.admin_token.clone());
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "admin listening");
+        tracing::info!(%addr, token = guard.has_token(), "admin listening");
     }
-    for conn in listener.incoming() {
-        match conn {
-            Ok(stream) => {
-                if let Err(e) = handle(shared, stream) {
-                    tracing::debug!(error = %e, "admin connection");
-                }
-            }
-            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                thread::sleep(ACCEPT_BACKOFF);
-            }
-        }
-    }
+    let server = Server::new(listener, AdminHttp { shared, guard })?;
+    thread::Builder::new().name("puerta-admin".to_string()).spawn(move || server.run())
 }
 
-/// Serves one connection: read one request, answer it, close.
-fn handle(shared: &Shared, mut stream: TcpStream) -> Result<(), AdminError> {
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let response = match read_and_route(shared, &mut stream, deadline) {
-        Ok(r) => r,
-        Err(e) => match e.status() {
-            Some(status) => Response::text(status, e.to_string()),
-            None => return Err(e),
-        },
-    };
-    stream.write_all(&response.encode())?;
-    linger_close(&mut stream);
-    Ok(())
+/// The admin HTTP port as a `Service`.
+struct AdminHttp {
+    shared: Arc<Shared>,
+    guard: Guard,
 }
 
-fn read_and_route(shared: &Shared, stream: &mut TcpStream, deadline: Instant) -> Result<Response, AdminError> {
-    let mut buf = [0u8; http::MAX_HEAD];
-    let filled = read_head(stream, &mut buf, deadline)?;
-    let req = http::parse_head(&buf[..filled])?;
-    let body_have = filled - req.head_len;
-    discard(stream, req.content_length.saturating_sub(body_have), deadline)?;
-    route(shared, req.method, req.path)
-}
-
-/// Reads until `buf[..n]` holds a complete head; returns `n`.
-fn read_head(stream: &mut TcpStream, buf: &mut [u8; http::MAX_HEAD], deadline: Instant) -> Result<usize, AdminError> {
-    let mut filled = 0;
-    loop {
-        // Parse first: the previous read may have completed the head. The
-        // buffer is exactly MAX_HEAD, so a full buffer is answered 431 by
-        // the parser rather than read into.
-        match http::parse_head(&buf[..filled]) {
-            Ok(_) => return Ok(filled),
-            Err(AdminError::Incomplete) => {}
-            Err(e) => return Err(e),
-        }
-        match read_by(stream, &mut buf[filled..], deadline) {
-            Ok(0) => return Err(AdminError::Truncated { received: filled }),
-            Ok(n) => filled += n,
-            Err(e) => return Err(io_to_admin(e, filled)),
-        }
+impl Service for AdminHttp {
+    fn greeting(&mut self) -> Option<Bytes> {
+        None
     }
-}
 
-/// Reads and throws away `left` body bytes, under the same deadline.
-fn discard(stream: &mut TcpStream, mut left: usize, deadline: Instant) -> Result<(), AdminError> {
-    let mut sink = [0u8; 4096];
-    while left > 0 {
-        let want = left.min(sink.len());
-        match read_by(stream, &mut sink[..want], deadline) {
-            Ok(0) => return Err(AdminError::Truncated { received: 0 }),
-            Ok(n) => left -= n,
-            Err(e) => return Err(io_to_admin(e, 0)),
-        }
+    fn busy(&self) -> Option<Bytes> {
+        let text = format!("too many admin connections (limit {MAX_CONNECTIONS})");
+        Some(Response::text(503, text).encode().into())
     }
-    Ok(())
-}
 
-/// One `read` that returns by `deadline`. A per-read timeout alone would let
-/// a client trickling a byte a second hold the loop indefinitely.
-fn read_by(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        // `set_read_timeout(Some(0))` is an error; `left` is non-zero here.
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-fn io_to_admin(e: io::Error, received: usize) -> AdminError {
-    match e.kind() {
-        // A timed-out read reports WouldBlock on Linux, TimedOut elsewhere.
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AdminError::Timeout { received, timeout: IO_TIMEOUT },
-        _ => AdminError::Io(e),
-    }
-}
-
-/// Half-closes, then reads briefly before dropping the socket. Closing with
-/// unread input makes the kernel send an RST, which can destroy a response
-/// still in flight (e.g. a 431 sent before the rest of a huge head).
-fn linger_close(stream: &mut TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
-        return;
-    }
-    let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        match read_by(stream, &mut sink, deadline) {
-            Ok(n) if n > 0 => {}
-            _ => return,
-        }
+    fn respond(&mut self, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
+        route(&self.shared, &self.guard, req, local).unwrap_or_else(|e| {
+            // Every error raised after a whole request arrived has a status.
+            Reply::Now(Response::error(&e).unwrap_or_else(|| Response::text(500, e.to_string())))
+        })
     }
 }
 
 /// Maps a request to its endpoint. Only `path` decides 404; a known path
-/// with the wrong method is 405 with `Allow`.
-fn route(shared: &Shared, method: &str, path: &str) -> Result<Response, AdminError> {
+/// with the wrong method is 405 with `Allow`. Probes (`/healthz`, `/ready`)
+/// stay open so an orchestrator needs no secret; the rest need the token.
+fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Result<Reply, AdminError> {
+    let (method, path) = (req.method, req.path);
+    if !matches!(path, "/healthz" | "/ready") {
+        guard.authorize(req)?;
+    }
     let get_only = |make: &dyn Fn() -> Result<Response, AdminError>| {
         if method == "GET" {
-            make()
+            make().map(Reply::Now)
         } else {
-            Ok(Response::method_not_allowed("GET"))
+            Ok(Reply::Now(Response::method_not_allowed("GET")))
         }
     };
     match path {
@@ -268,30 +202,50 @@ fn route(shared: &Shared, method: &str, path: &str) -> Result<Response, AdminErr
             })
         }),
         "/stats" => get_only(&|| Ok(Response::new(200, http::JSON, json::render(shared)?))),
-        "/reload" if method == "POST" => reload(shared, RELOAD_TIMEOUT),
-        "/reload" => Ok(Response::method_not_allowed("POST")),
-        _ => Ok(Response::text(404, "not found")),
+        "/reload" if method == "POST" => {
+            guard::same_origin(req, local)?;
+            start_reload(shared, Instant::now(), RELOAD_TIMEOUT).map(Reply::Later)
+        }
+        "/reload" => Ok(Reply::Now(Response::method_not_allowed("POST"))),
+        _ => Ok(Reply::Now(Response::text(404, "not found"))),
     }
 }
 
-/// Asks the control thread to reload and relays its answer.
-fn reload(shared: &Shared, wait: Duration) -> Result<Response, AdminError> {
+/// A reload the control thread has been asked for; its answer is polled.
+pub struct PendingReload {
+    rx: Receiver<Result<String, String>>,
+    deadline: Instant,
+    wait: Duration,
+}
+
+/// Asks the control thread to reload, without waiting for it.
+fn start_reload(shared: &Shared, now: Instant, wait: Duration) -> Result<PendingReload, AdminError> {
     // Capacity 1: if we give up waiting and drop `rx`, control's late reply
     // fails at once instead of blocking the control thread.
     let (tx, rx) = crossbeam_channel::bounded(1);
-    // `send_timeout`: should the control channel ever be bounded and full,
-    // the admin loop must still come back.
-    let sent_at = Instant::now();
-    match shared.control.send_timeout(ControlMsg::Reload { reply: Some(tx) }, wait) {
-        Ok(()) => {}
-        Err(SendTimeoutError::Timeout(_)) => return Err(AdminError::ReloadTimeout(wait)),
-        Err(SendTimeoutError::Disconnected(_)) => return Err(AdminError::ControlGone),
+    // `try_send`: the admin loop must never block; a full control channel
+    // (1024 messages queued) means control is far behind.
+    match shared.control.try_send(ControlMsg::Reload { reply: Some(tx) }) {
+        Ok(()) => Ok(PendingReload { rx, deadline: now + wait, wait }),
+        Err(TrySendError::Full(_)) => Err(AdminError::ControlBusy),
+        Err(TrySendError::Disconnected(_)) => Err(AdminError::ControlGone),
     }
-    match rx.recv_timeout(wait.saturating_sub(sent_at.elapsed())) {
-        Ok(Ok(summary)) => Ok(Response::text(200, summary)),
-        // A config that does not validate is the operator's to fix: 400.
-        Ok(Err(reason)) => Ok(Response::text(400, reason)),
-        Err(RecvTimeoutError::Timeout) => Err(AdminError::ReloadTimeout(wait)),
-        Err(RecvTimeoutError::Disconnected) => Err(AdminError::ReloadDropped),
+}
+
+impl PendingReload {
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The answer once control gave it (or gave up, or time ran out).
+    pub fn poll(&self, now: Instant) -> Option<Result<Response, AdminError>> {
+        match self.rx.try_recv() {
+            Ok(Ok(summary)) => Some(Ok(Response::text(200, summary))),
+            // A config that does not validate is the operator's to fix: 400.
+            Ok(Err(reason)) => Some(Ok(Response::text(400, reason))),
+            Err(TryRecvError::Disconnected) => Some(Err(AdminError::ReloadDropped)),
+            Err(TryRecvError::Empty) if now >= self.deadline => Some(Err(AdminError::ReloadTimeout(self.wait))),
+            Err(TryRecvError::Empty) => None,
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! nutcracker's stats port: one JSON document per connection, then close,
-//! with nutcracker 0.5.0's field names, nesting and layout.
+//! with nutcracker 0.5.0's field names, nesting and layout. Connections are
+//! served by the admin port's loop (`server.rs`), concurrently and with a
+//! write deadline.
 //!
 //! Owns nothing: `collect` reads the snapshot and single-writer counters
 //! (loads only) into a `NutStats` value, and `render` is a pure formatter,
@@ -14,11 +16,16 @@
 //! the thirteen server fields. Servers are listed in nutcracker's order
 //! (sorted by name: shorter first, then bytewise).
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::http::{Request, Response};
+use super::server::{Reply, Server, Service};
 
 use super::totals::{BackendTotals, PoolTotals};
 use super::twem::{PoolTwem, ServerTwem};
@@ -155,28 +162,40 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// Binds `addr` and serves the stats JSON on a thread of its own.
+/// Binds `addr` and serves the stats JSON on a thread of its own, with the
+/// admin port's connection loop: concurrent, at most
+/// `server::MAX_CONNECTIONS` at once, each closed once written or at the
+/// write deadline, so a client that never reads holds nothing up.
+///
+/// Like nutcracker's, this port has no access control (it takes no request
+/// to carry a token); bind it to loopback or a private address.
 pub fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
     let listener = TcpListener::bind(addr)?;
-    thread::Builder::new().name("puerta-nutstats".to_owned()).spawn(move || {
-        tracing::info!(%addr, "nutcracker stats listening");
-        for conn in listener.incoming() {
-            match conn {
-                Ok(mut s) => {
-                    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-                    // Like nutcracker: write the document, close; the client
-                    // sends nothing.
-                    if let Err(e) = s.write_all(render(&collect(&shared)).as_bytes()) {
-                        tracing::debug!(error = %e, "stats connection");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "stats accept failed");
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    })
+    tracing::info!(%addr, "nutcracker stats listening");
+    let server = Server::new(listener, StatsPort { shared })?;
+    thread::Builder::new().name("puerta-nutstats".to_owned()).spawn(move || server.run())
+}
+
+struct StatsPort {
+    shared: Arc<Shared>,
+}
+
+impl Service for StatsPort {
+    /// Like nutcracker: write the document, close; the client sends nothing.
+    fn greeting(&mut self) -> Option<Bytes> {
+        Some(render(&collect(&self.shared)).into())
+    }
+
+    /// Over the limit, close: a stats reader expects JSON or nothing.
+    fn busy(&self) -> Option<Bytes> {
+        None
+    }
+
+    /// Unreachable: a connection here starts by writing and never reads a
+    /// request.
+    fn respond(&mut self, _req: &Request<'_>, _local: Option<SocketAddr>) -> Reply {
+        Reply::Now(Response::text(404, "the stats port takes no request"))
+    }
 }
 
 #[cfg(test)]

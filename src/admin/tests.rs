@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::fixture::{self, Fixture};
 use super::*;
@@ -132,22 +132,53 @@ fn reload_relays_the_control_answer() {
 }
 
 #[test]
+fn probes_are_served_while_a_reload_waits_for_control() {
+    let (f, addr) = start();
+    let mut post = TcpStream::connect(addr).unwrap();
+    post.write_all(b"POST /reload HTTP/1.1\r\n\r\n").unwrap();
+    // Control has the message but has not answered.
+    let Ok(ControlMsg::Reload { reply: Some(tx) }) = f.control.recv_timeout(Duration::from_secs(5)) else {
+        panic!("a reload with a reply channel")
+    };
+    let mut probe = TcpStream::connect(addr).unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    probe.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).expect("answered while the reload is pending");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    tx.send(Ok("reloaded".into())).unwrap();
+    post.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    post.read_to_string(&mut answer).unwrap();
+    assert_eq!(body(&answer), "reloaded\n");
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_408() {
+    let (_f, addr) = start();
+    // Head complete, 3 of 10 body bytes, then nothing: cut at BODY_TIMEOUT.
+    let (status, _) = exchange(addr, &[b"POST /reload HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"]);
+    assert_eq!(status, 408);
+}
+
+#[test]
 fn reload_timeout_and_missing_control() {
     let f = fixture::standard();
-    // Nobody answers: 504 after the wait.
-    let err = reload(&f.shared, Duration::from_millis(20)).unwrap_err();
+    let t0 = Instant::now();
+    // Nobody answers: nothing yet, then 504 once the deadline passed.
+    let p = start_reload(&f.shared, t0, Duration::from_millis(20)).unwrap();
+    assert!(p.poll(t0).is_none());
+    let err = p.poll(t0 + Duration::from_millis(20)).unwrap().unwrap_err();
     assert_eq!(err.status(), Some(504));
     // The message was sent all the same; dropping it unanswered is a 503.
-    assert!(matches!(f.control.try_recv(), Ok(ControlMsg::Reload { reply: Some(_) })));
-    let rx = f.control.clone();
-    let dropper = thread::spawn(move || drop(rx.recv_timeout(Duration::from_secs(5))));
-    let err = reload(&f.shared, Duration::from_secs(5)).unwrap_err();
-    dropper.join().unwrap();
-    assert_eq!(err.status(), Some(503));
+    let Ok(ControlMsg::Reload { reply: Some(tx) }) = f.control.try_recv() else { panic!("a reload was sent") };
+    drop(tx);
+    assert!(matches!(p.poll(t0), Some(Err(AdminError::ReloadDropped))));
     // Control thread gone entirely: 503 at once.
     let Fixture { shared, control } = f;
     drop(control);
-    assert!(matches!(reload(&shared, Duration::from_secs(5)), Err(AdminError::ControlGone)));
+    let err = start_reload(&shared, t0, Duration::from_secs(5)).err().unwrap();
+    assert!(matches!(err, AdminError::ControlGone));
 }
 
 #[test]

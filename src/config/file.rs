@@ -35,6 +35,7 @@ pub(crate) struct ServerFile {
     pub cpus: Option<Vec<i64>>,
     pub io: String,
     pub admin: String,
+    pub admin_token: Option<String>,
     pub log: String,
     pub shutdown_timeout: Scalar,
 }
@@ -46,6 +47,7 @@ impl Default for ServerFile {
             cpus: None,
             io: "auto".into(),
             admin: "127.0.0.1:9090".into(),
+            admin_token: None,
             log: "info".into(),
             shutdown_timeout: Scalar::text("30s"),
         }

@@ -57,6 +57,7 @@ fn defaults_fill_everything_optional() {
             cpus: None,
             io: IoMode::Auto,
             admin: addr("127.0.0.1:9090"),
+            admin_token: None,
             log: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
         }
@@ -93,6 +94,17 @@ fn explicit_values_are_typed() {
     assert_eq!(p.idle_timeout, Some(Duration::from_millis(1500)));
     assert_eq!(p.max_client_connections, Some(5));
     assert_eq!(p.health.check_interval, Duration::from_millis(1500));
+}
+
+#[test]
+fn admin_token_is_checked_and_never_printed() {
+    let c = ok(&format!("[server]\nadmin_token = \"s3cret\"\n{POOL}"));
+    assert_eq!(c.server.admin_token.as_ref().map(|t| t.as_bytes()), Some(&b"s3cret"[..]));
+    assert!(!format!("{c:?}").contains("s3cret"), "Debug hides the token");
+    for bad in ["", "two words", "caf\u{e9}"] {
+        let e = err(&format!("[server]\nadmin_token = {bad:?}\n{POOL}"));
+        assert!(e.starts_with("t.toml:2: server.admin_token: expected 1 to 1024 visible ASCII characters"), "{e}");
+    }
 }
 
 #[test]

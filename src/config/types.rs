@@ -30,9 +30,36 @@ pub struct ServerSettings {
     pub cpus: Option<Vec<usize>>,
     pub io: IoMode,
     pub admin: SocketAddr,
+    /// Bearer token the admin port requires (all but /healthz and /ready).
+    pub admin_token: Option<AdminToken>,
     /// A tracing `EnvFilter` directive, e.g. "info" or "puerta=debug".
     pub log: String,
     pub shutdown_timeout: Duration,
+}
+
+/// `[server] admin_token`: 1 to 1024 visible ASCII characters. `Debug`
+/// hides it so that a logged config never carries the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Checks the text; what goes in an HTTP header must be visible ASCII.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.is_empty() || text.len() > 1024 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("expected 1 to 1024 visible ASCII characters (no spaces), got {} bytes", text.len()));
+        }
+        Ok(AdminToken(text.to_owned()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

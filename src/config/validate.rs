@@ -16,7 +16,7 @@ use super::file::{ConfigFile, Scalar, ServerFile};
 use super::pool;
 use super::span::KeyPath;
 use super::twem::ListenAddr;
-use super::types::{Config, IoMode, ServerSettings, Workers};
+use super::types::{AdminToken, Config, IoMode, ServerSettings, Workers};
 
 /// One thing wrong with the file, at a key path relative to some table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +135,7 @@ impl TryFrom<ServerFile> for ServerSettings {
             pick(&file.io, &[("auto", IoMode::Auto), ("uring", IoMode::Uring), ("epoll", IoMode::Epoll)]),
         );
         let admin = p.check(key("admin"), super::addr::resolve(&file.admin));
+        let admin_token = p.check(key("admin_token"), file.admin_token.as_deref().map(AdminToken::new).transpose());
         let log = p.check(key("log"), log_filter(&file.log));
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
 
@@ -144,6 +145,7 @@ impl TryFrom<ServerFile> for ServerSettings {
                 cpus: cpus?,
                 io: io?,
                 admin: admin?,
+                admin_token: admin_token?,
                 log: log?,
                 shutdown_timeout: shutdown_timeout?,
             })

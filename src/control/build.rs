@@ -132,6 +132,7 @@ mod tests {
                 cpus: None,
                 io: IoMode::Epoll,
                 admin: "127.0.0.1:0".parse().unwrap(),
+                admin_token: None,
                 log: "info".into(),
                 shutdown_timeout: Duration::from_secs(1),
             },
