@@ -311,13 +311,15 @@ impl WorkerCore {
     /// `client_connections` only (no backend is chosen per client). On
     /// success the client is counted; `mux_client_closed` undoes it.
     pub fn admit_mux(&mut self, pool: &PoolSnapshot) -> Result<(), Reject> {
-        let pc = &self.stats.pools[pool.stat_id];
         if self.snap.draining {
             return Err(Reject::Draining);
         }
+        self.take_client_units(pool)?;
+        let pc = &self.stats.pools[pool.stat_id];
         let n = pool.clients.fetch_add(1, Ordering::Relaxed);
         if pool.cfg.max_client_connections.is_some_and(|max| n >= max as u64) {
             pool.clients.fetch_sub(1, Ordering::Relaxed);
+            self.shared.clients.give_back(crate::fdlimit::client_units(&pool.cfg));
             pc.rejected_max_conns.incr();
             return Err(Reject::MaxConnections);
         }
@@ -334,6 +336,7 @@ impl WorkerCore {
         pc.client_conns.decr();
         self.stats.sessions.decr();
         pool.clients.fetch_sub(1, Ordering::Relaxed);
+        self.shared.clients.give_back(crate::fdlimit::client_units(&pool.cfg));
         let mc = &self.stats.mux.pools[pool.stat_id];
         match why {
             ClientClose::Eof => mc.client_eof.incr(),
