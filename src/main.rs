@@ -237,7 +237,10 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
         })
         .collect();
 
-    let client_limit = fdlimit::client_limit(&cfg, workers, nofile);
+    let client_limit = match puerta::worker::failpoint::no_client_limit() {
+        true => u64::MAX,
+        false => fdlimit::client_limit(&cfg, workers, nofile),
+    };
     let server_fds = fdlimit::server_fds(&cfg, workers);
     if client_limit == 0 {
         tracing::warn!(

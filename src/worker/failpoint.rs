@@ -8,7 +8,10 @@
 //!
 //! Names:
 //! - `worker_panic_on_accept`: the worker that accepts a client panics;
-//! - `worker_error_on_accept`: its driver's `run` returns an error.
+//! - `worker_error_on_accept`: its driver's `run` returns an error;
+//! - `no_client_limit`: no process-wide client limit (`fdlimit`), so a
+//!   test can run the process out of descriptors and see what accept does
+//!   then (the limit is the first defence, the accept backoff the second).
 
 use std::io;
 
@@ -29,6 +32,18 @@ pub fn on_accept() -> io::Result<()> {
 #[inline(always)]
 pub fn on_accept() -> io::Result<()> {
     Ok(())
+}
+
+/// True when the derived client limit is switched off.
+#[cfg(debug_assertions)]
+pub fn no_client_limit() -> bool {
+    enabled("no_client_limit")
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn no_client_limit() -> bool {
+    false
 }
 
 /// Whether `name` is listed in `PUERTA_FAILPOINT` (read once per process).

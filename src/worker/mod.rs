@@ -13,7 +13,7 @@ mod client_socks;
 mod conn;
 pub mod core;
 mod epoll;
-mod failpoint;
+pub mod failpoint;
 pub mod mongo;
 pub mod mux_pools;
 pub mod sys;
