@@ -16,6 +16,8 @@ mod epoll;
 pub mod failpoint;
 pub mod mongo;
 pub mod mux_pools;
+#[cfg(test)]
+mod mux_pools_tests;
 pub mod sys;
 mod uring;
 

@@ -59,7 +59,7 @@ pub struct MuxEntry {
 }
 
 impl MuxEntry {
-    fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
+    pub(super) fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
         let session: Box<dyn PoolSession> = if pool.cfg.shard.is_some() {
             Box::new(ShardSession::new(pool.clone(), now)?)
         } else {
@@ -99,9 +99,17 @@ impl MuxEntry {
         self.clients.iter()
     }
 
-    /// Nothing left to serve: no client, no backend connection.
+    /// Nothing left to serve and nothing the driver still holds: no client
+    /// or backend in the session, and no socket in the driver's tables. The
+    /// session forgets a client as it queues its `CloseClient`; the socket
+    /// stays in `clients` until the driver applies it, so an entry dropped
+    /// before that would leak the socket (and its client count), and a new
+    /// entry in the same slot would get its events.
     pub fn is_empty(&self) -> bool {
-        self.session.client_count() == 0 && self.backends.is_empty() && !self.session.has_open_backends()
+        self.session.client_count() == 0
+            && self.clients.iter().next().is_none()
+            && self.backends.is_empty()
+            && !self.session.has_open_backends()
     }
 }
 
