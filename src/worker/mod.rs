@@ -3,8 +3,12 @@
 //!
 //! Owner: each worker thread owns everything it creates; the only shared
 //! state it touches is its own stats block (single writer) and, at accept
-//! and close only, a pool's client count. Invariant: a worker builds its ring
-//! *inside* its thread, after pinning, so SINGLE_ISSUER holds.
+//! and close only, a pool's client count and the process-wide client
+//! budget (`fdlimit`). Invariants: a worker builds its ring *inside* its
+//! thread, after pinning, so SINGLE_ISSUER holds; a worker never ends alone
+//! while the process runs on: its end is reported on the exit channel
+//! (`Workers::wait`), and `main` exits non-zero on the first failure (a
+//! panic aborts the process before that, see `main`'s panic hook).
 
 mod accept;
 mod accept_backoff;

@@ -142,11 +142,9 @@ impl UringDriver {
     /// the pause is somehow not over).
     pub(super) fn on_accept_resume(&mut self, now: Instant) {
         self.accept_resume_armed = false;
-        if !self.core.poll_accept_resume(now) {
-            if self.core.accept_paused(now) {
-                self.pause_accepts(now);
-            }
-            return;
+        self.core.poll_accept_resume(now);
+        if self.core.accept_paused(now) {
+            return self.pause_accepts(now);
         }
         for idx in 0..self.listeners.len() {
             if self.listeners[idx].as_ref().is_some_and(|a| !a.armed && !a.retired) {
