@@ -154,6 +154,7 @@ impl UringDriver {
     pub fn run(mut self) -> io::Result<()> {
         self.arm_wake();
         self.apply_snapshot(Instant::now());
+        let mut stalls = submit::Stalls::default();
         loop {
             // A worker that cannot go on says so; `main` then exits.
             if let Some(e) = self.core.fatal.take() {
@@ -176,12 +177,20 @@ impl UringDriver {
             let want = usize::from(self.reaped.is_empty());
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                // A signal: the wait blocked until then, no spin.
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // EBUSY: completions wait to be reaped, just below. EAGAIN:
+                // the kernel lacks memory for now. Both are retried, but
+                // only so long without a completion (`submit::Stalls`).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => stalls.stalled(e)?,
                 Err(e) => return Err(e),
             }
             self.cqes.clear();
             self.cqes.append(&mut self.reaped);
             self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            if !self.cqes.is_empty() {
+                stalls.progressed();
+            }
             let now = Instant::now();
             // A snapshot published while we waited (a reload answered just
             // before a client connected) must route this batch's accepts.

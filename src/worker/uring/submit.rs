@@ -9,7 +9,8 @@
 //! completions already posted (they are dispatched first in the next loop
 //! pass, in order), and after `MAX_STALLS` rounds without any progress the
 //! entry is dropped and the worker fails (`WorkerCore::fatal`): a worker
-//! that cannot submit cannot serve, and `main` then exits non-zero.
+//! that cannot submit cannot serve, and `main` then exits non-zero. The
+//! driver's wait (`Stalls`) follows the same rule.
 
 use std::io;
 use std::time::Duration;
@@ -31,6 +32,31 @@ impl UringDriver {
             tracing::error!(worker = self.core.id, %err, "io_uring: the kernel takes no submission; the worker stops");
             self.core.fatal.get_or_insert(err);
         }
+    }
+}
+
+/// Consecutive failed waits in the driver's loop (EBUSY, EAGAIN) with no
+/// completion between them: retried with a pause, up to
+/// `MAX_STALLS`, then the loop fails rather than spin.
+#[derive(Default)]
+pub(super) struct Stalls(u32);
+
+impl Stalls {
+    /// A wait failed with `e`; `Err(e)` once there were too many in a row.
+    pub(super) fn stalled(&mut self, e: io::Error) -> io::Result<()> {
+        self.0 += 1;
+        if self.0 >= MAX_STALLS {
+            return Err(e);
+        }
+        if self.0 > 1 {
+            std::thread::sleep(STALL_PAUSE);
+        }
+        Ok(())
+    }
+
+    /// A completion arrived.
+    pub(super) fn progressed(&mut self) {
+        self.0 = 0;
     }
 }
 
@@ -147,6 +173,20 @@ mod tests {
         assert!(push_making_room(&mut q).is_ok());
         // Five rounds reap one completion each, the sixth submits.
         assert_eq!((q.tries, q.pauses, q.cq), (7, 0, 0));
+    }
+
+    #[test]
+    fn failed_waits_are_retried_only_so_long_without_a_completion() {
+        let mut s = Stalls::default();
+        let ebusy = || io::Error::from_raw_os_error(libc::EBUSY);
+        for _ in 0..MAX_STALLS - 1 {
+            assert!(s.stalled(ebusy()).is_ok());
+        }
+        s.progressed();
+        for _ in 0..MAX_STALLS - 1 {
+            assert!(s.stalled(ebusy()).is_ok(), "a completion resets the count");
+        }
+        assert_eq!(s.stalled(ebusy()).unwrap_err().raw_os_error(), Some(libc::EBUSY));
     }
 
     #[test]
