@@ -28,6 +28,8 @@
 //!   publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
 //! - [`stats`]: single-writer counters read by admin.
+//! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
+//!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
 //!   sans-IO `protocol` codecs and `hash`, never `worker`/`session`/`control`.
 
@@ -36,6 +38,7 @@ pub mod bench;
 pub mod compat;
 pub mod config;
 pub mod control;
+pub mod fdlimit;
 pub mod hash;
 pub mod protocol;
 pub mod route;

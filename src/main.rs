@@ -21,6 +21,7 @@ use puerta::compat::describe::describe_stats;
 use puerta::compat::logging::{self, LogControl};
 use puerta::config::{self, Config, IoMode, Workers};
 use puerta::control::{Control, ControlMsg, ControlState, DriverKind, Shared};
+use puerta::fdlimit;
 use puerta::route::SnapshotCell;
 use puerta::stats::{HealthStats, WorkerStats};
 
@@ -201,7 +202,14 @@ fn fail(msg: &str) {
 /// Starts workers, control, admin (and the nutcracker stats port when
 /// `stats` is given), then waits for the workers to drain.
 fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<SocketAddr>) -> ExitCode {
-    raise_nofile();
+    install_panic_hook();
+    let nofile = match fdlimit::raise_nofile() {
+        Ok(n) => n,
+        Err(e) => {
+            fail(&format!("cannot read RLIMIT_NOFILE: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     let driver = match io {
         IoMode::Epoll => DriverKind::Epoll,
         IoMode::Uring | IoMode::Auto if puerta::worker::uring_available() => DriverKind::Uring,
@@ -229,6 +237,26 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
         })
         .collect();
 
+    let client_limit = match puerta::worker::failpoint::no_client_limit() {
+        true => u64::MAX,
+        false => fdlimit::client_limit(&cfg, workers, nofile),
+    };
+    let server_fds = fdlimit::server_fds(&cfg, workers);
+    if client_limit == 0 {
+        tracing::warn!(
+            max_fds = nofile,
+            server_fds,
+            "RLIMIT_NOFILE leaves no descriptor for clients: every client will be closed at accept"
+        );
+    }
+    tracing::info!(
+        max_fds = nofile,
+        client_limit,
+        server_fds,
+        reserved = fdlimit::RESERVED_FDS,
+        "process-wide client limit (tcp and mongos clients count twice)"
+    );
+
     let admin_addr = cfg.server.admin;
     let (st, first) = match ControlState::bootstrap(cfg, workers, driver) {
         Ok(x) => x,
@@ -253,6 +281,7 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
         driver,
         started: Instant::now(),
         control: tx.clone(),
+        clients: fdlimit::ClientBudget::new(client_limit),
     });
     if let Err(e) = puerta::admin::spawn(admin_addr, shared.clone()) {
         fail(&format!("cannot listen on admin address {admin_addr}: {e}"));
@@ -264,14 +293,14 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
             return ExitCode::from(1);
         }
     }
-    let handles = match puerta::worker::spawn(&shared, &cpus) {
-        Ok(h) => h,
+    let workers_running = match puerta::worker::spawn(&shared, &cpus) {
+        Ok(w) => w,
         Err(e) => {
             fail(&format!("cannot start workers: {e}"));
             return ExitCode::from(1);
         }
     };
-    let wake_fds = handles.iter().map(|h| h.wake_fd).collect();
+    let wake_fds = workers_running.handles.iter().map(|h| h.wake_fd).collect();
     let control = Control::new(st, shared.clone(), rx, wake_fds);
     if let Err(e) = std::thread::Builder::new().name("puerta-control".into()).spawn(move || control.run()) {
         fail(&format!("cannot start control thread: {e}"));
@@ -281,27 +310,39 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
     tracing::info!(driver = driver.as_str(), workers, cpus = %pinned.join(","), admin = %admin_addr,
         config = %path.display(), version = env!("CARGO_PKG_VERSION"), "puerta started");
 
-    for h in handles {
-        let _ = h.join.join();
-    }
-    tracing::info!("all workers drained; exiting");
-    ExitCode::SUCCESS
-}
-
-/// Raises the soft open-files limit to the hard one: a proxy holds two
-/// descriptors per tcp client, one per multiplexed client, and the common
-/// soft default (1024) would refuse clients long before memory runs out.
-fn raise_nofile() {
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                tracing::debug!("could not raise RLIMIT_NOFILE");
-            }
+    // A worker that fails ends the process at once, non-zero, so that a
+    // supervisor restarts it: never a half-alive process (DESIGN §5).
+    match workers_running.wait() {
+        Ok(()) => {
+            tracing::info!("all workers drained; exiting");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            fail(&format!("{e}; exiting"));
+            ExitCode::from(1)
         }
     }
+}
+
+/// Makes every panic fatal, in every build profile: it is logged (thread,
+/// location, message, backtrace) and the process aborts. Why: a worker
+/// that died alone would leave its SO_REUSEPORT listener open with nobody
+/// accepting on it (a share of new clients hang), leak its descriptors,
+/// and /ready would still say ready. Release builds also set
+/// `panic = "abort"`; the hook makes debug and test builds behave the
+/// same and gets the report into the log file.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        let location = info.location().map_or_else(|| "<unknown>".to_owned(), |l| l.to_string());
+        let message = info.payload_as_str().unwrap_or("<non-string payload>");
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!(thread = name, %location, "panic: {message}; aborting the process\n{backtrace}");
+        // The log may be a file: say it on stderr too, briefly.
+        eprintln!("puerta: thread '{name}' panicked at {location}: {message}; aborting");
+        std::process::abort();
+    }));
 }
 
 /// SIGHUP reopens the log file (as nutcracker does) and reloads the config;

@@ -56,6 +56,9 @@ pub struct PoolCounters {
     pub rejected_max_conns: Counter,
     /// Closed at accept because no backend was healthy.
     pub rejected_no_backend: Counter,
+    /// Closed at accept because the process-wide client limit (derived
+    /// from RLIMIT_NOFILE, see `fdlimit`) was reached.
+    pub rejected_client_limit: Counter,
     /// Closed because the idle timeout passed.
     pub idle_closed: Counter,
     /// Bytes read from clients.
@@ -82,6 +85,9 @@ pub struct WorkerStats {
     pub epoch: Counter,
     /// Client sessions open now, all pools.
     pub sessions: Counter,
+    /// Accepts that failed for lack of descriptors or memory (EMFILE,
+    /// ENFILE, ENOBUFS, ENOMEM); accepting paused after each.
+    pub accept_exhausted: Counter,
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
@@ -95,6 +101,7 @@ impl Default for WorkerStats {
         WorkerStats {
             epoch: Counter::default(),
             sessions: Counter::default(),
+            accept_exhausted: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),

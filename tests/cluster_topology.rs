@@ -97,6 +97,7 @@ fn the_control_thread_follows_a_failover() {
         driver: DriverKind::Epoll,
         started: Instant::now(),
         control: tx.clone(),
+        clients: Default::default(),
     });
     let control = Control::new(st, shared.clone(), rx, vec![]);
     let thread = std::thread::spawn(move || control.run());

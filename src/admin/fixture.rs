@@ -82,6 +82,7 @@ pub fn standard() -> Fixture {
         driver: DriverKind::Epoll,
         started: Instant::now(),
         control: tx,
+        clients: Default::default(),
     };
     Fixture { shared: Arc::new(shared), control: rx }
 }

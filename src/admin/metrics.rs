@@ -58,6 +58,20 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     for (i, w) in shared.workers.iter().enumerate() {
         m.sample("worker_epoch", &format!("worker=\"{i}\""), w.epoch.get());
     }
+    m.family(
+        "accept_exhausted_total",
+        "counter",
+        "Accepts that failed for lack of file descriptors or memory (accepting then pauses).",
+    );
+    for (i, w) in shared.workers.iter().enumerate() {
+        m.sample("accept_exhausted_total", &format!("worker=\"{i}\""), w.accept_exhausted.get());
+    }
+    m.family(
+        "client_limit",
+        "gauge",
+        "Process-wide client limit derived from RLIMIT_NOFILE (tcp and mongos clients count twice).",
+    );
+    m.sample("client_limit", "", shared.clients.limit());
 
     // Per pool. Tables rather than a block per metric, so each line pairs a
     // metric with the one field that feeds it.
@@ -77,7 +91,11 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     }
     m.family("client_rejected_total", "counter", "Client connections closed at accept, by reason.");
     for p in &pools {
-        let reasons = [("max_connections", p.t.rejected_max_connections), ("no_backend", p.t.rejected_no_backend)];
+        let reasons = [
+            ("max_connections", p.t.rejected_max_connections),
+            ("no_backend", p.t.rejected_no_backend),
+            ("client_limit", p.t.rejected_client_limit),
+        ];
         for (reason, v) in reasons {
             m.sample("client_rejected_total", &format!("pool=\"{}\",reason=\"{reason}\"", p.pool), v);
         }
@@ -183,6 +201,8 @@ mod tests {
         w0.pools[p].client_conns.add(2);
         w1.pools[p].client_conns.add(1);
         w1.pools[p].rejected_no_backend.add(4);
+        w0.pools[p].rejected_client_limit.add(2);
+        w1.accept_exhausted.add(7);
         w0.backends[fixture::R1_STAT].conns_total.add(5);
         w1.backends[fixture::R1_STAT].conns_total.add(6);
         f.shared.health.fail[fixture::R2_STAT].add(3);
@@ -204,6 +224,10 @@ mod tests {
             "puerta_client_connections{pool=\"redis-a\"} 3".to_string(),
             "puerta_client_rejected_total{pool=\"redis-a\",reason=\"no_backend\"} 4".to_string(),
             "puerta_client_rejected_total{pool=\"redis-a\",reason=\"max_connections\"} 0".to_string(),
+            "puerta_client_rejected_total{pool=\"redis-a\",reason=\"client_limit\"} 2".to_string(),
+            "puerta_accept_exhausted_total{worker=\"0\"} 0".to_string(),
+            "puerta_accept_exhausted_total{worker=\"1\"} 7".to_string(),
+            format!("puerta_client_limit {}", u64::MAX),
             format!("puerta_backend_up{{{r1}}} 1"),
             format!("puerta_backend_up{{{r2}}} 0"),
             format!("puerta_backend_connections_total{{{r1}}} 11"),
@@ -235,7 +259,7 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "sample {line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 19);
     }
 
     #[test]

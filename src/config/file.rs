@@ -66,7 +66,8 @@ pub(crate) struct PoolFile {
     pub servers: Option<Vec<String>>,
     /// `None` when not written: redis/memcache pools reject it.
     pub balance: Option<String>,
-    pub connect_timeout: Scalar,
+    /// `None` when not written: 1 s, or 10 s for redis/memcache pools.
+    pub connect_timeout: Option<Scalar>,
     pub idle_timeout: Scalar,
     pub max_client_connections: i64,
     pub check_interval: Scalar,
@@ -127,7 +128,7 @@ impl Default for PoolFile {
             mode: "tcp".into(),
             servers: None,
             balance: None,
-            connect_timeout: Scalar::text("1s"),
+            connect_timeout: None,
             idle_timeout: Scalar::text("off"),
             max_client_connections: 0,
             check_interval: Scalar::text("2s"),

@@ -81,7 +81,11 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
         (Some(n), _) => Some(n),
         (None, n) => Some(n),
     };
-    let connect_timeout = p.check(key("connect_timeout"), positive_duration(&file.connect_timeout));
+    let connect_timeout = match &file.connect_timeout {
+        Some(v) => p.check(key("connect_timeout"), positive_duration(v)),
+        None if twem => Some(super::twem::DEFAULT_TWEM_CONNECT_TIMEOUT),
+        None => Some(std::time::Duration::from_secs(1)),
+    };
     let idle_timeout = p.check(key("idle_timeout"), optional_duration(&file.idle_timeout));
     let max_clients = max_client_connections.and_then(|n| {
         let k = if file.client_connections.is_some() { "client_connections" } else { "max_client_connections" };

@@ -122,6 +122,12 @@ pub const DEFAULT_BACKLOG: u32 = 512;
 pub const DEFAULT_SERVER_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// nutcracker's `CONF_DEFAULT_SERVER_FAILURE_LIMIT`.
 pub const DEFAULT_SERVER_FAILURE_LIMIT: u32 = 2;
+/// `connect_timeout` of redis and memcache pools when not written.
+/// nutcracker has none (its `timeout` unset waits forever, and the kernel
+/// gives up a connect after about two minutes), so a patient bound rather
+/// than the 1 s of tcp pools: a connect that never completes must not hold
+/// requests forever.
+pub const DEFAULT_TWEM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Redis's own `proto-max-bulk-len`-sized limit: 512 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
 /// Unread reply bytes per client before it is closed: 64 MiB.

@@ -44,6 +44,7 @@ fn failures_eject_a_server_from_the_ring_until_retry_timeout() {
         driver: DriverKind::Epoll,
         started: Instant::now(),
         control: tx.clone(),
+        clients: Default::default(),
     });
     let control = Control::new(st, shared.clone(), rx, vec![]);
     std::thread::spawn(move || control.run());

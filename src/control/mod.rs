@@ -69,4 +69,7 @@ pub struct Shared {
     pub driver: DriverKind,
     pub started: Instant,
     pub control: Sender<ControlMsg>,
+    /// The process-wide client limit derived from RLIMIT_NOFILE and the
+    /// clients held against it (`fdlimit`).
+    pub clients: crate::fdlimit::ClientBudget,
 }

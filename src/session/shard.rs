@@ -82,6 +82,7 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     let mut m = MuxConfig::new(protocol, servers);
     m.server_connections = shard.server_connections.max(1);
     m.timeout = shard.timeout;
+    m.connect_timeout = cfg.connect_timeout;
     m.max_request_bytes = shard.max_request_bytes;
     m.client_reply_limit = shard.client_reply_limit;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());

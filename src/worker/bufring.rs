@@ -6,6 +6,16 @@
 //! batch (`publish`). Invariants: the ring memory is page-aligned and lives
 //! (with the buffers) until the ring is dropped, after unregistering; a
 //! buffer id is given back exactly once per completion that carried it.
+//!
+//! Soundness: the kernel writes into every buffer it holds at any moment,
+//! so no Rust reference may ever span a buffer the kernel holds. The
+//! buffers are therefore one raw mapping reached only through a pointer,
+//! never a `Vec` or slice of the whole (a `&[u8]` over all of them, even
+//! one made only to index into it, asserts that none of those bytes change
+//! while it lives). `get` makes a slice of exactly the one buffer a
+//! completion handed over, which the kernel does not touch again until
+//! `recycle` gives it back, and `recycle` takes `&mut self`, so that slice
+//! is gone by then.
 
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -21,7 +31,10 @@ pub struct BufRing {
     /// Local copy of the tail; published to the kernel by `publish`.
     tail: u16,
     buf_size: usize,
-    bufs: Vec<u8>,
+    /// mmap'd `entries * buf_size` bytes; only ever reached through this
+    /// pointer (see the module note on soundness).
+    bufs: *mut u8,
+    bufs_bytes: usize,
     pub bgid: u16,
 }
 
@@ -33,29 +46,22 @@ impl BufRing {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "entries must be a power of two"));
         }
         let ring_bytes = entries as usize * std::mem::size_of::<BufRingEntry>();
-        // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
+        let bufs_bytes = (entries as usize)
+            .checked_mul(buf_size)
+            .filter(|&n| n > 0 && buf_size <= u32::MAX as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring size"))?;
+        let ptr = map(ring_bytes)?;
+        let bufs = match map(bufs_bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                // SAFETY: mapped just above with this size.
+                unsafe { libc::munmap(ptr, ring_bytes) };
+                return Err(e);
+            }
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let mut br = BufRing {
-            ring: ptr.cast(),
-            ring_bytes,
-            entries,
-            tail: 0,
-            buf_size,
-            bufs: vec![0u8; entries as usize * buf_size],
-            bgid,
-        };
+        // From here on Drop unmaps both.
+        let mut br =
+            BufRing { ring: ptr.cast(), ring_bytes, entries, tail: 0, buf_size, bufs: bufs.cast(), bufs_bytes, bgid };
         // SAFETY: the ring memory stays mapped until Drop, which runs after
         // the worker has unregistered it (or the ring itself is gone).
         unsafe {
@@ -68,18 +74,32 @@ impl BufRing {
         Ok(br)
     }
 
-    /// The bytes the kernel wrote into buffer `bid`.
+    /// The bytes the kernel wrote into buffer `bid`, which a completion just
+    /// handed over (empty for an id the ring does not have).
     pub fn get(&self, bid: u16, len: usize) -> &[u8] {
-        let start = bid as usize * self.buf_size;
-        &self.bufs[start..start + len.min(self.buf_size)]
+        if bid >= self.entries {
+            return &[];
+        }
+        // SAFETY: `bid < entries`, so the range lies inside the mapping; the
+        // slice covers only buffer `bid`, which the kernel handed to us and
+        // does not write until `recycle` (which needs `&mut self`, so this
+        // borrow has ended by then).
+        unsafe { std::slice::from_raw_parts(self.bufs.add(bid as usize * self.buf_size), len.min(self.buf_size)) }
     }
 
     /// Hands buffer `bid` back to the kernel (visible after `publish`).
     pub fn recycle(&mut self, bid: u16) {
+        if bid >= self.entries {
+            return;
+        }
         let mask = self.entries - 1;
-        // SAFETY: index is masked into the mapped ring.
+        // SAFETY: the index is masked into the mapped ring, and the entry at
+        // the local tail is not yet published, so the kernel does not read
+        // it while we write it.
         let entry = unsafe { &mut *self.ring.add((self.tail & mask) as usize) };
-        entry.set_addr(self.bufs.as_ptr() as u64 + (bid as usize * self.buf_size) as u64);
+        // SAFETY: `bid < entries`: an address inside the mapping (no
+        // reference is made to the buffer itself).
+        entry.set_addr(unsafe { self.bufs.add(bid as usize * self.buf_size) } as u64);
         entry.set_len(self.buf_size as u32);
         entry.set_bid(bid);
         self.tail = self.tail.wrapping_add(1);
@@ -96,11 +116,52 @@ impl BufRing {
     }
 }
 
+/// An anonymous, private, populated mapping of `bytes`.
+fn map(bytes: usize) -> io::Result<*mut libc::c_void> {
+    // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ptr)
+}
+
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: mapping created in `new` with this size.
+        // SAFETY: mappings created in `new` with these sizes.
         unsafe {
             libc::munmap(self.ring.cast(), self.ring_bytes);
+            libc::munmap(self.bufs.cast(), self.bufs_bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BufRing;
+
+    #[test]
+    fn an_id_the_ring_does_not_have_reads_empty_and_is_not_recycled() {
+        let Ok(ring) = crate::worker::uring::new_ring() else {
+            return eprintln!("note: no io_uring here; skipped");
+        };
+        let mut br = BufRing::new(&ring, 4, 64, 7).unwrap();
+        assert_eq!(br.get(3, 10).len(), 10);
+        assert_eq!(br.get(3, 1000).len(), 64, "never past the buffer");
+        assert!(br.get(4, 10).is_empty(), "a bad id from a CQE cannot index out of the mapping");
+        let tail = br.tail;
+        br.recycle(4);
+        assert_eq!(br.tail, tail, "nor be handed to the kernel");
+        br.recycle(3);
+        assert_eq!(br.tail, tail.wrapping_add(1));
     }
 }

@@ -7,11 +7,14 @@
 //! between event batches; every counter written here belongs to this worker.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::accept_backoff::AcceptBackoff;
 use crate::control::{ControlMsg, Shared};
+use crate::fdlimit::client_units;
 use crate::route::balance::Balancer;
 use crate::route::{Listener, PoolSnapshot, Snapshot};
 use crate::session::{CloseReason, Limits};
@@ -26,6 +29,8 @@ pub enum Reject {
     MaxConnections,
     NoBackend,
     Draining,
+    /// The process-wide client limit derived from RLIMIT_NOFILE.
+    ClientLimit,
 }
 
 pub struct WorkerCore {
@@ -39,6 +44,13 @@ pub struct WorkerCore {
     pub drain_deadline: Option<Instant>,
     /// Last time a rejection was logged at warn level (rate limit: 1/s).
     last_reject_log: Option<Instant>,
+    /// Accepting pauses while descriptors are exhausted (`accept.rs`).
+    pub(super) accept: AcceptBackoff,
+    /// Last time a non-exhaustion accept error was logged (1/s).
+    pub(super) last_accept_err_log: Option<Instant>,
+    /// Set when the worker cannot go on (a failpoint, a ring that makes no
+    /// progress): the driver's loop returns it, and `main` exits non-zero.
+    pub fatal: Option<io::Error>,
 }
 
 impl WorkerCore {
@@ -46,7 +58,18 @@ impl WorkerCore {
         let snap = shared.cell.load();
         let stats = shared.workers[id].clone();
         stats.epoch.set(snap.epoch);
-        WorkerCore { id, shared, stats, snap, balancers: HashMap::new(), drain_deadline: None, last_reject_log: None }
+        WorkerCore {
+            id,
+            shared,
+            stats,
+            snap,
+            balancers: HashMap::new(),
+            drain_deadline: None,
+            last_reject_log: None,
+            accept: AcceptBackoff::default(),
+            last_accept_err_log: None,
+            fatal: None,
+        }
     }
 
     /// Swaps in the latest snapshot if the epoch moved. One relaxed-cost
@@ -78,14 +101,16 @@ impl WorkerCore {
     /// On success the client is counted; the caller must later call
     /// `client_closed`.
     pub fn admit(&mut self, pool: &PoolSnapshot, client_key: &[u8]) -> Result<u32, Reject> {
-        let pc = &self.stats.pools[pool.stat_id];
         if self.snap.draining {
             return Err(Reject::Draining);
         }
+        self.take_client_units(pool)?;
+        let pc = &self.stats.pools[pool.stat_id];
         if let Some(max) = pool.cfg.max_client_connections {
             // Shared across workers, but touched only at accept and close.
             if pool.clients.fetch_add(1, Ordering::Relaxed) >= max as u64 {
                 pool.clients.fetch_sub(1, Ordering::Relaxed);
+                self.shared.clients.give_back(client_units(&pool.cfg));
                 pc.rejected_max_conns.incr();
                 self.log_reject(pool, Reject::MaxConnections);
                 return Err(Reject::MaxConnections);
@@ -104,6 +129,7 @@ impl WorkerCore {
             }
             None => {
                 pool.clients.fetch_sub(1, Ordering::Relaxed);
+                self.shared.clients.give_back(client_units(&pool.cfg));
                 pc.rejected_no_backend.incr();
                 self.log_reject(pool, Reject::NoBackend);
                 Err(Reject::NoBackend)
@@ -111,10 +137,21 @@ impl WorkerCore {
         }
     }
 
+    /// Takes the new client's units from the process-wide budget (nutcracker
+    /// closes a client past its derived limit at once, as the caller does).
+    pub(super) fn take_client_units(&mut self, pool: &PoolSnapshot) -> Result<(), Reject> {
+        if self.shared.clients.try_take(client_units(&pool.cfg)) {
+            return Ok(());
+        }
+        self.stats.pools[pool.stat_id].rejected_client_limit.incr();
+        self.log_reject(pool, Reject::ClientLimit);
+        Err(Reject::ClientLimit)
+    }
+
     /// Logs a rejected client at warn level, at most once a second per
     /// worker, so a flood of clients cannot flood the log; counters carry
     /// the exact numbers.
-    fn log_reject(&mut self, pool: &PoolSnapshot, reason: Reject) {
+    pub(super) fn log_reject(&mut self, pool: &PoolSnapshot, reason: Reject) {
         let now = Instant::now();
         if self.last_reject_log.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
             return;
@@ -124,8 +161,10 @@ impl WorkerCore {
             Reject::MaxConnections => "max_client_connections reached",
             Reject::NoBackend => "no healthy backend",
             Reject::Draining => "draining",
+            Reject::ClientLimit => "the process-wide client limit (derived from RLIMIT_NOFILE) reached",
         };
-        tracing::warn!(pool = %pool.cfg.name, worker = self.id, "closing new client: {why}");
+        let (open, limit) = (self.shared.clients.open(), self.shared.clients.limit());
+        tracing::warn!(pool = %pool.cfg.name, worker = self.id, open, limit, "closing new client: {why}");
     }
 
     /// Another backend after `failed` refused; reports the failure.
@@ -169,6 +208,7 @@ impl WorkerCore {
         pc.client_conns.decr();
         self.stats.sessions.decr();
         pool.clients.fetch_sub(1, Ordering::Relaxed);
+        self.shared.clients.give_back(client_units(&pool.cfg));
         if reason == CloseReason::IdleTimeout {
             pc.idle_closed.incr();
         }

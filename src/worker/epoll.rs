@@ -106,6 +106,10 @@ impl EpollDriver {
         self.apply_snapshot(Instant::now());
         let mut next_tick = Instant::now() + TICK;
         loop {
+            // A worker that cannot go on says so; `main` then exits.
+            if let Some(e) = self.core.fatal.take() {
+                return Err(e);
+            }
             let now = Instant::now();
             if self.core.refresh(now) {
                 self.apply_snapshot(now);
@@ -117,8 +121,12 @@ impl EpollDriver {
                     return Ok(());
                 }
             }
-            // Wake for the periodic tick or the earliest mux deadline.
-            let wake = self.mux.next_deadline().map_or(next_tick, |d| d.min(next_tick));
+            // Wake for the periodic tick, the earliest mux deadline or the
+            // end of an accept pause.
+            let wake = [self.mux.next_deadline(), self.core.accept_resume_at()]
+                .into_iter()
+                .flatten()
+                .fold(next_tick, Instant::min);
             let timeout = wake.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -130,6 +138,13 @@ impl EpollDriver {
             // before a client connected) must route this batch's accepts.
             if self.core.refresh(now) {
                 self.apply_snapshot(now);
+            }
+            // Out of descriptors a moment ago: try every listener again
+            // (edge-triggered, its queued connections raise no new event).
+            if self.core.poll_accept_resume(now) {
+                for idx in 0..self.listeners.len() {
+                    self.on_accept(idx, now);
+                }
             }
             for ev in events.iter() {
                 let (slot, kind) = (ev.token().0 >> 3, ev.token().0 & 7);
@@ -226,8 +241,13 @@ impl EpollDriver {
         }
     }
 
+    /// Accepts until the listener's queue is empty, or until descriptors
+    /// run out (accepting then pauses, see `WorkerCore::handle_accept_error`).
     fn on_accept(&mut self, idx: usize, now: Instant) {
         loop {
+            if self.core.accept_paused(now) {
+                return; // the resume retries every listener
+            }
             let Some(l) = self.listeners.get(idx).and_then(|l| l.as_ref()) else {
                 return;
             };
@@ -237,10 +257,18 @@ impl EpollDriver {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    tracing::warn!(pool = %pool.cfg.name, err = %e, "accept failed");
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    self.core.handle_accept_error(&pool.cfg.name, errno, now);
+                    // A connection that died in the queue costs only itself:
+                    // accept the next one (edge-triggered, nothing else
+                    // would come back for it).
+                    if matches!(errno, libc::ECONNABORTED | libc::EPROTO | libc::EPERM) {
+                        continue;
+                    }
                     return;
                 }
             };
+            self.core.handle_accepted();
             if crate::worker::mux_pools::is_mux(&pool) {
                 self.mux_accept(&pool, sock);
                 continue;

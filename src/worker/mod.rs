@@ -3,16 +3,25 @@
 //!
 //! Owner: each worker thread owns everything it creates; the only shared
 //! state it touches is its own stats block (single writer) and, at accept
-//! and close only, a pool's client count. Invariant: a worker builds its ring
-//! *inside* its thread, after pinning, so SINGLE_ISSUER holds.
+//! and close only, a pool's client count and the process-wide client
+//! budget (`fdlimit`). Invariants: a worker builds its ring *inside* its
+//! thread, after pinning, so SINGLE_ISSUER holds; a worker never ends alone
+//! while the process runs on: its end is reported on the exit channel
+//! (`Workers::wait`), and `main` exits non-zero on the first failure (a
+//! panic aborts the process before that, see `main`'s panic hook).
 
+mod accept;
+mod accept_backoff;
 mod bufring;
 mod client_socks;
 mod conn;
 pub mod core;
 mod epoll;
+pub mod failpoint;
 pub mod mongo;
 pub mod mux_pools;
+#[cfg(test)]
+mod mux_pools_tests;
 pub mod sys;
 mod uring;
 
@@ -38,6 +47,51 @@ pub struct WorkerHandle {
     pub wake_fd: RawFd,
 }
 
+/// The running workers, and the channel on which each reports its end.
+pub struct Workers {
+    pub handles: Vec<WorkerHandle>,
+    exits: crossbeam_channel::Receiver<(usize, Option<io::Error>)>,
+}
+
+impl Workers {
+    /// Waits until every worker has drained and stopped (`Ok`), or until the
+    /// first one fails (`Err` at once, without waiting for the others): a
+    /// process with a dead worker must exit rather than run half-alive,
+    /// since the kernel keeps queueing a share of new clients on the dead
+    /// worker's SO_REUSEPORT listener.
+    pub fn wait(self) -> Result<(), WorkerError> {
+        let mut left = self.handles.len();
+        while left > 0 {
+            match self.exits.recv() {
+                Ok((_, None)) => left -= 1,
+                Ok((worker, Some(source))) => return Err(WorkerError::Failed { worker, source }),
+                // Every worker holds a sender until its thread ends.
+                Err(_) => break,
+            }
+        }
+        for h in self.handles {
+            let _ = h.join.join();
+        }
+        Ok(())
+    }
+}
+
+/// Sends the worker's end on the exit channel when its thread ends, however
+/// it ends: a driver error, a clean drain, or (in a build where panics
+/// unwind and no hook aborts first) a panic.
+struct ExitNotice {
+    worker: usize,
+    tx: crossbeam_channel::Sender<(usize, Option<io::Error>)>,
+    outcome: Option<Option<io::Error>>,
+}
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        let outcome = self.outcome.take().unwrap_or_else(|| Some(io::Error::other("the worker thread panicked")));
+        let _ = self.tx.send((self.worker, outcome));
+    }
+}
+
 /// Why the workers could not start. Startup fails as a whole: a worker
 /// that died at setup would leave its SO_REUSEPORT listener in the
 /// snapshot, and the kernel would keep queueing its share of clients there
@@ -55,22 +109,28 @@ pub enum WorkerError {
     Setup { worker: usize, driver: &'static str, source: io::Error },
     #[error("worker {worker}: thread ended during setup")]
     Vanished { worker: usize },
+    /// A running worker's driver stopped with an error.
+    #[error("worker {worker} failed: {source}")]
+    Failed { worker: usize, source: io::Error },
 }
 
 /// Starts `shared.workers.len()` workers. `cpus[i]` is the core worker `i`
 /// pins to (`None`: not pinned). Returns once every worker has built its
 /// driver (ring or poll) inside its own thread, or with the first failure.
-pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Result<Vec<WorkerHandle>, WorkerError> {
+pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Result<Workers, WorkerError> {
     let mut out = Vec::new();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<(usize, Option<io::Error>)>();
+    let (exit_tx, exits) = crossbeam_channel::unbounded::<(usize, Option<io::Error>)>();
     for id in 0..shared.workers.len() {
         let wake_fd = sys::eventfd().map_err(|source| WorkerError::Eventfd { worker: id, source })?;
         let shared = shared.clone();
         let cpu = cpus.get(id).copied().flatten();
         let ready = ready_tx.clone();
+        let exit_tx = exit_tx.clone();
         let join = std::thread::Builder::new()
             .name(format!("puerta-w{id}"))
             .spawn(move || {
+                let mut notice = ExitNotice { worker: id, tx: exit_tx, outcome: None };
                 if let Some(core) = cpu {
                     if !core_affinity::set_for_current(core) {
                         tracing::warn!(worker = id, cpu = core.id, "could not pin worker");
@@ -92,6 +152,7 @@ pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Re
                     }
                     Err(e) => {
                         let _ = ready.send((id, Some(e)));
+                        notice.outcome = Some(None); // `spawn` reports this one
                         return;
                     }
                 };
@@ -102,13 +163,15 @@ pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Re
                 };
                 match res {
                     Ok(()) => tracing::debug!(worker = id, "worker stopped"),
-                    Err(e) => tracing::error!(worker = id, err = %e, "worker failed"),
+                    Err(ref e) => tracing::error!(worker = id, err = %e, "worker failed; the process exits"),
                 }
+                notice.outcome = Some(res.err());
             })
             .map_err(|source| WorkerError::Spawn { worker: id, source })?;
         out.push(WorkerHandle { join, wake_fd });
     }
     drop(ready_tx);
+    drop(exit_tx);
     let driver = shared.driver.as_str();
     let mut started = vec![false; out.len()];
     while started.contains(&false) {
@@ -121,7 +184,7 @@ pub fn spawn(shared: &Arc<Shared>, cpus: &[Option<core_affinity::CoreId>]) -> Re
             }
         }
     }
-    Ok(out)
+    Ok(Workers { handles: out, exits })
 }
 
 /// A worker's driver, built in its thread before it reports ready. One

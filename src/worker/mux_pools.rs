@@ -59,7 +59,7 @@ pub struct MuxEntry {
 }
 
 impl MuxEntry {
-    fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
+    pub(super) fn new(pool: Arc<PoolSnapshot>, now: Instant) -> Option<MuxEntry> {
         let session: Box<dyn PoolSession> = if pool.cfg.shard.is_some() {
             Box::new(ShardSession::new(pool.clone(), now)?)
         } else {
@@ -99,9 +99,17 @@ impl MuxEntry {
         self.clients.iter()
     }
 
-    /// Nothing left to serve: no client, no backend connection.
+    /// Nothing left to serve and nothing the driver still holds: no client
+    /// or backend in the session, and no socket in the driver's tables. The
+    /// session forgets a client as it queues its `CloseClient`; the socket
+    /// stays in `clients` until the driver applies it, so an entry dropped
+    /// before that would leak the socket (and its client count), and a new
+    /// entry in the same slot would get its events.
     pub fn is_empty(&self) -> bool {
-        self.session.client_count() == 0 && self.backends.is_empty() && !self.session.has_open_backends()
+        self.session.client_count() == 0
+            && self.clients.iter().next().is_none()
+            && self.backends.is_empty()
+            && !self.session.has_open_backends()
     }
 }
 
@@ -311,13 +319,15 @@ impl WorkerCore {
     /// `client_connections` only (no backend is chosen per client). On
     /// success the client is counted; `mux_client_closed` undoes it.
     pub fn admit_mux(&mut self, pool: &PoolSnapshot) -> Result<(), Reject> {
-        let pc = &self.stats.pools[pool.stat_id];
         if self.snap.draining {
             return Err(Reject::Draining);
         }
+        self.take_client_units(pool)?;
+        let pc = &self.stats.pools[pool.stat_id];
         let n = pool.clients.fetch_add(1, Ordering::Relaxed);
         if pool.cfg.max_client_connections.is_some_and(|max| n >= max as u64) {
             pool.clients.fetch_sub(1, Ordering::Relaxed);
+            self.shared.clients.give_back(crate::fdlimit::client_units(&pool.cfg));
             pc.rejected_max_conns.incr();
             return Err(Reject::MaxConnections);
         }
@@ -334,6 +344,7 @@ impl WorkerCore {
         pc.client_conns.decr();
         self.stats.sessions.decr();
         pool.clients.fetch_sub(1, Ordering::Relaxed);
+        self.shared.clients.give_back(crate::fdlimit::client_units(&pool.cfg));
         let mc = &self.stats.mux.pools[pool.stat_id];
         match why {
             ClientClose::Eof => mc.client_eof.incr(),

@@ -65,7 +65,9 @@ impl ClusterSession {
         let b = BackendId { idx, gen };
         let mut base = Backend::new(Protocol::Redis);
         let deadline = self.cfg.request_timeout.map(|t| now + t);
-        base.state = BState::Connecting { deadline };
+        // The connect itself is bounded even when replies are not.
+        let connect = self.cfg.request_timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
+        base.state = BState::Connecting { deadline: Some(now + connect) };
         let hidden = |wire: Bytes| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note: false } };
         if let Some((user, pw)) = &self.cfg.backend_auth {
             base.push(hidden(cluster::auth(user.as_deref(), pw)), true);

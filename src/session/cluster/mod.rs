@@ -358,6 +358,8 @@ impl ClusterSession {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_connect;
+#[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;

@@ -20,6 +20,9 @@ pub struct ClusterSessionConfig {
     pub retry_backoff: Duration,
     /// Deadline of non-blocking requests; `None` = forever.
     pub request_timeout: Option<Duration>,
+    /// Deadline of a node connect (`request_timeout` when shorter): the
+    /// pool's `connect_timeout`, so a connect never holds requests forever.
+    pub connect_timeout: Duration,
     /// Shared, pipelined connections per node.
     pub node_connections: u32,
     /// Most pinned connections open per node.
@@ -55,6 +58,7 @@ impl ClusterSessionConfig {
             max_retries: c.max_retries,
             retry_backoff: c.retry_backoff,
             request_timeout: c.request_timeout,
+            connect_timeout: pool.connect_timeout,
             node_connections: c.node_connections.max(1),
             pinned_connections: c.pinned_connections.max(1),
             pinned_idle: c.pinned_idle,

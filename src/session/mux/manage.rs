@@ -65,6 +65,8 @@ impl MuxSession {
     /// the on-connect commands); returns the connect deadline.
     pub(super) fn ensure_connecting(&mut self, bid: BackendId, now: Instant) -> Option<Instant> {
         let deadline = self.cfg.timeout.map(|t| now + t);
+        // The connect itself is bounded even when replies are not.
+        let connect_by = now + self.cfg.timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
         let per = self.cfg.server_connections;
         if bid.server >= self.cfg.servers || bid.conn >= per {
             return deadline;
@@ -73,7 +75,7 @@ impl MuxSession {
         if self.backends[idx].state != BState::Idle {
             return deadline;
         }
-        self.backends[idx].state = BState::Connecting { deadline };
+        self.backends[idx].state = BState::Connecting { deadline: Some(connect_by) };
         self.intents.push_back(MuxIntent::Connect(bid));
         for hidden in self.on_connect_commands() {
             let e = Inflight {
@@ -216,6 +218,37 @@ mod tests {
         h.reply(b(0), b"$1\r\nv\r\n");
         assert_eq!(h.take_client(busy), b"$1\r\nv\r\n");
         assert_eq!(h.intents(), [MuxIntent::CloseClient(busy, ClientClose::Shutdown)]);
+    }
+
+    #[test]
+    fn a_connect_is_bounded_by_connect_timeout_even_without_a_reply_timeout() {
+        use std::time::Duration;
+        // nutcracker's `timeout` unset: replies may take forever, but a
+        // connect that never completes (a blackholed server) must not hold
+        // the request forever.
+        let mut h = H::redis();
+        let c = h.s.add_client();
+        h.send(c, &cmd(&["GET", "a"]));
+        assert_eq!(h.s.poll_intent(), Some(MuxIntent::Connect(b(0))));
+        assert_eq!(h.s.next_deadline(), Some(h.now + crate::config::DEFAULT_TWEM_CONNECT_TIMEOUT));
+        h.s.handle_tick(h.now + Duration::from_millis(9999), &route);
+        assert!(h.take_client(c).is_empty(), "not yet");
+        h.s.handle_tick(h.now + crate::config::DEFAULT_TWEM_CONNECT_TIMEOUT, &route);
+        assert_eq!(h.take_client(c), b"-ERR Connection timed out\r\n");
+        // Once connected, a reply may take forever again.
+        h.send(c, &cmd(&["GET", "a"]));
+        h.intents();
+        h.s.handle_backend_connected(b(0));
+        assert_eq!(h.s.next_deadline(), None);
+
+        // With both set, the shorter bounds the connect.
+        let mut cfg = MuxConfig::new(Protocol::Redis, 3);
+        cfg.timeout = Some(Duration::from_secs(5));
+        cfg.connect_timeout = Duration::from_millis(300);
+        let mut h = H::new(cfg);
+        let c = h.s.add_client();
+        h.send(c, &cmd(&["GET", "a"]));
+        assert_eq!(h.s.next_deadline(), Some(h.now + Duration::from_millis(300)));
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct MuxConfig {
     pub server_connections: u32,
     /// nutcracker `timeout`: connect and reply deadline; `None` = forever.
     pub timeout: Option<Duration>,
+    /// Deadline of a backend connect (`timeout` when that is shorter): a
+    /// connect that never completes must not hold requests forever, even
+    /// when replies may take forever (the pool's `connect_timeout`).
+    pub connect_timeout: Duration,
     pub max_request_bytes: usize,
     /// Reply bytes a client may leave unread before it is closed.
     pub client_reply_limit: usize,
@@ -62,6 +66,7 @@ impl MuxConfig {
             servers,
             server_connections: 1,
             timeout: None,
+            connect_timeout: crate::config::DEFAULT_TWEM_CONNECT_TIMEOUT,
             max_request_bytes: crate::protocol::resp::DEFAULT_MAX_REQUEST_BYTES,
             client_reply_limit: 64 << 20,
             max_pending_per_client: 4096,

@@ -13,23 +13,22 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{opcode, types, IoUring};
 
+mod listen;
 mod mux;
 mod relay;
+mod submit;
 mod timer;
 
-use crate::route::{Listener, PoolSnapshot};
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
-use crate::worker::conn::{Conn, Slab};
+use crate::worker::conn::Slab;
 use crate::worker::core::WorkerCore;
-use crate::worker::mongo;
 use crate::worker::mux_pools::MuxPools;
-use crate::worker::sys;
+use listen::Armed;
 
 const OP_ACCEPT: u8 = 1;
 const OP_RECV: u8 = 2;
@@ -46,6 +45,8 @@ const OP_TIMER: u8 = 9;
 const OP_TICK: u8 = 10;
 /// The deadline timer of the multiplexed sessions (`mux.rs`).
 const OP_MUX_TIMER: u8 = 11;
+/// The end of an accept pause (`listen.rs`).
+const OP_ACCEPT_RESUME: u8 = 12;
 /// How often multiplexed sessions copy their counters to the stats block.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -69,15 +70,6 @@ fn ud_parts(u: u64) -> (u32, u16, u8, u8) {
     ((u >> 32) as u32, (u >> 16) as u16, (u >> 8) as u8, u as u8)
 }
 
-/// A listener this worker has (or had) a multishot accept armed on.
-struct Armed {
-    pool: Arc<PoolSnapshot>,
-    listener: Arc<Listener>,
-    armed: bool,
-    /// No longer wanted: cancelled, dropped once its last CQE arrives.
-    retired: bool,
-}
-
 pub struct UringDriver {
     // Field order matters for Drop: the ring goes before the buffer memory.
     ring: IoUring,
@@ -92,7 +84,13 @@ pub struct UringDriver {
     drain_armed: bool,
     tick_ts: Box<types::Timespec>,
     tick_armed: bool,
+    /// The accept pause's resume timer (`listen.rs`).
+    accept_resume_ts: Box<types::Timespec>,
+    accept_resume_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
+    /// Completions reaped by `push` to free the CQ (`submit.rs`), in order;
+    /// dispatched at the start of the next batch.
+    reaped: Vec<(u64, i32, u32)>,
     /// Sessions of multiplexed (redis/memcache) pools and their sockets.
     mux: MuxPools,
     msocks: Slab<mux::MSock>,
@@ -138,7 +136,10 @@ impl UringDriver {
             drain_armed: false,
             tick_ts: Box::new(types::Timespec::from(TICK)),
             tick_armed: false,
+            accept_resume_ts: Box::new(types::Timespec::new()),
+            accept_resume_armed: false,
             cqes: Vec::with_capacity(1024),
+            reaped: Vec::new(),
             mux: MuxPools::default(),
             msocks: Slab::default(),
             mux_resend: Vec::new(),
@@ -149,23 +150,16 @@ impl UringDriver {
         })
     }
 
-    fn push(&mut self, e: squeue::Entry) {
-        // SAFETY: every pointer in `e` refers to memory that outlives the op
-        // (see the module invariants).
-        unsafe {
-            while self.ring.submission().push(&e).is_err() {
-                if let Err(err) = self.ring.submit() {
-                    tracing::error!(%err, "io_uring submit failed");
-                }
-            }
-        }
-    }
-
     /// Runs until the worker has drained after shutdown.
     pub fn run(mut self) -> io::Result<()> {
         self.arm_wake();
         self.apply_snapshot(Instant::now());
+        let mut stalls = submit::Stalls::default();
         loop {
+            // A worker that cannot go on says so; `main` then exits.
+            if let Some(e) = self.core.fatal.take() {
+                return Err(e);
+            }
             let now = Instant::now();
             if self.core.refresh(now) {
                 self.apply_snapshot(now);
@@ -178,13 +172,25 @@ impl UringDriver {
                 }
             }
             self.bufs.publish();
-            match self.ring.submit_and_wait(1) {
+            // Completions `push` reaped to make room are this batch's first;
+            // with some in hand, the loop must not sleep.
+            let want = usize::from(self.reaped.is_empty());
+            match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                // A signal: the wait blocked until then, no spin.
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // EBUSY: completions wait to be reaped, just below. EAGAIN:
+                // the kernel lacks memory for now. Both are retried, but
+                // only so long without a completion (`submit::Stalls`).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => stalls.stalled(e)?,
                 Err(e) => return Err(e),
             }
             self.cqes.clear();
+            self.cqes.append(&mut self.reaped);
             self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            if !self.cqes.is_empty() {
+                stalls.progressed();
+            }
             let now = Instant::now();
             // A snapshot published while we waited (a reload answered just
             // before a client connected) must route this batch's accepts.
@@ -231,6 +237,7 @@ impl UringDriver {
             OP_TIMER => self.on_timer(slot, gen, now),
             OP_TICK => self.on_tick(now),
             OP_MUX_TIMER => self.mux_tick(Some(slot), now),
+            OP_ACCEPT_RESUME => self.on_accept_resume(now),
             // OP_DRAIN: the loop top checks the drain deadline. OP_CANCEL:
             // nothing to do.
             _ => {}
@@ -241,108 +248,6 @@ impl UringDriver {
         let buf = (&mut *self.wake_buf) as *mut u64 as *mut u8;
         let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(ud(0, 0, OP_WAKE, 0));
         self.push(e);
-    }
-
-    /// Arms accepts on listeners the snapshot wants and cancels the rest.
-    fn sync_listeners(&mut self) {
-        let wanted = self.core.wanted_listeners();
-        for i in 0..self.listeners.len() {
-            let Some(a) = self.listeners[i].as_mut() else {
-                continue;
-            };
-            match wanted.iter().find(|(_, l)| l.id == a.listener.id) {
-                Some((p, _)) => a.pool = p.clone(), // same socket, newer pool view
-                None if !a.retired => {
-                    a.retired = true;
-                    let target = ud(i as u32, 0, OP_ACCEPT, 0);
-                    let e = opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0));
-                    self.push(e);
-                }
-                None => {}
-            }
-        }
-        for (p, l) in wanted {
-            if !self.listeners.iter().flatten().any(|a| a.listener.id == l.id) {
-                let a = Armed { pool: p, listener: l, armed: false, retired: false };
-                let idx = match self.listeners.iter().position(Option::is_none) {
-                    Some(i) => {
-                        self.listeners[i] = Some(a);
-                        i
-                    }
-                    None => {
-                        self.listeners.push(Some(a));
-                        self.listeners.len() - 1
-                    }
-                };
-                self.arm_accept(idx);
-            }
-        }
-    }
-
-    fn arm_accept(&mut self, idx: usize) {
-        let Some(a) = self.listeners[idx].as_mut() else {
-            return;
-        };
-        a.armed = true;
-        let fd = types::Fd(sys::raw(&*a.listener));
-        let e =
-            opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
-        self.push(e);
-    }
-
-    fn on_accept(&mut self, idx: usize, res: i32, flags: u32, now: Instant) {
-        let Some(a) = self.listeners.get_mut(idx).and_then(|a| a.as_mut()) else {
-            if res >= 0 {
-                sys::close(res);
-            }
-            return;
-        };
-        let pool = a.pool.clone();
-        let retired = a.retired;
-        if !cqueue::more(flags) {
-            a.armed = false;
-            if retired {
-                self.listeners[idx] = None;
-            }
-        }
-        if res < 0 {
-            if res != -libc::ECANCELED {
-                tracing::warn!(pool = %pool.cfg.name, err = %io::Error::from_raw_os_error(-res), "accept failed");
-            }
-        } else if retired {
-            sys::close(res);
-        } else {
-            self.start_session(pool, res, now);
-        }
-        if let Some(a) = self.listeners.get(idx).and_then(|a| a.as_ref()) {
-            if !a.armed && !a.retired {
-                self.arm_accept(idx);
-            }
-        }
-    }
-
-    fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
-        if crate::worker::mux_pools::is_mux(&pool) {
-            return self.mux_accept(&pool, fd);
-        }
-        let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
-        let key = mongo::balance_key(&pool, peer);
-        let backend = match self.core.admit(&pool, &key) {
-            Ok(b) => b,
-            Err(reason) => {
-                tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
-                sys::close(fd);
-                return;
-            }
-        };
-        sys::set_nodelay(fd);
-        let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
-        let deferred = session.awaiting_route();
-        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
-        if !deferred {
-            self.connect(slot);
-        }
-        self.pump(slot, now);
     }
 
     /// Multiplexed pools' stats tick: their sessions keep nutcracker's
