@@ -25,13 +25,13 @@ use mio::{Events, Interest, Poll, Token};
 use super::conn::Conn;
 use super::http::{Request, Response};
 use super::PendingReload;
+use crate::worker::accept_backoff::AcceptBackoff;
 
 /// Open connections per port. More are answered `Service::busy` and closed
 /// at once: a flood must not grow memory or descriptors without bound.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Pause after an accept error such as EMFILE, which repeats until some
-/// descriptor is closed; retrying at once would spin a core.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Pause after a failed poll (never expected; keeps a broken poll from spinning).
+const POLL_RETRY: Duration = Duration::from_millis(100);
 /// How often a pending reload's answer is checked: the control thread
 /// answers on a channel, which mio cannot wait on.
 const PENDING_POLL: Duration = Duration::from_millis(10);
@@ -64,7 +64,8 @@ pub struct Server<S> {
     listener: TcpListener,
     /// Slot `i` is the connection with token `i`; `None` is free.
     conns: Vec<Option<Conn>>,
-    accept_retry: Option<Instant>,
+    /// EMFILE and the like: pause accepting, log once a second with a count.
+    backoff: AcceptBackoff,
     service: S,
 }
 
@@ -75,7 +76,7 @@ impl<S: Service> Server<S> {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let conns = (0..MAX_CONNECTIONS).map(|_| None).collect();
-        Ok(Server { poll, listener, conns, accept_retry: None, service })
+        Ok(Server { poll, listener, conns, backoff: AcceptBackoff::default(), service })
     }
 
     pub fn run(mut self) {
@@ -85,7 +86,7 @@ impl<S: Service> Server<S> {
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::warn!(error = %e, "admin poll failed");
-                    std::thread::sleep(ACCEPT_BACKOFF);
+                    std::thread::sleep(POLL_RETRY);
                 }
                 continue;
             }
@@ -96,8 +97,7 @@ impl<S: Service> Server<S> {
                     Token(i) => self.advance(i, now),
                 }
             }
-            if self.accept_retry.is_some_and(|at| now >= at) {
-                self.accept_retry = None;
+            if self.backoff.poll_resume(now) {
                 self.accept_all(now);
             }
             // Deadlines and pending reloads; at most MAX_CONNECTIONS slots.
@@ -116,7 +116,7 @@ impl<S: Service> Server<S> {
     /// How long `poll` may sleep: until the earliest deadline, and briefly
     /// while a reload is pending. `None` (forever) when idle.
     fn next_wake(&self, now: Instant) -> Option<Duration> {
-        let mut wake = self.accept_retry;
+        let mut wake = self.backoff.resume_at();
         for c in self.conns.iter().flatten() {
             let at = if c.waiting() { c.deadline().min(now + PENDING_POLL) } else { c.deadline() };
             wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -127,16 +127,25 @@ impl<S: Service> Server<S> {
     fn accept_all(&mut self, now: Instant) {
         let mut greeting: Option<Option<Bytes>> = None;
         loop {
+            if self.backoff.is_paused(now) {
+                return;
+            }
             let sock = match self.listener.accept() {
-                Ok((sock, _)) => sock,
+                Ok((sock, _)) => {
+                    self.backoff.handle_accepted();
+                    sock
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
                 Err(e) => {
                     // EMFILE and the like: the connection stays in the
                     // backlog, and edge-triggered readiness will not fire
-                    // again for it, so retry on a timer.
-                    tracing::warn!(error = %e, "admin accept failed");
-                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
+                    // again for it, so retry on a timer (10 ms doubling to 1 s),
+                    // logging at most once a second with a count.
+                    self.backoff.handle_exhausted(e.raw_os_error().unwrap_or(0), now);
+                    if let Some(r) = self.backoff.poll_report(now) {
+                        tracing::warn!(error = %e, refused = r.count, pause_ms = r.pause.as_millis() as u64, "admin accept failed; pausing accepts");
+                    }
                     return;
                 }
             };

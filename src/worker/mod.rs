@@ -11,7 +11,7 @@
 //! panic aborts the process before that, see `main`'s panic hook).
 
 mod accept;
-mod accept_backoff;
+pub mod accept_backoff;
 mod bufring;
 mod client_socks;
 mod conn;
