@@ -82,6 +82,12 @@ pub struct WorkerStats {
     pub epoch: Counter,
     /// Client sessions open now, all pools.
     pub sessions: Counter,
+    /// Gauge: reply bytes buffered for this worker's clients of
+    /// multiplexed pools, published once per event batch; the workers sum
+    /// each other's for `[server] max_buffered_bytes`.
+    pub buffered_bytes: Counter,
+    /// Clients closed because the process was past `max_buffered_bytes`.
+    pub buffer_cap_closed: Counter,
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
@@ -95,6 +101,8 @@ impl Default for WorkerStats {
         WorkerStats {
             epoch: Counter::default(),
             sessions: Counter::default(),
+            buffered_bytes: Counter::default(),
+            buffer_cap_closed: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),

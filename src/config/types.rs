@@ -33,6 +33,9 @@ pub struct ServerSettings {
     /// A tracing `EnvFilter` directive, e.g. "info" or "puerta=debug".
     pub log: String,
     pub shutdown_timeout: Duration,
+    /// Reply bytes buffered for all clients of the process before the
+    /// clients with the most are closed; `None` = no cap.
+    pub max_buffered_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -137,6 +137,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         let admin = p.check(key("admin"), super::addr::resolve(&file.admin));
         let log = p.check(key("log"), log_filter(&file.log));
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
+        let max_buffered_bytes = p.check(key("max_buffered_bytes"), max_buffered(&file.max_buffered_bytes));
 
         let settings = (|| {
             Some(ServerSettings {
@@ -146,9 +147,18 @@ impl TryFrom<ServerFile> for ServerSettings {
                 admin: admin?,
                 log: log?,
                 shutdown_timeout: shutdown_timeout?,
+                max_buffered_bytes: max_buffered_bytes?,
             })
         })();
         p.finish(settings)
+    }
+}
+
+/// A byte size, or "off" / 0 for no cap.
+fn max_buffered(v: &Scalar) -> Result<Option<u64>, String> {
+    match v {
+        Scalar::Text(t) if t == "off" => Ok(None),
+        v => super::limits::size(v).map(|n| (n > 0).then_some(n)),
     }
 }
 

@@ -134,6 +134,7 @@ mod tests {
                 admin: "127.0.0.1:0".parse().unwrap(),
                 log: "info".into(),
                 shutdown_timeout: Duration::from_secs(1),
+                max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
             },
             pools: vec![PoolConfig {
                 balance: Balance::ClientIp,

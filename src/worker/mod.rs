@@ -6,6 +6,7 @@
 //! and close only, a pool's client count. Invariant: a worker builds its ring
 //! *inside* its thread, after pinning, so SINGLE_ISSUER holds.
 
+mod buffer_cap;
 mod bufring;
 mod client_socks;
 mod conn;

@@ -8,7 +8,10 @@
 //!   with `start < sent` has at least partly reached the server, one with
 //!   `start >= sent` never left Puerta (and can go elsewhere if the
 //!   connection dies);
-//! - the state is `Idle` whenever no socket exists.
+//! - the state is `Idle` whenever no socket exists;
+//! - `silent` holds the requests that get no reply (memcached `noreply`)
+//!   only until they are written: the session pops them as `sent` passes
+//!   their end, so their deadline bounds the write, not a reply.
 //!
 //! Shared with the cluster session (`session::cluster`), which queues its
 //! own entry type: anything `Queued` (bytes to write, a start offset, a
@@ -78,6 +81,8 @@ pub(crate) struct Backend<E = Inflight> {
     pub rbuf: BytesMut,
     pub dec: ReplyDec,
     pub inflight: VecDeque<E>,
+    /// Requests expecting no reply, in stream order, not yet written.
+    pub silent: VecDeque<E>,
 }
 
 impl<E: Queued> Backend<E> {
@@ -90,6 +95,7 @@ impl<E: Queued> Backend<E> {
             rbuf: BytesMut::new(),
             dec: new_dec(proto),
             inflight: VecDeque::new(),
+            silent: VecDeque::new(),
         }
     }
 
@@ -106,16 +112,34 @@ impl<E: Queued> Backend<E> {
         self.queued += entry.bytes().len() as u64;
         if expect_reply {
             self.inflight.push_back(entry);
+        } else {
+            self.silent.push_back(entry);
         }
     }
 
-    /// The earliest deadline this connection has.
+    /// The earliest deadline this connection has: connecting, a reply
+    /// owed, or a no-reply request not yet written.
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
             BState::Idle => None,
             BState::Connecting { deadline } => deadline,
-            BState::Ready => self.inflight.front().and_then(|e| e.deadline()),
+            BState::Ready => {
+                let reply = self.inflight.front().and_then(|e| e.deadline());
+                let write = self.silent.front().and_then(|e| e.deadline());
+                reply.into_iter().chain(write).min()
+            }
         }
+    }
+}
+
+impl Backend<Inflight> {
+    /// Takes the next no-reply request that is now wholly written.
+    pub fn pop_written_silent(&mut self) -> Option<Inflight> {
+        let e = self.silent.front()?;
+        if e.start + e.request.len() as u64 > self.sent {
+            return None;
+        }
+        self.silent.pop_front()
     }
 }
 
