@@ -320,3 +320,5 @@ mod tests;
 mod tests_fail;
 #[cfg(test)]
 mod tests_local;
+#[cfg(test)]
+mod tests_limits;
