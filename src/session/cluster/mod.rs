@@ -386,3 +386,5 @@ mod tests;
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
+#[cfg(test)]
+mod tests_limits;
