@@ -138,7 +138,75 @@ fn output_limit(t: &OutputLimitFile, p: &mut Problems) -> Option<OutputLimit> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::config::{parse, Config};
+
+    fn load(src: &str, file: &str) -> Result<Config, String> {
+        parse(src, Path::new(file)).map_err(|e| e.to_string())
+    }
+
+    const POOL: &str = "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:7000\"\nservers = [\"127.0.0.1:7001\"]\n";
+
+    #[test]
+    fn toml_limits_with_defaults_alias_and_errors() {
+        let c = load(&format!("{POOL}mode = \"memcache\"\nclient_output_limit = {{ soft = \"1mb\" }}\n"), "t.toml")
+            .unwrap();
+        let s = c.pools[0].shard.as_ref().unwrap();
+        let want = OutputLimit { soft: 1 << 20, ..OutputLimit::DEFAULT };
+        assert_eq!((s.client_output_limit, s.client_queue_limit), (want, DEFAULT_CLIENT_QUEUE_LIMIT));
+        assert_eq!(c.server.max_buffered_bytes, Some(DEFAULT_MAX_BUFFERED_BYTES));
+
+        let both = format!("{POOL}mode = \"redis\"\nclient_reply_limit = 10\nclient_output_limit = {{ hard = 10 }}\n");
+        assert_eq!(
+            load(&both, "t.toml").unwrap_err(),
+            "t.toml:6: pool[0].client_reply_limit: client_reply_limit is the old name of \
+             client_output_limit.hard: give one of them"
+        );
+        let typo = format!("{POOL}mode = \"redis\"\nclient_output_limit = {{ hrad = 10 }}\n");
+        assert!(load(&typo, "t.toml").unwrap_err().contains("client_output_limit.hrad: unknown key"));
+        let tcp = format!("{POOL}client_queue_limit = \"1mb\"\n");
+        assert_eq!(
+            load(&tcp, "t.toml").unwrap_err(),
+            "t.toml:5: pool[0].client_queue_limit: applies only to mode \"redis\", \"memcache\" or \
+             \"redis_cluster\", and this pool is \"tcp\""
+        );
+        let zero = format!("{POOL}mode = \"redis\"\nclient_queue_limit = 0\n");
+        assert!(load(&zero, "t.toml").unwrap_err().contains("expected a size > 0"));
+    }
+
+    #[test]
+    fn server_max_buffered_bytes() {
+        let off = load(&format!("[server]\nmax_buffered_bytes = \"off\"\n{POOL}"), "t.toml").unwrap();
+        assert_eq!(off.server.max_buffered_bytes, None);
+        let set = load(&format!("[server]\nmax_buffered_bytes = \"512mb\"\n{POOL}"), "t.toml").unwrap();
+        assert_eq!(set.server.max_buffered_bytes, Some(512 << 20));
+        let bad = load(&format!("[server]\nmax_buffered_bytes = \"lots\"\n{POOL}"), "t.toml").unwrap_err();
+        assert!(bad.starts_with("t.toml:2: server.max_buffered_bytes: expected bytes"), "{bad}");
+    }
+
+    #[test]
+    fn nutcracker_yaml_takes_the_limits() {
+        let src = "alpha:\n  listen: 127.0.0.1:22121\n  client_queue_limit: 2mb\n  client_output_limit:\n    \
+                   hard: 64mb\n    soft: 8mb\n    soft_seconds: 5\n  servers:\n   - 127.0.0.1:11211:1\n";
+        let c = load(src, "n.yml").unwrap();
+        let s = c.pools[0].shard.as_ref().unwrap();
+        assert_eq!(s.client_queue_limit, 2 << 20);
+        assert_eq!(
+            s.client_output_limit,
+            OutputLimit { hard: 64 << 20, soft: 8 << 20, soft_for: Duration::from_secs(5) }
+        );
+        let bad = "alpha:\n  listen: 127.0.0.1:22121\n  client_output_limit:\n    hrad: 1\n  servers:\n   - 127.0.0.1:11211:1\n";
+        assert_eq!(
+            load(bad, "n.yml").unwrap_err(),
+            "n.yml:4: alpha.client_output_limit.hrad: unknown key; expected one of hard, soft, soft_seconds"
+        );
+        let alias =
+            "alpha:\n  listen: 127.0.0.1:22121\n  client_reply_limit: 4096\n  servers:\n   - 127.0.0.1:11211:1\n";
+        let c = load(alias, "n.yml").unwrap();
+        assert_eq!(c.pools[0].shard.as_ref().unwrap().client_output_limit, OutputLimit::hard(4096));
+    }
 
     #[test]
     fn sizes_read_as_redis_reads_them() {

@@ -383,8 +383,8 @@ impl ClusterSession {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
-#[cfg(test)]
-mod tests_limits;

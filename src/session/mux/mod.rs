@@ -319,6 +319,6 @@ mod tests;
 #[cfg(test)]
 mod tests_fail;
 #[cfg(test)]
-mod tests_local;
-#[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_local;
