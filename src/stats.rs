@@ -88,6 +88,10 @@ pub struct WorkerStats {
     pub buffered_bytes: Counter,
     /// Clients closed because the process was past `max_buffered_bytes`.
     pub buffer_cap_closed: Counter,
+    /// While the process is past `max_buffered_bytes`: the buffered bytes
+    /// of this worker's largest client (0 otherwise), so workers close the
+    /// process's largest clients first (`worker::buffer_cap`).
+    pub largest_client: Counter,
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
@@ -103,6 +107,7 @@ impl Default for WorkerStats {
             sessions: Counter::default(),
             buffered_bytes: Counter::default(),
             buffer_cap_closed: Counter::default(),
+            largest_client: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),
