@@ -28,14 +28,14 @@ impl MuxPools {
     pub fn enforce_buffer_cap(&mut self, core: &WorkerCore) {
         let mine: u64 = self.entries.iter().flatten().map(|e| e.session.buffered_bytes() as u64).sum();
         let stats = &core.stats;
-        stats.buffered_bytes.set(mine);
-        let Some(cap) = core.snap.config.server.max_buffered_bytes else { return };
-        let total = core.shared.workers.iter().map(|w| w.buffered_bytes.get()).fold(0u64, u64::saturating_add);
+        let Some(cap) = core.snap.config.server.max_buffered_bytes else { return stats.buffered_bytes.set(mine) };
+        let others = || core.shared.workers.iter().enumerate().filter(|&(i, _)| i != core.id).map(|(_, w)| w);
+        let total = others().map(|w| w.buffered_bytes.get()).fold(mine, u64::saturating_add);
         if total <= cap || mine == 0 {
             if stats.largest_client.get() != 0 {
                 stats.largest_client.set(0);
             }
-            return;
+            return stats.buffered_bytes.set(mine);
         }
         let mut candidates: Vec<(usize, ClientId, u64)> = Vec::new();
         let mut found = Vec::new();
@@ -45,8 +45,10 @@ impl MuxPools {
                 candidates.extend(found.drain(..).map(|(id, n)| (i, id, n as u64)));
             }
         }
-        let others = core.shared.workers.iter().enumerate().filter(|&(i, _)| i != core.id);
-        let others_max = others.map(|(_, w)| w.largest_client.get()).max().unwrap_or(0);
+        // Our largest is visible before the total that puts the process
+        // over the cap, so another worker judging now defers to it.
+        stats.largest_client.set(candidates.iter().map(|c| c.2).max().unwrap_or(0));
+        let others_max = others().map(|w| w.largest_client.get()).max().unwrap_or(0);
         let (victims, rest_max) = victims(candidates, total - cap, others_max);
         let (mut freed, closed) = (0u64, victims.len() as u64);
         for (i, id, n) in victims {
@@ -56,19 +58,18 @@ impl MuxPools {
             }
         }
         stats.largest_client.set(rest_max);
-        if closed == 0 {
-            return;
-        }
-        stats.buffer_cap_closed.add(closed);
         stats.buffered_bytes.set(mine.saturating_sub(freed));
-        tracing::warn!(
-            worker = core.id,
-            total,
-            cap,
-            closed,
-            freed,
-            "buffered reply bytes past max_buffered_bytes: closed the clients holding the most"
-        );
+        if closed > 0 {
+            stats.buffer_cap_closed.add(closed);
+            tracing::warn!(
+                worker = core.id,
+                total,
+                cap,
+                closed,
+                freed,
+                "buffered reply bytes past max_buffered_bytes: closed the clients holding the most"
+            );
+        }
     }
 }
 
@@ -81,7 +82,7 @@ fn victims(
     excess: u64,
     others_max: u64,
 ) -> (Vec<(usize, ClientId, u64)>, u64) {
-    candidates.sort_unstable_by(|a, b| b.2.cmp(&a.2));
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.2));
     let mut freed = 0u64;
     let take = candidates
         .iter()
