@@ -7,10 +7,10 @@
 //! relaxed store) and sums every worker's published total (relaxed
 //! loads, at most one batch stale). Only when the sum is past the cap
 //! does it look at its clients (a scan, off the normal path): it publishes
-//! its largest client's bytes (`largest_client`) and, if no other worker
-//! published a larger one, closes its clients from the largest down while
-//! they are at least as large as every other worker's largest and the
-//! excess is not yet shed. So the clients holding the most in the whole
+//! its largest client's bytes (`largest_client`); once every worker that
+//! holds bytes has published its own, it closes its clients from the
+//! largest down while they are at least as large as every other worker's
+//! largest and the excess is not yet shed. So the clients holding the most in the whole
 //! process go first, whichever worker serves them; a worker that defers
 //! re-judges on its next batch with the others' fresh figures.
 //! Closing frees a client's buffered replies at once; request bytes are
@@ -48,6 +48,12 @@ impl MuxPools {
         // Our largest is visible before the total that puts the process
         // over the cap, so another worker judging now defers to it.
         stats.largest_client.set(candidates.iter().map(|c| c.2).max().unwrap_or(0));
+        // A worker holding bytes that has not judged since the process went
+        // over has not told its largest yet: wait for it (its next batch,
+        // at the latest its next tick), or we might close a smaller client.
+        if others().any(|w| w.buffered_bytes.get() > 0 && w.largest_client.get() == 0) {
+            return stats.buffered_bytes.set(mine);
+        }
         let others_max = others().map(|w| w.largest_client.get()).max().unwrap_or(0);
         let (victims, rest_max) = victims(candidates, total - cap, others_max);
         let (mut freed, closed) = (0u64, victims.len() as u64);
