@@ -73,7 +73,11 @@ fn a_noreply_flood_to_a_stopped_memcached_keeps_puerta_small() {
         }
         let sent = flood.join().unwrap();
         assert!(sent >= FLOOD);
-        eprintln!("{io}: {} MiB of noreply sets in {:?}; RSS {base} KiB -> peak {peak} KiB", sent >> 20, start.elapsed());
+        eprintln!(
+            "{io}: {} MiB of noreply sets in {:?}; RSS {base} KiB -> peak {peak} KiB",
+            sent >> 20,
+            start.elapsed()
+        );
         assert!(
             peak < base + FLOOD_GROWTH_BOUND_KIB,
             "{io}: RSS grew from {base} KiB to {peak} KiB for {} MiB of noreply sets",

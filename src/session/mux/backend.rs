@@ -23,8 +23,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::types::{ClientId, Protocol};
-use crate::protocol::memcache::McReplyDecoder;
-use crate::protocol::resp::ReplyDecoder;
+use crate::protocol::memcache::{McReplyDecoder, McRequestDecoder};
+use crate::protocol::resp::{ReplyDecoder, RequestDecoder};
 use crate::session::outbuf::OutBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +40,54 @@ pub(crate) enum ReplyDec {
 }
 
 /// A request written (or queued) on this connection, awaiting its reply.
+///
+/// It does not keep its bytes once they are in the connection's `out`
+/// (`push_request`): a request is usually a slice of the client's read
+/// buffer, and holding it would pin that whole allocation for as long as
+/// the reply takes, far more memory than the request's own bytes. A
+/// request that must go elsewhere is copied back out of `out`.
 pub(crate) struct Inflight {
     /// `None` for the AUTH/SELECT Puerta sends on connect.
     pub client: Option<ClientId>,
     pub seq: u64,
     pub frag: u32,
+    /// The bytes until queued (then empty; see above).
     pub request: Bytes,
-    pub route_key: Bytes,
+    /// The request's length in the stream.
+    pub len: usize,
+    /// Where the key it was routed by sits in it.
+    pub route: RouteBy,
     pub retrieval: bool,
     /// Offset of the request's first byte in this connection's stream.
     pub start: u64,
     pub deadline: Option<Instant>,
+}
+
+/// Where the key a request was routed by sits in its bytes, so a request
+/// that must be routed again (its connection died before it was written)
+/// finds it without keeping a copy (`route_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteBy {
+    /// Routed by the empty key (keyless commands, memcached `version`).
+    Empty,
+    /// Redis: argument `i` of the command; memcached: key `i`.
+    Arg(u32),
+}
+
+/// The key `request` was routed by.
+pub(crate) fn route_key(proto: Protocol, request: &[u8], by: RouteBy) -> Vec<u8> {
+    let RouteBy::Arg(i) = by else { return Vec::new() };
+    let mut buf = BytesMut::from(request);
+    match proto {
+        Protocol::Redis => match RequestDecoder::new(usize::MAX).decode(&mut buf) {
+            Ok(Some(req)) => req.arg(i as usize).to_vec(),
+            _ => Vec::new(),
+        },
+        Protocol::Memcache => match McRequestDecoder::new(usize::MAX).decode(&mut buf) {
+            Ok(Some(req)) => req.key(i as usize).to_vec(),
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// What a `Backend` queues: bytes to write, and where they start in the
@@ -133,10 +170,27 @@ impl<E: Queued> Backend<E> {
 }
 
 impl Backend<Inflight> {
+    /// Queues a request and lets go of its bytes (now copied in `out`).
+    pub fn push_request(&mut self, mut entry: Inflight, expect_reply: bool) {
+        entry.len = entry.request.len();
+        self.push(entry, expect_reply);
+        let queue = if expect_reply { &mut self.inflight } else { &mut self.silent };
+        if let Some(e) = queue.back_mut() {
+            e.request = Bytes::new();
+        }
+    }
+
+    /// The bytes of a queued request that never left Puerta, copied out
+    /// of `out` (`None` if any of it was written).
+    pub fn unsent_request(&self, e: &Inflight) -> Option<Bytes> {
+        let skip = usize::try_from(e.start.checked_sub(self.sent)?).ok()?;
+        self.out.copy_unsent(skip, e.len).map(Bytes::from)
+    }
+
     /// Takes the next no-reply request that is now wholly written.
     pub fn pop_written_silent(&mut self) -> Option<Inflight> {
         let e = self.silent.front()?;
-        if e.start + e.request.len() as u64 > self.sent {
+        if e.start + e.len as u64 > self.sent {
             return None;
         }
         self.silent.pop_front()

@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use super::backend::{BState, Inflight, ReplyDec};
+use super::backend::{route_key, BState, Inflight, ReplyDec};
 use super::reply::AnyReply;
 use super::{BackendId, MuxIntent, MuxSession, Router};
 
@@ -83,7 +83,7 @@ impl MuxSession {
         }
         while let Some(e) = self.backends[i].pop_written_silent() {
             if let Some(id) = e.client {
-                self.refund(id, e.request.len());
+                self.refund(id, e.len);
             }
         }
         self.run_resumes(now, router);
@@ -164,14 +164,25 @@ impl MuxSession {
         if self.backends[i].state == BState::Idle {
             return;
         }
-        let sent = self.backends[i].sent;
-        let silent = std::mem::take(&mut self.backends[i].silent);
-        let entries = self.backends[i].reset(self.cfg.protocol);
+        let be = &mut self.backends[i];
+        let sent = be.sent;
+        let mut silent = std::mem::take(&mut be.silent);
+        let mut entries = std::mem::take(&mut be.inflight);
+        if mode == Fail::SentOnly {
+            // Requests that never left Puerta may go elsewhere: take their
+            // bytes back out of the connection's buffer before it goes.
+            for e in entries.iter_mut().chain(silent.iter_mut()).filter(|e| e.client.is_some()) {
+                if let Some(bytes) = be.unsent_request(e) {
+                    e.request = bytes;
+                }
+            }
+        }
+        be.reset(self.cfg.protocol);
         self.intents.push_back(MuxIntent::CloseBackend(b));
         self.intents.push_back(MuxIntent::ServerFailed { server: b.server, errno });
         let mut again: Vec<(Inflight, bool)> = Vec::new();
         for e in entries {
-            if mode == Fail::SentOnly && e.start >= sent && e.client.is_some() {
+            if !e.request.is_empty() && e.start >= sent && e.client.is_some() {
                 again.push((e, true));
             } else {
                 self.error_entry(e, errno);
@@ -181,20 +192,21 @@ impl MuxSession {
         // like the rest (or are dropped), and leave the client's queue.
         for e in silent {
             match e.client {
-                Some(_) if mode == Fail::SentOnly && e.start >= sent => again.push((e, false)),
-                Some(id) => self.refund(id, e.request.len()),
+                Some(_) if !e.request.is_empty() && e.start >= sent => again.push((e, false)),
+                Some(id) => self.refund(id, e.len),
                 None => {}
             }
         }
         // Both queues hold one stream: re-send in its order.
         again.sort_by_key(|(e, _)| e.start);
         for (e, expect_reply) in again {
-            match router.route(&e.route_key).filter(|&s| s < self.cfg.servers) {
+            let key = route_key(self.cfg.protocol, &e.request, e.route);
+            match router.route(&key).filter(|&s| s < self.cfg.servers) {
                 Some(server) => self.enqueue(server, e, expect_reply, now),
                 None if expect_reply => self.error_entry(e, errno),
                 None => {
                     if let Some(id) = e.client {
-                        self.refund(id, e.request.len());
+                        self.refund(id, e.len);
                     }
                 }
             }

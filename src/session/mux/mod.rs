@@ -207,7 +207,7 @@ impl MuxSession {
     }
 
     fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
-        let Forward { frags, route_keys, merge, retrieval, noreply } = f;
+        let Forward { frags, route, merge, retrieval, noreply } = f;
         let Some(c) = self.client_mut(id) else { return };
         let seq = c.next_seq();
         // The request bytes count against the client's queue until its
@@ -222,13 +222,14 @@ impl MuxSession {
         if frags.len() > 1 {
             self.stats.fragments += frags.len() as u64;
         }
-        for (i, (frag, key)) in frags.into_iter().zip(route_keys).enumerate() {
+        for (i, frag) in frags.into_iter().enumerate() {
             let entry = Inflight {
                 client: Some(id),
                 seq,
                 frag: i as u32,
                 request: frag.request,
-                route_key: key,
+                len: 0,
+                route,
                 retrieval,
                 start: 0,
                 deadline: None,
@@ -249,7 +250,7 @@ impl MuxSession {
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;
         sc.request_bytes += entry.request.len() as u64;
-        self.backends[(server * per + conn) as usize].push(entry, expect_reply);
+        self.backends[(server * per + conn) as usize].push_request(entry, expect_reply);
     }
 
     /// AUTH and SELECT for a new Redis backend connection.
