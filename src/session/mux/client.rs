@@ -9,8 +9,8 @@
 //! - after a slot that closes the client, nothing more is read;
 //! - `queued` is the sum of the `charge` of the client's slots plus its
 //!   unwritten `noreply` requests (refunded by the session when written);
-//!   `parked` is the sum of the `held` reply bytes of its slots. Both are
-//!   the byte bounds of `limits.rs`.
+//!   `parked_bytes` is the sum of the `held` reply bytes of its slots;
+//!   both feed the byte bounds of `limits.rs`.
 //!
 //! The cluster session (`session::cluster`) reuses `Client` and `Slot` for
 //! its own per-client ordering.
@@ -85,7 +85,7 @@ pub(crate) struct Client {
     pub queued: usize,
     /// Reply bytes received but still in `slots` (behind an earlier reply,
     /// or fragments awaiting the rest).
-    pub parked: usize,
+    pub parked_bytes: usize,
     /// Since when the buffered reply bytes are at or past the soft limit.
     pub soft_since: Option<Instant>,
 }
@@ -108,14 +108,14 @@ impl Client {
             stop_reading: false,
             closing: None,
             queued: 0,
-            parked: 0,
+            parked_bytes: 0,
             soft_since: None,
         }
     }
 
     /// Reply bytes Puerta holds for this client: unsent plus parked.
     pub fn buffered(&self) -> usize {
-        self.out.len() + self.parked
+        self.out.len() + self.parked_bytes
     }
 
     /// Charges `n` request bytes to the slot just pushed (if it is still
@@ -144,11 +144,11 @@ impl Client {
             let n = reply.raw().len();
             *part = Some(reply);
             slot.held += n;
-            self.parked += n;
+            self.parked_bytes += n;
             slot.left -= 1;
             if slot.left == 0 {
                 let merged = slot.merge.finish(&slot.keys, &slot.parts);
-                self.parked = self.parked - slot.held + merged.len();
+                self.parked_bytes = self.parked_bytes - slot.held + merged.len();
                 slot.held = merged.len();
                 slot.ready = Some(merged);
                 slot.parts.clear();
@@ -179,6 +179,6 @@ impl Client {
     /// A slot left: its request charge and held reply bytes go with it.
     fn release(&mut self, slot: &Slot) {
         self.queued -= slot.charge;
-        self.parked -= slot.held;
+        self.parked_bytes -= slot.held;
     }
 }
