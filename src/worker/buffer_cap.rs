@@ -30,9 +30,9 @@ impl MuxPools {
         let stats = &core.stats;
         let cap = core.snap.config.server.max_buffered_bytes.unwrap_or(u64::MAX);
         let others = || core.shared.workers.iter().enumerate().filter(|&(i, _)| i != core.id).map(|(_, w)| w);
-        // Nothing held here (the common case): nothing to judge.
-        let total =
-            if mine == 0 { 0 } else { others().map(|w| w.buffered_bytes.get()).fold(mine, u64::saturating_add) };
+        // Nothing held here (the common case) or no cap: nothing to judge.
+        let judge = mine > 0 && cap < u64::MAX;
+        let total = if judge { others().map(|w| w.buffered_bytes.get()).fold(mine, u64::saturating_add) } else { 0 };
         if total <= cap {
             if stats.largest_client.get() != 0 {
                 stats.largest_client.set(0);
