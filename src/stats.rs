@@ -88,6 +88,16 @@ pub struct WorkerStats {
     /// Accepts that failed for lack of descriptors or memory (EMFILE,
     /// ENFILE, ENOBUFS, ENOMEM); accepting paused after each.
     pub accept_exhausted: Counter,
+    /// Gauge: reply bytes buffered for this worker's clients of
+    /// multiplexed pools, published once per event batch; the workers sum
+    /// each other's for `[server] max_buffered_bytes`.
+    pub buffered_bytes: Counter,
+    /// Clients closed because the process was past `max_buffered_bytes`.
+    pub buffer_cap_closed: Counter,
+    /// While the process is past `max_buffered_bytes`: the buffered bytes
+    /// of this worker's largest client (0 otherwise), so workers close the
+    /// process's largest clients first (`worker::buffer_cap`).
+    pub largest_client: Counter,
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
@@ -102,6 +112,9 @@ impl Default for WorkerStats {
             epoch: Counter::default(),
             sessions: Counter::default(),
             accept_exhausted: Counter::default(),
+            buffered_bytes: Counter::default(),
+            buffer_cap_closed: Counter::default(),
+            largest_client: Counter::default(),
             pools: (0..MAX_POOLS).map(|_| PoolCounters::default()).collect(),
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),

@@ -18,8 +18,8 @@ pub struct MuxPoolCounters {
     pub client_err: Counter,
     pub forward_error: Counter,
     pub fragments: Counter,
-    /// Clients closed because their unread replies passed
-    /// `client_reply_limit` (not a nutcracker stat).
+    /// Clients closed because their buffered replies passed
+    /// `client_output_limit` (not a nutcracker stat).
     pub slow_closed: Counter,
 }
 

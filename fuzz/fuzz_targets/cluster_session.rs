@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, ops)) = data.split_first() else { return };
     let mut cfg = ClusterSessionConfig::new(([127, 0, 0, 1], 7000).into());
     cfg.request_timeout = Some(Duration::from_millis(50));
-    cfg.client_reply_limit = 512;
+    cfg.output = puerta::session::mux::OutputLimit::hard(512);
     cfg.max_pending_per_client = 8;
     cfg.max_retries = 2;
     cfg.retry_backoff = Duration::from_millis(5);

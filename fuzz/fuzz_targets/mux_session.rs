@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let mut cfg = MuxConfig::new(proto, 3);
     cfg.server_connections = 1 + (mode as u32 >> 1) % 2;
     cfg.timeout = Some(Duration::from_millis(50));
-    cfg.client_reply_limit = 256;
+    cfg.output = puerta::session::mux::OutputLimit::hard(256);
     cfg.max_pending_per_client = 8;
     if mode & 4 != 0 {
         cfg.redis_auth = Some(b"pw".to_vec());
@@ -91,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 if let Some(buf) = s.poll_backend_transmit(bid) {
                     let n = (b as usize).min(buf.len());
-                    s.handle_backend_sent(bid, n);
+                    s.handle_backend_sent(bid, n, now, &route);
                 }
             }
         }

@@ -72,6 +72,13 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
         "Process-wide client limit derived from RLIMIT_NOFILE (tcp and mongos clients count twice).",
     );
     m.sample("client_limit", "", shared.clients.limit());
+    m.family("buffered_bytes", "gauge", "Reply bytes buffered for clients of multiplexed pools, per worker.");
+    for (i, w) in shared.workers.iter().enumerate() {
+        m.sample("buffered_bytes", &format!("worker=\"{i}\""), w.buffered_bytes.get());
+    }
+    m.family("buffer_cap_closed_total", "counter", "Clients closed because the process was past max_buffered_bytes.");
+    let cap_closed = shared.workers.iter().map(|w| w.buffer_cap_closed.get()).fold(0u64, u64::wrapping_add);
+    m.sample("buffer_cap_closed_total", "", cap_closed);
 
     // Per pool. Tables rather than a block per metric, so each line pairs a
     // metric with the one field that feeds it.
@@ -259,7 +266,7 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "sample {line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 21);
     }
 
     #[test]

@@ -95,9 +95,11 @@ pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
         ("client_err_total", "Client connections closed on an error (I/O, protocol, unsupported).", |t| t.client_err),
         ("forward_error_total", "Requests answered with an error because forwarding failed.", |t| t.forward_error),
         ("fragments_total", "Sub-requests created by splitting multi-key requests.", |t| t.fragments),
-        ("slow_clients_closed_total", "Clients closed for leaving more than client_reply_limit unread.", |t| {
-            t.slow_closed
-        }),
+        (
+            "slow_clients_closed_total",
+            "Clients closed past client_output_limit (hard, or soft for soft_seconds).",
+            |t| t.slow_closed,
+        ),
     ];
     for (name, help, f) in per_pool {
         m.family(name, "counter", help);

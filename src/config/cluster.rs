@@ -84,6 +84,11 @@ pub struct ClusterConfig {
     /// First retry pause; each retry doubles it (capped at 1 s).
     pub retry_backoff: Duration,
     pub max_request_bytes: usize,
+    /// Reply bytes a client may leave buffered (`limits::OutputLimit`).
+    pub client_output_limit: super::limits::OutputLimit,
+    /// Request bytes a client may have awaiting replies before Puerta
+    /// stops reading it.
+    pub client_queue_limit: usize,
 }
 
 impl Default for ClusterConfig {
@@ -104,6 +109,8 @@ impl Default for ClusterConfig {
             max_retries: 10,
             retry_backoff: Duration::from_millis(50),
             max_request_bytes: super::twem::DEFAULT_MAX_REQUEST_BYTES,
+            client_output_limit: super::limits::OutputLimit::DEFAULT,
+            client_queue_limit: super::limits::DEFAULT_CLIENT_QUEUE_LIMIT,
         }
     }
 }

@@ -137,6 +137,7 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         None => Some(d.max_request_bytes),
         Some(n) => p.check(key("max_request_bytes"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
     };
+    let limits = super::limits::pool_limits(file, p);
     Some(Some(ClusterConfig {
         refresh_interval: refresh_interval?,
         read_from: read_from?,
@@ -153,6 +154,8 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         max_retries: max_retries?,
         retry_backoff: retry_backoff?,
         max_request_bytes: max_request_bytes?,
+        client_output_limit: limits?.0,
+        client_queue_limit: limits?.1,
     }))
 }
 

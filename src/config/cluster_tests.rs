@@ -21,7 +21,8 @@ fn defaults_and_every_key() {
          password = \"s3cret\"\nmax_redirects = 3\nnode_connections = 2\npinned_connections = 8\n\
          pinned_idle = 2\nclient_auth = {{ default = \"pw\", alice = \"pw2\" }}\n\
          cluster_commands = \"passthrough\"\nallow_flush = false\nrequest_timeout = \"off\"\n\
-         max_retries = 7\nretry_backoff = \"20ms\"\nmax_request_bytes = 1024\n"
+         max_retries = 7\nretry_backoff = \"20ms\"\nmax_request_bytes = 1024\n\
+         client_reply_limit = 4096\nclient_queue_limit = \"2kb\"\n"
     );
     let c = parse(&src, Path::new("t.toml")).unwrap();
     assert_eq!(
@@ -42,6 +43,8 @@ fn defaults_and_every_key() {
             max_retries: 7,
             retry_backoff: Duration::from_millis(20),
             max_request_bytes: 1024,
+            client_output_limit: crate::config::OutputLimit::hard(4096),
+            client_queue_limit: 2048,
         })
     );
 }

@@ -38,6 +38,9 @@ pub(crate) struct ServerFile {
     pub admin_token: Option<String>,
     pub log: String,
     pub shutdown_timeout: Scalar,
+    /// Reply bytes buffered for all clients of the process; "off" or 0 for
+    /// no cap.
+    pub max_buffered_bytes: Scalar,
 }
 
 impl Default for ServerFile {
@@ -50,6 +53,7 @@ impl Default for ServerFile {
             admin_token: None,
             log: "info".into(),
             shutdown_timeout: Scalar::text("30s"),
+            max_buffered_bytes: Scalar::text("2gb"),
         }
     }
 }
@@ -102,6 +106,9 @@ pub(crate) struct PoolFile {
     pub unsupported: Option<String>,
     pub max_request_bytes: Option<i64>,
     pub client_reply_limit: Option<i64>,
+    // Byte bounds of redis, memcache and redis_cluster pools (`limits`).
+    pub client_queue_limit: Option<Scalar>,
+    pub client_output_limit: Option<OutputLimitFile>,
     // redis_cluster keys; `None` = not written (an error in other modes).
     pub refresh_interval: Option<Scalar>,
     pub read_from: Option<String>,
@@ -160,6 +167,8 @@ impl Default for PoolFile {
             unsupported: None,
             max_request_bytes: None,
             client_reply_limit: None,
+            client_queue_limit: None,
+            client_output_limit: None,
             refresh_interval: None,
             read_from: None,
             username: None,
@@ -176,6 +185,16 @@ impl Default for PoolFile {
             retry_backoff: None,
         }
     }
+}
+
+/// `client_output_limit = { hard = "1gb", soft = "256mb", soft_seconds = 30 }`;
+/// omitted keys keep their defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputLimitFile {
+    pub hard: Option<Scalar>,
+    pub soft: Option<Scalar>,
+    pub soft_seconds: Option<Scalar>,
 }
 
 /// A value that may be written as a string or an integer: `workers = 4` or

@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_pool;
 mod duration;
 mod file;
+mod limits;
 mod mongo;
 mod pool;
 mod span;
@@ -35,6 +36,7 @@ mod twem_tests;
 pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
+pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
 pub use twem::*;
 pub use types::*;
 

@@ -60,6 +60,7 @@ fn defaults_fill_everything_optional() {
             admin_token: None,
             log: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
+            max_buffered_bytes: Some(2 << 30),
         }
     );
     let p = &c.pools[0];
@@ -118,6 +119,7 @@ fn unknown_key_in_a_pool() {
          close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, hash, hash_tag, distribution, timeout, backlog, \
          client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
          server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes, client_reply_limit, \
+         client_queue_limit, client_output_limit, \
          refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
          pinned_idle, client_auth, cluster_commands, allow_flush, request_timeout, max_retries, retry_backoff"
     );

@@ -3,14 +3,16 @@
 //!
 //! Values only: produced by `config::load` (from Puerta's TOML or from a
 //! nutcracker YAML file) and read by the snapshot builder and the request
-//! engine. Defaults are nutcracker 0.5.0's (`nc_conf.h`), plus two Puerta
-//! additions: `unsupported`, `max_request_bytes` and `client_reply_limit`.
+//! engine. Defaults are nutcracker 0.5.0's (`nc_conf.h`), plus Puerta's
+//! additions: `unsupported`, `max_request_bytes`, `client_queue_limit` and
+//! `client_output_limit` (alias `client_reply_limit`, see `limits`).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
 use super::types::Distribution;
 use crate::hash::HashKind;
 
@@ -111,9 +113,12 @@ pub struct ShardConfig {
     pub unsupported: Unsupported,
     /// Larger requests get an error and the connection is closed.
     pub max_request_bytes: usize,
-    /// Reply bytes a client may leave unread before it is closed (a client
-    /// that never reads cannot grow Puerta's memory without bound).
-    pub client_reply_limit: usize,
+    /// Reply bytes a client may leave buffered before it is closed (a
+    /// client that never reads cannot grow Puerta's memory without bound).
+    pub client_output_limit: OutputLimit,
+    /// Request bytes a client may have queued or in flight toward servers
+    /// (`noreply` included) before Puerta stops reading it.
+    pub client_queue_limit: usize,
 }
 
 /// nutcracker's `CONF_DEFAULT_LISTEN_BACKLOG`.
@@ -130,8 +135,6 @@ pub const DEFAULT_SERVER_FAILURE_LIMIT: u32 = 2;
 pub const DEFAULT_TWEM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Redis's own `proto-max-bulk-len`-sized limit: 512 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
-/// Unread reply bytes per client before it is closed: 64 MiB.
-pub const DEFAULT_CLIENT_REPLY_LIMIT: usize = 64 << 20;
 /// The port nutcracker leaves out of a server's default hashing name
 /// (libmemcached compatibility).
 pub const KETAMA_DEFAULT_PORT: u16 = 11211;
@@ -156,7 +159,8 @@ impl Default for ShardConfig {
             reuseport: false,
             unsupported: Unsupported::Close,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            client_reply_limit: DEFAULT_CLIENT_REPLY_LIMIT,
+            client_output_limit: OutputLimit::DEFAULT,
+            client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::validate::{duration, int_in, pick, Problems};
 use crate::hash::HashKind;
 
 /// Every nutcracker-only key with whether `file` sets it.
-fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 18] {
+fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 20] {
     [
         ("hash", file.hash.is_some()),
         ("hash_tag", file.hash_tag.is_some()),
@@ -35,17 +35,31 @@ fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 18] {
         ("unsupported", file.unsupported.is_some()),
         ("max_request_bytes", file.max_request_bytes.is_some()),
         ("client_reply_limit", file.client_reply_limit.is_some()),
+        ("client_queue_limit", file.client_queue_limit.is_some()),
+        ("client_output_limit", file.client_output_limit.is_some()),
     ]
 }
 
+/// The keys of this table that redis_cluster pools take too
+/// (`cluster_pool` reads them).
+const CLUSTER_TOO: [&str; 4] = ["max_request_bytes", "client_reply_limit", "client_queue_limit", "client_output_limit"];
+
 /// Reports every nutcracker key set on a tcp, mongos or cluster pool
-/// (cluster pools take `max_request_bytes` too; `cluster_pool` reads it).
+/// (except, on a cluster pool, the keys it takes too).
 pub(crate) fn reject_outside_shard(file: &PoolFile, mode: Mode, p: &mut Problems) {
     for (key, set) in twem_keys(file) {
-        if set && !(mode == Mode::RedisCluster && key == "max_request_bytes") {
-            let msg = format!(r#"applies only to mode "redis" or "memcache", and this pool is "{}""#, mode.as_str());
-            p.add(KeyPath::root().key(key), msg);
+        if !set || (mode == Mode::RedisCluster && CLUSTER_TOO.contains(&key)) {
+            continue;
         }
+        let modes = if CLUSTER_TOO.contains(&key) {
+            r#""redis", "memcache" or "redis_cluster""#
+        } else {
+            r#""redis" or "memcache""#
+        };
+        p.add(
+            KeyPath::root().key(key),
+            format!(r#"applies only to mode {modes}, and this pool is "{}""#, mode.as_str()),
+        );
     }
 }
 
@@ -115,10 +129,7 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         None => Some(d.max_request_bytes),
         Some(n) => p.check(key("max_request_bytes"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
     };
-    let client_reply_limit = match file.client_reply_limit {
-        None => Some(d.client_reply_limit),
-        Some(n) => p.check(key("client_reply_limit"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
-    };
+    let limits = super::limits::pool_limits(file, p);
     Some(ShardConfig {
         hash: hash?,
         hash_tag: hash_tag?,
@@ -136,7 +147,8 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         reuseport: file.reuseport.unwrap_or(d.reuseport),
         unsupported: unsupported?,
         max_request_bytes: max_request_bytes?,
-        client_reply_limit: client_reply_limit?,
+        client_output_limit: limits?.0,
+        client_queue_limit: limits?.1,
     })
 }
 

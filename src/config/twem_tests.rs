@@ -139,7 +139,8 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
          timeout = \"2s\"\nbacklog = 64\nclient_connections = 10\nredis_auth = \"pw\"\nredis_db = 3\n\
          preconnect = true\nserver_connections = 2\nauto_eject_hosts = true\nserver_retry_timeout = 500\n\
          server_failure_limit = 5\ntcpkeepalive = true\nreuseport = true\nunsupported = \"error\"\n\
-         max_request_bytes = 1024\nclient_reply_limit = 4096\n"
+         max_request_bytes = 1024\nclient_queue_limit = \"1mb\"\n\
+         client_output_limit = {{ hard = \"64mb\", soft = 4096, soft_seconds = 5 }}\n"
     ))
     .unwrap();
     let p = &c.pools[0];
@@ -163,7 +164,8 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             reuseport: true,
             unsupported: Unsupported::Error,
             max_request_bytes: 1024,
-            client_reply_limit: 4096,
+            client_output_limit: OutputLimit { hard: 64 << 20, soft: 4096, soft_for: Duration::from_secs(5) },
+            client_queue_limit: 1 << 20,
         })
     );
 }

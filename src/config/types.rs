@@ -35,6 +35,9 @@ pub struct ServerSettings {
     /// A tracing `EnvFilter` directive, e.g. "info" or "puerta=debug".
     pub log: String,
     pub shutdown_timeout: Duration,
+    /// Reply bytes buffered for all clients of the process before the
+    /// clients with the most are closed; `None` = no cap.
+    pub max_buffered_bytes: Option<u64>,
 }
 
 /// `[server] admin_token`: 1 to 1024 visible ASCII characters. `Debug`

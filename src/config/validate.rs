@@ -138,6 +138,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         let admin_token = p.check(key("admin_token"), file.admin_token.as_deref().map(AdminToken::new).transpose());
         let log = p.check(key("log"), log_filter(&file.log));
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
+        let max_buffered_bytes = p.check(key("max_buffered_bytes"), max_buffered(&file.max_buffered_bytes));
 
         let settings = (|| {
             Some(ServerSettings {
@@ -148,9 +149,18 @@ impl TryFrom<ServerFile> for ServerSettings {
                 admin_token: admin_token?,
                 log: log?,
                 shutdown_timeout: shutdown_timeout?,
+                max_buffered_bytes: max_buffered_bytes?,
             })
         })();
         p.finish(settings)
+    }
+}
+
+/// A byte size, or "off" / 0 for no cap.
+fn max_buffered(v: &Scalar) -> Result<Option<u64>, String> {
+    match v {
+        Scalar::Text(t) if t == "off" => Ok(None),
+        v => super::limits::size(v).map(|n| (n > 0).then_some(n)),
     }
 }
 

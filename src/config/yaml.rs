@@ -7,19 +7,20 @@
 //! `ConfigFile` the TOML loader produces, so both formats go through one
 //! validator. Errors name the file, the line, the key as `pool.key` and
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
-//! `client_reply_limit`) are accepted too; anything else is an unknown
-//! key, as for nutcracker.
+//! `client_queue_limit`, `client_output_limit` as a nested mapping of
+//! `hard`, `soft` and `soft_seconds`, and its alias `client_reply_limit`)
+//! are accepted too; anything else is an unknown key, as for nutcracker.
 
 use std::path::Path;
 
-use super::file::{ConfigFile, PoolFile, Scalar};
+use super::file::{ConfigFile, OutputLimitFile, PoolFile, Scalar};
 use super::span::{KeyPath, Seg};
 use super::validate::{self, Problem};
 use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 23] = [
     "listen",
     "hash",
     "hash_tag",
@@ -41,6 +42,8 @@ const KEYS: [&str; 21] = [
     "unsupported",
     "max_request_bytes",
     "client_reply_limit",
+    "client_queue_limit",
+    "client_output_limit",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -135,6 +138,16 @@ fn pool_file(pool: &Entry) -> Result<PoolFile, Vec<Found>> {
             }
             continue;
         }
+        if e.key == "client_output_limit" {
+            match output_limit(&e.value) {
+                Ok(t) => f.client_output_limit = Some(t),
+                Err(list) => bad.extend(
+                    list.into_iter()
+                        .map(|(line, k, p)| (line.unwrap_or(e.line), format!("{}.{}{k}", pool.key, e.key), p)),
+                ),
+            }
+            continue;
+        }
         let Node::Scalar(text) = &e.value else {
             bad.push(at(format!("expected a scalar, got {}", e.value.kind())));
             continue;
@@ -169,6 +182,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "server_failure_limit" => f.server_failure_limit = Some(int(text)?),
         "max_request_bytes" => f.max_request_bytes = Some(int(text)?),
         "client_reply_limit" => f.client_reply_limit = Some(int(text)?),
+        "client_queue_limit" => f.client_queue_limit = Some(scalar(text)),
         "redis" => f.mode = if boolean(text)? { "redis" } else { "memcache" }.into(),
         "preconnect" => f.preconnect = Some(boolean(text)?),
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),
@@ -177,6 +191,45 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         _ => return Err("unknown key".into()),
     }
     Ok(())
+}
+
+/// `client_output_limit:` with `hard`, `soft` and `soft_seconds` below it.
+/// Errors: (line if not the key's own, key suffix, problem).
+fn output_limit(node: &Node) -> Result<OutputLimitFile, Vec<(Option<usize>, String, String)>> {
+    let Node::Map(entries) = node else {
+        return Err(vec![(
+            None,
+            String::new(),
+            format!("expected a mapping of hard, soft, soft_seconds, got {}", node.kind()),
+        )]);
+    };
+    let mut t = OutputLimitFile::default();
+    let mut bad = Vec::new();
+    for e in entries {
+        let at = |problem: String| (Some(e.line), format!(".{}", e.key), problem);
+        let Node::Scalar(text) = &e.value else {
+            bad.push(at(format!("expected a scalar, got {}", e.value.kind())));
+            continue;
+        };
+        let slot = match e.key.as_str() {
+            "hard" => &mut t.hard,
+            "soft" => &mut t.soft,
+            "soft_seconds" => &mut t.soft_seconds,
+            _ => {
+                bad.push(at("unknown key; expected one of hard, soft, soft_seconds".into()));
+                continue;
+            }
+        };
+        if slot.is_some() {
+            bad.push(at("duplicate key".into()));
+        }
+        *slot = Some(scalar(text));
+    }
+    if bad.is_empty() {
+        Ok(t)
+    } else {
+        Err(bad)
+    }
 }
 
 fn servers(node: &Node, key_line: usize) -> Result<Vec<String>, (usize, String)> {

@@ -135,6 +135,7 @@ mod tests {
                 admin_token: None,
                 log: "info".into(),
                 shutdown_timeout: Duration::from_secs(1),
+                max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
             },
             pools: vec![PoolConfig {
                 balance: Balance::ClientIp,

@@ -140,7 +140,9 @@ impl PoolSession for ClusterPoolSession {
     }
 
     #[inline]
-    fn handle_backend_sent(&mut self, b: BackendId, n: usize) {
+    fn handle_backend_sent(&mut self, b: BackendId, n: usize, _now: Instant) {
+        // Cluster requests all get replies: nothing leaves a client's
+        // queue on a write alone.
         self.s.handle_backend_sent(to_cluster(b), n);
     }
 
@@ -155,6 +157,14 @@ impl PoolSession for ClusterPoolSession {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.s.next_deadline()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.s.buffered_bytes()
+    }
+
+    fn buffered_clients(&self, out: &mut Vec<(ClientId, usize)>) {
+        out.extend(self.s.buffered_clients());
     }
 
     #[inline]

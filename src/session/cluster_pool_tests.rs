@@ -70,7 +70,7 @@ fn requests_reach_the_slot_owner_over_mapped_backend_ids() {
     s.handle_backend_connected(b);
     assert_eq!(s.poll_dirty_backend(), Some(b));
     let n = s.poll_backend_transmit(b).expect("the GET").len();
-    s.handle_backend_sent(b, n);
+    s.handle_backend_sent(b, n, now);
     s.handle_backend_data(b, b"$1\r\nv\r\n", now);
     assert_eq!(take_client(&mut s, c, now), "$1\r\nv\r\n");
 
@@ -78,7 +78,7 @@ fn requests_reach_the_slot_owner_over_mapped_backend_ids() {
     s.handle_client_data(c, &get("k"), now);
     while s.poll_dirty_backend().is_some() {}
     let n = s.poll_backend_transmit(b).expect("the GET").len();
-    s.handle_backend_sent(b, n);
+    s.handle_backend_sent(b, n, now);
     let moved = format!("-MOVED {} 127.0.0.1:30003\r\n", keyslot(b"k"));
     s.handle_backend_data(b, moved.as_bytes(), now);
     let got = intents(&mut s);
@@ -137,7 +137,7 @@ fn draining_closes_idle_clients_then_busy_ones_after_their_reply_then_idle_backe
     let [MuxIntent::Connect(b)] = intents(&mut s)[..] else { panic!("one connect") };
     s.handle_backend_connected(b);
     let n = s.poll_backend_transmit(b).expect("the GET").len();
-    s.handle_backend_sent(b, n);
+    s.handle_backend_sent(b, n, now);
     s.set_draining();
     assert_eq!(intents(&mut s), [MuxIntent::CloseClient(idle, ClientClose::Shutdown)]);
     s.handle_backend_data(b, b"$1\r\nv\r\n", now);

@@ -36,6 +36,21 @@ impl OutBuf {
         self.len() == 0
     }
 
+    /// A copy of `len` unsent bytes, `skip` bytes after the first unsent
+    /// one (bytes of a send in flight count as unsent); `None` past the end.
+    pub fn copy_unsent(&self, skip: usize, len: usize) -> Option<Vec<u8>> {
+        let (a, b) = (&self.sending[self.sent..], &self.queued[..]);
+        let end = skip.checked_add(len).filter(|&e| e <= a.len() + b.len())?;
+        let mut v = Vec::with_capacity(len);
+        if skip < a.len() {
+            v.extend_from_slice(&a[skip..end.min(a.len())]);
+        }
+        if end > a.len() {
+            v.extend_from_slice(&b[skip.saturating_sub(a.len())..end - a.len()]);
+        }
+        Some(v)
+    }
+
     pub fn in_flight(&self) -> bool {
         self.in_flight
     }
@@ -93,6 +108,19 @@ mod tests {
         b.complete(5);
         assert!(b.is_empty());
         assert!(b.start_send().is_none());
+    }
+
+    #[test]
+    fn unsent_bytes_are_copied_across_both_halves() {
+        let mut b = OutBuf::default();
+        b.push(b"abcd");
+        b.start_send();
+        b.push(b"efgh");
+        b.complete(1);
+        assert_eq!(b.copy_unsent(0, 7).as_deref(), Some(&b"bcdefgh"[..]));
+        assert_eq!(b.copy_unsent(2, 3).as_deref(), Some(&b"def"[..]));
+        assert_eq!(b.copy_unsent(4, 3).as_deref(), Some(&b"fgh"[..]));
+        assert_eq!(b.copy_unsent(5, 3), None);
     }
 
     #[test]

@@ -22,8 +22,11 @@
 //!   one send per connection is outstanding;
 //! - read a client only while `wants_client_read` (a paused client is
 //!   resumed by the session's own progress; re-check after each batch);
-//! - call `handle_tick` at `next_deadline` (request and connect timeouts)
-//!   and on the worker's periodic tick.
+//! - call `handle_tick` at `next_deadline` (request and connect timeouts,
+//!   soft output limits) and on the worker's periodic tick;
+//! - after each batch, publish `buffered_bytes` for the process-wide cap
+//!   and close what `buffered_clients` names when over it
+//!   (`MuxPools::enforce_buffer_cap`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +74,9 @@ pub trait PoolSession {
     fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant);
     fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant);
     fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]>;
-    fn handle_backend_sent(&mut self, b: BackendId, n: usize);
+    /// `n` bytes of the backend send in flight were written (`now`:
+    /// written requests may leave a client's queue and resume it).
+    fn handle_backend_sent(&mut self, b: BackendId, n: usize, now: Instant);
 
     /// Deadlines and housekeeping.
     fn handle_tick(&mut self, now: Instant);
@@ -92,6 +97,12 @@ pub trait PoolSession {
     fn stats(&self) -> &MuxStats;
     fn server_stat_id(&self, server: u32) -> Option<usize>;
     fn server_queues(&self, server: u32) -> QueueGauges;
+    /// Reply bytes buffered for this session's clients (unsent, or parked
+    /// behind an earlier reply), for `[server] max_buffered_bytes`.
+    fn buffered_bytes(&self) -> usize;
+    /// Appends every client holding reply bytes, with how many.
+    fn buffered_clients(&self, out: &mut Vec<(ClientId, usize)>);
+
     /// Redis Cluster counters (MOVED, ASK, retries ...), for cluster
     /// sessions only.
     fn cluster_stats(&self) -> Option<&ClusterStats> {

@@ -84,7 +84,8 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.timeout = shard.timeout;
     m.connect_timeout = cfg.connect_timeout;
     m.max_request_bytes = shard.max_request_bytes;
-    m.client_reply_limit = shard.client_reply_limit;
+    m.output = shard.client_output_limit;
+    m.client_queue_limit = shard.client_queue_limit;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
     m.unsupported = match shard.unsupported {
@@ -199,8 +200,8 @@ impl PoolSession for ShardSession {
     }
 
     #[inline]
-    fn handle_backend_sent(&mut self, b: BackendId, n: usize) {
-        self.mux.handle_backend_sent(b, n);
+    fn handle_backend_sent(&mut self, b: BackendId, n: usize, now: Instant) {
+        self.mux.handle_backend_sent(b, n, now, route!(self));
     }
 
     fn handle_tick(&mut self, now: Instant) {
@@ -214,6 +215,14 @@ impl PoolSession for ShardSession {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.mux.next_deadline()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.mux.buffered_bytes()
+    }
+
+    fn buffered_clients(&self, out: &mut Vec<(ClientId, usize)>) {
+        out.extend(self.mux.buffered_clients());
     }
 
     #[inline]

@@ -44,7 +44,7 @@ fn route_of(s: &mut ShardSession, c: ClientId, key: &str, now: Instant) -> Backe
     let b = s.poll_dirty_backend().expect("the request was queued");
     while s.poll_dirty_backend().is_some() {}
     let n = s.poll_backend_transmit(b).expect("bytes to send").len();
-    s.handle_backend_sent(b, n);
+    s.handle_backend_sent(b, n, now);
     s.handle_backend_data(b, b"$-1\r\n", now);
     while let Some(id) = s.poll_dirty_client() {
         if let Some(buf) = s.poll_client_transmit(id) {

@@ -274,7 +274,7 @@ impl EpollDriver {
                     e.session.handle_client_sent(id, n, now);
                     self.core.count_bytes(&e.pool, 0, n);
                 }
-                MKind::Backend(b) => e.session.handle_backend_sent(b, n),
+                MKind::Backend(b) => e.session.handle_backend_sent(b, n, now),
             }
             match res {
                 Ok(_) => {}
@@ -362,6 +362,7 @@ impl EpollDriver {
     /// Applies every session's intents and writes what it queued, until
     /// nothing changes.
     pub(super) fn mux_flush(&mut self, now: Instant) {
+        self.mux.enforce_buffer_cap(&self.core);
         for idx in 0..self.mux.len() {
             self.mux_flush_entry(idx, now);
         }

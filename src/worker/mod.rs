@@ -12,6 +12,7 @@
 
 mod accept;
 pub mod accept_backoff;
+mod buffer_cap;
 mod bufring;
 mod client_socks;
 mod conn;

@@ -351,11 +351,11 @@ impl WorkerCore {
             ClientClose::Protocol | ClientClose::Unsupported | ClientClose::WrongArity | ClientClose::Error(_) => {
                 mc.client_err.incr()
             }
-            ClientClose::Quit | ClientClose::SlowClient | ClientClose::Shutdown => {}
+            ClientClose::Quit | ClientClose::SlowClient | ClientClose::BufferCap | ClientClose::Shutdown => {}
         }
         tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {
-            tracing::warn!(pool = %pool.cfg.name, "closing a client that does not read its replies (client_reply_limit)");
+            tracing::warn!(pool = %pool.cfg.name, "closing a client past client_output_limit (it does not read its replies)");
         }
     }
 

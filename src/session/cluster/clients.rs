@@ -2,9 +2,11 @@
 //! client's buffer, relaying pub/sub frames, reply limits, EOF and close,
 //! and the driver's transmit / read-interest calls.
 //!
-//! Invariant: a closed client's id never matches again (its generation
+//! Invariants: a closed client's id never matches again (its generation
 //! moved on), and its pinned connection is closed with it, since that
-//! connection may be blocked or subscribed on the client's behalf.
+//! connection may be blocked or subscribed on the client's behalf; every
+//! change to a client's buffered reply bytes is settled in the session's
+//! `Budget` (`mux::limits`), and a closed client leaves it.
 
 use std::time::Instant;
 
@@ -12,20 +14,33 @@ use bytes::Bytes;
 
 use super::types::ClusterIntent;
 use super::ClusterSession;
+use crate::session::mux::limits::soft_deadline;
 use crate::session::mux::{ClientClose, ClientId};
 
 impl ClusterSession {
     /// Moves ready replies to the client's buffer and closes it when done
-    /// or past its reply limit.
+    /// or past its output limit.
     pub(super) fn flush_client(&mut self, id: ClientId) {
-        let limit = self.cfg.client_reply_limit;
-        let Some(c) = self.client_mut(id) else { return };
-        let before = c.base.out.len();
+        self.flush_client_from(id, None);
+    }
+
+    /// `flush_client`, settling a change of the client's buffered bytes
+    /// from `before` (`None`: no change before this call).
+    pub(super) fn flush_client_from(&mut self, id: ClientId, before: Option<usize>) {
+        let (queue_limit, clock) = (self.cfg.client_queue_limit, self.clock);
+        let Some(c) = self.clients.get_mut(id.idx as usize).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen)
+        else {
+            return;
+        };
+        let before = before.unwrap_or_else(|| c.base.buffered());
+        let (out_before, queued_before) = (c.base.out.len(), c.base.queued);
         c.base.flush_ready();
-        let grew = c.base.out.len() > before;
+        let grew = c.base.out.len() > out_before;
         let drained = c.base.slots.is_empty() && c.parked.is_some();
+        let unpaused = queued_before >= queue_limit && c.base.queued < queue_limit;
+        let over = self.budget.settle(&self.cfg.output, id, &mut c.base, before, clock);
         let b = &c.base;
-        let why = if b.out.len() > limit {
+        let why = if over {
             Some(ClientClose::SlowClient)
         } else if b.out.is_empty() && (b.closing.is_some() || (b.eof && b.slots.is_empty() && !c.subscribed)) {
             Some(b.closing.unwrap_or(ClientClose::Eof))
@@ -35,7 +50,7 @@ impl ClusterSession {
         if grew {
             self.dirty_clients.push(id);
         }
-        if drained {
+        if drained || unpaused {
             self.resume.push(id);
         }
         if let Some(why) = why {
@@ -50,11 +65,15 @@ impl ClusterSession {
 
     /// Appends relayed pub/sub bytes for a subscribed client.
     pub(super) fn relay_to(&mut self, id: ClientId, frame: &Bytes) {
-        let limit = self.cfg.client_reply_limit;
-        let Some(c) = self.client_mut(id) else { return };
+        let clock = self.clock;
+        let Some(c) = self.clients.get_mut(id.idx as usize).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen)
+        else {
+            return;
+        };
+        let before = c.base.buffered();
         c.base.out.push(frame);
         self.dirty_clients.push(id);
-        if self.client(id).is_some_and(|c| c.base.out.len() > limit) {
+        if self.budget.settle(&self.cfg.output, id, &mut c.base, before, clock) {
             self.stats.slow_closed += 1;
             self.close_client(id, ClientClose::SlowClient);
         }
@@ -64,7 +83,11 @@ impl ClusterSession {
     /// due to it are dropped when they arrive; its pinned connection is
     /// closed (it may be blocked or subscribed).
     pub fn close_client(&mut self, id: ClientId, why: ClientClose) {
-        let Some(c) = self.client_mut(id) else { return };
+        let Some(c) = self.clients.get_mut(id.idx as usize).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen)
+        else {
+            return;
+        };
+        self.budget.forget(id, &c.base);
         let pin = c.pin.take();
         self.clients[id.idx as usize] = None;
         self.gens[id.idx as usize] = self.gens[id.idx as usize].wrapping_add(1);
@@ -96,10 +119,14 @@ impl ClusterSession {
     }
 
     pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant) {
+        self.clock = Some(now);
         let Some(c) = self.client_mut(id) else { return };
+        let before = c.base.buffered();
         if c.base.out.in_flight() {
             c.base.out.complete(n);
         }
+        // A drop below `soft` stops the soft timer.
+        self.flush_client_from(id, Some(before));
         // Reads may have paused on the pending limit: resume decoding.
         self.process_client(id, now);
         self.run_resumes(now);
@@ -108,6 +135,46 @@ impl ClusterSession {
     /// Whether the driver should keep reading this client.
     pub fn wants_client_read(&self, id: ClientId) -> bool {
         let Some(c) = self.client(id) else { return false };
-        !c.base.stop_reading && !c.base.eof && !c.blocked && c.base.slots.len() < self.cfg.max_pending_per_client
+        !c.base.stop_reading
+            && !c.base.eof
+            && !c.blocked
+            && c.base.slots.len() < self.cfg.max_pending_per_client
+            && c.base.queued < self.cfg.client_queue_limit
+    }
+
+    /// Reply bytes buffered for all clients of this session.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.total()
+    }
+
+    /// Every client holding reply bytes, with how many.
+    pub fn buffered_clients(&self) -> impl Iterator<Item = (ClientId, usize)> + '_ {
+        let ids = self.clients.iter().zip(0u32..);
+        ids.filter_map(|(c, idx)| c.as_ref().map(|c| (ClientId { idx, gen: c.base.gen }, c.base.buffered())))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// Closes clients whose soft limit lasted `soft_seconds` (on a tick).
+    pub(super) fn check_soft_timers(&mut self) {
+        let now = self.clock;
+        let due: Vec<ClientId> = self
+            .budget
+            .soft_clients()
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let d = self.client(id).and_then(|c| soft_deadline(&self.cfg.output, &c.base));
+                d.zip(now).is_some_and(|(d, now)| d <= now)
+            })
+            .collect();
+        for id in due {
+            self.flush_client(id);
+        }
+    }
+
+    /// The earliest soft-limit deadline of any client.
+    pub(super) fn next_soft_deadline(&self) -> Option<Instant> {
+        let ids = self.budget.soft_clients().iter();
+        ids.filter_map(|&id| self.client(id).and_then(|c| soft_deadline(&self.cfg.output, &c.base))).min()
     }
 }

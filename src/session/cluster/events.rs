@@ -75,6 +75,7 @@ impl ClusterSession {
     /// entry at the head of the connection's queue (or, on a subscribed
     /// pinned connection with nothing queued, to its client).
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant) {
+        self.clock = Some(now);
         let Some(c) = self.conn_mut(b) else { return };
         if c.base.state != BState::Ready {
             return;
@@ -149,6 +150,7 @@ impl ClusterSession {
 
     /// Checks deadlines and runs due retries; call on every timer tick.
     pub fn handle_tick(&mut self, now: Instant) {
+        self.clock = Some(now);
         let expired: Vec<BackendId> = self
             .conns
             .iter()
@@ -168,13 +170,14 @@ impl ClusterSession {
         for r in due {
             self.send(r.unit, now);
         }
+        self.check_soft_timers();
         self.run_resumes(now);
     }
 
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(|c| c.base.deadline());
-        conns.chain(self.retries.iter().map(|r| r.at)).min()
+        conns.chain(self.retries.iter().map(|r| r.at)).chain(self.next_soft_deadline()).min()
     }
 
     /// Tears a connection down and settles everything that was on it.

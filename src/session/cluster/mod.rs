@@ -27,7 +27,9 @@
 //! - each client's keyed requests run in its order per slot, also when
 //!   the slot's route changes under its pipeline (`order.rs`);
 //! - a client that does not read never delays another: replies go to
-//!   per-client buffers, and past `client_reply_limit` it is closed;
+//!   per-client buffers, and past `client_output_limit` it is closed;
+//!   a client's request bytes awaiting replies are bounded by
+//!   `client_queue_limit` (reads pause past it), as in `mux::limits`;
 //! - only requests already written to a node that dies get an error;
 //!   requests not yet written are routed again (with backoff);
 //! - nothing here touches a socket or reads a clock.
@@ -61,6 +63,7 @@ use bytes::Bytes;
 
 use crate::route::SlotMap;
 use crate::session::mux::client::{Client, ClientDecoder, Slot};
+use crate::session::mux::limits::Budget;
 use crate::session::mux::reply::AnyReply;
 use crate::session::mux::{ClientClose, ClientId, Protocol};
 use conns::Conn;
@@ -120,6 +123,10 @@ pub struct ClusterSession {
     stats: ClusterStats,
     /// Close clients as they reach a request boundary (`set_draining`).
     draining: bool,
+    /// Reply bytes buffered per client and in all (`mux::limits`).
+    budget: Budget,
+    /// The latest `now` an event passed in (for events that carry none).
+    clock: Option<Instant>,
 }
 
 impl ClusterSession {
@@ -144,6 +151,8 @@ impl ClusterSession {
             unhold: Vec::new(),
             stats: ClusterStats::default(),
             draining: false,
+            budget: Budget::default(),
+            clock: None,
         }
     }
 
@@ -231,6 +240,7 @@ impl ClusterSession {
 
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
+        self.clock = Some(now);
         let Some(c) = self.client_mut(id) else { return };
         if c.base.stop_reading {
             return;
@@ -241,19 +251,28 @@ impl ClusterSession {
     }
 
     /// Decodes and dispatches buffered requests until the buffer runs dry,
-    /// the client must stop or wait, or its pending limit is reached.
+    /// the client must stop or wait, or it reaches its pending or queue
+    /// limit (checked before each decode: one request always gets through).
     fn process_client(&mut self, id: ClientId, now: Instant) {
         loop {
-            let max_pending = self.cfg.max_pending_per_client;
+            let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
+            let max_request = self.cfg.max_request_bytes;
             let Some(c) = self.client_mut(id) else { return };
-            if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending {
+            if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending || c.base.queued >= queue_limit {
                 break;
             }
             let req = match c.parked.take() {
                 Some(r) => r,
                 None => {
                     let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
-                    match dec.decode(&mut c.base.inbuf) {
+                    // A partial request past the limit can never be valid.
+                    let decoded = match dec.decode(&mut c.base.inbuf) {
+                        Ok(None) if c.base.inbuf.len() > max_request => {
+                            Err(crate::protocol::ProtoError::TooLarge { max: max_request })
+                        }
+                        d => d,
+                    };
+                    match decoded {
                         Ok(Some(r)) => r,
                         Ok(None) => break,
                         Err(e) => {
@@ -271,7 +290,13 @@ impl ClusterSession {
                 c.parked = Some(req);
                 break;
             }
+            // Charged to the slot the request leaves (refunded when that
+            // slot's reply moves to the client); none if answered at once.
+            let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
             self.dispatch(id, req, now);
+            if let Some(c) = self.client_mut(id) {
+                c.base.charge_tail(first_seq, charge);
+            }
         }
         self.flush_client(id);
     }
@@ -335,9 +360,10 @@ impl ClusterSession {
 
     fn deliver(&mut self, id: ClientId, seq: u64, frag: u32, reply: crate::protocol::resp::Reply) {
         let Some(c) = self.client_mut(id) else { return };
+        let before = c.base.buffered();
         if c.base.deliver(seq, frag, AnyReply::Resp(reply)) {
             let held = !c.held.is_empty();
-            self.flush_client(id);
+            self.flush_client_from(id, Some(before));
             if held {
                 self.unhold.push(id);
             }
@@ -349,8 +375,7 @@ impl ClusterSession {
     fn push_slot(&mut self, id: ClientId, keys: Vec<Vec<u32>>, merge: crate::session::mux::reply::MergePlan) -> u64 {
         let Some(c) = self.client_mut(id) else { return 0 };
         let seq = c.base.next_seq();
-        let n = keys.len().max(1);
-        c.base.slots.push_back(Slot { ready: None, parts: vec![None; n], keys, left: n as u32, merge, close: None });
+        c.base.slots.push_back(Slot::pending(keys, merge));
         seq
     }
 }
@@ -359,6 +384,8 @@ impl ClusterSession {
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]

@@ -184,7 +184,7 @@ fn a_connection_opened_and_dropped_in_one_event_is_closed_in_the_same_drain() {
     ]));
     let mut cfg = H::cfg();
     cfg.request_timeout = Some(Duration::from_millis(50));
-    cfg.client_reply_limit = 512;
+    cfg.output = crate::session::mux::OutputLimit::hard(512);
     cfg.max_pending_per_client = 8;
     cfg.max_retries = 2;
     cfg.retry_backoff = Duration::from_millis(5);

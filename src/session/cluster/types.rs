@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{ClusterCommands, PoolConfig, ReadFrom};
 use crate::route::ClusterReport;
-use crate::session::mux::{ClientClose, ClientId};
+use crate::session::mux::{ClientClose, ClientId, OutputLimit};
 
 /// Tunables of one pool's cluster session, fixed for its life.
 #[derive(Debug, Clone)]
@@ -36,8 +36,11 @@ pub struct ClusterSessionConfig {
     pub cluster_commands: ClusterCommands,
     pub allow_flush: bool,
     pub max_request_bytes: usize,
-    /// Reply bytes a client may leave unread before it is closed.
-    pub client_reply_limit: usize,
+    /// Reply bytes a client may leave buffered (`mux::limits`).
+    pub output: OutputLimit,
+    /// Request bytes a client may have queued or in flight before its
+    /// reads pause.
+    pub client_queue_limit: usize,
     /// Requests a client may have outstanding before its reads pause.
     pub max_pending_per_client: usize,
     /// Commands one MULTI may queue.
@@ -67,7 +70,8 @@ impl ClusterSessionConfig {
             cluster_commands: c.cluster_commands,
             allow_flush: c.allow_flush,
             max_request_bytes: c.max_request_bytes,
-            client_reply_limit: 64 << 20,
+            output: c.client_output_limit,
+            client_queue_limit: c.client_queue_limit,
             max_pending_per_client: 4096,
             max_tx_commands: 4096,
             announce: pool.listen.tcp().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -136,7 +140,7 @@ pub struct ClusterStats {
     pub forward_error: u64,
     /// Clients closed for protocol errors.
     pub client_err: u64,
-    /// Clients closed past `client_reply_limit`.
+    /// Clients closed past `client_output_limit`.
     pub slow_closed: u64,
     /// Backend connections opened (shared and pinned).
     pub connects: u64,

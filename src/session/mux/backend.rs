@@ -8,7 +8,10 @@
 //!   with `start < sent` has at least partly reached the server, one with
 //!   `start >= sent` never left Puerta (and can go elsewhere if the
 //!   connection dies);
-//! - the state is `Idle` whenever no socket exists.
+//! - the state is `Idle` whenever no socket exists;
+//! - `silent` holds the requests that get no reply (memcached `noreply`)
+//!   only until they are written: the session pops them as `sent` passes
+//!   their end, so their deadline bounds the write, not a reply.
 //!
 //! Shared with the cluster session (`session::cluster`), which queues its
 //! own entry type: anything `Queued` (bytes to write, a start offset, a
@@ -20,8 +23,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::types::{ClientId, Protocol};
-use crate::protocol::memcache::McReplyDecoder;
-use crate::protocol::resp::ReplyDecoder;
+use crate::protocol::memcache::{McReplyDecoder, McRequestDecoder};
+use crate::protocol::resp::{ReplyDecoder, RequestDecoder};
 use crate::session::outbuf::OutBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +40,54 @@ pub(crate) enum ReplyDec {
 }
 
 /// A request written (or queued) on this connection, awaiting its reply.
+///
+/// It does not keep its bytes once they are in the connection's `out`
+/// (`push_request`): a request is usually a slice of the client's read
+/// buffer, and holding it would pin that whole allocation for as long as
+/// the reply takes, far more memory than the request's own bytes. A
+/// request that must go elsewhere is copied back out of `out`.
 pub(crate) struct Inflight {
     /// `None` for the AUTH/SELECT Puerta sends on connect.
     pub client: Option<ClientId>,
     pub seq: u64,
     pub frag: u32,
+    /// The bytes until queued (then empty; see above).
     pub request: Bytes,
-    pub route_key: Bytes,
+    /// The request's length in the stream.
+    pub len: usize,
+    /// Where the key it was routed by sits in it.
+    pub route: RouteBy,
     pub retrieval: bool,
     /// Offset of the request's first byte in this connection's stream.
     pub start: u64,
     pub deadline: Option<Instant>,
+}
+
+/// Where the key a request was routed by sits in its bytes, so a request
+/// that must be routed again (its connection died before it was written)
+/// finds it without keeping a copy (`route_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteBy {
+    /// Routed by the empty key (keyless commands, memcached `version`).
+    Empty,
+    /// Redis: argument `i` of the command; memcached: key `i`.
+    Arg(u32),
+}
+
+/// The key `request` was routed by.
+pub(crate) fn route_key(proto: Protocol, request: &[u8], by: RouteBy) -> Vec<u8> {
+    let RouteBy::Arg(i) = by else { return Vec::new() };
+    let mut buf = BytesMut::from(request);
+    match proto {
+        Protocol::Redis => match RequestDecoder::new(usize::MAX).decode(&mut buf) {
+            Ok(Some(req)) => req.arg(i as usize).to_vec(),
+            _ => Vec::new(),
+        },
+        Protocol::Memcache => match McRequestDecoder::new(usize::MAX).decode(&mut buf) {
+            Ok(Some(req)) => req.key(i as usize).to_vec(),
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// What a `Backend` queues: bytes to write, and where they start in the
@@ -78,6 +118,8 @@ pub(crate) struct Backend<E = Inflight> {
     pub rbuf: BytesMut,
     pub dec: ReplyDec,
     pub inflight: VecDeque<E>,
+    /// Requests expecting no reply, in stream order, not yet written.
+    pub silent: VecDeque<E>,
 }
 
 impl<E: Queued> Backend<E> {
@@ -90,6 +132,7 @@ impl<E: Queued> Backend<E> {
             rbuf: BytesMut::new(),
             dec: new_dec(proto),
             inflight: VecDeque::new(),
+            silent: VecDeque::new(),
         }
     }
 
@@ -106,16 +149,51 @@ impl<E: Queued> Backend<E> {
         self.queued += entry.bytes().len() as u64;
         if expect_reply {
             self.inflight.push_back(entry);
+        } else {
+            self.silent.push_back(entry);
         }
     }
 
-    /// The earliest deadline this connection has.
+    /// The earliest deadline this connection has: connecting, a reply
+    /// owed, or a no-reply request not yet written.
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
             BState::Idle => None,
             BState::Connecting { deadline } => deadline,
-            BState::Ready => self.inflight.front().and_then(|e| e.deadline()),
+            BState::Ready => {
+                let reply = self.inflight.front().and_then(|e| e.deadline());
+                let write = self.silent.front().and_then(|e| e.deadline());
+                reply.into_iter().chain(write).min()
+            }
         }
+    }
+}
+
+impl Backend<Inflight> {
+    /// Queues a request and lets go of its bytes (now copied in `out`).
+    pub fn push_request(&mut self, mut entry: Inflight, expect_reply: bool) {
+        entry.len = entry.request.len();
+        self.push(entry, expect_reply);
+        let queue = if expect_reply { &mut self.inflight } else { &mut self.silent };
+        if let Some(e) = queue.back_mut() {
+            e.request = Bytes::new();
+        }
+    }
+
+    /// The bytes of a queued request that never left Puerta, copied out
+    /// of `out` (`None` if any of it was written).
+    pub fn unsent_request(&self, e: &Inflight) -> Option<Bytes> {
+        let skip = usize::try_from(e.start.checked_sub(self.sent)?).ok()?;
+        self.out.copy_unsent(skip, e.len).map(Bytes::from)
+    }
+
+    /// Takes the next no-reply request that is now wholly written.
+    pub fn pop_written_silent(&mut self) -> Option<Inflight> {
+        let e = self.silent.front()?;
+        if e.start + e.len as u64 > self.sent {
+            return None;
+        }
+        self.silent.pop_front()
     }
 }
 

@@ -6,12 +6,17 @@
 //!   leave strictly in that order, whatever order the backends answer in;
 //! - a slot is ready once every fragment it waits for has a reply, and only
 //!   ready slots at the head move to `out`;
-//! - after a slot that closes the client, nothing more is read.
+//! - after a slot that closes the client, nothing more is read;
+//! - `queued` is the sum of the `charge` of the client's slots plus its
+//!   unwritten `noreply` requests (refunded by the session when written);
+//!   `parked_bytes` is the sum of the `held` reply bytes of its slots;
+//!   both feed the byte bounds of `limits.rs`.
 //!
 //! The cluster session (`session::cluster`) reuses `Client` and `Slot` for
 //! its own per-client ordering.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -38,11 +43,27 @@ pub(crate) struct Slot {
     pub merge: MergePlan,
     /// Close the client once this slot's reply is out.
     pub close: Option<ClientClose>,
+    /// Request bytes charged to the client's queue for this slot, refunded
+    /// when the slot leaves (`client_queue_limit`).
+    pub charge: usize,
+    /// Reply bytes from backends held in this slot (parts, then the merged
+    /// reply) until it moves to `out` (`client_output_limit`).
+    pub held: usize,
 }
 
 impl Slot {
     pub fn ready(bytes: Bytes) -> Slot {
-        Slot { ready: Some(bytes), parts: Vec::new(), keys: Vec::new(), left: 0, merge: MergePlan::Pass, close: None }
+        Slot::waiting(Vec::new(), MergePlan::Pass, Some(bytes))
+    }
+
+    /// A slot awaiting one reply per entry of `keys` (at least one).
+    pub fn pending(keys: Vec<Vec<u32>>, merge: MergePlan) -> Slot {
+        Slot::waiting(keys, merge, None)
+    }
+
+    fn waiting(keys: Vec<Vec<u32>>, merge: MergePlan, ready: Option<Bytes>) -> Slot {
+        let n = if ready.is_some() { 0 } else { keys.len().max(1) };
+        Slot { ready, parts: vec![None; n], keys, left: n as u32, merge, close: None, charge: 0, held: 0 }
     }
 }
 
@@ -60,6 +81,13 @@ pub(crate) struct Client {
     pub stop_reading: bool,
     /// Set when the closing slot reached `out`.
     pub closing: Option<ClientClose>,
+    /// Request bytes queued or in flight toward backends.
+    pub queued: usize,
+    /// Reply bytes received but still in `slots` (behind an earlier reply,
+    /// or fragments awaiting the rest).
+    pub parked_bytes: usize,
+    /// Since when the buffered reply bytes are at or past the soft limit.
+    pub soft_since: Option<Instant>,
 }
 
 impl Client {
@@ -79,6 +107,25 @@ impl Client {
             eof: false,
             stop_reading: false,
             closing: None,
+            queued: 0,
+            parked_bytes: 0,
+            soft_since: None,
+        }
+    }
+
+    /// Reply bytes Puerta holds for this client: unsent plus parked.
+    pub fn buffered(&self) -> usize {
+        self.out.len() + self.parked_bytes
+    }
+
+    /// Charges `n` request bytes to the slot just pushed (if it is still
+    /// queued: a slot answered at once is gone already).
+    pub fn charge_tail(&mut self, first_seq: u64, n: usize) {
+        if self.next_seq() > first_seq.max(self.head_seq) {
+            if let Some(slot) = self.slots.back_mut() {
+                slot.charge += n;
+                self.queued += n;
+            }
         }
     }
 
@@ -94,10 +141,16 @@ impl Client {
         let Some(slot) = self.slots.get_mut(i as usize) else { return false };
         let Some(part) = slot.parts.get_mut(frag as usize) else { return false };
         if part.is_none() {
+            let n = reply.raw().len();
             *part = Some(reply);
+            slot.held += n;
+            self.parked_bytes += n;
             slot.left -= 1;
             if slot.left == 0 {
-                slot.ready = Some(slot.merge.finish(&slot.keys, &slot.parts));
+                let merged = slot.merge.finish(&slot.keys, &slot.parts);
+                self.parked_bytes = self.parked_bytes - slot.held + merged.len();
+                slot.held = merged.len();
+                slot.ready = Some(merged);
                 slot.parts.clear();
             }
         }
@@ -110,13 +163,22 @@ impl Client {
             if !bytes.is_empty() {
                 self.out.push(bytes);
             }
-            let slot = self.slots.pop_front();
+            let Some(slot) = self.slots.pop_front() else { return };
             self.head_seq += 1;
-            if let Some(why) = slot.and_then(|s| s.close) {
+            self.release(&slot);
+            if let Some(why) = slot.close {
                 self.closing = Some(why);
-                self.slots.clear();
+                for s in std::mem::take(&mut self.slots) {
+                    self.release(&s);
+                }
                 return;
             }
         }
+    }
+
+    /// A slot left: its request charge and held reply bytes go with it.
+    fn release(&mut self, slot: &Slot) {
+        self.queued -= slot.charge;
+        self.parked_bytes -= slot.held;
     }
 }

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use super::backend::RouteBy;
 use super::reply::MergePlan;
 use super::types::{ClientClose, MuxConfig, Router, Unsupported};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
@@ -30,9 +31,9 @@ pub(super) enum Plan {
 
 pub(super) struct Forward {
     pub frags: Vec<Fragment>,
-    /// The key each fragment was routed by (re-routed if its backend dies
-    /// before the fragment was sent).
-    pub route_keys: Vec<Bytes>,
+    /// Where, in each fragment, the key it was routed by sits (re-routed
+    /// if its backend dies before the fragment was sent).
+    pub route: RouteBy,
     pub merge: MergePlan,
     /// memcached get/gets: the reply is VALUE blocks up to END.
     pub retrieval: bool,
@@ -104,14 +105,14 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Ok(f) => f,
         Err(SplitError::NoServer) => return no_server(cfg),
     };
-    let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
-    let route_keys = match kind {
-        Kind::MultiKey(_) | Kind::KeyValues => {
-            frags.iter().map(|f| req.arg_bytes(first + f.keys[0] as usize * step)).collect()
-        }
-        Kind::Eval => vec![req.arg_bytes(3)],
-        Kind::NoKey => vec![Bytes::new()],
-        _ => vec![req.arg_bytes(1)],
+    let step = if kind == Kind::KeyValues { 2 } else { 1 };
+    // Each fragment of a split command is that command over its own keys,
+    // so its routing key is its first argument, as for one-key commands;
+    // EVAL is never split and routes by its first key (argument 3).
+    let route = match kind {
+        Kind::Eval => RouteBy::Arg(3),
+        Kind::NoKey => RouteBy::Empty,
+        _ => RouteBy::Arg(1),
     };
     let nkeys = (req.argc() - 1) / step;
     let merge = match kind {
@@ -120,7 +121,7 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Kind::KeyValues => MergePlan::Resp { merge: Merge::AllOk, nkeys },
         _ => MergePlan::Pass,
     };
-    Plan::Forward(Forward { frags, route_keys, merge, retrieval: false, noreply: false })
+    Plan::Forward(Forward { frags, route, merge, retrieval: false, noreply: false })
 }
 
 pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {
@@ -132,19 +133,19 @@ pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router
                 Ok(f) => f,
                 Err(SplitError::NoServer) => return no_server(cfg),
             };
-            let route_keys = frags.iter().map(|f| Bytes::copy_from_slice(req.key(f.keys[0] as usize))).collect();
             let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::McGet(Box::new(req)) };
-            Plan::Forward(Forward { frags, route_keys, merge, retrieval: true, noreply: false })
+            // Each fragment is a get of its own keys: its first key routed it.
+            Plan::Forward(Forward { frags, route: RouteBy::Arg(0), merge, retrieval: true, noreply: false })
         }
         _ => {
             // version has no key: nutcracker forwards it by the empty key.
             let key = if req.cmd == McCmd::Version { &[][..] } else { req.key(0) };
             let Some(server) = route(key) else { return no_server(cfg) };
             let frag = Fragment { server, request: req.raw().clone(), keys: vec![0] };
-            let route_keys = vec![Bytes::copy_from_slice(key)];
+            let route = if req.cmd == McCmd::Version { RouteBy::Empty } else { RouteBy::Arg(0) };
             Plan::Forward(Forward {
                 frags: vec![frag],
-                route_keys,
+                route,
                 merge: MergePlan::Pass,
                 retrieval: false,
                 noreply: req.noreply,

@@ -6,12 +6,18 @@
 //!   gets `-ERR <strerror>` (`SERVER_ERROR ...` for memcached);
 //! - a reply timeout: the connection is closed and everything on it gets
 //!   `Connection timed out`;
+//! - a `noreply` request not wholly written by its deadline times the
+//!   connection out the same way (counted in `server_timedout` and
+//!   reported as a server failure). Nothing comes back for noreply, so the
+//!   deadline bounds the write: once the server's socket took the bytes,
+//!   Puerta cannot tell whether it ran them, and a request written later
+//!   that does get a reply is what proves the connection alive;
 //! - the connection dies or sends garbage: requests already written get the
 //!   error, requests never written are routed again by the current router.
 
 use std::time::Instant;
 
-use super::backend::{BState, Inflight, ReplyDec};
+use super::backend::{route_key, BState, Inflight, ReplyDec};
 use super::reply::AnyReply;
 use super::{BackendId, MuxIntent, MuxSession, Router};
 
@@ -36,11 +42,14 @@ impl MuxSession {
     }
 
     pub fn handle_backend_connect_failed(&mut self, b: BackendId, errno: i32, now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
         self.fail_backend(b, errno, Fail::All, now, router);
+        self.run_resumes(now, router);
     }
 
     /// The backend closed (`errno` None for a clean EOF) or errored.
     pub fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
         if let Some(s) = self.stats.servers.get_mut(b.server as usize) {
             if errno.is_some() {
                 s.server_err += 1;
@@ -49,6 +58,7 @@ impl MuxSession {
             }
         }
         self.fail_backend(b, errno.unwrap_or(libc::ECONNRESET), Fail::SentOnly, now, router);
+        self.run_resumes(now, router);
     }
 
     /// Bytes to write to a backend now (only once connected).
@@ -61,18 +71,33 @@ impl MuxSession {
         be.out.start_send()
     }
 
-    pub fn handle_backend_sent(&mut self, b: BackendId, n: usize) {
+    /// `n` bytes of the send in flight were written. Wholly written
+    /// `noreply` requests leave the client's queue (and may resume it).
+    pub fn handle_backend_sent(&mut self, b: BackendId, n: usize, now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
         let Some(i) = self.bidx(b) else { return };
         let be = &mut self.backends[i];
         if be.out.in_flight() {
             be.out.complete(n);
             be.sent += n as u64;
         }
+        while let Some(e) = self.backends[i].pop_written_silent() {
+            if let Some(id) = e.client {
+                self.refund(id, e.len);
+            }
+        }
+        self.run_resumes(now, router);
     }
 
     /// Bytes read from a backend: frames replies and hands each to the
     /// request at the head of that connection's queue.
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
+        self.backend_data(b, data, now, router);
+        self.run_resumes(now, router);
+    }
+
+    fn backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
         let Some(i) = self.bidx(b) else { return };
         if self.backends[i].state != BState::Ready {
             return;
@@ -110,8 +135,10 @@ impl MuxSession {
         }
     }
 
-    /// Checks deadlines; call on every timer tick.
+    /// Checks deadlines (requests, connects, soft output limits); call on
+    /// every timer tick.
     pub fn handle_tick(&mut self, now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
         let expired: Vec<BackendId> = self
             .backend_ids()
             .zip(&self.backends)
@@ -122,11 +149,14 @@ impl MuxSession {
             self.stats.servers[b.server as usize].server_timedout += 1;
             self.fail_backend(b, libc::ETIMEDOUT, Fail::All, now, router);
         }
+        self.check_soft_timers(now);
+        self.run_resumes(now, router);
     }
 
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.backends.iter().filter_map(|b| b.deadline()).min()
+        let backends = self.backends.iter().filter_map(|b| b.deadline());
+        backends.chain(self.next_soft_deadline()).min()
     }
 
     fn fail_backend(&mut self, b: BackendId, errno: i32, mode: Fail, now: Instant, router: &dyn Router) {
@@ -134,22 +164,51 @@ impl MuxSession {
         if self.backends[i].state == BState::Idle {
             return;
         }
-        let sent = self.backends[i].sent;
-        let entries = self.backends[i].reset(self.cfg.protocol);
+        let be = &mut self.backends[i];
+        let sent = be.sent;
+        let mut silent = std::mem::take(&mut be.silent);
+        let mut entries = std::mem::take(&mut be.inflight);
+        if mode == Fail::SentOnly {
+            // Requests that never left Puerta may go elsewhere: take their
+            // bytes back out of the connection's buffer before it goes.
+            for e in entries.iter_mut().chain(silent.iter_mut()).filter(|e| e.client.is_some()) {
+                if let Some(bytes) = be.unsent_request(e) {
+                    e.request = bytes;
+                }
+            }
+        }
+        be.reset(self.cfg.protocol);
         self.intents.push_back(MuxIntent::CloseBackend(b));
         self.intents.push_back(MuxIntent::ServerFailed { server: b.server, errno });
-        let mut again: Vec<Inflight> = Vec::new();
+        let mut again: Vec<(Inflight, bool)> = Vec::new();
         for e in entries {
-            if mode == Fail::SentOnly && e.start >= sent && e.client.is_some() {
-                again.push(e);
+            if !e.request.is_empty() && e.start >= sent && e.client.is_some() {
+                again.push((e, true));
             } else {
                 self.error_entry(e, errno);
             }
         }
-        for e in again {
-            match router.route(&e.route_key).filter(|&s| s < self.cfg.servers) {
-                Some(server) => self.enqueue(server, e, true, now),
-                None => self.error_entry(e, errno),
+        // A noreply request owes no reply: unwritten ones go elsewhere
+        // like the rest (or are dropped), and leave the client's queue.
+        for e in silent {
+            match e.client {
+                Some(_) if !e.request.is_empty() && e.start >= sent => again.push((e, false)),
+                Some(id) => self.refund(id, e.len),
+                None => {}
+            }
+        }
+        // Both queues hold one stream: re-send in its order.
+        again.sort_by_key(|(e, _)| e.start);
+        for (e, expect_reply) in again {
+            let key = route_key(self.cfg.protocol, &e.request, e.route);
+            match router.route(&key).filter(|&s| s < self.cfg.servers) {
+                Some(server) => self.enqueue(server, e, expect_reply, now),
+                None if expect_reply => self.error_entry(e, errno),
+                None => {
+                    if let Some(id) = e.client {
+                        self.refund(id, e.len);
+                    }
+                }
             }
         }
     }

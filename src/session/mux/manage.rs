@@ -15,8 +15,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::backend::{BState, Backend, Inflight};
 use super::types::{ClientClose, ServerCounters};
 use super::{BackendId, MuxConfig, MuxIntent, MuxSession};
@@ -83,12 +81,13 @@ impl MuxSession {
                 seq: 0,
                 frag: 0,
                 request: hidden,
-                route_key: Bytes::new(),
+                len: 0,
+                route: super::backend::RouteBy::Empty,
                 retrieval: false,
                 start: 0,
                 deadline,
             };
-            self.backends[idx].push(e, true);
+            self.backends[idx].push_request(e, true);
         }
         deadline
     }
@@ -125,8 +124,8 @@ impl MuxSession {
         let start = server as usize * per;
         let mut q = QueueGauges::default();
         for be in self.backends.iter().skip(start).take(per) {
-            for e in be.inflight.iter().filter(|e| e.client.is_some()) {
-                let n = e.request.len() as u64;
+            for e in be.inflight.iter().chain(&be.silent).filter(|e| e.client.is_some()) {
+                let n = e.len as u64;
                 if e.start >= be.sent {
                     q.in_queue += 1;
                     q.in_queue_bytes += n;

@@ -13,8 +13,13 @@
 //! - requests of many clients for one backend connection accumulate in one
 //!   buffer, so the driver sends them with one write per batch;
 //! - a client that does not read never delays another client: replies go
-//!   to per-client buffers, and a client with more than
-//!   `client_reply_limit` unread bytes is closed and counted;
+//!   to per-client buffers, bounded by `client_output_limit` (hard, and
+//!   soft for a while, as Redis's `client-output-buffer-limit`): past it
+//!   the client is closed and counted (`limits.rs`);
+//! - a client's request bytes queued or in flight toward backends
+//!   (`noreply` ones until written) are bounded by `client_queue_limit`:
+//!   past it nothing more is decoded or read from it; a partial request
+//!   buffered past `max_request_bytes` closes it;
 //! - when a backend connection fails, only requests already (partly)
 //!   written to it get an error; requests still queued in Puerta are routed
 //!   again by the current router. A connect failure or timeout errors all.
@@ -26,12 +31,15 @@
 // `backend`, `client` and `reply` are shared with `session::cluster`.
 pub(crate) mod backend;
 pub(crate) mod client;
+mod clients;
 mod dispatch;
 mod events;
+pub(crate) mod limits;
 mod manage;
 pub(crate) mod reply;
 mod types;
 
+pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
 pub use manage::QueueGauges;
 pub use types::{
     BackendId, ClientClose, ClientId, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters, Unsupported,
@@ -45,7 +53,10 @@ use bytes::Bytes;
 use backend::{Backend, Inflight};
 use client::{Client, ClientDecoder, Slot};
 use dispatch::{plan_memcache, plan_redis, Forward, Plan};
+use limits::Budget;
 use reply::forward_error;
+
+use crate::protocol::ProtoError;
 
 pub struct MuxSession {
     cfg: MuxConfig,
@@ -65,6 +76,13 @@ pub struct MuxSession {
     stats: MuxStats,
     /// Close clients as they reach a request boundary (`set_draining`).
     draining: bool,
+    /// Reply bytes buffered per client and in all (`limits.rs`).
+    budget: Budget,
+    /// Clients whose queue drained below `client_queue_limit`: decoded
+    /// again at the end of the event (`run_resumes`).
+    resume: Vec<ClientId>,
+    /// The latest `now` an event passed in (for events that carry none).
+    clock: Option<Instant>,
 }
 
 impl MuxSession {
@@ -84,6 +102,9 @@ impl MuxSession {
             dirty_backends: Vec::new(),
             stats,
             draining: false,
+            budget: Budget::default(),
+            resume: Vec::new(),
+            clock: None,
         }
     }
 
@@ -123,45 +144,49 @@ impl MuxSession {
 
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant, router: &dyn Router) {
+        self.clock = Some(now);
         let Some(c) = self.client_mut(id) else { return };
         if c.stop_reading {
             return;
         }
         c.inbuf.extend_from_slice(data);
         self.process_client(id, now, router);
+        self.run_resumes(now, router);
     }
 
     /// Decodes and dispatches buffered requests until the buffer runs dry,
-    /// the client must stop, or its pending limit is reached.
+    /// the client must stop, or it reaches its pending or queue limit.
+    /// The limits are checked before each decode, so a client with nothing
+    /// queued always gets one request through, however large.
     fn process_client(&mut self, id: ClientId, now: Instant, router: &dyn Router) {
-        let max_pending = self.cfg.max_pending_per_client;
+        let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
         loop {
             let cfg = &self.cfg;
             let Some(c) = client_in(&mut self.clients, id) else { return };
-            if c.stop_reading || c.slots.len() >= max_pending {
+            if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
+            // Whole requests are within `max_request_bytes` (the decoders
+            // refuse larger ones), so a partial one past it can never be
+            // valid: refuse it rather than buffer more.
+            let partial_too_large = |inbuf: &bytes::BytesMut| inbuf.len() > cfg.max_request_bytes;
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => plan_redis(cfg, &mut c.authed, req, router),
+                    Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
-                    Err(e) => Plan::Close(
-                        ClientClose::Protocol,
-                        Some(crate::protocol::resp::encode::error(&format!("ERR {e}"))),
-                    ),
+                    Err(e) => resp_error(e),
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => plan_memcache(cfg, req, router),
+                    Ok(None) if partial_too_large(&c.inbuf) => mc_error(too_large(cfg)),
                     Ok(None) => break,
-                    Err(crate::protocol::ProtoError::McUnknown) => {
-                        Plan::Close(ClientClose::Protocol, Some(Bytes::from_static(b"ERROR\r\n")))
-                    }
-                    Err(e) => Plan::Close(ClientClose::Protocol, Some(Bytes::from(format!("CLIENT_ERROR {e}\r\n")))),
+                    Err(e) => mc_error(e),
                 },
             };
             self.apply(id, plan, now);
         }
-        self.flush_client(id);
+        self.flush_client(id, None);
     }
 
     fn apply(&mut self, id: ClientId, plan: Plan, now: Instant) {
@@ -182,29 +207,29 @@ impl MuxSession {
     }
 
     fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
-        let Forward { frags, route_keys, merge, retrieval, noreply } = f;
+        let Forward { frags, route, merge, retrieval, noreply } = f;
         let Some(c) = self.client_mut(id) else { return };
         let seq = c.next_seq();
+        // The request bytes count against the client's queue until its
+        // reply leaves (with the slot) or, for noreply, until written.
+        let charge: usize = frags.iter().map(|f| f.request.len()).sum();
+        c.queued += charge;
         if !noreply {
-            c.slots.push_back(Slot {
-                ready: None,
-                parts: vec![None; frags.len()],
-                keys: frags.iter().map(|f| f.keys.clone()).collect(),
-                left: frags.len() as u32,
-                merge,
-                close: None,
-            });
+            let mut slot = Slot::pending(frags.iter().map(|f| f.keys.clone()).collect(), merge);
+            slot.charge = charge;
+            c.slots.push_back(slot);
         }
         if frags.len() > 1 {
             self.stats.fragments += frags.len() as u64;
         }
-        for (i, (frag, key)) in frags.into_iter().zip(route_keys).enumerate() {
+        for (i, frag) in frags.into_iter().enumerate() {
             let entry = Inflight {
                 client: Some(id),
                 seq,
                 frag: i as u32,
                 request: frag.request,
-                route_key: key,
+                len: 0,
+                route,
                 retrieval,
                 start: 0,
                 deadline: None,
@@ -225,7 +250,7 @@ impl MuxSession {
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;
         sc.request_bytes += entry.request.len() as u64;
-        self.backends[(server * per + conn) as usize].push(entry, expect_reply);
+        self.backends[(server * per + conn) as usize].push_request(entry, expect_reply);
     }
 
     /// AUTH and SELECT for a new Redis backend connection.
@@ -243,81 +268,6 @@ impl MuxSession {
         v
     }
 
-    /// Moves ready replies to the client's buffer and closes it when done
-    /// or past its reply limit.
-    fn flush_client(&mut self, id: ClientId) {
-        let limit = self.cfg.client_reply_limit;
-        let Some(c) = self.client_mut(id) else { return };
-        let before = c.out.len();
-        c.flush_ready();
-        let grew = c.out.len() > before;
-        let why = if c.out.len() > limit {
-            Some(ClientClose::SlowClient)
-        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty())) {
-            Some(c.closing.unwrap_or(ClientClose::Eof))
-        } else {
-            None
-        };
-        if grew {
-            self.dirty_clients.push(id);
-        }
-        if let Some(why) = why {
-            if why == ClientClose::SlowClient {
-                self.stats.slow_closed += 1;
-            }
-            self.close_client(id, why);
-        } else {
-            self.close_if_drained(id);
-        }
-    }
-
-    /// Forgets a client now and tells the driver to close it. Replies still
-    /// due to it are dropped when they arrive (the generation moved on).
-    pub fn close_client(&mut self, id: ClientId, why: ClientClose) {
-        if self.client_mut(id).is_none() {
-            return;
-        }
-        self.clients[id.idx as usize] = None;
-        self.gens[id.idx as usize] = self.gens[id.idx as usize].wrapping_add(1);
-        self.free.push(id.idx);
-        self.intents.push_back(MuxIntent::CloseClient(id, why));
-    }
-
-    /// Read EOF from a client: answer what it sent, then close.
-    pub fn handle_client_eof(&mut self, id: ClientId) {
-        let Some(c) = self.client_mut(id) else { return };
-        // Whole requests still buffered (reads paused on the pending limit)
-        // are answered first; a trailing partial one can never complete.
-        c.eof = true;
-        self.flush_client(id);
-    }
-
-    pub fn handle_client_error(&mut self, id: ClientId, errno: i32) {
-        self.close_client(id, ClientClose::Error(errno));
-    }
-
-    /// Bytes to write to a client now, pinned until `handle_client_sent`.
-    pub fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]> {
-        self.client_mut(id)?.out.start_send()
-    }
-
-    pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant, router: &dyn Router) {
-        let Some(c) = self.client_mut(id) else { return };
-        if c.out.in_flight() {
-            c.out.complete(n);
-        }
-        // Reads may have paused on the pending limit: resume decoding.
-        self.process_client(id, now, router);
-    }
-
-    /// Whether the driver should keep reading this client.
-    pub fn wants_client_read(&self, id: ClientId) -> bool {
-        let Some(c) = self.clients.get(id.idx as usize).and_then(|c| c.as_ref()).filter(|c| c.gen == id.gen) else {
-            return false;
-        };
-        !c.stop_reading && !c.eof && c.slots.len() < self.cfg.max_pending_per_client
-    }
-
     /// A client that may have bytes to send (`poll_client_transmit`).
     pub fn poll_dirty_client(&mut self) -> Option<ClientId> {
         self.dirty_clients.pop()
@@ -333,19 +283,31 @@ impl MuxSession {
         self.intents.pop_front()
     }
 
-    fn deliver(&mut self, id: ClientId, seq: u64, frag: u32, reply: reply::AnyReply) {
-        let Some(c) = self.client_mut(id) else { return };
-        if c.deliver(seq, frag, reply) {
-            self.flush_client(id);
-        }
-    }
-
     fn error_entry(&mut self, e: Inflight, errno: i32) {
         if let Some(id) = e.client {
             self.stats.forward_error += 1;
             self.deliver(id, e.seq, e.frag, forward_error(self.cfg.protocol, errno));
         }
     }
+}
+
+fn too_large(cfg: &MuxConfig) -> ProtoError {
+    ProtoError::TooLarge { max: cfg.max_request_bytes }
+}
+
+/// The reply and close for a RESP request that cannot be served.
+fn resp_error(e: ProtoError) -> Plan {
+    Plan::Close(ClientClose::Protocol, Some(crate::protocol::resp::encode::error(&format!("ERR {e}"))))
+}
+
+/// The same for memcached: `ERROR` for an unknown command, else
+/// `CLIENT_ERROR <why>`.
+fn mc_error(e: ProtoError) -> Plan {
+    let reply = match e {
+        ProtoError::McUnknown => Bytes::from_static(b"ERROR\r\n"),
+        e => Bytes::from(format!("CLIENT_ERROR {e}\r\n")),
+    };
+    Plan::Close(ClientClose::Protocol, Some(reply))
 }
 
 /// The live client behind `id` (a field-level borrow, so `cfg` stays usable).
@@ -357,5 +319,7 @@ fn client_in(clients: &mut [Option<Client>], id: ClientId) -> Option<&mut Client
 mod tests;
 #[cfg(test)]
 mod tests_fail;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_local;

@@ -43,7 +43,7 @@ impl H {
         while let Some(buf) = self.s.poll_backend_transmit(id) {
             out.extend_from_slice(buf);
             let n = buf.len();
-            self.s.handle_backend_sent(id, n);
+            self.s.handle_backend_sent(id, n, self.now, &route);
         }
         out
     }
@@ -158,7 +158,7 @@ fn mget_del_mset_fan_out_and_merge() {
 #[test]
 fn slow_client_is_closed_and_never_holds_back_another() {
     let mut cfg = MuxConfig::new(Protocol::Redis, 3);
-    cfg.client_reply_limit = 1000;
+    cfg.output = OutputLimit::hard(1000);
     let mut h = H::new(cfg);
     let (slow, fast) = (h.s.add_client(), h.s.add_client());
     for i in 0..4 {

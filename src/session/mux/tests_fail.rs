@@ -134,3 +134,42 @@ fn server_connections_spread_requests() {
     h.reply(b(0), b":1\r\n");
     assert_eq!(h.take_client(c), b":1\r\n:2\r\n");
 }
+
+#[test]
+fn unsent_requests_are_routed_again_by_the_key_they_were_routed_by() {
+    use std::cell::RefCell;
+    let seen = RefCell::new(Vec::new());
+    // After server 0 dies, "a..." keys go to server 2.
+    let ring = |k: &[u8]| {
+        seen.borrow_mut().push(String::from_utf8_lossy(k).into_owned());
+        Some(if k.first() == Some(&b'a') { 2 } else { route(k).unwrap_or(0) })
+    };
+    let mut h = H::redis();
+    let c = h.s.add_client();
+    h.send(c, &cmd(&["GET", "a0"]));
+    h.intents();
+    h.take_backend(b(0));
+    // Queued behind the written GET, never written: a fragment of an
+    // MGET, an EVAL and a one-key command.
+    h.send(c, &cmd(&["MGET", "b1", "a1"]));
+    h.send(c, &cmd(&["EVAL", "return 1", "1", "a2"]));
+    h.send(c, &cmd(&["INCR", "a3"]));
+    h.intents();
+    h.take_backend(b(1));
+    h.s.handle_backend_closed(b(0), None, h.now, &ring);
+    h.intents();
+    assert_eq!(*seen.borrow(), ["a1", "a2", "a3"], "each by its own routing key");
+    let want = [cmd(&["MGET", "a1"]), cmd(&["EVAL", "return 1", "1", "a2"]), cmd(&["INCR", "a3"])].concat();
+    assert_eq!(h.take_backend(b(2)), want, "in their order");
+
+    let mut h = H::new(MuxConfig::new(Protocol::Memcache, 3));
+    let c = h.s.add_client();
+    h.send(c, b"version\r\nget b1 a1\r\n");
+    h.intents();
+    seen.borrow_mut().clear();
+    h.s.handle_backend_closed(b(0), None, h.now, &ring);
+    h.intents();
+    assert_eq!(*seen.borrow(), ["", "a1"]);
+    assert_eq!(h.take_backend(b(2)), b"get a1\r\n");
+    assert_eq!(h.take_backend(b(0)), b"version\r\n");
+}

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
+
 /// Picks the server for a key: in production the pool ring's `pick`, in
 /// tests any deterministic closure. Returning `None` (or an index past the
 /// pool's servers) means no server is available for that key.
@@ -47,8 +49,11 @@ pub struct MuxConfig {
     /// when replies may take forever (the pool's `connect_timeout`).
     pub connect_timeout: Duration,
     pub max_request_bytes: usize,
-    /// Reply bytes a client may leave unread before it is closed.
-    pub client_reply_limit: usize,
+    /// Reply bytes a client may leave buffered (`limits.rs`).
+    pub output: OutputLimit,
+    /// Request bytes a client may have queued or in flight toward
+    /// backends (`noreply` included) before its reads pause.
+    pub client_queue_limit: usize,
     /// Requests a client may have outstanding before its reads pause.
     pub max_pending_per_client: usize,
     /// nutcracker `redis_auth`: clients must AUTH; backends get AUTH.
@@ -68,7 +73,8 @@ impl MuxConfig {
             timeout: None,
             connect_timeout: crate::config::DEFAULT_TWEM_CONNECT_TIMEOUT,
             max_request_bytes: crate::protocol::resp::DEFAULT_MAX_REQUEST_BYTES,
-            client_reply_limit: 64 << 20,
+            output: OutputLimit::DEFAULT,
+            client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
             max_pending_per_client: 4096,
             redis_auth: None,
             redis_db: 0,
@@ -113,8 +119,12 @@ pub enum ClientClose {
     Unsupported,
     /// Wrong argument count with `unsupported = "close"`.
     WrongArity,
-    /// More than `client_reply_limit` reply bytes left unread.
+    /// Past `client_output_limit`: its hard limit, or its soft limit for
+    /// `soft_seconds`.
     SlowClient,
+    /// Among the clients with the most buffered reply bytes while the
+    /// process was past `[server] max_buffered_bytes`.
+    BufferCap,
     /// An I/O error on the client socket.
     Error(i32),
     /// Closed by the driver (shutdown, reload).
@@ -161,7 +171,7 @@ pub struct MuxStats {
     pub forward_error: u64,
     /// Clients closed for protocol errors.
     pub client_err: u64,
-    /// Clients closed past `client_reply_limit`.
+    /// Clients closed past `client_output_limit`.
     pub slow_closed: u64,
     pub servers: Vec<ServerCounters>,
 }

@@ -239,7 +239,7 @@ impl UringDriver {
                 }
             }
             MKind::Backend(b) => {
-                e.session.handle_backend_sent(b, n);
+                e.session.handle_backend_sent(b, n, now);
                 if res < 0 && res != -libc::ECANCELED {
                     e.backends.remove(&b);
                     self.mux_detach(slot);
@@ -382,6 +382,7 @@ impl UringDriver {
     /// After a batch: applies every session's intents and starts the sends
     /// it has queued, until nothing changes; then re-arms the deadline timer.
     pub(super) fn mux_flush(&mut self, now: Instant) {
+        self.mux.enforce_buffer_cap(&self.core);
         for idx in 0..self.mux.len() {
             self.mux_flush_entry(idx, now);
         }
