@@ -20,7 +20,7 @@ fn defaults_and_every_key() {
         "{CLUSTER}refresh_interval = \"2s\"\nread_from = \"prefer_replica\"\nusername = \"proxy\"\n\
          password = \"s3cret\"\nmax_redirects = 3\nnode_connections = 2\npinned_connections = 8\n\
          pinned_idle = 2\nclient_auth = {{ default = \"pw\", alice = \"pw2\" }}\n\
-         cluster_commands = \"passthrough\"\nallow_flush = false\nrequest_timeout = \"off\"\n\
+         cluster_commands = \"passthrough\"\nallow_flush = false\nallow_scripts = false\nrequest_timeout = \"off\"\n\
          max_retries = 7\nretry_backoff = \"20ms\"\nmax_request_bytes = 1024\n"
     );
     let c = parse(&src, Path::new("t.toml")).unwrap();
@@ -38,6 +38,7 @@ fn defaults_and_every_key() {
             client_auth: vec![("alice".into(), "pw2".into()), ("default".into(), "pw".into())],
             cluster_commands: ClusterCommands::Passthrough,
             allow_flush: false,
+            allow_scripts: false,
             request_timeout: None,
             max_retries: 7,
             retry_backoff: Duration::from_millis(20),

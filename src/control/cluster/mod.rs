@@ -106,6 +106,7 @@ impl ClusterPool {
                 self.suspects.retain(|&(a, _)| a != addr);
                 self.suspects.push((addr, now));
             }
+            ClusterReport::UnknownNode { .. } => {}
         }
         self.machine.handle_report(now);
     }

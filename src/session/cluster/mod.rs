@@ -44,6 +44,7 @@ mod fanout;
 mod local;
 mod nodes;
 mod order;
+mod policy;
 mod redirect;
 mod reply;
 mod txn;
@@ -120,6 +121,10 @@ pub struct ClusterSession {
     stats: ClusterStats,
     /// Close clients as they reach a request boundary (`set_draining`).
     draining: bool,
+    /// When a redirect to a node outside the topology was last reported
+    /// (at most one report per `redirect::UNKNOWN_REPORT_GAP`, and again
+    /// at once under a new view).
+    unknown_reported: Option<Instant>,
 }
 
 impl ClusterSession {
@@ -144,6 +149,7 @@ impl ClusterSession {
             unhold: Vec::new(),
             stats: ClusterStats::default(),
             draining: false,
+            unknown_reported: None,
         }
     }
 
@@ -161,26 +167,32 @@ impl ClusterSession {
     }
 
     /// A new snapshot's slot map: MOVED overrides are dropped (the new map
-    /// is at least as fresh), and idle connections to nodes that left the
-    /// topology are closed.
+    /// is at least as fresh), idle connections to nodes that left the
+    /// topology are closed (busy ones once idle) and such nodes forgotten,
+    /// and units waiting for a redirect's node to appear are woken if it
+    /// did (`redirect.rs`).
     pub fn handle_topology(&mut self, view: Arc<SlotMap>) {
         if Arc::ptr_eq(&view, &self.nodes.view) {
             return;
         }
-        for gone in self.nodes.apply_view(view) {
-            let idle: Vec<BackendId> = self
+        let gone = self.nodes.apply_view(view);
+        self.unknown_reported = None;
+        if !gone.is_empty() {
+            let on_gone: Vec<BackendId> = self
                 .conns
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| c.as_ref().map(|c| (BackendId { idx: i as u32, gen: c.gen }, c)))
-                .filter(|(_, c)| c.node == gone && c.base.inflight.is_empty() && c.relay.is_none())
-                .filter(|(_, c)| !matches!(c.kind, conns::Kind::Pinned { owner: Some(_) }))
+                .filter_map(|(i, c)| c.as_ref().map(|c| (BackendId { idx: i as u32, gen: c.gen }, c.node)))
+                .filter(|(_, node)| gone.contains(node))
                 .map(|(b, _)| b)
                 .collect();
-            for b in idle {
-                self.close_conn(b);
+            for b in on_gone {
+                self.retire_if_gone(b);
             }
+            let freed = self.nodes.prune();
+            self.forget_nodes(&freed);
         }
+        self.wake_awaiting();
     }
 
     /// The address a backend connection goes to (for `Connect`).
@@ -361,3 +373,5 @@ mod tests;
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
+#[cfg(test)]
+mod tests_trust;

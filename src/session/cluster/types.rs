@@ -32,6 +32,9 @@ pub struct ClusterSessionConfig {
     pub client_auth: Vec<(String, String)>,
     pub cluster_commands: ClusterCommands,
     pub allow_flush: bool,
+    /// False refuses EVAL, EVALSHA, FCALL (and _RO forms), SCRIPT and
+    /// FUNCTION in every state (`policy.rs`).
+    pub allow_scripts: bool,
     pub max_request_bytes: usize,
     /// Reply bytes a client may leave unread before it is closed.
     pub client_reply_limit: usize,
@@ -62,6 +65,7 @@ impl ClusterSessionConfig {
             client_auth: c.client_auth.clone(),
             cluster_commands: c.cluster_commands,
             allow_flush: c.allow_flush,
+            allow_scripts: c.allow_scripts,
             max_request_bytes: c.max_request_bytes,
             client_reply_limit: 64 << 20,
             max_pending_per_client: 4096,
