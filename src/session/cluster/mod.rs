@@ -370,6 +370,8 @@ impl ClusterSession {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_policy;
+#[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
