@@ -43,7 +43,10 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
             let mut ok = true;
             // Redis pools read `allow_scripts` too (`twem_pool`).
             if file.allow_scripts.is_some() && other != Mode::Redis {
-                let msg = format!(r#"applies only to mode "redis" or "redis_cluster", and this pool is "{}""#, other.as_str());
+                let msg = format!(
+                    r#"applies only to mode "redis" or "redis_cluster", and this pool is "{}""#,
+                    other.as_str()
+                );
                 p.add(key("allow_scripts"), msg);
                 ok = false;
             }

@@ -113,4 +113,13 @@ fn cluster_keys_only_in_cluster_pools() {
         "t.toml:5: pool[0].read_from: only valid with mode = \"redis_cluster\", got mode = \"tcp\"\n\
          t.toml:6: pool[0].max_redirects: only valid with mode = \"redis_cluster\", got mode = \"tcp\""
     );
+    assert_eq!(
+        err(&format!("{tcp}allow_scripts = false\n")),
+        "t.toml:5: pool[0].allow_scripts: applies only to mode \"redis\" or \"redis_cluster\", and this pool is \"tcp\""
+    );
+    let memcache = tcp.replace("servers", "mode = \"memcache\"\nservers");
+    assert_eq!(
+        err(&format!("{memcache}allow_scripts = false\n")),
+        "t.toml:6: pool[0].allow_scripts: applies only to mode \"redis\" or \"redis_cluster\", and this pool is \"memcache\""
+    );
 }

@@ -114,6 +114,9 @@ pub struct ShardConfig {
     /// Reply bytes a client may leave unread before it is closed (a client
     /// that never reads cannot grow Puerta's memory without bound).
     pub client_reply_limit: usize,
+    /// redis pools: false refuses EVAL, EVALSHA, FCALL and their _RO forms
+    /// (a script runs commands Puerta cannot see).
+    pub allow_scripts: bool,
 }
 
 /// nutcracker's `CONF_DEFAULT_LISTEN_BACKLOG`.
@@ -151,6 +154,7 @@ impl Default for ShardConfig {
             unsupported: Unsupported::Close,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             client_reply_limit: DEFAULT_CLIENT_REPLY_LIMIT,
+            allow_scripts: true,
         }
     }
 }

@@ -137,6 +137,8 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         unsupported: unsupported?,
         max_request_bytes: max_request_bytes?,
         client_reply_limit: client_reply_limit?,
+        // `cluster_pool` reports it on a memcache pool.
+        allow_scripts: file.allow_scripts.unwrap_or(d.allow_scripts),
     })
 }
 

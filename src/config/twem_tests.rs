@@ -139,7 +139,7 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
          timeout = \"2s\"\nbacklog = 64\nclient_connections = 10\nredis_auth = \"pw\"\nredis_db = 3\n\
          preconnect = true\nserver_connections = 2\nauto_eject_hosts = true\nserver_retry_timeout = 500\n\
          server_failure_limit = 5\ntcpkeepalive = true\nreuseport = true\nunsupported = \"error\"\n\
-         max_request_bytes = 1024\nclient_reply_limit = 4096\n"
+         max_request_bytes = 1024\nclient_reply_limit = 4096\nallow_scripts = false\n"
     ))
     .unwrap();
     let p = &c.pools[0];
@@ -164,8 +164,11 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             unsupported: Unsupported::Error,
             max_request_bytes: 1024,
             client_reply_limit: 4096,
+            allow_scripts: false,
         })
     );
+    let c = yaml(&format!("{POOL}  allow_scripts: false\n")).unwrap();
+    assert_eq!(c.pools[0].shard.as_ref().map(|s| s.allow_scripts), Some(false), "the YAML takes it too");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! `ConfigFile` the TOML loader produces, so both formats go through one
 //! validator. Errors name the file, the line, the key as `pool.key` and
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
-//! `client_reply_limit`) are accepted too; anything else is an unknown
+//! `client_reply_limit`, `allow_scripts`) are accepted too; anything else is an unknown
 //! key, as for nutcracker.
 
 use std::path::Path;
@@ -19,7 +19,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 22] = [
     "listen",
     "hash",
     "hash_tag",
@@ -41,6 +41,7 @@ const KEYS: [&str; 21] = [
     "unsupported",
     "max_request_bytes",
     "client_reply_limit",
+    "allow_scripts",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -174,6 +175,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),
         "tcpkeepalive" => f.tcpkeepalive = Some(boolean(text)?),
         "reuseport" => f.reuseport = Some(boolean(text)?),
+        "allow_scripts" => f.allow_scripts = Some(boolean(text)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())

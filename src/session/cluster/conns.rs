@@ -183,7 +183,8 @@ impl ClusterSession {
     /// its node left the view: nothing new is ever routed there.
     pub(super) fn retire_if_gone(&mut self, b: BackendId) {
         let Some(c) = self.conn(b) else { return };
-        let idle = c.base.inflight.is_empty() && c.relay.is_none() && !matches!(c.kind, Kind::Pinned { owner: Some(_) });
+        let idle =
+            c.base.inflight.is_empty() && c.relay.is_none() && !matches!(c.kind, Kind::Pinned { owner: Some(_) });
         if idle && !self.nodes.in_view(c.node) {
             self.close_conn(b);
         }

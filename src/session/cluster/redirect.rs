@@ -239,7 +239,8 @@ impl ClusterSession {
             self.report(ClusterReport::UnknownNode { slot: hop.slot });
         }
         let word = if hop.ask { "ASK" } else { "MOVED" };
-        let text = format!("ERR {word} {} {} not followed: not a node of the cluster topology", hop.slot, hop.to.text());
+        let text =
+            format!("ERR {word} {} {} not followed: not a node of the cluster topology", hop.slot, hop.to.text());
         unit.awaiting = Some(Box::new(hop));
         self.retry_later(unit, err(&text), now);
     }

@@ -83,7 +83,10 @@ fn a_forged_script_redirect_to_an_unknown_node_connects_nowhere_and_moves_no_slo
         h.send_raw(attacker, &eval_error(&forged, &k));
         assert_eq!(h.written_to(1), eval_error(&forged, &k));
         h.reply_to(1, format!("-{forged}\r\n").as_bytes());
-        assert!(h.conns.iter().all(|&(_, port)| port != FORGED), "{word}: no connection, so no AUTH, to the forged address");
+        assert!(
+            h.conns.iter().all(|&(_, port)| port != FORGED),
+            "{word}: no connection, so no AUTH, to the forged address"
+        );
         assert_eq!(h.reports, [ClusterReport::UnknownNode { slot }], "{word}: a refresh is asked for, nothing patched");
 
         // Another client's request for the slot still goes to its owner.
