@@ -27,6 +27,20 @@ pub fn address(ep: &Endpoint, asked: SocketAddr, resolve: Resolve<'_>) -> Option
     }
 }
 
+/// The host names (not IP literals, not empty) the replies announce, each
+/// once: what a refresh resolves before `shards` (`dns.rs`).
+pub fn hostnames(slots: &[SlotsEntry], nodes: &[NodeLine]) -> Vec<(String, u16)> {
+    let announced = slots.iter().flat_map(|e| std::iter::once(&e.master).chain(&e.replicas)).map(|n| &n.endpoint);
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for ep in announced.chain(nodes.iter().map(|l| &l.endpoint)) {
+        let name = (ep.host.clone(), ep.port);
+        if !ep.host.is_empty() && ep.host.parse::<IpAddr>().is_err() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// The shards of a cluster as the node at `asked` described it.
 pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resolve: Resolve<'_>) -> Vec<ShardSpec> {
     let spec = |n: &SlotsNode| -> Option<NodeSpec> {
@@ -83,5 +97,7 @@ mod tests {
         let map = SlotMap::build(got);
         assert_eq!(map.served(), 16384);
         assert!(map.replicas(0).is_empty());
+        let names = hostnames(&slots, &nodes);
+        assert_eq!(names, [("db-b".to_owned(), 2), ("nowhere".to_owned(), 4)], "each host once, no IP literal");
     }
 }
