@@ -111,7 +111,8 @@ fn forged_redirects_and_the_command_policy_hold_on_a_real_cluster() {
         let k = format!("{io}:victim");
         let refused = "-ERR EVAL is refused by this Puerta pool (allow_scripts = false)";
         assert_eq!(one(&mut c, &["EVAL", "redis.call('FLUSHALL')", "0"]), refused, "{io}");
-        let replies = c.pipeline(&[cmd(&["MULTI"]), cmd(&["EVAL", "redis.call('DEL', KEYS[1])", "1", &k]), cmd(&["EXEC"])]);
+        let replies =
+            c.pipeline(&[cmd(&["MULTI"]), cmd(&["EVAL", "redis.call('DEL', KEYS[1])", "1", &k]), cmd(&["EXEC"])]);
         let got: Vec<String> = replies.iter().map(text).collect();
         assert_eq!(got, ["OK", refused, EXECABORT], "{io}");
         assert_eq!(one(&mut c, &["GET", &k]), "v", "{io}: the key survived");
