@@ -9,11 +9,15 @@
 //! are dynamic, so a `Connect(BackendId)` is resolved to an address with
 //! `backend_addr`. A new topology arrives with `handle_topology`.
 //!
-//! What it does for a request: routes it by its keys' slot (slot map from
-//! the snapshot plus a core-local MOVED override), follows MOVED (re-send
-//! at once, patch the slot, report) and ASK (ASKING + the request on the
-//! same connection, map unchanged), retries TRYAGAIN / CLUSTERDOWN /
-//! LOADING / MASTERDOWN and unreachable nodes with bounded backoff, splits
+//! What it does for a request: applies the pool's command policy (the
+//! same in every client state, `policy.rs`), routes it by its keys' slot
+//! (slot map from the snapshot plus a core-local MOVED override), follows
+//! MOVED (re-send at once, patch the slot, report) and ASK (ASKING + the
+//! request on the same connection, map unchanged) to nodes of the
+//! topology only (a redirect elsewhere waits for a refresh that names the
+//! node; a script's redirect moves that request only), retries TRYAGAIN /
+//! CLUSTERDOWN / LOADING / MASTERDOWN and unreachable nodes with bounded
+//! backoff, splits
 //! MGET/MSET/DEL/UNLINK/EXISTS/TOUCH per slot and merges in key order,
 //! answers -CROSSSLOT for other cross-slot requests, sends reads to
 //! READONLY replica connections when `read_from` says, runs WATCH
@@ -30,6 +34,9 @@
 //!   per-client buffers, and past `client_reply_limit` it is closed;
 //! - only requests already written to a node that dies get an error;
 //!   requests not yet written are routed again (with backoff);
+//! - connections (and with them backend AUTH) go only to nodes of the
+//!   current topology; nodes that leave it are forgotten once their
+//!   connections close;
 //! - nothing here touches a socket or reads a clock.
 //!
 //! Bytes from `poll_*_transmit` stay valid only until the next call into

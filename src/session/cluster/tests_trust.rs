@@ -160,6 +160,23 @@ fn a_moved_to_an_unknown_node_is_followed_once_a_refresh_names_it() {
 }
 
 #[test]
+fn an_ask_to_a_node_that_owns_no_slot_yet_is_followed_at_once() {
+    // Resharding to a new master: CLUSTER NODES lists it before it owns a
+    // slot, and the refresh puts it in the topology without ranges.
+    let mut shards: Vec<ShardSpec> =
+        (1..=3).map(|p| ShardSpec { ranges: vec![], master: node(p), replicas: vec![] }).collect();
+    shards[0].ranges = vec![(0, 16383)];
+    shards.push(ShardSpec { ranges: vec![], master: node(8), replicas: vec![] });
+    let mut h = H::new(H::cfg(), Arc::new(SlotMap::build(shards)));
+    let c = h.client();
+    h.send(c, &["GET", "k"]);
+    h.written_to(1);
+    h.reply_to(1, format!("-ASK {} 127.0.0.1:8\r\n", keyslot(b"k")).as_bytes());
+    assert_eq!(h.written_to(8), [ASKING.to_vec(), cmd(&["GET", "k"])].concat());
+    assert!(h.reports.is_empty());
+}
+
+#[test]
 fn a_moved_to_a_node_the_refresh_does_not_name_is_an_error() {
     let mut h = with_auth();
     let c = h.client();
