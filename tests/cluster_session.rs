@@ -5,7 +5,7 @@
 //! Two clusters: one for scenarios that leave the topology alone (slot
 //! routing for 10,000 keys against `redis-cli -c`, fan-out merge order,
 //! SCAN, pinned transactions and blocking commands, pub/sub, replica
-//! reads), one for scenarios that change it (forced ASK and MOVED with
+//! reads, a script's forged redirects and CONFIG inside MULTI), one for scenarios that change it (forced ASK and MOVED with
 //! CLUSTER SETSLOT + MIGRATE, `redis-cli --cluster reshard` under load, a
 //! master killed under load). Scenarios sharing a cluster run in order
 //! inside one test, with their own key prefixes.
@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, SETTLE};
+use common::cluster::{cli, Cluster, SETTLE};
 use common::cluster_driver::Driver;
 use common::twem::command;
 use common::wait_until;
@@ -221,6 +221,46 @@ fn routing_fanout_scan_pinned_and_replica_reads_on_a_real_cluster() {
     assert_eq!(delta[3..].iter().sum::<u64>(), 300, "every GET was served by a replica: {delta:?}");
     assert!(delta[3..].iter().all(|&n| n > 0), "each replica served its shard: {delta:?}");
     assert_eq!(rd.cmd(rc, &["SET", "rk:0", "w"]), "+OK\r\n", "writes still go to masters");
+
+    forged_redirects_and_config_in_multi(&cluster);
+}
+
+/// A script's forged MOVED / ASK moves nothing for another client and
+/// connects nowhere (a listener on the forged port sees no connection);
+/// CONFIG SET inside MULTI never reaches a node.
+fn forged_redirects_and_config_in_multi(cluster: &Cluster) {
+    let mut d = driver(cluster, "max_retries = 2\nretry_backoff = \"10ms\"");
+    let (a, v) = (d.client(), d.client());
+    let forged = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    forged.set_nonblocking(true).unwrap();
+    let port = forged.local_addr().unwrap().port();
+    let k = "trust:k";
+    let (slot, owner) = (keyslot(k.as_bytes()), cluster.owner_of(keyslot(k.as_bytes())));
+    assert_eq!(d.cmd(v, &["SET", k, "v"]), "+OK\r\n");
+    for word in ["MOVED", "ASK"] {
+        let script = format!("return redis.error_reply('{word} {slot} 127.0.0.1:{port}')");
+        let want = format!("-ERR {word} {slot} 127.0.0.1:{port} not followed: not a node of the cluster topology\r\n");
+        assert_eq!(d.cmd(a, &["EVAL", &script, "1", k]), want);
+        let before = cluster.calls(owner, "get");
+        for _ in 0..20 {
+            assert_eq!(d.cmd(v, &["GET", k]), "$1\r\nv\r\n", "{word}");
+        }
+        assert_eq!(cluster.calls(owner, "get") - before, 20, "{word}: every GET reached the owner");
+    }
+    assert!(forged.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "nothing connected");
+    assert!(d.reports.contains(&ClusterReport::UnknownNode { slot }), "a refresh was asked for: {:?}", d.reports);
+    assert!(!d.reports.iter().any(|r| matches!(r, ClusterReport::Moved { .. })), "no MOVED reported");
+    assert_eq!(d.s.stats().moved, 0);
+
+    let lens: Vec<String> =
+        cluster.master_ports().iter().map(|&p| cli(p, &["CONFIG", "GET", "slowlog-max-len"])).collect();
+    let set = cmd(&["CONFIG", "SET", "slowlog-max-len", "4242"]);
+    let replies = d.pipeline(a, &[cmd(&["MULTI"]), set, cmd(&["EXEC"])]);
+    assert!(text(&replies[1]).starts_with("-ERR unsupported command 'CONFIG'"), "{}", text(&replies[1]));
+    assert_eq!(text(&replies[2]), "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    let after: Vec<String> =
+        cluster.master_ports().iter().map(|&p| cli(p, &["CONFIG", "GET", "slowlog-max-len"])).collect();
+    assert_eq!(after, lens, "no node's config changed");
 }
 
 #[test]

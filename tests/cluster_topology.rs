@@ -55,7 +55,8 @@ fn keyslots_and_the_slot_map_match_the_real_cluster() {
         assert_eq!(r, Reply::Int(i64::from(keyslot(k))), "key {k:?}");
     }
 
-    let shards = fetch(addr(port), None, Duration::from_secs(5)).expect("fetch topology");
+    let mut dns = puerta::control::cluster::dns::Dns::system();
+    let shards = fetch(addr(port), None, Duration::from_secs(5), &mut dns).expect("fetch topology");
     let map = puerta::route::SlotMap::build(shards);
     assert_eq!(map.served(), 16384);
     assert_eq!(map.shards().len(), 3);

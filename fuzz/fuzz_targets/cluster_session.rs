@@ -1,7 +1,8 @@
 //! Arbitrary event sequences against the Redis Cluster session: no panic,
 //! nothing transmitted to a client after its CloseClient, every Connect
-//! resolves to an address unless its CloseBackend follows in the same
-//! batch, and replies of every shape (redirects, retry errors, pub/sub
+//! resolves to an address of a node of the session's topology (redirects
+//! never add nodes) unless its CloseBackend follows in the same batch, and
+//! replies of every shape (redirects, retry errors, pub/sub
 //! frames, garbage) are survived.
 #![no_main]
 use std::sync::Arc;
@@ -22,6 +23,9 @@ const REPLIES: &[&[u8]] = &[
     b"-MOVED 0 127.0.0.1:2\r\n",
     b"-ASK 5000 127.0.0.1:3\r\n",
     b"-MOVED 9 :1\r\n",
+    b"-MOVED 15495 127.0.0.1:9\r\n",
+    b"-ASK 1 10.1.1.1:3\r\n",
+    b"-MOVED 20 127.0.0.1:3\r\n",
     b"-TRYAGAIN x\r\n",
     b"-CLUSTERDOWN x\r\n",
     b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n",
@@ -45,18 +49,25 @@ const REQUESTS: &[&[u8]] = &[
     b"*1\r\n$6\r\nDBSIZE\r\n",
     b"*1\r\n$4\r\nINFO\r\n",
     b"*1\r\n$5\r\nRESET\r\n",
+    b"*4\r\n$4\r\nEVAL\r\n$1\r\nx\r\n$1\r\n1\r\n$1\r\na\r\n",
+    b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$1\r\nx\r\n",
+    b"*3\r\n$4\r\nWAIT\r\n$1\r\n0\r\n$1\r\n0\r\n",
 ];
 
+/// Two shards; an odd `shift` swaps master 2 for master 3 (node 2 and
+/// its replicas leave the topology, node 3 joins).
 fn map(shift: u16) -> Arc<SlotMap> {
     let n = |p: u16| {
         let addr = ([127, 0, 0, 1], p).into();
         NodeSpec { id: String::new(), addr, endpoint: format!("127.0.0.1:{p}"), healthy: p != 6 }
     };
     let cut = 5000 + shift;
-    Arc::new(SlotMap::build(vec![
-        ShardSpec { ranges: vec![(0, cut)], master: n(1), replicas: vec![n(4)] },
-        ShardSpec { ranges: vec![(cut + 1, 16383)], master: n(2), replicas: vec![n(5), n(6)] },
-    ]))
+    let second = if shift % 2 == 1 {
+        ShardSpec { ranges: vec![(cut + 1, 16383)], master: n(3), replicas: vec![] }
+    } else {
+        ShardSpec { ranges: vec![(cut + 1, 16383)], master: n(2), replicas: vec![n(5), n(6)] }
+    };
+    Arc::new(SlotMap::build(vec![ShardSpec { ranges: vec![(0, cut)], master: n(1), replicas: vec![n(4)] }, second]))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -137,6 +148,9 @@ fuzz_target!(|data: &[u8]| {
                     // is gone already; its CloseBackend follows.
                     let closed_later = batch[at..].contains(&ClusterIntent::CloseBackend(b));
                     assert!(s.backend_addr(b).is_some() || closed_later, "a connect names a node");
+                    if let Some(a) = s.backend_addr(b) {
+                        assert!(s.topology().find(a).is_some(), "a connect goes to a node of the topology: {a}");
+                    }
                     conns.push(b);
                 }
                 ClusterIntent::CloseBackend(b) => conns.retain(|&x| x != b),

@@ -74,6 +74,9 @@ pub struct ClusterConfig {
     pub cluster_commands: ClusterCommands,
     /// FLUSHALL / FLUSHDB fan out to every master; false refuses them.
     pub allow_flush: bool,
+    /// False refuses script and function commands (EVAL..., FCALL...,
+    /// SCRIPT, FUNCTION): a script can run FLUSHALL inside the node.
+    pub allow_scripts: bool,
     /// Reply deadline of non-blocking requests; `None` waits forever.
     pub request_timeout: Option<Duration>,
     /// TRYAGAIN / CLUSTERDOWN / LOADING / MASTERDOWN / unreachable node:
@@ -105,6 +108,7 @@ impl Default for ClusterConfig {
             client_auth: Vec::new(),
             cluster_commands: ClusterCommands::Proxy,
             allow_flush: true,
+            allow_scripts: true,
             request_timeout: Some(Duration::from_secs(5)),
             max_retries: 10,
             retry_backoff: Duration::from_millis(50),

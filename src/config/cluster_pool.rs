@@ -41,6 +41,15 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         Mode::RedisCluster => {}
         other => {
             let mut ok = true;
+            // Redis pools read `allow_scripts` too (`twem_pool`).
+            if file.allow_scripts.is_some() && other != Mode::Redis {
+                let msg = format!(
+                    r#"applies only to mode "redis" or "redis_cluster", and this pool is "{}""#,
+                    other.as_str()
+                );
+                p.add(key("allow_scripts"), msg);
+                ok = false;
+            }
             for (k, set) in cluster_keys(file) {
                 if set {
                     p.add(
@@ -150,6 +159,7 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         client_auth: client_auth?,
         cluster_commands: cluster_commands?,
         allow_flush: file.allow_flush.unwrap_or(d.allow_flush),
+        allow_scripts: file.allow_scripts.unwrap_or(d.allow_scripts),
         request_timeout: request_timeout?,
         max_retries: max_retries?,
         retry_backoff: retry_backoff?,

@@ -20,7 +20,7 @@ fn defaults_and_every_key() {
         "{CLUSTER}refresh_interval = \"2s\"\nread_from = \"prefer_replica\"\nusername = \"proxy\"\n\
          password = \"s3cret\"\nmax_redirects = 3\nnode_connections = 2\npinned_connections = 8\n\
          pinned_idle = 2\nclient_auth = {{ default = \"pw\", alice = \"pw2\" }}\n\
-         cluster_commands = \"passthrough\"\nallow_flush = false\nrequest_timeout = \"off\"\n\
+         cluster_commands = \"passthrough\"\nallow_flush = false\nallow_scripts = false\nrequest_timeout = \"off\"\n\
          max_retries = 7\nretry_backoff = \"20ms\"\nmax_request_bytes = 1024\n\
          client_reply_limit = 4096\nclient_queue_limit = \"2kb\"\n"
     );
@@ -39,6 +39,7 @@ fn defaults_and_every_key() {
             client_auth: vec![("alice".into(), "pw2".into()), ("default".into(), "pw".into())],
             cluster_commands: ClusterCommands::Passthrough,
             allow_flush: false,
+            allow_scripts: false,
             request_timeout: None,
             max_retries: 7,
             retry_backoff: Duration::from_millis(20),
@@ -114,5 +115,14 @@ fn cluster_keys_only_in_cluster_pools() {
         err(&format!("{tcp}read_from = \"replica\"\nmax_redirects = 2\n")),
         "t.toml:5: pool[0].read_from: only valid with mode = \"redis_cluster\", got mode = \"tcp\"\n\
          t.toml:6: pool[0].max_redirects: only valid with mode = \"redis_cluster\", got mode = \"tcp\""
+    );
+    assert_eq!(
+        err(&format!("{tcp}allow_scripts = false\n")),
+        "t.toml:5: pool[0].allow_scripts: applies only to mode \"redis\" or \"redis_cluster\", and this pool is \"tcp\""
+    );
+    let memcache = tcp.replace("servers", "mode = \"memcache\"\nservers");
+    assert_eq!(
+        err(&format!("{memcache}allow_scripts = false\n")),
+        "t.toml:6: pool[0].allow_scripts: applies only to mode \"redis\" or \"redis_cluster\", and this pool is \"memcache\""
     );
 }

@@ -122,6 +122,8 @@ pub(crate) struct PoolFile {
     pub client_auth: Option<std::collections::BTreeMap<String, String>>,
     pub cluster_commands: Option<String>,
     pub allow_flush: Option<bool>,
+    /// redis and redis_cluster pools.
+    pub allow_scripts: Option<bool>,
     pub request_timeout: Option<Scalar>,
     pub max_retries: Option<i64>,
     pub retry_backoff: Option<Scalar>,
@@ -180,6 +182,7 @@ impl Default for PoolFile {
             client_auth: None,
             cluster_commands: None,
             allow_flush: None,
+            allow_scripts: None,
             request_timeout: None,
             max_retries: None,
             retry_backoff: None,

@@ -99,7 +99,7 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
             out,
             "    cluster: refresh {}, read_from {}, max_redirects {}, node_connections {}, pinned {} (idle {}), \
              request_timeout {}, retries {} (backoff {}), backend auth {}, client auth {}, cluster commands {}, \
-             flush {}",
+             flush {}, scripts {}",
             dur(c.refresh_interval),
             c.read_from.as_str(),
             c.max_redirects,
@@ -117,6 +117,7 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
             if users.is_empty() { "none".to_owned() } else { users.join(",") },
             c.cluster_commands.as_str(),
             if c.allow_flush { "allowed" } else { "refused" },
+            if c.allow_scripts { "allowed" } else { "refused" },
         );
     }
     if let Some(m) = &p.mongo {

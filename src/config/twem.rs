@@ -119,6 +119,9 @@ pub struct ShardConfig {
     /// Request bytes a client may have queued or in flight toward servers
     /// (`noreply` included) before Puerta stops reading it.
     pub client_queue_limit: usize,
+    /// redis pools: false refuses EVAL, EVALSHA, FCALL and their _RO forms
+    /// (a script runs commands Puerta cannot see).
+    pub allow_scripts: bool,
 }
 
 /// nutcracker's `CONF_DEFAULT_LISTEN_BACKLOG`.
@@ -161,6 +164,7 @@ impl Default for ShardConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             client_output_limit: OutputLimit::DEFAULT,
             client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
+            allow_scripts: true,
         }
     }
 }

@@ -149,6 +149,8 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         max_request_bytes: max_request_bytes?,
         client_output_limit: limits?.0,
         client_queue_limit: limits?.1,
+        // `cluster_pool` reports it on a memcache pool.
+        allow_scripts: file.allow_scripts.unwrap_or(d.allow_scripts),
     })
 }
 

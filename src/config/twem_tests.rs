@@ -140,7 +140,7 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
          preconnect = true\nserver_connections = 2\nauto_eject_hosts = true\nserver_retry_timeout = 500\n\
          server_failure_limit = 5\ntcpkeepalive = true\nreuseport = true\nunsupported = \"error\"\n\
          max_request_bytes = 1024\nclient_queue_limit = \"1mb\"\n\
-         client_output_limit = {{ hard = \"64mb\", soft = 4096, soft_seconds = 5 }}\n"
+         client_output_limit = {{ hard = \"64mb\", soft = 4096, soft_seconds = 5 }}\nallow_scripts = false\n"
     ))
     .unwrap();
     let p = &c.pools[0];
@@ -166,8 +166,11 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             max_request_bytes: 1024,
             client_output_limit: OutputLimit { hard: 64 << 20, soft: 4096, soft_for: Duration::from_secs(5) },
             client_queue_limit: 1 << 20,
+            allow_scripts: false,
         })
     );
+    let c = yaml(&format!("{POOL}  allow_scripts: false\n")).unwrap();
+    assert_eq!(c.pools[0].shard.as_ref().map(|s| s.allow_scripts), Some(false), "the YAML takes it too");
 }
 
 #[test]

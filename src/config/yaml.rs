@@ -9,7 +9,8 @@
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
 //! `client_queue_limit`, `client_output_limit` as a nested mapping of
 //! `hard`, `soft` and `soft_seconds`, and its alias `client_reply_limit`)
-//! are accepted too; anything else is an unknown key, as for nutcracker.
+//! are accepted too, and so is `allow_scripts`; anything else is an
+//! unknown key, as for nutcracker.
 
 use std::path::Path;
 
@@ -20,7 +21,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 24] = [
     "listen",
     "hash",
     "hash_tag",
@@ -44,6 +45,7 @@ const KEYS: [&str; 23] = [
     "client_reply_limit",
     "client_queue_limit",
     "client_output_limit",
+    "allow_scripts",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -188,6 +190,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),
         "tcpkeepalive" => f.tcpkeepalive = Some(boolean(text)?),
         "reuseport" => f.reuseport = Some(boolean(text)?),
+        "allow_scripts" => f.allow_scripts = Some(boolean(text)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())

@@ -63,6 +63,11 @@ pub enum ClusterReport {
     Moved { slot: u16, addr: SocketAddr },
     /// A node refused a connection, closed it or timed out.
     NodeFailed { addr: SocketAddr },
+    /// A reply redirected `slot` to an address the map does not list: the
+    /// worker followed nothing and waits for a refresh to name the node.
+    /// It may be forged (a script's error reply), so it only asks for a
+    /// refresh, which the control thread rate-limits.
+    UnknownNode { slot: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,13 @@ fn map_on(port: u16) -> Arc<SlotMap> {
     Arc::new(SlotMap::build(vec![ShardSpec { ranges: vec![(0, 16383)], master: node(port), replicas: vec![] }]))
 }
 
+/// Every slot on the master at `port`, with a replica at `replica` (a
+/// node the topology knows, which a MOVED may name).
+fn map_with_replica(port: u16, replica: u16) -> Arc<SlotMap> {
+    let shard = ShardSpec { ranges: vec![(0, 16383)], master: node(port), replicas: vec![node(replica)] };
+    Arc::new(SlotMap::build(vec![shard]))
+}
+
 fn cfg(cluster: ClusterConfig) -> PoolConfig {
     let seeds = vec![ServerSpec { addr: addr(30001), weight: 1, name: "s1".into() }];
     PoolConfig {
@@ -60,7 +67,8 @@ fn take_client(s: &mut ClusterPoolSession, c: ClientId, now: Instant) -> String 
 #[test]
 fn requests_reach_the_slot_owner_over_mapped_backend_ids() {
     let now = Instant::now();
-    let mut s = ClusterPoolSession::new(pool(cfg(ClusterConfig::default()), Some(map_on(30002)))).unwrap();
+    let map = map_with_replica(30002, 30003);
+    let mut s = ClusterPoolSession::new(pool(cfg(ClusterConfig::default()), Some(map))).unwrap();
     assert!(s.wants_local_addr());
     let c = s.add_client(Some(addr(7000)));
     s.handle_client_data(c, &get("k"), now);

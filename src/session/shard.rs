@@ -88,6 +88,7 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.client_queue_limit = shard.client_queue_limit;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
+    m.allow_scripts = shard.allow_scripts;
     m.unsupported = match shard.unsupported {
         config::Unsupported::Close => Unsupported::Close,
         config::Unsupported::Error => Unsupported::Error,

@@ -1,18 +1,21 @@
 //! The thin blocking I/O of a topology refresh: connect to one node, send
 //! AUTH (when configured), CLUSTER SLOTS and CLUSTER NODES in one write,
-//! read the replies with one overall deadline, and parse them.
+//! read the replies with one overall deadline, parse them, and resolve
+//! the host names they announce (`dns.rs`).
 //!
 //! Runs on the control thread, never on a worker. Every wait (connect,
-//! write, each read) is bounded by one deadline `timeout` from the start,
-//! so an unreachable or silent node costs at most that much; the caller
-//! (`ClusterPool::poll_refresh`) splits one budget over the nodes it asks.
+//! write, each read, DNS) is bounded by one deadline `timeout` from the
+//! start, so an unreachable or silent node or a slow resolver costs at
+//! most that much; the caller (`ClusterPool::poll_refresh`) splits one
+//! budget over the nodes it asks.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::dns::Dns;
 use super::topology;
 use crate::protocol::cluster::{self, parse_nodes, parse_slots, ClusterParseError};
 use crate::protocol::resp::value::{self, Value};
@@ -49,8 +52,14 @@ pub enum FetchError {
 /// Backend credentials: (user, password).
 pub type Credentials<'a> = Option<(Option<&'a str>, &'a str)>;
 
-/// Fetches the topology as the node at `addr` sees it.
-pub fn fetch(addr: SocketAddr, auth: Credentials<'_>, timeout: Duration) -> Result<Vec<ShardSpec>, FetchError> {
+/// Fetches the topology as the node at `addr` sees it; host names are
+/// resolved with `dns` within the same deadline.
+pub fn fetch(
+    addr: SocketAddr,
+    auth: Credentials<'_>,
+    timeout: Duration,
+    dns: &mut Dns,
+) -> Result<Vec<ShardSpec>, FetchError> {
     let io = |source| FetchError::Io { addr, source };
     let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
@@ -86,12 +95,9 @@ pub fn fetch(addr: SocketAddr, auth: Credentials<'_>, timeout: Duration) -> Resu
         }
     };
     let nodes = parse_nodes(&nodes_text).map_err(parse)?;
+    let table = dns.resolve_all(&topology::hostnames(&slots, &nodes), deadline);
+    let resolve = |host: &str, port: u16| table.get(&(host.to_owned(), port)).copied();
     Ok(topology::shards(&slots, &nodes, addr, &resolve))
-}
-
-/// DNS for announced hostnames (cluster-announce-hostname setups).
-fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    (host, port).to_socket_addrs().ok()?.next()
 }
 
 fn read_replies(

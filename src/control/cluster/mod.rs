@@ -10,6 +10,7 @@
 //! stays and the machine backs off. `poll_refresh_with` takes the fetch as
 //! a closure so the whole policy runs in tests with simulated time.
 
+pub mod dns;
 pub mod fetch;
 pub mod machine;
 pub mod topology;
@@ -41,6 +42,8 @@ pub struct ClusterPool {
     machine: RefreshMachine,
     map: Arc<SlotMap>,
     suspects: Vec<(SocketAddr, Instant)>,
+    /// Host name lookups, bounded by each refresh's deadline.
+    dns: dns::Dns,
     refreshes: u64,
     refresh_failures: u64,
 }
@@ -58,6 +61,7 @@ impl ClusterPool {
             machine: RefreshMachine::new(RefreshPolicy::new(c.refresh_interval), now),
             map: Arc::new(SlotMap::empty()),
             suspects: Vec::new(),
+            dns: dns::Dns::system(),
             refreshes: 0,
             refresh_failures: 0,
         })
@@ -68,6 +72,7 @@ impl ClusterPool {
     pub fn reconfigure(&mut self, cfg: &PoolConfig, now: Instant) {
         if let Some(mut fresh) = ClusterPool::new(cfg, now) {
             fresh.map = self.map.clone();
+            fresh.dns = std::mem::take(&mut self.dns);
             fresh.refreshes = self.refreshes;
             fresh.refresh_failures = self.refresh_failures;
             *self = fresh;
@@ -106,6 +111,7 @@ impl ClusterPool {
                 self.suspects.retain(|&(a, _)| a != addr);
                 self.suspects.push((addr, now));
             }
+            ClusterReport::UnknownNode { .. } => {}
         }
         self.machine.handle_report(now);
     }
@@ -116,19 +122,23 @@ impl ClusterPool {
     /// The whole refresh (up to `TRIES_PER_REFRESH` nodes) shares one
     /// budget of `timeout` (the pool's `connect_timeout`, capped by its
     /// `check_timeout`): the control thread also runs health probes and
-    /// reloads, so a black-holed seed may delay them by that much, never
-    /// more. A node that refuses fails at once and the next is asked.
+    /// reloads, so a black-holed seed or a slow DNS resolver may delay
+    /// them by that much, never more (`dns.rs`). A node that refuses fails
+    /// at once and the next is asked.
     pub fn poll_refresh(&mut self, now: Instant) -> bool {
         let (auth, timeout) = (self.auth.clone(), self.timeout);
         let creds = auth.as_ref().map(|(u, p)| (u.as_deref(), p.as_str()));
         let end = Instant::now() + timeout;
-        self.poll_refresh_with(now, &mut |addr| {
+        let mut dns = std::mem::take(&mut self.dns);
+        let changed = self.poll_refresh_with(now, &mut |addr| {
             let left = end.saturating_duration_since(Instant::now());
             if left < MIN_TRY {
                 return Err(FetchError::Timeout { addr, timeout });
             }
-            fetch::fetch(addr, creds, left)
-        })
+            fetch::fetch(addr, creds, left, &mut dns)
+        });
+        self.dns = dns;
+        changed
     }
 
     /// `poll_refresh` with the fetch supplied (tests pass a fake cluster).

@@ -6,6 +6,12 @@
 //! DNS; tests pass a table). An endpoint with an empty host means the node
 //! that answered (`asked`). A range whose master cannot be resolved is
 //! left out (its slots stay unserved) rather than failing the refresh.
+//!
+//! Nodes CLUSTER NODES lists that CLUSTER SLOTS does not (a master that
+//! owns no slot yet, the target of a reshard to a new node) are part of
+//! the topology too, as shards without ranges: a MOVED or ASK may name
+//! them (DESIGN §5: redirects go only to nodes the topology lists). Nodes
+//! in handshake or without an address are left out.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -27,6 +33,20 @@ pub fn address(ep: &Endpoint, asked: SocketAddr, resolve: Resolve<'_>) -> Option
     }
 }
 
+/// The host names (not IP literals, not empty) the replies announce, each
+/// once: what a refresh resolves before `shards` (`dns.rs`).
+pub fn hostnames(slots: &[SlotsEntry], nodes: &[NodeLine]) -> Vec<(String, u16)> {
+    let announced = slots.iter().flat_map(|e| std::iter::once(&e.master).chain(&e.replicas)).map(|n| &n.endpoint);
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for ep in announced.chain(nodes.iter().map(|l| &l.endpoint)) {
+        let name = (ep.host.clone(), ep.port);
+        if !ep.host.is_empty() && ep.host.parse::<IpAddr>().is_err() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// The shards of a cluster as the node at `asked` described it.
 pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resolve: Resolve<'_>) -> Vec<ShardSpec> {
     let spec = |n: &SlotsNode| -> Option<NodeSpec> {
@@ -38,14 +58,25 @@ pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resol
         let endpoint = if n.endpoint.host.is_empty() { addr.to_string() } else { n.endpoint.text() };
         Some(NodeSpec { id: n.id.clone(), addr, endpoint, healthy: line.is_none_or(NodeLine::healthy) })
     };
-    slots
+    let mut out: Vec<ShardSpec> = slots
         .iter()
         .filter_map(|e| {
             let master = spec(&e.master)?;
             let replicas = e.replicas.iter().filter_map(spec).collect();
             Some(ShardSpec { ranges: vec![(e.start, e.end)], master, replicas })
         })
-        .collect()
+        .collect();
+    let listed =
+        |out: &[ShardSpec], a| out.iter().any(|s| s.master.addr == a || s.replicas.iter().any(|r| r.addr == a));
+    for l in nodes.iter().filter(|l| l.endpoint.port != 0 && !l.flags.handshake && !l.flags.noaddr) {
+        let Some(addr) = address(&l.endpoint, asked, resolve) else { continue };
+        if !listed(&out, addr) {
+            let endpoint = if l.endpoint.host.is_empty() { addr.to_string() } else { l.endpoint.text() };
+            let master = NodeSpec { id: l.id.clone(), addr, endpoint, healthy: l.healthy() };
+            out.push(ShardSpec { ranges: Vec::new(), master, replicas: Vec::new() });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -83,5 +114,28 @@ mod tests {
         let map = SlotMap::build(got);
         assert_eq!(map.served(), 16384);
         assert!(map.replicas(0).is_empty());
+        let names = hostnames(&slots, &nodes);
+        assert_eq!(names, [("db-b".to_owned(), 2), ("nowhere".to_owned(), 4)], "each host once, no IP literal");
+    }
+
+    #[test]
+    fn nodes_without_slots_are_in_the_topology() {
+        let slots = vec![SlotsEntry { start: 0, end: 16383, master: node("10.0.0.1", 1, "a"), replicas: vec![] }];
+        let nodes = parse_nodes(
+            "a 10.0.0.1:1@11 myself,master - 0 0 1 connected 0-16383\n\
+             e 10.0.0.5:5@15 master - 0 0 3 connected\n\
+             f 10.0.0.6:6@16 handshake - 0 0 0 connected\n\
+             g :0@0 master,noaddr - 0 0 0 disconnected\n",
+        )
+        .unwrap();
+        let got = shards(&slots, &nodes, "10.0.0.1:1".parse().unwrap(), &|_: &str, _| None);
+        let map = SlotMap::build(got);
+        let e: SocketAddr = "10.0.0.5:5".parse().unwrap();
+        assert!(map.find(e).is_some(), "a new master that owns no slot yet may be named by an ASK");
+        assert_eq!(map.find_endpoint("10.0.0.5:5"), map.find(e));
+        assert_eq!(map.shards().len(), 1, "it serves nothing");
+        assert_eq!(map.served(), 16384);
+        assert!(map.find("10.0.0.6:6".parse().unwrap()).is_none(), "not a node in handshake");
+        assert_eq!(map.nodes().len(), 2);
     }
 }

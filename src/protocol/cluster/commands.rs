@@ -232,6 +232,22 @@ pub fn lookup(name: &[u8]) -> &'static CmdSpec {
     index().find(name, |i| TABLE.get(i).map(|s| s.name)).and_then(|i| TABLE.get(i)).unwrap_or(&UNKNOWN)
 }
 
+/// Script and function calls: EVAL, EVALSHA, FCALL and their `_RO`
+/// forms. They run user code, so their error replies carry any text it
+/// chooses (a forged `-MOVED` included).
+const SCRIPT_CALLS: [&str; 6] = ["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"];
+
+/// True for a script or function call (`SCRIPT_CALLS`), in any case.
+pub fn runs_script(name: &[u8]) -> bool {
+    SCRIPT_CALLS.iter().any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
+/// True for what `allow_scripts = false` refuses: the calls, plus SCRIPT
+/// and FUNCTION, which load, flush and kill scripts and functions.
+pub fn is_script_command(name: &[u8]) -> bool {
+    runs_script(name) || name.eq_ignore_ascii_case(b"SCRIPT") || name.eq_ignore_ascii_case(b"FUNCTION")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +266,19 @@ mod tests {
         assert_eq!(lookup(b"mget").family, Family::Split(Merge::Array));
         assert_eq!(lookup(b"BLPOP").family, Family::Blocking);
         assert!(lookup(b"get").readonly && !lookup(b"set").readonly);
+    }
+
+    #[test]
+    fn script_commands() {
+        for n in ["eval", "EVALSHA", "Eval_Ro", "evalsha_ro", "FCALL", "fcall_ro"] {
+            assert!(runs_script(n.as_bytes()) && is_script_command(n.as_bytes()), "{n}");
+            assert_eq!(lookup(n.as_bytes()).family, Family::Route, "{n} is in the table");
+        }
+        for n in ["script", "FUNCTION"] {
+            assert!(!runs_script(n.as_bytes()) && is_script_command(n.as_bytes()), "{n}");
+        }
+        for n in ["EVALX", "GET", "SCRIPTS", ""] {
+            assert!(!is_script_command(n.as_bytes()), "{n}");
+        }
     }
 }

@@ -4,9 +4,14 @@
 //! connections.
 //!
 //! Invariants: a node's `shared[i]` and `idle_pinned` name only live
-//! connections of that node; a pinned connection has at most one owner;
-//! every connection starts with its hidden AUTH (when configured) and, for
-//! shared connections when replicas may serve reads, READONLY.
+//! connections of that node, and its `conns` counts them all; a pinned
+//! connection has at most one owner; a connection is opened only to a node
+//! of the current view (so backend credentials go only to nodes the
+//! topology lists, DESIGN §5), and every connection starts with its hidden
+//! AUTH (when configured) and, for shared connections when replicas may
+//! serve reads, READONLY. A connection to a node that left the view is
+//! closed once idle (`retire_if_gone`), and the node's id is freed with
+//! its last connection.
 
 use std::time::{Duration, Instant};
 
@@ -54,8 +59,11 @@ impl ClusterSession {
     }
 
     /// Opens a connection to `node`: a Connect intent, then the hidden
-    /// AUTH and READONLY ahead of anything else.
-    fn open(&mut self, node: u32, kind: Kind, now: Instant) -> BackendId {
+    /// AUTH and READONLY ahead of anything else. `None` (nothing opened,
+    /// nothing sent) unless `node` is in the current view.
+    fn open(&mut self, node: u32, kind: Kind, now: Instant) -> Option<BackendId> {
+        let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
+        n.conns += 1;
         let idx = self.free_conns.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conn_gens.push(0);
@@ -79,32 +87,34 @@ impl ClusterSession {
         self.intents.push_back(ClusterIntent::Connect(b));
         self.dirty_backends.push(b);
         self.stats.connects += 1;
-        b
+        Some(b)
     }
 
     /// A shared connection to `node`: a client's units always take the same
     /// one of the `node_connections` (`order.rs`), other work takes turns.
-    pub(super) fn shared_conn(&mut self, node: u32, dest: Dest, now: Instant) -> BackendId {
+    /// `None` if the node is not in the view.
+    pub(super) fn shared_conn(&mut self, node: u32, dest: Dest, now: Instant) -> Option<BackendId> {
         let per = self.cfg.node_connections.max(1);
-        let Some(n) = self.nodes.node_mut(node) else { return self.open(node, Kind::Shared, now) };
+        let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
         let i = Self::affine_conn(dest, n.rr, per) as usize;
         n.rr = n.rr.wrapping_add(1);
         if let Some(b) = n.shared[i] {
             if self.conn(b).is_some() {
-                return b;
+                return Some(b);
             }
         }
-        let b = self.open(node, Kind::Shared, now);
+        let b = self.open(node, Kind::Shared, now)?;
         if let Some(n) = self.nodes.node_mut(node) {
             n.shared[i] = Some(b);
         }
-        b
+        Some(b)
     }
 
     /// A pinned connection to `node` for `owner`: an idle one if any, else
-    /// a new one within `pinned_connections`.
+    /// a new one within `pinned_connections`. `None` past that limit or if
+    /// the node is not in the view (callers check `in_view` first).
     pub(super) fn acquire_pinned(&mut self, node: u32, owner: ClientId, now: Instant) -> Option<BackendId> {
-        let n = self.nodes.node_mut(node)?;
+        let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
         if let Some(b) = n.idle_pinned.pop() {
             if let Some(c) = self.conn_mut(b) {
                 c.kind = Kind::Pinned { owner: Some(owner) };
@@ -117,18 +127,25 @@ impl ClusterSession {
             return None;
         }
         n.pinned_open += 1;
-        Some(self.open(node, Kind::Pinned { owner: Some(owner) }, now))
+        let b = self.open(node, Kind::Pinned { owner: Some(owner) }, now);
+        if b.is_none() {
+            if let Some(n) = self.nodes.node_mut(node) {
+                n.pinned_open -= 1;
+            }
+        }
+        b
     }
 
     /// Gives a pinned connection back: kept idle when it is clean (nothing
-    /// in flight, not subscribed) and the pool has room, else closed.
+    /// in flight, not subscribed), its node is still in the view and the
+    /// pool has room, else closed.
     pub(super) fn release_pinned(&mut self, b: BackendId) {
         let idle_max = self.cfg.pinned_idle as usize;
         let Some(c) = self.conn_mut(b) else { return };
         let clean = c.base.inflight.is_empty() && c.relay.is_none() && c.subs == (0, 0) && c.base.state != BState::Idle;
         let node = c.node;
         c.kind = Kind::Pinned { owner: None };
-        let room = self.nodes.node(node).is_some_and(|n| n.idle_pinned.len() < idle_max);
+        let room = self.nodes.node(node).is_some_and(|n| n.in_view && n.idle_pinned.len() < idle_max);
         if clean && room {
             if let Some(n) = self.nodes.node_mut(node) {
                 n.idle_pinned.push(b);
@@ -154,9 +171,39 @@ impl ClusterSession {
             if matches!(c.kind, Kind::Pinned { .. }) {
                 n.pinned_open = n.pinned_open.saturating_sub(1);
             }
+            n.conns = n.conns.saturating_sub(1);
+            if n.conns == 0 && !n.in_view {
+                let freed = self.nodes.prune();
+                self.forget_nodes(&freed);
+            }
         }
         self.intents.push_back(ClusterIntent::CloseBackend(b));
         c.base.reset(Protocol::Redis).into()
+    }
+
+    /// Closes `b` if it is idle (nothing in flight, no relay, no owner) and
+    /// its node left the view: nothing new is ever routed there.
+    pub(super) fn retire_if_gone(&mut self, b: BackendId) {
+        let Some(c) = self.conn(b) else { return };
+        let idle =
+            c.base.inflight.is_empty() && c.relay.is_none() && !matches!(c.kind, Kind::Pinned { owner: Some(_) });
+        if idle && !self.nodes.in_view(c.node) {
+            self.close_conn(b);
+        }
+    }
+
+    /// Drops the session's references to freed node ids (a freed id may be
+    /// reused for another node).
+    pub(super) fn forget_nodes(&mut self, freed: &[u32]) {
+        if freed.is_empty() {
+            return;
+        }
+        for c in self.clients.iter_mut().flatten() {
+            if c.last_node.is_some_and(|n| freed.contains(&n)) {
+                c.last_node = None;
+            }
+            c.forget_nodes(freed);
+        }
     }
 
     /// Queues `unit` on `b`: ASKING first when asked, then its hidden

@@ -1,4 +1,5 @@
-//! From one decoded client request to work: the AUTH gate, pub/sub and
+//! From one decoded client request to work: the AUTH gate, the pool's
+//! command policy (`policy.rs`, the same in every state), pub/sub and
 //! MULTI modes, then by command family: routed by slot, split per slot,
 //! blocking on a pinned connection, or local (`local.rs`, `fanout.rs`,
 //! `txn.rs`).
@@ -8,7 +9,7 @@ use std::time::Instant;
 use super::reply::{arity, NOAUTH};
 use super::unit::{Dest, Target, Unit};
 use super::ClusterSession;
-use crate::protocol::cluster::commands::{lookup, CmdSpec, Family, Local};
+use crate::protocol::cluster::commands::{lookup, runs_script, CmdSpec, Family, Local, UNKNOWN};
 use crate::protocol::cluster::keys::{has_block_option, CROSSSLOT};
 use crate::protocol::resp::command::{Kind, Merge};
 use crate::protocol::resp::{split, Request};
@@ -26,6 +27,13 @@ impl ClusterSession {
         if !c.base.authed && !matches!(family, Family::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)) {
             return self.reply_now(id, Bytes::from_static(NOAUTH));
         }
+        if let Some(refused) = self.refusal(&req, spec) {
+            if let Some(tx) = self.client_mut(id).and_then(|c| c.tx.as_mut()) {
+                tx.aborted = true;
+            }
+            return self.reply_now(id, refused);
+        }
+        let Some(c) = self.client(id) else { return };
         if c.subscribed {
             return self.sub_request(id, req, spec, now);
         }
@@ -53,7 +61,11 @@ impl ClusterSession {
             SlotOf::One(slot) => Target::Slot { slot, read: spec.readonly },
             SlotOf::NoKeys => Target::AnyMaster,
         };
-        self.forward_one(id, req.raw().clone(), target, now);
+        let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
+        let mut unit = Unit::new(Dest::Client { id, seq, frag: 0 }, req.raw().clone(), target);
+        // User code may write its error replies (see `Unit::scripted`).
+        unit.scripted = runs_script(req.name()) || std::ptr::eq(spec, &UNKNOWN);
+        self.send(unit, now);
     }
 
     /// A slot for one reply and a unit to fill it.

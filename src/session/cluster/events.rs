@@ -121,6 +121,8 @@ impl ClusterSession {
                 }
             }
         }
+        // A connection to a node that left the topology closes once idle.
+        self.retire_if_gone(b);
         self.run_resumes(now);
     }
 

@@ -1,6 +1,6 @@
 //! Whole-keyspace commands over every master: DBSIZE (summed), KEYS
-//! (concatenated), FLUSHALL / FLUSHDB (all must say OK; refused with
-//! `allow_flush = false`), INFO (a proxy section, the first master's server
+//! (concatenated), FLUSHALL / FLUSHDB (all must say OK; `policy.rs`
+//! refuses them with `allow_flush = false`), INFO (a proxy section, the first master's server
 //! section, keyspace counts summed), and SCAN, which walks the masters one
 //! after another with the shard in the cursor.
 //!
@@ -56,13 +56,6 @@ impl ClusterSession {
             Local::Dbsize => (AggKind::Sum, vec![raw; shards.len()]),
             Local::KeysCmd if req.argc() == 2 => (AggKind::Concat, vec![raw; shards.len()]),
             Local::KeysCmd => return self.reply_now(id, super::reply::arity(req.name())),
-            Local::Flush if !self.cfg.allow_flush => {
-                let name = String::from_utf8_lossy(req.name()).to_ascii_uppercase();
-                return self.reply_now(
-                    id,
-                    encode::error(&format!("ERR {name} is refused by this Puerta pool (allow_flush = false)")),
-                );
-            }
             Local::Flush => (AggKind::AllOk, vec![raw; shards.len()]),
             _ => {
                 // INFO: the first master's server section, every master's keyspace.

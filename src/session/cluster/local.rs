@@ -62,12 +62,10 @@ impl ClusterSession {
                 let spec = crate::protocol::cluster::commands::lookup(req.name());
                 return self.blocking(id, req, spec, now);
             }
-            Local::Refused => {
-                let name = String::from_utf8_lossy(req.name()).to_ascii_uppercase();
-                encode::error(&format!(
-                    "ERR unsupported command '{name}' through Puerta in cluster mode (node administration: connect to the node)"
-                ))
-            }
+            // `dispatch` answers these with the pool's refusal before here.
+            Local::Refused => self
+                .refusal(&req, crate::protocol::cluster::commands::lookup(req.name()))
+                .unwrap_or_else(|| encode::error("ERR unsupported command through Puerta in cluster mode")),
         };
         self.reply_now(id, reply);
     }

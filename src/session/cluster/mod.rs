@@ -9,11 +9,15 @@
 //! are dynamic, so a `Connect(BackendId)` is resolved to an address with
 //! `backend_addr`. A new topology arrives with `handle_topology`.
 //!
-//! What it does for a request: routes it by its keys' slot (slot map from
-//! the snapshot plus a core-local MOVED override), follows MOVED (re-send
-//! at once, patch the slot, report) and ASK (ASKING + the request on the
-//! same connection, map unchanged), retries TRYAGAIN / CLUSTERDOWN /
-//! LOADING / MASTERDOWN and unreachable nodes with bounded backoff, splits
+//! What it does for a request: applies the pool's command policy (the
+//! same in every client state, `policy.rs`), routes it by its keys' slot
+//! (slot map from the snapshot plus a core-local MOVED override), follows
+//! MOVED (re-send at once, patch the slot, report) and ASK (ASKING + the
+//! request on the same connection, map unchanged) to nodes of the
+//! topology only (a redirect elsewhere waits for a refresh that names the
+//! node; a script's redirect moves that request only), retries TRYAGAIN /
+//! CLUSTERDOWN / LOADING / MASTERDOWN and unreachable nodes with bounded
+//! backoff, splits
 //! MGET/MSET/DEL/UNLINK/EXISTS/TOUCH per slot and merges in key order,
 //! answers -CROSSSLOT for other cross-slot requests, sends reads to
 //! READONLY replica connections when `read_from` says, runs WATCH
@@ -32,6 +36,9 @@
 //!   `client_queue_limit` (reads pause past it), as in `mux::limits`;
 //! - only requests already written to a node that dies get an error;
 //!   requests not yet written are routed again (with backoff);
+//! - connections (and with them backend AUTH) go only to nodes of the
+//!   current topology; nodes that leave it are forgotten once their
+//!   connections close;
 //! - nothing here touches a socket or reads a clock.
 //!
 //! Bytes from `poll_*_transmit` stay valid only until the next call into
@@ -46,6 +53,7 @@ mod fanout;
 mod local;
 mod nodes;
 mod order;
+mod policy;
 mod redirect;
 mod reply;
 mod txn;
@@ -127,6 +135,10 @@ pub struct ClusterSession {
     budget: Budget,
     /// The latest `now` an event passed in (for events that carry none).
     clock: Option<Instant>,
+    /// When a redirect to a node outside the topology was last reported
+    /// (at most one report per `redirect::UNKNOWN_REPORT_GAP`, and again
+    /// at once under a new view).
+    unknown_reported: Option<Instant>,
 }
 
 impl ClusterSession {
@@ -153,6 +165,7 @@ impl ClusterSession {
             draining: false,
             budget: Budget::default(),
             clock: None,
+            unknown_reported: None,
         }
     }
 
@@ -170,26 +183,32 @@ impl ClusterSession {
     }
 
     /// A new snapshot's slot map: MOVED overrides are dropped (the new map
-    /// is at least as fresh), and idle connections to nodes that left the
-    /// topology are closed.
+    /// is at least as fresh), idle connections to nodes that left the
+    /// topology are closed (busy ones once idle) and such nodes forgotten,
+    /// and units waiting for a redirect's node to appear are woken if it
+    /// did (`redirect.rs`).
     pub fn handle_topology(&mut self, view: Arc<SlotMap>) {
         if Arc::ptr_eq(&view, &self.nodes.view) {
             return;
         }
-        for gone in self.nodes.apply_view(view) {
-            let idle: Vec<BackendId> = self
+        let gone = self.nodes.apply_view(view);
+        self.unknown_reported = None;
+        if !gone.is_empty() {
+            let on_gone: Vec<BackendId> = self
                 .conns
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| c.as_ref().map(|c| (BackendId { idx: i as u32, gen: c.gen }, c)))
-                .filter(|(_, c)| c.node == gone && c.base.inflight.is_empty() && c.relay.is_none())
-                .filter(|(_, c)| !matches!(c.kind, conns::Kind::Pinned { owner: Some(_) }))
+                .filter_map(|(i, c)| c.as_ref().map(|c| (BackendId { idx: i as u32, gen: c.gen }, c.node)))
+                .filter(|(_, node)| gone.contains(node))
                 .map(|(b, _)| b)
                 .collect();
-            for b in idle {
-                self.close_conn(b);
+            for b in on_gone {
+                self.retire_if_gone(b);
             }
+            let freed = self.nodes.prune();
+            self.forget_nodes(&freed);
         }
+        self.wake_awaiting();
     }
 
     /// The address a backend connection goes to (for `Connect`).
@@ -387,6 +406,10 @@ mod tests_connect;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
+mod tests_policy;
+#[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
+#[cfg(test)]
+mod tests_trust;

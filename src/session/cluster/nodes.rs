@@ -1,13 +1,21 @@
 //! The session's node registry and routing: which node serves a slot (the
 //! snapshot's slot map, patched by a core-local MOVED override until the
-//! next snapshot), which replica serves a read, and where a redirect goes.
+//! next snapshot), which replica serves a read, and which known node a
+//! redirect names.
 //!
-//! Nodes are interned by address into session-local ids that never change
-//! for the session's life (a node that leaves the topology keeps its id;
-//! its idle connections are closed), so connections and units can name a
-//! node while snapshots come and go. Invariants: `view_local[i]` is the
-//! local id of view node `i`; an override exists only for slots a node
-//! answered MOVED for since the current view arrived.
+//! Nodes are interned by address into session-local ids, so connections
+//! and units can name a node while snapshots come and go. Trust rule
+//! (DESIGN §5): only the topology (CLUSTER SLOTS / NODES, via the
+//! snapshot) adds nodes; a redirect is mapped to a node with `known`,
+//! which never registers one. A node that leaves the topology keeps its id
+//! while connections to it are open (`conns`), and its id is freed (and
+//! may be reused) once the last one closes, so the registry is bounded by
+//! the topology plus nodes still draining.
+//!
+//! Invariants: `view_local[i]` is the local id of view node `i`, and
+//! `in_view` is set exactly for those ids; an override names only a node
+//! in the view and exists only for slots a node answered MOVED for since
+//! the current view arrived; a freed id is in `free` and in no map.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +36,11 @@ pub(super) struct Node {
     pub idle_pinned: Vec<BackendId>,
     /// Pinned connections open (idle or in use).
     pub pinned_open: u32,
+    /// Connections of any kind open to the node: its id is freed when this
+    /// is 0 and the node is not in the view.
+    pub conns: u32,
+    /// The node is in the current view (only such nodes get connections).
+    pub in_view: bool,
     /// After a failed connect: no new connection before this.
     pub down_until: Option<Instant>,
     pub fail_streak: u32,
@@ -47,7 +60,9 @@ pub(super) enum NoRoute {
 }
 
 pub(super) struct Nodes {
-    pub list: Vec<Node>,
+    list: Vec<Option<Node>>,
+    /// Freed ids, reused by `intern`.
+    free: Vec<u32>,
     by_addr: HashMap<SocketAddr, u32>,
     pub view: Arc<SlotMap>,
     view_local: Vec<u32>,
@@ -63,6 +78,7 @@ impl Nodes {
     pub fn new(view: Arc<SlotMap>, node_connections: u32) -> Nodes {
         let mut n = Nodes {
             list: Vec::new(),
+            free: Vec::new(),
             by_addr: HashMap::new(),
             view: Arc::new(SlotMap::empty()),
             view_local: Vec::new(),
@@ -77,45 +93,94 @@ impl Nodes {
     }
 
     /// Takes a new topology: the override and report memory start over.
-    /// Returns the local ids of nodes no longer in the view.
+    /// Returns the local ids of nodes no longer in the view (the caller
+    /// closes their idle connections, then calls `prune`).
     pub fn apply_view(&mut self, view: Arc<SlotMap>) -> Vec<u32> {
+        for n in self.list.iter_mut().flatten() {
+            n.in_view = false;
+            n.reported = false;
+        }
         self.view_local = view.nodes().iter().map(|n| self.intern(n.addr)).collect();
+        for &id in &self.view_local {
+            if let Some(n) = self.list.get_mut(id as usize).and_then(Option::as_mut) {
+                n.in_view = true;
+            }
+        }
         self.view = view;
         self.overrides.clear();
         self.reported_slots.fill(0);
-        for n in &mut self.list {
-            n.reported = false;
-        }
-        (0..self.list.len() as u32).filter(|id| !self.view_local.contains(id)).collect()
+        self.ids().filter(|&id| !self.in_view(id)).collect()
     }
 
-    /// The local id of the node at `addr`, registering it if new.
-    pub fn intern(&mut self, addr: SocketAddr) -> u32 {
+    /// Ids in use.
+    fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.list.iter().enumerate().filter(|(_, n)| n.is_some()).map(|(i, _)| i as u32)
+    }
+
+    /// Frees the ids of nodes out of the view with no connection left;
+    /// returns them (the caller forgets its own references).
+    pub fn prune(&mut self) -> Vec<u32> {
+        let gone: Vec<u32> =
+            self.ids().filter(|&id| self.node(id).is_some_and(|n| !n.in_view && n.conns == 0)).collect();
+        for &id in &gone {
+            if let Some(n) = self.list.get_mut(id as usize).and_then(Option::take) {
+                self.by_addr.remove(&n.addr);
+                self.free.push(id);
+            }
+        }
+        gone
+    }
+
+    /// Whether node `id` is in the current view.
+    pub fn in_view(&self, id: u32) -> bool {
+        self.node(id).is_some_and(|n| n.in_view)
+    }
+
+    /// Nodes registered (in the view, or out of it with connections open).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.ids().count()
+    }
+
+    /// The local id of the node at `addr`, registering it if new. Only
+    /// `apply_view` calls this: nodes come from the topology alone.
+    fn intern(&mut self, addr: SocketAddr) -> u32 {
         if let Some(&id) = self.by_addr.get(&addr) {
             return id;
         }
-        let id = self.list.len() as u32;
-        self.list.push(Node {
+        let node = Node {
             addr,
             shared: vec![None; self.slots],
             rr: 0,
             idle_pinned: Vec::new(),
             pinned_open: 0,
+            conns: 0,
+            in_view: false,
             down_until: None,
             fail_streak: 0,
             last_errno: 0,
             reported: false,
-        });
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.list[id as usize] = Some(node);
+                id
+            }
+            None => {
+                self.list.push(Some(node));
+                (self.list.len() - 1) as u32
+            }
+        };
         self.by_addr.insert(addr, id);
         id
     }
 
     pub fn node(&self, id: u32) -> Option<&Node> {
-        self.list.get(id as usize)
+        self.list.get(id as usize)?.as_ref()
     }
 
     pub fn node_mut(&mut self, id: u32) -> Option<&mut Node> {
-        self.list.get_mut(id as usize)
+        self.list.get_mut(id as usize)?.as_mut()
     }
 
     /// The node serving `slot`: an override, else the view's master, or
@@ -155,23 +220,25 @@ impl Nodes {
         self.view.shards().iter().filter_map(|&m| self.view.lowest_slot(m)).collect()
     }
 
-    /// Records a MOVED: `slot` is served by `node` until the next view.
+    /// Records a MOVED: `slot` is served by `node` (a node of the view)
+    /// until the next view.
     pub fn patch(&mut self, slot: u16, node: u32) {
+        debug_assert!(self.in_view(node), "overrides name only nodes of the view");
         self.overrides.insert(slot, node);
     }
 
-    /// The node a redirect names; `from` answered it (an empty host means
-    /// its host). Hostnames are looked up among the view's endpoints.
-    pub fn resolve(&mut self, to: &Endpoint, from: u32) -> Option<u32> {
-        let addr = if to.host.is_empty() {
-            SocketAddr::new(self.node(from)?.addr.ip(), to.port)
+    /// The node of the current view a redirect names, if any; `from` is
+    /// the node that answered (an empty host means its host). Never
+    /// registers a node: an address the topology does not list is `None`.
+    pub fn known(&self, to: &Endpoint, from: SocketAddr) -> Option<u32> {
+        let i = if to.host.is_empty() {
+            self.view.find(SocketAddr::new(from.ip(), to.port))?
         } else if let Ok(ip) = to.host.parse::<IpAddr>() {
-            SocketAddr::new(ip, to.port)
+            self.view.find(SocketAddr::new(ip, to.port))?
         } else {
-            let i = self.view.find_endpoint(&to.text())?;
-            return self.view_local.get(usize::from(i)).copied();
+            self.view.find_endpoint(&to.text())?
         };
-        Some(self.intern(addr))
+        self.view_local.get(usize::from(i)).copied()
     }
 
     /// True the first time a MOVED for `slot` is seen under this view.

@@ -60,6 +60,14 @@ impl CClient {
         }
     }
 
+    /// Freed node ids may be reused: a route naming one becomes a detour
+    /// (still ordered against, never mistaken for the new node's).
+    pub(super) fn forget_nodes(&mut self, freed: &[u32]) {
+        for r in self.routes.iter_mut().filter(|r| freed.contains(&r.node)) {
+            r.node = DETOUR;
+        }
+    }
+
     /// Whether a unit for `slot` routed to `node` (`None`: no route now)
     /// must wait behind an earlier unit of this client.
     fn conflicts(&self, slot: u16, node: Option<u32>) -> bool {

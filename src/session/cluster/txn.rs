@@ -62,12 +62,17 @@ impl ClusterSession {
         self.reply_now(id, reply);
     }
 
-    /// A command inside MULTI: slot-checked and queued.
+    /// A command inside MULTI: checked (`policy::queueable`, slot) and
+    /// queued; a command that cannot be queued aborts the transaction.
     pub(super) fn tx_queue(&mut self, id: ClientId, req: Request, spec: &CmdSpec) {
         let max = self.cfg.max_tx_commands;
         let Some(c) = self.client_mut(id) else { return };
         let watch_slot = c.watch_slot;
         let Some(tx) = c.tx.as_mut() else { return };
+        if !super::policy::queueable(spec.family) {
+            tx.aborted = true;
+            return self.reply_now(id, super::policy::not_in_multi(&req));
+        }
         let slot = match slot_of(&req, spec.keys) {
             SlotOf::Cross => None,
             SlotOf::One(s) => Some(Some(s)),
@@ -266,9 +271,18 @@ impl ClusterSession {
     }
 
     /// A request from a subscribed client: QUIT and RESET are local, new
-    /// subscriptions are checked, everything else goes to the node as is
-    /// (its answer, or its error, comes back through the relay).
+    /// subscriptions are checked, (P|S)UNSUBSCRIBE and PING go to the node
+    /// as they are (its answer comes back through the relay), and anything
+    /// else gets Redis's error for that context and never reaches the
+    /// node: the pinned connection may not be subscribed there (a SUBSCRIBE
+    /// the node refused, or an UNSUBSCRIBE it has not answered yet), and
+    /// would run it. That error is written at once, so it can come before
+    /// the relayed answer of an earlier PING or UNSUBSCRIBE.
     pub(super) fn sub_request(&mut self, id: ClientId, req: Request, spec: &CmdSpec, now: Instant) {
+        if !super::policy::allowed_subscribed(spec.family) {
+            self.reply_now(id, super::policy::not_subscribed(&req));
+            return self.flush_client(id);
+        }
         match spec.family {
             Family::Local(Local::Quit) => {
                 self.close_after(id, crate::session::mux::ClientClose::Quit, Bytes::from_static(OK))

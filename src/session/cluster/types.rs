@@ -35,6 +35,9 @@ pub struct ClusterSessionConfig {
     pub client_auth: Vec<(String, String)>,
     pub cluster_commands: ClusterCommands,
     pub allow_flush: bool,
+    /// False refuses EVAL, EVALSHA, FCALL (and _RO forms), SCRIPT and
+    /// FUNCTION in every state (`policy.rs`).
+    pub allow_scripts: bool,
     pub max_request_bytes: usize,
     /// Reply bytes a client may leave buffered (`mux::limits`).
     pub output: OutputLimit,
@@ -69,6 +72,7 @@ impl ClusterSessionConfig {
             client_auth: c.client_auth.clone(),
             cluster_commands: c.cluster_commands,
             allow_flush: c.allow_flush,
+            allow_scripts: c.allow_scripts,
             max_request_bytes: c.max_request_bytes,
             output: c.client_output_limit,
             client_queue_limit: c.client_queue_limit,

@@ -8,9 +8,12 @@
 //! Invariant: a unit is in exactly one place at a time: a connection's
 //! queue, the retry timer list, or completed.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+
+use crate::protocol::cluster::Endpoint;
 
 use crate::session::mux::backend::Queued;
 use crate::session::mux::ClientId;
@@ -72,8 +75,28 @@ pub(super) struct Unit {
     pub post: Post,
     /// No reply deadline (blocking commands).
     pub blocking: bool,
+    /// Its error replies can carry any text user code chooses: a script or
+    /// function call (EVAL, EVALSHA, FCALL and their _RO forms) or a
+    /// command Puerta does not know (a module's may run user code too). A
+    /// redirect in its reply moves this request only (`redirect.rs`).
+    pub scripted: bool,
+    /// A redirect whose node the topology did not list yet: re-judged
+    /// when the unit's retry comes due (or a new view names the node).
+    pub awaiting: Option<Box<Hop>>,
     pub redirects: u32,
     pub retries: u32,
+}
+
+/// A MOVED or ASK as a node sent it.
+#[derive(Debug, Clone)]
+pub(super) struct Hop {
+    pub ask: bool,
+    pub slot: u16,
+    pub to: Endpoint,
+    /// The node that answered (an empty host in `to` means its host).
+    pub from: SocketAddr,
+    /// When it came: a view that names the node makes the unit due then.
+    pub since: Instant,
 }
 
 impl Unit {
@@ -86,6 +109,8 @@ impl Unit {
             done: Done::Nothing,
             post: Post::None,
             blocking: false,
+            scripted: false,
+            awaiting: None,
             redirects: 0,
             retries: 0,
         }

@@ -99,6 +99,14 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Kind::Unsupported => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
         }
+        Kind::Eval if !cfg.allow_scripts => {
+            let name = name().to_ascii_uppercase();
+            return refuse(
+                cfg,
+                ClientClose::Unsupported,
+                format!("ERR {name} is refused by this Puerta pool (allow_scripts = false)"),
+            );
+        }
         k => k,
     };
     let frags = match split(&req, kind, bounded(cfg, router)) {

@@ -71,6 +71,28 @@ fn unsupported_closes_or_errors_by_config() {
 }
 
 #[test]
+fn allow_scripts_false_refuses_script_calls_like_unsupported_commands() {
+    let mut cfg = MuxConfig::new(Protocol::Redis, 3);
+    cfg.allow_scripts = false;
+    cfg.unsupported = Unsupported::Error;
+    let mut h = H::new(cfg.clone());
+    let c = h.s.add_client();
+    h.send(c, &cmd(&["EVAL", "redis.call('FLUSHALL')", "1", "k"]));
+    h.send(c, &cmd(&["fcall_ro", "f", "1", "k"]));
+    assert_eq!(
+        h.take_client(c),
+        &b"-ERR EVAL is refused by this Puerta pool (allow_scripts = false)\r\n\
+           -ERR FCALL_RO is refused by this Puerta pool (allow_scripts = false)\r\n"[..]
+    );
+    assert!(h.intents().is_empty(), "nothing forwarded, connection kept");
+    cfg.unsupported = Unsupported::Close;
+    let mut h = H::new(cfg);
+    let c = h.s.add_client();
+    h.send(c, &cmd(&["EVALSHA", "abc", "1", "k"]));
+    assert_eq!(h.intents(), [MuxIntent::CloseClient(c, ClientClose::Unsupported)]);
+}
+
+#[test]
 fn wrong_arity_closes_like_nutcracker() {
     let mut h = H::redis();
     let c = h.s.add_client();

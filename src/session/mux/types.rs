@@ -61,6 +61,8 @@ pub struct MuxConfig {
     /// nutcracker `redis_db`: backends get SELECT on connect when non-zero.
     pub redis_db: u32,
     pub unsupported: Unsupported,
+    /// false: script commands are refused like unsupported ones.
+    pub allow_scripts: bool,
 }
 
 impl MuxConfig {
@@ -79,6 +81,7 @@ impl MuxConfig {
             redis_auth: None,
             redis_db: 0,
             unsupported: Unsupported::Close,
+            allow_scripts: true,
         }
     }
 }
