@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::hostile::read_retry;
+
 /// A listener with a stop flag; `serve` gets every accepted connection
 /// and its index, on a thread of its own.
 struct Listener {
@@ -65,7 +67,7 @@ impl Trap {
         let g = got.clone();
         let l = Listener::start(move |mut s, _| {
             let mut b = [0u8; 4096];
-            while let Ok(n) = s.read(&mut b) {
+            while let Ok(n) = read_retry(&mut s, &mut b) {
                 if n == 0 {
                     return;
                 }
@@ -111,7 +113,7 @@ impl Tap {
             let rec = rec.clone();
             std::thread::spawn(move || {
                 let mut b = vec![0u8; 65536];
-                while let Ok(n) = f_in.read(&mut b) {
+                while let Ok(n) = read_retry(&mut f_in, &mut b) {
                     if n == 0 || b_out.write_all(&b[..n]).is_err() {
                         break;
                     }
@@ -157,7 +159,7 @@ impl FakeServer {
     pub fn start(answer: impl Fn(usize, &[u8]) -> Vec<u8> + Send + Sync + 'static) -> FakeServer {
         let l = Listener::start(move |mut s, n| {
             let mut b = vec![0u8; 65536];
-            while let Ok(k) = s.read(&mut b) {
+            while let Ok(k) = read_retry(&mut s, &mut b) {
                 if k == 0 {
                     return;
                 }

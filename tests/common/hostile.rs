@@ -236,7 +236,7 @@ fn round(s: &mut TcpStream, proto: Proto, keys: &[String], tag: &str) -> Result<
     let mut got = vec![0u8; want.len()];
     let mut at = 0;
     while at < got.len() {
-        match s.read(&mut got[at..]) {
+        match read_retry(s, &mut got[at..]) {
             Ok(0) => return Err(format!("connection closed after {at} of {} reply bytes", want.len())),
             Ok(n) => at += n,
             Err(e) => return Err(format!("after {at} of {} reply bytes: {e}", want.len())),
@@ -250,6 +250,17 @@ fn round(s: &mut TcpStream, proto: Proto, keys: &[String], tag: &str) -> Result<
         }
     }
     Ok(())
+}
+
+/// `read`, retried when a signal interrupts it (the test process gets
+/// SIGCHLD as children stop, continue and exit).
+pub fn read_retry(s: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
 }
 
 /// Named sub-cases: each runs to the end; `finish` panics listing every
@@ -269,7 +280,8 @@ impl Cases {
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            self.failed.push(format!("{name}: {msg}"));
+            // Messages from the checks already start with the case's name.
+            self.failed.push(if msg.contains(name) { msg } else { format!("{name}: {msg}") });
         }
     }
 
@@ -284,25 +296,36 @@ impl Cases {
     }
 }
 
-/// Reads what a hostile connection gets back: waits up to `wait` for
-/// the first byte, then stops at EOF, a reset, or a quiet gap of `QUIET`
-/// (loopback replies come in microseconds, so a gap means "that was
-/// all"). Returns the bytes and whether the connection was closed.
-pub fn drain(s: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
+/// When `drain` stops reading.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// At EOF or after a quiet gap of `QUIET` once something came
+    /// (loopback replies come in microseconds: a gap means "that was all").
+    Quiet,
+    /// Only at EOF (or the deadline): for checks that the peer closed.
+    Closed,
+}
+
+/// Reads what a hostile connection gets back, waiting up to `wait` in
+/// all; returns the bytes and whether the connection was closed.
+pub fn drain(s: &mut TcpStream, wait: Duration, until: Until) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
-    let mut end = Instant::now() + wait;
+    let deadline = Instant::now() + wait;
+    let mut end = deadline;
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return (out, false);
         }
         s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
+        match read_retry(s, &mut buf) {
             Ok(0) => return (out, true),
             Ok(n) => {
                 out.extend_from_slice(&buf[..n]);
-                end = Instant::now() + QUIET;
+                if until == Until::Quiet {
+                    end = (Instant::now() + QUIET).min(deadline);
+                }
             }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 return (out, false)
@@ -312,16 +335,27 @@ pub fn drain(s: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
     }
 }
 
-/// See `drain`.
+/// See `Until::Quiet`.
 pub const QUIET: Duration = Duration::from_millis(300);
 
-/// Opens a connection, writes `attack` (ignoring a write refused because
-/// Puerta already closed), and returns what came back within `wait`.
+fn connect_attacker(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("puerta stopped accepting on {port} (a worker or the process died?): {e}"))
+}
+
+/// Opens a connection, writes `bytes` (ignoring a write refused because
+/// Puerta already closed) and returns what came back (`Until::Quiet`).
 pub fn attack(port: u16, bytes: &[u8], wait: Duration) -> (Vec<u8>, bool) {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("puerta stopped accepting on {port} (a worker or the process died?): {e}"));
+    let mut s = connect_attacker(port);
     let _ = s.write_all(bytes);
-    drain(&mut s, wait)
+    drain(&mut s, wait, Until::Quiet)
+}
+
+/// As `attack`, but reads until Puerta closes the connection (or `wait`).
+pub fn attack_to_close(port: u16, bytes: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    let mut s = connect_attacker(port);
+    let _ = s.write_all(bytes);
+    drain(&mut s, wait, Until::Closed)
 }
 
 /// Waits until `f` holds (a counter a worker exports on its tick).
@@ -353,7 +387,7 @@ pub fn read_until(s: &mut TcpStream, end: &[u8], wait: Duration) -> (Vec<u8>, bo
             return (out, false);
         }
         s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut b) {
+        match read_retry(s, &mut b) {
             Ok(0) | Err(_) => return (out, false),
             Ok(n) => out.extend_from_slice(&b[..n]),
         }

@@ -139,18 +139,37 @@ fn d2_memcache_smuggled_gets_reach_no_other_client() {
         let probe = mc_probe("hostile:probe");
         let t = target(&px, &probe, RSS_SMALL_MIB);
         mc_set(m.port, &["secret".to_string()], "attacker-chosen");
+        let late = numbered("d2late", 6);
+        mc_set(m.port, &late, "mine");
         let v = Victim::start(px.port(), Proto::Memcache, &numbered("d2g", 24), 6);
-        // No sync request after it: the smuggled replies would go to
-        // whichever client's request is next on the shared connection.
-        let conns: Vec<TcpStream> = (0..8)
+        // With memcached stopped, the order on each worker's connection is
+        // fixed: the attack first, then other clients' gets. If memcached
+        // runs the two smuggled gets, their replies answer those clients.
+        signal(&m, libc::SIGSTOP);
+        let attackers: Vec<TcpStream> = (0..8)
             .map(|_| {
                 let mut s = TcpStream::connect(("127.0.0.1", px.port())).unwrap();
                 let _ = s.write_all(b"set x 0 10000000000000000000 22 noreply\r\nget secret\r\nget secret\r\n");
                 s
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(500));
-        drop(conns);
+        std::thread::sleep(Duration::from_millis(200));
+        let victims: Vec<(TcpStream, &String)> = late
+            .iter()
+            .map(|k| {
+                let mut s = TcpStream::connect(("127.0.0.1", px.port())).unwrap();
+                s.write_all(format!("get {k}\r\n").as_bytes()).unwrap();
+                (s, k)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        signal(&m, libc::SIGCONT);
+        for (mut s, k) in victims {
+            let want = format!("VALUE {k} 0 4\r\nmine\r\nEND\r\n");
+            let (got, _) = crate::common::hostile::read_until(&mut s, b"END\r\n", SHORT);
+            assert_eq!(String::from_utf8_lossy(&got), want, "{case}: another client's get of {k}");
+        }
+        drop(attackers);
         v.finish(&case);
         t.assert_healthy(&case);
     }

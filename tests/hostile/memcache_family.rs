@@ -13,12 +13,11 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
 use super::memcache::{start, Canary};
 use crate::common::drivers;
 use crate::common::fake::{Tap, SHORT};
-use crate::common::hostile::{drain, mc_present, mc_probe, mc_set, read_until, target, Proto, Victim};
+use crate::common::hostile::{mc_present, mc_probe, mc_set, read_until, target, Proto, Victim};
 use crate::common::twem::memcached;
 use crate::{numbered, RSS_SMALL_MIB};
 
@@ -90,7 +89,6 @@ fn run(family: &str, build: impl Fn() -> Vec<Attempt>) {
                     let _ = s.write_all(&bytes);
                     let _ = s.write_all(b"get hostile:sync\r\n");
                     let (got, _) = read_until(&mut s, b"END\r\n", SHORT);
-                    let _ = drain(&mut s, Duration::from_millis(1));
                     got
                 })
             })

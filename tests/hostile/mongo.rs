@@ -12,7 +12,7 @@ use std::time::Duration;
 use bson::{doc, oid::ObjectId, Document};
 
 use crate::common::fake::SHORT;
-use crate::common::hostile::{attack, drain, Target};
+use crate::common::hostile::{attack_to_close, drain, Target, Until};
 use crate::common::{drivers, free_port, Puerta};
 use crate::mongo_support::{mongos_config, op_msg, read_msg};
 use crate::RSS_SMALL_MIB;
@@ -104,7 +104,7 @@ fn family_mongo_client_frames_with_bad_lengths() {
             let case = format!("mongo client messageLength {len} ({io})");
             let mut frame = op_msg(5, &doc! {"ping": 1, "$db": "admin"});
             frame[0..4].copy_from_slice(&len.to_le_bytes());
-            let (got, closed) = attack(listen, &frame, SHORT);
+            let (got, closed) = attack_to_close(listen, &frame, SHORT);
             assert!(closed && got.is_empty(), "{case}: got {} bytes, closed: {closed}", got.len());
             pings(listen, 16, 1).unwrap_or_else(|e| panic!("{case}: the good client: {e}"));
             t.assert_healthy(&case);
@@ -121,7 +121,7 @@ fn family_mongo_backend_frames_with_bad_lengths() {
             let case = format!("mongo backend answers messageLength {len} ({io})");
             let mut s = TcpStream::connect(("127.0.0.1", listen)).unwrap();
             s.write_all(&op_msg(3, &doc! {"evil": i as i32, "$db": "admin"})).unwrap();
-            let (got, closed) = drain(&mut s, SHORT);
+            let (got, closed) = drain(&mut s, SHORT, Until::Closed);
             assert!(closed, "{case}: the client was left waiting ({} bytes)", got.len());
             pings(listen, 16, 1).unwrap_or_else(|e| panic!("{case}: the good client: {e}"));
             t.assert_healthy(&case);

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::TcpStream;
 
 use crate::common::fake::{Tap, SHORT};
-use crate::common::hostile::{attack, named, read_until, resp_probe, target, Proto, Victim};
+use crate::common::hostile::{attack_to_close, named, read_until, resp_probe, target, Proto, Victim};
 use crate::common::twem::{command, RawResp, Reply};
 use crate::common::twem_puerta::PuertaTwem;
 use crate::common::{drivers, redis};
@@ -91,7 +91,7 @@ fn d8_redis_non_canonical_lengths_are_refused_before_the_backend() {
         let conns = tap.connections();
         for (a, _) in attacks {
             for _ in 0..3 {
-                let (got, closed) = attack(px.port(), a, SHORT);
+                let (got, closed) = attack_to_close(px.port(), a, SHORT);
                 let what = String::from_utf8_lossy(a);
                 assert!(closed, "{case}: {what:?} left the connection open (got {:?})", String::from_utf8_lossy(&got));
                 assert!(!got.starts_with(b"$"), "{case}: {what:?} was answered {:?}", String::from_utf8_lossy(&got));

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::memcache::keys_on;
 use super::redis::start;
 use crate::common::fake::{FakeServer, Tap, SHORT};
-use crate::common::hostile::{attack, drain, exchange, read_until, resp_probe, target, Proto, Victim};
+use crate::common::hostile::{attack, drain, exchange, read_until, resp_probe, target, Proto, Until, Victim};
 use crate::common::twem::command;
 use crate::common::{drivers, redis};
 use crate::{numbered, RSS_SMALL_MIB};
@@ -93,7 +93,7 @@ fn family_resp_a_million_arguments_streamed() {
             }
             written += chunk.len() / member.len();
         }
-        let (got, _) = drain(&mut s, Duration::from_secs(20));
+        let (got, _) = drain(&mut s, Duration::from_secs(20), Until::Quiet);
         // Redis itself answers :1 (one new member); an error is a limit.
         assert!(got == b":1\r\n" || got.first() == Some(&b'-'), "{case}: answered {:?}", String::from_utf8_lossy(&got));
         v.finish(&case);
@@ -190,7 +190,7 @@ fn family_resp_backend_answers_garbage() {
         let case = format!("family: a backend that answers garbage ({io})");
         // A server timeout, so a fake that announced more than it sends
         // is given up on and the next request gets a new connection.
-        let px = start(&[r.port, fake.port()], "timeout = 1000\n", io);
+        let px = start(&[r.port, fake.port()], "timeout = 300\n", io);
         *keys.lock().unwrap() = keys_on(&px, 1, "gb", replies.len());
         let probe_key = keys_on(&px, 0, "probe", 1).remove(0);
         let probe = move |port: u16| exchange(port, &command(&[b"GET", probe_key.as_bytes()]), b"$-1\r\n");
