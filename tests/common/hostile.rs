@@ -21,7 +21,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::twem_puerta::PuertaTwem;
-use super::wait_until;
 
 /// How a pool's clients talk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,23 +357,6 @@ pub fn attack_to_close(port: u16, bytes: &[u8], wait: Duration) -> (Vec<u8>, boo
     drain(&mut s, wait, Until::Closed)
 }
 
-/// Waits until `f` holds (a counter a worker exports on its tick).
-pub fn eventually(what: &str, f: impl FnMut() -> bool) {
-    wait_until(what, Duration::from_secs(10), f);
-}
-
-/// Memcached `stats` field `name` of a server, read directly.
-pub fn mc_stat(port: u16, name: &str) -> u64 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"stats\r\n").unwrap();
-    let (text, _) = read_until(&mut s, b"END\r\n", DIRECT);
-    let text = String::from_utf8_lossy(&text).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
-}
-
 /// Reads until the bytes end with `end`; false on EOF, an error or
 /// `wait` passing first.
 pub fn read_until(s: &mut TcpStream, end: &[u8], wait: Duration) -> (Vec<u8>, bool) {
@@ -397,24 +379,3 @@ pub fn read_until(s: &mut TcpStream, end: &[u8], wait: Duration) -> (Vec<u8>, bo
 
 /// Ten seconds: direct reads of a real server.
 pub const DIRECT: Duration = Duration::from_secs(10);
-
-/// Which of `keys` a memcached holds with value `val` (read directly).
-pub fn mc_present(port: u16, keys: &[String], val: &str) -> Vec<bool> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    keys.iter()
-        .map(|k| {
-            s.write_all(format!("get {k}\r\n").as_bytes()).unwrap();
-            let (got, _) = read_until(&mut s, b"END\r\n", DIRECT);
-            got == format!("VALUE {k} 0 {}\r\n{val}\r\nEND\r\n", val.len()).as_bytes()
-        })
-        .collect()
-}
-
-/// Sets every key to `val` directly on a memcached.
-pub fn mc_set(port: u16, keys: &[String], val: &str) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    for k in keys {
-        s.write_all(format!("set {k} 0 0 {}\r\n{val}\r\n", val.len()).as_bytes()).unwrap();
-        assert_eq!(read_until(&mut s, b"\r\n", DIRECT).0, b"STORED\r\n", "direct set {k}");
-    }
-}

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::common::fake::{FakeServer, SHORT};
-use crate::common::hostile::{attack, mc_present, mc_probe, mc_set, mc_stat, target, Proto, Victim};
+use crate::common::hostile::{attack, mc_probe, read_until, target, Proto, Victim, DIRECT};
 use crate::common::twem::memcached;
 use crate::common::twem_puerta::PuertaTwem;
 use crate::common::{drivers, Proc};
@@ -35,6 +35,39 @@ pub fn keys_on(px: &PuertaTwem, server: u32, prefix: &str, n: usize) -> Vec<Stri
     let cfg = puerta::config::load(&px.conf).unwrap_or_else(|e| panic!("{e}"));
     let ring = puerta::route::ring::for_pool(&cfg.pools[0], &|_| true).expect("a ring");
     (0..).map(|i| format!("{prefix}:{i}")).filter(|k| ring.pick(k.as_bytes()) == Some(server)).take(n).collect()
+}
+
+/// Memcached `stats` field `name` of a server, read directly.
+pub fn mc_stat(port: u16, name: &str) -> u64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"stats\r\n").unwrap();
+    let (text, _) = read_until(&mut s, b"END\r\n", DIRECT);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name} in {text}"))
+}
+
+/// Which of `keys` a memcached holds with value `val` (read directly).
+pub fn mc_present(port: u16, keys: &[String], val: &str) -> Vec<bool> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    keys.iter()
+        .map(|k| {
+            s.write_all(format!("get {k}\r\n").as_bytes()).unwrap();
+            let (got, _) = read_until(&mut s, b"END\r\n", DIRECT);
+            got == format!("VALUE {k} 0 {}\r\n{val}\r\nEND\r\n", val.len()).as_bytes()
+        })
+        .collect()
+}
+
+/// Sets every key to `val` directly on a memcached.
+pub fn mc_set(port: u16, keys: &[String], val: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for k in keys {
+        s.write_all(format!("set {k} 0 0 {}\r\n{val}\r\n", val.len()).as_bytes()).unwrap();
+        assert_eq!(read_until(&mut s, b"\r\n", DIRECT).0, b"STORED\r\n", "direct set {k}");
+    }
 }
 
 /// Keys written straight to memcached before an attack, and its flush

@@ -14,10 +14,10 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use super::memcache::{start, Canary};
+use super::memcache::{mc_present, mc_set, start, Canary};
 use crate::common::drivers;
 use crate::common::fake::{Tap, SHORT};
-use crate::common::hostile::{mc_present, mc_probe, mc_set, read_until, target, Proto, Victim};
+use crate::common::hostile::{mc_probe, read_until, target, Proto, Victim};
 use crate::common::twem::memcached;
 use crate::{numbered, RSS_SMALL_MIB};
 
