@@ -10,6 +10,8 @@ pub mod cluster;
 pub mod cluster_driver;
 pub mod cluster_load;
 pub mod cluster_puerta;
+pub mod fake;
+pub mod hostile;
 pub mod twem;
 pub mod twem_puerta;
 
