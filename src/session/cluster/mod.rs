@@ -197,7 +197,7 @@ impl ClusterSession {
             (self.clients.len() - 1) as u32
         });
         let gen = self.gens[idx as usize];
-        let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes);
+        let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes, 0);
         base.authed = self.cfg.client_auth.is_empty();
         self.clients[idx as usize] = Some(CClient {
             base,

@@ -14,6 +14,7 @@ use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
+use crate::protocol::ProtoError;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
@@ -43,6 +44,16 @@ pub(super) struct Forward {
 /// Wraps the router so a route past the pool's servers counts as none.
 fn bounded<'a>(cfg: &'a MuxConfig, router: &'a dyn Router) -> impl Fn(&[u8]) -> Option<u32> + 'a {
     move |k| router.route(k).filter(|&s| s < cfg.servers)
+}
+
+/// The line a memcached client gets for a request that does not parse, in
+/// memcached's own words, before the connection closes.
+pub(super) fn mc_error(e: &ProtoError) -> Bytes {
+    match e {
+        ProtoError::McUnknown => Bytes::from_static(b"ERROR\r\n"),
+        ProtoError::McTooLarge { .. } => Bytes::from_static(b"SERVER_ERROR object too large for cache\r\n"),
+        e => Bytes::from(format!("CLIENT_ERROR {e}\r\n")),
+    }
 }
 
 fn no_server(cfg: &MuxConfig) -> Plan {

@@ -44,7 +44,7 @@ use bytes::Bytes;
 
 use backend::{Backend, Inflight};
 use client::{Client, ClientDecoder, Slot};
-use dispatch::{plan_memcache, plan_redis, Forward, Plan};
+use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
 use reply::forward_error;
 
 pub struct MuxSession {
@@ -109,7 +109,9 @@ impl MuxSession {
             (self.clients.len() - 1) as u32
         });
         let gen = self.gens[idx as usize];
-        self.clients[idx as usize] = Some(Client::new(gen, self.cfg.protocol, self.cfg.max_request_bytes));
+        let cfg = &self.cfg;
+        let client = Client::new(gen, cfg.protocol, cfg.max_request_bytes, cfg.max_item_bytes);
+        self.clients[idx as usize] = Some(client);
         ClientId { idx, gen }
     }
 
@@ -153,10 +155,8 @@ impl MuxSession {
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => plan_memcache(cfg, req, router),
                     Ok(None) => break,
-                    Err(crate::protocol::ProtoError::McUnknown) => {
-                        Plan::Close(ClientClose::Protocol, Some(Bytes::from_static(b"ERROR\r\n")))
-                    }
-                    Err(e) => Plan::Close(ClientClose::Protocol, Some(Bytes::from(format!("CLIENT_ERROR {e}\r\n")))),
+                    // Never forwarded: memcached might read it differently.
+                    Err(e) => Plan::Close(ClientClose::Protocol, Some(mc_error(&e))),
                 },
             };
             self.apply(id, plan, now);

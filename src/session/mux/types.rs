@@ -43,6 +43,10 @@ pub struct MuxConfig {
     /// nutcracker `timeout`: connect and reply deadline; `None` = forever.
     pub timeout: Option<Duration>,
     pub max_request_bytes: usize,
+    /// memcached: the largest data block a storage command may carry.
+    pub max_item_bytes: usize,
+    /// Keys one request may name; more get an error naming the limit.
+    pub max_keys_per_request: usize,
     /// Reply bytes a client may leave unread before it is closed.
     pub client_reply_limit: usize,
     /// Requests a client may have outstanding before its reads pause.
@@ -63,6 +67,8 @@ impl MuxConfig {
             server_connections: 1,
             timeout: None,
             max_request_bytes: crate::protocol::resp::DEFAULT_MAX_REQUEST_BYTES,
+            max_item_bytes: crate::protocol::memcache::DEFAULT_MAX_ITEM_BYTES,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
             client_reply_limit: 64 << 20,
             max_pending_per_client: 4096,
             redis_auth: None,
