@@ -12,7 +12,7 @@
 //!
 //! `protocol` never imports `worker`, `control` or `session`.
 
-#![warn(clippy::arithmetic_side_effects)]
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod cluster;
 pub mod error;

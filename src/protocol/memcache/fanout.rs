@@ -56,7 +56,7 @@ pub fn merge_gets(req: &McRequest, parts: &[(&[u32], &McReply)]) -> Bytes {
             match r.block(next) {
                 Some((key, block)) if key == req.key(k as usize) => {
                     slots[k as usize] = Some(block);
-                    next += 1;
+                    next = next.saturating_add(1);
                 }
                 _ => {}
             }
@@ -71,6 +71,7 @@ pub fn merge_gets(req: &McRequest, parts: &[(&[u32], &McReply)]) -> Bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on constants
 mod tests {
     use super::*;
     use crate::protocol::memcache::{McReplyDecoder, McRequestDecoder};

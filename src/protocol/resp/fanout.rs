@@ -191,5 +191,6 @@ fn invalid() -> Bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on constants
 #[path = "fanout_tests.rs"]
 mod tests;
