@@ -46,6 +46,12 @@ fn bounded<'a>(cfg: &'a MuxConfig, router: &'a dyn Router) -> impl Fn(&[u8]) -> 
     move |k| router.route(k).filter(|&s| s < cfg.servers)
 }
 
+/// What a request naming more than `max_keys_per_request` keys gets. The
+/// request was parsed whole, so the connection stays in sync and open.
+fn too_many_keys(cfg: &MuxConfig) -> String {
+    format!("too many keys in request (max_keys_per_request = {})", cfg.max_keys_per_request)
+}
+
 /// The line a memcached client gets for a request that does not parse, in
 /// memcached's own words, before the connection closes.
 pub(super) fn mc_error(e: &ProtoError) -> Bytes {
@@ -111,11 +117,15 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         }
         k => k,
     };
+    let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
+    let nkeys = req.argc().saturating_sub(first) / step;
+    if matches!(kind, Kind::MultiKey(_) | Kind::KeyValues) && nkeys > cfg.max_keys_per_request {
+        return Plan::Reply(encode::error(&format!("ERR {}", too_many_keys(cfg))));
+    }
     let frags = match split(&req, kind, bounded(cfg, router)) {
         Ok(f) => f,
         Err(SplitError::NoServer) => return no_server(cfg),
     };
-    let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
     let route_keys = match kind {
         Kind::MultiKey(_) | Kind::KeyValues => {
             frags.iter().map(|f| req.arg_bytes(first + f.keys[0] as usize * step)).collect()
@@ -124,7 +134,6 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Kind::NoKey => vec![Bytes::new()],
         _ => vec![req.arg_bytes(1)],
     };
-    let nkeys = (req.argc() - 1) / step;
     let merge = match kind {
         _ if frags.len() == 1 => MergePlan::Pass,
         Kind::MultiKey(m) => MergePlan::Resp { merge: m, nkeys },
@@ -138,6 +147,9 @@ pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router
     let route = bounded(cfg, router);
     match req.cmd {
         McCmd::Quit => Plan::Close(ClientClose::Quit, None),
+        McCmd::Get | McCmd::Gets if req.nkeys() > cfg.max_keys_per_request => {
+            Plan::Reply(Bytes::from(format!("CLIENT_ERROR {}\r\n", too_many_keys(cfg))))
+        }
         McCmd::Get | McCmd::Gets => {
             let frags = match split_get(&req, &route) {
                 Ok(f) => f,

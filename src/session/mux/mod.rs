@@ -358,4 +358,6 @@ mod tests;
 #[cfg(test)]
 mod tests_fail;
 #[cfg(test)]
+mod tests_hostile;
+#[cfg(test)]
 mod tests_local;
