@@ -84,6 +84,8 @@ pub struct ClusterConfig {
     /// First retry pause; each retry doubles it (capped at 1 s).
     pub retry_backoff: Duration,
     pub max_request_bytes: usize,
+    /// Multi-key requests naming more keys get an error.
+    pub max_keys_per_request: usize,
 }
 
 impl Default for ClusterConfig {
@@ -104,6 +106,7 @@ impl Default for ClusterConfig {
             max_retries: 10,
             retry_backoff: Duration::from_millis(50),
             max_request_bytes: super::twem::DEFAULT_MAX_REQUEST_BYTES,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
         }
     }
 }

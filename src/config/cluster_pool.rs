@@ -153,6 +153,7 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         max_retries: max_retries?,
         retry_backoff: retry_backoff?,
         max_request_bytes: max_request_bytes?,
+        max_keys_per_request: super::twem_pool::max_keys(file, p, d.max_keys_per_request)?,
     }))
 }
 

@@ -42,6 +42,7 @@ fn defaults_and_every_key() {
             max_retries: 7,
             retry_backoff: Duration::from_millis(20),
             max_request_bytes: 1024,
+            max_keys_per_request: 100_000,
         })
     );
 }

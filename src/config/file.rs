@@ -99,6 +99,10 @@ pub(crate) struct PoolFile {
     pub unsupported: Option<String>,
     pub max_request_bytes: Option<i64>,
     pub client_reply_limit: Option<i64>,
+    /// memcache pools: the largest data block a storage command may carry.
+    pub max_item_bytes: Option<i64>,
+    /// redis, memcache and redis_cluster pools: keys per request.
+    pub max_keys_per_request: Option<i64>,
     // redis_cluster keys; `None` = not written (an error in other modes).
     pub refresh_interval: Option<Scalar>,
     pub read_from: Option<String>,
@@ -157,6 +161,8 @@ impl Default for PoolFile {
             unsupported: None,
             max_request_bytes: None,
             client_reply_limit: None,
+            max_item_bytes: None,
+            max_keys_per_request: None,
             refresh_interval: None,
             read_from: None,
             username: None,

@@ -114,6 +114,11 @@ pub struct ShardConfig {
     /// Reply bytes a client may leave unread before it is closed (a client
     /// that never reads cannot grow Puerta's memory without bound).
     pub client_reply_limit: usize,
+    /// memcached: storage commands with a larger data block are refused
+    /// (memcached's `-I`); never larger than the server's own limit.
+    pub max_item_bytes: usize,
+    /// Multi-key requests naming more keys get an error.
+    pub max_keys_per_request: usize,
 }
 
 /// nutcracker's `CONF_DEFAULT_LISTEN_BACKLOG`.
@@ -151,6 +156,8 @@ impl Default for ShardConfig {
             unsupported: Unsupported::Close,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             client_reply_limit: DEFAULT_CLIENT_REPLY_LIMIT,
+            max_item_bytes: crate::protocol::memcache::DEFAULT_MAX_ITEM_BYTES,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
         }
     }
 }

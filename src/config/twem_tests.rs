@@ -164,6 +164,8 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             unsupported: Unsupported::Error,
             max_request_bytes: 1024,
             client_reply_limit: 4096,
+            max_item_bytes: 1 << 20,
+            max_keys_per_request: 100_000,
         })
     );
 }

@@ -7,8 +7,8 @@
 //! `ConfigFile` the TOML loader produces, so both formats go through one
 //! validator. Errors name the file, the line, the key as `pool.key` and
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
-//! `client_reply_limit`) are accepted too; anything else is an unknown
-//! key, as for nutcracker.
+//! `client_reply_limit`, `max_item_bytes`, `max_keys_per_request`) are
+//! accepted too; anything else is an unknown key, as for nutcracker.
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 23] = [
     "listen",
     "hash",
     "hash_tag",
@@ -41,6 +41,8 @@ const KEYS: [&str; 21] = [
     "unsupported",
     "max_request_bytes",
     "client_reply_limit",
+    "max_item_bytes",
+    "max_keys_per_request",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -169,6 +171,8 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "server_failure_limit" => f.server_failure_limit = Some(int(text)?),
         "max_request_bytes" => f.max_request_bytes = Some(int(text)?),
         "client_reply_limit" => f.client_reply_limit = Some(int(text)?),
+        "max_item_bytes" => f.max_item_bytes = Some(int(text)?),
+        "max_keys_per_request" => f.max_keys_per_request = Some(int(text)?),
         "redis" => f.mode = if boolean(text)? { "redis" } else { "memcache" }.into(),
         "preconnect" => f.preconnect = Some(boolean(text)?),
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),

@@ -84,6 +84,8 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.timeout = shard.timeout;
     m.max_request_bytes = shard.max_request_bytes;
     m.client_reply_limit = shard.client_reply_limit;
+    m.max_item_bytes = shard.max_item_bytes;
+    m.max_keys_per_request = shard.max_keys_per_request;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
     m.unsupported = match shard.unsupported {

@@ -91,7 +91,7 @@ struct CClient {
     /// The node that served the client's last routed command (WAIT).
     pub last_node: Option<u32>,
     /// Outstanding keyed units and where they went (`order.rs`).
-    pub routes: VecDeque<order::Route>,
+    pub routes: order::Routes,
     /// Units waiting for an earlier unit of their slot (`order.rs`).
     pub held: VecDeque<Unit>,
 }
@@ -211,7 +211,7 @@ impl ClusterSession {
             blocked: false,
             parked: None,
             last_node: None,
-            routes: VecDeque::new(),
+            routes: order::Routes::default(),
             held: VecDeque::new(),
         });
         ClientId { idx, gen }
@@ -357,6 +357,8 @@ impl ClusterSession {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct ClusterSessionConfig {
     pub cluster_commands: ClusterCommands,
     pub allow_flush: bool,
     pub max_request_bytes: usize,
+    /// Keys one request may name; more get an error naming the limit.
+    pub max_keys_per_request: usize,
     /// Reply bytes a client may leave unread before it is closed.
     pub client_reply_limit: usize,
     /// Requests a client may have outstanding before its reads pause.
@@ -63,6 +65,7 @@ impl ClusterSessionConfig {
             cluster_commands: c.cluster_commands,
             allow_flush: c.allow_flush,
             max_request_bytes: c.max_request_bytes,
+            max_keys_per_request: c.max_keys_per_request,
             client_reply_limit: 64 << 20,
             max_pending_per_client: 4096,
             max_tx_commands: 4096,
