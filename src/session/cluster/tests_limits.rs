@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use super::tests::{cmd, H};
-use super::*;
 use crate::route::keyslot;
 
 const LIMIT: &[u8] = b"-ERR too many keys in request (max_keys_per_request = 100000)\r\n";
