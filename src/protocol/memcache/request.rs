@@ -161,7 +161,9 @@ impl McRequestDecoder {
         self.scan = 0;
         let line = &buf[..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > MAX_LINE && !is_multi_get(line) {
+        // `nl` counts the CR too: memcached may have seen those bytes
+        // arrive without their LF.
+        if nl > MAX_LINE && !is_multi_get(line) {
             return Err(ProtoError::McLineTooLong);
         }
         let line_len = nl.checked_add(1).ok_or(ProtoError::TooLarge { max: self.max })?;

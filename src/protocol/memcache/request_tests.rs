@@ -102,6 +102,15 @@ fn line_length_cap() {
     long.extend_from_slice(b"\r\n");
     let mut dec = McRequestDecoder::new(1 << 20, 1 << 20);
     assert_eq!(dec.decode(&mut BytesMut::from(&long[..])), Err(ProtoError::McLineTooLong));
+    // 2048 bytes before the LF pass, CR included; 2049 do not.
+    let mut edge = b"delete k".to_vec();
+    edge.resize(MAX_LINE - 1, b' ');
+    edge.extend_from_slice(b"\r\n");
+    let mut dec = McRequestDecoder::new(1 << 20, 1 << 20);
+    assert!(dec.decode(&mut BytesMut::from(&edge[..])).unwrap().is_some());
+    edge.insert(10, b' ');
+    let mut dec = McRequestDecoder::new(1 << 20, 1 << 20);
+    assert_eq!(dec.decode(&mut BytesMut::from(&edge[..])), Err(ProtoError::McLineTooLong));
     let mut get = b"get".to_vec();
     while get.len() < 3 * MAX_LINE {
         get.extend_from_slice(b" key");
