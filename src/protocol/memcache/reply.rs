@@ -54,6 +54,11 @@ impl McReply {
 /// is trusted for its data, not its framing: a larger length is an error
 /// for that backend connection, never a wrapped sum.
 pub const MAX_VALUE_BYTES: usize = 1 << 30;
+/// The longest reply line taken from a backend. memcached's longest is a
+/// VALUE line of about 320 bytes (a 250-byte key and three numbers); its
+/// error lines are short. A backend that sends more without a newline is
+/// broken, and is not buffered without bound.
+pub const MAX_REPLY_LINE: usize = 8 << 10;
 
 /// Resumable reply decoder; one per backend connection.
 #[derive(Debug, Default)]
@@ -93,9 +98,15 @@ impl McReplyDecoder {
             }
             let start = self.pos.max(self.scan).min(buf.len());
             let Some(nl) = memchr::memchr(b'\n', &buf[start..]).and_then(|i| start.checked_add(i)) else {
+                if buf.len().saturating_sub(self.pos) > MAX_REPLY_LINE {
+                    return Err(ProtoError::McBadLine);
+                }
                 self.scan = buf.len();
                 return Ok(None);
             };
+            if nl.saturating_sub(self.pos) > MAX_REPLY_LINE {
+                return Err(ProtoError::McBadLine);
+            }
             self.scan = 0;
             let line_start = self.pos;
             let line = &buf[line_start..nl];
@@ -220,6 +231,10 @@ VERSION 1.6.21\r\nERROR\r\nCLIENT_ERROR bad\r\nSERVER_ERROR out of memory\r\n";
             buf.extend_from_slice(b"x\r\nEND\r\n");
             assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Err(ProtoError::McBadLine), "{line:?}");
         }
+        // A line that never ends is refused once it passes the cap.
+        let mut buf = BytesMut::from(&b"VALUE k 0 1"[..]);
+        buf.extend(std::iter::repeat_n(b' ', MAX_REPLY_LINE));
+        assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Err(ProtoError::McBadLine));
         // The largest length accepted waits for its data.
         let mut buf = BytesMut::from(&b"VALUE k 4294967295 1073741824\r\nabc"[..]);
         assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Ok(None));

@@ -212,6 +212,32 @@ pub(crate) mod tests {
         assert_eq!(hello_meta(&parse_request(OP_MSG, &b)), None);
     }
 
+    /// BSON lengths and C strings that lie: negative, past the end, near
+    /// i32::MAX, unterminated. Nothing panics and nothing is read past the
+    /// captured bytes.
+    #[test]
+    fn lying_lengths_and_unterminated_strings() {
+        let good = op_msg_body(0, &doc! {"find": "users", "$db": "shop"});
+        for len in [-1i32, 0, 4, 5, i32::MAX, i32::MIN, good.len() as i32] {
+            let mut b = good.clone();
+            b[5..9].copy_from_slice(&len.to_le_bytes());
+            let r = parse_request(OP_MSG, &b);
+            assert_eq!(r.command, Some("find"), "the name needs no length ({len})");
+            assert_eq!(r.doc, None, "a document whose length lies is not a document ({len})");
+        }
+        // A key with no NUL after it, in OP_MSG and OP_QUERY.
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 40, 0, 0, 0, 2, b'f', b'i']);
+        assert_eq!(parse_request(OP_MSG, &b).command, None);
+        let mut q = 0i32.to_le_bytes().to_vec();
+        q.extend_from_slice(b"admin.$cmd");
+        assert_eq!(parse_request(OP_QUERY, &q), Request { op_code: OP_QUERY, ..Request::default() });
+        q.push(0);
+        q.extend_from_slice(&[0; 7]);
+        assert_eq!(parse_request(OP_QUERY, &q).command, None, "query document cut short");
+        assert_eq!(msg_flags(OP_MSG, &[1, 2, 3]), 0);
+    }
+
     #[test]
     fn compressed_has_no_command_and_names_fold() {
         assert_eq!(parse_request(OP_COMPRESSED, &[0; 9]).command, None);

@@ -113,4 +113,19 @@ mod tests {
         assert!(Header::parse(&raw(100, OP_MSG), 100).unwrap().is_ok());
         assert!(Header::parse(&raw(16, OP_MSG), 100).unwrap().is_ok());
     }
+
+    /// messageLength at 0, the limit, limit + 1, negative and huge, with
+    /// mongos's own limit (48,000,000).
+    #[test]
+    fn message_length_boundaries() {
+        let max = DEFAULT_MAX_MESSAGE;
+        let at = |len: i32| Header::parse(&raw(len, OP_MSG), max).unwrap();
+        assert_eq!(at(0), Err(FrameError::Short(0)));
+        assert_eq!(at(i32::MIN), Err(FrameError::Short(i32::MIN)));
+        assert_eq!(at(48_000_000).map(|h| h.body_len()), Ok(48_000_000 - 16));
+        assert_eq!(at(48_000_001), Err(FrameError::Oversized { length: 48_000_001, max }));
+        assert_eq!(at(i32::MAX), Err(FrameError::Oversized { length: i32::MAX, max }));
+        // A hand-built header shorter than a header has no body, no wrap.
+        assert_eq!(Header { length: 3, ..Header::default() }.body_len(), 0);
+    }
 }
