@@ -46,6 +46,7 @@ mod nodes;
 mod order;
 mod redirect;
 mod reply;
+mod routes;
 mod txn;
 mod types;
 mod unit;
@@ -91,7 +92,7 @@ struct CClient {
     /// The node that served the client's last routed command (WAIT).
     pub last_node: Option<u32>,
     /// Outstanding keyed units and where they went (`order.rs`).
-    pub routes: order::Routes,
+    pub routes: routes::Routes,
     /// Units waiting for an earlier unit of their slot (`order.rs`).
     pub held: VecDeque<Unit>,
 }
@@ -211,7 +212,7 @@ impl ClusterSession {
             blocked: false,
             parked: None,
             last_node: None,
-            routes: order::Routes::default(),
+            routes: routes::Routes::default(),
             held: VecDeque::new(),
         });
         ClientId { idx, gen }

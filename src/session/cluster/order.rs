@@ -21,14 +21,12 @@
 //!   earlier ones);
 //! - reads sent to replicas (`read_from`) are neither held nor recorded:
 //!   a replica lags its master, so they promise no order anyway;
-//! - routes are indexed by hash slot, so checking a unit looks only at
-//!   earlier units of its own slot: a 100k-key MGET split over 16k slots
-//!   costs linear time, not one scan of every earlier part per part.
+//! - checking a unit looks only at earlier units of its own slot
+//!   (`routes.rs`): a 100k-key MGET split over 16k slots costs linear time.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+use super::routes::Route;
 use super::unit::{Dest, Target, Unit};
 use super::{CClient, ClusterSession};
 use crate::config::ReadFrom;
@@ -37,57 +35,6 @@ use crate::session::mux::ClientId;
 /// The node of a unit that left its first route (redirected or waiting
 /// for a retry): no later unit of its slot may pass it.
 pub(super) const DETOUR: u32 = u32::MAX;
-
-/// One outstanding keyed unit of a client.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Route {
-    seq: u64,
-    frag: u32,
-    slot: u16,
-    node: u32,
-}
-
-/// Hashes a slot number as itself, spread by one multiply: slots are
-/// small integers, not hostile strings (at most 16384 of them).
-#[derive(Default)]
-pub(super) struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A client's outstanding keyed units: in send order (to forget answered
-/// ones from the front) and per slot (to check one slot without a scan).
-/// Invariant: both hold the same routes, and each slot's queue is in send
-/// order, so the oldest route overall is the front of its slot's queue.
-#[derive(Default)]
-pub(super) struct Routes {
-    order: VecDeque<(u64, u32, u16)>,
-    by_slot: HashMap<u16, VecDeque<Route>, BuildHasherDefault<SlotHasher>>,
-}
-
-impl Routes {
-    fn push(&mut self, r: Route) {
-        self.order.push_back((r.seq, r.frag, r.slot));
-        self.by_slot.entry(r.slot).or_default().push_back(r);
-    }
-
-    fn slot(&self, slot: u16) -> impl Iterator<Item = &Route> {
-        self.by_slot.get(&slot).into_iter().flatten()
-    }
-}
 
 impl CClient {
     /// Whether the unit filling part `frag` of reply slot `seq` has its
@@ -99,25 +46,18 @@ impl CClient {
     }
 
     fn prune_routes(&mut self) {
-        while let Some(&(seq, frag, slot)) = self.routes.order.front() {
-            if !self.answered(seq, frag) {
+        while let Some(r) = self.routes.front() {
+            if !self.answered(r.seq, r.frag) {
                 break;
             }
-            self.routes.order.pop_front();
-            // The oldest route overall is the oldest of its slot.
-            if let Some(q) = self.routes.by_slot.get_mut(&slot) {
-                q.pop_front();
-                if q.is_empty() {
-                    self.routes.by_slot.remove(&slot);
-                }
-            }
+            self.routes.pop_front();
         }
     }
 
     /// Whether a unit for `slot` routed to `node` (`None`: no route now)
     /// must wait behind an earlier unit of this client.
     fn conflicts(&self, slot: u16, node: Option<u32>) -> bool {
-        self.routes.slot(slot).any(|r| Some(r.node) != node && !self.answered(r.seq, r.frag))
+        self.routes.of_slot(slot).any(|r| Some(r.node) != node && !self.answered(r.seq, r.frag))
     }
 }
 
@@ -151,20 +91,11 @@ impl ClusterSession {
     pub(super) fn detour(&mut self, unit: &Unit) {
         let Dest::Client { id, seq, frag } = unit.dest else { return };
         let Some(c) = self.client_mut(id) else { return };
-        // Look in the unit's own slot first; a unit whose target changed
-        // since (redirects are rare) is looked for everywhere.
         let slot = match unit.target {
             Target::Slot { slot, .. } => Some(slot),
             _ => None,
         };
-        let own = slot
-            .and_then(|s| c.routes.by_slot.get_mut(&s))
-            .and_then(|q| q.iter_mut().find(|r| r.seq == seq && r.frag == frag));
-        let found = match own {
-            Some(r) => Some(r),
-            None => c.routes.by_slot.values_mut().flatten().find(|r| r.seq == seq && r.frag == frag),
-        };
-        if let Some(r) = found {
+        if let Some(r) = c.routes.find_mut(seq, frag, slot) {
             r.node = DETOUR;
         }
     }
