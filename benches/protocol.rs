@@ -69,7 +69,7 @@ fn memcache(c: &mut Criterion) {
     let mut g = c.benchmark_group("memcache");
     g.throughput(Throughput::Elements(16));
     g.bench_function("decode_get_set_x16", |b| {
-        let mut dec = McRequestDecoder::new(1 << 20);
+        let mut dec = McRequestDecoder::new(1 << 20, 1 << 20);
         b.iter(|| {
             let mut buf = BytesMut::from(&batch[..]);
             let mut n = 0;

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use puerta::protocol::memcache::{McReplyDecoder, McRequestDecoder};
 
 fn requests(parts: &[&[u8]]) -> (Vec<Vec<u8>>, bool) {
-    let mut dec = McRequestDecoder::new(1 << 16);
+    let mut dec = McRequestDecoder::new(1 << 16, 1 << 12);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for p in parts {

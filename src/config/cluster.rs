@@ -92,6 +92,8 @@ pub struct ClusterConfig {
     /// Request bytes a client may have awaiting replies before Puerta
     /// stops reading it.
     pub client_queue_limit: usize,
+    /// Multi-key requests naming more keys get an error.
+    pub max_keys_per_request: usize,
 }
 
 impl Default for ClusterConfig {
@@ -115,6 +117,7 @@ impl Default for ClusterConfig {
             max_request_bytes: super::twem::DEFAULT_MAX_REQUEST_BYTES,
             client_output_limit: super::limits::OutputLimit::DEFAULT,
             client_queue_limit: super::limits::DEFAULT_CLIENT_QUEUE_LIMIT,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
         }
     }
 }

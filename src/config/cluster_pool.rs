@@ -166,6 +166,7 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         max_request_bytes: max_request_bytes?,
         client_output_limit: limits?.0,
         client_queue_limit: limits?.1,
+        max_keys_per_request: super::twem_pool::max_keys(file, p, d.max_keys_per_request)?,
     }))
 }
 

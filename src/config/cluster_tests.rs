@@ -46,6 +46,7 @@ fn defaults_and_every_key() {
             max_request_bytes: 1024,
             client_output_limit: crate::config::OutputLimit::hard(4096),
             client_queue_limit: 2048,
+            max_keys_per_request: 100_000,
         })
     );
 }

@@ -109,6 +109,10 @@ pub(crate) struct PoolFile {
     // Byte bounds of redis, memcache and redis_cluster pools (`limits`).
     pub client_queue_limit: Option<Scalar>,
     pub client_output_limit: Option<OutputLimitFile>,
+    /// memcache pools: the largest data block a storage command may carry.
+    pub max_item_bytes: Option<i64>,
+    /// redis, memcache and redis_cluster pools: keys per request.
+    pub max_keys_per_request: Option<i64>,
     // redis_cluster keys; `None` = not written (an error in other modes).
     pub refresh_interval: Option<Scalar>,
     pub read_from: Option<String>,
@@ -171,6 +175,8 @@ impl Default for PoolFile {
             client_reply_limit: None,
             client_queue_limit: None,
             client_output_limit: None,
+            max_item_bytes: None,
+            max_keys_per_request: None,
             refresh_interval: None,
             read_from: None,
             username: None,

@@ -41,7 +41,10 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
     let min_wire = file.min_wire_version.map_or(Ok(i64::from(d.min_wire_version)), |n| int_in(n, 0, 1000));
     let min_wire = p.check(key("min_wire_version"), min_wire);
     // 16 is the bare header; mongos itself refuses above 48,000,000.
-    let max_msg = file.max_message_bytes.map_or(Ok(i64::from(d.max_message_bytes)), |n| int_in(n, 16, 1 << 30));
+    let max_msg = file.max_message_bytes.map_or(Ok(i64::from(d.max_message_bytes)), |n| {
+        // mongos refuses anything larger (`maxMessageSizeBytes`).
+        int_in(n, 16, i64::from(crate::protocol::mongo::DEFAULT_MAX_MESSAGE))
+    });
     let max_msg = p.check(key("max_message_bytes"), max_msg);
     let affinity = match &file.affinity {
         None => Some(d.affinity),

@@ -120,6 +120,7 @@ fn unknown_key_in_a_pool() {
          client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
          server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes, client_reply_limit, \
          client_queue_limit, client_output_limit, \
+         max_item_bytes, max_keys_per_request, \
          refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
          pinned_idle, client_auth, cluster_commands, allow_flush, allow_scripts, request_timeout, max_retries, retry_backoff"
     );

@@ -122,6 +122,11 @@ pub struct ShardConfig {
     /// redis pools: false refuses EVAL, EVALSHA, FCALL and their _RO forms
     /// (a script runs commands Puerta cannot see).
     pub allow_scripts: bool,
+    /// memcached: storage commands with a larger data block are refused
+    /// (memcached's `-I`); never larger than the server's own limit.
+    pub max_item_bytes: usize,
+    /// Multi-key requests naming more keys get an error.
+    pub max_keys_per_request: usize,
 }
 
 /// nutcracker's `CONF_DEFAULT_LISTEN_BACKLOG`.
@@ -165,6 +170,8 @@ impl Default for ShardConfig {
             client_output_limit: OutputLimit::DEFAULT,
             client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
             allow_scripts: true,
+            max_item_bytes: crate::protocol::memcache::DEFAULT_MAX_ITEM_BYTES,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
         }
     }
 }

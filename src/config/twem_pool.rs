@@ -15,7 +15,7 @@ use super::validate::{duration, int_in, pick, Problems};
 use crate::hash::HashKind;
 
 /// Every nutcracker-only key with whether `file` sets it.
-fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 20] {
+fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 22] {
     [
         ("hash", file.hash.is_some()),
         ("hash_tag", file.hash_tag.is_some()),
@@ -37,12 +37,15 @@ fn twem_keys(file: &PoolFile) -> [(&'static str, bool); 20] {
         ("client_reply_limit", file.client_reply_limit.is_some()),
         ("client_queue_limit", file.client_queue_limit.is_some()),
         ("client_output_limit", file.client_output_limit.is_some()),
+        ("max_item_bytes", file.max_item_bytes.is_some()),
+        ("max_keys_per_request", file.max_keys_per_request.is_some()),
     ]
 }
 
 /// The keys of this table that redis_cluster pools take too
 /// (`cluster_pool` reads them).
-const CLUSTER_TOO: [&str; 4] = ["max_request_bytes", "client_reply_limit", "client_queue_limit", "client_output_limit"];
+const CLUSTER_TOO: [&str; 5] =
+    ["max_request_bytes", "client_reply_limit", "client_queue_limit", "client_output_limit", "max_keys_per_request"];
 
 /// Reports every nutcracker key set on a tcp, mongos or cluster pool
 /// (except, on a cluster pool, the keys it takes too).
@@ -76,6 +79,9 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
                 p.add(key(k), r#"applies only to mode "redis", and this pool is "memcache""#);
             }
         }
+    }
+    if mode == Mode::Redis && file.max_item_bytes.is_some() {
+        p.add(key("max_item_bytes"), r#"applies only to mode "memcache", and this pool is "redis""#);
     }
     let hash = match &file.hash {
         None => Some(d.hash),
@@ -130,6 +136,13 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         Some(n) => p.check(key("max_request_bytes"), int_in(n, 1, i64::MAX)).map(|n| n as usize),
     };
     let limits = super::limits::pool_limits(file, p);
+    // At most memcached's own ceiling for `-I` (1 GiB).
+    let max_item = crate::protocol::memcache::MAX_ITEM_BYTES_LIMIT as i64;
+    let max_item_bytes = match file.max_item_bytes {
+        None => Some(d.max_item_bytes),
+        Some(n) => p.check(key("max_item_bytes"), int_in(n, 1, max_item)).map(|n| n as usize),
+    };
+    let max_keys_per_request = max_keys(file, p, d.max_keys_per_request);
     Some(ShardConfig {
         hash: hash?,
         hash_tag: hash_tag?,
@@ -151,7 +164,18 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         client_queue_limit: limits?.1,
         // `cluster_pool` reports it on a memcache pool.
         allow_scripts: file.allow_scripts.unwrap_or(d.allow_scripts),
+        max_item_bytes: max_item_bytes?,
+        max_keys_per_request: max_keys_per_request?,
     })
+}
+
+/// `max_keys_per_request` of a redis, memcache or redis_cluster pool: at
+/// least 1, at most the 1M arguments a request may have.
+pub(crate) fn max_keys(file: &PoolFile, p: &mut Problems, default: usize) -> Option<usize> {
+    match file.max_keys_per_request {
+        None => Some(default),
+        Some(n) => p.check(KeyPath::root().key("max_keys_per_request"), int_in(n, 1, 1 << 20)).map(|n| n as usize),
+    }
 }
 
 fn hash_kind(name: &str) -> Result<HashKind, String> {
@@ -183,6 +207,10 @@ fn timeout(v: &Scalar) -> Result<Option<Duration>, String> {
         _ => Err(format!(r#"expected milliseconds > 0, a duration like "400ms", or -1 for none, got {v}"#)),
     }
 }
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {

@@ -167,6 +167,8 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             client_output_limit: OutputLimit { hard: 64 << 20, soft: 4096, soft_for: Duration::from_secs(5) },
             client_queue_limit: 1 << 20,
             allow_scripts: false,
+            max_item_bytes: 1 << 20,
+            max_keys_per_request: 100_000,
         })
     );
     let c = yaml(&format!("{POOL}  allow_scripts: false\n")).unwrap();

@@ -9,8 +9,9 @@
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
 //! `client_queue_limit`, `client_output_limit` as a nested mapping of
 //! `hard`, `soft` and `soft_seconds`, and its alias `client_reply_limit`)
-//! are accepted too, and so is `allow_scripts`; anything else is an
-//! unknown key, as for nutcracker.
+//! are accepted too, and so are `allow_scripts`, `max_item_bytes` and
+//! `max_keys_per_request`; anything else is an unknown key, as for
+//! nutcracker.
 
 use std::path::Path;
 
@@ -21,7 +22,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 26] = [
     "listen",
     "hash",
     "hash_tag",
@@ -46,6 +47,8 @@ const KEYS: [&str; 24] = [
     "client_queue_limit",
     "client_output_limit",
     "allow_scripts",
+    "max_item_bytes",
+    "max_keys_per_request",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -185,6 +188,8 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "max_request_bytes" => f.max_request_bytes = Some(int(text)?),
         "client_reply_limit" => f.client_reply_limit = Some(int(text)?),
         "client_queue_limit" => f.client_queue_limit = Some(scalar(text)),
+        "max_item_bytes" => f.max_item_bytes = Some(int(text)?),
+        "max_keys_per_request" => f.max_keys_per_request = Some(int(text)?),
         "redis" => f.mode = if boolean(text)? { "redis" } else { "memcache" }.into(),
         "preconnect" => f.preconnect = Some(boolean(text)?),
         "auto_eject_hosts" => f.auto_eject_hosts = Some(boolean(text)?),

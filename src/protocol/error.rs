@@ -39,10 +39,24 @@ pub enum ProtoError {
     /// Memcached: a key over 250 bytes.
     #[error("key too long")]
     McKeyTooLong,
-    /// Memcached: a command nutcracker does not know (`ERROR`).
+    /// Memcached: a command nutcracker does not know, or a known one with
+    /// a token count memcached refuses (memcached answers both `ERROR`).
     #[error("unknown command")]
     McUnknown,
     /// Memcached: a data block not followed by CRLF.
     #[error("bad data chunk")]
     McBadData,
+    /// Memcached: incr/decr with a delta that is not a u64.
+    #[error("invalid numeric delta argument")]
+    McDelta,
+    /// Memcached: touch with an exptime that is not an i32.
+    #[error("invalid exptime argument")]
+    McExptime,
+    /// Memcached: a data block over the pool's `max_item_bytes`; the text
+    /// is memcached's own (`SERVER_ERROR object too large for cache`).
+    #[error("object too large for cache")]
+    McTooLarge { max: usize },
+    /// Memcached: a command line (other than get/gets) over 2048 bytes.
+    #[error("line too long")]
+    McLineTooLong,
 }

@@ -12,6 +12,8 @@
 //!
 //! `protocol` never imports `worker`, `control` or `session`.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 pub mod cluster;
 pub mod error;
 pub mod memcache;

@@ -1,42 +1,82 @@
 //! Strict ASCII integer parsing and fast decimal formatting shared by the
 //! RESP and memcached codecs.
 //!
-//! Parsing accepts exactly what Redis accepts in length headers: an optional
-//! `-` and 1 to 19 digits, nothing else (no `+`, spaces or leading garbage),
-//! and never overflows.
+//! Each parser accepts a subset of what the server it stands for accepts,
+//! with the same value wherever both accept (Puerta must never read a
+//! length differently from the server behind it):
+//! - `parse_i64` is Redis's `string2ll` exactly: `0`, or an optional `-`
+//!   then a digit 1-9 and more digits, under 21 bytes, within i64;
+//! - `parse_u64`, `parse_u32` and `parse_i32` stand for memcached's
+//!   `safe_strtoull`/`safe_strtoul`/`safe_strtol`, which accept far more
+//!   (`+`, leading whitespace, values wrapped into 32 bits); Puerta takes
+//!   plain digits (and `-` for signed), at most 20 bytes, within the type.
+//!
+//! No parser overflows: every step is checked.
 
 use bytes::{BufMut, BytesMut};
 
-/// Parses a signed decimal integer; `None` on any other byte or overflow.
+/// Redis's `LONG_STR_SIZE`: a length line of 21 bytes or more is invalid.
+pub const REDIS_LONG_STR_SIZE: usize = 21;
+
+/// Parses a signed decimal integer exactly as Redis's `string2ll`: no sign
+/// but a leading `-`, no leading zero, no `-0`; `None` otherwise.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || digits.len() > 19 {
+    if s.is_empty() || s.len() >= REDIS_LONG_STR_SIZE {
         return None;
     }
-    let mut v: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+    if s == b"0" {
+        return Some(0);
     }
-    Some(if neg { -v } else { v })
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    // The first digit is 1-9: this refuses "", "-", "-0", "01" and "+1".
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let v = digits_u64(digits)?;
+    if neg {
+        // -(i64::MIN) does not fit an i64, so negate in u64 space.
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
-/// Parses an unsigned decimal integer (memcached fields).
+/// Parses an unsigned decimal integer: plain digits (leading zeros allowed,
+/// as memcached allows them), at most 20 bytes, within u64.
 pub fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
+    if s.len() > 20 {
+        return None;
+    }
+    digits_u64(s)
+}
+
+/// memcached's 32-bit unsigned fields (flags).
+pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    parse_u64(s).and_then(|v| u32::try_from(v).ok())
+}
+
+/// memcached's 32-bit signed fields (exptime, the data length): an
+/// optional `-` and plain digits, within i32.
+pub fn parse_i32(s: &[u8]) -> Option<i32> {
+    match s.split_first() {
+        Some((b'-', rest)) => i32::try_from(0i64.checked_sub_unsigned(parse_u64(rest)?)?).ok(),
+        _ => i32::try_from(parse_u64(s)?).ok(),
+    }
+}
+
+/// One or more ASCII digits as a u64; `None` for anything else or overflow.
+fn digits_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
     let mut v: u64 = 0;
     for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+        let d = c.checked_sub(b'0').filter(|&d| d <= 9)?;
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(v)
 }
@@ -46,6 +86,8 @@ pub fn put_i64(out: &mut BytesMut, n: i64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut v = n.unsigned_abs();
+    // At most 20 digits fill the 20-byte buffer; `v % 10 < 10` fits a u8.
+    #[allow(clippy::arithmetic_side_effects)]
     loop {
         i -= 1;
         buf[i] = b'0' + (v % 10) as u8;
@@ -65,17 +107,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_strictly() {
+    fn parses_like_string2ll() {
         assert_eq!(parse_i64(b"0"), Some(0));
         assert_eq!(parse_i64(b"-1"), Some(-1));
+        assert_eq!(parse_i64(b"10"), Some(10));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_i64(b"9223372036854775808"), None);
-        for bad in [&b""[..], b"-", b"+1", b" 1", b"1 ", b"1a", b"--1"] {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"--1",
+            b"-0",
+            b"00",
+            b"01",
+            b"-01",
+            b"03",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"18446744073709551616",
+            b"000000000000000000001",
+        ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn memcached_fields() {
         assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_u64(b"18446744073709551616"), None);
-        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b"007"), Some(7), "memcached reads leading zeros as the same number");
+        for bad in [&b""[..], b"-1", b"+1", b"1 ", b" 1", b"0x1", b"000000000000000000001"] {
+            assert_eq!(parse_u64(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_i32(b"2147483647"), Some(i32::MAX));
+        assert_eq!(parse_i32(b"2147483648"), None);
+        assert_eq!(parse_i32(b"-2147483647"), Some(-i32::MAX));
+        assert_eq!(parse_i32(b"-2147483648"), Some(i32::MIN));
+        assert_eq!(parse_i32(b"-2147483649"), None);
+        assert_eq!(parse_i32(b"-0"), Some(0));
+        assert_eq!(parse_i32(b"-"), None);
+        assert_eq!(parse_i32(b"--1"), None);
+        assert_eq!(parse_i32(b"10000000000000000000"), None);
     }
 
     #[test]

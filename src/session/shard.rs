@@ -86,6 +86,8 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.max_request_bytes = shard.max_request_bytes;
     m.output = shard.client_output_limit;
     m.client_queue_limit = shard.client_queue_limit;
+    m.max_item_bytes = shard.max_item_bytes;
+    m.max_keys_per_request = shard.max_keys_per_request;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
     m.allow_scripts = shard.allow_scripts;

@@ -34,7 +34,8 @@ impl Iterator for KeyIndices {
             return None;
         }
         let i = self.next;
-        self.next += self.step;
+        // Past `end` (at most argc) the iterator is done either way.
+        self.next = self.next.saturating_add(self.step);
         Some(i)
     }
 }
@@ -46,13 +47,17 @@ pub fn key_indices(req: &Request, spec: Keys) -> KeyIndices {
     let argc = req.argc();
     let counted = |at: usize| -> Option<(usize, usize)> {
         let n = usize::try_from(parse_i64(req.arg(at))?).ok()?;
-        (n > 0 && at + n < argc).then_some((at + 1, at + 1 + n))
+        // The count is the client's: checked, it must end inside argv.
+        let first = at.checked_add(1)?;
+        let end = first.checked_add(n)?;
+        (n > 0 && end <= argc).then_some((first, end))
     };
     match spec {
         Keys::None => EMPTY,
         Keys::Range { first, last, step } => {
-            let last = if last < 0 { argc as isize + isize::from(last) } else { isize::from(last) };
-            let end = usize::try_from(last + 1).unwrap_or(0).min(argc);
+            let signed_argc = isize::try_from(argc).unwrap_or(isize::MAX);
+            let last = if last < 0 { signed_argc.saturating_add(isize::from(last)) } else { isize::from(last) };
+            let end = usize::try_from(last.saturating_add(1)).unwrap_or(0).min(argc);
             KeyIndices { lone: None, next: usize::from(first), end, step: usize::from(step.max(1)) }
         }
         Keys::NumKeys { at } => match counted(usize::from(at)) {
@@ -68,8 +73,14 @@ pub fn key_indices(req: &Request, spec: Keys) -> KeyIndices {
             // are skipped so that one named "streams" is not the marker.
             let from = if req.name().eq_ignore_ascii_case(b"XREADGROUP") { 4 } else { 1 };
             match (from..argc).find(|&i| req.arg(i).eq_ignore_ascii_case(b"STREAMS")) {
-                Some(at) if (argc - at - 1).is_multiple_of(2) && argc > at + 1 => {
-                    KeyIndices { lone: None, next: at + 1, end: at + 1 + (argc - at - 1) / 2, step: 1 }
+                Some(at) => {
+                    // `at < argc`: the arguments after STREAMS, keys then ids.
+                    let next = at.saturating_add(1);
+                    let rest = argc.saturating_sub(next);
+                    if rest == 0 || !rest.is_multiple_of(2) {
+                        return EMPTY;
+                    }
+                    KeyIndices { lone: None, next, end: next.saturating_add(rest / 2), step: 1 }
                 }
                 _ => EMPTY,
             }

@@ -55,7 +55,7 @@ pub fn parse_nodes(text: &str) -> Result<Vec<NodeLine>, ClusterParseError> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| line(l).map_err(|problem| ClusterParseError::Nodes { line: i + 1, problem }))
+        .map(|(i, l)| line(l).map_err(|problem| ClusterParseError::Nodes { line: i.saturating_add(1), problem }))
         .collect()
 }
 

@@ -8,12 +8,13 @@
 //! order, under one END.
 
 pub mod fanout;
+mod line;
 pub mod reply;
 pub mod request;
 
 pub use fanout::{merge_gets, split_get};
 pub use reply::{McReply, McReplyDecoder, McReplyKind};
-pub use request::{McCmd, McRequest, McRequestDecoder};
+pub use request::{McCmd, McRequest, McRequestDecoder, DEFAULT_MAX_ITEM_BYTES, MAX_ITEM_BYTES_LIMIT};
 
 /// Longest key memcached accepts.
 pub const MAX_KEY: usize = 250;

@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::protocol::num::parse_u64;
+use crate::protocol::num::{parse_u32, parse_u64};
 use crate::protocol::ProtoError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,17 @@ impl McReply {
     }
 }
 
+/// The largest data block a VALUE line may declare: memcached's own upper
+/// bound on its item size (`ITEM_SIZE_MAX_UPPER_LIMIT`, 1 GiB). A backend
+/// is trusted for its data, not its framing: a larger length is an error
+/// for that backend connection, never a wrapped sum.
+pub const MAX_VALUE_BYTES: usize = 1 << 30;
+/// The longest reply line taken from a backend. memcached's longest is a
+/// VALUE line of about 320 bytes (a 250-byte key and three numbers); its
+/// error lines are short. A backend that sends more without a newline is
+/// broken, and is not buffered without bound.
+pub const MAX_REPLY_LINE: usize = 8 << 10;
+
 /// Resumable reply decoder; one per backend connection.
 #[derive(Debug, Default)]
 pub struct McReplyDecoder {
@@ -59,34 +70,48 @@ pub struct McReplyDecoder {
     blocks: Vec<(u32, u32, u32, u32)>,
 }
 
+/// A reply offset as stored in `McReply::blocks`; a reply past 4 GiB is
+/// refused rather than truncated.
+fn off(n: usize) -> Result<u32, ProtoError> {
+    u32::try_from(n).map_err(|_| ProtoError::TooLarge { max: u32::MAX as usize })
+}
+
 impl McReplyDecoder {
     pub fn decode(&mut self, buf: &mut BytesMut, retrieval: bool) -> Result<Option<McReply>, ProtoError> {
         loop {
             if let Some(n) = self.data {
-                let end = self.pos + n;
-                if buf.len() < end + 2 {
+                // `n <= MAX_VALUE_BYTES` and `pos <= buf.len()`: no overflow,
+                // but checked all the same.
+                let end = self.pos.checked_add(n).ok_or(ProtoError::McBadData)?;
+                let after = end.checked_add(2).ok_or(ProtoError::McBadData)?;
+                if buf.len() < after {
                     return Ok(None);
                 }
-                if &buf[end..end + 2] != b"\r\n" {
+                if &buf[end..after] != b"\r\n" {
                     return Err(ProtoError::McBadData);
                 }
-                self.pos = end + 2;
+                self.pos = after;
                 if let Some(b) = self.blocks.last_mut() {
-                    b.3 = self.pos as u32;
+                    b.3 = off(after)?;
                 }
                 self.data = None;
             }
             let start = self.pos.max(self.scan).min(buf.len());
-            let Some(i) = memchr::memchr(b'\n', &buf[start..]) else {
+            let Some(nl) = memchr::memchr(b'\n', &buf[start..]).and_then(|i| start.checked_add(i)) else {
+                if buf.len().saturating_sub(self.pos) > MAX_REPLY_LINE {
+                    return Err(ProtoError::McBadLine);
+                }
                 self.scan = buf.len();
                 return Ok(None);
             };
-            let nl = start + i;
+            if nl.saturating_sub(self.pos) > MAX_REPLY_LINE {
+                return Err(ProtoError::McBadLine);
+            }
             self.scan = 0;
             let line_start = self.pos;
             let line = &buf[line_start..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.pos = nl + 1;
+            self.pos = nl.checked_add(1).ok_or(ProtoError::McBadLine)?;
             let error = line == b"ERROR" || line.starts_with(b"CLIENT_ERROR") || line.starts_with(b"SERVER_ERROR");
             let kind = if retrieval && !error {
                 if line == b"END" {
@@ -95,12 +120,17 @@ impl McReplyDecoder {
                     // VALUE <key> <flags> <bytes> [<cas>]
                     let mut f = rest.split(|&b| b == b' ').filter(|t| !t.is_empty());
                     let key = f.next().ok_or(ProtoError::McBadLine)?;
-                    let _flags = f.next().and_then(parse_u64).ok_or(ProtoError::McBadLine)?;
+                    let _flags = f.next().and_then(parse_u32).ok_or(ProtoError::McBadLine)?;
                     let len = f.next().and_then(parse_u64).ok_or(ProtoError::McBadLine)?;
-                    let ks = line_start + 6 + (key.as_ptr() as usize - rest.as_ptr() as usize);
-                    let ke = ks + key.len();
-                    self.blocks.push((ks as u32, ke as u32, line_start as u32, 0));
-                    self.data = Some(len as usize);
+                    let len = usize::try_from(len).ok().filter(|&l| l <= MAX_VALUE_BYTES);
+                    let len = len.ok_or(ProtoError::McBadLine)?;
+                    // The key's offset inside `rest`, then inside the reply.
+                    let in_rest = (key.as_ptr() as usize).checked_sub(rest.as_ptr() as usize);
+                    let ks = in_rest.and_then(|k| line_start.checked_add(6)?.checked_add(k));
+                    let ks = ks.ok_or(ProtoError::McBadLine)?;
+                    let ke = ks.checked_add(key.len()).ok_or(ProtoError::McBadLine)?;
+                    self.blocks.push((off(ks)?, off(ke)?, off(line_start)?, 0));
+                    self.data = Some(len);
                     continue;
                 } else {
                     return Err(ProtoError::McBadLine);
@@ -183,5 +213,30 @@ VERSION 1.6.21\r\nERROR\r\nCLIENT_ERROR bad\r\nSERVER_ERROR out of memory\r\n";
         assert!(dec.decode(&mut BytesMut::from(&b"VALUE a 0 1\r\nxyz\r\n"[..]), true).is_err());
         let mut dec = McReplyDecoder::default();
         assert!(dec.decode(&mut BytesMut::from(&b"VALUE a x 1\r\n"[..]), true).is_err());
+    }
+
+    /// The issue's crasher: a backend's VALUE length near u64::MAX wrapped
+    /// the block end in release builds and panicked on a slice index.
+    #[test]
+    fn huge_value_lengths_are_errors_not_wraps() {
+        for line in [
+            &b"VALUE k 0 18446744073709551582\r\n"[..],
+            b"VALUE k 0 18446744073709551615\r\n",
+            b"VALUE k 0 1073741825\r\n",
+            b"VALUE k 4294967296 1\r\n",
+            b"VALUE k -1 1\r\n",
+            b"VALUE k 0 -1\r\n",
+        ] {
+            let mut buf = BytesMut::from(line);
+            buf.extend_from_slice(b"x\r\nEND\r\n");
+            assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Err(ProtoError::McBadLine), "{line:?}");
+        }
+        // A line that never ends is refused once it passes the cap.
+        let mut buf = BytesMut::from(&b"VALUE k 0 1"[..]);
+        buf.extend(std::iter::repeat_n(b' ', MAX_REPLY_LINE));
+        assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Err(ProtoError::McBadLine));
+        // The largest length accepted waits for its data.
+        let mut buf = BytesMut::from(&b"VALUE k 4294967295 1073741824\r\nabc"[..]);
+        assert_eq!(McReplyDecoder::default().decode(&mut buf, true), Ok(None));
     }
 }

@@ -4,12 +4,13 @@
 //! commands, its data block and CRLF) and split off the buffer without
 //! copying; keys are ranges into it. A data block split across reads is
 //! waited for without re-parsing the command line. Lines end in `\r\n` or
-//! a bare `\n`, as memcached allows.
+//! a bare `\n`, as memcached allows. The line's fields are validated by
+//! `line` before anything is returned, and every length sum is checked:
+//! a request that is returned ends exactly where memcached would end it.
 
 use bytes::{Bytes, BytesMut};
 
-use super::MAX_KEY;
-use crate::protocol::num::parse_u64;
+use super::line::{parse_line, Line};
 use crate::protocol::ProtoError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub enum McCmd {
 }
 
 impl McCmd {
-    fn parse(word: &[u8]) -> Option<McCmd> {
+    pub(super) fn parse(word: &[u8]) -> Option<McCmd> {
         Some(match word {
             b"get" => McCmd::Get,
             b"gets" => McCmd::Gets,
@@ -94,10 +95,21 @@ impl McRequest {
     }
 }
 
+/// Longest command line memcached keeps waiting for, except get/gets:
+/// `try_read_command_ascii` closes a connection that buffered more than
+/// 2048 bytes without a newline unless the line is a multi-get. The longest
+/// valid storage line is about 320 bytes.
+pub const MAX_LINE: usize = 2048;
+/// memcached's default item size limit (`-I 1m`).
+pub const DEFAULT_MAX_ITEM_BYTES: usize = 1 << 20;
+/// The largest `-I` memcached takes (`ITEM_SIZE_MAX_UPPER_LIMIT`, 1 GiB).
+pub const MAX_ITEM_BYTES_LIMIT: usize = 1 << 30;
+
 /// Resumable request decoder; one per client connection.
 #[derive(Debug)]
 pub struct McRequestDecoder {
     max: usize,
+    max_item: usize,
     /// Where to resume looking for the line's `\n`.
     scan: usize,
     /// A parsed storage line waiting for its data: (request so far, total
@@ -106,8 +118,15 @@ pub struct McRequestDecoder {
 }
 
 impl McRequestDecoder {
-    pub fn new(max_request_bytes: usize) -> Self {
-        McRequestDecoder { max: max_request_bytes.min(u32::MAX as usize), scan: 0, pending: None }
+    /// `max_request_bytes` bounds a whole frame (capped at 4 GiB - 1, as
+    /// key offsets are u32); `max_item_bytes` bounds a data block.
+    pub fn new(max_request_bytes: usize, max_item_bytes: usize) -> Self {
+        McRequestDecoder {
+            max: max_request_bytes.min(u32::MAX as usize),
+            max_item: max_item_bytes.min(MAX_ITEM_BYTES_LIMIT),
+            scan: 0,
+            pending: None,
+        }
     }
 
     pub fn is_idle(&self) -> bool {
@@ -120,7 +139,8 @@ impl McRequestDecoder {
             if buf.len() < total {
                 return Ok(None);
             }
-            if &buf[total - 2..total] != b"\r\n" {
+            // `total` covers the line and at least the data's CRLF.
+            if buf.get(total.saturating_sub(2)..total) != Some(&b"\r\n"[..]) {
                 return Err(ProtoError::McBadData);
             }
             let (mut req, _) = self.pending.take().unwrap_or_else(|| unreachable!());
@@ -128,7 +148,10 @@ impl McRequestDecoder {
             return Ok(Some(req));
         }
         let start = self.scan.min(buf.len());
-        let Some(i) = memchr::memchr(b'\n', &buf[start..]) else {
+        let Some(nl) = memchr::memchr(b'\n', &buf[start..]).and_then(|i| start.checked_add(i)) else {
+            if buf.len() > MAX_LINE && !is_multi_get(buf) {
+                return Err(ProtoError::McLineTooLong);
+            }
             if buf.len() > self.max {
                 return Err(ProtoError::TooLarge { max: self.max });
             }
@@ -136,20 +159,29 @@ impl McRequestDecoder {
             return Ok(None);
         };
         self.scan = 0;
-        let nl = start + i;
-        let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-        let (req, data_len) = parse_line(&buf[..line_end])?;
-        match data_len {
+        let line = &buf[..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // `nl` counts the CR too: memcached may have seen those bytes
+        // arrive without their LF.
+        if nl > MAX_LINE && !is_multi_get(line) {
+            return Err(ProtoError::McLineTooLong);
+        }
+        let line_len = nl.checked_add(1).ok_or(ProtoError::TooLarge { max: self.max })?;
+        if line_len > self.max {
+            return Err(ProtoError::TooLarge { max: self.max });
+        }
+        let Line { cmd, keys, noreply, data } = parse_line(line, self.max_item)?;
+        let req = McRequest { raw: Bytes::new(), cmd, keys, noreply };
+        match data {
             None => {
                 let mut req = req;
-                req.raw = buf.split_to(nl + 1).freeze();
+                req.raw = buf.split_to(line_len).freeze();
                 Ok(Some(req))
             }
             Some(n) => {
-                let total = nl + 1 + n + 2;
-                if total > self.max {
-                    return Err(ProtoError::TooLarge { max: self.max });
-                }
+                // line + data + CRLF, checked: `n` came off the wire.
+                let total = line_len.checked_add(n).and_then(|t| t.checked_add(2));
+                let total = total.filter(|&t| t <= self.max).ok_or(ProtoError::TooLarge { max: self.max })?;
                 self.pending = Some((req, total));
                 self.decode(buf)
             }
@@ -157,64 +189,10 @@ impl McRequestDecoder {
     }
 }
 
-/// Parses a command line; returns the request (keys located in `line`,
-/// which is the front of the frame) and the data block length, if any.
-fn parse_line(line: &[u8]) -> Result<(McRequest, Option<usize>), ProtoError> {
-    let mut toks = Vec::with_capacity(8);
-    let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i] == b' ' {
-            i += 1;
-        }
-        let s = i;
-        while i < line.len() && line[i] != b' ' {
-            i += 1;
-        }
-        if i > s {
-            toks.push((s, i));
-        }
-    }
-    let tok = |k: usize| toks.get(k).map(|&(s, e)| &line[s..e]);
-    let cmd = McCmd::parse(tok(0).ok_or(ProtoError::McUnknown)?).ok_or(ProtoError::McUnknown)?;
-    let n = toks.len();
-    let noreply = |at: usize| -> Result<bool, ProtoError> {
-        match n {
-            _ if n == at => Ok(false),
-            _ if n == at + 1 && tok(at) == Some(b"noreply") => Ok(true),
-            _ => Err(ProtoError::McBadLine),
-        }
-    };
-    let num = |k: usize| tok(k).and_then(parse_u64).ok_or(ProtoError::McBadLine);
-    let (nkeys, noreply, data) = match cmd {
-        McCmd::Get | McCmd::Gets if n >= 2 => (n - 1, false, None),
-        McCmd::Quit | McCmd::Version if n == 1 => (0, false, None),
-        McCmd::Cas if n >= 6 => {
-            let (_, _, len, _) = (num(2)?, num(3)?, num(4)?, num(5)?);
-            (1, noreply(6)?, Some(len as usize))
-        }
-        c if c.is_storage() && c != McCmd::Cas && n >= 5 => {
-            let (_, _, len) = (num(2)?, num(3)?, num(4)?);
-            (1, noreply(5)?, Some(len as usize))
-        }
-        McCmd::Delete if n >= 2 => {
-            // `delete <key> [0] [noreply]`: the old hold time must be 0.
-            let at = if tok(2) == Some(b"0") { 3 } else { 2 };
-            (1, noreply(at)?, None)
-        }
-        McCmd::Incr | McCmd::Decr | McCmd::Touch if n >= 3 => {
-            num(2)?;
-            (1, noreply(3)?, None)
-        }
-        _ => return Err(ProtoError::McBadLine),
-    };
-    let mut keys = Vec::with_capacity(nkeys);
-    for &(s, e) in &toks[1..1 + nkeys] {
-        if e - s > MAX_KEY {
-            return Err(ProtoError::McKeyTooLong);
-        }
-        keys.push((s as u32, e as u32));
-    }
-    Ok((McRequest { raw: Bytes::new(), cmd, keys, noreply }, data))
+/// A line memcached lets grow past `MAX_LINE`: one that starts with
+/// `get ` or `gets ` (Puerta allows no leading spaces there).
+fn is_multi_get(line: &[u8]) -> bool {
+    line.starts_with(b"get ") || line.starts_with(b"gets ")
 }
 
 #[cfg(test)]

@@ -25,13 +25,15 @@ pub struct Request<'a> {
 }
 
 fn i32_at(b: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    Some(i32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
+/// The NUL-terminated UTF-8 string at `at`, and where the next field
+/// starts; `None` if there is no NUL inside `b`.
 fn cstr_at(b: &[u8], at: usize) -> Option<(&str, usize)> {
     let rest = b.get(at..)?;
     let end = memchr0(rest)?;
-    Some((std::str::from_utf8(&rest[..end]).ok()?, at + end + 1))
+    Some((std::str::from_utf8(&rest[..end]).ok()?, at.checked_add(end)?.checked_add(1)?))
 }
 
 fn memchr0(b: &[u8]) -> Option<usize> {
@@ -42,9 +44,11 @@ fn memchr0(b: &[u8]) -> Option<usize> {
 /// document if it lies inside `b`.
 fn first_key(b: &[u8], at: usize) -> (Option<&str>, Option<&RawDocument>) {
     let Some(len) = i32_at(b, at) else { return (None, None) };
-    let name = match b.get(at + 4) {
+    // `i32_at` read 4 bytes at `at`, so `at + 4` is inside `b`.
+    let (type_at, key_at) = (at.saturating_add(4), at.saturating_add(5));
+    let name = match b.get(type_at) {
         Some(0) | None => None,
-        Some(_) => cstr_at(b, at + 5).map(|(k, _)| k),
+        Some(_) => cstr_at(b, key_at).map(|(k, _)| k),
     };
     let doc = usize::try_from(len)
         .ok()
@@ -73,7 +77,7 @@ pub fn parse_request(op_code: i32, body: &[u8]) -> Request<'_> {
             // flags, fullCollectionName, numberToSkip, numberToReturn, query.
             let Some((coll, at)) = cstr_at(body, 4) else { return r };
             r.db = coll.split('.').next();
-            let (name, doc) = first_key(body, at + 8);
+            let (name, doc) = first_key(body, at.saturating_add(8));
             // A legacy query wraps the command as {$query: {...}} at times.
             r.command = name;
             r.doc = doc;
@@ -206,6 +210,32 @@ pub(crate) mod tests {
         assert_eq!((m.app_name, m.driver_name.as_deref()), (None, Some("nodejs")));
         let b = op_msg_body(0, &doc! {"ping": 1, "$db": "admin"});
         assert_eq!(hello_meta(&parse_request(OP_MSG, &b)), None);
+    }
+
+    /// BSON lengths and C strings that lie: negative, past the end, near
+    /// i32::MAX, unterminated. Nothing panics and nothing is read past the
+    /// captured bytes.
+    #[test]
+    fn lying_lengths_and_unterminated_strings() {
+        let good = op_msg_body(0, &doc! {"find": "users", "$db": "shop"});
+        for len in [-1i32, 0, 4, 5, i32::MAX, i32::MIN, good.len() as i32] {
+            let mut b = good.clone();
+            b[5..9].copy_from_slice(&len.to_le_bytes());
+            let r = parse_request(OP_MSG, &b);
+            assert_eq!(r.command, Some("find"), "the name needs no length ({len})");
+            assert_eq!(r.doc, None, "a document whose length lies is not a document ({len})");
+        }
+        // A key with no NUL after it, in OP_MSG and OP_QUERY.
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 40, 0, 0, 0, 2, b'f', b'i']);
+        assert_eq!(parse_request(OP_MSG, &b).command, None);
+        let mut q = 0i32.to_le_bytes().to_vec();
+        q.extend_from_slice(b"admin.$cmd");
+        assert_eq!(parse_request(OP_QUERY, &q), Request { op_code: OP_QUERY, ..Request::default() });
+        q.push(0);
+        q.extend_from_slice(&[0; 7]);
+        assert_eq!(parse_request(OP_QUERY, &q).command, None, "query document cut short");
+        assert_eq!(msg_flags(OP_MSG, &[1, 2, 3]), 0);
     }
 
     #[test]

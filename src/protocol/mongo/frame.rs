@@ -64,10 +64,14 @@ impl Framer {
                         continue;
                     }
                 }
-                let n = (HEADER_LEN - self.hdr_len).min(data.len());
-                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&data[..n]);
-                self.hdr_len += n;
-                data = &data[n..];
+                // `hdr_len < HEADER_LEN` here; `n` fills at most the rest.
+                let n = HEADER_LEN.saturating_sub(self.hdr_len).min(data.len());
+                let (head, rest) = data.split_at(n);
+                if let Some(dst) = self.hdr.get_mut(self.hdr_len..).and_then(|d| d.get_mut(..n)) {
+                    dst.copy_from_slice(head);
+                }
+                self.hdr_len = self.hdr_len.saturating_add(n);
+                data = rest;
                 if self.hdr_len < HEADER_LEN {
                     return Ok(());
                 }
@@ -80,7 +84,7 @@ impl Framer {
             let n = self.left.min(data.len());
             let want = self.capture.saturating_sub(self.body.len()).min(n);
             self.body.extend_from_slice(&data[..want]);
-            self.left -= n;
+            self.left = self.left.saturating_sub(n); // n <= left
             data = &data[n..];
             if self.left == 0 {
                 if let Some(h) = self.cur.take() {
@@ -106,6 +110,7 @@ impl Framer {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on constants
 mod tests {
     use super::*;
     use crate::protocol::mongo::header::OP_MSG;

@@ -43,19 +43,23 @@ impl Header {
     /// Parses and checks a header; `None` if fewer than 16 bytes are given.
     pub fn parse(b: &[u8], max: u32) -> Option<Result<Header, FrameError>> {
         let b: &[u8; HEADER_LEN] = b.get(..HEADER_LEN)?.try_into().ok()?;
-        let i = |o: usize| i32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let length = i(0);
+        let [l0, l1, l2, l3, q0, q1, q2, q3, r0, r1, r2, r3, o0, o1, o2, o3] = *b;
+        let length = i32::from_le_bytes([l0, l1, l2, l3]);
+        let i = |w: [u8; 4]| i32::from_le_bytes(w);
         if length < HEADER_LEN as i32 {
             return Some(Err(FrameError::Short(length)));
         }
         if length as u32 > max {
             return Some(Err(FrameError::Oversized { length, max }));
         }
-        Some(Ok(Header { length: length as u32, request_id: i(4), response_to: i(8), op_code: i(12) }))
+        let (request_id, response_to, op_code) = (i([q0, q1, q2, q3]), i([r0, r1, r2, r3]), i([o0, o1, o2, o3]));
+        Some(Ok(Header { length: length as u32, request_id, response_to, op_code }))
     }
 
+    /// Body bytes after the header (0 for a hand-built header shorter than
+    /// the header itself; `parse` never returns one).
     pub fn body_len(&self) -> usize {
-        self.length as usize - HEADER_LEN
+        (self.length as usize).saturating_sub(HEADER_LEN)
     }
 
     /// Appends the encoded header.
@@ -108,5 +112,20 @@ mod tests {
         );
         assert!(Header::parse(&raw(100, OP_MSG), 100).unwrap().is_ok());
         assert!(Header::parse(&raw(16, OP_MSG), 100).unwrap().is_ok());
+    }
+
+    /// messageLength at 0, the limit, limit + 1, negative and huge, with
+    /// mongos's own limit (48,000,000).
+    #[test]
+    fn message_length_boundaries() {
+        let max = DEFAULT_MAX_MESSAGE;
+        let at = |len: i32| Header::parse(&raw(len, OP_MSG), max).unwrap();
+        assert_eq!(at(0), Err(FrameError::Short(0)));
+        assert_eq!(at(i32::MIN), Err(FrameError::Short(i32::MIN)));
+        assert_eq!(at(48_000_000).map(|h| h.body_len()), Ok(48_000_000 - 16));
+        assert_eq!(at(48_000_001), Err(FrameError::Oversized { length: 48_000_001, max }));
+        assert_eq!(at(i32::MAX), Err(FrameError::Oversized { length: i32::MAX, max }));
+        // A hand-built header shorter than a header has no body, no wrap.
+        assert_eq!(Header { length: 3, ..Header::default() }.body_len(), 0);
     }
 }

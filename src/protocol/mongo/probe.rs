@@ -39,8 +39,15 @@ pub fn is_master_op_query() -> Vec<u8> {
 }
 
 fn frame(op_code: i32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    let h = Header { length: (HEADER_LEN + body.len()) as u32, request_id: PROBE_REQUEST_ID, response_to: 0, op_code };
+    // Our own small, fixed probe documents: far below u32::MAX.
+    let len = HEADER_LEN.saturating_add(body.len());
+    let mut out = Vec::with_capacity(len);
+    let h = Header {
+        length: u32::try_from(len).unwrap_or(u32::MAX),
+        request_id: PROBE_REQUEST_ID,
+        response_to: 0,
+        op_code,
+    };
     h.write(&mut out);
     out.extend_from_slice(body);
     out
@@ -110,6 +117,7 @@ pub fn judge(r: &HelloReply, require_mongos: bool, min_wire_version: i32) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on constants
 mod tests {
     use super::*;
     use bson::oid::ObjectId;

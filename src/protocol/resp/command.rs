@@ -184,7 +184,7 @@ pub fn check(name: &[u8], argc: usize, numkeys: impl FnOnce() -> Option<i64>) ->
     }
     if spec.kind == Kind::Eval {
         match numkeys() {
-            Some(n) if n >= 1 && n <= argc as i64 - 3 => {}
+            Some(n) if n >= 1 && n <= i64::from(argc).saturating_sub(3) => {}
             _ => return Check::WrongArity(spec),
         }
     }

@@ -38,7 +38,7 @@ pub fn integer(n: i64) -> Bytes {
 
 /// `-<text>\r\n`; `text` carries its own prefix word (`ERR ...`, `NOAUTH ...`).
 pub fn error(text: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(text.len() + 3);
+    let mut out = BytesMut::with_capacity(text.len().saturating_add(3));
     out.put_u8(b'-');
     // A CR or LF inside would end the line early and desync the client.
     out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));

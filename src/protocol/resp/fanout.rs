@@ -10,7 +10,12 @@
 //! - a request whose keys all land on one server is forwarded unchanged
 //!   (one fragment holding the original bytes, no re-encoding);
 //! - merging never reorders: element `i` of a merged MGET is the reply for
-//!   the client's key `i`. The first error (in fragment order) wins.
+//!   the client's key `i`. The first error (in fragment order) wins;
+//! - grouping takes time linear in the number of keys (times log of the
+//!   number of groups), whatever the number of servers or slots: a 100k-key
+//!   MGET over 16384 slots must not stall a worker.
+
+use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
@@ -28,6 +33,45 @@ pub struct Fragment {
     pub request: Bytes,
     /// Client key positions (0-based, among the keys) carried by this part.
     pub keys: Vec<u32>,
+}
+
+/// Keys one request may name by default (`max_keys_per_request`).
+pub const DEFAULT_MAX_KEYS_PER_REQUEST: usize = 100_000;
+
+/// Groups scanned linearly before `Groups` builds an index: few servers is
+/// the common case, and a scan of a handful allocates nothing.
+const LINEAR_GROUPS: usize = 16;
+
+/// Key positions grouped by server, in order of each server's first key.
+#[derive(Debug, Default)]
+pub(crate) struct Groups {
+    pub groups: Vec<(u32, Vec<u32>)>,
+    /// server -> index in `groups`, once there are more than `LINEAR_GROUPS`.
+    index: Option<BTreeMap<u32, usize>>,
+}
+
+impl Groups {
+    pub fn add(&mut self, server: u32, key: u32) {
+        let at = match &mut self.index {
+            Some(index) => index.get(&server).copied(),
+            None => self.groups.iter().position(|(s, _)| *s == server),
+        };
+        if let Some(keys) = at.and_then(|i| self.groups.get_mut(i)) {
+            keys.1.push(key);
+            return;
+        }
+        let i = self.groups.len();
+        self.groups.push((server, vec![key]));
+        match &mut self.index {
+            Some(index) => {
+                index.insert(server, i);
+            }
+            None if self.groups.len() > LINEAR_GROUPS => {
+                self.index = Some(self.groups.iter().enumerate().map(|(i, (s, _))| (*s, i)).collect());
+            }
+            None => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -51,16 +95,16 @@ pub fn split(
         Kind::NoKey => return one(req, route(b"")),
         _ => return one(req, route(req.arg(1))),
     };
-    // (server, key positions) in order of first appearance.
-    let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
-    let nkeys = (req.argc() - first) / step;
-    for k in 0..nkeys {
-        let server = route(req.arg(first + k * step)).ok_or(SplitError::NoServer)?;
-        match groups.iter_mut().find(|(s, _)| *s == server) {
-            Some((_, keys)) => keys.push(k as u32),
-            None => groups.push((server, vec![k as u32])),
-        }
+    // (server, key positions) in order of first appearance. Key positions
+    // fit u32: a request has at most 1M arguments (`RequestDecoder`).
+    // A trailing key without its value (MSET's odd arity) is left out.
+    let nkeys = req.argc().saturating_sub(first).checked_div(step).unwrap_or(0);
+    let mut groups = Groups::default();
+    for (k, key) in req.args().skip(first).step_by(step).take(nkeys).enumerate() {
+        let server = route(key).ok_or(SplitError::NoServer)?;
+        groups.add(server, u32::try_from(k).unwrap_or(u32::MAX));
     }
+    let mut groups = groups.groups;
     if groups.len() == 1 {
         let (server, keys) = groups.pop().unwrap_or_default();
         return Ok(vec![Fragment { server, request: req.raw().clone(), keys }]);
@@ -69,11 +113,14 @@ pub fn split(
         .into_iter()
         .map(|(server, keys)| {
             let mut out = BytesMut::new();
-            put_header(&mut out, b'*', (1 + keys.len() * step) as i64);
+            // Bounded by argc, itself at most 1M: no overflow.
+            let argc = keys.len().saturating_mul(step).saturating_add(1);
+            put_header(&mut out, b'*', i64::try_from(argc).unwrap_or(i64::MAX));
             put_bulk(&mut out, req.name());
             for &k in &keys {
+                let at = (k as usize).saturating_mul(step).saturating_add(first);
                 for j in 0..step {
-                    put_bulk(&mut out, req.arg(first + k as usize * step + j));
+                    put_bulk(&mut out, req.arg(at.saturating_add(j)));
                 }
             }
             Fragment { server, request: out.freeze(), keys }
@@ -144,5 +191,6 @@ fn invalid() -> Bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test arithmetic on constants
 #[path = "fanout_tests.rs"]
 mod tests;

@@ -86,3 +86,29 @@ fn single_key_kinds_route_by_their_key() {
     assert_eq!(nokey[0].server, 7, "keyless commands route by the empty key");
     assert_eq!(split(&req(&["GET", "zz"]), Kind::Single, |_| None), Err(SplitError::NoServer));
 }
+
+/// More servers than `Groups` scans linearly: fragments still come in the
+/// order of each server's first key, and keys keep their order inside.
+#[test]
+fn many_groups_keep_first_appearance_order() {
+    let keys: Vec<String> = (0..200).map(|i| format!("{}", (i * 7) % 40)).collect();
+    let mut args = vec!["MGET"];
+    args.extend(keys.iter().map(String::as_str));
+    let route = |k: &[u8]| std::str::from_utf8(k).ok()?.parse::<u32>().ok();
+    let f = split(&req(&args), Kind::MultiKey(Merge::Array), route).unwrap();
+    assert_eq!(f.len(), 40);
+    let firsts: Vec<u32> = f.iter().map(|f| f.server).collect();
+    let mut want = Vec::new();
+    for k in &keys {
+        let s: u32 = k.parse().unwrap();
+        if !want.contains(&s) {
+            want.push(s);
+        }
+    }
+    assert_eq!(firsts, want);
+    for frag in &f {
+        assert!(frag.keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(frag.keys.iter().all(|&k| keys[k as usize].parse::<u32>().unwrap() == frag.server));
+    }
+    assert_eq!(f.iter().map(|f| f.keys.len()).sum::<usize>(), 200);
+}

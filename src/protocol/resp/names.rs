@@ -27,6 +27,9 @@ impl NameIndex {
     /// are left out rather than looping forever.
     pub fn build<'a>(names: impl Iterator<Item = &'a str>) -> NameIndex {
         let mut slots = Box::new([0u16; SIZE]);
+        // Built once from the static command tables, never from input:
+        // `SIZE` is a u16-sized power of two, so no step below overflows.
+        #[allow(clippy::arithmetic_side_effects)]
         for (i, name) in names.enumerate().take(SIZE - 1) {
             let mut at = fold_hash(name.as_bytes()) % SIZE;
             while slots[at] != 0 {
@@ -46,7 +49,7 @@ impl NameIndex {
             if name_at(row)?.as_bytes().eq_ignore_ascii_case(name) {
                 return Some(row);
             }
-            at = (at + 1) % SIZE;
+            at = at.wrapping_add(1) % SIZE;
         }
     }
 }

@@ -6,11 +6,20 @@
 //! requests in order and merged. It keeps an explicit stack of open arrays
 //! (no recursion, so hostile nesting cannot overflow the thread stack) and
 //! resumes mid-frame without re-scanning.
+//!
+//! A backend is trusted for its data, not its framing: every length it
+//! declares is checked (`MAX_REPLY_BULK`) and every position sum is checked
+//! arithmetic, so a broken or hostile server gets its connection closed
+//! (an `Err`), never a panic or a wrapped index.
 
 use bytes::{Bytes, BytesMut};
 
 use crate::protocol::num::parse_i64;
 use crate::protocol::ProtoError;
+
+/// The largest bulk reply length taken from a backend (1 TiB): far above
+/// any value Redis stores, far below where a position sum could overflow.
+pub const MAX_REPLY_BULK: u64 = 1 << 40;
 
 /// The top-level shape of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +52,15 @@ impl Reply {
     pub fn elements(&self) -> Vec<Bytes> {
         let ReplyKind::Array(n) = self.kind else { return Vec::new() };
         let mut out = Vec::with_capacity(n as usize);
-        let Some(hdr) = memchr::memchr(b'\n', &self.raw) else { return out };
-        let mut at = hdr + 1;
+        let Some(mut at) = memchr::memchr(b'\n', &self.raw).and_then(|i| i.checked_add(1)) else { return out };
         let mut dec = ReplyDecoder::default();
         while out.len() < n as usize {
-            match dec.frame_len(&self.raw[at..]) {
+            let rest = self.raw.get(at..).unwrap_or_default();
+            match dec.frame_len(rest) {
                 Ok(Some((len, _))) => {
-                    out.push(self.raw.slice(at..at + len));
-                    at += len;
+                    let Some(end) = at.checked_add(len) else { break };
+                    out.push(self.raw.slice(at..end));
+                    at = end;
                 }
                 // `raw` was validated when it was decoded.
                 _ => break,
@@ -87,14 +97,15 @@ impl ReplyDecoder {
     pub fn frame_len(&mut self, buf: &[u8]) -> Result<Option<(usize, ReplyKind)>, ProtoError> {
         loop {
             if let Some(len) = self.bulk {
-                let end = self.pos + len;
-                if buf.len() < end + 2 {
+                let end = self.pos.checked_add(len).ok_or(ProtoError::BulkLen)?;
+                let after = end.checked_add(2).ok_or(ProtoError::BulkLen)?;
+                if buf.len() < after {
                     return Ok(None);
                 }
-                if &buf[end..end + 2] != b"\r\n" {
+                if &buf[end..after] != b"\r\n" {
                     return Err(ProtoError::MissingCrlf);
                 }
-                self.pos = end + 2;
+                self.pos = after;
                 self.bulk = None;
                 if let Some(done) = self.element_done() {
                     return Ok(Some(done));
@@ -102,21 +113,24 @@ impl ReplyDecoder {
                 continue;
             }
             let Some(&t) = buf.get(self.pos) else { return Ok(None) };
-            let start = (self.pos + 1).max(self.scan);
-            let Some(i) = memchr::memchr(b'\r', buf.get(start..).unwrap_or(&[])) else {
+            // `pos < buf.len()`, so `pos + 1` cannot overflow.
+            let line_start = self.pos.saturating_add(1);
+            let start = line_start.max(self.scan);
+            let Some(cr) = memchr::memchr(b'\r', buf.get(start..).unwrap_or(&[])).and_then(|i| start.checked_add(i))
+            else {
                 self.scan = buf.len();
                 return Ok(None);
             };
-            let cr = start + i;
-            if cr + 1 >= buf.len() {
-                self.scan = cr;
-                return Ok(None);
+            match buf.get(cr.saturating_add(1)) {
+                None => {
+                    self.scan = cr;
+                    return Ok(None);
+                }
+                Some(b'\n') => {}
+                Some(&got) => return Err(ProtoError::Expected { expected: '\n', got: got as char }),
             }
-            if buf[cr + 1] != b'\n' {
-                return Err(ProtoError::Expected { expected: '\n', got: buf[cr + 1] as char });
-            }
-            let line = &buf[self.pos + 1..cr];
-            self.pos = cr + 2;
+            let line = &buf[line_start..cr];
+            self.pos = cr.saturating_add(2);
             self.scan = 0;
             let kind = match t {
                 b'+' => ReplyKind::Status,
@@ -124,11 +138,12 @@ impl ReplyDecoder {
                 b':' => ReplyKind::Integer(parse_i64(line).ok_or(ProtoError::Integer)?),
                 b'$' => match parse_i64(line).ok_or(ProtoError::BulkLen)? {
                     -1 => ReplyKind::Nil,
-                    n if n >= 0 => {
-                        self.bulk = Some(n as usize);
+                    n => {
+                        let n = u64::try_from(n).ok().filter(|&n| n <= MAX_REPLY_BULK);
+                        let n = n.and_then(|n| usize::try_from(n).ok()).ok_or(ProtoError::BulkLen)?;
+                        self.bulk = Some(n);
                         ReplyKind::Bulk
                     }
-                    _ => return Err(ProtoError::BulkLen),
                 },
                 b'*' => match parse_i64(line).ok_or(ProtoError::ArrayLen)? {
                     -1 => ReplyKind::NilArray,
@@ -156,7 +171,8 @@ impl ReplyDecoder {
     /// arrays and returns the frame once the top level is complete.
     fn element_done(&mut self) -> Option<(usize, ReplyKind)> {
         while let Some(left) = self.stack.last_mut() {
-            *left -= 1;
+            // Only counts above zero are pushed.
+            *left = left.saturating_sub(1);
             if *left > 0 {
                 return None;
             }
@@ -233,6 +249,11 @@ mod tests {
             (b"$-2\r\n", ProtoError::BulkLen),
             (b"*-5\r\n", ProtoError::ArrayLen),
             (b"$1\r\nab\r\n", ProtoError::MissingCrlf),
+            // Lengths that wrapped the data end before checked arithmetic.
+            (b"$9223372036854775807\r\n", ProtoError::BulkLen),
+            (b"$1099511627777\r\n", ProtoError::BulkLen),
+            (b"$01\r\na\r\n", ProtoError::BulkLen),
+            (b"*4294967296\r\n", ProtoError::ArrayLen),
             (b"+OK\rx", ProtoError::Expected { expected: '\n', got: 'x' }),
         ] {
             assert_eq!(ReplyDecoder::default().decode(&mut BytesMut::from(bad)), Err(e), "{bad:?}");

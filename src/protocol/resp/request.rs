@@ -9,20 +9,35 @@
 //! - every `Request` holds RESP-encoded bytes (inline commands are
 //!   re-encoded), so it can be forwarded as is;
 //! - a frame (or the size it declares) over `max` bytes is an error as soon
-//!   as that is known, before its data is buffered.
+//!   as that is known, before its data is buffered;
+//! - numbers are read as Redis's `string2ll` reads them, and a request is
+//!   returned only if Redis 7.0 would accept it and end it at the same byte
+//!   (`processMultibulkBuffer`): `*` counts up to `MAX_ARGS` (Redis: up to
+//!   INT_MAX; `*0` and negative counts are skipped, as Redis skips them),
+//!   `$` lengths 0 to 512 MiB (`proto-max-bulk-len`). Redis also takes any
+//!   byte after a `\r` and any two bytes after bulk data; Puerta wants
+//!   `\r\n`. What Redis would refuse never reaches a backend: on a shared
+//!   connection, Redis's protocol error would close it for every client.
 
 use bytes::{Bytes, BytesMut};
 
 use super::encode;
 use super::inline::split_args;
-use crate::protocol::num::parse_i64;
+use crate::protocol::num::{parse_i64, REDIS_LONG_STR_SIZE};
 use crate::protocol::ProtoError;
 
 /// Redis's own `proto-max-bulk-len` default: 512 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 512 << 20;
-/// Longest inline line or header line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
+/// Longest inline line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
 const MAX_LINE: usize = 64 * 1024;
-/// Most arguments in one multibulk request (Redis: 1024*1024).
+/// Longest `*`/`$` header line, type byte excluded, that can still hold a
+/// valid number: `string2ll` refuses 21 bytes or more (`LONG_STR_SIZE`).
+/// Redis waits up to 64 KiB for the CR before it says so; Puerta knows at
+/// the 21st byte that the line cannot be valid.
+const MAX_HEADER: usize = REDIS_LONG_STR_SIZE - 1;
+/// Most arguments in one multibulk request. Redis 7 takes up to INT_MAX
+/// (memory permitting); Puerta refuses more than 1M, which bounds the
+/// argument table a client can make it build.
 const MAX_ARGS: i64 = 1024 * 1024;
 
 /// One client command, RESP encoded, with its arguments located in `raw`.
@@ -38,12 +53,18 @@ impl Request {
     pub fn from_args<'a>(args: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Request {
         let raw = encode::command(args.clone());
         let mut ranges = Vec::with_capacity(args.len());
-        // Locate each argument after its `$<len>\r\n` header.
-        let mut pos = memchr::memchr(b'\n', &raw).map_or(0, |i| i + 1);
+        // Locate each argument after its `$<len>\r\n` header. `raw` is our
+        // own encoding of in-memory arguments: the sums cannot overflow.
+        let line_after = |from: usize| {
+            let rest = raw.get(from..).unwrap_or_default();
+            memchr::memchr(b'\n', rest).map_or(from, |i| from.saturating_add(i).saturating_add(1))
+        };
+        let mut pos = line_after(0);
         for a in args {
-            let hdr_end = pos + memchr::memchr(b'\n', &raw[pos..]).map_or(0, |i| i + 1);
-            ranges.push((hdr_end as u32, (hdr_end + a.len()) as u32));
-            pos = hdr_end + a.len() + 2;
+            let start = line_after(pos);
+            let end = start.saturating_add(a.len());
+            ranges.push((start as u32, end as u32));
+            pos = end.saturating_add(2);
         }
         Request { raw, args: ranges }
     }
@@ -131,23 +152,27 @@ impl RequestDecoder {
                             Step::Incomplete => return Ok(None),
                         }
                     }
-                    let Some(cr) = self.line_end(buf, 1, ProtoError::ArrayLen)? else { return Ok(None) };
+                    let Some(cr) = self.header_end(buf, 0, ProtoError::ArrayLen)? else { return Ok(None) };
                     let n = parse_i64(&buf[1..cr]).ok_or(ProtoError::ArrayLen)?;
                     if n > MAX_ARGS {
                         return Err(ProtoError::ArrayLen);
                     }
-                    if n <= 0 {
-                        // Redis ignores `*0` and `*-1` requests: no reply.
-                        let _ = buf.split_to(cr + 2);
-                        self.reset();
-                        continue;
+                    let next = crlf_end(cr)?;
+                    match u32::try_from(n) {
+                        Ok(n) if n > 0 => {
+                            self.pos = next;
+                            self.scan = 0;
+                            self.args.clear();
+                            // Declared counts are untrusted: grow as arguments arrive.
+                            self.args.reserve((n as usize).min(64));
+                            self.state = State::Args { left: n };
+                        }
+                        // Redis skips `*0` and negative counts: no reply.
+                        _ => {
+                            let _ = buf.split_to(next);
+                            self.reset();
+                        }
                     }
-                    self.pos = cr + 2;
-                    self.scan = 0;
-                    self.args.clear();
-                    // Declared counts are untrusted: grow as arguments arrive.
-                    self.args.reserve((n as usize).min(64));
-                    self.state = State::Args { left: n as u32 };
                 }
                 State::Args { left: 0 } => {
                     let raw = buf.split_to(self.pos).freeze();
@@ -160,54 +185,60 @@ impl RequestDecoder {
                     if c != b'$' {
                         return Err(ProtoError::Expected { expected: '$', got: c as char });
                     }
-                    let Some(cr) = self.line_end(buf, self.pos + 1, ProtoError::BulkLen)? else {
+                    let Some(cr) = self.header_end(buf, self.pos, ProtoError::BulkLen)? else {
                         return Ok(None);
                     };
-                    let len = parse_i64(&buf[self.pos + 1..cr]).ok_or(ProtoError::BulkLen)?;
-                    if !(0..=DEFAULT_MAX_REQUEST_BYTES as i64).contains(&len) {
-                        return Err(ProtoError::BulkLen);
-                    }
+                    let digits = buf.get(self.pos.saturating_add(1)..cr).unwrap_or_default();
+                    let len = parse_i64(digits).ok_or(ProtoError::BulkLen)?;
+                    let len = u32::try_from(len)
+                        .ok()
+                        .filter(|&l| l as usize <= DEFAULT_MAX_REQUEST_BYTES)
+                        .ok_or(ProtoError::BulkLen)?;
                     // Declared size known: refuse now rather than buffer it.
-                    if cr + 2 + len as usize + 2 > self.max {
+                    let data = crlf_end(cr)?;
+                    let frame = data.checked_add(len as usize).and_then(|e| e.checked_add(2));
+                    if frame.is_none_or(|f| f > self.max) {
                         return Err(ProtoError::TooLarge { max: self.max });
                     }
-                    self.pos = cr + 2;
+                    self.pos = data;
                     self.scan = 0;
-                    self.state = State::Bulk { len: len as u32, left };
+                    self.state = State::Bulk { len, left };
                 }
                 State::Bulk { len, left } => {
-                    let end = self.pos + len as usize;
-                    if buf.len() < end + 2 {
+                    // `pos + len + 2 <= max <= u32::MAX` was checked above.
+                    let end = self.pos.saturating_add(len as usize);
+                    let after = end.saturating_add(2);
+                    if buf.len() < after {
                         return Ok(None);
                     }
-                    if &buf[end..end + 2] != b"\r\n" {
+                    if &buf[end..after] != b"\r\n" {
                         return Err(ProtoError::MissingCrlf);
                     }
                     self.args.push((self.pos as u32, end as u32));
-                    self.pos = end + 2;
-                    self.state = State::Args { left: left - 1 };
+                    self.pos = after;
+                    self.state = State::Args { left: left.saturating_sub(1) };
                 }
             }
         }
     }
 
-    /// Finds the CR of a `\r\n` at or after `from`; `Ok(None)` if the line
-    /// is not complete yet. A line longer than `MAX_LINE` is `too_long`.
-    fn line_end(&mut self, buf: &[u8], from: usize, too_long: ProtoError) -> Result<Option<usize>, ProtoError> {
-        let start = from.max(self.scan);
-        match memchr::memchr(b'\r', &buf[start.min(buf.len())..]) {
-            Some(i) => {
-                let cr = start + i;
-                if cr + 1 >= buf.len() {
+    /// Finds the CR ending the `*`/`$` header line whose type byte is at
+    /// `at`; `Ok(None)` if the line is not complete yet. A line that can
+    /// no longer hold a valid number is `invalid`.
+    fn header_end(&mut self, buf: &[u8], at: usize, invalid: ProtoError) -> Result<Option<usize>, ProtoError> {
+        let from = at.saturating_add(1);
+        let start = from.max(self.scan).min(buf.len());
+        match memchr::memchr(b'\r', &buf[start..]).and_then(|i| start.checked_add(i)) {
+            Some(cr) if cr.saturating_sub(from) > MAX_HEADER => Err(invalid),
+            Some(cr) => match buf.get(cr.saturating_add(1)) {
+                None => {
                     self.scan = cr; // re-check this CR once its LF arrives
-                    return Ok(None);
+                    Ok(None)
                 }
-                if buf[cr + 1] != b'\n' {
-                    return Err(ProtoError::Expected { expected: '\n', got: buf[cr + 1] as char });
-                }
-                Ok(Some(cr))
-            }
-            None if buf.len() - from > MAX_LINE => Err(too_long),
+                Some(b'\n') => Ok(Some(cr)),
+                Some(&got) => Err(ProtoError::Expected { expected: '\n', got: got as char }),
+            },
+            None if buf.len().saturating_sub(from) > MAX_HEADER => Err(invalid),
             None => {
                 self.scan = buf.len();
                 Ok(None)
@@ -217,23 +248,32 @@ impl RequestDecoder {
 
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Step, ProtoError> {
         let start = self.scan.min(buf.len());
-        let Some(i) = memchr::memchr(b'\n', &buf[start..]) else {
+        let Some(nl) = memchr::memchr(b'\n', &buf[start..]).and_then(|i| start.checked_add(i)) else {
             if buf.len() > MAX_LINE {
                 return Err(ProtoError::InlineTooBig);
             }
             self.scan = buf.len();
             return Ok(Step::Incomplete);
         };
-        let nl = start + i;
-        let line = buf.split_to(nl + 1);
+        if nl > MAX_LINE {
+            return Err(ProtoError::InlineTooBig);
+        }
+        let line = buf.split_to(nl.saturating_add(1));
         self.reset();
-        let body = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
+        let body = &line[..nl];
+        // Redis finds the newline with strchr: a NUL hides it for good, and
+        // Redis waits for a newline that never comes.
+        if body.contains(&0) {
+            return Err(ProtoError::InlineTooBig);
+        }
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
         let parts = split_args(body)?;
         if parts.is_empty() {
             return Ok(Step::Again); // empty lines are skipped, as Redis does
         }
-        let total: usize = parts.iter().map(|p| p.len() + 16).sum();
-        if total > self.max {
+        // Re-encoded size: each argument plus at most 16 bytes of header.
+        let total = parts.iter().try_fold(0usize, |t, p| t.checked_add(p.len())?.checked_add(16));
+        if total.is_none_or(|t| t > self.max) {
             return Err(ProtoError::TooLarge { max: self.max });
         }
         Ok(Step::Frame(Request::from_args(parts.iter().map(|p| &p[..]))))
@@ -244,6 +284,11 @@ impl RequestDecoder {
         self.pos = 0;
         self.scan = 0;
     }
+}
+
+/// Where the next line starts after the CR at `cr` (its LF was checked).
+fn crlf_end(cr: usize) -> Result<usize, ProtoError> {
+    cr.checked_add(2).ok_or(ProtoError::MissingCrlf)
 }
 
 enum Step {

@@ -173,3 +173,67 @@ fn declared_counts_do_not_preallocate() {
     assert!(dec.decode(&mut BytesMut::from(&b"*1048576\r\n"[..])).unwrap().is_none());
     assert!(dec.args.capacity() <= 64, "reserved {}", dec.args.capacity());
 }
+
+/// Redis 7.0's `processMultibulkBuffer` and `string2ll`, checked against
+/// redis-server 7.0.15: every number Redis refuses is refused (the client
+/// is closed before anything reaches a backend, whose shared connection
+/// Redis would close on a protocol error).
+#[test]
+fn lengths_are_read_as_redis_reads_them() {
+    const MB: usize = 1 << 30;
+    // The example: a leading zero in a bulk length.
+    assert_eq!(err_of(b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n", MB), ProtoError::BulkLen);
+    for bad in [&b"$+3"[..], b"$-0", b"$00", b"$ 3", b"$3 ", b"$-1", b"$-3", b"$", b"$9223372036854775808"] {
+        let mut input = b"*1\r\n".to_vec();
+        input.extend_from_slice(bad);
+        input.extend_from_slice(b"\r\nGET\r\n");
+        assert_eq!(err_of(&input, MB), ProtoError::BulkLen, "{:?}", String::from_utf8_lossy(bad));
+    }
+    for bad in [&b"*+1"[..], b"*-0", b"*01", b"*00", b"* 1", b"*", b"*2147483648", b"*99999999999999999999"] {
+        let mut input = bad.to_vec();
+        input.extend_from_slice(b"\r\n$4\r\nPING\r\n");
+        assert_eq!(err_of(&input, MB), ProtoError::ArrayLen, "{:?}", String::from_utf8_lossy(bad));
+    }
+    // 0 to 512 MiB (`proto-max-bulk-len`), whatever max_request_bytes says.
+    assert_eq!(err_of(b"*1\r\n$536870913\r\n", usize::MAX), ProtoError::BulkLen);
+    let mut dec = RequestDecoder::new(usize::MAX);
+    assert_eq!(dec.decode(&mut BytesMut::from(&b"*1\r\n$536870912\r\n"[..])), Ok(None));
+    assert_eq!(every_split(b"*1\r\n$0\r\n\r\n"), vec![vec![Vec::<u8>::new()]]);
+}
+
+/// Redis skips `*0` and any negative count without a reply.
+#[test]
+fn empty_and_negative_counts_are_skipped() {
+    let got = every_split(b"*-5\r\n*0\r\n*-9223372036854775808\r\n*1\r\n$4\r\nPING\r\n");
+    assert_eq!(strs(&got), vec![vec!["PING"]]);
+}
+
+/// A `*`/`$` line that can no longer hold a number Redis accepts (21
+/// bytes or more) is refused at once, not buffered up to 64 KiB.
+#[test]
+fn header_lines_are_capped() {
+    let mut dec = RequestDecoder::new(1 << 20);
+    let mut buf = BytesMut::from(&b"*12345678901234567890"[..]);
+    assert_eq!(dec.decode(&mut buf), Ok(None), "20 digits may still end in CR");
+    buf.extend_from_slice(b"1");
+    assert_eq!(dec.decode(&mut buf), Err(ProtoError::ArrayLen));
+    let mut dec = RequestDecoder::new(1 << 20);
+    let mut buf = BytesMut::from(&b"*1\r\n$000000000000000000004"[..]);
+    assert_eq!(dec.decode(&mut buf), Err(ProtoError::BulkLen));
+    // A NUL hides the CR from Redis's strchr: never a valid header.
+    assert_eq!(err_of(b"*1\0\r\n$4\r\nPING\r\n", 1 << 20), ProtoError::ArrayLen);
+}
+
+/// Inline requests: Redis's strchr never sees a newline behind a NUL, and
+/// an inline line is at most 64 KiB.
+#[test]
+fn inline_limits() {
+    assert_eq!(err_of(b"ECHO a\0b\r\nPING\r\n", 1 << 20), ProtoError::InlineTooBig);
+    let mut long = vec![b'a'; 64 * 1024 + 1];
+    long.extend_from_slice(b"\r\n");
+    assert_eq!(err_of(&long, 1 << 20), ProtoError::InlineTooBig);
+    let mut ok = vec![b'a'; 64 * 1024 - 1];
+    ok.extend_from_slice(b"\r\n");
+    let mut buf = BytesMut::from(&ok[..]);
+    assert_eq!(RequestDecoder::new(1 << 20).decode(&mut buf).unwrap().unwrap().name().len(), 64 * 1024 - 1);
+}

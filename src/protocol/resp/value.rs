@@ -66,12 +66,16 @@ fn parse_at(raw: &Bytes, at: usize, depth: usize) -> Result<(Value, usize), Prot
         return Err(ProtoError::TooDeep);
     }
     let t = *raw.get(at).ok_or(ProtoError::MissingCrlf)?;
-    let cr = at + 1 + memchr::memchr(b'\r', raw.get(at + 1..).unwrap_or(&[])).ok_or(ProtoError::MissingCrlf)?;
-    if raw.get(cr + 1) != Some(&b'\n') {
+    // `at < raw.len()` and every index below stays inside `raw`, but the
+    // sums are checked all the same: a length here came off the wire.
+    let line_start = at.checked_add(1).ok_or(ProtoError::MissingCrlf)?;
+    let cr = memchr::memchr(b'\r', raw.get(line_start..).unwrap_or(&[])).and_then(|i| line_start.checked_add(i));
+    let cr = cr.ok_or(ProtoError::MissingCrlf)?;
+    let next = cr.checked_add(2).ok_or(ProtoError::MissingCrlf)?;
+    if raw.get(cr..next) != Some(&b"\r\n"[..]) {
         return Err(ProtoError::MissingCrlf);
     }
-    let line = raw.slice(at + 1..cr);
-    let next = cr + 2;
+    let line = raw.slice(line_start..cr);
     match t {
         b'+' => Ok((Value::Status(line), next)),
         b'-' => Ok((Value::Error(line), next)),
@@ -79,11 +83,12 @@ fn parse_at(raw: &Bytes, at: usize, depth: usize) -> Result<(Value, usize), Prot
         b'$' => match parse_i64(&line).ok_or(ProtoError::BulkLen)? {
             -1 => Ok((Value::Nil, next)),
             n if n >= 0 => {
-                let end = next.checked_add(n as usize).ok_or(ProtoError::BulkLen)?;
-                if raw.get(end..end + 2) != Some(&b"\r\n"[..]) {
+                let end = usize::try_from(n).ok().and_then(|n| next.checked_add(n)).ok_or(ProtoError::BulkLen)?;
+                let after = end.checked_add(2).ok_or(ProtoError::BulkLen)?;
+                if raw.get(end..after) != Some(&b"\r\n"[..]) {
                     return Err(ProtoError::MissingCrlf);
                 }
-                Ok((Value::Bulk(raw.slice(next..end)), end + 2))
+                Ok((Value::Bulk(raw.slice(next..end)), after))
             }
             _ => Err(ProtoError::BulkLen),
         },
@@ -92,13 +97,14 @@ fn parse_at(raw: &Bytes, at: usize, depth: usize) -> Result<(Value, usize), Prot
             n if n >= 0 => {
                 // Each element takes at least 3 bytes, which bounds an
                 // untrusted count before anything is reserved.
-                if n as usize > raw.len().saturating_sub(next) / 3 {
+                let n = usize::try_from(n).map_err(|_| ProtoError::ArrayLen)?;
+                if n > raw.len().saturating_sub(next).checked_div(3).unwrap_or(0) {
                     return Err(ProtoError::ArrayLen);
                 }
-                let mut items = Vec::with_capacity(n as usize);
+                let mut items = Vec::with_capacity(n);
                 let mut pos = next;
                 for _ in 0..n {
-                    let (v, p) = parse_at(raw, pos, depth + 1)?;
+                    let (v, p) = parse_at(raw, pos, depth.saturating_add(1))?;
                     items.push(v);
                     pos = p;
                 }

@@ -10,7 +10,7 @@ use super::reply::{arity, NOAUTH};
 use super::unit::{Dest, Target, Unit};
 use super::ClusterSession;
 use crate::protocol::cluster::commands::{lookup, runs_script, CmdSpec, Family, Local, UNKNOWN};
-use crate::protocol::cluster::keys::{has_block_option, CROSSSLOT};
+use crate::protocol::cluster::keys::{has_block_option, key_indices, CROSSSLOT};
 use crate::protocol::resp::command::{Kind, Merge};
 use crate::protocol::resp::{split, Request};
 use crate::route::{keyslot, slot_of, SlotOf};
@@ -56,6 +56,11 @@ impl ClusterSession {
 
     /// One unit to the slot of the request's keys (or any master).
     pub(super) fn route_cmd(&mut self, id: ClientId, req: Request, spec: &CmdSpec, now: Instant) {
+        // Fewer arguments than the limit cannot name too many keys.
+        let max = self.cfg.max_keys_per_request;
+        if req.argc() > max && key_indices(&req, spec.keys).count() > max {
+            return self.reply_now(id, self.too_many_keys());
+        }
         let target = match slot_of(&req, spec.keys) {
             SlotOf::Cross => return self.reply_now(id, Bytes::from_static(CROSSSLOT)),
             SlotOf::One(slot) => Target::Slot { slot, read: spec.readonly },
@@ -82,10 +87,14 @@ impl ClusterSession {
         if req.argc() < 1 + step || !(req.argc() - 1).is_multiple_of(step) {
             return self.reply_now(id, arity(req.name()));
         }
+        let nkeys = req.argc().saturating_sub(1) / step;
+        if nkeys > self.cfg.max_keys_per_request {
+            return self.reply_now(id, self.too_many_keys());
+        }
+        // Grouping by slot is linear in the keys (`resp::fanout::Groups`).
         let Ok(frags) = split(&req, kind, |k| Some(u32::from(keyslot(k)))) else {
             return self.reply_now(id, arity(req.name()));
         };
-        let nkeys = (req.argc() - 1) / step;
         let plan = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
         if frags.len() > 1 {
             self.stats.fragments += frags.len() as u64;
@@ -95,5 +104,12 @@ impl ClusterSession {
             let target = Target::Slot { slot: f.server as u16, read: spec.readonly };
             self.send(Unit::new(Dest::Client { id, seq, frag: i as u32 }, f.request, target), now);
         }
+    }
+
+    /// A request naming more than `max_keys_per_request` keys: an error,
+    /// and the connection stays (the request was parsed whole).
+    fn too_many_keys(&self) -> Bytes {
+        let max = self.cfg.max_keys_per_request;
+        crate::protocol::resp::encode::error(&format!("ERR too many keys in request (max_keys_per_request = {max})"))
     }
 }

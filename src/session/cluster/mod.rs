@@ -56,6 +56,7 @@ mod order;
 mod policy;
 mod redirect;
 mod reply;
+mod routes;
 mod txn;
 mod types;
 mod unit;
@@ -102,7 +103,7 @@ struct CClient {
     /// The node that served the client's last routed command (WAIT).
     pub last_node: Option<u32>,
     /// Outstanding keyed units and where they went (`order.rs`).
-    pub routes: VecDeque<order::Route>,
+    pub routes: routes::Routes,
     /// Units waiting for an earlier unit of their slot (`order.rs`).
     pub held: VecDeque<Unit>,
 }
@@ -225,7 +226,7 @@ impl ClusterSession {
             (self.clients.len() - 1) as u32
         });
         let gen = self.gens[idx as usize];
-        let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes);
+        let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes, 0);
         base.authed = self.cfg.client_auth.is_empty();
         self.clients[idx as usize] = Some(CClient {
             base,
@@ -239,7 +240,7 @@ impl ClusterSession {
             blocked: false,
             parked: None,
             last_node: None,
-            routes: VecDeque::new(),
+            routes: routes::Routes::default(),
             held: VecDeque::new(),
         });
         ClientId { idx, gen }
@@ -403,6 +404,8 @@ impl ClusterSession {
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_keys;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]

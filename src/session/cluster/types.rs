@@ -44,6 +44,8 @@ pub struct ClusterSessionConfig {
     /// Request bytes a client may have queued or in flight before its
     /// reads pause.
     pub client_queue_limit: usize,
+    /// Keys one request may name; more get an error naming the limit.
+    pub max_keys_per_request: usize,
     /// Requests a client may have outstanding before its reads pause.
     pub max_pending_per_client: usize,
     /// Commands one MULTI may queue.
@@ -76,6 +78,7 @@ impl ClusterSessionConfig {
             max_request_bytes: c.max_request_bytes,
             output: c.client_output_limit,
             client_queue_limit: c.client_queue_limit,
+            max_keys_per_request: c.max_keys_per_request,
             max_pending_per_client: 4096,
             max_tx_commands: 4096,
             announce: pool.listen.tcp().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),

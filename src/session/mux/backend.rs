@@ -83,7 +83,8 @@ pub(crate) fn route_key(proto: Protocol, request: &[u8], by: RouteBy) -> Vec<u8>
             Ok(Some(req)) => req.arg(i as usize).to_vec(),
             _ => Vec::new(),
         },
-        Protocol::Memcache => match McRequestDecoder::new(usize::MAX).decode(&mut buf) {
+        // Already validated when it was queued: no limits needed again.
+        Protocol::Memcache => match McRequestDecoder::new(usize::MAX, usize::MAX).decode(&mut buf) {
             Ok(Some(req)) => req.key(i as usize).to_vec(),
             _ => Vec::new(),
         },

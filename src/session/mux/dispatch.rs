@@ -15,6 +15,7 @@ use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
+use crate::protocol::ProtoError;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
@@ -44,6 +45,22 @@ pub(super) struct Forward {
 /// Wraps the router so a route past the pool's servers counts as none.
 fn bounded<'a>(cfg: &'a MuxConfig, router: &'a dyn Router) -> impl Fn(&[u8]) -> Option<u32> + 'a {
     move |k| router.route(k).filter(|&s| s < cfg.servers)
+}
+
+/// What a request naming more than `max_keys_per_request` keys gets. The
+/// request was parsed whole, so the connection stays in sync and open.
+fn too_many_keys(cfg: &MuxConfig) -> String {
+    format!("too many keys in request (max_keys_per_request = {})", cfg.max_keys_per_request)
+}
+
+/// The line a memcached client gets for a request that does not parse, in
+/// memcached's own words, before the connection closes.
+pub(super) fn mc_error(e: &ProtoError) -> Bytes {
+    match e {
+        ProtoError::McUnknown => Bytes::from_static(b"ERROR\r\n"),
+        ProtoError::McTooLarge { .. } => Bytes::from_static(b"SERVER_ERROR object too large for cache\r\n"),
+        e => Bytes::from(format!("CLIENT_ERROR {e}\r\n")),
+    }
 }
 
 fn no_server(cfg: &MuxConfig) -> Plan {
@@ -109,11 +126,15 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         }
         k => k,
     };
+    let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
+    let nkeys = req.argc().saturating_sub(first) / step;
+    if matches!(kind, Kind::MultiKey(_) | Kind::KeyValues) && nkeys > cfg.max_keys_per_request {
+        return Plan::Reply(encode::error(&format!("ERR {}", too_many_keys(cfg))));
+    }
     let frags = match split(&req, kind, bounded(cfg, router)) {
         Ok(f) => f,
         Err(SplitError::NoServer) => return no_server(cfg),
     };
-    let step = if kind == Kind::KeyValues { 2 } else { 1 };
     // Each fragment of a split command is that command over its own keys,
     // so its routing key is its first argument, as for one-key commands;
     // EVAL is never split and routes by its first key (argument 3).
@@ -122,7 +143,6 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Kind::NoKey => RouteBy::Empty,
         _ => RouteBy::Arg(1),
     };
-    let nkeys = (req.argc() - 1) / step;
     let merge = match kind {
         _ if frags.len() == 1 => MergePlan::Pass,
         Kind::MultiKey(m) => MergePlan::Resp { merge: m, nkeys },
@@ -136,6 +156,9 @@ pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router
     let route = bounded(cfg, router);
     match req.cmd {
         McCmd::Quit => Plan::Close(ClientClose::Quit, None),
+        McCmd::Get | McCmd::Gets if req.nkeys() > cfg.max_keys_per_request => {
+            Plan::Reply(Bytes::from(format!("CLIENT_ERROR {}\r\n", too_many_keys(cfg))))
+        }
         McCmd::Get | McCmd::Gets => {
             let frags = match split_get(&req, &route) {
                 Ok(f) => f,

@@ -107,7 +107,7 @@ mod tests {
     use crate::session::mux::Protocol;
 
     fn client() -> (ClientId, Client) {
-        (ClientId { idx: 0, gen: 0 }, Client::new(0, Protocol::Redis, 1 << 20))
+        (ClientId { idx: 0, gen: 0 }, Client::new(0, Protocol::Redis, 1 << 20, 1 << 20))
     }
 
     #[test]

@@ -52,7 +52,7 @@ use bytes::Bytes;
 
 use backend::{Backend, Inflight};
 use client::{Client, ClientDecoder, Slot};
-use dispatch::{plan_memcache, plan_redis, Forward, Plan};
+use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
 use limits::Budget;
 use reply::forward_error;
 
@@ -130,7 +130,9 @@ impl MuxSession {
             (self.clients.len() - 1) as u32
         });
         let gen = self.gens[idx as usize];
-        self.clients[idx as usize] = Some(Client::new(gen, self.cfg.protocol, self.cfg.max_request_bytes));
+        let cfg = &self.cfg;
+        let client = Client::new(gen, cfg.protocol, cfg.max_request_bytes, cfg.max_item_bytes);
+        self.clients[idx as usize] = Some(client);
         ClientId { idx, gen }
     }
 
@@ -179,9 +181,10 @@ impl MuxSession {
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => plan_memcache(cfg, req, router),
-                    Ok(None) if partial_too_large(&c.inbuf) => mc_error(too_large(cfg)),
+                    Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
                     Ok(None) => break,
-                    Err(e) => mc_error(e),
+                    // Never forwarded: memcached might read it differently.
+                    Err(e) => mc_close(e),
                 },
             };
             self.apply(id, plan, now);
@@ -302,12 +305,9 @@ fn resp_error(e: ProtoError) -> Plan {
 
 /// The same for memcached: `ERROR` for an unknown command, else
 /// `CLIENT_ERROR <why>`.
-fn mc_error(e: ProtoError) -> Plan {
-    let reply = match e {
-        ProtoError::McUnknown => Bytes::from_static(b"ERROR\r\n"),
-        e => Bytes::from(format!("CLIENT_ERROR {e}\r\n")),
-    };
-    Plan::Close(ClientClose::Protocol, Some(reply))
+/// A memcached request that does not parse: memcached's words, then close.
+fn mc_close(e: ProtoError) -> Plan {
+    Plan::Close(ClientClose::Protocol, Some(mc_error(&e)))
 }
 
 /// The live client behind `id` (a field-level borrow, so `cfg` stays usable).
@@ -319,6 +319,8 @@ fn client_in(clients: &mut [Option<Client>], id: ClientId) -> Option<&mut Client
 mod tests;
 #[cfg(test)]
 mod tests_fail;
+#[cfg(test)]
+mod tests_hostile;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]

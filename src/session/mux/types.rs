@@ -54,6 +54,10 @@ pub struct MuxConfig {
     /// Request bytes a client may have queued or in flight toward
     /// backends (`noreply` included) before its reads pause.
     pub client_queue_limit: usize,
+    /// memcached: the largest data block a storage command may carry.
+    pub max_item_bytes: usize,
+    /// Keys one request may name; more get an error naming the limit.
+    pub max_keys_per_request: usize,
     /// Requests a client may have outstanding before its reads pause.
     pub max_pending_per_client: usize,
     /// nutcracker `redis_auth`: clients must AUTH; backends get AUTH.
@@ -77,6 +81,8 @@ impl MuxConfig {
             max_request_bytes: crate::protocol::resp::DEFAULT_MAX_REQUEST_BYTES,
             output: OutputLimit::DEFAULT,
             client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
+            max_item_bytes: crate::protocol::memcache::DEFAULT_MAX_ITEM_BYTES,
+            max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
             max_pending_per_client: 4096,
             redis_auth: None,
             redis_db: 0,
