@@ -283,16 +283,24 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
         control: tx.clone(),
         clients: fdlimit::ClientBudget::new(client_limit),
     });
-    if let Err(e) = puerta::admin::spawn(admin_addr, shared.clone()) {
-        fail(&format!("cannot listen on admin address {admin_addr}: {e}"));
-        return ExitCode::from(1);
-    }
-    if let Some(addr) = stats {
-        if let Err(e) = puerta::admin::nutstats::spawn(addr, shared.clone()) {
+    // Ports are bound before the workers start (a taken port fails startup
+    // before anything serves) and served once they run (a worker that
+    // cannot set up is named as such, not hidden behind an admin error).
+    let admin_listener = match puerta::admin::bind(admin_addr) {
+        Ok(l) => l,
+        Err(e) => {
+            fail(&format!("cannot listen on admin address {admin_addr}: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let stats_listener = match stats.map(|addr| (addr, puerta::admin::nutstats::bind(addr))) {
+        None => None,
+        Some((_, Ok(l))) => Some(l),
+        Some((addr, Err(e))) => {
             fail(&format!("cannot listen on stats address {addr}: {e}"));
             return ExitCode::from(1);
         }
-    }
+    };
     let workers_running = match puerta::worker::spawn(&shared, &cpus) {
         Ok(w) => w,
         Err(e) => {
@@ -300,6 +308,16 @@ fn serve(cfg: Config, path: &Path, io: IoMode, log: LogControl, stats: Option<So
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = puerta::admin::spawn_on(admin_listener, shared.clone()) {
+        fail(&format!("cannot serve the admin address {admin_addr}: {e}"));
+        return ExitCode::from(1);
+    }
+    if let Some(l) = stats_listener {
+        if let Err(e) = puerta::admin::nutstats::spawn_on(l, shared.clone()) {
+            fail(&format!("cannot serve the stats address: {e}"));
+            return ExitCode::from(1);
+        }
+    }
     let wake_fds = workers_running.handles.iter().map(|h| h.wake_fd).collect();
     let control = Control::new(st, shared.clone(), rx, wake_fds);
     if let Err(e) = std::thread::Builder::new().name("puerta-control".into()).spawn(move || control.run()) {

@@ -130,14 +130,11 @@ impl AdminError {
     }
 }
 
-/// Binds `addr`, then serves it on a thread named `puerta-admin`.
-///
-/// Binding happens here, on the caller's thread, so a taken or forbidden
-/// port is reported to `main` before anything else starts.
-pub fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    let listener =
-        TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("admin: cannot bind {addr}: {e}")))?;
-    spawn_on(listener, shared)
+/// Binds the admin address. `main` calls it before the workers start, so
+/// a taken or forbidden port is reported before anything serves, and
+/// serves it (`spawn_on`) once they run.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("admin: cannot bind {addr}: {e}")))
 }
 
 /// Serves an already bound listener (tests use an ephemeral port).

@@ -169,9 +169,16 @@ fn hostname() -> String {
 ///
 /// Like nutcracker's, this port has no access control (it takes no request
 /// to carry a token); bind it to loopback or a private address.
-pub fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)?;
-    tracing::info!(%addr, "nutcracker stats listening");
+/// `bind` first (before the workers start, so a taken port fails startup
+/// before anything serves), then `spawn_on`.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "nutcracker stats listening");
+    }
     let server = Server::new(listener, StatsPort { shared })?;
     thread::Builder::new().name("puerta-nutstats".to_owned()).spawn(move || server.run())
 }

@@ -182,9 +182,8 @@ fn reload_timeout_and_missing_control() {
 }
 
 #[test]
-fn spawn_reports_bind_errors_to_the_caller() {
+fn bind_reports_bind_errors_to_the_caller() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let f = fixture::standard();
-    let err = spawn(taken.local_addr().unwrap(), f.shared.clone()).unwrap_err();
+    let err = bind(taken.local_addr().unwrap()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
 }
