@@ -208,9 +208,28 @@ fn a_cross_origin_browser_post_cannot_reload() {
 }
 
 #[test]
+fn a_dns_rebound_page_cannot_read_the_loopback_admin_port() {
+    // A page on http://evil.example:PORT whose name now resolves to
+    // 127.0.0.1 is same-origin for the browser, so it could read what it
+    // fetches; its requests still name evil.example in Host.
+    let (p, _r) = start("");
+    let admin = p.admin;
+    for path in ["/metrics", "/stats", "/healthz"] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: evil.example:{admin}\r\n\r\n");
+        let (status, _, body) = send(admin, &raw, Duration::from_secs(5)).expect("answered");
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains("puerta_"), "{path} leaked metrics");
+    }
+    for host in [format!("127.0.0.1:{admin}"), format!("localhost:{admin}")] {
+        let raw = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(send(admin, &raw, Duration::from_secs(5)).expect("answered").0, 200, "{host}");
+    }
+}
+
+#[test]
 fn pipelined_and_garbage_requests_get_400() {
     let (p, _r) = start("");
-    let two = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nPOST /reload HTTP/1.1\r\nHost: a\r\n\r\n";
+    let two = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nPOST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     let one_body = "POST /nope HTTP/1.1\r\nContent-Length: 2\r\n\r\nabGET /healthz HTTP/1.1\r\n\r\n";
     for raw in [two, one_body, "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n", "GET /\x00 HTTP/1.1\r\n\r\n"] {
         let (status, _, _) = send(p.admin, raw, Duration::from_secs(5)).expect("answered and closed");

@@ -109,6 +109,38 @@ pub fn same_origin(req: &Request<'_>, local: Option<SocketAddr>) -> Result<(), A
     Ok(())
 }
 
+/// On a port bound to loopback, the `Host` a request names must be
+/// loopback too (`localhost`, `127.x.y.z` or `[::1]`, any port), or absent
+/// (HTTP/1.0). Why: a page on `http://evil.example:9090` whose name the
+/// attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin for the
+/// browser, so it could read `/metrics` and `/stats`; its requests still
+/// carry `Host: evil.example:9090`. A port bound elsewhere is reached by
+/// whatever name the operator chose, so it is not checked.
+pub fn loopback_host(req: &Request<'_>, local: Option<SocketAddr>) -> Result<(), AdminError> {
+    let (Some(local), Some(host)) = (local, req.host) else { return Ok(()) };
+    if !local.ip().is_loopback() {
+        return Ok(());
+    }
+    let host = host.trim_ascii();
+    // Strip a `:port`: after the `]` of an IPv6 literal, else at the first
+    // colon (a name or IPv4 literal has none of its own).
+    let end = if host.starts_with(b"[") {
+        host.iter().position(|&b| b == b']').map_or(host.len(), |i| i.saturating_add(1))
+    } else {
+        host.iter().position(|&b| b == b':').unwrap_or(host.len())
+    };
+    let name = host.get(..end).unwrap_or(host);
+    let name = std::str::from_utf8(name).unwrap_or("");
+    let ok = name.eq_ignore_ascii_case("localhost")
+        || name == "[::1]"
+        || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::ForeignHost)
+    }
+}
+
 /// The origins a page served from this port itself would send.
 fn own_origins(local: SocketAddr) -> Vec<String> {
     // `SocketAddr`'s Display brackets IPv6 (`[::1]:9090`) as a URL needs.
@@ -187,6 +219,24 @@ mod tests {
         let v6: SocketAddr = "[::1]:9090".parse().unwrap();
         let req = head("Origin: http://[::1]:9090\r\n");
         assert!(same_origin(&parse_head(req.as_bytes()).unwrap(), Some(v6)).is_ok());
+    }
+
+    #[test]
+    fn a_rebound_host_name_is_refused_on_loopback_only() {
+        let check = |host: &str, local: &str| {
+            let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            loopback_host(&parse_head(req.as_bytes()).unwrap(), Some(local.parse().unwrap()))
+        };
+        for ok in ["127.0.0.1:9090", "127.0.0.1", "localhost:9090", "LOCALHOST", "127.8.9.10:1", "[::1]:9090", "[::1]"]
+        {
+            assert!(check(ok, "127.0.0.1:9090").is_ok(), "{ok}");
+        }
+        for bad in ["evil.example:9090", "evil.example", "10.0.0.1:9090", "localhost.evil.example", "[::2]:9090", ""] {
+            assert_eq!(check(bad, "127.0.0.1:9090").unwrap_err().status(), Some(403), "{bad:?}");
+        }
+        assert!(check("proxy.internal:9090", "10.1.2.3:9090").is_ok(), "only loopback ports are checked");
+        let no_host = parse_head(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        assert!(loopback_host(&no_host, Some("127.0.0.1:9090".parse().unwrap())).is_ok(), "HTTP/1.0");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct Request<'b> {
     /// The `Sec-Fetch-Site` value (`same-origin`, `same-site`, `cross-site`
     /// or `none`), sent by current browsers on every request.
     pub fetch_site: Option<&'b [u8]>,
+    /// The `Host` value: on a loopback port it must name loopback
+    /// (`guard::loopback_host`), which stops DNS rebinding.
+    pub host: Option<&'b [u8]>,
 }
 
 /// Parses a request head from the bytes received so far.
@@ -74,7 +77,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
 
     let mut content_length: Option<usize> = None;
-    let (mut authorization, mut origin, mut fetch_site) = (None, None, None);
+    let (mut authorization, mut origin, mut fetch_site, mut host) = (None, None, None, None);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked decoding is not worth carrying for endpoints that take
@@ -91,9 +94,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
         }
         // Which of two copies would a proxy in front of us have checked?
         // Refuse rather than guess.
-        for (name, slot) in
-            [("authorization", &mut authorization), ("origin", &mut origin), ("sec-fetch-site", &mut fetch_site)]
-        {
+        for (name, slot) in [
+            ("authorization", &mut authorization),
+            ("origin", &mut origin),
+            ("sec-fetch-site", &mut fetch_site),
+            ("host", &mut host),
+        ] {
             if h.name.eq_ignore_ascii_case(name) {
                 if slot.is_some() {
                     return Err(AdminError::DuplicateHeader(name));
@@ -106,7 +112,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Request<'_>, AdminError> {
     if content_length > MAX_BODY {
         return Err(AdminError::BodyTooLarge { length: content_length, limit: MAX_BODY });
     }
-    Ok(Request { method, path, content_length, head_len, authorization, origin, fetch_site })
+    Ok(Request { method, path, content_length, head_len, authorization, origin, fetch_site, host })
 }
 
 /// Content-Length is 1*DIGIT; `usize::from_str` would also take a `+`.
@@ -217,6 +223,7 @@ mod tests {
             authorization: None,
             origin: None,
             fetch_site: None,
+            host: Some(b"a"),
         };
         assert_eq!(req, want);
     }

@@ -93,6 +93,8 @@ pub enum AdminError {
     Unauthorized,
     #[error("cross-origin request refused (a browser sent it for another site)")]
     CrossOrigin,
+    #[error("Host does not name this loopback address (DNS rebinding refused)")]
+    ForeignHost,
     #[error("stats encoding failed: {0}")]
     Json(#[from] serde_json::Error),
     #[error("control thread is busy; try again")]
@@ -118,7 +120,7 @@ impl AdminError {
             | AdminError::DuplicateHeader(_)
             | AdminError::Pipelined => Some(400),
             AdminError::Unauthorized => Some(401),
-            AdminError::CrossOrigin => Some(403),
+            AdminError::CrossOrigin | AdminError::ForeignHost => Some(403),
             AdminError::Truncated { received: 0 } => None,
             AdminError::Truncated { .. } => Some(400),
             AdminError::BodyTooLarge { .. } => Some(413),
@@ -179,6 +181,7 @@ impl Service for AdminHttp {
 /// stay open so an orchestrator needs no secret; the rest need the token.
 fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Result<Reply, AdminError> {
     let (method, path) = (req.method, req.path);
+    guard::loopback_host(req, local)?;
     if !matches!(path, "/healthz" | "/ready") {
         guard.authorize(req)?;
     }
