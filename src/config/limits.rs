@@ -32,6 +32,14 @@ impl OutputLimit {
     /// and a client that reads drains `soft` well within 30 s.
     pub const DEFAULT: OutputLimit = OutputLimit { hard: 1 << 30, soft: 256 << 20, soft_for: Duration::from_secs(30) };
 
+    /// The fewest buffered bytes at which either limit can act
+    /// (`usize::MAX` when both are off).
+    #[inline]
+    pub fn floor(&self) -> usize {
+        let on = |n: usize| if n == 0 { usize::MAX } else { n };
+        on(self.hard).min(on(self.soft))
+    }
+
     /// A hard limit only (what `client_reply_limit` sets).
     pub fn hard(bytes: usize) -> OutputLimit {
         OutputLimit { hard: bytes, soft: 0, soft_for: Duration::ZERO }

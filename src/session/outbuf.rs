@@ -28,6 +28,7 @@ impl OutBuf {
     }
 
     /// Bytes not yet acknowledged as written.
+    #[inline]
     pub fn len(&self) -> usize {
         self.sending.len() - self.sent + self.queued.len()
     }

@@ -115,6 +115,7 @@ impl Client {
     }
 
     /// Reply bytes Puerta holds for this client: unsent plus parked.
+    #[inline]
     pub fn buffered(&self) -> usize {
         self.out.len() + self.parked_bytes
     }

@@ -29,7 +29,10 @@ impl MuxSession {
         if queued_before >= queue_limit && c.queued < queue_limit {
             self.resume.push(id);
         }
-        let why = if self.budget.settle(&self.cfg.output, id, c, before, self.clock) {
+        // Nothing to settle when the bytes did not move, no soft timer runs
+        // and no limit is in reach (the common case: 4 calls per request).
+        let settle = c.buffered() != before || c.soft_since.is_some() || before >= self.cfg.output.floor();
+        let why = if settle && self.budget.settle(&self.cfg.output, id, c, before, self.clock) {
             Some(ClientClose::SlowClient)
         } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty())) {
             Some(c.closing.unwrap_or(ClientClose::Eof))

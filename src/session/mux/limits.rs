@@ -55,6 +55,7 @@ impl Budget {
     /// it; true when the client must be closed (past `hard`, or past
     /// `soft` for `soft_for`). `now` is `None` only before the session saw
     /// any time; a soft timer then starts at the next judged change.
+    #[inline(always)]
     pub fn settle(
         &mut self,
         lim: &OutputLimit,
@@ -66,6 +67,10 @@ impl Budget {
         let after = c.buffered();
         // `before` was counted in `total`, so this cannot underflow.
         self.total = self.total - before + after;
+        // The common case: below every limit with no soft timer running.
+        if after < lim.floor() && c.soft_since.is_none() {
+            return false;
+        }
         if lim.hard > 0 && after >= lim.hard {
             return true;
         }
