@@ -111,8 +111,35 @@ pub fn put_i64(out: &mut BytesMut, n: i64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
+
+    /// string2ll as Redis writes it, for the exhaustive check below.
+    fn string2ll(s: &[u8]) -> Option<i64> {
+        if s.is_empty() || s.len() >= REDIS_LONG_STR_SIZE {
+            return None;
+        }
+        if s == b"0" {
+            return Some(0);
+        }
+        let (neg, d) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
+        if !matches!(d.first(), Some(b'1'..=b'9')) || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v: i128 = std::str::from_utf8(d).ok()?.parse().ok()?;
+        i64::try_from(if neg { -v } else { v }).ok()
+    }
+
+    #[test]
+    fn the_short_fast_path_agrees_with_string2ll_on_every_input() {
+        for a in 0..=255u8 {
+            assert_eq!(parse_i64(&[a]), string2ll(&[a]), "{a}");
+            for b in 0..=255u8 {
+                assert_eq!(parse_i64(&[a, b]), string2ll(&[a, b]), "{a} {b}");
+            }
+        }
+    }
 
     #[test]
     fn parses_like_string2ll() {
