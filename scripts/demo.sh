@@ -166,6 +166,25 @@ done < "$WORK/replies.$NC" 4< "$WORK/replies.$PU"
 echo "    (CLIENT LIST is not a twemproxy command: both close the connection;"
 echo "     Puerta's unsupported = \"error\" would answer -ERR and keep it instead)"
 
+echo "==> hostile bytes: a bulk length with a leading zero (\$03), which Redis refuses; to redis-a itself, then each proxy"
+python3 - "$RA" "$NC" "$PU" <<'PY'
+import socket, sys
+for name, port in zip(("redis-a", "nutcracker", "puerta"), map(int, sys.argv[1:4])):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(2)
+    s.sendall(b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n")
+    got = b""
+    try:
+        while chunk := s.recv(512):
+            got += chunk
+        end = "then closed"
+    except socket.timeout:
+        end = "connection left open"
+    print(f"    {name:<11} {got.decode(errors='replace').strip() or '(no reply)'}  ({end})")
+PY
+echo "    (Puerta parses lengths exactly as Redis does and never forwards what Redis would refuse:"
+echo "     on a server connection shared by many clients, that refusal would close it under all of them)"
+
 echo "==> redis-benchmark -c 20 -n 20000 -r 100000 -t set,get,mset through each (ops/s; one run each, not a benchmark)"
 printf '    %-16s %12s %12s\n' test nutcracker puerta
 paste -d, <(redis-benchmark -p "$NC" -c 20 -n 20000 -r 100000 -t set,get,mset --csv 2>/dev/null | tail -n +2) \
