@@ -16,7 +16,10 @@
 # Usage: scripts/bench-twemproxy.sh
 #   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
 #        IDLE (10000), STRACE_N (N/6), LOAD_CPUS, PROXY_CPUS, W2_CPUS,
-#        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check
+#        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check,
+#        BASELINE_BIN: another puerta binary (an earlier build) run as a fifth
+#        target, "puerta-base" (workers=1, pinned like puerta-w1), so a change
+#        is measured against the code before it in the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
@@ -64,11 +67,21 @@ P1_PID=$!; PIDS+=($P1_PID)
 taskset -c "$W2_CPUS" $BIN -c "$WORK/p2.yml" --workers 2 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
 P2_PID=$!; PIDS+=($P2_PID)
 for p in $NC_PORT $P1_PORT $P2_PORT; do wait_port "$p"; done
+if [ -n "${BASELINE_BIN:-}" ]; then
+    PB_PORT=$(port); yaml "$PB_PORT" >"$WORK/pb.yml"
+    taskset -c "$PROXY_CPUS" "$BASELINE_BIN" -c "$WORK/pb.yml" --workers 1 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
+    PB_PID=$!; PIDS+=($PB_PID)
+    wait_port "$PB_PORT"
+fi
 
 # target -> (port, pid of the serving process)
 TARGETS="direct nutcracker puerta-w1 puerta-w2"
 declare -A TPORT=([direct]=$RA [nutcracker]=$NC_PORT [puerta-w1]=$P1_PORT [puerta-w2]=$P2_PORT)
 declare -A TPID=([direct]=$REDIS_A_PID [nutcracker]=$NC_PID [puerta-w1]=$P1_PID [puerta-w2]=$P2_PID)
+if [ -n "${BASELINE_BIN:-}" ]; then
+    TARGETS="direct nutcracker puerta-base puerta-w1 puerta-w2"
+    TPORT[puerta-base]=$PB_PORT; TPID[puerta-base]=$PB_PID
+fi
 MGET_KEYS="mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9"
 for t in $TARGETS; do # values for the MGET keys, placed by each path itself
     for k in $MGET_KEYS; do redis-cli -p "${TPORT[$t]}" SET "$k" value >/dev/null; done
@@ -131,7 +144,7 @@ python3 - "$RESULTS" "$SYS" "$IDLEF" "$N" "$C" "$ROUNDS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
-targets = ["direct", "nutcracker", "puerta-w1", "puerta-w2"]
+targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "puerta-w2"]
 def med(xs):
     xs = [float(x) for x in xs if x not in ("None", "")]
     return statistics.median(xs) if xs else float("nan")
@@ -167,6 +180,11 @@ for p in sorted({k[0] for k in agg}, key=int):
         if w1 and nc:
             r = w1["cpu_us_per_req"] / nc["cpu_us_per_req"]
             print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker (target <= 0.7)")
+        base = agg.get((p, test, "puerta-base"))
+        if w1 and base and nc:
+            print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {w1['rps'] / nc['rps']:.2f}x, "
+                  f"puerta-base {base['rps'] / nc['rps']:.2f}x; CPU/req puerta-w1 {w1['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x, "
+                  f"puerta-base {base['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x")
 for test in ("get", "set"):
     w2, nc = agg.get(("16", test, "puerta-w2")), agg.get(("16", test, "nutcracker"))
     if w2 and nc:
