@@ -14,7 +14,6 @@ use bytes::Bytes;
 
 use super::types::ClusterIntent;
 use super::ClusterSession;
-use crate::session::mux::limits::soft_deadline;
 use crate::session::mux::{ClientClose, ClientId};
 
 impl ClusterSession {
@@ -156,17 +155,8 @@ impl ClusterSession {
 
     /// Closes clients whose soft limit lasted `soft_seconds` (on a tick).
     pub(super) fn check_soft_timers(&mut self) {
-        let now = self.clock;
-        let due: Vec<ClientId> = self
-            .budget
-            .soft_clients()
-            .iter()
-            .copied()
-            .filter(|&id| {
-                let d = self.client(id).and_then(|c| soft_deadline(&self.cfg.output, &c.base));
-                d.zip(now).is_some_and(|(d, now)| d <= now)
-            })
-            .collect();
+        let Some(now) = self.clock else { return };
+        let due = self.budget.soft_due(&self.cfg.output, now, |id| self.client(id)?.base.soft_since);
         for id in due {
             self.flush_client(id);
         }
@@ -174,7 +164,6 @@ impl ClusterSession {
 
     /// The earliest soft-limit deadline of any client.
     pub(super) fn next_soft_deadline(&self) -> Option<Instant> {
-        let ids = self.budget.soft_clients().iter();
-        ids.filter_map(|&id| self.client(id).and_then(|c| soft_deadline(&self.cfg.output, &c.base))).min()
+        self.budget.next_soft_deadline(&self.cfg.output, |id| self.client(id)?.base.soft_since)
     }
 }

@@ -10,7 +10,6 @@
 
 use std::time::Instant;
 
-use super::limits::soft_deadline;
 use super::{client_in, reply, ClientClose, ClientId, MuxIntent, MuxSession, Router};
 
 impl MuxSession {
@@ -137,15 +136,7 @@ impl MuxSession {
 
     /// Closes clients whose soft limit lasted `soft_seconds` (on a tick).
     pub(super) fn check_soft_timers(&mut self, now: Instant) {
-        let due: Vec<ClientId> = self
-            .budget
-            .soft_clients()
-            .iter()
-            .copied()
-            .filter(|&id| {
-                self.clients_ref(id).and_then(|c| soft_deadline(&self.cfg.output, c)).is_some_and(|d| d <= now)
-            })
-            .collect();
+        let due = self.budget.soft_due(&self.cfg.output, now, |id| self.clients_ref(id)?.soft_since);
         for id in due {
             self.flush_client(id, None);
         }
@@ -153,8 +144,7 @@ impl MuxSession {
 
     /// The earliest soft-limit deadline of any client.
     pub(super) fn next_soft_deadline(&self) -> Option<Instant> {
-        let ids = self.budget.soft_clients().iter();
-        ids.filter_map(|&id| self.clients_ref(id).and_then(|c| soft_deadline(&self.cfg.output, c))).min()
+        self.budget.next_soft_deadline(&self.cfg.output, |id| self.clients_ref(id)?.soft_since)
     }
 
     fn clients_ref(&self, id: ClientId) -> Option<&super::client::Client> {

@@ -47,6 +47,7 @@ impl Budget {
     }
 
     /// Clients whose soft timer runs.
+    #[cfg(test)]
     pub fn soft_clients(&self) -> &[ClientId] {
         &self.soft
     }
@@ -99,9 +100,28 @@ impl Budget {
     }
 }
 
-/// When `c`'s soft timer runs out (`None`: no timer).
-pub(crate) fn soft_deadline(lim: &OutputLimit, c: &Client) -> Option<Instant> {
-    c.soft_since.map(|t| t + lim.soft_for)
+impl Budget {
+    /// The clients whose soft timer ran out by `now`; `since` looks up a
+    /// live client's `soft_since` (the mux and cluster sessions keep their
+    /// clients differently).
+    pub fn soft_due(
+        &self,
+        lim: &OutputLimit,
+        now: Instant,
+        since: impl Fn(ClientId) -> Option<Instant>,
+    ) -> Vec<ClientId> {
+        let due = |id: &&ClientId| since(**id).is_some_and(|t| t + lim.soft_for <= now);
+        self.soft.iter().filter(due).copied().collect()
+    }
+
+    /// The earliest instant a soft timer runs out, for `next_deadline`.
+    pub fn next_soft_deadline(
+        &self,
+        lim: &OutputLimit,
+        since: impl Fn(ClientId) -> Option<Instant>,
+    ) -> Option<Instant> {
+        self.soft.iter().filter_map(|&id| since(id)).min().map(|t| t + lim.soft_for)
+    }
 }
 
 #[cfg(test)]
