@@ -59,10 +59,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtoError> {
                         rest = tail;
                     }
                     [b'"', tail @ ..] => {
-                        if tail.first().is_some_and(|&c| !is_space(c)) {
-                            return Err(ProtoError::Quotes);
-                        }
-                        rest = tail;
+                        rest = after_quote(tail)?;
                         break;
                     }
                     [c, tail @ ..] => {
@@ -78,10 +75,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtoError> {
                         rest = tail;
                     }
                     [b'\'', tail @ ..] => {
-                        if tail.first().is_some_and(|&c| !is_space(c)) {
-                            return Err(ProtoError::Quotes);
-                        }
-                        rest = tail;
+                        rest = after_quote(tail)?;
                         break;
                     }
                     [c, tail @ ..] => {
@@ -114,6 +108,15 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtoError> {
 
 fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// What follows a closing quote: it must end the argument (a space or
+/// the end), as in Redis's `sdssplitargs`.
+fn after_quote(tail: &[u8]) -> Result<&[u8], ProtoError> {
+    match tail.first() {
+        Some(&c) if !is_space(c) => Err(ProtoError::Quotes),
+        _ => Ok(tail),
+    }
 }
 
 #[cfg(test)]
