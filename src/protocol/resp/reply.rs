@@ -1,5 +1,12 @@
-//! Incremental decoder for RESP2 replies from a backend: simple strings,
-//! errors, integers, bulk strings, nil, and arrays (nested to any depth).
+//! Incremental decoder for RESP2 and RESP3 replies from a backend: simple
+//! strings, errors, integers, bulk strings, nil, and arrays (nested to any
+//! depth), plus RESP3's maps, sets, pushes, nulls, doubles, booleans, big
+//! numbers, verbatim strings and blob errors.
+//!
+//! RESP3 attributes (`|`) are framed as a prefix of the value they
+//! annotate: the frame is attribute plus value, and its kind is the
+//! value's. A top-level push (`>`) is its own frame of kind `Push`, which
+//! the sessions never match to a request (it is out-of-band data).
 //!
 //! The decoder only frames and classifies: it finds where one whole reply
 //! ends and what its top-level type is, so replies can be matched to
@@ -33,6 +40,24 @@ pub enum ReplyKind {
     Array(u32),
     /// `*-1`
     NilArray,
+    /// RESP3 `%n`: n key-value pairs.
+    Map(u32),
+    /// RESP3 `~n`.
+    Set(u32),
+    /// RESP3 `>n`: out-of-band data (pub/sub messages, invalidations).
+    Push(u32),
+    /// RESP3 `_`.
+    Null,
+    /// RESP3 `,`.
+    Double,
+    /// RESP3 `#t` / `#f`.
+    Boolean(bool),
+    /// RESP3 `(`.
+    BigNumber,
+    /// RESP3 `=n`: a bulk string with a format prefix.
+    Verbatim,
+    /// RESP3 `!n`: an error as a bulk string.
+    BlobError,
 }
 
 /// One whole reply frame.
@@ -44,7 +69,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn is_error(&self) -> bool {
-        self.kind == ReplyKind::Error
+        matches!(self.kind, ReplyKind::Error | ReplyKind::BlobError)
+    }
+
+    /// An out-of-band RESP3 push, never the answer to a request.
+    pub fn is_push(&self) -> bool {
+        matches!(self.kind, ReplyKind::Push(_))
     }
 
     /// The top-level elements of an array reply, each a zero-copy slice of
@@ -77,8 +107,9 @@ pub struct ReplyDecoder {
     pos: usize,
     /// Where to resume looking for a CR.
     scan: usize,
-    /// Remaining elements of each open array, innermost last.
-    stack: Vec<u32>,
+    /// Remaining elements of each open aggregate, innermost last, and
+    /// whether it is an attribute (a prefix: its end completes nothing).
+    stack: Vec<(u64, bool)>,
     /// Pending bulk data length (data starts at `pos`).
     bulk: Option<usize>,
     /// Top-level kind, once the first line is read.
@@ -139,25 +170,52 @@ impl ReplyDecoder {
                 b'$' => match parse_i64(line).ok_or(ProtoError::BulkLen)? {
                     -1 => ReplyKind::Nil,
                     n => {
-                        let n = u64::try_from(n).ok().filter(|&n| n <= MAX_REPLY_BULK);
-                        let n = n.and_then(|n| usize::try_from(n).ok()).ok_or(ProtoError::BulkLen)?;
-                        self.bulk = Some(n);
+                        self.bulk = Some(bulk_len(n)?);
                         ReplyKind::Bulk
                     }
                 },
                 b'*' => match parse_i64(line).ok_or(ProtoError::ArrayLen)? {
                     -1 => ReplyKind::NilArray,
-                    n if (0..=u32::MAX as i64).contains(&n) => ReplyKind::Array(n as u32),
-                    _ => return Err(ProtoError::ArrayLen),
+                    n => ReplyKind::Array(u32::try_from(n).map_err(|_| ProtoError::ArrayLen)?),
                 },
+                b'%' => ReplyKind::Map(agg_len(line)?),
+                b'~' => ReplyKind::Set(agg_len(line)?),
+                b'>' => ReplyKind::Push(agg_len(line)?),
+                b'|' => {
+                    // A prefix: its pairs, then the value it annotates.
+                    let n = agg_len(line)?;
+                    if n > 0 {
+                        self.stack.push((u64::from(n) * 2, true));
+                    }
+                    continue;
+                }
+                b'_' if line.is_empty() => ReplyKind::Null,
+                b',' if !line.is_empty() => ReplyKind::Double,
+                b'#' => match line {
+                    b"t" => ReplyKind::Boolean(true),
+                    b"f" => ReplyKind::Boolean(false),
+                    _ => return Err(ProtoError::ReplyType(b'#')),
+                },
+                b'(' if !line.is_empty() => ReplyKind::BigNumber,
+                b'=' | b'!' => {
+                    self.bulk = Some(bulk_len(parse_i64(line).ok_or(ProtoError::BulkLen)?)?);
+                    if t == b'=' {
+                        ReplyKind::Verbatim
+                    } else {
+                        ReplyKind::BlobError
+                    }
+                }
                 other => return Err(ProtoError::ReplyType(other)),
             };
-            if self.top.is_none() {
+            if self.top.is_none() && self.stack.is_empty() {
                 self.top = Some(kind);
             }
             match kind {
-                ReplyKind::Bulk => continue, // data next
-                ReplyKind::Array(n) if n > 0 => self.stack.push(n),
+                ReplyKind::Bulk | ReplyKind::Verbatim | ReplyKind::BlobError => continue, // data next
+                ReplyKind::Array(n) | ReplyKind::Set(n) | ReplyKind::Push(n) if n > 0 => {
+                    self.stack.push((u64::from(n), false))
+                }
+                ReplyKind::Map(n) if n > 0 => self.stack.push((u64::from(n) * 2, false)),
                 _ => {
                     if let Some(done) = self.element_done() {
                         return Ok(Some(done));
@@ -170,13 +228,18 @@ impl ReplyDecoder {
     /// One element (or a whole nested array) ended at `pos`: pops finished
     /// arrays and returns the frame once the top level is complete.
     fn element_done(&mut self) -> Option<(usize, ReplyKind)> {
-        while let Some(left) = self.stack.last_mut() {
+        while let Some((left, attr)) = self.stack.last_mut() {
             // Only counts above zero are pushed.
             *left = left.saturating_sub(1);
             if *left > 0 {
                 return None;
             }
+            let attr = *attr;
             self.stack.pop();
+            if attr {
+                // The annotated value follows; it is the element.
+                return None;
+            }
         }
         let done = (self.pos, self.top.take().unwrap_or(ReplyKind::Nil));
         self.pos = 0;
@@ -184,6 +247,21 @@ impl ReplyDecoder {
         Some(done)
     }
 }
+
+/// An aggregate's element count (arrays, maps, sets, pushes, attributes).
+fn agg_len(line: &[u8]) -> Result<u32, ProtoError> {
+    parse_i64(line).and_then(|n| u32::try_from(n).ok()).ok_or(ProtoError::ArrayLen)
+}
+
+/// A bulk-like length (`$`, `=`, `!`), within `MAX_REPLY_BULK`.
+fn bulk_len(n: i64) -> Result<usize, ProtoError> {
+    let n = u64::try_from(n).ok().filter(|&n| n <= MAX_REPLY_BULK);
+    n.and_then(|n| usize::try_from(n).ok()).ok_or(ProtoError::BulkLen)
+}
+
+#[cfg(test)]
+#[path = "reply_resp3_tests.rs"]
+mod resp3_tests;
 
 #[cfg(test)]
 mod tests {
