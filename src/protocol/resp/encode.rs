@@ -29,6 +29,13 @@ pub fn command<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> Bytes {
     out.freeze()
 }
 
+/// `$<len>\r\n<data>\r\n`
+pub fn bulk(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len().saturating_add(16));
+    put_bulk(&mut out, data);
+    out.freeze()
+}
+
 /// `:<n>\r\n`
 pub fn integer(n: i64) -> Bytes {
     let mut out = BytesMut::with_capacity(24);
