@@ -88,6 +88,9 @@ pub(crate) struct Client {
     pub parked_bytes: usize,
     /// Since when the buffered reply bytes are at or past the soft limit.
     pub soft_since: Option<Instant>,
+    /// HELLO / CLIENT state (`session::handshake`); `hs.resp3` picks the
+    /// backend connections that negotiated RESP3.
+    pub hs: crate::session::handshake::Hs,
 }
 
 impl Client {
@@ -111,6 +114,7 @@ impl Client {
             queued: 0,
             parked_bytes: 0,
             soft_since: None,
+            hs: Default::default(),
         }
     }
 

@@ -147,7 +147,7 @@ impl MuxSession {
         self.budget.next_soft_deadline(&self.cfg.output, |id| self.clients_ref(id)?.soft_since)
     }
 
-    fn clients_ref(&self, id: ClientId) -> Option<&super::client::Client> {
+    pub(super) fn clients_ref(&self, id: ClientId) -> Option<&super::client::Client> {
         self.clients.get(id.idx as usize)?.as_ref().filter(|c| c.gen == id.gen)
     }
 

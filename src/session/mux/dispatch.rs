@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 use super::backend::RouteBy;
 use super::reply::MergePlan;
-use super::types::{ClientClose, MuxConfig, Router, Unsupported};
+use super::types::{ClientClose, ClientId, MuxConfig, Router, Unsupported};
+use crate::session::handshake::{self, Ctx, Hs, Mode};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
@@ -77,7 +78,41 @@ fn refuse(cfg: &MuxConfig, why: ClientClose, text: String) -> Plan {
     }
 }
 
-pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router) -> Plan {
+/// HELLO AUTH against nutcracker's `redis_auth` (user `default`).
+fn hello_auth(cfg: &MuxConfig, user: &[u8], pass: &[u8]) -> Result<(), &'static str> {
+    match &cfg.redis_auth {
+        None => Err("ERR AUTH <password> called without any password configured for the default user. \
+Are you sure your configuration is correct?"),
+        Some(p) if user == b"default" && p[..] == *pass => Ok(()),
+        Some(_) => Err("WRONGPASS invalid username-password pair or user is disabled."),
+    }
+}
+
+/// The handshake commands, answered locally whatever `unsupported` says.
+fn plan_handshake(cfg: &MuxConfig, authed: &mut bool, hs: &mut Hs, id: ClientId, req: &Request) -> Option<Plan> {
+    let mut ok = cfg.redis_auth.is_none() || *authed;
+    let check = |u: &[u8], p: &[u8]| hello_auth(cfg, u, p);
+    let ctx = Ctx { mode: Mode::Standalone, id: u64::from(id.idx) + 1, authed: &mut ok, check: &check, noauth: NOAUTH };
+    let reply = handshake::answer(req, hs, ctx)?;
+    if cfg.redis_auth.is_some() {
+        *authed = ok;
+    }
+    Some(Plan::Reply(reply))
+}
+
+pub(super) fn plan_redis(
+    cfg: &MuxConfig,
+    authed: &mut bool,
+    hs: &mut Hs,
+    id: ClientId,
+    req: Request,
+    router: &dyn Router,
+) -> Plan {
+    if handshake::is_handshake(req.name()) {
+        if let Some(plan) = plan_handshake(cfg, authed, hs, id, &req) {
+            return plan;
+        }
+    }
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
     let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {

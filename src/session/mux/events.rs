@@ -30,8 +30,8 @@ enum Fail {
 
 impl MuxSession {
     fn bidx(&self, b: BackendId) -> Option<usize> {
-        let per = self.cfg.server_connections;
-        (b.server < self.cfg.servers && b.conn < per).then_some((b.server * per + b.conn) as usize)
+        let width = self.width();
+        (b.server < self.cfg.servers && b.conn < width).then_some((b.server * width + b.conn) as usize)
     }
 
     pub fn handle_backend_connected(&mut self, b: BackendId) {
@@ -118,6 +118,11 @@ impl MuxSession {
                     return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);
                 }
             };
+            if matches!(&reply, AnyReply::Resp(r) if r.is_push()) {
+                // Out-of-band (RESP3): answers no request; nothing asked
+                // for it on a shared connection, so it is dropped.
+                continue;
+            }
             let Some(entry) = be.inflight.pop_front() else {
                 tracing::warn!(server = b.server, "reply with no request outstanding; closing backend");
                 return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);

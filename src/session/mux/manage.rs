@@ -35,7 +35,7 @@ impl MuxSession {
     pub fn add_server(&mut self) -> u32 {
         let s = self.cfg.servers;
         self.cfg.servers += 1;
-        for _ in 0..self.cfg.server_connections {
+        for _ in 0..self.width() {
             self.backends.push(Backend::new(self.cfg.protocol));
         }
         self.rr.push(0);
@@ -65,17 +65,17 @@ impl MuxSession {
         let deadline = self.cfg.timeout.map(|t| now + t);
         // The connect itself is bounded even when replies are not.
         let connect_by = now + self.cfg.timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
-        let per = self.cfg.server_connections;
-        if bid.server >= self.cfg.servers || bid.conn >= per {
+        let width = self.width();
+        if bid.server >= self.cfg.servers || bid.conn >= width {
             return deadline;
         }
-        let idx = (bid.server * per + bid.conn) as usize;
+        let idx = (bid.server * width + bid.conn) as usize;
         if self.backends[idx].state != BState::Idle {
             return deadline;
         }
         self.backends[idx].state = BState::Connecting { deadline: Some(connect_by) };
         self.intents.push_back(MuxIntent::Connect(bid));
-        for hidden in self.on_connect_commands() {
+        for hidden in self.on_connect_commands(self.is_resp3(bid)) {
             let e = Inflight {
                 client: None,
                 seq: 0,
@@ -96,10 +96,10 @@ impl MuxSession {
     /// (a server that left the pool; busy ones are retried on a later call).
     /// Returns true when none of its connections is open any more.
     pub fn close_idle_server(&mut self, server: u32) -> bool {
-        let per = self.cfg.server_connections;
+        let width = self.width();
         let mut all_closed = true;
-        for conn in 0..per {
-            let Some(be) = self.backends.get_mut((server * per + conn) as usize) else { return true };
+        for conn in 0..width {
+            let Some(be) = self.backends.get_mut((server * width + conn) as usize) else { return true };
             if be.state == BState::Idle {
                 continue;
             }
@@ -120,7 +120,7 @@ impl MuxSession {
 
     /// The queue gauges of `server`, summed over its connections.
     pub fn server_queues(&self, server: u32) -> QueueGauges {
-        let per = self.cfg.server_connections as usize;
+        let per = self.width() as usize;
         let start = server as usize * per;
         let mut q = QueueGauges::default();
         for be in self.backends.iter().skip(start).take(per) {

@@ -64,7 +64,8 @@ pub struct MuxSession {
     /// Generation per client slot; bumped when the slot is freed.
     gens: Vec<u32>,
     free: Vec<u32>,
-    /// `servers * server_connections`, server-major.
+    /// `servers * width()`, server-major: per server its RESP2 connections,
+    /// then (redis) their RESP3 twins.
     backends: Vec<Backend>,
     /// Next connection to use, per server (round robin).
     rr: Vec<u32>,
@@ -88,7 +89,7 @@ pub struct MuxSession {
 impl MuxSession {
     pub fn new(mut cfg: MuxConfig) -> Self {
         cfg.server_connections = cfg.server_connections.max(1);
-        let n = (cfg.servers * cfg.server_connections) as usize;
+        let n = (cfg.servers * cfg.server_connections * lanes(cfg.protocol)) as usize;
         let stats = MuxStats { servers: vec![Default::default(); cfg.servers as usize], ..Default::default() };
         MuxSession {
             backends: (0..n).map(|_| Backend::new(cfg.protocol)).collect(),
@@ -116,10 +117,22 @@ impl MuxSession {
         &self.stats
     }
 
-    /// Every backend connection id, server-major.
+    /// Every backend connection id, server-major (RESP3 twins included).
     pub fn backend_ids(&self) -> impl Iterator<Item = BackendId> + '_ {
-        let per = self.cfg.server_connections;
+        let per = self.width();
         (0..self.cfg.servers).flat_map(move |s| (0..per).map(move |c| BackendId { server: s, conn: c }))
+    }
+
+    /// Backend connection slots per server: `server_connections`, twice
+    /// that for redis (`conn >= server_connections` are the RESP3 twins,
+    /// opened on first use by a client that sent HELLO 3).
+    pub(super) fn width(&self) -> u32 {
+        self.cfg.server_connections * lanes(self.cfg.protocol)
+    }
+
+    /// Whether `b` is a RESP3 twin.
+    pub(super) fn is_resp3(&self, b: BackendId) -> bool {
+        b.conn >= self.cfg.server_connections
     }
 
     /// Registers a newly accepted client.
@@ -174,7 +187,7 @@ impl MuxSession {
             let partial_too_large = |inbuf: &bytes::BytesMut| inbuf.len() > cfg.max_request_bytes;
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_redis(cfg, &mut c.authed, req, router),
+                    Ok(Some(req)) => plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router),
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
                     Err(e) => resp_error(e),
@@ -245,19 +258,26 @@ impl MuxSession {
     /// first if needed (with AUTH and SELECT ahead of any request).
     fn enqueue(&mut self, server: u32, mut entry: Inflight, expect_reply: bool, now: Instant) {
         let per = self.cfg.server_connections;
-        let conn = self.rr[server as usize] % per;
+        let mut conn = self.rr[server as usize] % per;
         self.rr[server as usize] = self.rr[server as usize].wrapping_add(1);
+        // A RESP3 client's requests ride the twins that sent HELLO 3, so
+        // its replies come back native.
+        if entry.client.and_then(|id| self.clients_ref(id)).is_some_and(|c| c.hs.resp3) {
+            conn += per;
+        }
         let bid = BackendId { server, conn };
         entry.deadline = self.ensure_connecting(bid, now);
         self.dirty_backends.push(bid);
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;
         sc.request_bytes += entry.request.len() as u64;
-        self.backends[(server * per + conn) as usize].push_request(entry, expect_reply);
+        let width = self.width();
+        self.backends[(server * width + conn) as usize].push_request(entry, expect_reply);
     }
 
-    /// AUTH and SELECT for a new Redis backend connection.
-    fn on_connect_commands(&self) -> Vec<Bytes> {
+    /// AUTH and SELECT for a new Redis backend connection, then HELLO 3
+    /// on a RESP3 twin.
+    fn on_connect_commands(&self, resp3: bool) -> Vec<Bytes> {
         use crate::protocol::resp::encode::command;
         let mut v = Vec::new();
         if self.cfg.protocol == Protocol::Redis {
@@ -266,6 +286,9 @@ impl MuxSession {
             }
             if self.cfg.redis_db != 0 {
                 v.push(command([&b"SELECT"[..], self.cfg.redis_db.to_string().as_bytes()].into_iter()));
+            }
+            if resp3 {
+                v.push(command([&b"HELLO"[..], b"3"].into_iter()));
             }
         }
         v
@@ -291,6 +314,14 @@ impl MuxSession {
             self.stats.forward_error += 1;
             self.deliver(id, e.seq, e.frag, forward_error(self.cfg.protocol, errno));
         }
+    }
+}
+
+/// Connection sets per server: RESP2 and RESP3 for redis, one for memcached.
+fn lanes(p: Protocol) -> u32 {
+    match p {
+        Protocol::Redis => 2,
+        Protocol::Memcache => 1,
     }
 }
 
@@ -325,3 +356,5 @@ mod tests_hostile;
 mod tests_limits;
 #[cfg(test)]
 mod tests_local;
+#[cfg(test)]
+mod tests_resp3;

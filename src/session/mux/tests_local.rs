@@ -53,19 +53,19 @@ fn auth_flow_uses_nutcracker_strings() {
 fn unsupported_closes_or_errors_by_config() {
     let mut h = H::redis();
     let c = h.s.add_client();
-    h.send(c, &cmd(&["CLIENT", "SETINFO", "lib-name", "x"]));
+    h.send(c, &cmd(&["CONFIG", "GET", "x"]));
     assert_eq!(h.intents(), [MuxIntent::CloseClient(c, ClientClose::Unsupported)]);
 
     let mut cfg = MuxConfig::new(Protocol::Redis, 3);
     cfg.unsupported = Unsupported::Error;
     let mut h = H::new(cfg);
     let c = h.s.add_client();
-    h.send(c, &cmd(&["CLIENT", "SETINFO", "lib-name", "x"]));
+    h.send(c, &cmd(&["CONFIG", "GET", "x"]));
     h.send(c, &cmd(&["GET", "a", "extra"]));
     h.send(c, &cmd(&["PING"]));
     assert_eq!(
         h.take_client(c),
-        &b"-ERR unsupported command 'CLIENT'\r\n-ERR wrong number of arguments for 'get' command\r\n+PONG\r\n"[..]
+        &b"-ERR unsupported command 'CONFIG'\r\n-ERR wrong number of arguments for 'get' command\r\n+PONG\r\n"[..]
     );
     assert!(h.intents().is_empty(), "connection kept");
 }
