@@ -92,7 +92,9 @@ fn parse_at(raw: &Bytes, at: usize, depth: usize) -> Result<(Value, usize), Prot
             }
             _ => Err(ProtoError::BulkLen),
         },
-        b'*' => match parse_i64(&line).ok_or(ProtoError::ArrayLen)? {
+        // RESP3: a null, and a push read as the array it carries.
+        b'_' if line.is_empty() => Ok((Value::Nil, next)),
+        b'*' | b'>' => match parse_i64(&line).ok_or(ProtoError::ArrayLen)? {
             -1 => Ok((Value::Nil, next)),
             n if n >= 0 => {
                 // Each element takes at least 3 bytes, which bounds an

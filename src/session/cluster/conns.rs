@@ -44,7 +44,12 @@ pub(super) struct Conn {
     pub relay: Option<ClientId>,
     /// Subscriptions the node reported: channels + patterns, shard channels.
     pub subs: (i64, i64),
+    /// Sent HELLO 3 on connect: serves RESP3 clients only.
+    pub resp3: bool,
 }
+
+/// What a RESP3 twin sends after AUTH and READONLY.
+const HELLO_3: &[u8] = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
 
 /// Longest pause between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -61,7 +66,7 @@ impl ClusterSession {
     /// Opens a connection to `node`: a Connect intent, then the hidden
     /// AUTH and READONLY ahead of anything else. `None` (nothing opened,
     /// nothing sent) unless `node` is in the current view.
-    fn open(&mut self, node: u32, kind: Kind, now: Instant) -> Option<BackendId> {
+    fn open(&mut self, node: u32, kind: Kind, resp3: bool, now: Instant) -> Option<BackendId> {
         let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
         n.conns += 1;
         let idx = self.free_conns.pop().unwrap_or_else(|| {
@@ -83,7 +88,10 @@ impl ClusterSession {
         if kind == Kind::Shared && self.cfg.read_from != ReadFrom::Master {
             base.push(hidden(Bytes::from_static(cluster::READONLY)), true);
         }
-        self.conns[idx as usize] = Some(Conn { base, gen, node, kind, note: None, relay: None, subs: (0, 0) });
+        if resp3 {
+            base.push(hidden(Bytes::from_static(HELLO_3)), true);
+        }
+        self.conns[idx as usize] = Some(Conn { base, gen, node, kind, note: None, relay: None, subs: (0, 0), resp3 });
         self.intents.push_back(ClusterIntent::Connect(b));
         self.dirty_backends.push(b);
         self.stats.connects += 1;
@@ -95,15 +103,21 @@ impl ClusterSession {
     /// `None` if the node is not in the view.
     pub(super) fn shared_conn(&mut self, node: u32, dest: Dest, now: Instant) -> Option<BackendId> {
         let per = self.cfg.node_connections.max(1);
+        // A client's units ride connections of its protocol; aggregates
+        // (merged by Puerta) always RESP2 ones.
+        let resp3 = match dest {
+            Dest::Client { id, .. } => self.client(id).is_some_and(|c| c.base.hs.resp3),
+            Dest::Agg { .. } => false,
+        };
         let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
-        let i = Self::affine_conn(dest, n.rr, per) as usize;
+        let i = (Self::affine_conn(dest, n.rr, per) + if resp3 { per } else { 0 }) as usize;
         n.rr = n.rr.wrapping_add(1);
         if let Some(b) = n.shared[i] {
             if self.conn(b).is_some() {
                 return Some(b);
             }
         }
-        let b = self.open(node, Kind::Shared, now)?;
+        let b = self.open(node, Kind::Shared, resp3, now)?;
         if let Some(n) = self.nodes.node_mut(node) {
             n.shared[i] = Some(b);
         }
@@ -114,8 +128,12 @@ impl ClusterSession {
     /// a new one within `pinned_connections`. `None` past that limit or if
     /// the node is not in the view (callers check `in_view` first).
     pub(super) fn acquire_pinned(&mut self, node: u32, owner: ClientId, now: Instant) -> Option<BackendId> {
-        let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
-        if let Some(b) = n.idle_pinned.pop() {
+        let resp3 = self.client(owner).is_some_and(|c| c.base.hs.resp3);
+        let idle = self.nodes.node(node).filter(|n| n.in_view)?.idle_pinned.clone();
+        // An idle connection of the owner's protocol.
+        let pick = idle.iter().rposition(|&b| self.conn(b).is_some_and(|c| c.resp3 == resp3));
+        let n = self.nodes.node_mut(node)?;
+        if let Some(b) = pick.map(|i| n.idle_pinned.remove(i)) {
             if let Some(c) = self.conn_mut(b) {
                 c.kind = Kind::Pinned { owner: Some(owner) };
                 self.stats.pinned_reused += 1;
@@ -127,7 +145,7 @@ impl ClusterSession {
             return None;
         }
         n.pinned_open += 1;
-        let b = self.open(node, Kind::Pinned { owner: Some(owner) }, now);
+        let b = self.open(node, Kind::Pinned { owner: Some(owner) }, resp3, now);
         if b.is_none() {
             if let Some(n) = self.nodes.node_mut(node) {
                 n.pinned_open -= 1;

@@ -92,6 +92,14 @@ impl ClusterSession {
                     break;
                 }
             };
+            if reply.is_push() {
+                // Out-of-band (RESP3): relayed to a subscribed client, never
+                // matched to a request; elsewhere nothing asked for it.
+                if let Some(id) = c.relay {
+                    self.relay_frame(b, id, reply);
+                }
+                continue;
+            }
             let Some(entry) = c.base.inflight.pop_front() else {
                 match c.relay {
                     Some(id) => self.relay_frame(b, id, reply),
@@ -226,7 +234,7 @@ impl ClusterSession {
 /// `(kind, count)` of a subscribe/unsubscribe confirmation frame
 /// (`[subscribe, channel, count]`), `None` for messages.
 fn sub_count(reply: &Reply) -> Option<(Vec<u8>, i64)> {
-    if reply.kind != ReplyKind::Array(3) {
+    if !matches!(reply.kind, ReplyKind::Array(3) | ReplyKind::Push(3)) {
         return None;
     }
     let Ok(Value::Array(items)) = value::parse(&reply.raw) else { return None };

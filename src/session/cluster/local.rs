@@ -1,6 +1,6 @@
-//! Commands Puerta answers itself in cluster mode: PING, ECHO, QUIT,
-//! SELECT 0, AUTH (against `client_auth`), HELLO 2, CLIENT SETNAME /
-//! GETNAME / ID / SETINFO, READONLY / READWRITE, and CLUSTER INFO / SLOTS
+//! Commands Puerta answers itself in cluster mode: QUIT, AUTH (against
+//! `client_auth`), the handshake (`session::handshake`: HELLO 2/3, CLIENT,
+//! PING, ECHO, SELECT 0, READONLY / READWRITE), and CLUSTER INFO / SLOTS
 //! / NODES / SHARDS / MYID / KEYSLOT describing Puerta as one node that
 //! owns every slot (unless `cluster_commands = "passthrough"`).
 //! Whole-keyspace commands are in `fanout.rs`, transactions and pub/sub in
@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::reply::{arity, array, bulk, OK};
+use super::reply::{arity, array, bulk, NOAUTH, OK};
+use crate::session::handshake::{self, Ctx, Mode};
 use super::unit::Target;
 use super::{ClientId, ClusterSession};
 use crate::config::ClusterCommands;
@@ -28,21 +29,13 @@ const NO_PASSWORD: &str =
 
 impl ClusterSession {
     pub(super) fn local(&mut self, id: ClientId, req: Request, l: Local, now: Instant) {
-        let n = req.argc();
         let reply = match l {
-            Local::Ping if n == 1 => Bytes::from_static(b"+PONG\r\n"),
-            Local::Ping if n == 2 => bulk(req.arg(1)),
-            Local::Echo if n == 2 => bulk(req.arg(1)),
-            Local::Ping | Local::Echo => arity(req.name()),
+            Local::Ping | Local::Echo | Local::Select | Local::Hello | Local::Client | Local::ReadMode => {
+                self.handshake(id, &req)
+            }
             Local::Quit => return self.close_after(id, ClientClose::Quit, Bytes::from_static(OK)),
-            Local::Select if n != 2 => arity(req.name()),
-            Local::Select if req.arg(1) == b"0" => Bytes::from_static(OK),
-            Local::Select => encode::error("ERR SELECT is not allowed in cluster mode"),
             Local::Auth => self.auth(id, &req),
-            Local::Hello => self.hello(id, &req),
             Local::Reset => return self.reset(id),
-            Local::Client => self.client_cmd(id, &req),
-            Local::ReadMode => Bytes::from_static(OK),
             Local::Cluster => return self.cluster_cmd(id, req, now),
             Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan => {
                 return self.fanout_cmd(id, req, l, now)
@@ -95,82 +88,31 @@ impl ClusterSession {
         checked.map_or_else(|e| e, |()| Bytes::from_static(OK))
     }
 
-    /// HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only (for now).
-    fn hello(&mut self, id: ClientId, req: &Request) -> Bytes {
-        if req.argc() >= 2 {
-            match parse_i64(req.arg(1)) {
-                Some(2) => {}
-                Some(3) => return encode::error("NOPROTO unsupported protocol version"),
-                _ => return encode::error("ERR Protocol version is not an integer or out of range"),
-            }
-        }
-        let mut i = 2;
-        while i < req.argc() {
-            let opt = req.arg(i);
-            if opt.eq_ignore_ascii_case(b"AUTH") && i + 2 < req.argc() {
-                if let Err(e) = self.check_auth(id, req.arg(i + 1), req.arg(i + 2)) {
-                    return e;
-                }
-                i += 3;
-            } else if opt.eq_ignore_ascii_case(b"SETNAME") && i + 1 < req.argc() {
-                let name = req.arg_bytes(i + 1);
-                if let Some(c) = self.client_mut(id) {
-                    c.name = Some(name);
-                }
-                i += 2;
+    /// HELLO, CLIENT, PING, ECHO, SELECT, READONLY / READWRITE: the
+    /// shared handshake (`session::handshake`), AUTH against `client_auth`.
+    fn handshake(&mut self, id: ClientId, req: &Request) -> Bytes {
+        let auth = &self.cfg.client_auth;
+        let check = |user: &[u8], pass: &[u8]| {
+            if auth.is_empty() {
+                Err(NO_PASSWORD)
+            } else if auth.iter().any(|(u, p)| u.as_bytes() == user && p.as_bytes() == pass) {
+                Ok(())
             } else {
-                let opt = String::from_utf8_lossy(opt).into_owned();
-                return encode::error(&format!("ERR Syntax error in HELLO option '{opt}'"));
+                Err(WRONGPASS)
             }
-        }
-        if !self.client(id).is_some_and(|c| c.base.authed) {
-            return encode::error(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
-                 AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
-                 version at the same time",
-            );
-        }
-        let id_text = (id.index() + 1).to_string();
-        let mut out = BytesMut::new();
-        put_header(&mut out, b'*', 14);
-        for (k, v) in [("server", "puerta"), ("version", env!("CARGO_PKG_VERSION"))] {
-            put_bulk(&mut out, k.as_bytes());
-            put_bulk(&mut out, v.as_bytes());
-        }
-        put_bulk(&mut out, b"proto");
-        out.put_slice(b":2\r\n");
-        put_bulk(&mut out, b"id");
-        put_header(&mut out, b':', parse_i64(id_text.as_bytes()).unwrap_or(0));
-        for (k, v) in [("mode", "cluster"), ("role", "master")] {
-            put_bulk(&mut out, k.as_bytes());
-            put_bulk(&mut out, v.as_bytes());
-        }
-        put_bulk(&mut out, b"modules");
-        out.put_slice(b"*0\r\n");
-        out.freeze()
-    }
-
-    fn client_cmd(&mut self, id: ClientId, req: &Request) -> Bytes {
-        let sub = req.arg(1).to_ascii_uppercase();
-        match (&sub[..], req.argc()) {
-            (b"SETNAME", 3) => {
-                let name = req.arg_bytes(2);
-                if let Some(c) = self.client_mut(id) {
-                    c.name = Some(name);
-                }
-                Bytes::from_static(OK)
-            }
-            (b"GETNAME", 2) => match self.client(id).and_then(|c| c.name.clone()) {
-                Some(n) => bulk(&n),
-                None => Bytes::from_static(b"$-1\r\n"),
-            },
-            (b"ID", 2) => encode::integer(id.index() as i64 + 1),
-            (b"SETINFO", 4) | (b"NO-EVICT", 3) | (b"NO-TOUCH", 3) => Bytes::from_static(OK),
-            _ => {
-                let sub = String::from_utf8_lossy(&sub).into_owned();
-                encode::error(&format!("ERR CLIENT {sub} is not supported through Puerta in cluster mode"))
-            }
-        }
+        };
+        let Some(c) = self.clients.get_mut(id.index()).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen)
+        else {
+            return Bytes::new();
+        };
+        let ctx = Ctx {
+            mode: Mode::Cluster,
+            id: id.index() as u64 + 1,
+            authed: &mut c.base.authed,
+            check: &check,
+            noauth: NOAUTH,
+        };
+        handshake::answer(req, &mut c.base.hs, ctx).unwrap_or_else(|| arity(req.name()))
     }
 
     /// Where CLUSTER SLOTS / NODES say Puerta is.

@@ -86,7 +86,6 @@ struct CClient {
     pub base: Client,
     /// The local address the client connected to (CLUSTER SLOTS says it).
     pub local: Option<SocketAddr>,
-    pub name: Option<Bytes>,
     /// MULTI state: commands queued locally until EXEC.
     pub tx: Option<txn::Tx>,
     /// WATCH, a blocking command or pub/sub: the pinned connection.
@@ -231,7 +230,6 @@ impl ClusterSession {
         self.clients[idx as usize] = Some(CClient {
             base,
             local,
-            name: None,
             tx: None,
             pin: None,
             watching: false,
@@ -414,5 +412,7 @@ mod tests_policy;
 mod tests_redirect;
 #[cfg(test)]
 mod tests_state;
+#[cfg(test)]
+mod tests_resp3;
 #[cfg(test)]
 mod tests_trust;

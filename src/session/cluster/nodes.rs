@@ -150,7 +150,8 @@ impl Nodes {
         }
         let node = Node {
             addr,
-            shared: vec![None; self.slots],
+            // RESP2 connections, then their RESP3 twins.
+            shared: vec![None; self.slots * 2],
             rr: 0,
             idle_pinned: Vec::new(),
             pinned_open: 0,

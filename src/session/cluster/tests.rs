@@ -307,7 +307,7 @@ fn local_commands() {
         (&["CLUSTER", "KEYSLOT", "foo"][..], ":12182\r\n"),
         (&["CLIENT", "SETNAME", "app"][..], "+OK\r\n"),
         (&["CLIENT", "GETNAME"][..], "$3\r\napp\r\n"),
-        (&["HELLO", "3"][..], "-NOPROTO unsupported protocol version\r\n"),
+        (&["HELLO", "4"][..], "-NOPROTO unsupported protocol version\r\n"),
         (&["AUTH", "x"][..], "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
         (&["CONFIG", "SET", "x", "y"][..], "-ERR unsupported command 'CONFIG' through Puerta in cluster mode (node administration: connect to the node)\r\n"),
     ] {

@@ -324,7 +324,7 @@ impl ClusterSession {
         c.watching = false;
         c.watch_slot = None;
         c.subscribed = false;
-        c.name = None;
+        c.base.hs = Default::default();
         c.base.authed = !needs_auth;
         self.reply_now(id, Bytes::from_static(b"+RESET\r\n"));
     }
