@@ -53,3 +53,15 @@ fn resp3_pubsub_pushes_are_relayed_on_the_pinned_connection() {
     h.send(c, &["PING"]);
     assert_eq!(h.take_str(c), "+PONG\r\n");
 }
+
+#[test]
+fn unsubscribe_without_subscriptions_answers_a_push_in_resp3() {
+    let mut h = H::default3();
+    let c = h.client();
+    h.send(c, &["UNSUBSCRIBE"]);
+    assert_eq!(h.take_str(c), "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    h.send(c, &["HELLO", "3"]);
+    h.take(c);
+    h.send(c, &["UNSUBSCRIBE", "a"]);
+    assert_eq!(h.take_str(c), ">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n");
+}

@@ -302,10 +302,20 @@ impl ClusterSession {
     /// answer, one frame per channel (or one with a nil channel).
     pub(super) fn unsubscribe_idle(&mut self, id: ClientId, req: &Request) {
         let kind = req.name().to_ascii_lowercase();
+        // RESP3 clients get Redis's push frames and null.
+        let resp3 = self.client(id).is_some_and(|c| c.base.hs.resp3);
         let frame = |ch: Option<&[u8]>| {
             let name = bulk(&kind);
-            let ch = ch.map_or(Bytes::from_static(b"$-1\r\n"), bulk);
-            array([&name[..], &ch[..], &b":0\r\n"[..]].into_iter())
+            let nil = if resp3 { &b"_\r\n"[..] } else { b"$-1\r\n" };
+            let ch = ch.map_or(Bytes::from_static(nil), bulk);
+            let f = array([&name[..], &ch[..], &b":0\r\n"[..]].into_iter());
+            if resp3 {
+                let mut p = f.to_vec();
+                p[0] = b'>';
+                Bytes::from(p)
+            } else {
+                f
+            }
         };
         let out: Vec<u8> = if req.argc() < 2 {
             frame(None).to_vec()
