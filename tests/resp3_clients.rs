@@ -47,7 +47,11 @@ fn redis_py(port: u16, protocol: &str, mode: &str) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/resp3/clients.py");
     let out = Command::new(python()).arg(script).arg(port.to_string()).args([protocol, mode]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "clients.py {protocol} {mode} failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "clients.py {protocol} {mode} failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad report {text:?}: {e}"))
 }
 

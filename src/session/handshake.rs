@@ -216,9 +216,7 @@ fn client(req: &Request, hs: &mut Hs, ctx: &Ctx<'_>) -> Bytes {
             let val = req.arg_bytes(3);
             if !valid_name(&val) && !val.is_empty() {
                 let a = String::from_utf8_lossy(attr).to_ascii_lowercase();
-                return encode::error(&format!(
-                    "ERR {a} cannot contain spaces, newlines or special characters."
-                ));
+                return encode::error(&format!("ERR {a} cannot contain spaces, newlines or special characters."));
             }
             if attr.eq_ignore_ascii_case(b"LIB-NAME") {
                 hs.lib_name = Some(val);

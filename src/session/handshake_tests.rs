@@ -84,10 +84,7 @@ fn client_subcommands() {
         "-ERR unknown subcommand 'MAINT_NOTIFICATIONS'. Try CLIENT HELP.\r\n"
     );
     assert!(ok(&mut hs, &["CLIENT", "TRACKING", "on"]).starts_with("-ERR CLIENT TRACKING is not supported"));
-    assert_eq!(
-        ok(&mut hs, &["CLIENT", "SETNAME"]),
-        "-ERR wrong number of arguments for 'client|setname' command\r\n"
-    );
+    assert_eq!(ok(&mut hs, &["CLIENT", "SETNAME"]), "-ERR wrong number of arguments for 'client|setname' command\r\n");
     assert_eq!(ok(&mut hs, &["CLIENT"]), "-ERR wrong number of arguments for 'client' command\r\n");
     hs.resp3 = true;
     let info = ok(&mut hs, &["CLIENT", "INFO"]);

@@ -12,7 +12,6 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::reply::{arity, array, bulk, NOAUTH, OK};
-use crate::session::handshake::{self, Ctx, Mode};
 use super::unit::Target;
 use super::{ClientId, ClusterSession};
 use crate::config::ClusterCommands;
@@ -21,6 +20,7 @@ use crate::protocol::num::parse_i64;
 use crate::protocol::resp::encode::{self, put_bulk, put_header};
 use crate::protocol::resp::Request;
 use crate::route::{keyslot, SLOTS};
+use crate::session::handshake::{self, Ctx, Mode};
 use crate::session::mux::ClientClose;
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -101,8 +101,7 @@ impl ClusterSession {
                 Err(WRONGPASS)
             }
         };
-        let Some(c) = self.clients.get_mut(id.index()).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen)
-        else {
+        let Some(c) = self.clients.get_mut(id.index()).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen) else {
             return Bytes::new();
         };
         let ctx = Ctx {

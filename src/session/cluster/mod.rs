@@ -411,8 +411,8 @@ mod tests_policy;
 #[cfg(test)]
 mod tests_redirect;
 #[cfg(test)]
-mod tests_state;
-#[cfg(test)]
 mod tests_resp3;
+#[cfg(test)]
+mod tests_state;
 #[cfg(test)]
 mod tests_trust;

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use super::backend::RouteBy;
 use super::reply::MergePlan;
 use super::types::{ClientClose, ClientId, MuxConfig, Router, Unsupported};
-use crate::session::handshake::{self, Ctx, Hs, Mode};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
+use crate::session::handshake::{self, Ctx, Hs, Mode};
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
