@@ -2,7 +2,8 @@
 //! drivers, against a twemproxy pool (its default `unsupported = "close"`)
 //! and a cluster pool: redis-py 8 (RESP3 by default, and at protocol=2)
 //! driven by tests/resp3/clients.py, and the `redis` crate with its
-//! default settings (and RESP3 asked for in the URL).
+//! default settings (and RESP3 asked for in the URL), redis-cli (RESP2 and
+//! `-3`) and redis-benchmark.
 //!
 //! redis-py must not fall back to RESP2 (it logs a warning when HELLO 3
 //! fails), HGETALL must come back as a dict, and pub/sub must work over
@@ -94,8 +95,35 @@ fn redis_crate(port: u16, what: &str) {
     assert_eq!(n, 1, "{what}");
 }
 
+/// `redis-cli [extra] -p port args...`: stdout, after checking it exited 0.
+fn redis_cli(port: u16, extra: &[&str], args: &[&str]) -> String {
+    let out = Command::new("redis-cli").args(extra).args(["-p", &port.to_string()]).args(args).output().unwrap();
+    assert!(out.status.success(), "redis-cli {extra:?} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// redis-cli in RESP2 and RESP3 (`-3`: HELLO 3 first), and a short
+/// redis-benchmark run (it asks CONFIG GET first and goes on without it).
+fn redis_tools(port: u16, what: &str) {
+    let key = format!("cli:{what}");
+    assert_eq!(redis_cli(port, &[], &["HSET", &key, "f", "v"]).trim(), "1", "{what}");
+    assert_eq!(redis_cli(port, &[], &["HGETALL", &key]), "f\nv\n", "{what}");
+    let tty = redis_cli(port, &["-3", "--no-raw"], &["HGETALL", &key]);
+    assert_eq!(tty.trim(), "1# \"f\" => \"v\"", "{what}: redis-cli -3 prints a map");
+    assert_eq!(redis_cli(port, &["-3"], &["DEL", &key]).trim(), "1", "{what}");
+    let out = Command::new("redis-benchmark")
+        .args(["-p", &port.to_string(), "-n", "2000", "-c", "4", "-t", "set,get", "-q"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{what}: redis-benchmark: {text}");
+    for t in ["SET: ", "GET: "] {
+        assert!(text.lines().any(|l| l.contains(t) && l.contains("requests per second")), "{what}: {text}");
+    }
+}
+
 #[test]
-fn redis_py_8_and_the_redis_crate_through_a_twemproxy_pool() {
+fn todays_clients_through_a_twemproxy_pool() {
     let backends = [redis(), redis()];
     let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
     for io in drivers() {
@@ -106,11 +134,12 @@ fn redis_py_8_and_the_redis_crate_through_a_twemproxy_pool() {
             check_redis_py(&r, protocol, &format!("{io} twem redis-py {protocol}"));
         }
         redis_crate(p.port(), &format!("{io}-twem"));
+        redis_tools(p.port(), &format!("{io}-twem"));
     }
 }
 
 #[test]
-fn redis_py_8_and_the_redis_crate_through_a_cluster_pool() {
+fn todays_clients_through_a_cluster_pool() {
     let cluster = Cluster::start();
     for io in drivers() {
         let px = ClusterProxy::start(&cluster, io, "");
@@ -123,5 +152,6 @@ fn redis_py_8_and_the_redis_crate_through_a_cluster_pool() {
             assert_eq!(r["ping_after_pubsub"], true, "{what}: {r}");
         }
         redis_crate(px.port, &format!("{io}-cluster"));
+        redis_tools(px.port, &format!("{io}-cluster"));
     }
 }
