@@ -4,7 +4,9 @@
 //!
 //! Behaviour follows nutcracker 0.5.0 (see `protocol::resp::command`):
 //! PING/QUIT/AUTH are local, unknown commands and wrong arity close unless
-//! `unsupported = "error"`, and the AUTH strings are nutcracker's.
+//! `unsupported = "error"`, and the AUTH strings are nutcracker's. Keyed
+//! commands go where all their keys map (Redis's key specs), or get
+//! `cross_server`'s error.
 
 use bytes::Bytes;
 
@@ -12,7 +14,7 @@ use super::backend::RouteBy;
 use super::reply::MergePlan;
 use super::types::{ClientClose, MuxConfig, Router, Unsupported};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
-use crate::protocol::num::parse_i64;
+use crate::protocol::command::{for_each_key, Command};
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
@@ -80,17 +82,16 @@ fn refuse(cfg: &MuxConfig, why: ClientClose, text: String) -> Plan {
 pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router) -> Plan {
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
-    let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
-        Check::Ok(spec) => spec,
+    let (spec, cmd) = match check(&req) {
+        Check::Ok(spec, cmd) => (spec, cmd),
         Check::Unknown => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
         }
-        Check::WrongArity(_) => {
-            let lower = name().to_ascii_lowercase();
+        Check::WrongArity(cmd) => {
             return refuse(
                 cfg,
                 ClientClose::WrongArity,
-                format!("ERR wrong number of arguments for '{lower}' command"),
+                format!("ERR wrong number of arguments for '{}' command", cmd.fullname),
             );
         }
     };
@@ -98,6 +99,7 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         return Plan::Reply(Bytes::from_static(NOAUTH));
     }
     let kind = match spec.kind {
+        Kind::Ping if req.argc() == 2 => return Plan::Reply(encode::bulk(req.arg(1))),
         Kind::Ping => return Plan::Reply(Bytes::from_static(PONG)),
         Kind::Quit => return Plan::Close(ClientClose::Quit, None),
         Kind::Auth => {
@@ -124,6 +126,7 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
                 format!("ERR {name} is refused by this Puerta pool (allow_scripts = false)"),
             );
         }
+        Kind::Keyed | Kind::Eval => return plan_keyed(cfg, &req, cmd, router),
         k => k,
     };
     let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
@@ -136,13 +139,8 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Err(SplitError::NoServer) => return no_server(cfg),
     };
     // Each fragment of a split command is that command over its own keys,
-    // so its routing key is its first argument, as for one-key commands;
-    // EVAL is never split and routes by its first key (argument 3).
-    let route = match kind {
-        Kind::Eval => RouteBy::Arg(3),
-        Kind::NoKey => RouteBy::Empty,
-        _ => RouteBy::Arg(1),
-    };
+    // so its routing key is its first argument.
+    let route = if kind == Kind::NoKey { RouteBy::Empty } else { RouteBy::Arg(1) };
     let merge = match kind {
         _ if frags.len() == 1 => MergePlan::Pass,
         Kind::MultiKey(m) => MergePlan::Resp { merge: m, nkeys },
@@ -150,6 +148,43 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         _ => MergePlan::Pass,
     };
     Plan::Forward(Forward { frags, route, merge, retrieval: false, noreply: false })
+}
+
+/// A command routed by its keys (Redis's key specs): forwarded unchanged
+/// to the one server they all map to, routed by the first. Keyless (none,
+/// or a key count the server will reject): to the empty key's server, so
+/// the server answers with its own error.
+fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router) -> Plan {
+    let route = bounded(cfg, router);
+    // (argument index, server) of the first key; whether another key maps
+    // elsewhere, or to no server at all.
+    let mut first: Option<(usize, Option<u32>)> = None;
+    let mut cross = false;
+    let n = for_each_key(cmd, req, |i, _| match first {
+        None => first = Some((i, route(req.arg(i)))),
+        Some((_, server)) => cross |= route(req.arg(i)) != server,
+    })
+    .unwrap_or(0);
+    if n > cfg.max_keys_per_request {
+        return Plan::Reply(encode::error(&format!("ERR {}", too_many_keys(cfg))));
+    }
+    let (by, server) = match first {
+        Some((_, None)) => return no_server(cfg),
+        Some(_) if cross => return Plan::Reply(cross_server(cmd)),
+        Some((i, Some(server))) => (RouteBy::Arg(u32::try_from(i).unwrap_or(u32::MAX)), server),
+        None => match route(b"") {
+            Some(server) => (RouteBy::Empty, server),
+            None => return no_server(cfg),
+        },
+    };
+    let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+    Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false })
+}
+
+/// The error for a command whose keys map to different servers: nothing
+/// is sent, and the connection stays.
+pub(crate) fn cross_server(cmd: &Command) -> Bytes {
+    encode::error(&format!("ERR '{}' keys map to different servers", cmd.fullname))
 }
 
 pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {
