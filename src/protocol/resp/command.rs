@@ -12,10 +12,12 @@
 //! from nutcracker, each only visible when keys live on different servers:
 //! - EXISTS fans out and sums (nutcracker sends every key to the first
 //!   key's server);
-//! - a `Keyed` or `Eval` command with several keys (SINTER, RENAME, LCS,
-//!   ZUNIONSTORE, EVAL with 2 keys...) is forwarded only when every key maps
-//!   to one server; otherwise the client gets `CROSS_SERVER`'s error
-//!   (nutcracker sends it to the first key's server, which answers wrongly);
+//! - a `Keyed` command with several keys (SINTER, RENAME, LCS, SINTERCARD,
+//!   ZUNIONSTORE...) is forwarded only when every key maps to one server;
+//!   otherwise the client gets `-ERR '<command>' keys map to different
+//!   servers` (nutcracker sends it to the first key's server, which answers
+//!   wrongly). `Eval` keeps nutcracker's rule, the first key's server, as
+//!   scripts written for nutcracker rely on it;
 //! - MOVE and SELECT are refused the same way (nutcracker closes for them).
 //!
 //! Row format, to add a command: `"NAME" Kind;` with the top-level name as
@@ -43,14 +45,14 @@ pub enum Merge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Routed by its keys (Redis's key specs): forwarded when they all map
-    /// to one server, refused with `CROSS_SERVER`'s error otherwise.
+    /// to one server, answered with an error naming it otherwise.
     Keyed,
     /// Every argument from 1 is a key (MGET, DEL, ...): split per server.
     MultiKey(Merge),
     /// Arguments from 1 are key/value pairs (MSET): split per server.
     KeyValues,
-    /// EVAL-shaped (`numkeys` at argument 2): `Keyed`, gated by
-    /// `allow_scripts`, and needing at least one key (nutcracker's rule).
+    /// EVAL-shaped (`numkeys` at argument 2): to the first key's server
+    /// (nutcracker's rule), gated by `allow_scripts`, needing a key.
     Eval,
     /// No key: forwarded to the server of the empty key, as nutcracker does.
     NoKey,

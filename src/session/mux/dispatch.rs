@@ -126,7 +126,8 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
                 format!("ERR {name} is refused by this Puerta pool (allow_scripts = false)"),
             );
         }
-        Kind::Keyed | Kind::Eval => return plan_keyed(cfg, &req, cmd, router),
+        Kind::Keyed => return plan_keyed(cfg, &req, cmd, router, true),
+        Kind::Eval => return plan_keyed(cfg, &req, cmd, router, false),
         k => k,
     };
     let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
@@ -151,10 +152,12 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
 }
 
 /// A command routed by its keys (Redis's key specs): forwarded unchanged
-/// to the one server they all map to, routed by the first. Keyless (none,
-/// or a key count the server will reject): to the empty key's server, so
-/// the server answers with its own error.
-fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router) -> Plan {
+/// to the one server they all map to, routed by the first. With
+/// `one_server` false (EVAL-shaped calls, as nutcracker does: a script may
+/// mean to write its other keys next to the first), the first key decides
+/// alone. Keyless (none, or a key count the server will reject): to the
+/// empty key's server, so the server answers with its own error.
+fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router, one_server: bool) -> Plan {
     let route = bounded(cfg, router);
     // (argument index, server) of the first key; whether another key maps
     // elsewhere, or to no server at all.
@@ -162,7 +165,7 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
     let mut cross = false;
     let n = for_each_key(cmd, req, |i, _| match first {
         None => first = Some((i, route(req.arg(i)))),
-        Some((_, server)) => cross |= route(req.arg(i)) != server,
+        Some((_, server)) => cross |= one_server && route(req.arg(i)) != server,
     })
     .unwrap_or(0);
     if n > cfg.max_keys_per_request {
