@@ -167,7 +167,9 @@ fn extra_ok(kind: Kind, req: &Request) -> bool {
     let argc = req.argc();
     match kind {
         KeyValues => argc >= 3 && argc % 2 == 1,
-        Eval => matches!(parse_i64(req.arg(2)), Some(n) if n >= 1 && n <= i64::try_from(argc).unwrap_or(i64::MAX).saturating_sub(3)),
+        Eval => {
+            matches!(parse_i64(req.arg(2)), Some(n) if n >= 1 && n <= i64::try_from(argc).unwrap_or(i64::MAX).saturating_sub(3))
+        }
         Auth => argc == 2,
         // Redis's PING checks this itself (arity -1); Puerta answers PING.
         Ping => argc <= 2,
@@ -180,7 +182,8 @@ fn extra_ok(kind: Kind, req: &Request) -> bool {
 pub fn check(req: &Request) -> Check {
     let Some((i, top)) = command::lookup(req.name()) else { return Check::Unknown };
     let Some(spec) = rows().get(i).copied().flatten() else { return Check::Unknown };
-    let cmd = if top.subcommands.is_empty() || req.argc() < 2 { top } else { top.subcommand(req.arg(1)).unwrap_or(top) };
+    let cmd =
+        if top.subcommands.is_empty() || req.argc() < 2 { top } else { top.subcommand(req.arg(1)).unwrap_or(top) };
     if !cmd.arity_ok(req.argc()) || !extra_ok(spec.kind, req) {
         return Check::WrongArity(cmd);
     }
