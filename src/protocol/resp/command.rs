@@ -7,9 +7,10 @@
 //! `argeval`, `nokey`); its arity checks are now Redis's own (`EXPIRE k
 //! 100 NX` works), plus the few rules nutcracker adds, kept in `extra_ok`:
 //! MSET needs whole key/value pairs, EVAL-shaped calls at least one key
-//! inside the arguments, AUTH exactly one password, PING at most one
-//! argument (which Redis's PING checks itself). Deliberate differences
-//! from nutcracker, each only visible when keys live on different servers:
+//! inside the arguments, AUTH exactly one password, PING and COMMAND no
+//! argument (nutcracker closes for `PING msg` and `COMMAND COUNT`).
+//! Deliberate differences from nutcracker, each only visible when keys
+//! live on different servers:
 //! - EXISTS fans out and sums (nutcracker sends every key to the first
 //!   key's server);
 //! - a `Keyed` command with several keys (SINTER, RENAME, LCS, SINTERCARD,
@@ -163,16 +164,18 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 }
 
 /// The rules the pool adds to Redis's arity (see the module doc).
-fn extra_ok(kind: Kind, req: &Request) -> bool {
+fn extra_ok(spec: &Spec, req: &Request) -> bool {
     let argc = req.argc();
-    match kind {
+    match spec.kind {
         KeyValues => argc >= 3 && argc % 2 == 1,
         Eval => {
             matches!(parse_i64(req.arg(2)), Some(n) if n >= 1 && n <= i64::try_from(argc).unwrap_or(i64::MAX).saturating_sub(3))
         }
         Auth => argc == 2,
-        // Redis's PING checks this itself (arity -1); Puerta answers PING.
-        Ping => argc <= 2,
+        // nutcracker closes for `PING msg` and `COMMAND COUNT` (its
+        // redis_argz); clients that probe with them expect that here too.
+        Ping => argc == 1,
+        NoKey if spec.name == "COMMAND" => argc == 1,
         _ => true,
     }
 }
@@ -184,7 +187,7 @@ pub fn check(req: &Request) -> Check {
     let Some(spec) = rows().get(i).copied().flatten() else { return Check::Unknown };
     let cmd =
         if top.subcommands.is_empty() || req.argc() < 2 { top } else { top.subcommand(req.arg(1)).unwrap_or(top) };
-    if !cmd.arity_ok(req.argc()) || !extra_ok(spec.kind, req) {
+    if !cmd.arity_ok(req.argc()) || !extra_ok(spec, req) {
         return Check::WrongArity(cmd);
     }
     Check::Ok(spec, cmd)
@@ -225,7 +228,7 @@ mod tests {
         assert!(ok(&["EXPIRE", "k", "100", "NX"]), "Redis 7 arity");
         assert!(!ok(&["SET", "k"]), "Redis's arity, stricter than nutcracker's");
         assert!(ok(&["MSET", "a", "1"]) && !ok(&["MSET", "a", "1", "b"]) && !ok(&["MSET", "a"]));
-        assert!(ok(&["PING"]) && ok(&["PING", "x"]) && !ok(&["PING", "x", "y"]));
+        assert!(ok(&["PING"]) && !ok(&["PING", "x"]) && !ok(&["COMMAND", "COUNT"]) && ok(&["LOLWUT", "1"]));
         assert!(ok(&["AUTH", "pw"]) && !ok(&["AUTH", "u", "pw"]));
         assert!(ok(&["OBJECT", "ENCODING", "k"]) && !ok(&["OBJECT", "ENCODING"]));
         assert!(ok(&["OBJECT", "NOSUCH"]), "the server answers an unknown subcommand");

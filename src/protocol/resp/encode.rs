@@ -36,13 +36,6 @@ pub fn integer(n: i64) -> Bytes {
     out.freeze()
 }
 
-/// `$<len>\r\n<data>\r\n`
-pub fn bulk(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len().saturating_add(16));
-    put_bulk(&mut out, data);
-    out.freeze()
-}
-
 /// `-<text>\r\n`; `text` carries its own prefix word (`ERR ...`, `NOAUTH ...`).
 pub fn error(text: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(text.len().saturating_add(3));
@@ -62,7 +55,6 @@ mod tests {
         let args: [&[u8]; 2] = [b"GET", b"k"];
         assert_eq!(&command(args.into_iter())[..], b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
         assert_eq!(&integer(-3)[..], b":-3\r\n");
-        assert_eq!(&bulk(b"hi")[..], b"$2\r\nhi\r\n");
         assert_eq!(&error("ERR a\r\nb")[..], b"-ERR a  b\r\n");
     }
 }

@@ -99,7 +99,6 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         return Plan::Reply(Bytes::from_static(NOAUTH));
     }
     let kind = match spec.kind {
-        Kind::Ping if req.argc() == 2 => return Plan::Reply(encode::bulk(req.arg(1))),
         Kind::Ping => return Plan::Reply(Bytes::from_static(PONG)),
         Kind::Quit => return Plan::Close(ClientClose::Quit, None),
         Kind::Auth => {
