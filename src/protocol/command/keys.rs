@@ -98,9 +98,26 @@ fn find_keyword(req: &Request, argc: i64, keyword: &str, start: i64) -> Option<i
     None
 }
 
+/// The fast path, most commands (GET, SET, HSET...): the index of the one
+/// key when `cmd` has exactly one, at a fixed index. Where it is below
+/// argc, the same answer as `for_each_key` gives, without its general steps.
+pub fn single_key(cmd: &Command) -> Option<usize> {
+    match cmd.keys {
+        [KeySpec { begin: Begin::Index(pos), find: Find::Range { last: 0, .. }, .. }] => usize::try_from(*pos).ok(),
+        _ => None,
+    }
+}
+
 /// Calls `f(index, spec flags)` for each key of `req` under `cmd`, in spec
 /// order, and returns how many there were. On `Err` `f` was not called.
 pub fn for_each_key(cmd: &Command, req: &Request, mut f: impl FnMut(usize, u32)) -> Result<usize, KeyError> {
+    if let Some(pos) = single_key(cmd) {
+        if pos >= req.argc() {
+            return Err(KeyError::Invalid);
+        }
+        f(pos, cmd.keys.first().map_or(0, |k| k.flags));
+        return Ok(1);
+    }
     // First pass: any invalid spec makes the request keyless (Redis resets
     // the result), so nothing may be reported before all are checked. The
     // common single-spec command takes the second pass only.

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-pub use keys::{for_each_key, KeyError};
+pub use keys::{for_each_key, single_key, KeyError};
 pub use table_gen::{acl, flag, key_flag, COMMANDS};
 
 use crate::protocol::resp::names::NameIndex;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::backend::RouteBy;
 use super::reply::MergePlan;
 use super::types::{ClientClose, MuxConfig, Router, Unsupported};
-use crate::protocol::command::{for_each_key, Command};
+use crate::protocol::command::{for_each_key, single_key, Command};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
@@ -158,6 +158,13 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
 /// empty key's server, so the server answers with its own error.
 fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router, one_server: bool) -> Plan {
     let route = bounded(cfg, router);
+    // Fast path: one key at a fixed place (GET, SET, HSET...).
+    if let Some(pos) = single_key(cmd).filter(|&p| p < req.argc()) {
+        let Some(server) = route(req.arg(pos)) else { return no_server(cfg) };
+        let by = RouteBy::Arg(u32::try_from(pos).unwrap_or(u32::MAX));
+        let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+        return Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false });
+    }
     // (argument index, server) of the first key; whether another key maps
     // elsewhere, or to no server at all.
     let mut first: Option<(usize, Option<u32>)> = None;
