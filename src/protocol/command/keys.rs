@@ -201,4 +201,36 @@ mod tests {
         assert_eq!(ok(&["MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b"]), ["", "a", "b"]);
         assert_eq!(ok(&["SORT", "k", "STORE", "d"]), ["k"], "STORE is an Unknown spec");
     }
+
+    /// Every command and subcommand, with arguments that are counts,
+    /// keywords, huge or negative numbers in every order: no panic, every
+    /// index inside the arguments, and the count returned is the count seen.
+    #[test]
+    fn any_arguments_stay_in_bounds() {
+        use super::super::COMMANDS;
+        let words = ["0", "1", "2", "3", "-1", "x", "STREAMS", "KEYS", "STORE", "9223372036854775807", ""];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let all = COMMANDS.iter().flat_map(|c| std::iter::once(c).chain(c.subcommands));
+        for cmd in all {
+            for argc in 1..10 {
+                for _ in 0..40 {
+                    let mut args = vec![cmd.name.to_string()];
+                    for _ in 1..argc {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        args.push(words[(seed % words.len() as u64) as usize].to_string());
+                    }
+                    let r = Request::from_args(args.iter().map(|a| a.as_bytes()));
+                    let mut seen = 0;
+                    if let Ok(n) = for_each_key(cmd, &r, |i, _| {
+                        assert!(i > 0 && i < argc, "{args:?}: key at {i}");
+                        seen += 1;
+                    }) {
+                        assert_eq!(n, seen, "{args:?}");
+                    }
+                }
+            }
+        }
+    }
 }
