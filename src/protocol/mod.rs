@@ -15,6 +15,7 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod cluster;
+pub mod command;
 pub mod error;
 pub mod memcache;
 pub mod mongo;

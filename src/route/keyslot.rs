@@ -10,7 +10,7 @@
 pub use crate::protocol::cluster::SLOTS;
 
 use crate::protocol::cluster::commands::Keys;
-use crate::protocol::cluster::keys::key_indices;
+use crate::protocol::cluster::keys::for_each_key;
 use crate::protocol::resp::Request;
 
 /// The slot a request's keys hash to.
@@ -41,14 +41,14 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 /// The slot shared by `req`'s keys (found by `spec`).
 pub fn slot_of(req: &Request, spec: Keys) -> SlotOf {
     let mut found = SlotOf::NoKeys;
-    for i in key_indices(req, spec) {
+    for_each_key(req, spec, |i| {
         let s = keyslot(req.arg(i));
         match found {
             SlotOf::NoKeys => found = SlotOf::One(s),
-            SlotOf::One(t) if t != s => return SlotOf::Cross,
+            SlotOf::One(t) if t != s => found = SlotOf::Cross,
             _ => {}
         }
-    }
+    });
     found
 }
 

@@ -3,11 +3,17 @@
 //! a pinned connection, or answered locally), where its keys are, and
 //! whether a replica may serve it.
 //!
-//! Key positions follow Redis 7's key specs. Commands not in the table are
-//! routed as keyless (to a master); a keyed command Puerta does not know
-//! still works, because the node answers MOVED and the session follows it.
-//! Invariant: names are unique and uppercase (a unit test checks), and
-//! fewer than 1023 (the name index's limit).
+//! This is the mode's policy; the facts come from Redis's table
+//! (`protocol::command`): arity, and key positions for rows with `KEYS`.
+//! A command not in these rows is routed by Redis's key specs too (to a
+//! master when keyless), so a newer keyed command works; an unknown one
+//! goes to a master, and the node answers MOVED if it has keys elsewhere.
+//!
+//! Row format, to add a command: `"NAME" Family, Keys, readonly;` where
+//! `Keys` is `KEYS` (Redis's key specs), `NONE`, or a `Keys::Range`
+//! override, and `readonly` says a replica may serve it. Invariant: names
+//! are unique and uppercase (a unit test checks), and fewer than 1023 (the
+//! name index's limit).
 
 use std::sync::OnceLock;
 
@@ -17,23 +23,14 @@ use crate::protocol::resp::names::NameIndex;
 /// Where a command's keys are, counting the command name as argument 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keys {
+    /// Redis's own key specs (`protocol::command`), subcommands included:
+    /// what nearly every row uses.
+    Spec,
+    /// No key, whatever Redis says.
     None,
-    /// Arguments `first`, `first + step`, ... through `last`; a negative
-    /// `last` counts from the end (-1 is the last argument).
-    Range {
-        first: u8,
-        last: i8,
-        step: u8,
-    },
-    /// A key count at `at`, then that many keys (EVAL, ZUNION, LMPOP...).
-    NumKeys {
-        at: u8,
-    },
-    /// A destination key at 1, a key count at 2, then the keys
-    /// (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
-    DestNumKeys,
-    /// XREAD / XREADGROUP: the first half of the arguments after STREAMS.
-    Streams,
+    /// An override: arguments `first`, `first + step`, ... through `last`;
+    /// a negative `last` counts from the end (-1 is the last argument).
+    Range { first: u8, last: i8, step: u8 },
 }
 
 /// Commands Puerta answers (or orchestrates) itself.
@@ -94,19 +91,12 @@ pub struct CmdSpec {
 }
 
 /// What an unknown command is treated as.
-pub static UNKNOWN: CmdSpec = CmdSpec { name: "", family: Family::Route, keys: Keys::None, readonly: false };
+pub static UNKNOWN: CmdSpec = CmdSpec { name: "", family: Family::Route, keys: Keys::Spec, readonly: false };
 
 const NONE: Keys = Keys::None;
+const KEYS: Keys = Keys::Spec;
+/// The first argument, read as a key (PUBLISH's channel, see below).
 const K1: Keys = Keys::Range { first: 1, last: 1, step: 1 };
-const K2: Keys = Keys::Range { first: 1, last: 2, step: 1 };
-const ALL: Keys = Keys::Range { first: 1, last: -1, step: 1 };
-const PAIRS: Keys = Keys::Range { first: 1, last: -1, step: 2 };
-/// BLPOP k1 k2 timeout: all but the last argument.
-const BUT_LAST: Keys = Keys::Range { first: 1, last: -2, step: 1 };
-/// A subcommand, then the key (OBJECT ENCODING k, XINFO STREAM k).
-const SUB: Keys = Keys::Range { first: 2, last: 2, step: 1 };
-const NK1: Keys = Keys::NumKeys { at: 1 };
-const NK2: Keys = Keys::NumKeys { at: 2 };
 
 use Family::{BlockOption, Blocking, Local as L, Route, Split};
 
@@ -118,84 +108,84 @@ macro_rules! table {
 
 static TABLE: &[CmdSpec] = table! {
     // Strings.
-    "GET" Route, K1, true; "SET" Route, K1, false; "SETNX" Route, K1, false; "SETEX" Route, K1, false;
-    "PSETEX" Route, K1, false; "GETSET" Route, K1, false; "GETDEL" Route, K1, false; "GETEX" Route, K1, false;
-    "APPEND" Route, K1, false; "STRLEN" Route, K1, true; "GETRANGE" Route, K1, true; "SUBSTR" Route, K1, true;
-    "SETRANGE" Route, K1, false; "INCR" Route, K1, false; "DECR" Route, K1, false; "INCRBY" Route, K1, false;
-    "DECRBY" Route, K1, false; "INCRBYFLOAT" Route, K1, false; "MSETNX" Route, PAIRS, false; "LCS" Route, K2, true;
-    "GETBIT" Route, K1, true; "SETBIT" Route, K1, false; "BITCOUNT" Route, K1, true; "BITPOS" Route, K1, true;
-    "BITFIELD" Route, K1, false; "BITFIELD_RO" Route, K1, true;
-    "BITOP" Route, Keys::Range { first: 2, last: -1, step: 1 }, false;
-    "MGET" Split(Merge::Array), ALL, true; "MSET" Split(Merge::AllOk), PAIRS, false;
+    "GET" Route, KEYS, true; "SET" Route, KEYS, false; "SETNX" Route, KEYS, false; "SETEX" Route, KEYS, false;
+    "PSETEX" Route, KEYS, false; "GETSET" Route, KEYS, false; "GETDEL" Route, KEYS, false; "GETEX" Route, KEYS, false;
+    "APPEND" Route, KEYS, false; "STRLEN" Route, KEYS, true; "GETRANGE" Route, KEYS, true; "SUBSTR" Route, KEYS, true;
+    "SETRANGE" Route, KEYS, false; "INCR" Route, KEYS, false; "DECR" Route, KEYS, false; "INCRBY" Route, KEYS, false;
+    "DECRBY" Route, KEYS, false; "INCRBYFLOAT" Route, KEYS, false; "MSETNX" Route, KEYS, false; "LCS" Route, KEYS, true;
+    "GETBIT" Route, KEYS, true; "SETBIT" Route, KEYS, false; "BITCOUNT" Route, KEYS, true; "BITPOS" Route, KEYS, true;
+    "BITFIELD" Route, KEYS, false; "BITFIELD_RO" Route, KEYS, true;
+    "BITOP" Route, KEYS, false;
+    "MGET" Split(Merge::Array), KEYS, true; "MSET" Split(Merge::AllOk), KEYS, false;
     // Generic keyspace.
-    "DEL" Split(Merge::Sum), ALL, false; "UNLINK" Split(Merge::Sum), ALL, false;
-    "EXISTS" Split(Merge::Sum), ALL, true; "TOUCH" Split(Merge::Sum), ALL, true;
-    "TYPE" Route, K1, true; "TTL" Route, K1, true; "PTTL" Route, K1, true; "EXPIRETIME" Route, K1, true;
-    "PEXPIRETIME" Route, K1, true; "EXPIRE" Route, K1, false; "PEXPIRE" Route, K1, false;
-    "EXPIREAT" Route, K1, false; "PEXPIREAT" Route, K1, false; "PERSIST" Route, K1, false;
-    "RENAME" Route, K2, false; "RENAMENX" Route, K2, false; "COPY" Route, K2, false; "DUMP" Route, K1, true;
-    "RESTORE" Route, K1, false; "OBJECT" Route, SUB, true; "MEMORY" Route, SUB, true; "SORT" Route, K1, false;
-    "SORT_RO" Route, K1, true; "RANDOMKEY" Route, NONE, true; "MOVE" Route, K1, false;
+    "DEL" Split(Merge::Sum), KEYS, false; "UNLINK" Split(Merge::Sum), KEYS, false;
+    "EXISTS" Split(Merge::Sum), KEYS, true; "TOUCH" Split(Merge::Sum), KEYS, true;
+    "TYPE" Route, KEYS, true; "TTL" Route, KEYS, true; "PTTL" Route, KEYS, true; "EXPIRETIME" Route, KEYS, true;
+    "PEXPIRETIME" Route, KEYS, true; "EXPIRE" Route, KEYS, false; "PEXPIRE" Route, KEYS, false;
+    "EXPIREAT" Route, KEYS, false; "PEXPIREAT" Route, KEYS, false; "PERSIST" Route, KEYS, false;
+    "RENAME" Route, KEYS, false; "RENAMENX" Route, KEYS, false; "COPY" Route, KEYS, false; "DUMP" Route, KEYS, true;
+    "RESTORE" Route, KEYS, false; "OBJECT" Route, KEYS, true; "MEMORY" Route, KEYS, true; "SORT" Route, KEYS, false;
+    "SORT_RO" Route, KEYS, true; "RANDOMKEY" Route, NONE, true; "MOVE" Route, KEYS, false;
     // Hashes.
-    "HGET" Route, K1, true; "HMGET" Route, K1, true; "HGETALL" Route, K1, true; "HKEYS" Route, K1, true;
-    "HVALS" Route, K1, true; "HLEN" Route, K1, true; "HEXISTS" Route, K1, true; "HSTRLEN" Route, K1, true;
-    "HRANDFIELD" Route, K1, true; "HSCAN" Route, K1, true; "HTTL" Route, K1, true; "HPTTL" Route, K1, true;
-    "HEXPIRETIME" Route, K1, true; "HPEXPIRETIME" Route, K1, true; "HSET" Route, K1, false;
-    "HSETNX" Route, K1, false; "HMSET" Route, K1, false; "HDEL" Route, K1, false; "HINCRBY" Route, K1, false;
-    "HINCRBYFLOAT" Route, K1, false; "HEXPIRE" Route, K1, false; "HPEXPIRE" Route, K1, false;
-    "HEXPIREAT" Route, K1, false; "HPEXPIREAT" Route, K1, false; "HPERSIST" Route, K1, false;
-    "HGETDEL" Route, K1, false; "HGETEX" Route, K1, false; "HSETEX" Route, K1, false;
+    "HGET" Route, KEYS, true; "HMGET" Route, KEYS, true; "HGETALL" Route, KEYS, true; "HKEYS" Route, KEYS, true;
+    "HVALS" Route, KEYS, true; "HLEN" Route, KEYS, true; "HEXISTS" Route, KEYS, true; "HSTRLEN" Route, KEYS, true;
+    "HRANDFIELD" Route, KEYS, true; "HSCAN" Route, KEYS, true; "HTTL" Route, KEYS, true; "HPTTL" Route, KEYS, true;
+    "HEXPIRETIME" Route, KEYS, true; "HPEXPIRETIME" Route, KEYS, true; "HSET" Route, KEYS, false;
+    "HSETNX" Route, KEYS, false; "HMSET" Route, KEYS, false; "HDEL" Route, KEYS, false; "HINCRBY" Route, KEYS, false;
+    "HINCRBYFLOAT" Route, KEYS, false; "HEXPIRE" Route, KEYS, false; "HPEXPIRE" Route, KEYS, false;
+    "HEXPIREAT" Route, KEYS, false; "HPEXPIREAT" Route, KEYS, false; "HPERSIST" Route, KEYS, false;
+    "HGETDEL" Route, KEYS, false; "HGETEX" Route, KEYS, false; "HSETEX" Route, KEYS, false;
     // Lists.
-    "LLEN" Route, K1, true; "LRANGE" Route, K1, true; "LINDEX" Route, K1, true; "LPOS" Route, K1, true;
-    "LPUSH" Route, K1, false; "LPUSHX" Route, K1, false; "RPUSH" Route, K1, false; "RPUSHX" Route, K1, false;
-    "LPOP" Route, K1, false; "RPOP" Route, K1, false; "LSET" Route, K1, false; "LREM" Route, K1, false;
-    "LTRIM" Route, K1, false; "LINSERT" Route, K1, false; "RPOPLPUSH" Route, K2, false; "LMOVE" Route, K2, false;
-    "LMPOP" Route, NK1, false; "BLPOP" Blocking, BUT_LAST, false; "BRPOP" Blocking, BUT_LAST, false;
-    "BRPOPLPUSH" Blocking, K2, false; "BLMOVE" Blocking, K2, false; "BLMPOP" Blocking, NK2, false;
+    "LLEN" Route, KEYS, true; "LRANGE" Route, KEYS, true; "LINDEX" Route, KEYS, true; "LPOS" Route, KEYS, true;
+    "LPUSH" Route, KEYS, false; "LPUSHX" Route, KEYS, false; "RPUSH" Route, KEYS, false; "RPUSHX" Route, KEYS, false;
+    "LPOP" Route, KEYS, false; "RPOP" Route, KEYS, false; "LSET" Route, KEYS, false; "LREM" Route, KEYS, false;
+    "LTRIM" Route, KEYS, false; "LINSERT" Route, KEYS, false; "RPOPLPUSH" Route, KEYS, false; "LMOVE" Route, KEYS, false;
+    "LMPOP" Route, KEYS, false; "BLPOP" Blocking, KEYS, false; "BRPOP" Blocking, KEYS, false;
+    "BRPOPLPUSH" Blocking, KEYS, false; "BLMOVE" Blocking, KEYS, false; "BLMPOP" Blocking, KEYS, false;
     // Sets.
-    "SCARD" Route, K1, true; "SMEMBERS" Route, K1, true; "SISMEMBER" Route, K1, true;
-    "SMISMEMBER" Route, K1, true; "SRANDMEMBER" Route, K1, true; "SSCAN" Route, K1, true;
-    "SDIFF" Route, ALL, true; "SINTER" Route, ALL, true; "SUNION" Route, ALL, true; "SINTERCARD" Route, NK1, true;
-    "SADD" Route, K1, false; "SREM" Route, K1, false; "SPOP" Route, K1, false; "SMOVE" Route, K2, false;
-    "SDIFFSTORE" Route, ALL, false; "SINTERSTORE" Route, ALL, false; "SUNIONSTORE" Route, ALL, false;
+    "SCARD" Route, KEYS, true; "SMEMBERS" Route, KEYS, true; "SISMEMBER" Route, KEYS, true;
+    "SMISMEMBER" Route, KEYS, true; "SRANDMEMBER" Route, KEYS, true; "SSCAN" Route, KEYS, true;
+    "SDIFF" Route, KEYS, true; "SINTER" Route, KEYS, true; "SUNION" Route, KEYS, true; "SINTERCARD" Route, KEYS, true;
+    "SADD" Route, KEYS, false; "SREM" Route, KEYS, false; "SPOP" Route, KEYS, false; "SMOVE" Route, KEYS, false;
+    "SDIFFSTORE" Route, KEYS, false; "SINTERSTORE" Route, KEYS, false; "SUNIONSTORE" Route, KEYS, false;
     // Sorted sets.
-    "ZCARD" Route, K1, true; "ZCOUNT" Route, K1, true; "ZLEXCOUNT" Route, K1, true; "ZRANGE" Route, K1, true;
-    "ZRANGEBYSCORE" Route, K1, true; "ZRANGEBYLEX" Route, K1, true; "ZREVRANGE" Route, K1, true;
-    "ZREVRANGEBYSCORE" Route, K1, true; "ZREVRANGEBYLEX" Route, K1, true; "ZRANK" Route, K1, true;
-    "ZREVRANK" Route, K1, true; "ZSCORE" Route, K1, true; "ZMSCORE" Route, K1, true; "ZSCAN" Route, K1, true;
-    "ZRANDMEMBER" Route, K1, true; "ZUNION" Route, NK1, true; "ZINTER" Route, NK1, true;
-    "ZDIFF" Route, NK1, true; "ZINTERCARD" Route, NK1, true; "ZADD" Route, K1, false; "ZINCRBY" Route, K1, false;
-    "ZREM" Route, K1, false; "ZREMRANGEBYLEX" Route, K1, false; "ZREMRANGEBYRANK" Route, K1, false;
-    "ZREMRANGEBYSCORE" Route, K1, false; "ZPOPMIN" Route, K1, false; "ZPOPMAX" Route, K1, false;
-    "ZRANGESTORE" Route, K2, false; "ZUNIONSTORE" Route, Keys::DestNumKeys, false;
-    "ZINTERSTORE" Route, Keys::DestNumKeys, false; "ZDIFFSTORE" Route, Keys::DestNumKeys, false;
-    "ZMPOP" Route, NK1, false; "BZPOPMIN" Blocking, BUT_LAST, false; "BZPOPMAX" Blocking, BUT_LAST, false;
-    "BZMPOP" Blocking, NK2, false;
+    "ZCARD" Route, KEYS, true; "ZCOUNT" Route, KEYS, true; "ZLEXCOUNT" Route, KEYS, true; "ZRANGE" Route, KEYS, true;
+    "ZRANGEBYSCORE" Route, KEYS, true; "ZRANGEBYLEX" Route, KEYS, true; "ZREVRANGE" Route, KEYS, true;
+    "ZREVRANGEBYSCORE" Route, KEYS, true; "ZREVRANGEBYLEX" Route, KEYS, true; "ZRANK" Route, KEYS, true;
+    "ZREVRANK" Route, KEYS, true; "ZSCORE" Route, KEYS, true; "ZMSCORE" Route, KEYS, true; "ZSCAN" Route, KEYS, true;
+    "ZRANDMEMBER" Route, KEYS, true; "ZUNION" Route, KEYS, true; "ZINTER" Route, KEYS, true;
+    "ZDIFF" Route, KEYS, true; "ZINTERCARD" Route, KEYS, true; "ZADD" Route, KEYS, false; "ZINCRBY" Route, KEYS, false;
+    "ZREM" Route, KEYS, false; "ZREMRANGEBYLEX" Route, KEYS, false; "ZREMRANGEBYRANK" Route, KEYS, false;
+    "ZREMRANGEBYSCORE" Route, KEYS, false; "ZPOPMIN" Route, KEYS, false; "ZPOPMAX" Route, KEYS, false;
+    "ZRANGESTORE" Route, KEYS, false; "ZUNIONSTORE" Route, KEYS, false;
+    "ZINTERSTORE" Route, KEYS, false; "ZDIFFSTORE" Route, KEYS, false;
+    "ZMPOP" Route, KEYS, false; "BZPOPMIN" Blocking, KEYS, false; "BZPOPMAX" Blocking, KEYS, false;
+    "BZMPOP" Blocking, KEYS, false;
     // HyperLogLog and geo.
-    "PFADD" Route, K1, false; "PFCOUNT" Route, ALL, true; "PFMERGE" Route, ALL, false;
-    "GEOADD" Route, K1, false; "GEODIST" Route, K1, true; "GEOHASH" Route, K1, true; "GEOPOS" Route, K1, true;
-    "GEORADIUS_RO" Route, K1, true; "GEORADIUSBYMEMBER_RO" Route, K1, true; "GEOSEARCH" Route, K1, true;
-    "GEORADIUS" Route, K1, false; "GEORADIUSBYMEMBER" Route, K1, false; "GEOSEARCHSTORE" Route, K2, false;
+    "PFADD" Route, KEYS, false; "PFCOUNT" Route, KEYS, true; "PFMERGE" Route, KEYS, false;
+    "GEOADD" Route, KEYS, false; "GEODIST" Route, KEYS, true; "GEOHASH" Route, KEYS, true; "GEOPOS" Route, KEYS, true;
+    "GEORADIUS_RO" Route, KEYS, true; "GEORADIUSBYMEMBER_RO" Route, KEYS, true; "GEOSEARCH" Route, KEYS, true;
+    "GEORADIUS" Route, KEYS, false; "GEORADIUSBYMEMBER" Route, KEYS, false; "GEOSEARCHSTORE" Route, KEYS, false;
     // Streams.
-    "XADD" Route, K1, false; "XTRIM" Route, K1, false; "XDEL" Route, K1, false; "XACK" Route, K1, false;
-    "XCLAIM" Route, K1, false; "XAUTOCLAIM" Route, K1, false; "XSETID" Route, K1, false;
-    "XLEN" Route, K1, true; "XRANGE" Route, K1, true; "XREVRANGE" Route, K1, true; "XPENDING" Route, K1, true;
-    "XINFO" Route, SUB, true; "XGROUP" Route, SUB, false;
-    "XREAD" BlockOption, Keys::Streams, true; "XREADGROUP" BlockOption, Keys::Streams, false;
+    "XADD" Route, KEYS, false; "XTRIM" Route, KEYS, false; "XDEL" Route, KEYS, false; "XACK" Route, KEYS, false;
+    "XCLAIM" Route, KEYS, false; "XAUTOCLAIM" Route, KEYS, false; "XSETID" Route, KEYS, false;
+    "XLEN" Route, KEYS, true; "XRANGE" Route, KEYS, true; "XREVRANGE" Route, KEYS, true; "XPENDING" Route, KEYS, true;
+    "XINFO" Route, KEYS, true; "XGROUP" Route, KEYS, false;
+    "XREAD" BlockOption, KEYS, true; "XREADGROUP" BlockOption, KEYS, false;
     // Scripts and functions: routed by their keys (numkeys 0: any master).
-    "EVAL" Route, NK2, false; "EVALSHA" Route, NK2, false; "FCALL" Route, NK2, false;
-    "EVAL_RO" Route, NK2, true; "EVALSHA_RO" Route, NK2, true; "FCALL_RO" Route, NK2, true;
+    "EVAL" Route, KEYS, false; "EVALSHA" Route, KEYS, false; "FCALL" Route, KEYS, false;
+    "EVAL_RO" Route, KEYS, true; "EVALSHA_RO" Route, KEYS, true; "FCALL_RO" Route, KEYS, true;
     // Pub/sub: PUBLISH reaches every node from any node, but its count is
     // the publishing node's subscribers: routed by the channel's slot, it
     // reaches the node where Puerta subscribes that channel (`txn.rs`).
     // SPUBLISH is by slot anyway.
-    "PUBLISH" Route, K1, false; "SPUBLISH" Route, K1, false; "PUBSUB" Route, NONE, false;
+    "PUBLISH" Route, K1, false; "SPUBLISH" Route, KEYS, false; "PUBSUB" Route, NONE, false;
     "SUBSCRIBE" L(Local::Subscribe), NONE, false; "PSUBSCRIBE" L(Local::Subscribe), NONE, false;
-    "SSUBSCRIBE" L(Local::SSubscribe), ALL, false; "UNSUBSCRIBE" L(Local::Unsubscribe), NONE, false;
+    "SSUBSCRIBE" L(Local::SSubscribe), KEYS, false; "UNSUBSCRIBE" L(Local::Unsubscribe), NONE, false;
     "PUNSUBSCRIBE" L(Local::Unsubscribe), NONE, false; "SUNSUBSCRIBE" L(Local::Unsubscribe), NONE, false;
     // Transactions.
     "MULTI" L(Local::Multi), NONE, false; "EXEC" L(Local::Exec), NONE, false;
-    "DISCARD" L(Local::Discard), NONE, false; "WATCH" L(Local::Watch), ALL, false;
+    "DISCARD" L(Local::Discard), NONE, false; "WATCH" L(Local::Watch), KEYS, false;
     "UNWATCH" L(Local::Unwatch), NONE, false;
     // Connection.
     "PING" L(Local::Ping), NONE, true; "ECHO" L(Local::Echo), NONE, true; "QUIT" L(Local::Quit), NONE, true;

@@ -81,8 +81,9 @@ pub enum SplitError {
     NoServer,
 }
 
-/// Splits a routable request. `Single`/`Eval`/`NoKey` give one fragment
-/// routed by their key; `MultiKey`/`KeyValues` group keys by server.
+/// Splits a routable request. `Keyed`/`Eval`/`NoKey` give one fragment
+/// routed by argument 1, 3 or the empty key; `MultiKey`/`KeyValues` group
+/// keys by server.
 pub fn split(
     req: &Request,
     kind: Kind,

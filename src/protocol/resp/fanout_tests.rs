@@ -79,12 +79,12 @@ fn first_error_wins() {
 
 #[test]
 fn single_key_kinds_route_by_their_key() {
-    assert_eq!(split(&req(&["GET", "c9"]), Kind::Single, route).unwrap()[0].server, 2);
+    assert_eq!(split(&req(&["GET", "c9"]), Kind::Keyed, route).unwrap()[0].server, 2);
     let ev = req(&["EVAL", "return 1", "1", "b7", "arg"]);
     assert_eq!(split(&ev, Kind::Eval, route).unwrap()[0].server, 1);
     let nokey = split(&req(&["COMMAND"]), Kind::NoKey, |k: &[u8]| Some(k.len() as u32 + 7)).unwrap();
     assert_eq!(nokey[0].server, 7, "keyless commands route by the empty key");
-    assert_eq!(split(&req(&["GET", "zz"]), Kind::Single, |_| None), Err(SplitError::NoServer));
+    assert_eq!(split(&req(&["GET", "zz"]), Kind::Keyed, |_| None), Err(SplitError::NoServer));
 }
 
 /// More servers than `Groups` scans linearly: fragments still come in the

@@ -15,7 +15,7 @@ pub mod reply;
 pub mod request;
 pub mod value;
 
-pub use command::{lookup, Arity, Check, Kind, Merge, Spec};
+pub use command::{lookup, Check, Kind, Merge, Spec};
 pub use fanout::{merge_replies, split, Fragment, SplitError, DEFAULT_MAX_KEYS_PER_REQUEST};
 pub use reply::{Reply, ReplyDecoder, ReplyKind};
 pub use request::{Request, RequestDecoder, DEFAULT_MAX_REQUEST_BYTES};

@@ -14,10 +14,13 @@ pub struct NameIndex {
     slots: Box<[u16; SIZE]>,
 }
 
+/// FNV-1a over the bytes with bit 5 cleared: equal for names that differ
+/// only in ASCII case (and for a few non-letter pairs, which only costs a
+/// probe), and cheaper than a full case fold on the request path.
 fn fold_hash(name: &[u8]) -> usize {
     let mut h: u32 = 0x811c_9dc5;
     for &b in name {
-        h = (h ^ b.to_ascii_uppercase() as u32).wrapping_mul(0x0100_0193);
+        h = (h ^ u32::from(b & 0xdf)).wrapping_mul(0x0100_0193);
     }
     h as usize
 }
@@ -46,7 +49,10 @@ impl NameIndex {
         let mut at = fold_hash(name) % SIZE;
         loop {
             let row = usize::from(self.slots[at].checked_sub(1)?);
-            if name_at(row)?.as_bytes().eq_ignore_ascii_case(name) {
+            // Clients mostly send names as the table spells them: an exact
+            // compare first, the case-folding one only when that fails.
+            let row_name = name_at(row)?.as_bytes();
+            if row_name == name || row_name.eq_ignore_ascii_case(name) {
                 return Some(row);
             }
             at = at.wrapping_add(1) % SIZE;

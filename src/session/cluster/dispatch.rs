@@ -1,4 +1,5 @@
-//! From one decoded client request to work: the AUTH gate, the pool's
+//! From one decoded client request to work: Redis's arity check (its
+//! command table, `protocol::command`), the AUTH gate, the pool's
 //! command policy (`policy.rs`, the same in every state), pub/sub and
 //! MULTI modes, then by command family: routed by slot, split per slot,
 //! blocking on a pinned connection, or local (`local.rs`, `fanout.rs`,
@@ -10,7 +11,8 @@ use super::reply::{arity, NOAUTH};
 use super::unit::{Dest, Target, Unit};
 use super::ClusterSession;
 use crate::protocol::cluster::commands::{lookup, runs_script, CmdSpec, Family, Local, UNKNOWN};
-use crate::protocol::cluster::keys::{has_block_option, key_indices, CROSSSLOT};
+use crate::protocol::cluster::keys::{for_each_key, has_block_option, CROSSSLOT};
+use crate::protocol::command;
 use crate::protocol::resp::command::{Kind, Merge};
 use crate::protocol::resp::{split, Request};
 use crate::route::{keyslot, slot_of, SlotOf};
@@ -22,6 +24,14 @@ use bytes::Bytes;
 impl ClusterSession {
     pub(super) fn dispatch(&mut self, id: ClientId, req: Request, now: Instant) {
         let spec = lookup(req.name());
+        // Redis checks arity before anything else (`processCommand`), in
+        // every state; inside MULTI the error also aborts the transaction.
+        if let Some(cmd) = command::resolve(&req).filter(|c| !c.arity_ok(req.argc())) {
+            if let Some(tx) = self.client_mut(id).and_then(|c| c.tx.as_mut()) {
+                tx.aborted = true;
+            }
+            return self.reply_now(id, command::wrong_arity(cmd));
+        }
         let Some(c) = self.client(id) else { return };
         let family = spec.family;
         if !c.base.authed && !matches!(family, Family::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset)) {
@@ -58,7 +68,7 @@ impl ClusterSession {
     pub(super) fn route_cmd(&mut self, id: ClientId, req: Request, spec: &CmdSpec, now: Instant) {
         // Fewer arguments than the limit cannot name too many keys.
         let max = self.cfg.max_keys_per_request;
-        if req.argc() > max && key_indices(&req, spec.keys).count() > max {
+        if req.argc() > max && for_each_key(&req, spec.keys, |_| {}) > max {
             return self.reply_now(id, self.too_many_keys());
         }
         let target = match slot_of(&req, spec.keys) {

@@ -4,15 +4,17 @@
 //!
 //! Behaviour follows nutcracker 0.5.0 (see `protocol::resp::command`):
 //! PING/QUIT/AUTH are local, unknown commands and wrong arity close unless
-//! `unsupported = "error"`, and the AUTH strings are nutcracker's.
+//! `unsupported = "error"`, and the AUTH strings are nutcracker's. Keyed
+//! commands go where all their keys map (Redis's key specs), or get
+//! `cross_server`'s error.
 
 use bytes::Bytes;
 
 use super::backend::RouteBy;
 use super::reply::MergePlan;
 use super::types::{ClientClose, ClientId, MuxConfig, Router, Unsupported};
+use crate::protocol::command::{for_each_key, single_key, Command};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
-use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
@@ -115,17 +117,16 @@ pub(super) fn plan_redis(
     }
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
-    let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
-        Check::Ok(spec) => spec,
+    let (spec, cmd) = match check(&req) {
+        Check::Ok(spec, cmd) => (spec, cmd),
         Check::Unknown => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
         }
-        Check::WrongArity(_) => {
-            let lower = name().to_ascii_lowercase();
+        Check::WrongArity(cmd) => {
             return refuse(
                 cfg,
                 ClientClose::WrongArity,
-                format!("ERR wrong number of arguments for '{lower}' command"),
+                format!("ERR wrong number of arguments for '{}' command", cmd.fullname),
             );
         }
     };
@@ -159,6 +160,8 @@ pub(super) fn plan_redis(
                 format!("ERR {name} is refused by this Puerta pool (allow_scripts = false)"),
             );
         }
+        Kind::Keyed => return plan_keyed(cfg, &req, cmd, router, true),
+        Kind::Eval => return plan_keyed(cfg, &req, cmd, router, false),
         k => k,
     };
     let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
@@ -171,13 +174,8 @@ pub(super) fn plan_redis(
         Err(SplitError::NoServer) => return no_server(cfg),
     };
     // Each fragment of a split command is that command over its own keys,
-    // so its routing key is its first argument, as for one-key commands;
-    // EVAL is never split and routes by its first key (argument 3).
-    let route = match kind {
-        Kind::Eval => RouteBy::Arg(3),
-        Kind::NoKey => RouteBy::Empty,
-        _ => RouteBy::Arg(1),
-    };
+    // so its routing key is its first argument.
+    let route = if kind == Kind::NoKey { RouteBy::Empty } else { RouteBy::Arg(1) };
     let merge = match kind {
         _ if frags.len() == 1 => MergePlan::Pass,
         Kind::MultiKey(m) => MergePlan::Resp { merge: m, nkeys },
@@ -185,6 +183,52 @@ pub(super) fn plan_redis(
         _ => MergePlan::Pass,
     };
     Plan::Forward(Forward { frags, route, merge, retrieval: false, noreply: false })
+}
+
+/// A command routed by its keys (Redis's key specs): forwarded unchanged
+/// to the one server they all map to, routed by the first. With
+/// `one_server` false (EVAL-shaped calls, as nutcracker does: a script may
+/// mean to write its other keys next to the first), the first key decides
+/// alone. Keyless (none, or a key count the server will reject): to the
+/// empty key's server, so the server answers with its own error.
+fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router, one_server: bool) -> Plan {
+    let route = bounded(cfg, router);
+    // Fast path: one key at a fixed place (GET, SET, HSET...).
+    if let Some(pos) = single_key(cmd).filter(|&p| p < req.argc()) {
+        let Some(server) = route(req.arg(pos)) else { return no_server(cfg) };
+        let by = RouteBy::Arg(u32::try_from(pos).unwrap_or(u32::MAX));
+        let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+        return Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false });
+    }
+    // (argument index, server) of the first key; whether another key maps
+    // elsewhere, or to no server at all.
+    let mut first: Option<(usize, Option<u32>)> = None;
+    let mut cross = false;
+    let n = for_each_key(cmd, req, |i, _| match first {
+        None => first = Some((i, route(req.arg(i)))),
+        Some((_, server)) => cross |= one_server && route(req.arg(i)) != server,
+    })
+    .unwrap_or(0);
+    if n > cfg.max_keys_per_request {
+        return Plan::Reply(encode::error(&format!("ERR {}", too_many_keys(cfg))));
+    }
+    let (by, server) = match first {
+        Some((_, None)) => return no_server(cfg),
+        Some(_) if cross => return Plan::Reply(cross_server(cmd)),
+        Some((i, Some(server))) => (RouteBy::Arg(u32::try_from(i).unwrap_or(u32::MAX)), server),
+        None => match route(b"") {
+            Some(server) => (RouteBy::Empty, server),
+            None => return no_server(cfg),
+        },
+    };
+    let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+    Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false })
+}
+
+/// The error for a command whose keys map to different servers: nothing
+/// is sent, and the connection stays.
+pub(crate) fn cross_server(cmd: &Command) -> Bytes {
+    encode::error(&format!("ERR '{}' keys map to different servers", cmd.fullname))
 }
 
 pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {
