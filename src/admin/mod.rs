@@ -217,7 +217,10 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
 fn route_stats_port(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
     let reply = match req.path {
         "/metrics" => route(shared, guard, req, local),
-        _ => Ok(Reply::Now(Response::text(404, "the stats port serves /metrics, or nutcracker's JSON to a silent client"))),
+        _ => Ok(Reply::Now(Response::text(
+            404,
+            "the stats port serves /metrics, or nutcracker's JSON to a silent client",
+        ))),
     };
     reply.unwrap_or_else(|e| Reply::Now(Response::error(&e).unwrap_or_else(|| Response::text(500, e.to_string()))))
 }
