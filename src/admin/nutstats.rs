@@ -26,7 +26,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -188,7 +188,7 @@ pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHa
         tracing::info!(%addr, "nutcracker stats listening");
     }
     let guard = Guard::new(shared.cell.load().config.server.admin_token.clone());
-    let server = Server::new(listener, StatsPort { shared, guard })?;
+    let server = Server::new(listener, StatsPort { shared, guard, last: None })?;
     thread::Builder::new().name("puerta-nutstats".to_owned()).spawn(move || server.run())
 }
 
@@ -200,12 +200,25 @@ pub const SNIFF_WINDOW: Duration = Duration::from_millis(20);
 struct StatsPort {
     shared: Arc<Shared>,
     guard: Guard,
+    /// The last document and when it was rendered: connections whose
+    /// windows end together (a burst) share one copy, as they shared one
+    /// when the document went out at accept. A document can be megabytes.
+    last: Option<(Instant, Bytes)>,
 }
 
 impl Service for StatsPort {
     /// Like nutcracker: write the document, close.
     fn greeting(&mut self) -> Option<Bytes> {
-        Some(render(&collect(&self.shared)).into())
+        match &self.last {
+            Some((at, doc)) if at.elapsed() < SNIFF_WINDOW => Some(doc.clone()),
+            _ => {
+                let doc = Bytes::from(render(&collect(&self.shared)));
+                // Timed from the end: a large document can take longer
+                // to render than the window itself.
+                self.last = Some((Instant::now(), doc.clone()));
+                Some(doc)
+            }
+        }
     }
 
     fn sniff(&self) -> Option<Duration> {
