@@ -22,13 +22,14 @@
 //! Files: `server` (the poll loop), `conn` (one connection's phases and
 //! deadlines), `http` (sans-IO parse/encode), `guard` (token and origin
 //! checks), `metrics`, `json`, `ready` (readiness decision), `totals`
-//! (cross-worker sums).
+//! (cross-worker sums), `mcstats` (memcache pools' local `stats`).
 
 mod cluster;
 mod conn;
 mod guard;
 mod http;
 pub mod json;
+pub mod mcstats;
 pub mod metrics;
 mod mongo;
 pub mod nutstats;
