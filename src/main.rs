@@ -2,8 +2,9 @@
 //!
 //! Two command lines reach the same server: Puerta's own (`puerta [run] -c
 //! FILE`, `puerta check`) and nutcracker's (`-c -t -d -p -o -v -s -a -i -m
-//! -V -D -h`, see `cli_nutcracker`). Order matters: the config is validated
-//! and every listener and the admin port are bound *before* any worker
+//! -V -D -h`, parsed in `cli_nutcracker` and run by `nutcracker_main`).
+//! Both end in `serve`. Order matters: the config is validated and every
+//! listener and the admin and stats ports are bound *before* any worker
 //! starts, so a bad file or a busy port exits non-zero with nothing
 //! running. With `-d` the process daemonizes after validating the config
 //! and before starting any thread.
