@@ -5,8 +5,8 @@
 //!
 //! Owns its socket and buffers, nothing shared. Each phase has a deadline
 //! from when it began: sniff (nutcracker's stats port only: the service's
-//! window, after which the greeting is written), head (`HEADER_TIMEOUT`, answered 408 if anything
-//! arrived, else closed quietly), body (`BODY_TIMEOUT`, 408), waiting (the
+//! window, after which the greeting is written), head (`HEADER_TIMEOUT`,
+//! answered 408 if anything arrived, else closed quietly), body (`BODY_TIMEOUT`, 408), waiting (the
 //! reload's own deadline, 504), writing (`WRITE_TIMEOUT`, then closed) and
 //! a short linger (see `Phase::Linger`).
 //!
