@@ -3,7 +3,8 @@
 //! None opens the admin port (not even the one its TOML names, shared by
 //! all three here, which would make the second fail with "Address already
 //! in use"), and each stats port answers both nutcracker's JSON and
-//! Prometheus `/metrics`.
+//! Prometheus `/metrics` (behind `[server] admin_token`, as on the admin
+//! port).
 
 mod common;
 
@@ -24,6 +25,21 @@ fn stats_json(port: u16) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// `[server] admin_token`: guards `/metrics` on the stats port as on the
+/// admin port.
+const TOKEN: &str = "stats-port-token";
+
+/// `GET /metrics` with `Authorization: Bearer <token>`; (status, body).
+fn metrics(port: u16, token: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
 struct Instance {
     daemon: Daemon,
     listen: u16,
@@ -34,7 +50,7 @@ fn start(dir: &std::path::Path, i: usize, io: &str, backend: u16, admin: u16) ->
     let (listen, stats) = (free_port(), free_port());
     let conf = dir.join(format!("i{i}.toml"));
     let toml = format!(
-        "[server]\nadmin = \"127.0.0.1:{admin}\"\nio = \"{io}\"\nworkers = 1\n\n\
+        "[server]\nadmin = \"127.0.0.1:{admin}\"\nadmin_token = \"{TOKEN}\"\nio = \"{io}\"\nworkers = 1\n\n\
          [[pool]]\nname = \"p{i}\"\nlisten = \"127.0.0.1:{listen}\"\nmode = \"redis\"\n\
          servers = [\"127.0.0.1:{backend}:1\"]\n"
     );
@@ -88,12 +104,14 @@ fn three_instances_serve_at_once_each_with_its_stats_port() {
         wait_until("the pool's requests in the JSON", Duration::from_secs(10), || {
             requests(&stats_json(inst.stats)) >= Some(600)
         });
-        // An HTTP client gets Prometheus metrics from the same port.
-        let (status, body) = http("GET", inst.stats, "/metrics").unwrap();
+        // An HTTP client gets Prometheus metrics from the same port, behind
+        // the admin port's token check.
+        assert_eq!(http("GET", inst.stats, "/metrics").unwrap().0, 401, "no token");
+        assert_eq!(metrics(inst.stats, "wrong").0, 401);
+        let (status, body) = metrics(inst.stats, TOKEN);
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(&format!("pool=\"p{i}\"")), "{body}");
-        let (status, _) = http("GET", inst.stats, "/stats").unwrap();
-        assert_eq!(status, 404, "only /metrics is served there");
+        assert_eq!(http("GET", inst.stats, "/stats").unwrap().0, 404, "only /metrics is served there");
     }
 
     // A client that sends something else than `GET ` still gets JSON.
