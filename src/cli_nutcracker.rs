@@ -3,7 +3,9 @@
 //! `-c -t -d -p -o -v -s -a -i -m -V -D -h` with nutcracker's long forms
 //! and defaults.
 //!
-//! Owns only parsing and detection; `main.rs` acts on the result. Detection
+//! Owns only parsing and detection; `nutcracker_main.rs` acts on the
+//! result. A binary invoked as `nutcracker` (a link or a copy under that
+//! name) is always in this mode, `--version` included. Otherwise detection
 //! is by flags nutcracker has and Puerta's own CLI lacks, or `-c` naming a
 //! `.yml`/`.yaml` file; `puerta run|check|bench ...` never matches.
 
@@ -47,13 +49,15 @@ nutcracker (twemproxy 0.5.0) compatible options:
                            16 KiB buffers per worker (nutcracker's default mbuf size)
 
 Puerta additions (long options only):
-  --admin=ADDR           : admin HTTP address for metrics, /ready, /reload (default: 127.0.0.1:9090)
+  --admin=ADDR           : open the admin HTTP port (metrics, /ready, /reload) at ADDR
+                           (default: none; the stats port serves /metrics too)
   --io=auto|uring|epoll  : I/O driver (default: auto)
   --workers=N            : worker threads (default: one per usable CPU)
 
 Signals: HUP reopens the log file and reloads the configuration (nutcracker
 only reopens the log); TTIN / TTOU raise / lower the log level; TERM / INT
-drain and exit.
+drain and exit; SEGV logs a line and dumps core. Each is logged as
+nutcracker does (\"signal 21 (SIGTTIN) received, up logging level\").
 ";
 
 /// nutcracker's flags, plus a few long-only Puerta additions.
@@ -119,8 +123,15 @@ const LONG_ONLY: [&str; 11] = [
 /// Puerta's subcommands: their arguments are never nutcracker's.
 const SUBCOMMANDS: [&str; 4] = ["run", "check", "bench", "help"];
 
+/// The program name that always means nutcracker mode.
+const NUTCRACKER: &str = "nutcracker";
+
 /// Whether `argv` (program name first) is a nutcracker-style invocation.
 pub fn is_nutcracker(argv: &[OsString]) -> bool {
+    let invoked_as = argv.first().map(std::path::Path::new).and_then(|p| p.file_name());
+    if invoked_as.is_some_and(|name| name == NUTCRACKER) {
+        return true;
+    }
     let args: Vec<&str> = argv.iter().skip(1).filter_map(|a| a.to_str()).collect();
     if args.first().is_some_and(|a| SUBCOMMANDS.contains(a)) {
         return false;
@@ -173,6 +184,18 @@ mod tests {
         assert!(!nut(&["bench", "-t", "5"]));
         assert!(!nut(&["--version"]));
         assert!(!nut(&[]));
+    }
+
+    #[test]
+    fn the_name_nutcracker_means_nutcracker_mode() {
+        let argv = |name: &str, args: &[&str]| -> Vec<OsString> {
+            std::iter::once(name).chain(args.iter().copied()).map(OsString::from).collect()
+        };
+        assert!(is_nutcracker(&argv("/usr/sbin/nutcracker", &["--version"])));
+        assert!(is_nutcracker(&argv("nutcracker", &[])));
+        assert!(is_nutcracker(&argv("./nutcracker", &["-c", "config/tcp.toml"])));
+        assert!(!is_nutcracker(&argv("/usr/bin/puerta", &["--version"])));
+        assert!(!is_nutcracker(&argv("/opt/nutcracker/puerta", &["--version"])));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::daemon::Daemon;
 use common::twem::Nutcracker;
 use common::*;
 
@@ -46,10 +47,17 @@ fn test_conf_reports_like_nutcracker() {
 
 #[test]
 fn version_and_describe_stats() {
+    // nutcracker prints its version on stderr, nothing on stdout, exit 0;
+    // tools parse the first line's "This is nutcracker-0.5.0".
+    let real = Command::new("nutcracker").arg("-V").output().unwrap();
+    let real_first = stderr(&real).lines().next().unwrap_or_default().to_owned();
+    assert_eq!((real.status.code(), real.stdout.is_empty()), (Some(0), true));
     let o = puerta(&["-V"]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).starts_with("This is puerta-"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("nutcracker-0.5.0 compatible"));
+    assert_eq!((o.status.code(), o.stdout.is_empty()), (Some(0), true), "{}", stderr(&o));
+    let first = stderr(&o).lines().next().unwrap_or_default().to_owned();
+    assert_eq!(first, format!("This is nutcracker-0.5.0 (puerta {})", env!("CARGO_PKG_VERSION")));
+    assert!(first.starts_with(&real_first), "{first:?} vs nutcracker's {real_first:?}");
+    assert!(stderr(&o).contains("\nasync event backend: "), "{}", stderr(&o));
 
     // -D prints nutcracker's description word for word after the version.
     let ours = stderr(&puerta(&["-D"]));
@@ -71,6 +79,31 @@ fn help_explains_nutcracker_flags() {
     assert!(plain.contains("nutcracker (twemproxy 0.5.0) flags are accepted too"), "{plain}");
 }
 
+/// The binary linked as `nutcracker`: nutcracker's mode for every flag,
+/// `--version` and `--help` included, which Puerta's own CLI would take.
+#[test]
+fn a_link_named_nutcracker_is_nutcracker() {
+    let dir = tmpdir();
+    let link = dir.join("nutcracker");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_puerta"), &link).unwrap();
+    let run = |args: &[&str]| Command::new(&link).args(args).output().unwrap();
+    for flag in ["--version", "-V"] {
+        let o = run(&[flag]);
+        assert_eq!((o.status.code(), o.stdout.is_empty()), (Some(0), true), "{flag}");
+        assert!(stderr(&o).starts_with("This is nutcracker-0.5.0 (puerta "), "{flag}: {}", stderr(&o));
+    }
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("-s, --stats-port=N"), "nutcracker's help on stderr: {}", stderr(&o));
+    // A TOML file is no sign of nutcracker's CLI, but the name is.
+    let o = run(&["-t", "-c", "config/tcp.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "nutcracker: configuration file 'config/tcp.toml' syntax is ok\n");
+    // The same invocation as `puerta` is Puerta's own command line.
+    let plain = puerta(&["--version"]);
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with("puerta "), "{plain:?}");
+}
+
 fn fetch(port: u16) -> serde_json::Value {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -89,18 +122,6 @@ fn shape(v: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet
     (scalars, pool_keys, server.keys().cloned().collect())
 }
 
-/// Kills the daemon (found by its pid file) if a test fails midway.
-struct Daemon(Option<i32>);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            // SAFETY: signalling a pid we started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
 #[test]
 fn daemon_writes_pid_file_serves_stats_and_reopens_its_log() {
     let r = redis();
@@ -109,27 +130,25 @@ fn daemon_writes_pid_file_serves_stats_and_reopens_its_log() {
     let conf = dir.join("p.toml");
     std::fs::write(&conf, tcp_config(listen, &[r.port], "", "").replace("{admin}", &admin.to_string())).unwrap();
     let (pid_path, log_path) = (dir.join("p.pid"), dir.join("p.log"));
-    let o = puerta(&[
-        "-d",
-        "-c",
-        conf.to_str().unwrap(),
-        "-p",
-        pid_path.to_str().unwrap(),
-        "-o",
-        log_path.to_str().unwrap(),
-        "-s",
-        &stats.to_string(),
-        "-a",
-        "127.0.0.1",
-        "-v",
-        "6",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "the foreground process returns at once: {}", stderr(&o));
-    // The file can exist before the daemon has written its pid into it.
-    let read_pid = || std::fs::read_to_string(&pid_path).ok().and_then(|s| s.trim().parse::<i32>().ok());
-    wait_until("pid file with a pid", Duration::from_secs(10), || read_pid().is_some());
-    let pid: i32 = read_pid().unwrap();
-    let mut daemon = Daemon(Some(pid));
+    let mut daemon = Daemon::start(
+        &[
+            "-d",
+            "-c",
+            conf.to_str().unwrap(),
+            "-p",
+            pid_path.to_str().unwrap(),
+            "-o",
+            log_path.to_str().unwrap(),
+            "-s",
+            &stats.to_string(),
+            "-a",
+            "127.0.0.1",
+            "-v",
+            "6",
+        ],
+        &pid_path,
+    );
+    let pid = daemon.pid();
     wait_until("stats port", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", stats)).is_ok());
     // SAFETY: getsid reads a session id. After setsid and the second fork
     // the daemon is in a new session (that it does not lead).
@@ -157,22 +176,70 @@ fn daemon_writes_pid_file_serves_stats_and_reopens_its_log() {
     wait_until("reopened log", Duration::from_secs(10), || {
         std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("reload applied"))
     });
+    // Each signal is logged in nutcracker's words (nc_signal.c).
+    let logged = |line: &str| std::fs::read_to_string(&log_path).map(|l| l.matches(line).count()).unwrap_or(0);
+    assert_eq!(logged("signal 1 (SIGHUP) received, reopening log file"), 1, "in the reopened log");
     // TTIN / TTOU step the level (-v 6 is info).
     unsafe { libc::kill(pid, libc::SIGTTIN) };
     wait_until("TTIN", Duration::from_secs(10), || {
-        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("SIGTTIN: log level now debug"))
+        logged("signal 21 (SIGTTIN) received, up logging level level=\"debug\"") == 1
     });
     // One at a time: a signal still pending when the same one arrives is
     // delivered once.
-    for level in ["info", "warn"] {
+    for (n, level) in [(1, "info"), (2, "warn")] {
         unsafe { libc::kill(pid, libc::SIGTTOU) };
         wait_until("TTOU", Duration::from_secs(10), || {
-            std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(&format!("SIGTTOU: log level now {level}")))
+            logged(&format!("signal 22 (SIGTTOU) received, down logging level level=\"{level}\"")) == 1
+                && logged("signal 22 (SIGTTOU) received, down logging level") == n
         });
     }
-    // SIGTERM: drains, exits, removes its pid file.
+    // SIGTERM: logged, drains, exits, removes its pid file.
     unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_until("TERM logged", Duration::from_secs(10), || logged("signal 15 (SIGTERM) received, exiting") == 1);
     wait_until("pid file removed", Duration::from_secs(10), || !pid_path.exists());
     wait_until("daemon exit", Duration::from_secs(10), || unsafe { libc::kill(pid, 0) } != 0);
-    daemon.0 = None;
+    daemon.forget();
+}
+
+/// SIGSEGV (here sent with kill, as a fault would raise it): the log gets
+/// nutcracker's line, written from the handler, and the process then dies
+/// of the signal (default action restored and re-raised: a core dump).
+#[test]
+fn sigsegv_is_logged_then_kills_by_signal_11() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let r = redis();
+    let dir = tmpdir();
+    let conf = dir.join("p.yml");
+    let listen = free_port();
+    let yaml = common::twem_puerta::yaml(true, &[r.port], "").replace("{listen}", &listen.to_string());
+    std::fs::write(&conf, yaml).unwrap();
+    let log_path = dir.join("p.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_puerta"));
+    cmd.args(["-c", conf.to_str().unwrap(), "-o", log_path.to_str().unwrap(), "-s", &free_port().to_string()]).args([
+        "-a",
+        "127.0.0.1",
+        "--workers",
+        "1",
+    ]);
+    // SAFETY: setrlimit in the child before exec: no core file to write.
+    unsafe {
+        cmd.pre_exec(|| {
+            let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_until("puerta to listen", Duration::from_secs(15), || TcpStream::connect(("127.0.0.1", listen)).is_ok());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSEGV) };
+    let mut status = None;
+    wait_until("puerta to die", Duration::from_secs(10), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("\nsignal 11 (SIGSEGV) received, core dumping\n"), "{log}");
 }

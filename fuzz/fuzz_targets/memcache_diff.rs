@@ -212,6 +212,15 @@ fn memcached(buf: &[u8]) -> Vec<Ran> {
                 (valid && key_ok(toks[1])).then(|| ran(line_end, vec![toks[1]], noreply))
             }
             b"version" => Some(ran(line_end, vec![], false)),
+            // `stats` with arguments runs too, but Puerta refuses it.
+            b"stats" if ntokens == 2 => Some(ran(line_end, vec![], false)),
+            // process_flush_all_command: a delay unless the line is just
+            // `flush_all [noreply]`.
+            b"flush_all" if !more && (2..=4).contains(&ntokens) => {
+                let noreply = noreply_at(ntokens);
+                let valid = ntokens == if noreply { 3 } else { 2 } || safe_strtol(toks[1]).is_some();
+                valid.then(|| ran(line_end, vec![], noreply))
+            }
             // quit closes; anything else is not modelled (Puerta refuses it).
             _ => None,
         };
@@ -242,6 +251,8 @@ fn word(cmd: McCmd) -> &'static [u8] {
         McCmd::Touch => b"touch",
         McCmd::Quit => b"quit",
         McCmd::Version => b"version",
+        McCmd::Stats => b"stats",
+        McCmd::FlushAll => b"flush_all",
     }
 }
 
@@ -249,7 +260,7 @@ fn word(cmd: McCmd) -> &'static [u8] {
 /// numeric boundary memcached's parsers care about, odd keys.
 const WORDS: &[&[u8]] = &[
     b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"get", b"gets", b"incr", b"decr", b"touch",
-    b"delete", b"version", b"quit", b"noreply", b"0", b"1", b"2", b"5", b"01", b"-0", b"-1", b"+1", b" 1",
+    b"delete", b"version", b"quit", b"stats", b"flush_all", b"noreply", b"0", b"1", b"2", b"5", b"01", b"-0", b"-1", b"+1", b" 1",
     b"4294967295", b"4294967296", b"2147483645", b"2147483646", b"2147483647", b"2147483648", b"-2147483648",
     b"-2147483649", b"-4294967295", b"-4294967294", b"9223372036854775807", b"9223372036854775808",
     b"-9223372036854775808", b"-9223372036854775809", b"18446744073709551615", b"18446744073709551616",

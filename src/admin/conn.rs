@@ -4,8 +4,9 @@
 //! event and `expire` when the current phase's deadline passes.
 //!
 //! Owns its socket and buffers, nothing shared. Each phase has a deadline
-//! from when it began: head (`HEADER_TIMEOUT`, answered 408 if anything
-//! arrived, else closed quietly), body (`BODY_TIMEOUT`, 408), waiting (the
+//! from when it began: sniff (nutcracker's stats port only: the service's
+//! window, after which the greeting is written), head (`HEADER_TIMEOUT`,
+//! answered 408 if anything arrived, else closed quietly), body (`BODY_TIMEOUT`, 408), waiting (the
 //! reload's own deadline, 504), writing (`WRITE_TIMEOUT`, then closed) and
 //! a short linger (see `Phase::Linger`).
 //!
@@ -38,6 +39,13 @@ const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 256 * 1024;
 
 enum Phase {
+    /// The stats port's first moments: a request line starting `GET `
+    /// turns the connection into an HTTP one (`Head`); anything else, EOF
+    /// or the window's end gets the greeting. `buf` as in `Head`.
+    Sniff {
+        buf: Vec<u8>,
+        filled: usize,
+    },
     /// `buf` is `http::MAX_HEAD` long, `filled` of it received.
     Head {
         buf: Vec<u8>,
@@ -75,6 +83,13 @@ impl Conn {
         };
         let local = sock.local_addr().ok();
         Conn { sock, local, phase, deadline }
+    }
+
+    /// A connection that waits up to `window` for `GET `: HTTP if it
+    /// comes, else the service's greeting (`Service::sniff`).
+    pub fn sniffing(sock: TcpStream, window: Duration, now: Instant) -> Self {
+        let local = sock.local_addr().ok();
+        Conn { sock, local, phase: Phase::Sniff { buf: vec![0; http::MAX_HEAD], filled: 0 }, deadline: now + window }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -139,6 +154,19 @@ impl Conn {
         let mut sink = [0u8; 4096];
         loop {
             let step = match &mut self.phase {
+                Phase::Sniff { buf, filled } => match sniff(&mut self.sock, buf, filled) {
+                    Sniffed::Blocked => Step::Blocked,
+                    Sniffed::Http => {
+                        let (buf, filled) = (std::mem::take(buf), *filled);
+                        self.phase = Phase::Head { buf, filled };
+                        self.deadline = now + HEADER_TIMEOUT;
+                        self.parse_buffered(now)
+                    }
+                    Sniffed::NotHttp => {
+                        self.greet(service, now);
+                        Step::Again
+                    }
+                },
                 Phase::Head { buf, filled } => match read_head(&mut self.sock, buf, filled) {
                     HeadRead::Step(step) => step,
                     HeadRead::Done { head_len, left } => {
@@ -226,8 +254,13 @@ impl Conn {
     }
 
     /// The deadline of the current phase has passed; `false` to close now.
-    pub fn expire(&mut self, now: Instant) -> bool {
+    pub fn expire(&mut self, service: &mut impl Service, now: Instant) -> bool {
         let err = match &self.phase {
+            // Nothing asked for HTTP in time: nutcracker's answer.
+            Phase::Sniff { .. } => {
+                self.greet(service, now);
+                return true;
+            }
             // An idle connection that never sent a byte is closed quietly,
             // as is one that does not read its answer.
             Phase::Head { filled: 0, .. } | Phase::Write(_) | Phase::Linger { .. } => return false,
@@ -237,6 +270,34 @@ impl Conn {
             Phase::Wait(_) => return true,
         };
         self.refuse(&err, now)
+    }
+
+    /// Writes the service's greeting, or closes when it has none.
+    fn greet(&mut self, service: &mut impl Service, now: Instant) {
+        match service.greeting() {
+            Some(doc) => {
+                self.phase = Phase::Write(doc);
+                self.deadline = now + WRITE_TIMEOUT;
+            }
+            None => self.phase = Phase::Write(Bytes::new()),
+        }
+    }
+
+    /// A head that may already be whole in the `Head` buffer (sniffing
+    /// read it): parse before waiting for the socket, which may have
+    /// nothing more to say.
+    fn parse_buffered(&mut self, now: Instant) -> Step {
+        let Phase::Head { buf, filled } = &mut self.phase else { return Step::Again };
+        match parse_buffered(buf, *filled) {
+            HeadRead::Step(step) => step,
+            HeadRead::Done { head_len, left } => {
+                let mut head = std::mem::take(buf);
+                head.truncate(head_len);
+                self.phase = Phase::Body { head, left };
+                self.deadline = now + BODY_TIMEOUT;
+                Step::Again
+            }
+        }
     }
 
     fn answer(&mut self, r: &Response, now: Instant) {
@@ -283,7 +344,12 @@ fn read_head(sock: &mut TcpStream, buf: &mut [u8], filled: &mut usize) -> HeadRe
         Io::Blocked => return HeadRead::Step(Step::Blocked),
         Io::Failed => return HeadRead::Step(Step::Close),
     }
-    let got = buf.get(..*filled).unwrap_or_default();
+    parse_buffered(buf, *filled)
+}
+
+/// Parses the `filled` bytes of `buf` received so far.
+fn parse_buffered(buf: &[u8], filled: usize) -> HeadRead {
+    let got = buf.get(..filled).unwrap_or_default();
     match http::parse_head(got) {
         Ok(req) => {
             let body = got.get(req.head_len..).unwrap_or_default();
@@ -297,5 +363,36 @@ fn read_head(sock: &mut TcpStream, buf: &mut [u8], filled: &mut usize) -> HeadRe
         // Read more.
         Err(AdminError::Incomplete) => HeadRead::Step(Step::Again),
         Err(e) => HeadRead::Step(Step::Refuse(e)),
+    }
+}
+
+/// The request line an HTTP client of the stats port starts with.
+const GET: &[u8] = b"GET ";
+
+/// What sniffing has seen so far.
+enum Sniffed {
+    Blocked,
+    /// `GET ` arrived: serve HTTP.
+    Http,
+    /// Other bytes, or EOF: the greeting.
+    NotHttp,
+}
+
+/// Reads once and decides whether the connection speaks HTTP.
+fn sniff(sock: &mut TcpStream, buf: &mut [u8], filled: &mut usize) -> Sniffed {
+    let Some(room) = buf.get_mut(*filled..).filter(|r| !r.is_empty()) else { return Sniffed::NotHttp };
+    match io_result(sock.read(room)) {
+        Io::Done(n) => *filled = filled.saturating_add(n).min(buf.len()),
+        Io::Blocked => return Sniffed::Blocked,
+        Io::Eof | Io::Failed => return Sniffed::NotHttp,
+    }
+    let got = buf.get(..*filled).unwrap_or_default();
+    if got.starts_with(GET) {
+        Sniffed::Http
+    } else if GET.starts_with(got) {
+        // `GE` so far: wait for the rest (within the window).
+        Sniffed::Blocked
+    } else {
+        Sniffed::NotHttp
     }
 }

@@ -22,13 +22,14 @@
 //! Files: `server` (the poll loop), `conn` (one connection's phases and
 //! deadlines), `http` (sans-IO parse/encode), `guard` (token and origin
 //! checks), `metrics`, `json`, `ready` (readiness decision), `totals`
-//! (cross-worker sums).
+//! (cross-worker sums), `mcstats` (memcache pools' local `stats`).
 
 mod cluster;
 mod conn;
 mod guard;
 mod http;
 pub mod json;
+pub mod mcstats;
 pub mod metrics;
 mod mongo;
 pub mod nutstats;
@@ -209,6 +210,20 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
         "/reload" => Ok(Reply::Now(Response::method_not_allowed("POST"))),
         _ => Ok(Reply::Now(Response::text(404, "not found"))),
     }
+}
+
+/// nutcracker's stats port, when a request arrives instead of the JSON
+/// being read: `/metrics` only, behind the same checks as on the admin
+/// port (token, loopback `Host`), answered by the same code.
+fn route_stats_port(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
+    let reply = match req.path {
+        "/metrics" => route(shared, guard, req, local),
+        _ => Ok(Reply::Now(Response::text(
+            404,
+            "the stats port serves /metrics, or nutcracker's JSON to a silent client",
+        ))),
+    };
+    reply.unwrap_or_else(|e| Reply::Now(Response::error(&e).unwrap_or_else(|| Response::text(500, e.to_string()))))
 }
 
 /// A reload the control thread has been asked for; its answer is polled.

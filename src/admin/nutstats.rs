@@ -3,6 +3,12 @@
 //! served by the admin port's loop (`server.rs`), concurrently and with a
 //! write deadline.
 //!
+//! The same port serves Prometheus: a connection whose first bytes, within
+//! `SNIFF_WINDOW` of accept, are `GET ` is answered as HTTP (`/metrics`,
+//! with the admin port's token and `Host` checks); any other connection
+//! gets the JSON after that window, as from nutcracker. So several
+//! instances per host need no admin port each.
+//!
 //! Owns nothing: `collect` reads the snapshot and single-writer counters
 //! (loads only) into a `NutStats` value, and `render` is a pure formatter,
 //! so the document's shape is unit-tested without sockets. Every field is
@@ -20,11 +26,12 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::http::{Request, Response};
+use super::guard::Guard;
+use super::http::Request;
 use super::server::{Reply, Server, Service};
 
 use super::totals::{BackendTotals, PoolTotals};
@@ -167,8 +174,9 @@ fn hostname() -> String {
 /// `server::MAX_CONNECTIONS` at once, each closed once written or at the
 /// write deadline, so a client that never reads holds nothing up.
 ///
-/// Like nutcracker's, this port has no access control (it takes no request
-/// to carry a token); bind it to loopback or a private address.
+/// Like nutcracker's, the JSON has no access control (it takes no request
+/// to carry a token); bind it to loopback or a private address. `/metrics`
+/// here is guarded like the admin port's (`[server] admin_token`).
 /// `bind` first (before the workers start, so a taken port fails startup
 /// before anything serves), then `spawn_on`.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -179,18 +187,42 @@ pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHa
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "nutcracker stats listening");
     }
-    let server = Server::new(listener, StatsPort { shared })?;
+    let guard = Guard::new(shared.cell.load().config.server.admin_token.clone());
+    let server = Server::new(listener, StatsPort { shared, guard, last: None })?;
     thread::Builder::new().name("puerta-nutstats".to_owned()).spawn(move || server.run())
 }
 
+/// How long after accept a request line may take to start: an HTTP
+/// client sends it at once, and a nutcracker stats reader, which sends
+/// nothing, waits this much longer for its JSON.
+pub const SNIFF_WINDOW: Duration = Duration::from_millis(20);
+
 struct StatsPort {
     shared: Arc<Shared>,
+    guard: Guard,
+    /// The last document and when it was rendered: connections whose
+    /// windows end together (a burst) share one copy, as they shared one
+    /// when the document went out at accept. A document can be megabytes.
+    last: Option<(Instant, Bytes)>,
 }
 
 impl Service for StatsPort {
-    /// Like nutcracker: write the document, close; the client sends nothing.
+    /// Like nutcracker: write the document, close.
     fn greeting(&mut self) -> Option<Bytes> {
-        Some(render(&collect(&self.shared)).into())
+        match &self.last {
+            Some((at, doc)) if at.elapsed() < SNIFF_WINDOW => Some(doc.clone()),
+            _ => {
+                let doc = Bytes::from(render(&collect(&self.shared)));
+                // Timed from the end: a large document can take longer
+                // to render than the window itself.
+                self.last = Some((Instant::now(), doc.clone()));
+                Some(doc)
+            }
+        }
+    }
+
+    fn sniff(&self) -> Option<Duration> {
+        Some(SNIFF_WINDOW)
     }
 
     /// Over the limit, close: a stats reader expects JSON or nothing.
@@ -198,10 +230,9 @@ impl Service for StatsPort {
         None
     }
 
-    /// Unreachable: a connection here starts by writing and never reads a
-    /// request.
-    fn respond(&mut self, _req: &Request<'_>, _local: Option<SocketAddr>) -> Reply {
-        Reply::Now(Response::text(404, "the stats port takes no request"))
+    /// An HTTP client (it sent `GET ` in time): `/metrics`, else 404.
+    fn respond(&mut self, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
+        super::route_stats_port(&self.shared, &self.guard, req, local)
     }
 }
 

@@ -40,9 +40,16 @@ const LISTENER: Token = Token(usize::MAX);
 /// What a port says; the loop does the I/O.
 pub trait Service {
     /// Bytes to send as soon as a connection is accepted, reading nothing
-    /// (nutcracker's stats port); `None` to read a request first. Called
-    /// once per batch of accepts, so a burst shares one document.
+    /// (nutcracker's stats port), or once a `sniff` window ends; `None` to
+    /// read a request first. Without sniffing it is called once per batch
+    /// of accepts, so a burst shares one document.
     fn greeting(&mut self) -> Option<Bytes>;
+    /// How long a new connection may take to send `GET ` and be served
+    /// as HTTP before it gets the greeting instead (nutcracker's stats
+    /// port); `None`: the greeting (or the request) at once.
+    fn sniff(&self) -> Option<Duration> {
+        None
+    }
     /// Sent, best effort, to a connection over `MAX_CONNECTIONS` before it
     /// is closed; `None` to close it silently.
     fn busy(&self) -> Option<Bytes>;
@@ -104,7 +111,7 @@ impl<S: Service> Server<S> {
             for i in 0..self.conns.len() {
                 let Some(c) = &mut self.conns[i] else { continue };
                 let due = now >= c.deadline();
-                if due && !c.expire(now) {
+                if due && !c.expire(&mut self.service, now) {
                     self.close(i);
                 } else if due || c.waiting() {
                     self.advance(i, now);
@@ -171,8 +178,11 @@ impl<S: Service> Server<S> {
             tracing::warn!(error = %e, "admin cannot watch a connection");
             return;
         }
-        let first = greeting.get_or_insert_with(|| self.service.greeting()).clone();
-        self.conns[slot] = Some(Conn::new(sock, first, now));
+        let conn = match self.service.sniff() {
+            Some(window) => Conn::sniffing(sock, window, now),
+            None => Conn::new(sock, greeting.get_or_insert_with(|| self.service.greeting()).clone(), now),
+        };
+        self.conns[slot] = Some(conn);
         self.advance(slot, now);
     }
 

@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,11 +48,25 @@ impl LogControl {
     pub fn reopen(&self) -> io::Result<()> {
         let Some((path, shared)) = &self.file else { return Ok(()) };
         let fresh = open_append(path)?;
+        // The SIGSEGV handler's copy follows the file too.
+        super::fatal::redirect(&fresh)?;
         match shared.lock() {
             Ok(mut f) => *f = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
         }
         Ok(())
+    }
+
+    /// A new descriptor for the current log (the file, or stderr), for
+    /// writers that cannot take the lock (`fatal`).
+    pub fn dup_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        match &self.file {
+            Some((_, shared)) => {
+                let f = shared.lock().map_err(|_| io::Error::other("log file lock poisoned"))?;
+                Ok(f.try_clone()?.into())
+            }
+            None => std::io::stderr().as_fd().try_clone_to_owned(),
+        }
     }
 
     /// SIGTTIN: one step more verbose. Returns the new level.

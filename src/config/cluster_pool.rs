@@ -13,7 +13,7 @@ use super::types::Mode;
 use super::validate::{int_in, optional_duration, pick, positive_duration, Problems};
 
 /// Every cluster-only key with whether `file` sets it.
-fn cluster_keys(file: &PoolFile) -> [(&'static str, bool); 14] {
+fn cluster_keys(file: &PoolFile) -> [(&'static str, bool); 13] {
     [
         ("refresh_interval", file.refresh_interval.is_some()),
         ("read_from", file.read_from.is_some()),
@@ -25,7 +25,6 @@ fn cluster_keys(file: &PoolFile) -> [(&'static str, bool); 14] {
         ("pinned_idle", file.pinned_idle.is_some()),
         ("client_auth", file.client_auth.is_some()),
         ("cluster_commands", file.cluster_commands.is_some()),
-        ("allow_flush", file.allow_flush.is_some()),
         ("request_timeout", file.request_timeout.is_some()),
         ("max_retries", file.max_retries.is_some()),
         ("retry_backoff", file.retry_backoff.is_some()),
@@ -41,6 +40,15 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
         Mode::RedisCluster => {}
         other => {
             let mut ok = true;
+            // Memcache pools read `allow_flush` too (`twem_pool`).
+            if file.allow_flush.is_some() && other != Mode::Memcache {
+                let msg = format!(
+                    r#"applies only to mode "memcache" or "redis_cluster", and this pool is "{}""#,
+                    other.as_str()
+                );
+                p.add(key("allow_flush"), msg);
+                ok = false;
+            }
             // Redis pools read `allow_scripts` too (`twem_pool`).
             if file.allow_scripts.is_some() && other != Mode::Redis {
                 let msg = format!(

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::duration::format as dur;
-use super::types::{Config, PoolConfig, Workers};
+use super::types::{Config, Mode, PoolConfig, Workers};
 
 impl Config {
     /// A one-screen summary: process settings, then one block per pool.
@@ -69,10 +69,15 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
     if let Some(sh) = &p.shard {
         let tag = sh.hash_tag.map_or("none".to_owned(), |t| String::from_utf8_lossy(&t).into_owned());
         let timeout = sh.timeout.map_or("forever".to_owned(), dur);
+        let flush = match (p.mode, sh.allow_flush) {
+            (Mode::Memcache, true) => ", flush_all allowed",
+            (Mode::Memcache, false) => ", flush_all refused",
+            _ => "",
+        };
         let _ = writeln!(
             out,
             "    shard: hash {}, distribution {}, hash_tag {tag}, timeout {timeout}, server_connections {}, \
-             auto_eject_hosts {} (limit {}, retry {}), unsupported {}",
+             auto_eject_hosts {} (limit {}, retry {}), unsupported {}{flush}",
             sh.hash.as_str(),
             sh.distribution.as_str(),
             sh.server_connections,

@@ -122,6 +122,9 @@ pub struct ShardConfig {
     /// redis pools: false refuses EVAL, EVALSHA, FCALL and their _RO forms
     /// (a script runs commands Puerta cannot see).
     pub allow_scripts: bool,
+    /// memcache pools: true sends `flush_all` to every server; false (the
+    /// default, as nutcracker refuses it) answers it with an error.
+    pub allow_flush: bool,
     /// memcached: storage commands with a larger data block are refused
     /// (memcached's `-I`); never larger than the server's own limit.
     pub max_item_bytes: usize,
@@ -170,6 +173,7 @@ impl Default for ShardConfig {
             client_output_limit: OutputLimit::DEFAULT,
             client_queue_limit: DEFAULT_CLIENT_QUEUE_LIMIT,
             allow_scripts: true,
+            allow_flush: false,
             max_item_bytes: crate::protocol::memcache::DEFAULT_MAX_ITEM_BYTES,
             max_keys_per_request: crate::protocol::resp::DEFAULT_MAX_KEYS_PER_REQUEST,
         }

@@ -164,6 +164,8 @@ pub(crate) fn shard(file: &PoolFile, mode: Mode, p: &mut Problems) -> Option<Sha
         client_queue_limit: limits?.1,
         // `cluster_pool` reports it on a memcache pool.
         allow_scripts: file.allow_scripts.unwrap_or(d.allow_scripts),
+        // `cluster_pool` reports it on a redis pool.
+        allow_flush: file.allow_flush.unwrap_or(d.allow_flush),
         max_item_bytes: max_item_bytes?,
         max_keys_per_request: max_keys_per_request?,
     })

@@ -167,12 +167,36 @@ fn toml_redis_pool_takes_every_nutcracker_key() {
             client_output_limit: OutputLimit { hard: 64 << 20, soft: 4096, soft_for: Duration::from_secs(5) },
             client_queue_limit: 1 << 20,
             allow_scripts: false,
+            allow_flush: false,
             max_item_bytes: 1 << 20,
             max_keys_per_request: 100_000,
         })
     );
     let c = yaml(&format!("{POOL}  allow_scripts: false\n")).unwrap();
     assert_eq!(c.pools[0].shard.as_ref().map(|s| s.allow_scripts), Some(false), "the YAML takes it too");
+}
+
+#[test]
+fn allow_flush_is_a_memcache_and_cluster_key_defaulting_to_false_for_memcache() {
+    let flush = |c: &Config| c.pools[0].shard.as_ref().map(|s| s.allow_flush);
+    let mc = format!("{TOML_POOL}mode = \"memcache\"\n");
+    assert_eq!(flush(&toml(&mc).unwrap()), Some(false), "nutcracker refuses flush_all");
+    assert_eq!(flush(&toml(&format!("{mc}allow_flush = true\n")).unwrap()), Some(true));
+    let y = POOL.replace("redis: true", "redis: false");
+    assert_eq!(flush(&yaml(&format!("{y}  allow_flush: true\n")).unwrap()), Some(true), "the YAML takes it");
+    assert_eq!(
+        yaml(&format!("{y}  allow_flush: maybe\n")).unwrap_err(),
+        "n.yml:6: alpha.allow_flush: expected true or false, got \"maybe\""
+    );
+    assert_eq!(
+        toml(&format!("{TOML_POOL}mode = \"redis\"\nallow_flush = true\n")).unwrap_err(),
+        "t.toml:6: pool[0].allow_flush: applies only to mode \"memcache\" or \"redis_cluster\", and this pool is \"redis\""
+    );
+    assert_eq!(
+        yaml(&format!("{POOL}  allow_flush: true\n")).unwrap_err(),
+        "n.yml:6: alpha.allow_flush: applies only to mode \"memcache\" or \"redis_cluster\", and this pool is \"redis\""
+    );
+    assert!(toml(&format!("{TOML_POOL}allow_flush = false\n")).unwrap_err().contains("this pool is \"tcp\""));
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! the problem. Puerta-only keys (`unsupported`, `max_request_bytes`,
 //! `client_queue_limit`, `client_output_limit` as a nested mapping of
 //! `hard`, `soft` and `soft_seconds`, and its alias `client_reply_limit`)
-//! are accepted too, and so are `allow_scripts`, `max_item_bytes` and
-//! `max_keys_per_request`; anything else is an unknown key, as for
+//! are accepted too, and so are `allow_scripts`, `allow_flush`,
+//! `max_item_bytes` and `max_keys_per_request`; anything else is an unknown key, as for
 //! nutcracker.
 
 use std::path::Path;
@@ -22,7 +22,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "listen",
     "hash",
     "hash_tag",
@@ -47,6 +47,7 @@ const KEYS: [&str; 26] = [
     "client_queue_limit",
     "client_output_limit",
     "allow_scripts",
+    "allow_flush",
     "max_item_bytes",
     "max_keys_per_request",
 ];
@@ -196,6 +197,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "tcpkeepalive" => f.tcpkeepalive = Some(boolean(text)?),
         "reuseport" => f.reuseport = Some(boolean(text)?),
         "allow_scripts" => f.allow_scripts = Some(boolean(text)?),
+        "allow_flush" => f.allow_flush = Some(boolean(text)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::cluster::ClusterStats;
-use super::mux::{BackendId, ClientClose, ClientId, MuxIntent, MuxStats, QueueGauges};
+use super::mux::{BackendId, ClientClose, ClientId, LocalStats, MuxIntent, MuxStats, QueueGauges};
 use crate::route::PoolSnapshot;
 
 /// Whether a session could take a new snapshot of its pool.
@@ -108,4 +108,8 @@ pub trait PoolSession {
     fn cluster_stats(&self) -> Option<&ClusterStats> {
         None
     }
+
+    /// Where a memcache pool's local `stats` reads its values (the
+    /// driver's counters and clock); ignored by other sessions.
+    fn set_local_stats(&mut self, _source: LocalStats) {}
 }

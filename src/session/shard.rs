@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::mux::{
-    BackendId, ClientClose, ClientId, MuxConfig, MuxIntent, MuxSession, MuxStats, Protocol, QueueGauges, Router,
-    Unsupported,
+    BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxSession, MuxStats, Protocol, QueueGauges,
+    Router, Unsupported,
 };
 use super::pool_session::{PoolSession, PoolUpdate};
 use crate::config::{self, Mode, PoolConfig};
@@ -62,6 +62,12 @@ impl Router for RingRoute<'_> {
         let i = self.ring?.pick(key)?;
         self.slot_of.get(i as usize).copied()
     }
+
+    /// The slots of the pool's servers, ejected ones included: a command
+    /// for all of them (`flush_all`) must not skip one that is down.
+    fn servers(&self) -> Option<Vec<u32>> {
+        Some(self.slot_of.to_vec())
+    }
 }
 
 /// The router for `self`, borrowing only the fields the session does not.
@@ -91,6 +97,7 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
     m.allow_scripts = shard.allow_scripts;
+    m.allow_flush = shard.allow_flush;
     m.unsupported = match shard.unsupported {
         config::Unsupported::Close => Unsupported::Close,
         config::Unsupported::Error => Unsupported::Error,
@@ -142,6 +149,10 @@ impl ShardSession {
 impl PoolSession for ShardSession {
     fn add_client(&mut self, _local: Option<SocketAddr>) -> ClientId {
         self.mux.add_client()
+    }
+
+    fn set_local_stats(&mut self, source: LocalStats) {
+        self.mux.set_local_stats(source);
     }
 
     #[inline]

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::core::{Reject, WorkerCore};
+use crate::admin::mcstats;
+use crate::config::Mode;
 use crate::control::ControlMsg;
 use crate::route::{ClusterReport, PoolSnapshot};
 use crate::session::cluster::ClusterStats;
@@ -118,6 +120,15 @@ pub struct MuxPools {
     pub entries: Vec<Option<MuxEntry>>,
 }
 
+/// Gives a memcache pool's session the source of its `stats` reply, for
+/// the pool as `e` now knows it (a reload may change its client limit).
+fn set_local_stats(e: &mut MuxEntry, core: &WorkerCore) {
+    if e.pool.cfg.mode == Mode::Memcache {
+        let (stat_id, max) = (e.pool.stat_id, e.pool.cfg.max_client_connections);
+        e.session.set_local_stats(mcstats::source(core.shared.clone(), stat_id, max));
+    }
+}
+
 impl MuxPools {
     /// Applies the worker's current snapshot: updates (or replaces)
     /// sessions of pools still there, retires sessions of pools gone, and
@@ -131,6 +142,7 @@ impl MuxPools {
                 Some(e) => match e.session.handle_pool_update(pool, now) {
                     PoolUpdate::Applied => {
                         e.pool = pool.clone();
+                        set_local_stats(e, core);
                         false
                     }
                     PoolUpdate::Incompatible => {
@@ -143,7 +155,8 @@ impl MuxPools {
                 None => true,
             };
             if fresh && !snap.draining {
-                if let Some(e) = MuxEntry::new(pool.clone(), now) {
+                if let Some(mut e) = MuxEntry::new(pool.clone(), now) {
+                    set_local_stats(&mut e, core);
                     self.insert(e);
                 }
             }

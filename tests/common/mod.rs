@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod cluster_driver;
 pub mod cluster_load;
 pub mod cluster_puerta;
+pub mod daemon;
 pub mod fake;
 pub mod hostile;
 pub mod twem;

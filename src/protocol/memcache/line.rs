@@ -17,6 +17,8 @@
 //!   unique and the incr/decr delta u64 (`safe_strtoull`); Puerta takes
 //!   plain digits only, where memcached also takes `+`, whitespace and
 //!   values that wrap into 32 bits (`set k 0 0 -4294967295` stores 1 byte);
+//! - `flush_all [delay] [noreply]`: delay an i32 (`safe_strtol`);
+//!   `stats` is taken only without arguments (Puerta answers it itself);
 //! - a key is at most 250 bytes (`KEY_MAX_LENGTH`).
 
 use super::request::McCmd;
@@ -74,7 +76,15 @@ pub(super) fn parse_line(line: &[u8], max_item_bytes: usize) -> Result<Line, Pro
     };
     let (nkeys, noreply, data) = match cmd {
         McCmd::Get | McCmd::Gets if n >= 2 => (n.saturating_sub(1), false, None),
-        McCmd::Quit | McCmd::Version if n == 1 => (0, false, None),
+        McCmd::Quit | McCmd::Version | McCmd::Stats if n == 1 => (0, false, None),
+        McCmd::FlushAll if n <= 3 => {
+            // `flush_all`, `flush_all noreply`, `flush_all D`, `flush_all D noreply`.
+            let delay = n >= 2 && !(n == 2 && tok(1) == Some(b"noreply"));
+            if delay {
+                field(1, |t| parse_i32(t).is_some(), ProtoError::McBadLine)?;
+            }
+            (0, noreply(if delay { 2 } else { 1 })?, None)
+        }
         McCmd::Cas if n == 6 || n == 7 => {
             flags_exptime()?;
             let len = length()?;

@@ -126,3 +126,19 @@ fn keys_and_control_bytes() {
     assert_eq!(bad(""), ProtoError::McUnknown);
     assert_eq!(bad("GET k"), ProtoError::McUnknown);
 }
+
+#[test]
+fn flush_all_and_stats() {
+    for (line, noreply) in [("flush_all", false), ("flush_all noreply", true), ("flush_all 0", false)] {
+        let l = ok(line);
+        assert_eq!((l.cmd, l.noreply, l.keys.len(), l.data), (McCmd::FlushAll, noreply, 0, None), "{line}");
+    }
+    assert!(ok("flush_all 10 noreply").noreply);
+    assert!(ok("flush_all -1").keys.is_empty());
+    assert_eq!(bad("flush_all x"), ProtoError::McBadLine);
+    assert_eq!(bad("flush_all 4294967296"), ProtoError::McBadLine);
+    assert_eq!(bad("flush_all 10 x"), ProtoError::McBadLine);
+    assert_eq!(bad("flush_all 1 noreply x"), ProtoError::McUnknown);
+    assert_eq!(ok("stats").cmd, McCmd::Stats);
+    assert_eq!(bad("stats items"), ProtoError::McUnknown);
+}

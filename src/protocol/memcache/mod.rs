@@ -1,6 +1,7 @@
 //! Memcached ASCII protocol, the subset nutcracker 0.5.0 speaks: get, gets,
 //! set, add, replace, append, prepend, cas, delete, incr, decr, touch, quit
-//! and version, with `noreply`.
+//! and version, with `noreply`; plus `stats` (answered locally) and
+//! `flush_all` (to every server, when the pool allows it; `local`).
 //!
 //! Sans-IO like `resp`: incremental decoders over a `BytesMut` that split
 //! whole frames off without copying, and a fan-out that splits a multi-key
@@ -9,6 +10,7 @@
 
 pub mod fanout;
 mod line;
+pub mod local;
 pub mod reply;
 pub mod request;
 

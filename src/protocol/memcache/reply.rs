@@ -24,6 +24,8 @@ pub enum McReplyKind {
     /// incr/decr result.
     Number,
     Version,
+    /// `OK` (flush_all).
+    Ok,
     /// `ERROR`, `CLIENT_ERROR ...` or `SERVER_ERROR ...`.
     Error,
 }
@@ -145,6 +147,7 @@ impl McReplyDecoder {
                     b"NOT_FOUND" => McReplyKind::NotFound,
                     b"DELETED" => McReplyKind::Deleted,
                     b"TOUCHED" => McReplyKind::Touched,
+                    b"OK" => McReplyKind::Ok,
                     l if l.starts_with(b"VERSION ") => McReplyKind::Version,
                     l if parse_u64(l).is_some() => McReplyKind::Number,
                     _ => return Err(ProtoError::McBadLine),

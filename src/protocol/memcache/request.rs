@@ -29,6 +29,11 @@ pub enum McCmd {
     Touch,
     Quit,
     Version,
+    /// `stats` with no argument: answered by Puerta itself.
+    Stats,
+    /// `flush_all [delay] [noreply]`: every server, or refused
+    /// (`allow_flush`).
+    FlushAll,
 }
 
 impl McCmd {
@@ -48,6 +53,8 @@ impl McCmd {
             b"touch" => McCmd::Touch,
             b"quit" => McCmd::Quit,
             b"version" => McCmd::Version,
+            b"stats" => McCmd::Stats,
+            b"flush_all" => McCmd::FlushAll,
             _ => return None,
         })
     }

@@ -72,6 +72,9 @@ pub(crate) enum RouteBy {
     Empty,
     /// Redis: argument `i` of the command; memcached: key `i`.
     Arg(u32),
+    /// Always this server: one part of a command sent to every server
+    /// (memcached `flush_all`), which no key routes.
+    Server(u32),
 }
 
 /// The key `request` was routed by.

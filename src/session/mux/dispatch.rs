@@ -12,8 +12,9 @@ use bytes::Bytes;
 
 use super::backend::RouteBy;
 use super::reply::MergePlan;
-use super::types::{ClientClose, ClientId, MuxConfig, Router, Unsupported};
+use super::types::{ClientClose, ClientId, LocalStats, MuxConfig, Router, Unsupported};
 use crate::protocol::command::{for_each_key, single_key, Command};
+use crate::protocol::memcache::local::{stats_reply, FLUSH_REFUSED};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
@@ -36,7 +37,8 @@ pub(super) enum Plan {
 pub(super) struct Forward {
     pub frags: Vec<Fragment>,
     /// Where, in each fragment, the key it was routed by sits (re-routed
-    /// if its backend dies before the fragment was sent).
+    /// if its backend dies before the fragment was sent); `Server(_)`:
+    /// each fragment stays on the server it was made for.
     pub route: RouteBy,
     pub merge: MergePlan,
     /// memcached get/gets: the reply is VALUE blocks up to END.
@@ -231,10 +233,31 @@ pub(crate) fn cross_server(cmd: &Command) -> Bytes {
     encode::error(&format!("ERR '{}' keys map to different servers", cmd.fullname))
 }
 
-pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {
+pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router, stats: Option<&LocalStats>) -> Plan {
     let route = bounded(cfg, router);
     match req.cmd {
         McCmd::Quit => Plan::Close(ClientClose::Quit, None),
+        McCmd::Stats => Plan::Reply(stats_reply(&stats.map(|f| f()).unwrap_or_default())),
+        // nutcracker closes the connection at flush_all; Puerta says why
+        // first (and keeps it open with `unsupported = "error"`).
+        McCmd::FlushAll if !cfg.allow_flush => match cfg.unsupported {
+            Unsupported::Close => Plan::Close(ClientClose::Unsupported, Some(Bytes::from_static(FLUSH_REFUSED))),
+            Unsupported::Error => Plan::Reply(Bytes::from_static(FLUSH_REFUSED)),
+        },
+        McCmd::FlushAll => {
+            let servers = router.servers().unwrap_or_else(|| (0..cfg.servers).collect());
+            let frags: Vec<Fragment> = servers
+                .into_iter()
+                .filter(|&s| s < cfg.servers)
+                .map(|server| Fragment { server, request: req.raw().clone(), keys: Vec::new() })
+                .collect();
+            if frags.is_empty() {
+                return no_server(cfg);
+            }
+            // Each part stays on its server, even if its connection dies.
+            let route = RouteBy::Server(0);
+            Plan::Forward(Forward { frags, route, merge: MergePlan::McFlush, retrieval: false, noreply: req.noreply })
+        }
         McCmd::Get | McCmd::Gets if req.nkeys() > cfg.max_keys_per_request => {
             Plan::Reply(Bytes::from(format!("CLIENT_ERROR {}\r\n", too_many_keys(cfg))))
         }

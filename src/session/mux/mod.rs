@@ -42,7 +42,8 @@ mod types;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
 pub use manage::QueueGauges;
 pub use types::{
-    BackendId, ClientClose, ClientId, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters, Unsupported,
+    BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters,
+    Unsupported,
 };
 
 use std::collections::VecDeque;
@@ -50,7 +51,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use backend::{Backend, Inflight};
+use backend::{Backend, Inflight, RouteBy};
 use client::{Client, ClientDecoder, Slot};
 use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
 use limits::Budget;
@@ -84,6 +85,8 @@ pub struct MuxSession {
     resume: Vec<ClientId>,
     /// The latest `now` an event passed in (for events that carry none).
     clock: Option<Instant>,
+    /// memcached `stats` values (`set_local_stats`); none in unit tests.
+    local_stats: Option<LocalStats>,
 }
 
 impl MuxSession {
@@ -106,7 +109,13 @@ impl MuxSession {
             budget: Budget::default(),
             resume: Vec::new(),
             clock: None,
+            local_stats: None,
         }
+    }
+
+    /// Where memcached `stats` reads its values.
+    pub fn set_local_stats(&mut self, source: LocalStats) {
+        self.local_stats = Some(source);
     }
 
     pub fn config(&self) -> &MuxConfig {
@@ -193,7 +202,7 @@ impl MuxSession {
                     Err(e) => resp_error(e),
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_memcache(cfg, req, router),
+                    Ok(Some(req)) => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
                     Ok(None) => break,
                     // Never forwarded: memcached might read it differently.
@@ -245,7 +254,11 @@ impl MuxSession {
                 frag: i as u32,
                 request: frag.request,
                 len: 0,
-                route,
+                // A per-server fan-out keeps each part on its server.
+                route: match route {
+                    RouteBy::Server(_) => RouteBy::Server(frag.server),
+                    by => by,
+                },
                 retrieval,
                 start: 0,
                 deadline: None,
@@ -358,3 +371,5 @@ mod tests_limits;
 mod tests_local;
 #[cfg(test)]
 mod tests_resp3;
+#[cfg(test)]
+mod tests_memcache;

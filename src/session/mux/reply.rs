@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::types::Protocol;
+use crate::protocol::memcache::local::merge_flush;
 use crate::protocol::memcache::{merge_gets, McReply, McReplyKind, McRequest};
 use crate::protocol::resp::{encode, merge_replies, Merge, Reply, ReplyKind};
 
@@ -40,6 +41,8 @@ pub(crate) enum MergePlan {
         nkeys: usize,
     },
     McGet(Box<McRequest>),
+    /// memcached `flush_all` sent to every server: OK if all said OK.
+    McFlush,
 }
 
 impl MergePlan {
@@ -67,6 +70,16 @@ impl MergePlan {
                     })
                     .collect();
                 merge_gets(req, &v)
+            }
+            MergePlan::McFlush => {
+                let v: Vec<&McReply> = parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Some(AnyReply::Mc(r)) => Some(r),
+                        _ => None,
+                    })
+                    .collect();
+                merge_flush(&v)
             }
         }
     }

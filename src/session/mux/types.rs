@@ -2,6 +2,7 @@
 //! intents and counters. Kept apart from the state machine so drivers and
 //! tests can name them without pulling in its internals.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
@@ -11,7 +12,17 @@ use super::limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
 /// pool's servers) means no server is available for that key.
 pub trait Router {
     fn route(&self, key: &[u8]) -> Option<u32>;
+    /// Every server of the pool, for a command sent to all of them
+    /// (memcached `flush_all`); `None`: all of the session's servers.
+    fn servers(&self) -> Option<Vec<u32>> {
+        None
+    }
 }
+
+/// The name-value pairs a memcache pool answers `stats` with, read when
+/// asked. The driver supplies it, so the session reads no clock and no
+/// shared counter itself.
+pub type LocalStats = Arc<dyn Fn() -> Vec<(&'static str, String)> + Send + Sync>;
 
 impl<F: Fn(&[u8]) -> Option<u32>> Router for F {
     fn route(&self, key: &[u8]) -> Option<u32> {
@@ -67,6 +78,8 @@ pub struct MuxConfig {
     pub unsupported: Unsupported,
     /// false: script commands are refused like unsupported ones.
     pub allow_scripts: bool,
+    /// memcached: true sends `flush_all` to every server; false refuses it.
+    pub allow_flush: bool,
 }
 
 impl MuxConfig {
@@ -88,6 +101,7 @@ impl MuxConfig {
             redis_db: 0,
             unsupported: Unsupported::Close,
             allow_scripts: true,
+            allow_flush: false,
         }
     }
 }
