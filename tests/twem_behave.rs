@@ -1,0 +1,146 @@
+//! nutcracker's behaviours a twemproxy user relies on, compared against
+//! the real `nutcracker` where it applies, under both I/O drivers:
+//! malformed requests close the client (with Redis's error text first
+//! where Puerta has one), a fan-out whose fragment fails answers that
+//! fragment's own error, and 16 MiB values go through MSET and MGET.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::twem::{command, Nutcracker, Proxy, RawResp, Reply};
+use common::twem_puerta::{yaml, PuertaTwem};
+use common::{drivers, redis, wait_until};
+use puerta::route::ShardRing;
+
+fn ring_of(p: &PuertaTwem) -> ShardRing {
+    let cfg = puerta::config::load(&p.conf).unwrap_or_else(|e| panic!("{e}"));
+    puerta::route::ring::for_pool(&cfg.pools[0], &|_| true).expect("a ring")
+}
+
+/// The first `prefix{i}` key the ring puts on `server`.
+fn key_on(ring: &ShardRing, server: u32, prefix: &str) -> String {
+    (0..).map(|i| format!("{prefix}{i}")).find(|k| ring.pick(k.as_bytes()) == Some(server)).unwrap_or_default()
+}
+
+/// Sends `bytes`, then reads until EOF (true) or 3 s of silence (false).
+fn send_and_drain(port: u16, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.write_all(bytes).unwrap();
+    let (mut out, end) = (Vec::new(), Instant::now() + Duration::from_secs(3));
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (out, true),
+        }
+    }
+    (out, false)
+}
+
+/// Requests nutcracker closes the connection for, each after a PING that
+/// both answer first on its own connection (a later request's error must
+/// not eat an earlier reply).
+const MALFORMED: &[&[u8]] = &[
+    b"\r\n",
+    b"\n",
+    b"*3\r\n*abcde\r\n",
+    b"*0\r\n",
+    b"*-1\r\n",
+    b"*a\r\n",
+    b"$3\r\nGET\r\n",
+    b"*1\r\n$-1\r\n",
+    b"*2\r\n$3\r\nGET\r\n$-1\r\n",
+    b"*2\r\n$3\r\nGET\r\n$1\r\naXY",
+    b"*4\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    b"*1\r\n$3\r\nGET\r\n",
+    b"*1\r\n$7\r\nNOSUCHX\r\n",
+];
+
+#[test]
+fn malformed_requests_close_the_connection_as_nutcracker_does() {
+    let backends = [redis(), redis()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let y = yaml(true, &ports, "  hash: fnv1a_64\n");
+    let nut = Nutcracker::start(&y);
+    let pxs: Vec<PuertaTwem> = drivers().into_iter().map(|io| PuertaTwem::start(&y, io)).collect();
+    for bad in MALFORMED {
+        let (n_out, n_eof) = send_and_drain(nut.port(), bad);
+        assert!(n_eof, "nutcracker closes for {bad:?}");
+        for px in &pxs {
+            let (p_out, p_eof) = send_and_drain(px.port(), bad);
+            assert!(p_eof, "{} closes for {bad:?} (sent {p_out:?})", px.label());
+            // An error where nutcracker sends one; otherwise nothing or
+            // one Redis-style protocol error (documented in the README).
+            if n_out.starts_with(b"-") {
+                assert!(p_out.starts_with(b"-"), "{}: {bad:?} -> {p_out:?}", px.label());
+            }
+            assert!(p_out.is_empty() || p_out.starts_with(b"-ERR "), "{}: {bad:?} -> {p_out:?}", px.label());
+            assert!(p_out.iter().filter(|&&c| c == b'\n').count() <= 1, "{}: one line at most", px.label());
+        }
+    }
+    // Well-formed requests before the bad one are answered first.
+    for px in &pxs {
+        let mut bytes = command(&[b"PING"]);
+        bytes.extend_from_slice(b"\r\n");
+        let (out, eof) = send_and_drain(px.port(), &bytes);
+        assert!(eof && out.starts_with(b"+PONG\r\n"), "{}: {out:?}", px.label());
+    }
+}
+
+#[test]
+fn a_fragment_error_is_passed_through_where_nutcracker_says_invalid_argument() {
+    let (a, b, upstream) = (redis(), redis(), redis());
+    // b becomes a read-only replica: a DEL fragment sent to it fails.
+    let mut rb = RawResp::connect(b.port);
+    assert_eq!(rb.cmd(&[b"REPLICAOF", b"127.0.0.1", upstream.port.to_string().as_bytes()]), Reply::Status(b"OK".to_vec()));
+    wait_until("replica b to sync", Duration::from_secs(10), || {
+        matches!(rb.cmd(&[b"SET", b"probe", b"1"]), Reply::Error(e) if e.starts_with(b"READONLY"))
+    });
+    let y = yaml(true, &[a.port, b.port], "  hash: fnv1a_64\n");
+    let nut = Nutcracker::start(&y);
+    let p0 = PuertaTwem::start(&y, "epoll");
+    let ring = ring_of(&p0);
+    let (ka, kb) = (key_on(&ring, 0, "a"), key_on(&ring, 1, "b"));
+    let del = [&b"DEL"[..], ka.as_bytes(), kb.as_bytes()];
+    assert_eq!(RawResp::connect(nut.port()).cmd(&del), Reply::Error(b"ERR Invalid argument".to_vec()));
+    drop(p0);
+    for io in drivers() {
+        let px = PuertaTwem::start(&y, io);
+        let mut c = RawResp::connect(px.port());
+        match c.cmd(&del) {
+            Reply::Error(e) => assert!(e.starts_with(b"READONLY "), "{io}: {}", String::from_utf8_lossy(&e)),
+            other => panic!("{io}: {other:?}"),
+        }
+        // The connection stays usable, and the key on the writable server
+        // was deleted (the fragment that succeeded is not rolled back).
+        assert_eq!(c.cmd(&[b"PING"]), Reply::Status(b"PONG".to_vec()), "{io}");
+    }
+}
+
+#[test]
+fn five_16_mib_values_through_mset_and_mget() {
+    let backends = [redis(), redis()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    for io in drivers() {
+        let px = PuertaTwem::start(&yaml(true, &ports, "  hash: fnv1a_64\n"), io);
+        let mut c = RawResp::connect(px.port());
+        let values: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 16 << 20]).collect();
+        let keys: Vec<String> = (0..5).map(|i| format!("big{i}")).collect();
+        let mut mset: Vec<&[u8]> = vec![b"MSET"];
+        for (k, v) in keys.iter().zip(&values) {
+            mset.push(k.as_bytes());
+            mset.push(v);
+        }
+        assert_eq!(c.cmd(&mset), Reply::Status(b"OK".to_vec()), "{io}");
+        let mut mget: Vec<&[u8]> = vec![b"MGET"];
+        mget.extend(keys.iter().map(|k| k.as_bytes()));
+        let want = Reply::Array(Some(values.iter().map(|v| Reply::Bulk(Some(v.clone()))).collect()));
+        assert!(c.cmd(&mget) == want, "{io}: MGET of 5 x 16 MiB");
+    }
+}
