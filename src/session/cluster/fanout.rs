@@ -1,35 +1,23 @@
 //! Whole-keyspace commands over every master: DBSIZE (summed), KEYS
 //! (concatenated), FLUSHALL / FLUSHDB (all must say OK; `policy.rs`
 //! refuses them with `allow_flush = false`), INFO (a proxy section, the first master's server
-//! section, keyspace counts summed), and SCAN, which walks the masters one
-//! after another with the shard in the cursor.
-//!
-//! SCAN cursor: `node_cursor << 14 | shard`, where `shard` is the lowest
-//! slot of the master being scanned (routing by that slot survives a
-//! failover). Cursor 0 starts at the first master; when a master's own
-//! cursor returns to 0 the next master's shard is returned, and 0 after
-//! the last. A node cursor of 2^50 or more cannot be encoded and is an
-//! error (Redis cursors stay far below that).
+//! section, keyspace counts summed); SCAN is `scan.rs`.
 //!
 //! An aggregate collects one reply per master, then answers the client's
 //! single reply slot; the first error in master order wins.
 
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::reply::{array, bulk, err};
-use super::unit::{Dest, Post, Target, Unit};
+use super::reply::{array, bulk};
+use super::unit::{Dest, Target, Unit};
 use super::{ClientId, ClusterSession};
 use crate::protocol::cluster::commands::Local;
-use crate::protocol::num::parse_u64;
-use crate::protocol::resp::encode::{self, put_bulk};
+use crate::protocol::resp::encode;
 use crate::protocol::resp::value::{self, Value};
 use crate::protocol::resp::{Reply, ReplyKind, Request};
-use crate::route::SLOTS;
 use crate::session::mux::reply::MergePlan;
-
-const SHARD_BITS: u32 = 14;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AggKind {
@@ -88,25 +76,6 @@ impl ClusterSession {
             let unit = Unit::new(Dest::Agg { agg: a, part: part as u32 }, req, Target::Slot { slot, read: false });
             self.send(unit, now);
         }
-    }
-
-    fn scan(&mut self, id: ClientId, req: &Request, shards: &[u16], now: Instant) {
-        let Some(cursor) = parse_u64(req.arg(1)).filter(|_| req.argc() >= 2) else {
-            return self.reply_now(id, encode::error("ERR invalid cursor"));
-        };
-        let Some(&first) = shards.first() else {
-            return self.reply_now(id, encode::error("CLUSTERDOWN Hash slot not served"));
-        };
-        let (node_cursor, shard) =
-            if cursor == 0 { (0, first) } else { (cursor >> SHARD_BITS, (cursor & (SLOTS as u64 - 1)) as u16) };
-        let next = shards.iter().copied().find(|&s| s > shard);
-        let node_cursor = node_cursor.to_string();
-        let args = std::iter::once(req.arg(0)).chain(std::iter::once(node_cursor.as_bytes())).chain(req.args().skip(2));
-        let sub = encode::command(args.collect::<Vec<_>>().into_iter());
-        let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
-        let mut unit = Unit::new(Dest::Client { id, seq, frag: 0 }, sub, Target::Slot { slot: shard, read: false });
-        unit.post = Post::Scan { shard, next };
-        self.send(unit, now);
     }
 
     /// One master's reply to an aggregate.
@@ -202,33 +171,4 @@ fn info_text(parts: &[Reply], s: &ClusterSession) -> String {
         out.push_str(&format!("{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
     }
     out
-}
-
-/// Applies a unit's reply rewrite.
-pub(super) fn post(p: Post, reply: Reply) -> Reply {
-    let Post::Scan { shard, next } = p else { return reply };
-    if reply.is_error() {
-        return reply;
-    }
-    let Ok(Value::Array(items)) = value::parse(&reply.raw) else { return bad_scan() };
-    let (Some(cur), Some(keys)) = (items.first().and_then(Value::as_bytes).and_then(parse_u64), items.get(1)) else {
-        return bad_scan();
-    };
-    let cursor = match (cur, next) {
-        (0, Some(n)) => u64::from(n),
-        (0, None) => 0,
-        (c, _) if c >> (64 - SHARD_BITS) == 0 => (c << SHARD_BITS) | u64::from(shard),
-        _ => return err("ERR node SCAN cursor too large to combine with a shard"),
-    };
-    let Some(raw_keys) = reply.elements().get(1).cloned() else { return bad_scan() };
-    let _ = keys;
-    let mut out = BytesMut::new();
-    out.put_slice(b"*2\r\n");
-    put_bulk(&mut out, cursor.to_string().as_bytes());
-    out.put_slice(&raw_keys);
-    Reply { raw: out.freeze(), kind: ReplyKind::Array(2) }
-}
-
-fn bad_scan() -> Reply {
-    err("ERR unexpected SCAN reply from a node")
 }

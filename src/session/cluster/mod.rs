@@ -57,6 +57,7 @@ mod policy;
 mod redirect;
 mod reply;
 mod routes;
+mod scan;
 mod txn;
 mod types;
 mod unit;
@@ -365,8 +366,14 @@ impl ClusterSession {
     }
 
     /// Delivers a unit's final reply to where it belongs.
-    fn complete(&mut self, unit: Unit, reply: crate::protocol::resp::Reply) {
-        let reply = fanout::post(unit.post, reply);
+    fn complete(&mut self, mut unit: Unit, reply: crate::protocol::resp::Reply) {
+        let reply = match std::mem::replace(&mut unit.post, unit::Post::None) {
+            unit::Post::None => reply,
+            unit::Post::Scan(walk) => match self.scan_reply(unit.dest, *walk, reply) {
+                Some(r) => r,
+                None => return, // the call goes on at the next page
+            },
+        };
         match unit.done {
             unit::Done::Nothing => {}
             unit::Done::Unblock => self.unblock(unit.dest),

@@ -423,23 +423,30 @@ fn dbsize_keys_info_and_flush_fan_out_to_every_master() {
 fn scan_walks_every_master_with_the_shard_in_the_cursor() {
     let mut h = H::default3();
     let c = h.client();
-    h.send(c, &["SCAN", "0", "COUNT", "2"]);
-    assert_eq!(h.written_to(1), cmd(&["SCAN", "0", "COUNT", "2"]));
+    h.send(c, &["SCAN", "0", "COUNT", "3"]);
+    assert_eq!(h.written_to(1), cmd(&["SCAN", "0", "COUNT", "3"]));
     h.reply_to(1, b"*2\r\n$2\r\n12\r\n*1\r\n$1\r\na\r\n");
-    let r = h.take_str(c);
-    let cursor = 12u64 << 14;
-    assert_eq!(r, format!("*2\r\n${}\r\n{cursor}\r\n*1\r\n$1\r\na\r\n", cursor.to_string().len()));
-    h.send(c, &["SCAN", &cursor.to_string(), "COUNT", "2"]);
-    assert_eq!(h.written_to(1), cmd(&["SCAN", "12", "COUNT", "2"]), "node 1 again, its own cursor");
+    assert_eq!(h.take_str(c), "", "a short page goes on within the call");
+    assert_eq!(h.written_to(1), cmd(&["SCAN", "12", "COUNT", "3"]), "node 1 again, its own cursor");
     h.reply_to(1, b"*2\r\n$1\r\n0\r\n*0\r\n");
-    assert_eq!(h.take_str(c), "*2\r\n$4\r\n5461\r\n*0\r\n", "node 1 done: on to the shard at slot 5461");
-    h.send(c, &["SCAN", "5461"]);
-    assert_eq!(h.written_to(2), cmd(&["SCAN", "0"]));
-    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nb\r\n");
-    assert_eq!(h.take_str(c), "*2\r\n$5\r\n10923\r\n*1\r\n$1\r\nb\r\n");
+    assert_eq!(h.written_to(2), cmd(&["SCAN", "0", "COUNT", "3"]), "node 1 done: on to the next master");
+    h.reply_to(2, b"*2\r\n$1\r\n7\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    let cursor = (7u64 << 14) | 5461;
+    let want = format!("*2\r\n${}\r\n{cursor}\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", cursor.to_string().len());
+    assert_eq!(h.take_str(c), want, "COUNT reached: node 2's cursor with its shard");
+    h.send(c, &["SCAN", &cursor.to_string(), "COUNT", "2"]);
+    assert_eq!(h.written_to(2), cmd(&["SCAN", "7", "COUNT", "2"]));
+    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nd\r\n$1\r\ne\r\n");
+    assert_eq!(h.take_str(c), "*2\r\n$5\r\n10923\r\n*2\r\n$1\r\nd\r\n$1\r\ne\r\n", "node 2 done, COUNT reached");
     h.send(c, &["SCAN", "10923"]);
     h.reply_to(3, b"*2\r\n$1\r\n0\r\n*0\r\n");
     assert_eq!(h.take_str(c), "*2\r\n$1\r\n0\r\n*0\r\n", "the last master done: cursor 0");
+    // A small keyspace: one call, every master, cursor 0.
+    h.send(c, &["SCAN", "0"]);
+    h.reply_to(1, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\na\r\n");
+    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*0\r\n");
+    h.reply_to(3, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nz\r\n");
+    assert_eq!(h.take_str(c), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\nz\r\n");
     h.send(c, &["SCAN", "x"]);
     assert_eq!(h.take_str(c), "-ERR invalid cursor\r\n");
 }
