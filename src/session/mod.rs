@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod cluster_pool;
+pub mod info;
 pub mod mongo;
 pub mod mux;
 pub mod outbuf;

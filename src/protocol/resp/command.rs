@@ -39,6 +39,11 @@ pub enum Merge {
     Sum,
     /// MSET: `+OK` when every part said OK.
     AllOk,
+    /// SCRIPT LOAD / FLUSH, FUNCTION LOAD / DELETE / FLUSH / RESTORE on
+    /// every server: the common reply, or an error (`scripts.rs`).
+    Same,
+    /// SCRIPT EXISTS on every server: 1 where every server says 1.
+    And,
 }
 
 /// Where a command goes.
@@ -54,6 +59,10 @@ pub enum Kind {
     Eval,
     /// No key: forwarded to the server of the empty key, as nutcracker does.
     NoKey,
+    /// SCRIPT / FUNCTION: every server or one, by subcommand (`scripts.rs`).
+    Scripts,
+    /// INFO: answered from the proxy and the servers (`session::mux`).
+    Info,
     /// Answered by the proxy.
     Ping,
     Quit,
@@ -92,6 +101,8 @@ static TABLE: &[Spec] = table! {
     // Local and keyless (redis_argz, redis_nokey).
     "PING" Is(1), Ping; "QUIT" Is(1), Quit; "AUTH" Is(2), Auth;
     "COMMAND" Is(1), NoKey; "LOLWUT" Min(1), NoKey;
+    // Puerta only: scripts on every server, INFO from proxy and servers.
+    "SCRIPT" Min(2), Scripts; "FUNCTION" Min(2), Scripts; "INFO" Min(1), Info;
     "SELECT" Min(1), Unsupported; "MOVE" Min(1), Unsupported;
     // Multi-key fan-out (redis_argx, redis_argkvx) plus EXISTS.
     "MGET" Min(2), MultiKey(Merge::Array); "DEL" Min(2), MultiKey(Merge::Sum);

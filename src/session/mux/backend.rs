@@ -72,6 +72,10 @@ pub(crate) enum RouteBy {
     Empty,
     /// Redis: argument `i` of the command; memcached: key `i`.
     Arg(u32),
+    /// Bound to its server (one part of a command sent to every server:
+    /// SCRIPT LOAD, INFO): never routed elsewhere; answered with the
+    /// error if its connection fails first.
+    Fixed,
 }
 
 /// The key `request` was routed by.

@@ -14,7 +14,9 @@ use super::types::{ClientClose, MuxConfig, Router, Unsupported};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
+use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
+use crate::session::info::ProxyFields;
 use crate::protocol::ProtoError;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
@@ -77,7 +79,15 @@ fn refuse(cfg: &MuxConfig, why: ClientClose, text: String) -> Plan {
     }
 }
 
-pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router) -> Plan {
+/// What INFO needs from the session: its live clients and the commands
+/// it has decoded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counts {
+    pub clients: u64,
+    pub commands: u64,
+}
+
+pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router, counts: Counts) -> Plan {
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
     let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
@@ -116,7 +126,7 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         Kind::Unsupported => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
         }
-        Kind::Eval if !cfg.allow_scripts => {
+        Kind::Eval | Kind::Scripts if !cfg.allow_scripts => {
             let name = name().to_ascii_uppercase();
             return refuse(
                 cfg,
@@ -124,6 +134,8 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
                 format!("ERR {name} is refused by this Puerta pool (allow_scripts = false)"),
             );
         }
+        Kind::Scripts => return plan_scripts(cfg, req, router),
+        Kind::Info => return plan_info(cfg, req, counts),
         k => k,
     };
     let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
@@ -150,6 +162,45 @@ pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, route
         _ => MergePlan::Pass,
     };
     Plan::Forward(Forward { frags, route, merge, retrieval: false, noreply: false })
+}
+
+/// SCRIPT / FUNCTION: to every server (merged, `resp::scripts`) or, for
+/// the subcommands that only read or kill, to one server like a keyless
+/// command.
+fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
+    let merge = match scripts::scope(&req) {
+        Scope::One => {
+            let Some(server) = bounded(cfg, router)(b"") else { return no_server(cfg) };
+            let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+            return Plan::Forward(Forward { frags, route: RouteBy::Empty, merge: MergePlan::Pass, retrieval: false, noreply: false });
+        }
+        Scope::EverySame => Merge::Same,
+        Scope::EveryAnd => Merge::And,
+    };
+    let frags = every_server(cfg, &req);
+    let nkeys = req.argc().saturating_sub(2);
+    let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
+    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+}
+
+/// INFO: the client's INFO to every server, rendered with the proxy's own
+/// fields (`session::info`).
+fn plan_info(cfg: &MuxConfig, req: Request, counts: Counts) -> Plan {
+    let frags = every_server(cfg, &req);
+    let fields = ProxyFields {
+        mode: "twemproxy",
+        cluster: false,
+        clients: counts.clients,
+        commands: counts.commands,
+        extra: vec![format!("servers:{}", cfg.servers)],
+    };
+    let merge = MergePlan::Info(Box::new((req, fields)));
+    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+}
+
+/// One fragment per server, each the whole request.
+fn every_server(cfg: &MuxConfig, req: &Request) -> Vec<Fragment> {
+    (0..cfg.servers).map(|server| Fragment { server, request: req.raw().clone(), keys: vec![0] }).collect()
 }
 
 pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router) -> Plan {

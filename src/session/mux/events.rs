@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use super::backend::{route_key, BState, Inflight, ReplyDec};
+use super::backend::{route_key, BState, Inflight, ReplyDec, RouteBy};
 use super::reply::AnyReply;
 use super::{BackendId, MuxIntent, MuxSession, Router};
 
@@ -200,6 +200,10 @@ impl MuxSession {
         // Both queues hold one stream: re-send in its order.
         again.sort_by_key(|(e, _)| e.start);
         for (e, expect_reply) in again {
+            if e.route == RouteBy::Fixed {
+                self.error_entry(e, errno);
+                continue;
+            }
             let key = route_key(self.cfg.protocol, &e.request, e.route);
             match router.route(&key).filter(|&s| s < self.cfg.servers) {
                 Some(server) => self.enqueue(server, e, expect_reply, now),

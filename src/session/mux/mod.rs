@@ -83,6 +83,8 @@ pub struct MuxSession {
     resume: Vec<ClientId>,
     /// The latest `now` an event passed in (for events that carry none).
     clock: Option<Instant>,
+    /// Requests decoded from clients (INFO's `total_commands_processed`).
+    commands: u64,
 }
 
 impl MuxSession {
@@ -105,6 +107,7 @@ impl MuxSession {
             budget: Budget::default(),
             resume: Vec::new(),
             clock: None,
+            commands: 0,
         }
     }
 
@@ -174,7 +177,13 @@ impl MuxSession {
             let partial_too_large = |inbuf: &bytes::BytesMut| inbuf.len() > cfg.max_request_bytes;
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_redis(cfg, &mut c.authed, req, router),
+                    Ok(Some(req)) => {
+                        self.commands = self.commands.saturating_add(1);
+                        let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
+                        let counts = dispatch::Counts { clients, commands: self.commands };
+                        let Some(c) = client_in(&mut self.clients, id) else { return };
+                        plan_redis(cfg, &mut c.authed, req, router, counts)
+                    }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
                     Err(e) => resp_error(e),
