@@ -1,7 +1,7 @@
 //! Whole-keyspace commands over every master: DBSIZE (summed), KEYS
 //! (concatenated), FLUSHALL / FLUSHDB (all must say OK; `policy.rs`
-//! refuses them with `allow_flush = false`), INFO (a proxy section, the first master's server
-//! section, keyspace counts summed); SCAN is `scan.rs`.
+//! refuses them with `allow_flush = false`), INFO (`session::info`), SCRIPT and
+//! FUNCTION changes (`protocol::resp::scripts`); SCAN is `scan.rs`.
 //!
 //! An aggregate collects one reply per master, then answers the client's
 //! single reply slot; the first error in master order wins.
@@ -15,9 +15,11 @@ use super::unit::{Dest, Target, Unit};
 use super::{ClientId, ClusterSession};
 use crate::protocol::cluster::commands::Local;
 use crate::protocol::resp::encode;
-use crate::protocol::resp::value::{self, Value};
 use crate::protocol::resp::{Reply, ReplyKind, Request};
-use crate::session::mux::reply::MergePlan;
+use crate::protocol::resp::scripts::{self, Scope};
+use crate::protocol::resp::ReplyDecoder;
+use crate::session::info::{render, ProxyFields};
+use crate::session::mux::reply::{bulk_text, MergePlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AggKind {
@@ -25,12 +27,18 @@ pub(super) enum AggKind {
     AllOk,
     Concat,
     Info,
+    /// SCRIPT / FUNCTION changes: every master's reply must agree.
+    Same,
+    /// SCRIPT EXISTS: 1 where every master says 1.
+    And,
 }
 
 pub(super) struct Agg {
     id: ClientId,
     seq: u64,
     kind: AggKind,
+    /// The client's request (INFO renders its sections).
+    req: Request,
     parts: Vec<Option<Reply>>,
     left: usize,
 }
@@ -45,20 +53,19 @@ impl ClusterSession {
             Local::KeysCmd if req.argc() == 2 => (AggKind::Concat, vec![raw; shards.len()]),
             Local::KeysCmd => return self.reply_now(id, super::reply::arity(req.name())),
             Local::Flush => (AggKind::AllOk, vec![raw; shards.len()]),
-            _ => {
-                // INFO: the first master's server section, every master's keyspace.
-                let server = encode::command([&b"INFO"[..], b"server"].into_iter());
-                let keyspace = encode::command([&b"INFO"[..], b"keyspace"].into_iter());
-                let mut v = vec![server];
-                v.extend(std::iter::repeat_n(keyspace, shards.len()));
-                (AggKind::Info, v)
-            }
+            Local::Scripts => match scripts::scope(&req) {
+                Scope::EverySame => (AggKind::Same, vec![raw; shards.len()]),
+                Scope::EveryAnd => (AggKind::And, vec![raw; shards.len()]),
+                Scope::One => return self.forward_one(id, raw, Target::AnyMaster, now),
+            },
+            // INFO: the client's INFO to every master (`session::info`).
+            _ => (AggKind::Info, vec![raw; shards.len()]),
         };
         if shards.is_empty() {
             return self.reply_now(id, encode::error("CLUSTERDOWN Hash slot not served"));
         }
         let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
-        let agg = Agg { id, seq, kind, parts: vec![None; units.len()], left: units.len() };
+        let agg = Agg { id, seq, kind, req, parts: vec![None; units.len()], left: units.len() };
         let a = match self.free_aggs.pop() {
             Some(i) => {
                 self.aggs[i as usize] = Some(agg);
@@ -70,9 +77,7 @@ impl ClusterSession {
             }
         };
         self.stats.fragments += units.len() as u64;
-        // INFO's extra first part goes to the first shard as well.
-        let slots = if kind == AggKind::Info { std::iter::once(shards[0]).chain(shards).collect() } else { shards };
-        for (part, (req, slot)) in units.into_iter().zip(slots).enumerate() {
+        for (part, (req, slot)) in units.into_iter().zip(shards).enumerate() {
             let unit = Unit::new(Dest::Agg { agg: a, part: part as u32 }, req, Target::Slot { slot, read: false });
             self.send(unit, now);
         }
@@ -94,13 +99,13 @@ impl ClusterSession {
         let parts: Vec<Reply> = agg.parts.into_iter().flatten().collect();
         let out = match parts.iter().find(|r| r.is_error()) {
             Some(e) => e.clone(),
-            None => finish(agg.kind, &parts, self),
+            None => finish(agg.kind, &agg.req, &parts, self),
         };
         self.deliver(agg.id, agg.seq, 0, out);
     }
 }
 
-fn finish(kind: AggKind, parts: &[Reply], s: &ClusterSession) -> Reply {
+fn finish(kind: AggKind, req: &Request, parts: &[Reply], s: &ClusterSession) -> Reply {
     match kind {
         AggKind::Sum => {
             let sum = parts.iter().map(|r| if let ReplyKind::Integer(n) = r.kind { n } else { 0 }).sum();
@@ -115,60 +120,41 @@ fn finish(kind: AggKind, parts: &[Reply], s: &ClusterSession) -> Reply {
             let raw = array(items.iter().map(|b| &b[..]));
             Reply { raw, kind: ReplyKind::Array(items.len() as u32) }
         }
-        AggKind::Info => Reply { raw: bulk(info_text(parts, s).as_bytes()), kind: ReplyKind::Bulk },
+        AggKind::Info => Reply { raw: bulk(info_text(req, parts, s).as_bytes()), kind: ReplyKind::Bulk },
+        AggKind::Same => decoded(scripts::merge_same(parts.iter())),
+        AggKind::And => decoded(scripts::merge_and(parts.iter())),
     }
 }
 
-/// INFO: proxy section, the first master's server section, keyspace sums.
-fn info_text(parts: &[Reply], s: &ClusterSession) -> String {
-    let text = |r: &Reply| match value::parse(&r.raw) {
-        Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
-        _ => String::new(),
-    };
+/// A merged reply as a `Reply` (it is one whole frame by construction).
+fn decoded(raw: Bytes) -> Reply {
+    let mut buf = bytes::BytesMut::from(&raw[..]);
+    match ReplyDecoder::default().decode(&mut buf) {
+        Ok(Some(r)) => r,
+        _ => Reply { raw, kind: ReplyKind::Error },
+    }
+}
+
+/// INFO: Puerta's `# Proxy` fields, the first master's text, keyspace
+/// summed over every master.
+fn info_text(req: &Request, parts: &[Reply], s: &ClusterSession) -> String {
     let v = &s.nodes.view;
     let st = &s.stats;
-    let mut out = format!(
-        "# Proxy\r\nproxy:puerta\r\npuerta_version:{}\r\npool:{}\r\nmode:redis_cluster\r\ncluster_masters:{}\r\n\
-         cluster_nodes:{}\r\ncluster_slots_served:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION"),
-        s.cfg.pool,
-        v.shards().len(),
-        v.nodes().len(),
-        v.served(),
-        st.moved,
-        st.ask,
-        st.retried,
-    );
-    if let Some(first) = parts.first() {
-        out.push_str(text(first).trim_end());
-        out.push_str("\r\n\r\n");
-    }
-    // db -> (keys, expires, avg_ttl weighted by keys)
-    let mut dbs: Vec<(String, u64, u64, u128)> = Vec::new();
-    for r in parts.iter().skip(1) {
-        for line in text(r).lines() {
-            let Some((db, rest)) = line.split_once(':').filter(|(d, _)| d.starts_with("db")) else { continue };
-            let field = |k: &str| {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(k))
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let (keys, expires, ttl) = (field("keys="), field("expires="), field("avg_ttl="));
-            match dbs.iter_mut().find(|d| d.0 == db) {
-                Some(d) => {
-                    d.1 += keys;
-                    d.2 += expires;
-                    d.3 += u128::from(ttl) * u128::from(keys);
-                }
-                None => dbs.push((db.to_owned(), keys, expires, u128::from(ttl) * u128::from(keys))),
-            }
-        }
-    }
-    out.push_str("# Keyspace\r\n");
-    for (db, keys, expires, ttl) in dbs {
-        let avg = if keys == 0 { 0 } else { ttl / u128::from(keys) };
-        out.push_str(&format!("{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
-    }
-    out
+    let fields = ProxyFields {
+        mode: "redis_cluster",
+        cluster: true,
+        clients: s.client_count() as u64,
+        commands: s.commands,
+        extra: vec![
+            format!("pool:{}", s.cfg.pool),
+            format!("cluster_masters:{}", v.shards().len()),
+            format!("cluster_nodes:{}", v.nodes().len()),
+            format!("cluster_slots_served:{}", v.served()),
+            format!("redirects_moved:{}", st.moved),
+            format!("redirects_ask:{}", st.ask),
+            format!("retries:{}", st.retried),
+        ],
+    };
+    let texts: Vec<String> = parts.iter().map(bulk_text).collect();
+    render(req, &fields, &texts)
 }

@@ -44,7 +44,7 @@ impl ClusterSession {
             Local::Client => self.client_cmd(id, &req),
             Local::ReadMode => Bytes::from_static(OK),
             Local::Cluster => return self.cluster_cmd(id, req, now),
-            Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan => {
+            Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan | Local::Scripts => {
                 return self.fanout_cmd(id, req, l, now)
             }
             Local::Multi => return self.multi(id),

@@ -141,6 +141,8 @@ pub struct ClusterSession {
     /// (at most one report per `redirect::UNKNOWN_REPORT_GAP`, and again
     /// at once under a new view).
     unknown_reported: Option<Instant>,
+    /// Requests decoded from clients (INFO's `total_commands_processed`).
+    commands: u64,
 }
 
 impl ClusterSession {
@@ -168,6 +170,7 @@ impl ClusterSession {
             budget: Budget::default(),
             clock: None,
             unknown_reported: None,
+            commands: 0,
         }
     }
 
@@ -314,6 +317,7 @@ impl ClusterSession {
             // Charged to the slot the request leaves (refunded when that
             // slot's reply moves to the client); none if answered at once.
             let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
+            self.commands = self.commands.saturating_add(1);
             self.dispatch(id, req, now);
             if let Some(c) = self.client_mut(id) {
                 c.base.charge_tail(first_seq, charge);

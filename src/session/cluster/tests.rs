@@ -401,21 +401,17 @@ fn dbsize_keys_info_and_flush_fan_out_to_every_master() {
     assert_eq!(h.take_str(c), "-ERR FLUSHALL is refused by this Puerta pool (allow_flush = false)\r\n");
 
     h.send(c, &["INFO"]);
-    let mut to1 = cmd(&["INFO", "server"]);
-    to1.extend(cmd(&["INFO", "keyspace"]));
-    assert_eq!(h.written_to(1), to1);
-    let ks = |keys, exp| {
-        let t = format!("# Keyspace\r\ndb0:keys={keys},expires={exp},avg_ttl=10\r\n");
-        format!("${}\r\n{t}\r\n", t.len())
-    };
-    let server = "# Server\r\nredis_version:7.0.15\r\n";
-    h.reply_to(1, format!("${}\r\n{server}\r\n{}", server.len(), ks(10, 1)).as_bytes());
-    h.reply_to(2, ks(20, 2).as_bytes());
-    h.reply_to(3, ks(30, 3).as_bytes());
+    assert_eq!(h.written_to(1), cmd(&["INFO"]), "the client's INFO to every master");
+    let ks = |keys, exp| format!("# Keyspace\r\ndb0:keys={keys},expires={exp},avg_ttl=10\r\n");
+    let blk = |t: String| format!("${}\r\n{t}\r\n", t.len());
+    let server = "# Server\r\nredis_version:7.0.15\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n";
+    h.reply_to(1, blk(format!("{server}{}", ks(10, 1))).as_bytes());
+    h.reply_to(2, blk(ks(20, 2)).as_bytes());
+    h.reply_to(3, blk(ks(30, 3)).as_bytes());
     let info = h.take_str(c);
     assert!(info.contains("# Proxy\r\nproxy:puerta\r\n"), "{info}");
     assert!(info.contains("cluster_masters:3\r\ncluster_nodes:6\r\n"), "{info}");
-    assert!(info.contains("redis_version:7.0.15"), "{info}");
+    assert!(info.contains("redis_version:7.0.15") && info.contains("cluster_enabled:1\r\n"), "{info}");
     assert!(info.contains("# Keyspace\r\ndb0:keys=60,expires=6,avg_ttl=10\r\n"), "{info}");
 }
 
