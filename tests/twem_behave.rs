@@ -144,3 +144,117 @@ fn five_16_mib_values_through_mset_and_mget() {
         assert!(c.cmd(&mget) == want, "{io}: MGET of 5 x 16 MiB");
     }
 }
+
+const LIB: &str = "#!lua name=plib\nredis.register_function('pget', function(keys, args) return redis.call('GET', keys[1]) end)";
+const LIB2: &str = "#!lua name=plib2\nredis.register_function('p2', function(keys, args) return 2 end)";
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+fn ok() -> Reply {
+    Reply::Status(b"OK".to_vec())
+}
+
+fn err_text(r: Reply) -> String {
+    match r {
+        Reply::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn scripts_and_functions_reach_every_server() {
+    let backends = [redis(), redis()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let mut direct: Vec<RawResp> = ports.iter().map(|&p| RawResp::connect(p)).collect();
+    for io in drivers() {
+        let px = PuertaTwem::start(&yaml(true, &ports, "  hash: fnv1a_64\n"), io);
+        let ring = ring_of(&px);
+        let mut c = RawResp::connect(px.port());
+        assert_eq!(c.cmd(&[b"FUNCTION", b"FLUSH"]), ok(), "{io}");
+        assert_eq!(c.cmd(&[b"SCRIPT", b"FLUSH"]), ok(), "{io}");
+        // FUNCTION LOAD on every server, then FCALL on a key of each.
+        assert_eq!(c.cmd(&[b"FUNCTION", b"LOAD", LIB.as_bytes()]), bulk("plib"), "{io}");
+        for (s, d) in direct.iter_mut().enumerate() {
+            let Reply::Array(Some(libs)) = d.cmd(&[b"FUNCTION", b"LIST"]) else { panic!("FUNCTION LIST") };
+            assert_eq!(libs.len(), 1, "{io}: server {s} has the library");
+            let k = key_on(&ring, s as u32, "fk");
+            assert_eq!(c.cmd(&[b"SET", k.as_bytes(), format!("v{s}").as_bytes()]), ok());
+            assert_eq!(c.cmd(&[b"FCALL", b"pget", b"1", k.as_bytes()]), bulk(&format!("v{s}")), "{io}: FCALL on {s}");
+        }
+        // SCRIPT LOAD everywhere: EVALSHA works on every server's keys.
+        let Reply::Bulk(Some(sha)) = c.cmd(&[b"SCRIPT", b"LOAD", b"return redis.call('GET', KEYS[1])"]) else {
+            panic!("SCRIPT LOAD")
+        };
+        for s in 0..2u32 {
+            let k = key_on(&ring, s, "fk");
+            assert_eq!(c.cmd(&[b"EVALSHA", &sha, b"1", k.as_bytes()]), bulk(&format!("v{s}")), "{io}");
+        }
+        // SCRIPT EXISTS is 1 only where every server has the script.
+        let Reply::Bulk(Some(only0)) = direct[0].cmd(&[b"SCRIPT", b"LOAD", b"return 0"]) else { panic!() };
+        let got = c.cmd(&[b"SCRIPT", b"EXISTS", &sha, &only0, b"0000"]);
+        assert_eq!(got, Reply::Array(Some(vec![Reply::Int(1), Reply::Int(0), Reply::Int(0)])), "{io}");
+        // A library on one server only: loading it through Puerta answers
+        // that server's error (the first error), not a success.
+        assert_eq!(direct[1].cmd(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]), bulk("plib2"));
+        let e = err_text(c.cmd(&[b"FUNCTION", b"LOAD", LIB2.as_bytes()]));
+        assert!(e.contains("already exists"), "{io}: {e}");
+        // Read-only subcommands go to one server.
+        assert!(matches!(c.cmd(&[b"FUNCTION", b"LIST"]), Reply::Array(Some(_))), "{io}");
+        assert_eq!(c.cmd(&[b"FUNCTION", b"DELETE", b"plib"]), ok(), "{io}");
+        for d in &mut direct {
+            assert_eq!(d.cmd(&[b"FCALL", b"pget", b"1", b"x"]), Reply::Error(b"ERR Function not found".to_vec()));
+        }
+    }
+}
+
+#[test]
+fn allow_scripts_false_refuses_scripts_and_functions() {
+    let b = redis();
+    let extra = "  hash: fnv1a_64\n  unsupported: error\n  allow_scripts: false\n";
+    for io in drivers() {
+        let px = PuertaTwem::start(&yaml(true, &[b.port], extra), io);
+        let mut c = RawResp::connect(px.port());
+        for cmd in [&[&b"FUNCTION"[..], b"LOAD", LIB.as_bytes()][..], &[b"SCRIPT", b"FLUSH"], &[b"FCALL", b"f", b"1", b"k"]] {
+            let e = err_text(c.cmd(cmd));
+            let name = String::from_utf8_lossy(cmd[0]);
+            assert!(e.contains(&*name) && e.contains("allow_scripts = false"), "{io}: {e}");
+        }
+    }
+}
+
+/// The INFO text of a bulk reply.
+fn info(c: &mut RawResp, args: &[&[u8]]) -> String {
+    match c.cmd(args) {
+        Reply::Bulk(Some(t)) => String::from_utf8(t).unwrap(),
+        other => panic!("INFO: {other:?}"),
+    }
+}
+
+#[test]
+fn info_has_proxy_fields_and_sums_the_keyspace() {
+    let backends = [redis(), redis()];
+    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    for io in drivers() {
+        for p in &ports {
+            assert_eq!(RawResp::connect(*p).cmd(&[b"FLUSHALL"]), ok());
+        }
+        let px = PuertaTwem::start(&yaml(true, &ports, "  hash: fnv1a_64\n"), io);
+        let mut c = RawResp::connect(px.port());
+        for i in 0..20 {
+            assert_eq!(c.cmd(&[b"SET", format!("ik{i}").as_bytes(), b"v"]), ok());
+        }
+        let t = info(&mut c, &[b"INFO"]);
+        assert!(t.starts_with("# Proxy\r\nproxy:puerta\r\n") && t.contains("proxy_mode:twemproxy\r\n"), "{io}: {t}");
+        assert!(t.contains("\r\nservers:2\r\n") && t.contains("redis_version:"), "{io}: {t}");
+        assert!(t.contains("\r\nconnected_clients:1\r\n"), "{io}: {t}");
+        assert!(t.contains("\r\ntotal_commands_processed:21\r\n"), "{io}: 20 SETs and this INFO: {t}");
+        assert!(t.contains("\r\ncluster_enabled:0\r\n"), "{io}: {t}");
+        assert!(t.contains("# Keyspace\r\ndb0:keys=20,expires=0,avg_ttl=0"), "{io}: summed over both servers: {t}");
+        let s = info(&mut c, &[b"info", b"server"]);
+        assert!(s.starts_with("# Server\r\n") && !s.contains("# Proxy") && !s.contains("Keyspace"), "{io}: {s}");
+        let k = info(&mut c, &[b"INFO", b"keyspace"]);
+        assert!(k.starts_with("# Keyspace\r\ndb0:keys=20,"), "{io}: {k}");
+    }
+}
