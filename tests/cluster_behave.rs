@@ -12,7 +12,8 @@ use common::drivers;
 use common::twem::{RawResp, Reply};
 use puerta::route::keyslot;
 
-const LIB: &str = "#!lua name=clib\nredis.register_function('cget', function(keys, args) return redis.call('GET', keys[1]) end)";
+const LIB: &str =
+    "#!lua name=clib\nredis.register_function('cget', function(keys, args) return redis.call('GET', keys[1]) end)";
 const LIB2: &str = "#!lua name=clib2\nredis.register_function('c2', function(keys, args) return 2 end)";
 
 fn one(c: &mut RawResp, args: &[&str]) -> String {
@@ -86,7 +87,10 @@ fn scan_scripts_and_info_through_a_cluster() {
             assert_eq!(one(&mut c, &["GET", k]), "v");
         }
         let t = one(&mut c, &["INFO"]);
-        assert!(t.starts_with("# Proxy\r\nproxy:puerta\r\n") && t.contains("proxy_mode:redis_cluster\r\n"), "{io}: {t}");
+        assert!(
+            t.starts_with("# Proxy\r\nproxy:puerta\r\n") && t.contains("proxy_mode:redis_cluster\r\n"),
+            "{io}: {t}"
+        );
         assert!(t.contains("\r\ncluster_enabled:1\r\n") && t.contains("redis_version:"), "{io}: {t}");
         assert!(t.contains("\r\nconnected_clients:1\r\n"), "{io}: {t}");
         assert!(t.contains("\r\ntotal_commands_processed:4\r\n"), "{io}: 3 GETs and this INFO: {t}");

@@ -98,10 +98,15 @@ fn a_fragment_error_is_passed_through_where_nutcracker_says_invalid_argument() {
     let (a, b, upstream) = (redis(), redis(), redis());
     // b becomes a read-only replica: a DEL fragment sent to it fails.
     let mut rb = RawResp::connect(b.port);
-    assert_eq!(rb.cmd(&[b"REPLICAOF", b"127.0.0.1", upstream.port.to_string().as_bytes()]), Reply::Status(b"OK".to_vec()));
-    wait_until("replica b to sync", Duration::from_secs(10), || {
-        matches!(rb.cmd(&[b"SET", b"probe", b"1"]), Reply::Error(e) if e.starts_with(b"READONLY"))
-    });
+    assert_eq!(
+        rb.cmd(&[b"REPLICAOF", b"127.0.0.1", upstream.port.to_string().as_bytes()]),
+        Reply::Status(b"OK".to_vec())
+    );
+    wait_until(
+        "replica b to sync",
+        Duration::from_secs(10),
+        || matches!(rb.cmd(&[b"SET", b"probe", b"1"]), Reply::Error(e) if e.starts_with(b"READONLY")),
+    );
     let y = yaml(true, &[a.port, b.port], "  hash: fnv1a_64\n");
     let nut = Nutcracker::start(&y);
     let p0 = PuertaTwem::start(&y, "epoll");
@@ -145,7 +150,8 @@ fn five_16_mib_values_through_mset_and_mget() {
     }
 }
 
-const LIB: &str = "#!lua name=plib\nredis.register_function('pget', function(keys, args) return redis.call('GET', keys[1]) end)";
+const LIB: &str =
+    "#!lua name=plib\nredis.register_function('pget', function(keys, args) return redis.call('GET', keys[1]) end)";
 const LIB2: &str = "#!lua name=plib2\nredis.register_function('p2', function(keys, args) return 2 end)";
 
 fn bulk(s: &str) -> Reply {
@@ -216,7 +222,9 @@ fn allow_scripts_false_refuses_scripts_and_functions() {
     for io in drivers() {
         let px = PuertaTwem::start(&yaml(true, &[b.port], extra), io);
         let mut c = RawResp::connect(px.port());
-        for cmd in [&[&b"FUNCTION"[..], b"LOAD", LIB.as_bytes()][..], &[b"SCRIPT", b"FLUSH"], &[b"FCALL", b"f", b"1", b"k"]] {
+        for cmd in
+            [&[&b"FUNCTION"[..], b"LOAD", LIB.as_bytes()][..], &[b"SCRIPT", b"FLUSH"], &[b"FCALL", b"f", b"1", b"k"]]
+        {
             let e = err_text(c.cmd(cmd));
             let name = String::from_utf8_lossy(cmd[0]);
             assert!(e.contains(&*name) && e.contains("allow_scripts = false"), "{io}: {e}");

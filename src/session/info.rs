@@ -100,7 +100,10 @@ fn keyspace_sum(texts: &[String]) -> Vec<(String, u64, u64, u128)> {
         for line in t.lines() {
             let Some((db, rest)) = line.split_once(':').filter(|(d, _)| d.starts_with("db")) else { continue };
             let field = |k: &str| {
-                rest.split(',').find_map(|kv| kv.strip_prefix(k)).and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0)
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
             };
             let (keys, expires, ttl) = (field("keys="), field("expires="), field("avg_ttl="));
             let weighted = u128::from(ttl).saturating_mul(u128::from(keys));
@@ -141,7 +144,10 @@ mod tests {
         assert!(t.contains("redis_version:7.0.15\r\n"), "{t}");
         assert!(t.contains("connected_clients:2\r\n") && t.contains("total_commands_processed:7\r\n"), "{t}");
         assert!(t.contains("cluster_enabled:1\r\n"), "{t}");
-        assert!(t.ends_with("# Keyspace\r\ndb0:keys=40,expires=3,avg_ttl=15\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n"), "{t}");
+        assert!(
+            t.ends_with("# Keyspace\r\ndb0:keys=40,expires=3,avg_ttl=15\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n"),
+            "{t}"
+        );
         assert_eq!(t.matches("# Keyspace").count(), 1);
     }
 

@@ -242,7 +242,12 @@ fn inline_limits() {
 /// does, after the requests before it were decoded.
 #[test]
 fn nutcracker_refuses_empty_requests() {
-    for input in [&b"*1\r\n$4\r\nPING\r\n\r\n"[..], b"*1\r\n$4\r\nPING\r\n\n", b"*1\r\n$4\r\nPING\r\n*0\r\n", b"*1\r\n$4\r\nPING\r\n*-1\r\n"] {
+    for input in [
+        &b"*1\r\n$4\r\nPING\r\n\r\n"[..],
+        b"*1\r\n$4\r\nPING\r\n\n",
+        b"*1\r\n$4\r\nPING\r\n*0\r\n",
+        b"*1\r\n$4\r\nPING\r\n*-1\r\n",
+    ] {
         let mut dec = RequestDecoder::nutcracker(1 << 20);
         let mut buf = BytesMut::from(input);
         assert_eq!(dec.decode(&mut buf).unwrap().unwrap().name(), b"PING");

@@ -15,9 +15,9 @@ use super::unit::{Dest, Target, Unit};
 use super::{ClientId, ClusterSession};
 use crate::protocol::cluster::commands::Local;
 use crate::protocol::resp::encode;
-use crate::protocol::resp::{Reply, ReplyKind, Request};
 use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::ReplyDecoder;
+use crate::protocol::resp::{Reply, ReplyKind, Request};
 use crate::session::info::{render, ProxyFields};
 use crate::session::mux::reply::{bulk_text, MergePlan};
 

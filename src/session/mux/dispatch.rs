@@ -16,8 +16,8 @@ use crate::protocol::num::parse_i64;
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
-use crate::session::info::ProxyFields;
 use crate::protocol::ProtoError;
+use crate::session::info::ProxyFields;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
@@ -87,7 +87,13 @@ pub(super) struct Counts {
     pub commands: u64,
 }
 
-pub(super) fn plan_redis(cfg: &MuxConfig, authed: &mut bool, req: Request, router: &dyn Router, counts: Counts) -> Plan {
+pub(super) fn plan_redis(
+    cfg: &MuxConfig,
+    authed: &mut bool,
+    req: Request,
+    router: &dyn Router,
+    counts: Counts,
+) -> Plan {
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
     let spec = match check(req.name(), req.argc(), || parse_i64(req.arg(2))) {
@@ -172,7 +178,13 @@ fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
         Scope::One => {
             let Some(server) = bounded(cfg, router)(b"") else { return no_server(cfg) };
             let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
-            return Plan::Forward(Forward { frags, route: RouteBy::Empty, merge: MergePlan::Pass, retrieval: false, noreply: false });
+            return Plan::Forward(Forward {
+                frags,
+                route: RouteBy::Empty,
+                merge: MergePlan::Pass,
+                retrieval: false,
+                noreply: false,
+            });
         }
         Scope::EverySame => Merge::Same,
         Scope::EveryAnd => Merge::And,
