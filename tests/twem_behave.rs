@@ -264,5 +264,15 @@ fn info_has_proxy_fields_and_sums_the_keyspace() {
         assert!(s.starts_with("# Server\r\n") && !s.contains("# Proxy") && !s.contains("Keyspace"), "{io}: {s}");
         let k = info(&mut c, &[b"INFO", b"keyspace"]);
         assert!(k.starts_with("# Keyspace\r\ndb0:keys=20,"), "{io}: {k}");
+        // Clients and commands are the process's (both workers), once the
+        // other worker published its figures (a stats tick, 250 ms).
+        let mut more: Vec<RawResp> = (0..5).map(|_| RawResp::connect(px.port())).collect();
+        for m in &mut more {
+            assert_eq!(m.cmd(&[b"PING"]), Reply::Status(b"PONG".to_vec()));
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        let t = info(&mut c, &[b"INFO"]);
+        assert!(t.contains("\r\nconnected_clients:6\r\n"), "{io}: {t}");
+        assert!(t.contains("\r\ntotal_commands_processed:29\r\n"), "{io}: 23 + 5 PINGs + this INFO: {t}");
     }
 }

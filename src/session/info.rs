@@ -5,8 +5,9 @@
 //! master (cluster).
 //!
 //! Overridden: `connected_clients` and `total_commands_processed` (the
-//! proxy's clients and commands, counted by the session that serves the
-//! connection), and `cluster_enabled` (1 in cluster mode, so clients that
+//! pool's clients and decoded commands over the whole process: the serving
+//! session's live figures plus the other workers' as they last published
+//! them, at most one stats tick old), and `cluster_enabled` (1 in cluster mode, so clients that
 //! check it before using a startup node accept Puerta; 0 in twemproxy
 //! mode). Everything else is the first server's.
 //!

@@ -143,8 +143,8 @@ fn info_text(req: &Request, parts: &[Reply], s: &ClusterSession) -> String {
     let fields = ProxyFields {
         mode: "redis_cluster",
         cluster: true,
-        clients: s.client_count() as u64,
-        commands: s.commands,
+        clients: (s.client_count() as u64).saturating_add(s.peers.0),
+        commands: s.commands.saturating_add(s.peers.1),
         extra: vec![
             format!("pool:{}", s.cfg.pool),
             format!("cluster_masters:{}", v.shards().len()),

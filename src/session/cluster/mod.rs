@@ -143,6 +143,9 @@ pub struct ClusterSession {
     unknown_reported: Option<Instant>,
     /// Requests decoded from clients (INFO's `total_commands_processed`).
     commands: u64,
+    /// The other workers' (clients, commands) of this pool, as last
+    /// published (`set_peer_totals`).
+    peers: (u64, u64),
 }
 
 impl ClusterSession {
@@ -171,6 +174,7 @@ impl ClusterSession {
             clock: None,
             unknown_reported: None,
             commands: 0,
+            peers: (0, 0),
         }
     }
 
@@ -252,6 +256,16 @@ impl ClusterSession {
 
     pub fn client_count(&self) -> usize {
         self.clients.len() - self.free.len()
+    }
+
+    /// Client requests decoded so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// The other workers' clients and commands of this pool (INFO).
+    pub fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.peers = (clients, commands);
     }
 
     fn client(&self, id: ClientId) -> Option<&CClient> {

@@ -85,6 +85,9 @@ pub struct MuxSession {
     clock: Option<Instant>,
     /// Requests decoded from clients (INFO's `total_commands_processed`).
     commands: u64,
+    /// The other workers' (clients, commands) of this pool, as last
+    /// published (`set_peer_totals`).
+    peers: (u64, u64),
 }
 
 impl MuxSession {
@@ -108,6 +111,7 @@ impl MuxSession {
             resume: Vec::new(),
             clock: None,
             commands: 0,
+            peers: (0, 0),
         }
     }
 
@@ -141,6 +145,16 @@ impl MuxSession {
 
     pub fn client_count(&self) -> usize {
         self.clients.len() - self.free.len()
+    }
+
+    /// Client requests decoded so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// The other workers' clients and commands of this pool (INFO).
+    pub fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.peers = (clients, commands);
     }
 
     fn client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
@@ -180,7 +194,10 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         self.commands = self.commands.saturating_add(1);
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
-                        let counts = dispatch::Counts { clients, commands: self.commands };
+                        let counts = dispatch::Counts {
+                            clients: clients.saturating_add(self.peers.0),
+                            commands: self.commands.saturating_add(self.peers.1),
+                        };
                         let Some(c) = client_in(&mut self.clients, id) else { return };
                         plan_redis(cfg, &mut c.authed, req, router, counts)
                     }
