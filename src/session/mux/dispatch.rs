@@ -190,6 +190,9 @@ fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
         Scope::EveryAnd => Merge::And,
     };
     let frags = every_server(cfg, &req);
+    if frags.is_empty() {
+        return no_server(cfg);
+    }
     let nkeys = req.argc().saturating_sub(2);
     let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
     Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
@@ -199,6 +202,9 @@ fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
 /// fields (`session::info`).
 fn plan_info(cfg: &MuxConfig, req: Request, counts: Counts) -> Plan {
     let frags = every_server(cfg, &req);
+    if frags.is_empty() {
+        return no_server(cfg);
+    }
     let fields = ProxyFields {
         mode: "twemproxy",
         cluster: false,
