@@ -21,6 +21,9 @@ pub struct MuxPoolCounters {
     /// Clients closed because their buffered replies passed
     /// `client_output_limit` (not a nutcracker stat).
     pub slow_closed: Counter,
+    /// Client requests decoded (INFO's `total_commands_processed`; the
+    /// worker overwrites it with its sessions' count on its stats tick).
+    pub commands: Counter,
 }
 
 /// One server of a twemproxy pool on one worker (nutcracker's server stats

@@ -19,6 +19,10 @@ pub enum ProtoError {
     InlineTooBig,
     #[error("Protocol error: unbalanced quotes in request")]
     Quotes,
+    /// An empty line, `*0` or a negative count in a twemproxy pool, where
+    /// nutcracker closes the client (Redis skips them).
+    #[error("Protocol error: empty request")]
+    EmptyRequest,
     #[error("Protocol error: expected CRLF after bulk data")]
     MissingCrlf,
     /// A request (or the part declared so far) is larger than the pool's

@@ -211,6 +211,14 @@ impl PoolSession for ClusterPoolSession {
         self.s.client_count()
     }
 
+    fn commands(&self) -> u64 {
+        self.s.commands()
+    }
+
+    fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.s.set_peer_totals(clients, commands);
+    }
+
     fn has_open_backends(&self) -> bool {
         self.s.has_open_backends()
     }

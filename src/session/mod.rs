@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod cluster_pool;
 pub mod handshake;
+pub mod info;
 pub mod mongo;
 pub mod mux;
 pub mod outbuf;

@@ -91,6 +91,11 @@ pub trait PoolSession {
     fn set_draining(&mut self);
     fn client_count(&self) -> usize;
     fn has_open_backends(&self) -> bool;
+    /// Client requests decoded so far (INFO).
+    fn commands(&self) -> u64;
+    /// The other workers' clients and commands of this pool, as last
+    /// published, so INFO reports process totals (`session::info`).
+    fn set_peer_totals(&mut self, clients: u64, commands: u64);
 
     /// Counters, per server index; `server_stat_id` maps an index to the
     /// backend's stat id (None: not a backend of the current pool).

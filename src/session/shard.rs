@@ -309,6 +309,14 @@ impl PoolSession for ShardSession {
         self.mux.client_count()
     }
 
+    fn commands(&self) -> u64 {
+        self.mux.commands()
+    }
+
+    fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.mux.set_peer_totals(clients, commands);
+    }
+
     fn has_open_backends(&self) -> bool {
         self.mux.has_open_backends()
     }

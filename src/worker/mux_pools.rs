@@ -247,6 +247,17 @@ impl MuxPools {
                 cc.reports.add(c.reports - was.reports);
                 e.exported_cluster = c.clone();
             }
+            ms.pools[e.pool.stat_id].commands.set(e.session.commands());
+            // INFO reports process totals: the other workers' published
+            // figures plus this session's live ones.
+            let sid = e.pool.stat_id;
+            let others = core.shared.workers.iter().enumerate().filter(|&(i, _)| i != core.id).map(|(_, w)| w);
+            let (clients, commands) = others.fold((0u64, 0u64), |(c, n), w| {
+                let clients = w.pools.get(sid).map_or(0, |p| p.client_conns.get());
+                let commands = w.mux.pools.get(sid).map_or(0, |p| p.commands.get());
+                (c.saturating_add(clients), n.saturating_add(commands))
+            });
+            e.session.set_peer_totals(clients, commands);
         }
         for (sid, q) in queues {
             let sc = &ms.servers[sid];

@@ -63,6 +63,9 @@ pub enum Local {
     /// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE
     Unsubscribe,
     Wait,
+    /// SCRIPT / FUNCTION: every master or any one, by subcommand
+    /// (`protocol::resp::scripts`).
+    Scripts,
     /// Node administration that makes no sense through a proxy.
     Refused,
 }
@@ -197,7 +200,8 @@ static TABLE: &[CmdSpec] = table! {
     "INFO" L(Local::Info), NONE, true; "CLUSTER" L(Local::Cluster), NONE, true;
     "FLUSHALL" L(Local::Flush), NONE, false; "FLUSHDB" L(Local::Flush), NONE, false;
     "WAIT" L(Local::Wait), NONE, false; "COMMAND" Route, NONE, true; "TIME" Route, NONE, true;
-    "LOLWUT" Route, NONE, true; "SCRIPT" Route, NONE, false; "FUNCTION" Route, NONE, false;
+    "LOLWUT" Route, NONE, true; "SCRIPT" L(Local::Scripts), NONE, false;
+    "FUNCTION" L(Local::Scripts), NONE, false;
     // Per-node administration.
     "CONFIG" L(Local::Refused), NONE, false; "DEBUG" L(Local::Refused), NONE, false;
     "SHUTDOWN" L(Local::Refused), NONE, false; "MONITOR" L(Local::Refused), NONE, false;

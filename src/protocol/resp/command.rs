@@ -40,6 +40,11 @@ pub enum Merge {
     Sum,
     /// MSET: `+OK` when every part said OK.
     AllOk,
+    /// SCRIPT LOAD / FLUSH, FUNCTION LOAD / DELETE / FLUSH / RESTORE on
+    /// every server: the common reply, or an error (`scripts.rs`).
+    Same,
+    /// SCRIPT EXISTS on every server: 1 where every server says 1.
+    And,
 }
 
 /// What the pool does with a command.
@@ -57,6 +62,10 @@ pub enum Kind {
     Eval,
     /// No key: forwarded to the server of the empty key, as nutcracker does.
     NoKey,
+    /// SCRIPT / FUNCTION: every server or one, by subcommand (`scripts.rs`).
+    Scripts,
+    /// INFO: answered from the proxy and the servers (`session::mux`).
+    Info,
     /// Answered by the proxy.
     Ping,
     Quit,
@@ -94,6 +103,8 @@ static TABLE: &[Spec] = table! {
     // Local and keyless (redis_argz, redis_nokey).
     "PING" Ping; "QUIT" Quit; "AUTH" Auth; "COMMAND" NoKey; "LOLWUT" NoKey;
     "SELECT" Unsupported; "MOVE" Unsupported;
+    // Puerta only: scripts on every server, INFO from proxy and servers.
+    "SCRIPT" Scripts; "FUNCTION" Scripts; "INFO" Info;
     // Multi-key fan-out (redis_argx, redis_argkvx) plus EXISTS.
     "MGET" MultiKey(Merge::Array); "DEL" MultiKey(Merge::Sum); "UNLINK" MultiKey(Merge::Sum);
     "TOUCH" MultiKey(Merge::Sum); "EXISTS" MultiKey(Merge::Sum); "MSET" KeyValues;

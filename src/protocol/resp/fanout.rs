@@ -145,6 +145,8 @@ pub fn merge_replies(merge: Merge, nkeys: usize, parts: &[(&[u32], &Reply)]) -> 
         return err.raw.clone();
     }
     match merge {
+        Merge::Same => super::scripts::merge_same(parts.iter().map(|(_, r)| *r)),
+        Merge::And => super::scripts::merge_and(parts.iter().map(|(_, r)| *r)),
         Merge::Sum => {
             let mut sum: i64 = 0;
             for (_, r) in parts {

@@ -13,6 +13,7 @@ mod inline;
 pub mod names;
 pub mod reply;
 pub mod request;
+pub mod scripts;
 pub mod value;
 
 pub use command::{lookup, Check, Kind, Merge, Spec};

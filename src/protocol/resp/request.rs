@@ -119,6 +119,9 @@ pub struct RequestDecoder {
     /// Where to resume looking for a line end (bytes before it hold none).
     scan: usize,
     args: Vec<(u32, u32)>,
+    /// nutcracker's rule (twemproxy pools): an empty line, `*0` and a
+    /// negative count close the client instead of being skipped.
+    refuse_empty: bool,
 }
 
 impl RequestDecoder {
@@ -131,7 +134,15 @@ impl RequestDecoder {
             pos: 0,
             scan: 0,
             args: Vec::new(),
+            refuse_empty: false,
         }
+    }
+
+    /// As `new`, refusing empty requests (an empty inline line, `*0`,
+    /// `*-1`) as nutcracker does: it closes the client for them, where
+    /// Redis skips them silently.
+    pub fn nutcracker(max_request_bytes: usize) -> Self {
+        RequestDecoder { refuse_empty: true, ..Self::new(max_request_bytes) }
     }
 
     /// True when no partial frame is buffered.
@@ -167,6 +178,7 @@ impl RequestDecoder {
                             self.args.reserve((n as usize).min(64));
                             self.state = State::Args { left: n };
                         }
+                        _ if self.refuse_empty => return Err(ProtoError::EmptyRequest),
                         // Redis skips `*0` and negative counts: no reply.
                         _ => {
                             let _ = buf.split_to(next);
@@ -268,6 +280,9 @@ impl RequestDecoder {
         }
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         let parts = split_args(body)?;
+        if parts.is_empty() && self.refuse_empty {
+            return Err(ProtoError::EmptyRequest);
+        }
         if parts.is_empty() {
             return Ok(Step::Again); // empty lines are skipped, as Redis does
         }

@@ -237,3 +237,22 @@ fn inline_limits() {
     let mut buf = BytesMut::from(&ok[..]);
     assert_eq!(RequestDecoder::new(1 << 20).decode(&mut buf).unwrap().unwrap().name().len(), 64 * 1024 - 1);
 }
+
+/// In a twemproxy pool an empty request closes the client, as nutcracker
+/// does, after the requests before it were decoded.
+#[test]
+fn nutcracker_refuses_empty_requests() {
+    for input in [
+        &b"*1\r\n$4\r\nPING\r\n\r\n"[..],
+        b"*1\r\n$4\r\nPING\r\n\n",
+        b"*1\r\n$4\r\nPING\r\n*0\r\n",
+        b"*1\r\n$4\r\nPING\r\n*-1\r\n",
+    ] {
+        let mut dec = RequestDecoder::nutcracker(1 << 20);
+        let mut buf = BytesMut::from(input);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap().name(), b"PING");
+        assert_eq!(dec.decode(&mut buf), Err(ProtoError::EmptyRequest), "{input:?}");
+    }
+    let mut dec = RequestDecoder::nutcracker(1 << 20);
+    assert_eq!(dec.decode(&mut BytesMut::from(&b"get k\r\n"[..])).unwrap().unwrap().name(), b"get");
+}

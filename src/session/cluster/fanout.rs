@@ -1,35 +1,25 @@
 //! Whole-keyspace commands over every master: DBSIZE (summed), KEYS
 //! (concatenated), FLUSHALL / FLUSHDB (all must say OK; `policy.rs`
-//! refuses them with `allow_flush = false`), INFO (a proxy section, the first master's server
-//! section, keyspace counts summed), and SCAN, which walks the masters one
-//! after another with the shard in the cursor.
-//!
-//! SCAN cursor: `node_cursor << 14 | shard`, where `shard` is the lowest
-//! slot of the master being scanned (routing by that slot survives a
-//! failover). Cursor 0 starts at the first master; when a master's own
-//! cursor returns to 0 the next master's shard is returned, and 0 after
-//! the last. A node cursor of 2^50 or more cannot be encoded and is an
-//! error (Redis cursors stay far below that).
+//! refuses them with `allow_flush = false`), INFO (`session::info`), SCRIPT and
+//! FUNCTION changes (`protocol::resp::scripts`); SCAN is `scan.rs`.
 //!
 //! An aggregate collects one reply per master, then answers the client's
 //! single reply slot; the first error in master order wins.
 
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::reply::{array, bulk, err};
-use super::unit::{Dest, Post, Target, Unit};
+use super::reply::{array, bulk};
+use super::unit::{Dest, Target, Unit};
 use super::{ClientId, ClusterSession};
 use crate::protocol::cluster::commands::Local;
-use crate::protocol::num::parse_u64;
-use crate::protocol::resp::encode::{self, put_bulk};
-use crate::protocol::resp::value::{self, Value};
+use crate::protocol::resp::encode;
+use crate::protocol::resp::scripts::{self, Scope};
+use crate::protocol::resp::ReplyDecoder;
 use crate::protocol::resp::{Reply, ReplyKind, Request};
-use crate::route::SLOTS;
-use crate::session::mux::reply::MergePlan;
-
-const SHARD_BITS: u32 = 14;
+use crate::session::info::{render, ProxyFields};
+use crate::session::mux::reply::{bulk_text, MergePlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AggKind {
@@ -37,12 +27,18 @@ pub(super) enum AggKind {
     AllOk,
     Concat,
     Info,
+    /// SCRIPT / FUNCTION changes: every master's reply must agree.
+    Same,
+    /// SCRIPT EXISTS: 1 where every master says 1.
+    And,
 }
 
 pub(super) struct Agg {
     id: ClientId,
     seq: u64,
     kind: AggKind,
+    /// The client's request (INFO renders its sections).
+    req: Request,
     parts: Vec<Option<Reply>>,
     left: usize,
 }
@@ -57,20 +53,19 @@ impl ClusterSession {
             Local::KeysCmd if req.argc() == 2 => (AggKind::Concat, vec![raw; shards.len()]),
             Local::KeysCmd => return self.reply_now(id, super::reply::arity(req.name())),
             Local::Flush => (AggKind::AllOk, vec![raw; shards.len()]),
-            _ => {
-                // INFO: the first master's server section, every master's keyspace.
-                let server = encode::command([&b"INFO"[..], b"server"].into_iter());
-                let keyspace = encode::command([&b"INFO"[..], b"keyspace"].into_iter());
-                let mut v = vec![server];
-                v.extend(std::iter::repeat_n(keyspace, shards.len()));
-                (AggKind::Info, v)
-            }
+            Local::Scripts => match scripts::scope(&req) {
+                Scope::EverySame => (AggKind::Same, vec![raw; shards.len()]),
+                Scope::EveryAnd => (AggKind::And, vec![raw; shards.len()]),
+                Scope::One => return self.forward_one(id, raw, Target::AnyMaster, now),
+            },
+            // INFO: the client's INFO to every master (`session::info`).
+            _ => (AggKind::Info, vec![raw; shards.len()]),
         };
         if shards.is_empty() {
             return self.reply_now(id, encode::error("CLUSTERDOWN Hash slot not served"));
         }
         let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
-        let agg = Agg { id, seq, kind, parts: vec![None; units.len()], left: units.len() };
+        let agg = Agg { id, seq, kind, req, parts: vec![None; units.len()], left: units.len() };
         let a = match self.free_aggs.pop() {
             Some(i) => {
                 self.aggs[i as usize] = Some(agg);
@@ -82,31 +77,10 @@ impl ClusterSession {
             }
         };
         self.stats.fragments += units.len() as u64;
-        // INFO's extra first part goes to the first shard as well.
-        let slots = if kind == AggKind::Info { std::iter::once(shards[0]).chain(shards).collect() } else { shards };
-        for (part, (req, slot)) in units.into_iter().zip(slots).enumerate() {
+        for (part, (req, slot)) in units.into_iter().zip(shards).enumerate() {
             let unit = Unit::new(Dest::Agg { agg: a, part: part as u32 }, req, Target::Slot { slot, read: false });
             self.send(unit, now);
         }
-    }
-
-    fn scan(&mut self, id: ClientId, req: &Request, shards: &[u16], now: Instant) {
-        let Some(cursor) = parse_u64(req.arg(1)).filter(|_| req.argc() >= 2) else {
-            return self.reply_now(id, encode::error("ERR invalid cursor"));
-        };
-        let Some(&first) = shards.first() else {
-            return self.reply_now(id, encode::error("CLUSTERDOWN Hash slot not served"));
-        };
-        let (node_cursor, shard) =
-            if cursor == 0 { (0, first) } else { (cursor >> SHARD_BITS, (cursor & (SLOTS as u64 - 1)) as u16) };
-        let next = shards.iter().copied().find(|&s| s > shard);
-        let node_cursor = node_cursor.to_string();
-        let args = std::iter::once(req.arg(0)).chain(std::iter::once(node_cursor.as_bytes())).chain(req.args().skip(2));
-        let sub = encode::command(args.collect::<Vec<_>>().into_iter());
-        let seq = self.push_slot(id, vec![vec![0]], MergePlan::Pass);
-        let mut unit = Unit::new(Dest::Client { id, seq, frag: 0 }, sub, Target::Slot { slot: shard, read: false });
-        unit.post = Post::Scan { shard, next };
-        self.send(unit, now);
     }
 
     /// One master's reply to an aggregate.
@@ -125,13 +99,13 @@ impl ClusterSession {
         let parts: Vec<Reply> = agg.parts.into_iter().flatten().collect();
         let out = match parts.iter().find(|r| r.is_error()) {
             Some(e) => e.clone(),
-            None => finish(agg.kind, &parts, self),
+            None => finish(agg.kind, &agg.req, &parts, self),
         };
         self.deliver(agg.id, agg.seq, 0, out);
     }
 }
 
-fn finish(kind: AggKind, parts: &[Reply], s: &ClusterSession) -> Reply {
+fn finish(kind: AggKind, req: &Request, parts: &[Reply], s: &ClusterSession) -> Reply {
     match kind {
         AggKind::Sum => {
             let sum = parts.iter().map(|r| if let ReplyKind::Integer(n) = r.kind { n } else { 0 }).sum();
@@ -146,89 +120,41 @@ fn finish(kind: AggKind, parts: &[Reply], s: &ClusterSession) -> Reply {
             let raw = array(items.iter().map(|b| &b[..]));
             Reply { raw, kind: ReplyKind::Array(items.len() as u32) }
         }
-        AggKind::Info => Reply { raw: bulk(info_text(parts, s).as_bytes()), kind: ReplyKind::Bulk },
+        AggKind::Info => Reply { raw: bulk(info_text(req, parts, s).as_bytes()), kind: ReplyKind::Bulk },
+        AggKind::Same => decoded(scripts::merge_same(parts.iter())),
+        AggKind::And => decoded(scripts::merge_and(parts.iter())),
     }
 }
 
-/// INFO: proxy section, the first master's server section, keyspace sums.
-fn info_text(parts: &[Reply], s: &ClusterSession) -> String {
-    let text = |r: &Reply| match value::parse(&r.raw) {
-        Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
-        _ => String::new(),
-    };
+/// A merged reply as a `Reply` (it is one whole frame by construction).
+fn decoded(raw: Bytes) -> Reply {
+    let mut buf = bytes::BytesMut::from(&raw[..]);
+    match ReplyDecoder::default().decode(&mut buf) {
+        Ok(Some(r)) => r,
+        _ => Reply { raw, kind: ReplyKind::Error },
+    }
+}
+
+/// INFO: Puerta's `# Proxy` fields, the first master's text, keyspace
+/// summed over every master.
+fn info_text(req: &Request, parts: &[Reply], s: &ClusterSession) -> String {
     let v = &s.nodes.view;
     let st = &s.stats;
-    let mut out = format!(
-        "# Proxy\r\nproxy:puerta\r\npuerta_version:{}\r\npool:{}\r\nmode:redis_cluster\r\ncluster_masters:{}\r\n\
-         cluster_nodes:{}\r\ncluster_slots_served:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries:{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION"),
-        s.cfg.pool,
-        v.shards().len(),
-        v.nodes().len(),
-        v.served(),
-        st.moved,
-        st.ask,
-        st.retried,
-    );
-    if let Some(first) = parts.first() {
-        out.push_str(text(first).trim_end());
-        out.push_str("\r\n\r\n");
-    }
-    // db -> (keys, expires, avg_ttl weighted by keys)
-    let mut dbs: Vec<(String, u64, u64, u128)> = Vec::new();
-    for r in parts.iter().skip(1) {
-        for line in text(r).lines() {
-            let Some((db, rest)) = line.split_once(':').filter(|(d, _)| d.starts_with("db")) else { continue };
-            let field = |k: &str| {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(k))
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let (keys, expires, ttl) = (field("keys="), field("expires="), field("avg_ttl="));
-            match dbs.iter_mut().find(|d| d.0 == db) {
-                Some(d) => {
-                    d.1 += keys;
-                    d.2 += expires;
-                    d.3 += u128::from(ttl) * u128::from(keys);
-                }
-                None => dbs.push((db.to_owned(), keys, expires, u128::from(ttl) * u128::from(keys))),
-            }
-        }
-    }
-    out.push_str("# Keyspace\r\n");
-    for (db, keys, expires, ttl) in dbs {
-        let avg = if keys == 0 { 0 } else { ttl / u128::from(keys) };
-        out.push_str(&format!("{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
-    }
-    out
-}
-
-/// Applies a unit's reply rewrite.
-pub(super) fn post(p: Post, reply: Reply) -> Reply {
-    let Post::Scan { shard, next } = p else { return reply };
-    if reply.is_error() {
-        return reply;
-    }
-    let Ok(Value::Array(items)) = value::parse(&reply.raw) else { return bad_scan() };
-    let (Some(cur), Some(keys)) = (items.first().and_then(Value::as_bytes).and_then(parse_u64), items.get(1)) else {
-        return bad_scan();
+    let fields = ProxyFields {
+        mode: "redis_cluster",
+        cluster: true,
+        clients: (s.client_count() as u64).saturating_add(s.peers.0),
+        commands: s.commands.saturating_add(s.peers.1),
+        extra: vec![
+            format!("pool:{}", s.cfg.pool),
+            format!("cluster_masters:{}", v.shards().len()),
+            format!("cluster_nodes:{}", v.nodes().len()),
+            format!("cluster_slots_served:{}", v.served()),
+            format!("redirects_moved:{}", st.moved),
+            format!("redirects_ask:{}", st.ask),
+            format!("retries:{}", st.retried),
+        ],
     };
-    let cursor = match (cur, next) {
-        (0, Some(n)) => u64::from(n),
-        (0, None) => 0,
-        (c, _) if c >> (64 - SHARD_BITS) == 0 => (c << SHARD_BITS) | u64::from(shard),
-        _ => return err("ERR node SCAN cursor too large to combine with a shard"),
-    };
-    let Some(raw_keys) = reply.elements().get(1).cloned() else { return bad_scan() };
-    let _ = keys;
-    let mut out = BytesMut::new();
-    out.put_slice(b"*2\r\n");
-    put_bulk(&mut out, cursor.to_string().as_bytes());
-    out.put_slice(&raw_keys);
-    Reply { raw: out.freeze(), kind: ReplyKind::Array(2) }
-}
-
-fn bad_scan() -> Reply {
-    err("ERR unexpected SCAN reply from a node")
+    let texts: Vec<String> = parts.iter().map(bulk_text).collect();
+    render(req, &fields, &texts)
 }

@@ -37,7 +37,7 @@ impl ClusterSession {
             Local::Auth => self.auth(id, &req),
             Local::Reset => return self.reset(id),
             Local::Cluster => return self.cluster_cmd(id, req, now),
-            Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan => {
+            Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan | Local::Scripts => {
                 return self.fanout_cmd(id, req, l, now)
             }
             Local::Multi => return self.multi(id),

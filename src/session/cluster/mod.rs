@@ -57,6 +57,7 @@ mod policy;
 mod redirect;
 mod reply;
 mod routes;
+mod scan;
 mod txn;
 mod types;
 mod unit;
@@ -139,6 +140,11 @@ pub struct ClusterSession {
     /// (at most one report per `redirect::UNKNOWN_REPORT_GAP`, and again
     /// at once under a new view).
     unknown_reported: Option<Instant>,
+    /// Requests decoded from clients (INFO's `total_commands_processed`).
+    commands: u64,
+    /// The other workers' (clients, commands) of this pool, as last
+    /// published (`set_peer_totals`).
+    peers: (u64, u64),
 }
 
 impl ClusterSession {
@@ -166,6 +172,8 @@ impl ClusterSession {
             budget: Budget::default(),
             clock: None,
             unknown_reported: None,
+            commands: 0,
+            peers: (0, 0),
         }
     }
 
@@ -248,6 +256,16 @@ impl ClusterSession {
         self.clients.len() - self.free.len()
     }
 
+    /// Client requests decoded so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// The other workers' clients and commands of this pool (INFO).
+    pub fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.peers = (clients, commands);
+    }
+
     fn client(&self, id: ClientId) -> Option<&CClient> {
         self.clients.get(id.idx as usize)?.as_ref().filter(|c| c.base.gen == id.gen)
     }
@@ -311,6 +329,7 @@ impl ClusterSession {
             // Charged to the slot the request leaves (refunded when that
             // slot's reply moves to the client); none if answered at once.
             let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
+            self.commands = self.commands.saturating_add(1);
             self.dispatch(id, req, now);
             if let Some(c) = self.client_mut(id) {
                 c.base.charge_tail(first_seq, charge);
@@ -363,8 +382,14 @@ impl ClusterSession {
     }
 
     /// Delivers a unit's final reply to where it belongs.
-    fn complete(&mut self, unit: Unit, reply: crate::protocol::resp::Reply) {
-        let reply = fanout::post(unit.post, reply);
+    fn complete(&mut self, mut unit: Unit, reply: crate::protocol::resp::Reply) {
+        let reply = match std::mem::replace(&mut unit.post, unit::Post::None) {
+            unit::Post::None => reply,
+            unit::Post::Scan(walk) => match self.scan_reply(unit.dest, *walk, reply) {
+                Some(r) => r,
+                None => return, // the call goes on at the next page
+            },
+        };
         match unit.done {
             unit::Done::Nothing => {}
             unit::Done::Unblock => self.unblock(unit.dest),

@@ -401,21 +401,17 @@ fn dbsize_keys_info_and_flush_fan_out_to_every_master() {
     assert_eq!(h.take_str(c), "-ERR FLUSHALL is refused by this Puerta pool (allow_flush = false)\r\n");
 
     h.send(c, &["INFO"]);
-    let mut to1 = cmd(&["INFO", "server"]);
-    to1.extend(cmd(&["INFO", "keyspace"]));
-    assert_eq!(h.written_to(1), to1);
-    let ks = |keys, exp| {
-        let t = format!("# Keyspace\r\ndb0:keys={keys},expires={exp},avg_ttl=10\r\n");
-        format!("${}\r\n{t}\r\n", t.len())
-    };
-    let server = "# Server\r\nredis_version:7.0.15\r\n";
-    h.reply_to(1, format!("${}\r\n{server}\r\n{}", server.len(), ks(10, 1)).as_bytes());
-    h.reply_to(2, ks(20, 2).as_bytes());
-    h.reply_to(3, ks(30, 3).as_bytes());
+    assert_eq!(h.written_to(1), cmd(&["INFO"]), "the client's INFO to every master");
+    let ks = |keys, exp| format!("# Keyspace\r\ndb0:keys={keys},expires={exp},avg_ttl=10\r\n");
+    let blk = |t: String| format!("${}\r\n{t}\r\n", t.len());
+    let server = "# Server\r\nredis_version:7.0.15\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n";
+    h.reply_to(1, blk(format!("{server}{}", ks(10, 1))).as_bytes());
+    h.reply_to(2, blk(ks(20, 2)).as_bytes());
+    h.reply_to(3, blk(ks(30, 3)).as_bytes());
     let info = h.take_str(c);
     assert!(info.contains("# Proxy\r\nproxy:puerta\r\n"), "{info}");
     assert!(info.contains("cluster_masters:3\r\ncluster_nodes:6\r\n"), "{info}");
-    assert!(info.contains("redis_version:7.0.15"), "{info}");
+    assert!(info.contains("redis_version:7.0.15") && info.contains("cluster_enabled:1\r\n"), "{info}");
     assert!(info.contains("# Keyspace\r\ndb0:keys=60,expires=6,avg_ttl=10\r\n"), "{info}");
 }
 
@@ -423,23 +419,30 @@ fn dbsize_keys_info_and_flush_fan_out_to_every_master() {
 fn scan_walks_every_master_with_the_shard_in_the_cursor() {
     let mut h = H::default3();
     let c = h.client();
-    h.send(c, &["SCAN", "0", "COUNT", "2"]);
-    assert_eq!(h.written_to(1), cmd(&["SCAN", "0", "COUNT", "2"]));
+    h.send(c, &["SCAN", "0", "COUNT", "3"]);
+    assert_eq!(h.written_to(1), cmd(&["SCAN", "0", "COUNT", "3"]));
     h.reply_to(1, b"*2\r\n$2\r\n12\r\n*1\r\n$1\r\na\r\n");
-    let r = h.take_str(c);
-    let cursor = 12u64 << 14;
-    assert_eq!(r, format!("*2\r\n${}\r\n{cursor}\r\n*1\r\n$1\r\na\r\n", cursor.to_string().len()));
-    h.send(c, &["SCAN", &cursor.to_string(), "COUNT", "2"]);
-    assert_eq!(h.written_to(1), cmd(&["SCAN", "12", "COUNT", "2"]), "node 1 again, its own cursor");
+    assert_eq!(h.take_str(c), "", "a short page goes on within the call");
+    assert_eq!(h.written_to(1), cmd(&["SCAN", "12", "COUNT", "3"]), "node 1 again, its own cursor");
     h.reply_to(1, b"*2\r\n$1\r\n0\r\n*0\r\n");
-    assert_eq!(h.take_str(c), "*2\r\n$4\r\n5461\r\n*0\r\n", "node 1 done: on to the shard at slot 5461");
-    h.send(c, &["SCAN", "5461"]);
-    assert_eq!(h.written_to(2), cmd(&["SCAN", "0"]));
-    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nb\r\n");
-    assert_eq!(h.take_str(c), "*2\r\n$5\r\n10923\r\n*1\r\n$1\r\nb\r\n");
+    assert_eq!(h.written_to(2), cmd(&["SCAN", "0", "COUNT", "3"]), "node 1 done: on to the next master");
+    h.reply_to(2, b"*2\r\n$1\r\n7\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    let cursor = (7u64 << 14) | 5461;
+    let want = format!("*2\r\n${}\r\n{cursor}\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", cursor.to_string().len());
+    assert_eq!(h.take_str(c), want, "COUNT reached: node 2's cursor with its shard");
+    h.send(c, &["SCAN", &cursor.to_string(), "COUNT", "2"]);
+    assert_eq!(h.written_to(2), cmd(&["SCAN", "7", "COUNT", "2"]));
+    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nd\r\n$1\r\ne\r\n");
+    assert_eq!(h.take_str(c), "*2\r\n$5\r\n10923\r\n*2\r\n$1\r\nd\r\n$1\r\ne\r\n", "node 2 done, COUNT reached");
     h.send(c, &["SCAN", "10923"]);
     h.reply_to(3, b"*2\r\n$1\r\n0\r\n*0\r\n");
     assert_eq!(h.take_str(c), "*2\r\n$1\r\n0\r\n*0\r\n", "the last master done: cursor 0");
+    // A small keyspace: one call, every master, cursor 0.
+    h.send(c, &["SCAN", "0"]);
+    h.reply_to(1, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\na\r\n");
+    h.reply_to(2, b"*2\r\n$1\r\n0\r\n*0\r\n");
+    h.reply_to(3, b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nz\r\n");
+    assert_eq!(h.take_str(c), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\nz\r\n");
     h.send(c, &["SCAN", "x"]);
     assert_eq!(h.take_str(c), "-ERR invalid cursor\r\n");
 }

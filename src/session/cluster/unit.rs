@@ -51,15 +51,11 @@ pub(super) enum Done {
 }
 
 /// Rewrites a reply before delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) enum Post {
     None,
-    /// A node's SCAN reply: put the shard (its lowest slot) in the cursor;
-    /// `next` is the shard after it, where a finished node's scan goes on.
-    Scan {
-        shard: u16,
-        next: Option<u16>,
-    },
+    /// A node's SCAN reply: part of a client's SCAN call (`scan.rs`).
+    Scan(Box<super::scan::Walk>),
 }
 
 #[derive(Debug, Clone)]

@@ -75,6 +75,10 @@ pub(crate) enum RouteBy {
     /// Always this server: one part of a command sent to every server
     /// (memcached `flush_all`), which no key routes.
     Server(u32),
+    /// Bound to its server (one part of a command sent to every server:
+    /// SCRIPT LOAD, INFO): never routed elsewhere; answered with the
+    /// error if its connection fails first.
+    Fixed,
 }
 
 /// The key `request` was routed by.

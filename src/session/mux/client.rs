@@ -97,7 +97,7 @@ impl Client {
     /// `max_item_bytes` bounds a memcached data block (unused for Redis).
     pub fn new(gen: u32, proto: Protocol, max_request_bytes: usize, max_item_bytes: usize) -> Client {
         let dec = match proto {
-            Protocol::Redis => ClientDecoder::Resp(RequestDecoder::new(max_request_bytes)),
+            Protocol::Redis => ClientDecoder::Resp(RequestDecoder::nutcracker(max_request_bytes)),
             Protocol::Memcache => ClientDecoder::Mc(McRequestDecoder::new(max_request_bytes, max_item_bytes)),
         };
         Client {

@@ -17,9 +17,11 @@ use crate::protocol::command::{for_each_key, single_key, Command};
 use crate::protocol::memcache::local::{stats_reply, FLUSH_REFUSED};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
 use crate::protocol::resp::command::{check, Check, Kind, Merge};
+use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
 use crate::session::handshake::{self, Ctx, Hs, Mode};
+use crate::session::info::ProxyFields;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
@@ -104,6 +106,14 @@ fn plan_handshake(cfg: &MuxConfig, authed: &mut bool, hs: &mut Hs, id: ClientId,
     Some(Plan::Reply(reply))
 }
 
+/// What INFO needs from the session: its live clients and the commands
+/// it has decoded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counts {
+    pub clients: u64,
+    pub commands: u64,
+}
+
 pub(super) fn plan_redis(
     cfg: &MuxConfig,
     authed: &mut bool,
@@ -111,6 +121,7 @@ pub(super) fn plan_redis(
     id: ClientId,
     req: Request,
     router: &dyn Router,
+    counts: Counts,
 ) -> Plan {
     if handshake::is_handshake(req.name()) {
         if let Some(plan) = plan_handshake(cfg, authed, hs, id, &req) {
@@ -154,7 +165,7 @@ pub(super) fn plan_redis(
         Kind::Unsupported => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
         }
-        Kind::Eval if !cfg.allow_scripts => {
+        Kind::Eval | Kind::Scripts if !cfg.allow_scripts => {
             let name = name().to_ascii_uppercase();
             return refuse(
                 cfg,
@@ -164,6 +175,8 @@ pub(super) fn plan_redis(
         }
         Kind::Keyed => return plan_keyed(cfg, &req, cmd, router, true),
         Kind::Eval => return plan_keyed(cfg, &req, cmd, router, false),
+        Kind::Scripts => return plan_scripts(cfg, req, router),
+        Kind::Info => return plan_info(cfg, req, counts),
         k => k,
     };
     let (first, step) = if kind == Kind::KeyValues { (1, 2) } else { (1, 1) };
@@ -231,6 +244,57 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
 /// is sent, and the connection stays.
 pub(crate) fn cross_server(cmd: &Command) -> Bytes {
     encode::error(&format!("ERR '{}' keys map to different servers", cmd.fullname))
+}
+
+/// SCRIPT / FUNCTION: to every server (merged, `resp::scripts`) or, for
+/// the subcommands that only read or kill, to one server like a keyless
+/// command.
+fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
+    let merge = match scripts::scope(&req) {
+        Scope::One => {
+            let Some(server) = bounded(cfg, router)(b"") else { return no_server(cfg) };
+            let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+            return Plan::Forward(Forward {
+                frags,
+                route: RouteBy::Empty,
+                merge: MergePlan::Pass,
+                retrieval: false,
+                noreply: false,
+            });
+        }
+        Scope::EverySame => Merge::Same,
+        Scope::EveryAnd => Merge::And,
+    };
+    let frags = every_server(cfg, &req);
+    if frags.is_empty() {
+        return no_server(cfg);
+    }
+    let nkeys = req.argc().saturating_sub(2);
+    let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
+    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+}
+
+/// INFO: the client's INFO to every server, rendered with the proxy's own
+/// fields (`session::info`).
+fn plan_info(cfg: &MuxConfig, req: Request, counts: Counts) -> Plan {
+    let frags = every_server(cfg, &req);
+    if frags.is_empty() {
+        return no_server(cfg);
+    }
+    let fields = ProxyFields {
+        mode: "twemproxy",
+        cluster: false,
+        clients: counts.clients,
+        commands: counts.commands,
+        extra: vec![format!("servers:{}", cfg.servers)],
+    };
+    let merge = MergePlan::Info(Box::new((req, fields)));
+    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+}
+
+/// One fragment per server, each the whole request.
+fn every_server(cfg: &MuxConfig, req: &Request) -> Vec<Fragment> {
+    (0..cfg.servers).map(|server| Fragment { server, request: req.raw().clone(), keys: vec![0] }).collect()
 }
 
 pub(super) fn plan_memcache(cfg: &MuxConfig, req: McRequest, router: &dyn Router, stats: Option<&LocalStats>) -> Plan {

@@ -87,6 +87,11 @@ pub struct MuxSession {
     clock: Option<Instant>,
     /// memcached `stats` values (`set_local_stats`); none in unit tests.
     local_stats: Option<LocalStats>,
+    /// Requests decoded from clients (INFO's `total_commands_processed`).
+    commands: u64,
+    /// The other workers' (clients, commands) of this pool, as last
+    /// published (`set_peer_totals`).
+    peers: (u64, u64),
 }
 
 impl MuxSession {
@@ -110,6 +115,8 @@ impl MuxSession {
             resume: Vec::new(),
             clock: None,
             local_stats: None,
+            commands: 0,
+            peers: (0, 0),
         }
     }
 
@@ -162,6 +169,16 @@ impl MuxSession {
         self.clients.len() - self.free.len()
     }
 
+    /// Client requests decoded so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// The other workers' clients and commands of this pool (INFO).
+    pub fn set_peer_totals(&mut self, clients: u64, commands: u64) {
+        self.peers = (clients, commands);
+    }
+
     fn client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
         client_in(&mut self.clients, id)
     }
@@ -196,7 +213,16 @@ impl MuxSession {
             let partial_too_large = |inbuf: &bytes::BytesMut| inbuf.len() > cfg.max_request_bytes;
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router),
+                    Ok(Some(req)) => {
+                        self.commands = self.commands.saturating_add(1);
+                        let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
+                        let counts = dispatch::Counts {
+                            clients: clients.saturating_add(self.peers.0),
+                            commands: self.commands.saturating_add(self.peers.1),
+                        };
+                        let Some(c) = client_in(&mut self.clients, id) else { return };
+                        plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                    }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
                     Err(e) => resp_error(e),

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use super::types::Protocol;
 use crate::protocol::memcache::local::merge_flush;
 use crate::protocol::memcache::{merge_gets, McReply, McReplyKind, McRequest};
-use crate::protocol::resp::{encode, merge_replies, Merge, Reply, ReplyKind};
+use crate::protocol::resp::value::{self, Value};
+use crate::protocol::resp::{encode, merge_replies, Merge, Reply, ReplyKind, Request};
+use crate::session::info::{render, ProxyFields};
 
 #[derive(Debug, Clone)]
 pub(crate) enum AnyReply {
@@ -43,6 +45,8 @@ pub(crate) enum MergePlan {
     McGet(Box<McRequest>),
     /// memcached `flush_all` sent to every server: OK if all said OK.
     McFlush,
+    /// INFO from every server, rendered with the proxy's own fields.
+    Info(Box<(Request, ProxyFields)>),
 }
 
 impl MergePlan {
@@ -81,7 +85,29 @@ impl MergePlan {
                     .collect();
                 merge_flush(&v)
             }
+            MergePlan::Info(info) => {
+                let mut texts = Vec::with_capacity(parts.len());
+                for p in parts {
+                    match p {
+                        Some(AnyReply::Resp(r)) if r.is_error() => return r.raw.clone(),
+                        Some(AnyReply::Resp(r)) => texts.push(bulk_text(r)),
+                        _ => texts.push(String::new()),
+                    }
+                }
+                let (req, fields) = &**info;
+                let mut out = bytes::BytesMut::new();
+                encode::put_bulk(&mut out, render(req, fields, &texts).as_bytes());
+                out.freeze()
+            }
         }
+    }
+}
+
+/// A bulk reply's text (INFO); empty for anything else.
+pub(crate) fn bulk_text(r: &Reply) -> String {
+    match value::parse(&r.raw) {
+        Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+        _ => String::new(),
     }
 }
 
