@@ -325,3 +325,5 @@ mod tests_hostile;
 mod tests_limits;
 #[cfg(test)]
 mod tests_local;
+#[cfg(test)]
+mod tests_size;
