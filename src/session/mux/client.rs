@@ -88,6 +88,8 @@ pub(crate) struct Client {
     pub parked_bytes: usize,
     /// Since when the buffered reply bytes are at or past the soft limit.
     pub soft_since: Option<Instant>,
+    /// Listed in the session's `trim` (`idle.rs`).
+    pub trim_listed: bool,
 }
 
 impl Client {
@@ -111,6 +113,7 @@ impl Client {
             queued: 0,
             parked_bytes: 0,
             soft_since: None,
+            trim_listed: false,
         }
     }
 

@@ -34,6 +34,7 @@ pub(crate) mod client;
 mod clients;
 mod dispatch;
 mod events;
+mod idle;
 pub(crate) mod limits;
 mod manage;
 pub(crate) mod reply;
@@ -60,7 +61,8 @@ use crate::protocol::ProtoError;
 
 pub struct MuxSession {
     cfg: MuxConfig,
-    clients: Vec<Option<Client>>,
+    /// Boxed: a free or idle slot costs one pointer, not a whole `Client`.
+    clients: Vec<Option<Box<Client>>>,
     /// Generation per client slot; bumped when the slot is freed.
     gens: Vec<u32>,
     free: Vec<u32>,
@@ -83,6 +85,8 @@ pub struct MuxSession {
     resume: Vec<ClientId>,
     /// The latest `now` an event passed in (for events that carry none).
     clock: Option<Instant>,
+    /// Clients that may hold buffers to release when idle (`idle.rs`).
+    trim: Vec<ClientId>,
 }
 
 impl MuxSession {
@@ -105,6 +109,7 @@ impl MuxSession {
             budget: Budget::default(),
             resume: Vec::new(),
             clock: None,
+            trim: Vec::new(),
         }
     }
 
@@ -132,7 +137,7 @@ impl MuxSession {
         let gen = self.gens[idx as usize];
         let cfg = &self.cfg;
         let client = Client::new(gen, cfg.protocol, cfg.max_request_bytes, cfg.max_item_bytes);
-        self.clients[idx as usize] = Some(client);
+        self.clients[idx as usize] = Some(Box::new(client));
         ClientId { idx, gen }
     }
 
@@ -152,6 +157,7 @@ impl MuxSession {
             return;
         }
         c.inbuf.extend_from_slice(data);
+        self.note_active(id);
         self.process_client(id, now, router);
         self.run_resumes(now, router);
     }
@@ -311,8 +317,8 @@ fn mc_close(e: ProtoError) -> Plan {
 }
 
 /// The live client behind `id` (a field-level borrow, so `cfg` stays usable).
-fn client_in(clients: &mut [Option<Client>], id: ClientId) -> Option<&mut Client> {
-    clients.get_mut(id.idx as usize)?.as_mut().filter(|c| c.gen == id.gen)
+fn client_in(clients: &mut [Option<Box<Client>>], id: ClientId) -> Option<&mut Client> {
+    clients.get_mut(id.idx as usize)?.as_deref_mut().filter(|c| c.gen == id.gen)
 }
 
 #[cfg(test)]

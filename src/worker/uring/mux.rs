@@ -34,8 +34,10 @@ use crate::worker::conn::Generational;
 use crate::worker::mux_pools::{MKind, NO_SOCK};
 use crate::worker::sys;
 
-/// Send buffers above this are freed after use, so a client that once got
-/// a large reply does not keep the memory while idle.
+/// Backend send buffers above this are freed after use. A client's send
+/// copy is always freed once its send completes: an idle client then holds
+/// no buffer here (most clients are idle between requests; a backend
+/// connection is busy and reuses its copy).
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 
 /// One socket of a multiplexed pool.
@@ -219,7 +221,7 @@ impl UringDriver {
         let Some(s) = self.msocks.get_gen(slot, gen) else { return };
         s.ops -= 1;
         s.sending = false;
-        if s.out.capacity() > KEEP_SEND_CAPACITY {
+        if matches!(s.kind, MKind::Client(_)) || s.out.capacity() > KEEP_SEND_CAPACITY {
             s.out = Vec::new();
         }
         let (entry, kind) = (s.entry as usize, s.kind);
