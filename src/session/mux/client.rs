@@ -28,7 +28,9 @@ use crate::session::outbuf::OutBuf;
 
 pub(crate) enum ClientDecoder {
     Resp(RequestDecoder),
-    Mc(McRequestDecoder),
+    /// Boxed: it is half again the size of the RESP decoder, and the enum
+    /// sits in every client of either protocol.
+    Mc(Box<McRequestDecoder>),
 }
 
 /// The reply owed for one request.
@@ -97,7 +99,7 @@ impl Client {
     pub fn new(gen: u32, proto: Protocol, max_request_bytes: usize, max_item_bytes: usize) -> Client {
         let dec = match proto {
             Protocol::Redis => ClientDecoder::Resp(RequestDecoder::new(max_request_bytes)),
-            Protocol::Memcache => ClientDecoder::Mc(McRequestDecoder::new(max_request_bytes, max_item_bytes)),
+            Protocol::Memcache => ClientDecoder::Mc(Box::new(McRequestDecoder::new(max_request_bytes, max_item_bytes))),
         };
         Client {
             gen,

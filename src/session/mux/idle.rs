@@ -77,6 +77,7 @@ mod tests {
         assert!(caps(&h, idle).is_some_and(|(_, s)| s > 0), "buffers held before the tick");
         h.s.handle_tick(h.now, &route);
         assert_eq!(caps(&h, idle), Some((0, 0)), "idle: released");
+        assert!(h.s.clients[idle.index()].as_deref().is_some_and(|c| !c.out.holds_buffers()));
         assert!(caps(&h, busy).is_some_and(|(_, s)| s > 0), "a reply still owed: kept");
         assert_eq!(h.s.trim, vec![busy], "and still listed");
         h.reply(b(1), b"$1\r\ny\r\n");
