@@ -9,7 +9,8 @@
 //! client that stayed quiet until the tick gives them back. Invariant: a
 //! client with buffers to release is listed in `trim` (once: `listed`),
 //! from its first data after a release until a tick finds it idle; a
-//! client that is not listed holds no buffer capacity.
+//! client that is not listed holds no buffer capacity. What was freed goes
+//! back to the OS at the next ticks (`crate::purge`).
 
 use super::client::Client;
 use super::{client_in, ClientId, MuxSession};
@@ -27,13 +28,17 @@ impl MuxSession {
     /// Releases the buffers of listed clients that are idle now; busy ones
     /// stay listed for the next tick. Closed ones drop out.
     pub(super) fn trim_idle(&mut self) {
-        let clients = &mut self.clients;
+        let (clients, before) = (&mut self.clients, self.trim.len());
         self.trim.retain(|&id| {
             let Some(c) = client_in(clients, id) else { return false };
             let released = c.release_idle_buffers();
             c.trim_listed = !released;
             !released
         });
+        if self.trim.len() < before {
+            crate::purge::released();
+        }
+        crate::purge::tick();
     }
 }
 
