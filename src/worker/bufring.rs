@@ -13,7 +13,7 @@
 //! runs out (a recv completes with ENOBUFS). A page of buffer memory
 //! becomes resident only once the kernel writes into it, and the kernel
 //! cycles through the live buffers only, so an idle or lightly loaded
-//! worker holds `live` buffers (64 x 16 KiB at start), not `entries`.
+//! worker holds `live` buffers (16 x 16 KiB at start), not `entries`.
 //! Ids at or past `live` never reach the kernel, so the ring never holds
 //! more than `live <= entries` buffers and cannot overflow.
 //!

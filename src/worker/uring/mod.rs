@@ -58,7 +58,7 @@ const SIDE_MUX: u8 = 2;
 /// 16 MiB, of which `BUF_INITIAL` are handed to the kernel at start; the
 /// ring doubles when the kernel runs out (`bufring.rs`).
 const BUF_ENTRIES: u16 = 1024;
-const BUF_INITIAL: u16 = 64;
+const BUF_INITIAL: u16 = 16;
 const BUF_SIZE: usize = 16 * 1024;
 /// Connect attempts per client (first try plus retries on other backends).
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
