@@ -7,24 +7,16 @@
 //! Releasing happens at the session tick (every 250 ms), not per request:
 //! a client at pipeline 1 reuses its buffers between requests, and only a
 //! client that stayed quiet until the tick gives them back. Invariant: a
-//! client with buffers to release is listed in `trim` (once: `listed`),
-//! from its first data after a release until a tick finds it idle; a
+//! client with buffers to release is listed in `trim` (once:
+//! `trim_listed`) by `handle_client_data`, from its first data after a
+//! release until a tick finds it idle; a
 //! client that is not listed holds no buffer capacity. What was freed goes
 //! back to the OS at the next ticks (`crate::purge`).
 
 use super::client::Client;
-use super::{client_in, ClientId, MuxSession};
+use super::{client_in, MuxSession};
 
 impl MuxSession {
-    /// Lists a client that just got data, so the next tick looks at it.
-    pub(super) fn note_active(&mut self, id: ClientId) {
-        let Some(c) = client_in(&mut self.clients, id) else { return };
-        if !c.trim_listed {
-            c.trim_listed = true;
-            self.trim.push(id);
-        }
-    }
-
     /// Releases the buffers of listed clients that are idle now; busy ones
     /// stay listed for the next tick. Closed ones drop out.
     pub(super) fn trim_idle(&mut self) {

@@ -152,12 +152,16 @@ impl MuxSession {
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant, router: &dyn Router) {
         self.clock = Some(now);
-        let Some(c) = self.client_mut(id) else { return };
+        let Some(c) = client_in(&mut self.clients, id) else { return };
         if c.stop_reading {
             return;
         }
         c.inbuf.extend_from_slice(data);
-        self.note_active(id);
+        if !c.trim_listed {
+            // Its buffers are released once a tick finds it idle (`idle.rs`).
+            c.trim_listed = true;
+            self.trim.push(id);
+        }
         self.process_client(id, now, router);
         self.run_resumes(now, router);
     }

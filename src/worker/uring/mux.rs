@@ -34,10 +34,10 @@ use crate::worker::conn::Generational;
 use crate::worker::mux_pools::{MKind, NO_SOCK};
 use crate::worker::sys;
 
-/// Backend send buffers above this are freed after use. A client's send
-/// copy is always freed once its send completes: an idle client then holds
-/// no buffer here (most clients are idle between requests; a backend
-/// connection is busy and reuses its copy).
+/// Send buffers above this are freed after use, so a client that once got
+/// a large reply does not keep the memory while idle. Smaller ones are
+/// reused send after send; a client's is freed at the periodic tick when
+/// no send is in flight (`mux_tick`), so an idle client holds none.
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 
 /// One socket of a multiplexed pool.
@@ -221,7 +221,7 @@ impl UringDriver {
         let Some(s) = self.msocks.get_gen(slot, gen) else { return };
         s.ops -= 1;
         s.sending = false;
-        if matches!(s.kind, MKind::Client(_)) || s.out.capacity() > KEEP_SEND_CAPACITY {
+        if s.out.capacity() > KEEP_SEND_CAPACITY {
             s.out = Vec::new();
         }
         let (entry, kind) = (s.entry as usize, s.kind);
@@ -508,6 +508,13 @@ impl UringDriver {
         }
         if seq.is_none() {
             self.mux.export_stats(&self.core);
+            // Clients' send copies go; a busy client allocates its next
+            // one (a few times a second at most).
+            for s in self.msocks.iter_mut() {
+                if !s.sending && matches!(s.kind, MKind::Client(_)) && s.out.capacity() > 0 {
+                    s.out = Vec::new();
+                }
+            }
         }
         self.mux_flush(now);
     }
