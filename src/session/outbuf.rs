@@ -26,8 +26,12 @@ struct Bufs {
 
 impl OutBuf {
     /// Appends bytes to be sent after everything already queued.
+    #[inline]
     pub fn push(&mut self, data: &[u8]) {
-        let b = self.bufs.get_or_insert_with(Default::default);
+        let b = match self.bufs {
+            Some(ref mut b) => b,
+            None => self.alloc(),
+        };
         if !b.in_flight && b.sent == b.sending.len() && b.queued.is_empty() {
             b.sending.clear();
             b.sent = 0;
@@ -43,6 +47,7 @@ impl OutBuf {
         self.bufs.as_ref().map_or(0, |b| b.sending.len() - b.sent + b.queued.len())
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -65,6 +70,7 @@ impl OutBuf {
         Some(v)
     }
 
+    #[inline]
     pub fn in_flight(&self) -> bool {
         self.bufs.as_ref().is_some_and(|b| b.in_flight)
     }
@@ -72,6 +78,7 @@ impl OutBuf {
     /// Starts a send: returns the bytes to write, which stay pinned until
     /// `complete` is called. `None` if a send is already in flight or there is
     /// nothing to send.
+    #[inline]
     pub fn start_send(&mut self) -> Option<&[u8]> {
         let b = self.bufs.as_mut()?;
         if b.in_flight {
@@ -91,6 +98,7 @@ impl OutBuf {
 
     /// Records that `n` bytes of the in-flight send were written (0 for a
     /// send that would block or was cancelled).
+    #[inline]
     pub fn complete(&mut self, n: usize) {
         let Some(b) = self.bufs.as_mut() else { return };
         debug_assert!(b.in_flight);
@@ -100,6 +108,13 @@ impl OutBuf {
             b.sending.clear();
             b.sent = 0;
         }
+    }
+
+    /// The first push after a reset allocates (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn alloc(&mut self) -> &mut Bufs {
+        self.bufs.insert(Box::default())
     }
 
     /// Whether buffers are allocated (false once reset while idle).
