@@ -41,6 +41,7 @@ pub mod control;
 pub mod fdlimit;
 pub mod hash;
 pub mod protocol;
+pub mod purge;
 pub mod route;
 pub mod session;
 pub mod stats;

@@ -50,7 +50,7 @@ fn hello_errors_are_redis_texts_and_change_nothing() {
     assert_eq!(ok(&mut hs, &["HELLO", "x"]), "-ERR Protocol version is not an integer or out of range\r\n");
     assert_eq!(ok(&mut hs, &["HELLO", "3", "AUTH", "u"]), "-ERR Syntax error in HELLO option 'AUTH'\r\n");
     assert_eq!(ok(&mut hs, &["HELLO", "3", "SETNAME", "a b"]), format!("-{BAD_NAME}\r\n"));
-    assert!(!hs.resp3 && hs.name.is_none());
+    assert!(!hs.resp3 && hs.names().name.is_none());
 }
 
 #[test]

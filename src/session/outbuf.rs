@@ -5,9 +5,18 @@
 //! kernel side until the completion arrives. New data goes to `queued` and
 //! is swapped in only when the in-flight send has completed. Both vectors
 //! keep their capacity, so steady state allocates nothing.
+//!
+//! The buffers live behind one lazily allocated box: an `OutBuf` that never
+//! sent anything, or was reset to `default()` while idle, is one pointer
+//! (most of a proxy's clients are idle, and this sits in every client).
 
 #[derive(Debug, Default)]
 pub struct OutBuf {
+    bufs: Option<Box<Bufs>>,
+}
+
+#[derive(Debug, Default)]
+struct Bufs {
     sending: Vec<u8>,
     /// Bytes of `sending` already written.
     sent: usize,
@@ -17,22 +26,28 @@ pub struct OutBuf {
 
 impl OutBuf {
     /// Appends bytes to be sent after everything already queued.
+    #[inline]
     pub fn push(&mut self, data: &[u8]) {
-        if !self.in_flight && self.sent == self.sending.len() && self.queued.is_empty() {
-            self.sending.clear();
-            self.sent = 0;
-            self.sending.extend_from_slice(data);
+        let b = match self.bufs {
+            Some(ref mut b) => b,
+            None => self.alloc(),
+        };
+        if !b.in_flight && b.sent == b.sending.len() && b.queued.is_empty() {
+            b.sending.clear();
+            b.sent = 0;
+            b.sending.extend_from_slice(data);
         } else {
-            self.queued.extend_from_slice(data);
+            b.queued.extend_from_slice(data);
         }
     }
 
     /// Bytes not yet acknowledged as written.
     #[inline]
     pub fn len(&self) -> usize {
-        self.sending.len() - self.sent + self.queued.len()
+        self.bufs.as_ref().map_or(0, |b| b.sending.len() - b.sent + b.queued.len())
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -40,7 +55,10 @@ impl OutBuf {
     /// A copy of `len` unsent bytes, `skip` bytes after the first unsent
     /// one (bytes of a send in flight count as unsent); `None` past the end.
     pub fn copy_unsent(&self, skip: usize, len: usize) -> Option<Vec<u8>> {
-        let (a, b) = (&self.sending[self.sent..], &self.queued[..]);
+        let (a, b) = match &self.bufs {
+            Some(b) => (&b.sending[b.sent..], &b.queued[..]),
+            None => (&[][..], &[][..]),
+        };
         let end = skip.checked_add(len).filter(|&e| e <= a.len() + b.len())?;
         let mut v = Vec::with_capacity(len);
         if skip < a.len() {
@@ -52,39 +70,56 @@ impl OutBuf {
         Some(v)
     }
 
+    #[inline]
     pub fn in_flight(&self) -> bool {
-        self.in_flight
+        self.bufs.as_ref().is_some_and(|b| b.in_flight)
     }
 
     /// Starts a send: returns the bytes to write, which stay pinned until
     /// `complete` is called. `None` if a send is already in flight or there is
     /// nothing to send.
+    #[inline]
     pub fn start_send(&mut self) -> Option<&[u8]> {
-        if self.in_flight {
+        let b = self.bufs.as_mut()?;
+        if b.in_flight {
             return None;
         }
-        if self.sent == self.sending.len() {
-            if self.queued.is_empty() {
+        if b.sent == b.sending.len() {
+            if b.queued.is_empty() {
                 return None;
             }
-            self.sending.clear();
-            self.sent = 0;
-            std::mem::swap(&mut self.sending, &mut self.queued);
+            b.sending.clear();
+            b.sent = 0;
+            std::mem::swap(&mut b.sending, &mut b.queued);
         }
-        self.in_flight = true;
-        Some(&self.sending[self.sent..])
+        b.in_flight = true;
+        Some(&b.sending[b.sent..])
     }
 
     /// Records that `n` bytes of the in-flight send were written (0 for a
     /// send that would block or was cancelled).
+    #[inline]
     pub fn complete(&mut self, n: usize) {
-        debug_assert!(self.in_flight);
-        self.in_flight = false;
-        self.sent = (self.sent + n).min(self.sending.len());
-        if self.sent == self.sending.len() {
-            self.sending.clear();
-            self.sent = 0;
+        let Some(b) = self.bufs.as_mut() else { return };
+        debug_assert!(b.in_flight);
+        b.in_flight = false;
+        b.sent = (b.sent + n).min(b.sending.len());
+        if b.sent == b.sending.len() {
+            b.sending.clear();
+            b.sent = 0;
         }
+    }
+
+    /// The first push after a reset allocates (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn alloc(&mut self) -> &mut Bufs {
+        self.bufs.insert(Box::default())
+    }
+
+    /// Whether buffers are allocated (false once reset while idle).
+    pub fn holds_buffers(&self) -> bool {
+        self.bufs.is_some()
     }
 }
 

@@ -7,6 +7,16 @@
 //! (with the buffers) until the ring is dropped, after unregistering; a
 //! buffer id is given back exactly once per completion that carried it.
 //!
+//! Lazy growth: the ring has room for `entries` buffers and their memory is
+//! reserved (not populated) up front, but only the first `live` ids are
+//! handed to the kernel; `grow` hands over more (doubling) when the kernel
+//! runs out (a recv completes with ENOBUFS). A page of buffer memory
+//! becomes resident only once the kernel writes into it, and the kernel
+//! cycles through the live buffers only, so an idle or lightly loaded
+//! worker holds `live` buffers (16 x 16 KiB at start), not `entries`.
+//! Ids at or past `live` never reach the kernel, so the ring never holds
+//! more than `live <= entries` buffers and cannot overflow.
+//!
 //! Soundness: the kernel writes into every buffer it holds at any moment,
 //! so no Rust reference may ever span a buffer the kernel holds. The
 //! buffers are therefore one raw mapping reached only through a pointer,
@@ -28,6 +38,8 @@ pub struct BufRing {
     ring: *mut BufRingEntry,
     ring_bytes: usize,
     entries: u16,
+    /// Buffers handed to the kernel: ids `0..live` (`live <= entries`).
+    live: u16,
     /// Local copy of the tail; published to the kernel by `publish`.
     tail: u16,
     buf_size: usize,
@@ -39,9 +51,10 @@ pub struct BufRing {
 }
 
 impl BufRing {
-    /// Allocates `entries` (a power of two) buffers of `buf_size` bytes and
-    /// registers them as group `bgid`.
-    pub fn new(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16) -> io::Result<BufRing> {
+    /// Reserves `entries` (a power of two) buffers of `buf_size` bytes,
+    /// registers the ring as group `bgid` and hands the first `initial` of
+    /// them (at most `entries`) to the kernel.
+    pub fn new(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16, initial: u16) -> io::Result<BufRing> {
         if !entries.is_power_of_two() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "entries must be a power of two"));
         }
@@ -50,8 +63,9 @@ impl BufRing {
             .checked_mul(buf_size)
             .filter(|&n| n > 0 && buf_size <= u32::MAX as usize)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring size"))?;
-        let ptr = map(ring_bytes)?;
-        let bufs = match map(bufs_bytes) {
+        let ptr = map(ring_bytes, libc::MAP_POPULATE)?;
+        // Not populated: a buffer's pages become resident when first used.
+        let bufs = match map(bufs_bytes, 0) {
             Ok(b) => b,
             Err(e) => {
                 // SAFETY: mapped just above with this size.
@@ -60,27 +74,57 @@ impl BufRing {
             }
         };
         // From here on Drop unmaps both.
-        let mut br =
-            BufRing { ring: ptr.cast(), ring_bytes, entries, tail: 0, buf_size, bufs: bufs.cast(), bufs_bytes, bgid };
+        let mut br = BufRing {
+            ring: ptr.cast(),
+            ring_bytes,
+            entries,
+            live: 0,
+            tail: 0,
+            buf_size,
+            bufs: bufs.cast(),
+            bufs_bytes,
+            bgid,
+        };
         // SAFETY: the ring memory stays mapped until Drop, which runs after
         // the worker has unregistered it (or the ring itself is gone).
         unsafe {
             ring.submitter().register_buf_ring_with_flags(ptr as u64, entries, bgid, 0)?;
         }
-        for bid in 0..entries {
-            br.recycle(bid);
-        }
+        br.grow_to(initial.clamp(1, entries));
         br.publish();
         Ok(br)
+    }
+
+    /// Buffers handed to the kernel so far.
+    pub fn live(&self) -> u16 {
+        self.live
+    }
+
+    /// The kernel ran out of buffers: doubles the live ones (up to
+    /// `entries`), visible after `publish`. Returns false at the maximum.
+    pub fn grow(&mut self) -> bool {
+        let want = self.live.saturating_mul(2).min(self.entries);
+        let grew = want > self.live;
+        self.grow_to(want);
+        grew
+    }
+
+    /// Hands ids `live..n` to the kernel (each for the first time).
+    fn grow_to(&mut self, n: u16) {
+        let old = self.live;
+        self.live = n.min(self.entries).max(old);
+        for bid in old..self.live {
+            self.recycle(bid);
+        }
     }
 
     /// The bytes the kernel wrote into buffer `bid`, which a completion just
     /// handed over (empty for an id the ring does not have).
     pub fn get(&self, bid: u16, len: usize) -> &[u8] {
-        if bid >= self.entries {
+        if bid >= self.live {
             return &[];
         }
-        // SAFETY: `bid < entries`, so the range lies inside the mapping; the
+        // SAFETY: `bid < live <= entries`, so the range lies inside the mapping; the
         // slice covers only buffer `bid`, which the kernel handed to us and
         // does not write until `recycle` (which needs `&mut self`, so this
         // borrow has ended by then).
@@ -89,7 +133,7 @@ impl BufRing {
 
     /// Hands buffer `bid` back to the kernel (visible after `publish`).
     pub fn recycle(&mut self, bid: u16) {
-        if bid >= self.entries {
+        if bid >= self.live {
             return;
         }
         let mask = self.entries - 1;
@@ -116,15 +160,15 @@ impl BufRing {
     }
 }
 
-/// An anonymous, private, populated mapping of `bytes`.
-fn map(bytes: usize) -> io::Result<*mut libc::c_void> {
+/// An anonymous, private mapping of `bytes` (`extra`: MAP_POPULATE or 0).
+fn map(bytes: usize, extra: libc::c_int) -> io::Result<*mut libc::c_void> {
     // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | libc::MAP_POPULATE,
+            libc::MAP_ANONYMOUS | libc::MAP_PRIVATE | extra,
             -1,
             0,
         )
@@ -154,7 +198,7 @@ mod tests {
         let Ok(ring) = crate::worker::uring::new_ring() else {
             return eprintln!("note: no io_uring here; skipped");
         };
-        let mut br = BufRing::new(&ring, 4, 64, 7).unwrap();
+        let mut br = BufRing::new(&ring, 4, 64, 7, 4).unwrap();
         assert_eq!(br.get(3, 10).len(), 10);
         assert_eq!(br.get(3, 1000).len(), 64, "never past the buffer");
         assert!(br.get(4, 10).is_empty(), "a bad id from a CQE cannot index out of the mapping");
@@ -163,5 +207,25 @@ mod tests {
         assert_eq!(br.tail, tail, "nor be handed to the kernel");
         br.recycle(3);
         assert_eq!(br.tail, tail.wrapping_add(1));
+    }
+
+    #[test]
+    fn the_ring_grows_by_doubling_up_to_its_entries_and_ids_past_live_are_refused() {
+        let Ok(ring) = crate::worker::uring::new_ring() else {
+            return eprintln!("note: no io_uring here; skipped");
+        };
+        let mut br = BufRing::new(&ring, 8, 64, 9, 2).unwrap();
+        assert_eq!(br.live(), 2);
+        assert!(br.get(2, 10).is_empty(), "id 2 was never handed to the kernel");
+        let tail = br.tail;
+        br.recycle(2);
+        assert_eq!(br.tail, tail, "so it is not given back either");
+        assert!(br.grow());
+        assert_eq!((br.live(), br.tail), (4, tail.wrapping_add(2)), "ids 2 and 3 handed over once");
+        assert_eq!(br.get(3, 10).len(), 10);
+        assert!(br.grow());
+        assert_eq!(br.live(), 8);
+        assert!(!br.grow(), "capped at entries");
+        assert_eq!(br.live(), 8);
     }
 }

@@ -157,6 +157,11 @@ impl<T: Generational> Slab<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Every occupied slot's value.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().flatten()
+    }
 }
 
 #[cfg(test)]

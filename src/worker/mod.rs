@@ -37,7 +37,7 @@ use crate::control::{DriverKind, Shared};
 /// i.e. everything the io_uring driver needs.
 pub fn uring_available() -> bool {
     match uring::new_ring() {
-        Ok(ring) => bufring::BufRing::new(&ring, 2, 64, 0).is_ok(),
+        Ok(ring) => bufring::BufRing::new(&ring, 2, 64, 0, 2).is_ok(),
         Err(_) => false,
     }
 }

@@ -111,7 +111,8 @@ struct CClient {
 pub struct ClusterSession {
     cfg: ClusterSessionConfig,
     nodes: Nodes,
-    clients: Vec<Option<CClient>>,
+    /// Boxed: a free slot costs one pointer, not a whole `CClient`.
+    clients: Vec<Option<Box<CClient>>>,
     gens: Vec<u32>,
     free: Vec<u32>,
     conns: Vec<Option<Conn>>,
@@ -235,7 +236,7 @@ impl ClusterSession {
         let gen = self.gens[idx as usize];
         let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes, 0);
         base.authed = self.cfg.client_auth.is_empty();
-        self.clients[idx as usize] = Some(CClient {
+        self.clients[idx as usize] = Some(Box::new(CClient {
             base,
             local,
             tx: None,
@@ -248,7 +249,7 @@ impl ClusterSession {
             last_node: None,
             routes: routes::Routes::default(),
             held: VecDeque::new(),
-        });
+        }));
         ClientId { idx, gen }
     }
 
@@ -267,11 +268,11 @@ impl ClusterSession {
     }
 
     fn client(&self, id: ClientId) -> Option<&CClient> {
-        self.clients.get(id.idx as usize)?.as_ref().filter(|c| c.base.gen == id.gen)
+        self.clients.get(id.idx as usize)?.as_deref().filter(|c| c.base.gen == id.gen)
     }
 
     fn client_mut(&mut self, id: ClientId) -> Option<&mut CClient> {
-        self.clients.get_mut(id.idx as usize)?.as_mut().filter(|c| c.base.gen == id.gen)
+        self.clients.get_mut(id.idx as usize)?.as_deref_mut().filter(|c| c.base.gen == id.gen)
     }
 
     /// Bytes read from a client.

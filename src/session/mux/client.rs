@@ -28,7 +28,9 @@ use crate::session::outbuf::OutBuf;
 
 pub(crate) enum ClientDecoder {
     Resp(RequestDecoder),
-    Mc(McRequestDecoder),
+    /// Boxed: it is half again the size of the RESP decoder, and the enum
+    /// sits in every client of either protocol.
+    Mc(Box<McRequestDecoder>),
 }
 
 /// The reply owed for one request.
@@ -91,6 +93,8 @@ pub(crate) struct Client {
     /// HELLO / CLIENT state (`session::handshake`); `hs.resp3` picks the
     /// backend connections that negotiated RESP3.
     pub hs: crate::session::handshake::Hs,
+    /// Listed in the session's `trim` (`idle.rs`).
+    pub trim_listed: bool,
 }
 
 impl Client {
@@ -98,7 +102,7 @@ impl Client {
     pub fn new(gen: u32, proto: Protocol, max_request_bytes: usize, max_item_bytes: usize) -> Client {
         let dec = match proto {
             Protocol::Redis => ClientDecoder::Resp(RequestDecoder::nutcracker(max_request_bytes)),
-            Protocol::Memcache => ClientDecoder::Mc(McRequestDecoder::new(max_request_bytes, max_item_bytes)),
+            Protocol::Memcache => ClientDecoder::Mc(Box::new(McRequestDecoder::new(max_request_bytes, max_item_bytes))),
         };
         Client {
             gen,
@@ -115,6 +119,7 @@ impl Client {
             parked_bytes: 0,
             soft_since: None,
             hs: Default::default(),
+            trim_listed: false,
         }
     }
 

@@ -94,7 +94,7 @@ impl MuxSession {
 
     /// Whether the driver should keep reading this client.
     pub fn wants_client_read(&self, id: ClientId) -> bool {
-        let Some(c) = self.clients.get(id.idx as usize).and_then(|c| c.as_ref()).filter(|c| c.gen == id.gen) else {
+        let Some(c) = self.clients.get(id.idx as usize).and_then(|c| c.as_deref()).filter(|c| c.gen == id.gen) else {
             return false;
         };
         !c.stop_reading
@@ -148,7 +148,7 @@ impl MuxSession {
     }
 
     pub(super) fn clients_ref(&self, id: ClientId) -> Option<&super::client::Client> {
-        self.clients.get(id.idx as usize)?.as_ref().filter(|c| c.gen == id.gen)
+        self.clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)
     }
 
     /// Delivers fragment `frag` of request `seq`, then flushes.

@@ -156,6 +156,7 @@ impl MuxSession {
         }
         self.check_soft_timers(now);
         self.run_resumes(now, router);
+        self.trim_idle();
     }
 
     /// The earliest instant at which `handle_tick` could change something.

@@ -34,6 +34,7 @@ pub(crate) mod client;
 mod clients;
 mod dispatch;
 mod events;
+mod idle;
 pub(crate) mod limits;
 mod manage;
 pub(crate) mod reply;
@@ -61,7 +62,8 @@ use crate::protocol::ProtoError;
 
 pub struct MuxSession {
     cfg: MuxConfig,
-    clients: Vec<Option<Client>>,
+    /// Boxed: a free or idle slot costs one pointer, not a whole `Client`.
+    clients: Vec<Option<Box<Client>>>,
     /// Generation per client slot; bumped when the slot is freed.
     gens: Vec<u32>,
     free: Vec<u32>,
@@ -92,6 +94,8 @@ pub struct MuxSession {
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
+    /// Clients that may hold buffers to release when idle (`idle.rs`).
+    trim: Vec<ClientId>,
 }
 
 impl MuxSession {
@@ -117,6 +121,7 @@ impl MuxSession {
             local_stats: None,
             commands: 0,
             peers: (0, 0),
+            trim: Vec::new(),
         }
     }
 
@@ -161,7 +166,7 @@ impl MuxSession {
         let gen = self.gens[idx as usize];
         let cfg = &self.cfg;
         let client = Client::new(gen, cfg.protocol, cfg.max_request_bytes, cfg.max_item_bytes);
-        self.clients[idx as usize] = Some(client);
+        self.clients[idx as usize] = Some(Box::new(client));
         ClientId { idx, gen }
     }
 
@@ -186,11 +191,16 @@ impl MuxSession {
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant, router: &dyn Router) {
         self.clock = Some(now);
-        let Some(c) = self.client_mut(id) else { return };
+        let Some(c) = client_in(&mut self.clients, id) else { return };
         if c.stop_reading {
             return;
         }
         c.inbuf.extend_from_slice(data);
+        if !c.trim_listed {
+            // Its buffers are released once a tick finds it idle (`idle.rs`).
+            c.trim_listed = true;
+            self.trim.push(id);
+        }
         self.process_client(id, now, router);
         self.run_resumes(now, router);
     }
@@ -381,8 +391,8 @@ fn mc_close(e: ProtoError) -> Plan {
 }
 
 /// The live client behind `id` (a field-level borrow, so `cfg` stays usable).
-fn client_in(clients: &mut [Option<Client>], id: ClientId) -> Option<&mut Client> {
-    clients.get_mut(id.idx as usize)?.as_mut().filter(|c| c.gen == id.gen)
+fn client_in(clients: &mut [Option<Box<Client>>], id: ClientId) -> Option<&mut Client> {
+    clients.get_mut(id.idx as usize)?.as_deref_mut().filter(|c| c.gen == id.gen)
 }
 
 #[cfg(test)]
@@ -399,3 +409,5 @@ mod tests_local;
 mod tests_resp3;
 #[cfg(test)]
 mod tests_memcache;
+#[cfg(test)]
+mod tests_size;

@@ -54,8 +54,11 @@ const TICK: Duration = Duration::from_millis(250);
 /// conns use 0 = client and 1 = backend).
 const SIDE_MUX: u8 = 2;
 
-/// Provided buffers per worker and their size: 1024 x 16 KiB = 16 MiB.
+/// Provided buffers per worker and their size: at most 1024 x 16 KiB =
+/// 16 MiB, of which `BUF_INITIAL` are handed to the kernel at start; the
+/// ring doubles when the kernel runs out (`bufring.rs`).
 const BUF_ENTRIES: u16 = 1024;
+const BUF_INITIAL: u16 = 16;
 const BUF_SIZE: usize = 16 * 1024;
 /// Connect attempts per client (first try plus retries on other backends).
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
@@ -117,7 +120,7 @@ pub fn new_ring() -> io::Result<IoUring> {
 impl UringDriver {
     pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
         let ring = new_ring()?;
-        let bufs = BufRing::new(&ring, BUF_ENTRIES, BUF_SIZE, 0)?;
+        let bufs = BufRing::new(&ring, BUF_ENTRIES, BUF_SIZE, 0, BUF_INITIAL)?;
         // SINGLE_ISSUER and DEFER_TASKRUN are set together or not at all.
         tracing::debug!(
             worker = core.id,
@@ -219,6 +222,11 @@ impl UringDriver {
 
     fn dispatch(&mut self, u: u64, res: i32, flags: u32, now: Instant) {
         let (slot, gen, op, side) = ud_parts(u);
+        if op == OP_RECV && res == -libc::ENOBUFS && self.bufs.grow() {
+            // Published at the loop top, before the re-armed recv is
+            // submitted.
+            tracing::debug!(worker = self.core.id, buffers = self.bufs.live(), "provided buffer ring grown");
+        }
         if side == SIDE_MUX {
             return match op {
                 OP_RECV => self.mux_on_recv(slot, gen, res, flags, now),

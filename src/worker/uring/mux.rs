@@ -35,7 +35,9 @@ use crate::worker::mux_pools::{MKind, NO_SOCK};
 use crate::worker::sys;
 
 /// Send buffers above this are freed after use, so a client that once got
-/// a large reply does not keep the memory while idle.
+/// a large reply does not keep the memory while idle. Smaller ones are
+/// reused send after send; a client's is freed at the periodic tick when
+/// no send is in flight (`mux_tick`), so an idle client holds none.
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 
 /// One socket of a multiplexed pool.
@@ -506,6 +508,13 @@ impl UringDriver {
         }
         if seq.is_none() {
             self.mux.export_stats(&self.core);
+            // Clients' send copies go; a busy client allocates its next
+            // one (a few times a second at most).
+            for s in self.msocks.iter_mut() {
+                if !s.sending && matches!(s.kind, MKind::Client(_)) && s.out.capacity() > 0 {
+                    s.out = Vec::new();
+                }
+            }
         }
         self.mux_flush(now);
     }
