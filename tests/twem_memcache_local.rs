@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::drivers;
 use common::twem::{memcached, Nutcracker, RawMemcache};
-use common::twem_puerta::{yaml, PuertaTwem};
+use common::twem_puerta::{keys_on, yaml, PuertaTwem};
 
 /// A line-reading memcached client connection.
 struct Line {
@@ -137,9 +137,13 @@ fn flush_all_is_refused_by_default_and_closes_like_nutcracker() {
 #[test]
 fn allow_flush_flushes_every_server() {
     let (m1, m2) = (memcached(), memcached());
-    let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("key{i}").into_bytes()).collect();
     for io in drivers() {
         let p = PuertaTwem::start(&yaml(false, &[m1.port, m2.port], "  allow_flush: true\n"), io);
+        // 20 keys the pool places on each server (`key0`..`key39` would
+        // fall in two narrow hash arcs: all on one server for ~half the
+        // port pairs).
+        let ring = p.ring();
+        let keys: Vec<Vec<u8>> = (0..2).flat_map(|s| keys_on(&ring, s, 20)).collect();
         RawMemcache::connect(p.port()).set_all(&keys);
         let on = |port: u16| RawMemcache::connect(port).present(&keys).iter().filter(|&&b| b).count();
         let (n1, n2) = (on(m1.port), on(m2.port));
@@ -150,7 +154,7 @@ fn allow_flush_flushes_every_server() {
         assert_eq!((on(m1.port), on(m2.port)), (0, 0), "{io}: both servers flushed");
         // noreply: flushed, nothing answered, the next reply is the get's.
         RawMemcache::connect(p.port()).set_all(&keys);
-        c.send("flush_all noreply\r\nget key1\r\n");
+        c.send(&format!("flush_all noreply\r\nget {}\r\n", String::from_utf8_lossy(&keys[0])));
         assert_eq!(c.line().as_deref(), Some("END"), "{io}");
         assert_eq!((on(m1.port), on(m2.port)), (0, 0), "{io}: flushed with noreply");
         c.send("flush_all x\r\n");

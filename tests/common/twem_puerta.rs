@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use puerta::route::ShardRing;
+
 use super::twem::Proxy;
 use super::{free_port, http, tmpdir, wait_until, Proc};
 
@@ -65,6 +67,13 @@ impl PuertaTwem {
         self.proc.port
     }
 
+    /// The first pool's key placement, as Puerta builds it from the config
+    /// file with every server live (config positions, as `pick` answers).
+    pub fn ring(&self) -> ShardRing {
+        let cfg = puerta::config::load(&self.conf).unwrap_or_else(|e| panic!("{e}"));
+        puerta::route::ring::for_pool(&cfg.pools[0], &|_| true).expect("a redis/memcache pool has a ring")
+    }
+
     /// The stats port's JSON document.
     pub fn stats(&self) -> serde_json::Value {
         let mut s = TcpStream::connect(("127.0.0.1", self.stats_port)).unwrap();
@@ -110,6 +119,14 @@ impl Proxy for PuertaTwem {
     fn label(&self) -> &str {
         &self.label
     }
+}
+
+/// `n` keys `key:N` that `ring` places on `server`. Tests that need keys on
+/// several servers pick them here: a run of similar keys (`key0`..`key39`)
+/// hashes into a few narrow arcs under nutcracker's default `fnv1a_64`, so
+/// which servers it reaches depends on the (random) server ports.
+pub fn keys_on(ring: &ShardRing, server: u32, n: usize) -> Vec<Vec<u8>> {
+    (0..).map(|i| format!("key:{i}").into_bytes()).filter(|k| ring.pick(k) == Some(server)).take(n).collect()
 }
 
 /// A nutcracker YAML pool named `alpha` over `ports` (`host:port:1`), with
