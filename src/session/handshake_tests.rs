@@ -1,3 +1,6 @@
+//! Unit tests of the local handshake answers (HELLO, CLIENT, SELECT, PING,
+//! ECHO, READONLY) in both protocols, with and without a pool password.
+
 use bytes::BytesMut;
 
 use super::*;
