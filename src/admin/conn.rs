@@ -169,13 +169,7 @@ impl Conn {
                 },
                 Phase::Head { buf, filled } => match read_head(&mut self.sock, buf, filled) {
                     HeadRead::Step(step) => step,
-                    HeadRead::Done { head_len, left } => {
-                        let mut head = std::mem::take(buf);
-                        head.truncate(head_len);
-                        self.phase = Phase::Body { head, left };
-                        self.deadline = now + BODY_TIMEOUT;
-                        Step::Again
-                    }
+                    HeadRead::Done { head_len, left } => self.start_body(head_len, left, now),
                 },
                 Phase::Body { head, left: 0 } => {
                     let reply = match http::parse_head(head) {
@@ -290,14 +284,19 @@ impl Conn {
         let Phase::Head { buf, filled } = &mut self.phase else { return Step::Again };
         match parse_buffered(buf, *filled) {
             HeadRead::Step(step) => step,
-            HeadRead::Done { head_len, left } => {
-                let mut head = std::mem::take(buf);
-                head.truncate(head_len);
-                self.phase = Phase::Body { head, left };
-                self.deadline = now + BODY_TIMEOUT;
-                Step::Again
-            }
+            HeadRead::Done { head_len, left } => self.start_body(head_len, left, now),
         }
+    }
+
+    /// The head is whole (`head_len` bytes of the `Head` buffer): keep it
+    /// and wait for `left` bytes of body.
+    fn start_body(&mut self, head_len: usize, left: usize, now: Instant) -> Step {
+        let Phase::Head { buf, .. } = &mut self.phase else { return Step::Again };
+        let mut head = std::mem::take(buf);
+        head.truncate(head_len);
+        self.phase = Phase::Body { head, left };
+        self.deadline = now + BODY_TIMEOUT;
+        Step::Again
     }
 
     fn answer(&mut self, r: &Response, now: Instant) {
