@@ -44,6 +44,7 @@ pub mod protocol;
 pub mod purge;
 pub mod route;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod stats_mongo;
 pub mod stats_mux;

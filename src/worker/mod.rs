@@ -31,7 +31,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::control::{DriverKind, Shared};
+use crate::shared::{DriverKind, Shared};
 
 /// True when this kernel lets us set up a ring with a provided buffer ring,
 /// i.e. everything the io_uring driver needs.
