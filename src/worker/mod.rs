@@ -20,6 +20,7 @@ pub mod core;
 mod epoll;
 pub mod failpoint;
 pub mod mongo;
+mod mux_drive;
 pub mod mux_pools;
 #[cfg(test)]
 mod mux_pools_tests;

@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::{CloseReason, TcpSession};
 use crate::worker::core::WorkerCore;
+use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
 use crate::worker::sys;
 

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types};
 
-use super::{ud, UringDriver, MAX_CONNECT_ATTEMPTS, OP_CANCEL, OP_CONNECT, OP_LINK_TIMEOUT, OP_RECV, OP_SEND};
+use super::tag::Tag;
+use super::{UringDriver, MAX_CONNECT_ATTEMPTS};
 use crate::protocol::mongo::HelloMeta;
 use crate::session::{Intent, Side};
 use crate::worker::mongo;
@@ -42,9 +43,9 @@ impl UringDriver {
         let e = opcode::Connect::new(types::Fd(fd), sa, len)
             .build()
             .flags(squeue::Flags::IO_LINK)
-            .user_data(ud(slot, gen, OP_CONNECT, 1));
+            .user_data(Tag::Connect.ud(slot, gen));
         // SAFETY: `ts` points into the boxed Conn field that lives until ops == 0.
-        let t = opcode::LinkTimeout::new(ts).build().user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
+        let t = opcode::LinkTimeout::new(ts).build().user_data(Tag::LinkTimeout.ud(slot, gen));
         self.push(e);
         self.push(t);
     }
@@ -85,9 +86,8 @@ impl UringDriver {
         }
         self.pump(slot, now);
     }
-    pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
+    pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: Side, res: i32, flags: u32, now: Instant) {
         let bid = cqueue::buffer_select(flags);
-        let side = if side == 0 { Side::Client } else { Side::Backend };
         let mut route = None;
         if let Some(c) = self.conns.get_gen(slot, gen) {
             if !cqueue::more(flags) {
@@ -148,12 +148,11 @@ impl UringDriver {
             None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
         }
     }
-    pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: u8, res: i32, now: Instant) {
+    pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: Side, res: i32, now: Instant) {
         let Some(c) = self.conns.get_gen(slot, gen) else {
             return;
         };
         c.ops -= 1;
-        let side = if side == 0 { Side::Client } else { Side::Backend };
         if res >= 0 {
             c.session.handle_sent(side, res as usize, now);
             if side == Side::Client {
@@ -199,7 +198,7 @@ impl UringDriver {
             for fd in fds.into_iter().filter(|&fd| fd >= 0) {
                 let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
                     .build()
-                    .user_data(ud(0, 0, OP_CANCEL, 0));
+                    .user_data(Tag::Cancel.bare());
                 self.push(e);
             }
             self.remove_timer(slot);
@@ -214,7 +213,7 @@ impl UringDriver {
                 let e = opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
                     .flags(libc::MSG_NOSIGNAL)
                     .build()
-                    .user_data(ud(slot, gen, OP_SEND, s as u8));
+                    .user_data(Tag::Send(side).ud(slot, gen));
                 c.ops += 1;
                 sqes[s * 2] = Some(e);
             }
@@ -224,12 +223,12 @@ impl UringDriver {
                 c.ops += 1;
                 let e = opcode::RecvMulti::new(types::Fd(fd), self.bufs.bgid)
                     .build()
-                    .user_data(ud(slot, gen, OP_RECV, s as u8));
+                    .user_data(Tag::Recv(side).ud(slot, gen));
                 sqes[s * 2 + 1] = Some(e);
             } else if !wants && c.recv_armed[s] && !c.cancel_sent[s] {
                 c.cancel_sent[s] = true;
-                let target = ud(slot, gen, OP_RECV, s as u8);
-                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+                let target = Tag::Recv(side).ud(slot, gen);
+                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare()));
             }
         }
         for e in sqes.into_iter().flatten() {
