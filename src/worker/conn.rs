@@ -1,9 +1,9 @@
-//! Per-connection records for the io_uring driver and the slab that holds
-//! them.
+//! Per-connection records of the io_uring driver's tcp/mongos relays (held
+//! in a `slab::Slab`).
 //!
-//! Owner: one worker. Invariant: a slot's generation changes every time the
-//! slot is freed, so a (slot, generation) pair names one connection for its
-//! whole life and never a later occupant of the same slot.
+//! Owner: one worker. Invariant: the memory an SQE points into (the connect
+//! address, the timespecs) is boxed, so it stays put while the record moves
+//! and lives until the record is freed (`Conn::ops` back to zero).
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -13,6 +13,7 @@ use io_uring::types::Timespec;
 
 use crate::route::PoolSnapshot;
 use crate::session::{CloseReason, TcpSession};
+use crate::worker::slab::Generational;
 
 /// A client connection and its backend connection.
 pub struct Conn {
@@ -87,97 +88,11 @@ impl Conn {
     }
 }
 
-/// A record a `Slab` can hold: it carries the generation of its slot.
-pub trait Generational {
-    fn gen(&self) -> u16;
-    fn set_gen(&mut self, gen: u16);
-}
-
 impl Generational for Conn {
     fn gen(&self) -> u16 {
         self.gen
     }
     fn set_gen(&mut self, gen: u16) {
         self.gen = gen;
-    }
-}
-
-/// Slots of connections with generations and a free list.
-pub struct Slab<T = Conn> {
-    slots: Vec<Option<T>>,
-    gens: Vec<u16>,
-    free: Vec<u32>,
-    len: usize,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab { slots: Vec::new(), gens: Vec::new(), free: Vec::new(), len: 0 }
-    }
-}
-
-impl<T: Generational> Slab<T> {
-    pub fn insert(&mut self, mut c: T) -> u32 {
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                self.gens.push(0);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        c.set_gen(self.gens[slot as usize]);
-        self.slots[slot as usize] = Some(c);
-        self.len += 1;
-        slot
-    }
-
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slots.get_mut(slot as usize).and_then(|c| c.as_mut())
-    }
-
-    /// The conn in `slot` only if it is still generation `gen`.
-    pub fn get_gen(&mut self, slot: u32, gen: u16) -> Option<&mut T> {
-        self.get_mut(slot).filter(|c| c.gen() == gen)
-    }
-
-    pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let c = self.slots.get_mut(slot as usize)?.take()?;
-        self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
-        self.free.push(slot);
-        self.len -= 1;
-        Some(c)
-    }
-
-    /// Occupied slot numbers (a copy, so callers may mutate while iterating).
-    pub fn slots(&self) -> Vec<u32> {
-        (0..self.slots.len() as u32).filter(|&i| self.slots[i as usize].is_some()).collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Every occupied slot's value.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().flatten()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generations_change_on_reuse() {
-        // Only exercises slot bookkeeping; the Conn payload is a placeholder.
-        let mut s: Slab = Slab::default();
-        assert!(s.is_empty());
-        s.slots.push(None);
-        s.gens.push(7);
-        s.free.push(0);
-        assert_eq!(s.gens[0], 7);
-        assert!(s.remove(0).is_none(), "removing an empty slot is a no-op");
-        assert_eq!(s.gens[0], 7);
     }
 }

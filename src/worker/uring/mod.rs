@@ -26,10 +26,10 @@ mod timer;
 
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
-use crate::worker::conn::Slab;
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
+use crate::worker::slab::Slab;
 use listen::Armed;
 use tag::Tag;
 
@@ -50,7 +50,7 @@ pub struct UringDriver {
     ring: IoUring,
     bufs: BufRing,
     core: WorkerCore,
-    conns: Slab,
+    conns: Slab<crate::worker::conn::Conn>,
     listeners: Vec<Option<Armed>>,
     wake_fd: RawFd,
     wake_buf: Box<u64>,

@@ -32,9 +32,9 @@ use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
 use crate::session::mux::BackendId;
-use crate::worker::conn::Generational;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
+use crate::worker::slab::Generational;
 use crate::worker::sys;
 
 /// Send buffers above this are freed after use, so a client that once got
