@@ -24,8 +24,8 @@ use crate::worker::sys;
 impl EpollDriver {
     /// Opens a non-blocking socket to the conn's current backend and
     /// starts the connect; completion arrives as a backend event.
-    pub(super) fn connect(&mut self, slot: usize) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    pub(super) fn connect(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         c.attempts += 1;
@@ -41,7 +41,7 @@ impl EpollDriver {
             }
             self.poll.registry().register(
                 &mut s,
-                token(slot, KIND_BACKEND),
+                token(slot, c.gen, KIND_BACKEND),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             Ok(s)
@@ -54,8 +54,8 @@ impl EpollDriver {
 
     /// A backend event before the session is open: the connect finished,
     /// one way or the other.
-    pub(super) fn on_connect_event(&mut self, slot: usize, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    pub(super) fn on_connect_event(&mut self, slot: u32, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         let Some(s) = c.socks[1].as_ref() else { return };
@@ -82,9 +82,8 @@ impl EpollDriver {
     /// On the tick: connects still pending past `connect_timeout` fail with
     /// ETIMEDOUT, so they retry elsewhere like a refused one.
     pub(super) fn expire_connects(&mut self, now: Instant) {
-        for slot in 0..self.conns.len() {
-            let expired =
-                self.conns[slot].as_ref().is_some_and(|c| c.socks[1].is_some() && c.session.connect_expired(now));
+        for slot in 0..self.conns.capacity() {
+            let expired = self.conns.get(slot).is_some_and(|c| c.socks[1].is_some() && c.session.connect_expired(now));
             if expired {
                 self.connect_failed(slot, libc::ETIMEDOUT, now);
                 self.drive(slot, now);
@@ -95,8 +94,8 @@ impl EpollDriver {
     /// Drops the failed attempt's socket, reports the backend, and retries
     /// on another healthy one while attempts are left (else the session
     /// closes with the error).
-    fn connect_failed(&mut self, slot: usize, errno: i32, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    fn connect_failed(&mut self, slot: u32, errno: i32, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         if let Some(mut s) = c.socks[1].take() {
@@ -107,7 +106,7 @@ impl EpollDriver {
         let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
         let key = std::mem::take(&mut c.key);
         let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-        let Some(c) = self.conns[slot].as_mut() else {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         c.key = key;

@@ -43,9 +43,11 @@ impl EpollDriver {
                 self.listeners.push(None);
             }
             let fd = sys::raw(&*l);
-            if let Err(e) =
-                self.poll.registry().register(&mut SourceFd(&fd), token(idx, KIND_LISTENER), Interest::READABLE)
-            {
+            if let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&fd),
+                token(idx as u32, 0, KIND_LISTENER),
+                Interest::READABLE,
+            ) {
                 tracing::error!(pool = %p.cfg.name, err = %e, "cannot watch listener");
                 continue;
             }
@@ -101,11 +103,9 @@ impl EpollDriver {
             let session = self.core.open_session(&pool, peer, || sock.local_addr().ok()?.as_socket(), now);
             let deferred = session.awaiting_route();
             let client = TcpStream::from_std(sock.into());
-            let slot = self.free.pop().unwrap_or_else(|| {
-                self.conns.push(None);
-                self.conns.len() - 1
-            });
+            let (slot, gen) = self.conns.next_key();
             let mut c = EConn {
+                gen,
                 pool,
                 key,
                 backend,
@@ -117,13 +117,16 @@ impl EpollDriver {
                 writable: [true, false],
             };
             if let Some(s) = c.socks[0].as_mut() {
-                if let Err(e) =
-                    self.poll.registry().register(s, token(slot, KIND_CLIENT), Interest::READABLE | Interest::WRITABLE)
-                {
+                if let Err(e) = self.poll.registry().register(
+                    s,
+                    token(slot, gen, KIND_CLIENT),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
                     c.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
                 }
             }
-            self.conns[slot] = Some(c);
+            let got = self.conns.insert(c);
+            debug_assert_eq!(got, slot);
             if !deferred {
                 self.connect(slot);
             }

@@ -21,6 +21,7 @@ use crate::session::{CloseReason, TcpSession};
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
+use crate::worker::slab::{Generational, Slab};
 use crate::worker::sys;
 
 const KIND_CLIENT: usize = 0;
@@ -37,12 +38,21 @@ mod listen;
 mod mux;
 mod relay;
 
-/// Three low bits of kind, the slot above them.
-fn token(slot: usize, kind: usize) -> Token {
-    Token(slot << 3 | kind)
+/// A registration's token: three low bits of kind, the slot above them up
+/// to bit 31, the slot's generation in bits 47..32 (0 for listeners and
+/// the wake fd). An event for a freed record (its slot reused, same batch
+/// or later) misses the slab's generation check and is ignored.
+fn token(slot: u32, gen: u16, kind: usize) -> Token {
+    Token((gen as usize) << 32 | ((slot as usize) << 3 & 0xffff_ffff) | kind)
+}
+
+/// The inverse of `token`: (slot, generation, kind).
+fn untoken(t: Token) -> (u32, u16, usize) {
+    (((t.0 & 0xffff_ffff) >> 3) as u32, (t.0 >> 32) as u16, t.0 & 7)
 }
 
 struct EConn {
+    gen: u16,
     pool: Arc<PoolSnapshot>,
     key: Vec<u8>,
     backend: u32,
@@ -55,6 +65,15 @@ struct EConn {
     writable: [bool; 2],
 }
 
+impl Generational for EConn {
+    fn gen(&self) -> u16 {
+        self.gen
+    }
+    fn set_gen(&mut self, gen: u16) {
+        self.gen = gen;
+    }
+}
+
 struct ELis {
     pool: Arc<PoolSnapshot>,
     listener: Arc<Listener>,
@@ -63,16 +82,15 @@ struct ELis {
 pub struct EpollDriver {
     poll: Poll,
     core: WorkerCore,
-    conns: Vec<Option<EConn>>,
-    free: Vec<usize>,
+    conns: Slab<EConn>,
     listeners: Vec<Option<ELis>>,
     wake_fd: RawFd,
     scratch: Box<[u8]>,
     /// Sessions of multiplexed pools and their sockets.
     mux: MuxPools,
-    msocks: mux::ESocks,
+    msocks: Slab<mux::ESock>,
     /// Mux sockets with an event in this batch.
-    mux_ready: Vec<u32>,
+    mux_ready: Vec<(u32, u16)>,
     mux_sends: Vec<u32>,
     mux_resumes: Vec<u32>,
 }
@@ -81,17 +99,16 @@ impl EpollDriver {
     pub fn new(core: WorkerCore, wake_fd: RawFd) -> io::Result<Self> {
         let poll = Poll::new()?;
         sys::set_nonblocking(wake_fd);
-        poll.registry().register(&mut SourceFd(&wake_fd), token(0, KIND_WAKE), Interest::READABLE)?;
+        poll.registry().register(&mut SourceFd(&wake_fd), token(0, 0, KIND_WAKE), Interest::READABLE)?;
         Ok(EpollDriver {
             poll,
             core,
-            conns: Vec::new(),
-            free: Vec::new(),
+            conns: Slab::default(),
             listeners: Vec::new(),
             wake_fd,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             mux: MuxPools::default(),
-            msocks: mux::ESocks::default(),
+            msocks: Slab::default(),
             mux_ready: Vec::new(),
             mux_sends: Vec::new(),
             mux_resumes: Vec::new(),
@@ -114,7 +131,7 @@ impl EpollDriver {
             if self.core.drain_done(now) {
                 self.for_each_conn(|s| s.close(CloseReason::Shutdown));
                 self.mux_close_all(now);
-                if self.conns.iter().all(Option::is_none) && self.msocks.is_empty() {
+                if self.conns.is_empty() && self.msocks.is_empty() {
                     return Ok(());
                 }
             }
@@ -144,13 +161,13 @@ impl EpollDriver {
                 }
             }
             for ev in events.iter() {
-                let (slot, kind) = (ev.token().0 >> 3, ev.token().0 & 7);
+                let (slot, gen, kind) = untoken(ev.token());
                 match kind {
                     KIND_WAKE => sys::eventfd_drain(self.wake_fd),
-                    KIND_LISTENER => self.on_accept(slot, now),
-                    KIND_MUX => self.mux_event(slot, ev),
+                    KIND_LISTENER => self.on_accept(slot as usize, now),
+                    KIND_MUX => self.mux_event(slot, gen, ev),
                     _ => {
-                        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+                        let Some(c) = self.conns.get_gen(slot, gen) else {
                             continue;
                         };
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -167,7 +184,6 @@ impl EpollDriver {
                 }
             }
             self.mux_pump(now);
-            self.msocks.end_batch();
             let periodic = now >= next_tick;
             if periodic {
                 next_tick = now + TICK;
@@ -194,10 +210,24 @@ impl EpollDriver {
 
     fn for_each_conn(&mut self, mut f: impl FnMut(&mut TcpSession)) {
         let now = Instant::now();
-        for slot in 0..self.conns.len() {
-            if let Some(c) = self.conns[slot].as_mut() {
+        for slot in 0..self.conns.capacity() {
+            if let Some(c) = self.conns.get_mut(slot) {
                 f(&mut c.session);
                 self.drive(slot, now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_slot_generation_and_kind() {
+        for kind in [KIND_CLIENT, KIND_BACKEND, KIND_LISTENER, KIND_WAKE, KIND_MUX] {
+            for (slot, gen) in [(0, 0), (1, 7), ((1 << 29) - 1, u16::MAX)] {
+                assert_eq!(untoken(token(slot, gen, kind)), (slot, gen, kind));
             }
         }
     }

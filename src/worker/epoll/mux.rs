@@ -12,8 +12,9 @@
 //!   needs no owned copy); a short read ends a socket's read loop unless
 //!   the peer hung up (edge-triggered: new data raises a new event).
 //!
-//! Invariant: a freed socket slot is reused only after the current event
-//! batch, so a stale event of this batch never reaches a new socket.
+//! Invariant: a socket is registered under its slab key (slot and
+//! generation, see `token`), so a stale event for a closed socket never
+//! reaches the socket that took its slot.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -28,10 +29,12 @@ use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
+use crate::worker::slab::Generational;
 use crate::worker::sys;
 
 /// One socket of a multiplexed pool.
 pub(super) struct ESock {
+    gen: u16,
     entry: u32,
     kind: MKind,
     stream: TcpStream,
@@ -46,46 +49,12 @@ pub(super) struct ESock {
     stat_id: usize,
 }
 
-/// The worker's mux sockets: a slab whose freed slots wait a batch.
-#[derive(Default)]
-pub(super) struct ESocks {
-    slots: Vec<Option<ESock>>,
-    free: Vec<u32>,
-    /// Freed during this batch; reusable from the next one.
-    freed: Vec<u32>,
-}
-
-impl ESocks {
-    fn insert(&mut self, s: ESock) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(s);
-                i
-            }
-            None => {
-                self.slots.push(Some(s));
-                (self.slots.len() - 1) as u32
-            }
-        }
+impl Generational for ESock {
+    fn gen(&self) -> u16 {
+        self.gen
     }
-
-    fn get_mut(&mut self, slot: u32) -> Option<&mut ESock> {
-        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut())
-    }
-
-    fn remove(&mut self, slot: u32) -> Option<ESock> {
-        let s = self.slots.get_mut(slot as usize)?.take()?;
-        self.freed.push(slot);
-        Some(s)
-    }
-
-    /// Makes slots freed during the last batch reusable.
-    pub(super) fn end_batch(&mut self) {
-        self.free.append(&mut self.freed);
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+    fn set_gen(&mut self, gen: u16) {
+        self.gen = gen;
     }
 }
 
@@ -102,13 +71,14 @@ impl EpollDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
         let id = e.session.add_client(local);
-        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+        let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if self.poll.registry().register(&mut stream, token(slot as usize, KIND_MUX), interest).is_err() {
+        if self.poll.registry().register(&mut stream, token(slot, gen, KIND_MUX), interest).is_err() {
             e.session.close_client(id, ClientClose::Error(libc::EIO));
             return;
         }
         let s = ESock {
+            gen,
             entry: idx as u32,
             kind: MKind::Client(id),
             stream,
@@ -124,23 +94,26 @@ impl EpollDriver {
         if let Some(old) = e.set_client_sock(id, slot) {
             self.mux_close_sock(old);
         }
-        self.mux_ready.push(slot);
+        self.mux_ready.push((slot, gen));
     }
 
     /// A readiness event on socket `slot`.
-    pub(super) fn mux_event(&mut self, slot: usize, ev: &mio::event::Event) {
-        let Some(s) = self.msocks.get_mut(slot as u32) else { return };
+    pub(super) fn mux_event(&mut self, slot: u32, gen: u16, ev: &mio::event::Event) {
+        let Some(s) = self.msocks.get_gen(slot, gen) else { return };
         s.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
         s.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
         s.hup |= ev.is_read_closed() || ev.is_error();
-        self.mux_ready.push(slot as u32);
+        self.mux_ready.push((slot, gen));
     }
 
     /// Reads every socket that had an event, then flushes.
     pub(super) fn mux_pump(&mut self, now: Instant) {
         let ready = std::mem::take(&mut self.mux_ready);
-        for &slot in &ready {
-            self.mux_service(slot, now);
+        for &(slot, gen) in &ready {
+            // A socket closed earlier in the batch may have lent its slot.
+            if self.msocks.get_gen(slot, gen).is_some() {
+                self.mux_service(slot, now);
+            }
         }
         self.mux_ready = ready;
         self.mux_ready.clear();
@@ -293,7 +266,7 @@ impl EpollDriver {
     /// Opens a non-blocking socket to `addr` for backend `b` of entry
     /// `idx` and starts its connect; completion arrives as an event.
     fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
-        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+        let (slot, gen) = self.msocks.next_key();
         let registry = self.poll.registry();
         let res = sys::tcp_socket(&addr, false).and_then(|fd| {
             // SAFETY: `fd` is a fresh socket we own.
@@ -303,11 +276,12 @@ impl EpollDriver {
                 Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
                 Err(err) => return Err(err),
             }
-            registry.register(&mut stream, token(slot as usize, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
+            registry.register(&mut stream, token(slot, gen, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
             Ok(stream)
         });
         let stream = res.map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
         let s = ESock {
+            gen,
             entry: idx as u32,
             kind: MKind::Backend(b),
             stream,
@@ -375,7 +349,7 @@ impl MuxIo for EpollDriver {
     }
 
     fn io_close_remaining(&mut self) {
-        for slot in 0..self.msocks.slots.len() as u32 {
+        for slot in 0..self.msocks.capacity() {
             self.mux_close_sock(slot);
         }
     }

@@ -21,8 +21,8 @@ impl EpollDriver {
     /// After a snapshot change: mongos sessions whose backend left close at
     /// their next message boundary.
     pub(super) fn retire_sessions(&mut self, now: Instant) {
-        for slot in 0..self.conns.len() {
-            let Some(c) = self.conns[slot].as_mut().filter(|c| c.session.is_mongo()) else { continue };
+        for slot in 0..self.conns.capacity() {
+            let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
             if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
                 c.session.retire(CloseReason::Retired, deadline);
                 self.drive(slot, now);
@@ -31,8 +31,8 @@ impl EpollDriver {
     }
 
     /// `affinity = "app"`: the handshake arrived; pick and connect.
-    pub(super) fn route_deferred(&mut self, slot: usize, meta: Option<HelloMeta>, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    pub(super) fn route_deferred(&mut self, slot: u32, meta: Option<HelloMeta>, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         let key = mongo::app_key(&c.key, meta.as_ref());
@@ -44,7 +44,7 @@ impl EpollDriver {
                 c.backend = b;
                 c.session.handle_reconnect(now);
                 self.connect(slot);
-                if let Some(c) = self.conns[slot].as_mut() {
+                if let Some(c) = self.conns.get_mut(slot) {
                     self.core.record_mongo(&c.pool, c.backend, &mut c.session);
                 }
             }
@@ -53,9 +53,9 @@ impl EpollDriver {
     }
 
     /// Moves bytes and applies intents until nothing changes.
-    pub(super) fn drive(&mut self, slot: usize, now: Instant) {
+    pub(super) fn drive(&mut self, slot: u32, now: Instant) {
         loop {
-            let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+            let Some(c) = self.conns.get_mut(slot) else {
                 return;
             };
             let mut progress = false;
@@ -134,8 +134,8 @@ impl EpollDriver {
         }
     }
 
-    pub(super) fn finish(&mut self, slot: usize, reason: CloseReason) {
-        let Some(mut c) = self.conns[slot].take() else {
+    pub(super) fn finish(&mut self, slot: u32, reason: CloseReason) {
+        let Some(mut c) = self.conns.remove(slot) else {
             return;
         };
         for s in c.socks.iter_mut().flatten() {
@@ -146,6 +146,5 @@ impl EpollDriver {
             self.core.backend_closed(&c.pool, c.backend);
         }
         self.core.client_closed(&c.pool, reason);
-        self.free.push(slot);
     }
 }
