@@ -13,23 +13,16 @@ use io_uring::types::Timespec;
 
 use crate::route::PoolSnapshot;
 use crate::session::{CloseReason, TcpSession};
+use crate::worker::relay::{Relay, RelayRec};
 use crate::worker::slab::Generational;
 
 /// A client connection and its backend connection.
 pub struct Conn {
     pub gen: u16,
-    /// The pool as of accept: the session keeps the snapshot it started with.
-    pub pool: Arc<PoolSnapshot>,
-    /// Client-affinity key (the peer IP) for re-picks after a refused connect.
-    pub key: Vec<u8>,
-    /// Index into `pool.backends`.
-    pub backend: u32,
-    /// `backend_opened` was counted, so `backend_closed` must be too.
-    pub backend_counted: bool,
-    pub attempts: u8,
+    /// The pool, backend and session (shared with the epoll driver).
+    pub r: Relay,
     /// `[client, backend]`; -1 when not open.
     pub fds: [RawFd; 2],
-    pub session: TcpSession,
     pub recv_armed: [bool; 2],
     pub cancel_sent: [bool; 2],
     /// SQEs in the kernel that reference this record.
@@ -51,13 +44,8 @@ impl Conn {
     pub fn new(pool: Arc<PoolSnapshot>, key: Vec<u8>, backend: u32, client_fd: RawFd, session: TcpSession) -> Self {
         Conn {
             gen: 0,
-            pool,
-            key,
-            backend,
-            backend_counted: false,
-            attempts: 0,
+            r: Relay::new(pool, key, backend, session),
             fds: [client_fd, -1],
-            session,
             recv_armed: [false; 2],
             cancel_sent: [false; 2],
             ops: 0,
@@ -85,6 +73,13 @@ impl Conn {
         }
         self.sockaddr.1 = len;
         ((&self.sockaddr.0 as *const libc::sockaddr_storage).cast(), len)
+    }
+}
+
+impl RelayRec for Conn {
+    #[inline]
+    fn relay(&mut self) -> &mut Relay {
+        &mut self.r
     }
 }
 

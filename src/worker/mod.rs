@@ -24,6 +24,7 @@ mod mux_drive;
 pub mod mux_pools;
 #[cfg(test)]
 mod mux_pools_tests;
+mod relay;
 mod slab;
 pub mod sys;
 mod uring;

@@ -11,14 +11,14 @@
 //! epoll has no per-op timeout, so the worker's tick calls
 //! `expire_connects` (connect deadlines are accurate to that tick).
 
-use std::io;
 use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::{token, EpollDriver, KIND_BACKEND, MAX_CONNECT_ATTEMPTS};
+use super::{token, EpollDriver, KIND_BACKEND};
+use crate::worker::relay::RelayIo;
 use crate::worker::sys;
 
 impl EpollDriver {
@@ -28,8 +28,8 @@ impl EpollDriver {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        c.attempts += 1;
-        let addr = c.pool.backends[c.backend as usize].spec.addr;
+        c.r.attempts += 1;
+        let addr = c.r.pool.backends[c.r.backend as usize].spec.addr;
         let res = sys::tcp_socket(&addr, false).and_then(|fd| {
             // SAFETY: `fd` is a fresh socket we own.
             let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
@@ -48,7 +48,7 @@ impl EpollDriver {
         });
         match res {
             Ok(s) => c.socks[1] = Some(s),
-            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
+            Err(e) => c.r.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
         }
     }
 
@@ -70,9 +70,9 @@ impl EpollDriver {
         };
         match err {
             None => {
-                c.session.handle_connected(now);
-                c.backend_counted = true;
-                let (pool, b) = (c.pool.clone(), c.backend);
+                c.r.session.handle_connected(now);
+                c.r.backend_counted = true;
+                let (pool, b) = (c.r.pool.clone(), c.r.backend);
                 self.core.backend_opened(&pool, b);
             }
             Some(errno) => self.connect_failed(slot, errno, now),
@@ -83,7 +83,8 @@ impl EpollDriver {
     /// ETIMEDOUT, so they retry elsewhere like a refused one.
     pub(super) fn expire_connects(&mut self, now: Instant) {
         for slot in 0..self.conns.capacity() {
-            let expired = self.conns.get(slot).is_some_and(|c| c.socks[1].is_some() && c.session.connect_expired(now));
+            let expired =
+                self.conns.get(slot).is_some_and(|c| c.socks[1].is_some() && c.r.session.connect_expired(now));
             if expired {
                 self.connect_failed(slot, libc::ETIMEDOUT, now);
                 self.drive(slot, now);
@@ -103,25 +104,6 @@ impl EpollDriver {
         }
         c.readable[1] = false;
         c.writable[1] = false;
-        let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
-        let key = std::mem::take(&mut c.key);
-        let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        c.key = key;
-        c.session.handle_connect_failed(errno, next.is_some());
-        match next {
-            Some(b) => {
-                tracing::debug!(pool = %pool.cfg.name, errno, "connect failed, retrying on another backend");
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-            }
-            None => {
-                tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
-                    err = %io::Error::from_raw_os_error(errno), "backend connect failed")
-            }
-        }
+        self.relay_connect_failed(slot, errno, now);
     }
 }

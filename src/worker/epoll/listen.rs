@@ -16,6 +16,7 @@ use mio::Interest;
 
 use super::{token, EConn, ELis, EpollDriver, KIND_CLIENT, KIND_LISTENER};
 use crate::session::Side;
+use crate::worker::relay::Relay;
 use crate::worker::{mongo, sys};
 
 impl EpollDriver {
@@ -106,13 +107,8 @@ impl EpollDriver {
             let (slot, gen) = self.conns.next_key();
             let mut c = EConn {
                 gen,
-                pool,
-                key,
-                backend,
-                backend_counted: false,
-                attempts: 0,
+                r: Relay::new(pool, key, backend, session),
                 socks: [Some(client), None],
-                session,
                 readable: [true, false],
                 writable: [true, false],
             };
@@ -122,7 +118,7 @@ impl EpollDriver {
                     token(slot, gen, KIND_CLIENT),
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
-                    c.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
+                    c.r.session.handle_error(Side::Client, e.raw_os_error().unwrap_or(libc::EIO));
                 }
             }
             let got = self.conns.insert(c);

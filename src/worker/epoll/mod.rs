@@ -21,6 +21,7 @@ use crate::session::{CloseReason, TcpSession};
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
+use crate::worker::relay::{Relay, RelayIo, RelayRec};
 use crate::worker::slab::{Generational, Slab};
 use crate::worker::sys;
 
@@ -31,7 +32,6 @@ const KIND_WAKE: usize = 3;
 /// A socket of a multiplexed (redis/memcache) pool, see `epoll_mux`.
 const KIND_MUX: usize = 4;
 const TICK: Duration = Duration::from_millis(250);
-const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
 mod connect;
 mod listen;
@@ -51,18 +51,21 @@ fn untoken(t: Token) -> (u32, u16, usize) {
     (((t.0 & 0xffff_ffff) >> 3) as u32, (t.0 >> 32) as u16, t.0 & 7)
 }
 
-struct EConn {
+pub(in crate::worker) struct EConn {
     gen: u16,
-    pool: Arc<PoolSnapshot>,
-    key: Vec<u8>,
-    backend: u32,
-    backend_counted: bool,
-    attempts: u8,
+    /// The pool, backend and session (shared with the io_uring driver).
+    r: Relay,
     /// `[client, backend]`.
     socks: [Option<TcpStream>; 2],
-    session: TcpSession,
     readable: [bool; 2],
     writable: [bool; 2],
+}
+
+impl RelayRec for EConn {
+    #[inline]
+    fn relay(&mut self) -> &mut Relay {
+        &mut self.r
+    }
 }
 
 impl Generational for EConn {
@@ -176,7 +179,7 @@ impl EpollDriver {
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                             c.writable[kind] = true;
                         }
-                        if kind == KIND_BACKEND && !c.session.is_open() {
+                        if kind == KIND_BACKEND && !c.r.session.is_open() {
                             self.on_connect_event(slot, now);
                         }
                         self.drive(slot, now);
@@ -212,7 +215,7 @@ impl EpollDriver {
         let now = Instant::now();
         for slot in 0..self.conns.capacity() {
             if let Some(c) = self.conns.get_mut(slot) {
-                f(&mut c.session);
+                f(&mut c.r.session);
                 self.drive(slot, now);
             }
         }

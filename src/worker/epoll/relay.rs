@@ -12,46 +12,13 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
 
-use super::EpollDriver;
-use crate::protocol::mongo::HelloMeta;
+use super::{EConn, EpollDriver};
 use crate::session::{CloseReason, Intent, Side};
-use crate::worker::mongo;
+use crate::worker::core::WorkerCore;
+use crate::worker::relay::RelayIo;
+use crate::worker::slab::Slab;
 
 impl EpollDriver {
-    /// After a snapshot change: mongos sessions whose backend left close at
-    /// their next message boundary.
-    pub(super) fn retire_sessions(&mut self, now: Instant) {
-        for slot in 0..self.conns.capacity() {
-            let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
-                c.session.retire(CloseReason::Retired, deadline);
-                self.drive(slot, now);
-            }
-        }
-    }
-
-    /// `affinity = "app"`: the handshake arrived; pick and connect.
-    pub(super) fn route_deferred(&mut self, slot: u32, meta: Option<HelloMeta>, now: Instant) {
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let key = mongo::app_key(&c.key, meta.as_ref());
-        let pool = c.pool.clone();
-        match self.core.route(&pool, &key) {
-            Some((pool, b)) => {
-                c.pool = pool;
-                c.key = key;
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-                if let Some(c) = self.conns.get_mut(slot) {
-                    self.core.record_mongo(&c.pool, c.backend, &mut c.session);
-                }
-            }
-            None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
-        }
-    }
-
     /// Moves bytes and applies intents until nothing changes.
     pub(super) fn drive(&mut self, slot: u32, now: Instant) {
         loop {
@@ -62,33 +29,33 @@ impl EpollDriver {
             let mut route = None;
             for side in [Side::Client, Side::Backend] {
                 let s = side as usize;
-                while c.readable[s] && c.session.wants_read(side) {
+                while c.readable[s] && c.r.session.wants_read(side) {
                     let Some(sock) = c.socks[s].as_mut() else {
                         break;
                     };
                     match sock.read(&mut self.scratch) {
                         Ok(0) => {
-                            c.session.handle_eof(side);
+                            c.r.session.handle_eof(side);
                             c.readable[s] = false;
                         }
                         Ok(n) => {
-                            c.session.handle_data(side, &self.scratch[..n], now);
-                            if c.session.is_mongo() {
-                                route = route.or(c.session.take_route());
-                                self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                            c.r.session.handle_data(side, &self.scratch[..n], now);
+                            if c.r.session.is_mongo() {
+                                route = route.or(c.r.session.take_route());
+                                self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
                             }
                             if side == Side::Client {
-                                self.core.count_bytes(&c.pool, n, 0);
+                                self.core.count_bytes(&c.r.pool, n, 0);
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                        Err(e) => c.r.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                     }
                     progress = true;
                 }
                 while c.writable[s] {
-                    let Some(buf) = c.session.poll_transmit(side) else {
+                    let Some(buf) = c.r.session.poll_transmit(side) else {
                         break;
                     };
                     let Some(sock) = c.socks[s].as_mut() else {
@@ -96,24 +63,24 @@ impl EpollDriver {
                     };
                     match sock.write(buf) {
                         Ok(n) => {
-                            c.session.handle_sent(side, n, now);
+                            c.r.session.handle_sent(side, n, now);
                             if side == Side::Client {
-                                self.core.count_bytes(&c.pool, 0, n);
+                                self.core.count_bytes(&c.r.pool, 0, n);
                             }
                             progress = true;
                         }
                         Err(e) => {
-                            c.session.handle_sent(side, 0, now);
+                            c.r.session.handle_sent(side, 0, now);
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => c.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                                _ => c.r.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
                             }
                         }
                     }
                 }
             }
-            while let Some(intent) = c.session.poll_intent() {
+            while let Some(intent) = c.r.session.poll_intent() {
                 progress = true;
                 match intent {
                     Intent::ShutdownWrite(side) => {
@@ -142,9 +109,28 @@ impl EpollDriver {
             let _ = self.poll.registry().deregister(s);
         }
         drop(c.socks);
-        if c.backend_counted {
-            self.core.backend_closed(&c.pool, c.backend);
+        if c.r.backend_counted {
+            self.core.backend_closed(&c.r.pool, c.r.backend);
         }
-        self.core.client_closed(&c.pool, reason);
+        self.core.client_closed(&c.r.pool, reason);
+    }
+}
+
+impl RelayIo for EpollDriver {
+    type Rec = EConn;
+
+    #[inline]
+    fn relay_parts(&mut self) -> (&mut Slab<EConn>, &mut WorkerCore) {
+        (&mut self.conns, &mut self.core)
+    }
+
+    #[inline]
+    fn io_connect(&mut self, slot: u32) {
+        self.connect(slot);
+    }
+
+    #[inline]
+    fn io_pump(&mut self, slot: u32, now: Instant) {
+        self.drive(slot, now);
     }
 }

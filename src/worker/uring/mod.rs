@@ -29,6 +29,7 @@ use crate::worker::bufring::BufRing;
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
+use crate::worker::relay::RelayIo;
 use crate::worker::slab::Slab;
 use listen::Armed;
 use tag::Tag;
@@ -42,8 +43,6 @@ const TICK: Duration = Duration::from_millis(250);
 const BUF_ENTRIES: u16 = 1024;
 const BUF_INITIAL: u16 = 16;
 const BUF_SIZE: usize = 16 * 1024;
-/// Connect attempts per client (first try plus retries on other backends).
-const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
 pub struct UringDriver {
     // Field order matters for Drop: the ring goes before the buffer memory.
@@ -243,23 +242,11 @@ impl UringDriver {
         self.push(e);
     }
 
-    /// After a snapshot change: mongos sessions whose backend left close at
-    /// their next message boundary.
-    fn retire_sessions(&mut self, now: Instant) {
-        for slot in self.conns.slots() {
-            let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
-                c.session.retire(CloseReason::Retired, deadline);
-                self.pump(slot, now);
-            }
-        }
-    }
-
     fn close_all(&mut self, reason: CloseReason) {
         let now = Instant::now();
         for slot in self.conns.slots() {
             if let Some(c) = self.conns.get_mut(slot) {
-                c.session.close(reason);
+                c.r.session.close(reason);
                 self.pump(slot, now);
             }
         }

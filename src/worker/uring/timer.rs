@@ -33,8 +33,8 @@ impl UringDriver {
     pub(super) fn sync_timer(&mut self, slot: u32, now: Instant) {
         let Some(c) = self.conns.get_mut(slot) else { return };
         // An in-flight connect is bounded by its linked timeout.
-        let connect_in_flight = !c.session.is_open() && c.fds[1] >= 0;
-        let Some(due) = c.session.next_deadline(connect_in_flight) else { return };
+        let connect_in_flight = !c.r.session.is_open() && c.fds[1] >= 0;
+        let Some(due) = c.r.session.next_deadline(connect_in_flight) else { return };
         let gen = c.gen;
         match c.timer_at {
             // Fires no later than needed; re-armed lazily when it does.
@@ -68,7 +68,7 @@ impl UringDriver {
         if c.closing.is_some() {
             return self.maybe_finish(slot);
         }
-        c.session.handle_tick(now);
+        c.r.session.handle_tick(now);
         self.pump(slot, now);
     }
 
