@@ -15,7 +15,6 @@ pub mod accept_backoff;
 mod buffer_cap;
 mod bufring;
 mod client_socks;
-mod conn;
 pub mod core;
 mod epoll;
 pub mod failpoint;

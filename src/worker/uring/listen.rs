@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
+use super::conn::Conn;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
-use crate::worker::conn::Conn;
 use crate::worker::mongo;
 use crate::worker::sys;
 

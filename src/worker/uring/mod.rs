@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
+mod conn;
 mod listen;
 mod mux;
 mod relay;
@@ -49,7 +50,7 @@ pub struct UringDriver {
     ring: IoUring,
     bufs: BufRing,
     core: WorkerCore,
-    conns: Slab<crate::worker::conn::Conn>,
+    conns: Slab<conn::Conn>,
     listeners: Vec<Option<Armed>>,
     wake_fd: RawFd,
     wake_buf: Box<u64>,
@@ -67,7 +68,7 @@ pub struct UringDriver {
     reaped: Vec<(u64, i32, u32)>,
     /// Sessions of multiplexed (redis/memcache) pools and their sockets.
     mux: MuxPools,
-    msocks: Slab<mux::MSock>,
+    msocks: Slab<conn::MSock>,
     /// Sockets whose send completed: more may be waiting (see `mux_flush`).
     mux_resend: Vec<u32>,
     mux_sends: Vec<u32>,

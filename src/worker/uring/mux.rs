@@ -28,13 +28,13 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
+use super::conn::{sockaddr_box, store_sockaddr, MSock};
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
 use crate::session::mux::BackendId;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
-use crate::worker::slab::Generational;
 use crate::worker::sys;
 
 /// Send buffers above this are freed after use, so a client that once got
@@ -42,62 +42,6 @@ use crate::worker::sys;
 /// reused send after send; a client's is freed at the periodic tick when
 /// no send is in flight (`mux_tick`), so an idle client holds none.
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
-
-/// One socket of a multiplexed pool.
-pub(super) struct MSock {
-    gen: u16,
-    /// Index of its `MuxEntry`.
-    entry: u32,
-    kind: MKind,
-    fd: RawFd,
-    /// SQEs in the kernel that name this record.
-    ops: u32,
-    recv_armed: bool,
-    cancel_sent: bool,
-    sending: bool,
-    /// Backends: the connect completed.
-    connected: bool,
-    /// Detached from the session; freed once `ops` is zero.
-    closing: bool,
-    /// Clients: listed in the entry's `paused` (reads held by the session).
-    paused: bool,
-    /// Backend stat id (gauges), for backends.
-    stat_id: usize,
-    /// The bytes of the send in flight, owned here until it completes.
-    out: Vec<u8>,
-    /// The connect op's address (backends).
-    sockaddr: Option<Box<(libc::sockaddr_storage, libc::socklen_t)>>,
-}
-
-impl Generational for MSock {
-    fn gen(&self) -> u16 {
-        self.gen
-    }
-    fn set_gen(&mut self, gen: u16) {
-        self.gen = gen;
-    }
-}
-
-impl MSock {
-    fn new(entry: u32, kind: MKind, fd: RawFd) -> MSock {
-        MSock {
-            gen: 0,
-            entry,
-            kind,
-            fd,
-            ops: 0,
-            recv_armed: false,
-            cancel_sent: false,
-            sending: false,
-            connected: false,
-            closing: false,
-            paused: false,
-            stat_id: 0,
-            out: Vec::new(),
-            sockaddr: None,
-        }
-    }
-}
 
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
@@ -298,21 +242,7 @@ impl UringDriver {
         let fd = sys::tcp_socket(&addr, true).map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
         let mut s = MSock::new(idx as u32, MKind::Backend(b), fd);
         s.stat_id = sid;
-        let sa = socket2::SockAddr::from(addr);
-        // SAFETY: all-zero is a valid sockaddr_storage; SockAddr holds `len`
-        // valid bytes of one.
-        let mut stored: Box<(libc::sockaddr_storage, libc::socklen_t)> = Box::new((unsafe { std::mem::zeroed() }, 0));
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                sa.as_ptr() as *const u8,
-                &mut stored.0 as *mut _ as *mut u8,
-                sa.len() as usize,
-            );
-        }
-        stored.1 = sa.len();
-        let ptr = (&stored.0 as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
-        let len = stored.1;
-        s.sockaddr = Some(stored);
+        let (ptr, len) = store_sockaddr(s.sockaddr.insert(sockaddr_box()), addr);
         s.ops = 1;
         let slot = self.msocks.insert(s);
         if let Some(e) = self.mux.get_mut(idx) {

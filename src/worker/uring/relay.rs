@@ -219,7 +219,7 @@ impl UringDriver {
 }
 
 impl RelayIo for UringDriver {
-    type Rec = crate::worker::conn::Conn;
+    type Rec = super::conn::Conn;
 
     #[inline]
     fn relay_parts(&mut self) -> (&mut crate::worker::slab::Slab<Self::Rec>, &mut crate::worker::core::WorkerCore) {
