@@ -9,6 +9,11 @@
 //! while the process runs on: its end is reported on the exit channel
 //! (`Workers::wait`), and `main` exits non-zero on the first failure (a
 //! panic aborts the process before that, see `main`'s panic hook).
+//!
+//! Layout: the driver-independent core (`core`, `mux_drive`, `relay`,
+//! `slab`, `mux_pools`, `accept*`, `buffer_cap`) and two drivers that
+//! mirror each other, `uring/` and `epoll/`, each implementing `MuxIo`
+//! (multiplexed pools) and `RelayIo` (tcp/mongos relays).
 
 mod accept;
 pub mod accept_backoff;

@@ -5,7 +5,10 @@
 //! buffers. Chosen when io_uring_setup fails or with `io = "epoll"`.
 //! Invariants: mio is edge-triggered, so a socket's `readable`/`writable`
 //! flag is cleared only by a WouldBlock, and every event handler ends in
-//! `drive`, which runs the session until it stops making progress.
+//! `drive`, which runs the session until it stops making progress; every
+//! socket is registered under its slab key (`token`: slot and generation),
+//! so an event for a closed socket never reaches the one that took its
+//! slot. Files mirror `uring/`: `listen`, `relay`, `mux`, plus `connect`.
 
 use std::io;
 use std::os::fd::RawFd;

@@ -2,7 +2,8 @@
 //! redis_cluster): the same `PoolSession`s and `MuxPools` as the io_uring driver, on mio.
 //!
 //! Owner: the epoll worker (a child module of `epoll`, so it sees the
-//! driver's private fields). How it drives a session:
+//! driver's private fields), and its `MuxIo` implementation (the shared
+//! half is `worker/mux_drive.rs`). How it drives a session:
 //! - events only set a socket's readable/writable flags and list it;
 //!   `mux_pump` then reads each listed socket (into the worker's one
 //!   scratch buffer: clients own no receive buffer) and `mux_flush` applies

@@ -7,8 +7,9 @@
 //! - every SQE that references a connection's memory (send buffers, the
 //!   connect sockaddr) is counted in `Conn::ops`; a connection's fds are
 //!   closed and its memory freed only when that count is back to zero;
-//! - user_data carries the slot *and* its generation, so a late completion
-//!   for a freed slot is recognised and ignored (its buffer still recycled);
+//! - user_data carries a `Tag` (`tag.rs`), the slot *and* its generation,
+//!   so a late completion for a freed slot is recognised and ignored (its
+//!   buffer still recycled);
 //! - the snapshot is swapped only at the top of a loop pass.
 
 use std::io;

@@ -2,8 +2,10 @@
 //! redis_cluster): client and backend sockets of every `PoolSession` on
 //! this worker.
 //!
-//! Owner: the worker's `UringDriver` (a third `impl` block of it, over its
-//! ring, buffer ring and `MuxPools`). How it drives a session:
+//! Owner: the worker's `UringDriver` (an `impl` block of it, over its
+//! ring, buffer ring and `MuxPools`, and its `MuxIo` implementation: what
+//! it does with a session beyond moving bytes is `worker/mux_drive.rs`).
+//! How it drives a session:
 //! - every socket has one multishot recv drawing from the worker's
 //!   provided buffer ring; the bytes go to the session and the buffer
 //!   back to the ring at once (clients own no receive buffer, so an idle
