@@ -23,7 +23,14 @@
 //! - [`route`]: snapshot types, balancing, client affinity, key placement
 //!   (nutcracker rings, Redis Cluster slot maps).
 //! - [`session`]: sans-IO connection state machines (bytes in, intents out).
-//! - [`worker`]: per-core threads and the io_uring / epoll drivers.
+//! - [`shared`]: what control, workers and admin share (`Shared`,
+//!   `ControlMsg`, `DriverKind`, the worker wake), so `worker` and
+//!   `control` never import each other.
+//! - [`worker`]: per-core threads; a driver-independent core
+//!   (`mux_drive`, `relay`, `slab`, `mux_pools`) and two mirrored drivers,
+//!   `worker/uring/` and `worker/epoll/` (`mod`, `listen`, `relay`, `mux`,
+//!   plus io_uring's `timer`, `tag`, `conn`, `submit` and epoll's
+//!   `connect`).
 //! - [`control`]: health checks, cluster topology refresh, reload, snapshot
 //!   publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
@@ -44,6 +51,7 @@ pub mod protocol;
 pub mod purge;
 pub mod route;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod stats_mongo;
 pub mod stats_mux;

@@ -19,7 +19,6 @@ use super::mongo_probe::{probe_all, Outcome};
 use super::{ControlMsg, DriverKind, Shared};
 use crate::config::{self, Config};
 use crate::route::Snapshot;
-use crate::worker::sys;
 
 /// Everything the control thread owns.
 pub struct ControlState {
@@ -232,7 +231,7 @@ impl Control {
         let epoch = snap.epoch;
         self.shared.cell.publish(snap);
         for &fd in &self.wake_fds {
-            sys::eventfd_signal(fd);
+            crate::shared::eventfd_signal(fd);
         }
         tracing::debug!(epoch, "snapshot published");
         Ok(())

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::accept_backoff::AcceptBackoff;
-use crate::control::{ControlMsg, Shared};
 use crate::fdlimit::client_units;
 use crate::route::balance::Balancer;
 use crate::route::{Listener, PoolSnapshot, Snapshot};
 use crate::session::{CloseReason, Limits};
+use crate::shared::{ControlMsg, Shared};
 use crate::stats::WorkerStats;
 
 /// Bytes buffered toward one side before the other side's reads pause.

@@ -9,20 +9,27 @@
 //! while the process runs on: its end is reported on the exit channel
 //! (`Workers::wait`), and `main` exits non-zero on the first failure (a
 //! panic aborts the process before that, see `main`'s panic hook).
+//!
+//! Layout: the driver-independent core (`core`, `mux_drive`, `relay`,
+//! `slab`, `mux_pools`, `accept*`, `buffer_cap`) and two drivers that
+//! mirror each other, `uring/` and `epoll/`, each implementing `MuxIo`
+//! (multiplexed pools) and `RelayIo` (tcp/mongos relays).
 
 mod accept;
 pub mod accept_backoff;
 mod buffer_cap;
 mod bufring;
 mod client_socks;
-mod conn;
 pub mod core;
 mod epoll;
 pub mod failpoint;
 pub mod mongo;
+mod mux_drive;
 pub mod mux_pools;
 #[cfg(test)]
 mod mux_pools_tests;
+mod relay;
+mod slab;
 pub mod sys;
 mod uring;
 
@@ -31,7 +38,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::control::{DriverKind, Shared};
+use crate::shared::{DriverKind, Shared};
 
 /// True when this kernel lets us set up a ring with a provided buffer ring,
 /// i.e. everything the io_uring driver needs.

@@ -23,11 +23,11 @@ use std::time::Instant;
 use super::core::{Reject, WorkerCore};
 use crate::admin::mcstats;
 use crate::config::Mode;
-use crate::control::ControlMsg;
 use crate::route::{ClusterReport, PoolSnapshot};
 use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
 use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
+use crate::shared::ControlMsg;
 
 use super::client_socks::ClientSocks;
 pub use super::client_socks::NO_SOCK;

@@ -119,15 +119,6 @@ pub fn eventfd() -> io::Result<RawFd> {
     }
 }
 
-/// Wakes the worker behind `fd`. An EAGAIN (counter saturated) still wakes.
-pub fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a valid u64.
-    unsafe {
-        libc::write(fd, &one as *const u64 as *const libc::c_void, 8);
-    }
-}
-
 /// Drains an eventfd (epoll driver).
 pub fn eventfd_drain(fd: RawFd) {
     let mut v: u64 = 0;

@@ -406,8 +406,8 @@ mod tests_limits;
 #[cfg(test)]
 mod tests_local;
 #[cfg(test)]
-mod tests_resp3;
-#[cfg(test)]
 mod tests_memcache;
+#[cfg(test)]
+mod tests_resp3;
 #[cfg(test)]
 mod tests_size;

@@ -16,4 +16,3 @@ fn per_client_structs_stay_small() {
     assert!(entry <= 8, "a table entry is a pointer");
     assert!(out <= 8, "an OutBuf is a pointer until it sends");
 }
-

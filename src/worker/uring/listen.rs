@@ -6,7 +6,7 @@
 //! - while the worker's accept backoff is paused (descriptors ran out, see
 //!   `worker::accept_backoff`), no accept is armed: a failed multishot
 //!   accept ends with a final CQE (or is cancelled, should the kernel keep
-//!   it going), and only the resume timer (`OP_ACCEPT_RESUME`, one at a
+//!   it going), and only the resume timer (`Tag::AcceptResume`, one at a
 //!   time) arms the listeners again. Re-arming at once is what used to
 //!   spin: the connection still queued fails again immediately.
 
@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::{ud, UringDriver, OP_ACCEPT, OP_ACCEPT_RESUME, OP_CANCEL};
+use super::conn::Conn;
+use super::tag::Tag;
+use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
-use crate::worker::conn::Conn;
 use crate::worker::mongo;
 use crate::worker::sys;
 
@@ -45,8 +46,8 @@ impl UringDriver {
                 Some((p, _)) => a.pool = p.clone(), // same socket, newer pool view
                 None if !a.retired => {
                     a.retired = true;
-                    let target = ud(i as u32, 0, OP_ACCEPT, 0);
-                    let e = opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0));
+                    let target = Tag::Accept.ud(i as u32, 0);
+                    let e = opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare());
                     self.push(e);
                 }
                 None => {}
@@ -80,8 +81,7 @@ impl UringDriver {
         a.armed = true;
         a.cancel_sent = false;
         let fd = types::Fd(sys::raw(&*a.listener));
-        let e =
-            opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(ud(idx as u32, 0, OP_ACCEPT, 0));
+        let e = opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC).build().user_data(Tag::Accept.ud(idx as u32, 0));
         self.push(e);
     }
 
@@ -125,8 +125,8 @@ impl UringDriver {
                 continue;
             };
             a.cancel_sent = true;
-            let target = ud(i as u32, 0, OP_ACCEPT, 0);
-            self.push(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+            let target = Tag::Accept.ud(i as u32, 0);
+            self.push(opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare()));
         }
         let Some(at) = self.core.accept_resume_at() else { return };
         if self.accept_resume_armed {
@@ -134,7 +134,7 @@ impl UringDriver {
         }
         self.accept_resume_armed = true;
         *self.accept_resume_ts = types::Timespec::from(at.saturating_duration_since(now));
-        let e = opcode::Timeout::new(&*self.accept_resume_ts).build().user_data(ud(0, 0, OP_ACCEPT_RESUME, 0));
+        let e = opcode::Timeout::new(&*self.accept_resume_ts).build().user_data(Tag::AcceptResume.bare());
         self.push(e);
     }
 

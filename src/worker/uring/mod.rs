@@ -7,8 +7,9 @@
 //! - every SQE that references a connection's memory (send buffers, the
 //!   connect sockaddr) is counted in `Conn::ops`; a connection's fds are
 //!   closed and its memory freed only when that count is back to zero;
-//! - user_data carries the slot *and* its generation, so a late completion
-//!   for a freed slot is recognised and ignored (its buffer still recycled);
+//! - user_data carries a `Tag` (`tag.rs`), the slot *and* its generation,
+//!   so a late completion for a freed slot is recognised and ignored (its
+//!   buffer still recycled);
 //! - the snapshot is swapped only at the top of a loop pass.
 
 use std::io;
@@ -17,42 +18,26 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 
+mod conn;
 mod listen;
 mod mux;
 mod relay;
 mod submit;
+mod tag;
 mod timer;
 
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
-use crate::worker::conn::Slab;
 use crate::worker::core::WorkerCore;
+use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
+use crate::worker::relay::RelayIo;
+use crate::worker::slab::Slab;
 use listen::Armed;
+use tag::Tag;
 
-const OP_ACCEPT: u8 = 1;
-const OP_RECV: u8 = 2;
-const OP_SEND: u8 = 3;
-const OP_CONNECT: u8 = 4;
-const OP_LINK_TIMEOUT: u8 = 5;
-const OP_CANCEL: u8 = 6;
-const OP_WAKE: u8 = 7;
-/// The worker's drain deadline (one per process lifetime).
-const OP_DRAIN: u8 = 8;
-/// A connection's deadline timer (`timer.rs`).
-const OP_TIMER: u8 = 9;
-/// The stats tick of multiplexed pools (armed only while there are any).
-const OP_TICK: u8 = 10;
-/// The deadline timer of the multiplexed sessions (`mux.rs`).
-const OP_MUX_TIMER: u8 = 11;
-/// The end of an accept pause (`listen.rs`).
-const OP_ACCEPT_RESUME: u8 = 12;
 /// How often multiplexed sessions copy their counters to the stats block.
 const TICK: Duration = Duration::from_millis(250);
-
-/// The `side` byte of user_data for sockets of multiplexed pools (tcp
-/// conns use 0 = client and 1 = backend).
-const SIDE_MUX: u8 = 2;
 
 /// Provided buffers per worker and their size: at most 1024 x 16 KiB =
 /// 16 MiB, of which `BUF_INITIAL` are handed to the kernel at start; the
@@ -60,25 +45,13 @@ const SIDE_MUX: u8 = 2;
 const BUF_ENTRIES: u16 = 1024;
 const BUF_INITIAL: u16 = 16;
 const BUF_SIZE: usize = 16 * 1024;
-/// Connect attempts per client (first try plus retries on other backends).
-const MAX_CONNECT_ATTEMPTS: u8 = 3;
-
-#[inline]
-fn ud(slot: u32, gen: u16, op: u8, side: u8) -> u64 {
-    (slot as u64) << 32 | (gen as u64) << 16 | (op as u64) << 8 | side as u64
-}
-
-#[inline]
-fn ud_parts(u: u64) -> (u32, u16, u8, u8) {
-    ((u >> 32) as u32, (u >> 16) as u16, (u >> 8) as u8, u as u8)
-}
 
 pub struct UringDriver {
     // Field order matters for Drop: the ring goes before the buffer memory.
     ring: IoUring,
     bufs: BufRing,
     core: WorkerCore,
-    conns: Slab,
+    conns: Slab<conn::Conn>,
     listeners: Vec<Option<Armed>>,
     wake_fd: RawFd,
     wake_buf: Box<u64>,
@@ -96,7 +69,7 @@ pub struct UringDriver {
     reaped: Vec<(u64, i32, u32)>,
     /// Sessions of multiplexed (redis/memcache) pools and their sockets.
     mux: MuxPools,
-    msocks: Slab<mux::MSock>,
+    msocks: Slab<conn::MSock>,
     /// Sockets whose send completed: more may be waiting (see `mux_flush`).
     mux_resend: Vec<u32>,
     mux_sends: Vec<u32>,
@@ -221,40 +194,34 @@ impl UringDriver {
     }
 
     fn dispatch(&mut self, u: u64, res: i32, flags: u32, now: Instant) {
-        let (slot, gen, op, side) = ud_parts(u);
-        if op == OP_RECV && res == -libc::ENOBUFS && self.bufs.grow() {
+        let Some((tag, slot, gen)) = Tag::decode(u) else { return };
+        if matches!(tag, Tag::Recv(_) | Tag::MuxRecv) && res == -libc::ENOBUFS && self.bufs.grow() {
             // Published at the loop top, before the re-armed recv is
             // submitted.
             tracing::debug!(worker = self.core.id, buffers = self.bufs.live(), "provided buffer ring grown");
         }
-        if side == SIDE_MUX {
-            return match op {
-                OP_RECV => self.mux_on_recv(slot, gen, res, flags, now),
-                OP_SEND => self.mux_on_send(slot, gen, res, now),
-                OP_CONNECT => self.mux_on_connect(slot, gen, res, now),
-                _ => {}
-            };
-        }
-        match op {
-            OP_ACCEPT => self.on_accept(slot as usize, res, flags, now),
-            OP_RECV => self.on_recv(slot, gen, side, res, flags, now),
-            OP_SEND => self.on_send(slot, gen, side, res, now),
-            OP_CONNECT => self.on_connect(slot, gen, res, now),
-            OP_LINK_TIMEOUT => self.op_done(slot, gen),
-            OP_WAKE => self.arm_wake(),
-            OP_TIMER => self.on_timer(slot, gen, now),
-            OP_TICK => self.on_tick(now),
-            OP_MUX_TIMER => self.mux_tick(Some(slot), now),
-            OP_ACCEPT_RESUME => self.on_accept_resume(now),
-            // OP_DRAIN: the loop top checks the drain deadline. OP_CANCEL:
-            // nothing to do.
-            _ => {}
+        match tag {
+            Tag::MuxRecv => self.mux_on_recv(slot, gen, res, flags, now),
+            Tag::MuxSend => self.mux_on_send(slot, gen, res, now),
+            Tag::MuxConnect => self.mux_on_connect(slot, gen, res, now),
+            Tag::Accept => self.on_accept(slot as usize, res, flags, now),
+            Tag::Recv(side) => self.on_recv(slot, gen, side, res, flags, now),
+            Tag::Send(side) => self.on_send(slot, gen, side, res, now),
+            Tag::Connect => self.on_connect(slot, gen, res, now),
+            Tag::LinkTimeout => self.op_done(slot, gen),
+            Tag::Wake => self.arm_wake(),
+            Tag::Timer => self.on_timer(slot, gen, now),
+            Tag::Tick => self.on_tick(now),
+            Tag::MuxTimer => self.mux_tick(Some(slot), now),
+            Tag::AcceptResume => self.on_accept_resume(now),
+            // The loop top checks the drain deadline; a cancel needs nothing.
+            Tag::Drain | Tag::Cancel => {}
         }
     }
 
     fn arm_wake(&mut self) {
         let buf = (&mut *self.wake_buf) as *mut u64 as *mut u8;
-        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(ud(0, 0, OP_WAKE, 0));
+        let e = opcode::Read::new(types::Fd(self.wake_fd), buf, 8).build().user_data(Tag::Wake.bare());
         self.push(e);
     }
 
@@ -273,27 +240,15 @@ impl UringDriver {
             return;
         }
         self.tick_armed = true;
-        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(ud(0, 0, OP_TICK, 0));
+        let e = opcode::Timeout::new(&*self.tick_ts).build().user_data(Tag::Tick.bare());
         self.push(e);
-    }
-
-    /// After a snapshot change: mongos sessions whose backend left close at
-    /// their next message boundary.
-    fn retire_sessions(&mut self, now: Instant) {
-        for slot in self.conns.slots() {
-            let Some(c) = self.conns.get_mut(slot).filter(|c| c.session.is_mongo()) else { continue };
-            if let Some(deadline) = self.core.retire_check(&c.pool, c.backend, c.session.awaiting_route(), now) {
-                c.session.retire(CloseReason::Retired, deadline);
-                self.pump(slot, now);
-            }
-        }
     }
 
     fn close_all(&mut self, reason: CloseReason) {
         let now = Instant::now();
         for slot in self.conns.slots() {
             if let Some(c) = self.conns.get_mut(slot) {
-                c.session.close(reason);
+                c.r.session.close(reason);
                 self.pump(slot, now);
             }
         }

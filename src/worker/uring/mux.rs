@@ -2,8 +2,10 @@
 //! redis_cluster): client and backend sockets of every `PoolSession` on
 //! this worker.
 //!
-//! Owner: the worker's `UringDriver` (a third `impl` block of it, over its
-//! ring, buffer ring and `MuxPools`). How it drives a session:
+//! Owner: the worker's `UringDriver` (an `impl` block of it, over its
+//! ring, buffer ring and `MuxPools`, and its `MuxIo` implementation: what
+//! it does with a session beyond moving bytes is `worker/mux_drive.rs`).
+//! How it drives a session:
 //! - every socket has one multishot recv drawing from the worker's
 //!   provided buffer ring; the bytes go to the session and the buffer
 //!   back to the ring at once (clients own no receive buffer, so an idle
@@ -22,16 +24,19 @@
 //! bumps its `ops`; a record detached from its session (`closing`) is
 //! freed, and its fd closed, only when `ops` is back to zero.
 
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::{ud, UringDriver, OP_CANCEL, OP_CONNECT, OP_MUX_TIMER, OP_RECV, OP_SEND, SIDE_MUX};
+use super::conn::{sockaddr_box, store_sockaddr, MSock};
+use super::tag::Tag;
+use super::UringDriver;
 use crate::route::PoolSnapshot;
-use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
-use crate::worker::conn::Generational;
-use crate::worker::mux_pools::{MKind, NO_SOCK};
+use crate::session::mux::BackendId;
+use crate::worker::mux_drive::{MuxIo, MuxParts};
+use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
 
 /// Send buffers above this are freed after use, so a client that once got
@@ -40,73 +45,11 @@ use crate::worker::sys;
 /// no send is in flight (`mux_tick`), so an idle client holds none.
 const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 
-/// One socket of a multiplexed pool.
-pub(super) struct MSock {
-    gen: u16,
-    /// Index of its `MuxEntry`.
-    entry: u32,
-    kind: MKind,
-    fd: RawFd,
-    /// SQEs in the kernel that name this record.
-    ops: u32,
-    recv_armed: bool,
-    cancel_sent: bool,
-    sending: bool,
-    /// Backends: the connect completed.
-    connected: bool,
-    /// Detached from the session; freed once `ops` is zero.
-    closing: bool,
-    /// Clients: listed in the entry's `paused` (reads held by the session).
-    paused: bool,
-    /// Backend stat id (gauges), for backends.
-    stat_id: usize,
-    /// The bytes of the send in flight, owned here until it completes.
-    out: Vec<u8>,
-    /// The connect op's address (backends).
-    sockaddr: Option<Box<(libc::sockaddr_storage, libc::socklen_t)>>,
-}
-
-impl Generational for MSock {
-    fn gen(&self) -> u16 {
-        self.gen
-    }
-    fn set_gen(&mut self, gen: u16) {
-        self.gen = gen;
-    }
-}
-
-impl MSock {
-    fn new(entry: u32, kind: MKind, fd: RawFd) -> MSock {
-        MSock {
-            gen: 0,
-            entry,
-            kind,
-            fd,
-            ops: 0,
-            recv_armed: false,
-            cancel_sent: false,
-            sending: false,
-            connected: false,
-            closing: false,
-            paused: false,
-            stat_id: 0,
-            out: Vec::new(),
-            sockaddr: None,
-        }
-    }
-}
-
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd) {
-        if let Err(reason) = self.core.admit_mux(pool) {
-            tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
+        let Some(idx) = self.mux_admit(pool) else {
             sys::close(fd);
-            return;
-        }
-        let Some(idx) = self.mux.live_entry(&pool.cfg.name) else {
-            sys::close(fd);
-            self.core.mux_client_closed(pool, ClientClose::Shutdown);
             return;
         };
         sys::mux_client_options(fd, pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
@@ -128,9 +71,7 @@ impl UringDriver {
         s.recv_armed = true;
         s.cancel_sent = false;
         s.ops += 1;
-        let e = opcode::RecvMulti::new(types::Fd(s.fd), self.bufs.bgid)
-            .build()
-            .user_data(ud(slot, s.gen, OP_RECV, SIDE_MUX));
+        let e = opcode::RecvMulti::new(types::Fd(s.fd), self.bufs.bgid).build().user_data(Tag::MuxRecv.ud(slot, s.gen));
         self.push(e);
     }
 
@@ -147,8 +88,8 @@ impl UringDriver {
             return;
         }
         s.cancel_sent = true;
-        let target = ud(slot, s.gen, OP_RECV, SIDE_MUX);
-        self.push(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+        let target = Tag::MuxRecv.ud(slot, s.gen);
+        self.push(opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare()));
     }
 
     pub(super) fn mux_on_recv(&mut self, slot: u32, gen: u16, res: i32, flags: u32, now: Instant) {
@@ -202,11 +143,7 @@ impl UringDriver {
                         } else if res == -libc::ENOBUFS {
                             self.mux_arm_recv(slot);
                         } else if res != -libc::ECANCELED {
-                            let errno = (res < 0).then_some(-res);
-                            e.backends.remove(&b);
-                            self.mux_detach(slot);
-                            let Some(e) = self.mux.get_mut(entry) else { return };
-                            e.session.handle_backend_closed(b, errno, now);
+                            self.mux_backend_lost(entry, b, (res < 0).then_some(-res), now);
                         }
                     }
                 }
@@ -243,11 +180,7 @@ impl UringDriver {
             MKind::Backend(b) => {
                 e.session.handle_backend_sent(b, n, now);
                 if res < 0 && res != -libc::ECANCELED {
-                    e.backends.remove(&b);
-                    self.mux_detach(slot);
-                    let Some(e) = self.mux.get_mut(entry) else { return };
-                    e.session.handle_backend_closed(b, Some(-res), now);
-                    return;
+                    return self.mux_backend_lost(entry, b, Some(-res), now);
                 }
             }
         }
@@ -272,14 +205,7 @@ impl UringDriver {
             self.mux_arm_recv(slot);
             self.mux_resend.push(slot);
         } else {
-            self.core.mux_connect_failed(sid);
-            if let Some(e) = self.mux.get_mut(entry) {
-                e.backends.remove(&b);
-            }
-            self.mux_detach(slot);
-            if let Some(e) = self.mux.get_mut(entry) {
-                e.session.handle_backend_connect_failed(b, -res, now);
-            }
+            self.mux_connect_failed(entry, b, sid, -res, now);
         }
     }
 
@@ -298,7 +224,7 @@ impl UringDriver {
         if s.ops > 0 {
             let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(s.fd)).all())
                 .build()
-                .user_data(ud(0, 0, OP_CANCEL, 0));
+                .user_data(Tag::Cancel.bare());
             self.push(e);
         }
         self.mux_maybe_free(slot);
@@ -312,48 +238,23 @@ impl UringDriver {
         }
     }
 
-    /// Opens a socket to backend `b` of entry `idx` and submits its connect.
-    fn mux_connect(&mut self, idx: usize, b: BackendId, now: Instant) {
-        let Some(e) = self.mux.get_mut(idx) else { return };
-        if let Some(old) = e.backends.remove(&b) {
-            self.mux_detach(old);
-        }
-        let Some(e) = self.mux.get_mut(idx) else { return };
-        let addr = e.session.backend_addr(b);
-        let sid = e.session.server_stat_id(b.server).unwrap_or(usize::MAX);
-        let fd = match addr.map(|a| sys::tcp_socket(&a, true)) {
-            Some(Ok(fd)) => fd,
-            Some(Err(err)) => {
-                self.core.mux_connect_failed(sid);
-                return e.session.handle_backend_connect_failed(b, err.raw_os_error().unwrap_or(libc::EIO), now);
-            }
-            None => return e.session.handle_backend_connect_failed(b, libc::EHOSTUNREACH, now),
-        };
-        let Some(addr) = addr else { return };
+    /// Opens a socket to `addr` for backend `b` of entry `idx` and submits
+    /// its connect.
+    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
+        let fd = sys::tcp_socket(&addr, true).map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
         let mut s = MSock::new(idx as u32, MKind::Backend(b), fd);
         s.stat_id = sid;
-        let sa = socket2::SockAddr::from(addr);
-        // SAFETY: all-zero is a valid sockaddr_storage; SockAddr holds `len`
-        // valid bytes of one.
-        let mut stored: Box<(libc::sockaddr_storage, libc::socklen_t)> = Box::new((unsafe { std::mem::zeroed() }, 0));
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                sa.as_ptr() as *const u8,
-                &mut stored.0 as *mut _ as *mut u8,
-                sa.len() as usize,
-            );
-        }
-        stored.1 = sa.len();
-        let ptr = (&stored.0 as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
-        let len = stored.1;
-        s.sockaddr = Some(stored);
+        let (ptr, len) = store_sockaddr(s.sockaddr.insert(sockaddr_box()), addr);
         s.ops = 1;
         let slot = self.msocks.insert(s);
-        e.backends.insert(b, slot);
+        if let Some(e) = self.mux.get_mut(idx) {
+            e.backends.insert(b, slot);
+        }
         let gen = self.msocks.get_mut(slot).map_or(0, |s| s.gen);
         // SAFETY (via push): the address lives in the boxed record until ops == 0.
-        let sqe = opcode::Connect::new(types::Fd(fd), ptr, len).build().user_data(ud(slot, gen, OP_CONNECT, SIDE_MUX));
+        let sqe = opcode::Connect::new(types::Fd(fd), ptr, len).build().user_data(Tag::MuxConnect.ud(slot, gen));
         self.push(sqe);
+        Ok(())
     }
 
     /// Starts a send on `slot` if the session has bytes for it and none is
@@ -377,7 +278,7 @@ impl UringDriver {
         let sqe = opcode::Send::new(types::Fd(s.fd), s.out.as_ptr(), s.out.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(ud(slot, s.gen, OP_SEND, SIDE_MUX));
+            .user_data(Tag::MuxSend.ud(slot, s.gen));
         self.push(sqe);
     }
 
@@ -385,9 +286,7 @@ impl UringDriver {
     /// it has queued, until nothing changes; then re-arms the deadline timer.
     pub(super) fn mux_flush(&mut self, now: Instant) {
         self.mux.enforce_buffer_cap(&self.core);
-        for idx in 0..self.mux.len() {
-            self.mux_flush_entry(idx, now);
-        }
+        self.mux_flush_entries(now);
         let resend = std::mem::take(&mut self.mux_resend);
         for &slot in &resend {
             self.mux_send(slot);
@@ -395,157 +294,62 @@ impl UringDriver {
         self.mux_resend = resend;
         self.mux_resend.clear();
         // Sends that completed synchronously above may have queued more.
-        for idx in 0..self.mux.len() {
-            self.mux_flush_entry(idx, now);
-        }
+        self.mux_flush_entries(now);
         self.mux.reap();
         self.mux_arm_timer(now);
     }
 
-    fn mux_flush_entry(&mut self, idx: usize, now: Instant) {
-        for _ in 0..64 {
-            let mut progress = false;
-            while let Some(intent) = self.mux.get_mut(idx).and_then(|e| e.session.poll_intent()) {
-                progress = true;
-                self.mux_intent(idx, intent, now);
+    /// Clients' send copies go (at the periodic tick); a busy client
+    /// allocates its next one (a few times a second at most).
+    pub(super) fn mux_free_send_copies(&mut self) {
+        for s in self.msocks.iter_mut() {
+            if !s.sending && matches!(s.kind, MKind::Client(_)) && s.out.capacity() > 0 {
+                s.out = Vec::new();
             }
-            let Some(e) = self.mux.get_mut(idx) else { return };
-            let (mut sends, mut resumes) = (std::mem::take(&mut self.mux_sends), std::mem::take(&mut self.mux_resumes));
-            while let Some(b) = e.session.poll_dirty_backend() {
-                sends.extend(e.backends.get(&b).copied());
-            }
-            while let Some(c) = e.session.poll_dirty_client() {
-                sends.push(e.client_sock(c));
-            }
-            let mut i = 0;
-            while i < e.paused.len() {
-                let id = e.paused[i];
-                let sock = e.client_sock(id);
-                if sock == NO_SOCK || e.session.wants_client_read(id) {
-                    e.paused.swap_remove(i);
-                    if sock != NO_SOCK {
-                        resumes.push(sock);
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            progress |= !sends.is_empty() || !resumes.is_empty();
-            for &slot in sends.iter().filter(|&&s| s != NO_SOCK) {
-                self.mux_send(slot);
-            }
-            for &slot in &resumes {
-                self.mux_set_paused(slot, false);
-                self.mux_arm_recv(slot);
-            }
-            sends.clear();
-            resumes.clear();
-            (self.mux_sends, self.mux_resumes) = (sends, resumes);
-            if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
-                e.report_recoveries(&self.core);
-            }
-            if !progress {
-                return;
-            }
-        }
-    }
-
-    fn mux_intent(&mut self, idx: usize, intent: MuxIntent, now: Instant) {
-        match intent {
-            MuxIntent::Connect(b) => self.mux_connect(idx, b, now),
-            MuxIntent::CloseBackend(b) => {
-                if let Some(slot) = self.mux.get_mut(idx).and_then(|e| e.backends.remove(&b)) {
-                    self.mux_detach(slot);
-                }
-            }
-            MuxIntent::CloseClient(id, why) => {
-                let Some(e) = self.mux.get_mut(idx) else { return };
-                let slot = e.clear_client_sock(id);
-                let pool = e.pool.clone();
-                self.core.mux_client_closed(&pool, why);
-                if slot != NO_SOCK {
-                    self.mux_detach(slot);
-                }
-            }
-            MuxIntent::ServerFailed { server, errno } => {
-                if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
-                    e.report_failed(&self.core, server, errno);
-                }
-            }
-            MuxIntent::Report(report) => {
-                if let Some(e) = self.mux.entries.get(idx).and_then(|e| e.as_ref()) {
-                    e.report_cluster(&self.core, report);
-                }
-            }
-        }
-    }
-
-    /// Arms a one-shot timeout for the earliest session deadline, unless one
-    /// at least as early is armed already.
-    fn mux_arm_timer(&mut self, now: Instant) {
-        let Some(d) = self.mux.next_deadline() else { return };
-        if self.mux_timer.is_some_and(|(t, _)| t <= d) {
-            return;
-        }
-        let seq = self.mux_timer.map_or(0, |(_, s)| s.wrapping_add(1));
-        self.mux_timer = Some((d, seq));
-        let wait = d.saturating_duration_since(now);
-        *self.mux_ts = types::Timespec::from(wait);
-        let sqe = opcode::Timeout::new(&*self.mux_ts).build().user_data(ud(seq, 0, OP_MUX_TIMER, 0));
-        self.push(sqe);
-    }
-
-    /// The deadline timer (`seq`) or the periodic tick fired: check every
-    /// session's deadlines.
-    pub(super) fn mux_tick(&mut self, seq: Option<u32>, now: Instant) {
-        if let (Some(seq), Some((_, armed))) = (seq, self.mux_timer) {
-            if seq == armed {
-                self.mux_timer = None;
-            }
-        }
-        for e in self.mux.entries.iter_mut().flatten() {
-            e.session.handle_tick(now);
-        }
-        if seq.is_none() {
-            self.mux.export_stats(&self.core);
-            // Clients' send copies go; a busy client allocates its next
-            // one (a few times a second at most).
-            for s in self.msocks.iter_mut() {
-                if !s.sending && matches!(s.kind, MKind::Client(_)) && s.out.capacity() > 0 {
-                    s.out = Vec::new();
-                }
-            }
-        }
-        self.mux_flush(now);
-    }
-
-    /// The drain deadline passed (or no client is left): closes every
-    /// client and backend socket of every session.
-    pub(super) fn mux_close_all(&mut self, now: Instant) {
-        for idx in 0..self.mux.len() {
-            let Some(e) = self.mux.get_mut(idx) else { continue };
-            let clients: Vec<ClientId> = e.client_socks().map(|(id, _)| id).collect();
-            for id in clients {
-                e.session.close_client(id, ClientClose::Shutdown);
-            }
-            self.mux_flush_entry(idx, now);
-            let Some(e) = self.mux.get_mut(idx) else { continue };
-            let backends: Vec<u32> = e.backends.drain().map(|(_, s)| s).collect();
-            for slot in backends {
-                self.mux_detach(slot);
-            }
-        }
-        // The drain is over: drop the sessions, so none opens another
-        // connection (a cluster session reconnects to nodes it lost), and
-        // detach whatever socket is left. Each record is freed as its last
-        // op completes, and `mux_idle` turns true.
-        self.mux.entries.clear();
-        for slot in self.msocks.slots() {
-            self.mux_detach(slot);
         }
     }
 
     pub(super) fn mux_idle(&self) -> bool {
         self.msocks.is_empty()
+    }
+}
+
+impl MuxIo for UringDriver {
+    #[inline]
+    fn mux_parts(&mut self) -> MuxParts<'_> {
+        MuxParts {
+            pools: &mut self.mux,
+            core: &mut self.core,
+            sends: &mut self.mux_sends,
+            resumes: &mut self.mux_resumes,
+        }
+    }
+
+    #[inline]
+    fn io_send(&mut self, slot: u32, _now: Instant) {
+        self.mux_send(slot);
+    }
+
+    #[inline]
+    fn io_resume_read(&mut self, slot: u32, _now: Instant) {
+        self.mux_set_paused(slot, false);
+        self.mux_arm_recv(slot);
+    }
+
+    #[inline]
+    fn io_close(&mut self, slot: u32) {
+        self.mux_detach(slot);
+    }
+
+    fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
+        self.start_connect(idx, b, addr, sid)
+    }
+
+    /// Each record is freed as its last op completes, and `mux_idle` turns
+    /// true.
+    fn io_close_remaining(&mut self) {
+        for slot in self.msocks.slots() {
+            self.mux_detach(slot);
+        }
     }
 }

@@ -6,15 +6,14 @@
 //! Invariant, as in the parent module: every SQE referencing a `Conn` bumps
 //! `Conn::ops`, and `maybe_finish` frees the conn only at zero.
 
-use std::io;
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types};
 
-use super::{ud, UringDriver, MAX_CONNECT_ATTEMPTS, OP_CANCEL, OP_CONNECT, OP_LINK_TIMEOUT, OP_RECV, OP_SEND};
-use crate::protocol::mongo::HelloMeta;
+use super::tag::Tag;
+use super::UringDriver;
 use crate::session::{Intent, Side};
-use crate::worker::mongo;
+use crate::worker::relay::RelayIo;
 use crate::worker::sys;
 
 impl UringDriver {
@@ -24,27 +23,27 @@ impl UringDriver {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        let addr = c.pool.backends[c.backend as usize].spec.addr;
-        c.attempts += 1;
+        let addr = c.r.pool.backends[c.r.backend as usize].spec.addr;
+        c.r.attempts += 1;
         let fd = match sys::tcp_socket(&addr, true) {
             Ok(fd) => fd,
             Err(e) => {
-                c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
+                c.r.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false);
                 return;
             }
         };
         c.fds[1] = fd;
         let (sa, len) = c.set_sockaddr(addr);
         let ts = &*c.connect_ts as *const types::Timespec;
-        *c.connect_ts = types::Timespec::from(c.pool.cfg.connect_timeout);
+        *c.connect_ts = types::Timespec::from(c.r.pool.cfg.connect_timeout);
         c.ops += 2;
         let gen = c.gen;
         let e = opcode::Connect::new(types::Fd(fd), sa, len)
             .build()
             .flags(squeue::Flags::IO_LINK)
-            .user_data(ud(slot, gen, OP_CONNECT, 1));
+            .user_data(Tag::Connect.ud(slot, gen));
         // SAFETY: `ts` points into the boxed Conn field that lives until ops == 0.
-        let t = opcode::LinkTimeout::new(ts).build().user_data(ud(slot, gen, OP_LINK_TIMEOUT, 1));
+        let t = opcode::LinkTimeout::new(ts).build().user_data(Tag::LinkTimeout.ud(slot, gen));
         self.push(e);
         self.push(t);
     }
@@ -57,37 +56,21 @@ impl UringDriver {
             return self.maybe_finish(slot);
         }
         if res == 0 {
-            c.session.handle_connected(now);
-            c.backend_counted = true;
-            let (pool, b) = (c.pool.clone(), c.backend);
+            c.r.session.handle_connected(now);
+            c.r.backend_counted = true;
+            let (pool, b) = (c.r.pool.clone(), c.r.backend);
             self.core.backend_opened(&pool, b);
         } else {
             // ECANCELED here means the linked timeout fired.
             let errno = if res == -libc::ECANCELED { libc::ETIMEDOUT } else { -res };
             sys::close(c.fds[1]);
             c.fds[1] = -1;
-            let (pool, key, failed, attempts) = (c.pool.clone(), std::mem::take(&mut c.key), c.backend, c.attempts);
-            let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-            let Some(c) = self.conns.get_gen(slot, gen) else {
-                return;
-            };
-            c.key = key;
-            c.session.handle_connect_failed(errno, next.is_some());
-            if let Some(b) = next {
-                tracing::debug!(pool = %pool.cfg.name, errno, "connect failed, retrying on another backend");
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-            } else {
-                tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
-                    err = %io::Error::from_raw_os_error(errno), "backend connect failed");
-            }
+            self.relay_connect_failed(slot, errno, now);
         }
         self.pump(slot, now);
     }
-    pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: u8, res: i32, flags: u32, now: Instant) {
+    pub(super) fn on_recv(&mut self, slot: u32, gen: u16, side: Side, res: i32, flags: u32, now: Instant) {
         let bid = cqueue::buffer_select(flags);
-        let side = if side == 0 { Side::Client } else { Side::Backend };
         let mut route = None;
         if let Some(c) = self.conns.get_gen(slot, gen) {
             if !cqueue::more(flags) {
@@ -98,21 +81,21 @@ impl UringDriver {
             if res > 0 {
                 if let Some(bid) = bid {
                     let data = self.bufs.get(bid, res as usize);
-                    c.session.handle_data(side, data, now);
-                    if c.session.is_mongo() {
-                        route = c.session.take_route();
-                        self.core.record_mongo(&c.pool, c.backend, &mut c.session);
+                    c.r.session.handle_data(side, data, now);
+                    if c.r.session.is_mongo() {
+                        route = c.r.session.take_route();
+                        self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
                     }
-                    let pool = &c.pool;
+                    let pool = &c.r.pool;
                     match side {
                         Side::Client => self.core.count_bytes(pool, res as usize, 0),
                         Side::Backend => {}
                     }
                 }
             } else if res == 0 {
-                c.session.handle_eof(side);
+                c.r.session.handle_eof(side);
             } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                c.session.handle_error(side, -res);
+                c.r.session.handle_error(side, -res);
             }
         }
         if let Some(bid) = bid {
@@ -123,47 +106,21 @@ impl UringDriver {
         }
         self.pump(slot, now);
     }
-    /// `affinity = "app"`: the handshake arrived; pick and connect.
-    fn route_deferred(&mut self, slot: u32, meta: Option<HelloMeta>, now: Instant) {
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let key = mongo::app_key(&c.key, meta.as_ref());
-        let pool = c.pool.clone();
-        let picked = self.core.route(&pool, &key);
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        match picked {
-            Some((pool, b)) => {
-                c.pool = pool;
-                c.key = key;
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-                if let Some(c) = self.conns.get_mut(slot) {
-                    self.core.record_mongo(&c.pool, c.backend, &mut c.session);
-                }
-            }
-            None => c.session.handle_connect_failed(libc::EHOSTUNREACH, false),
-        }
-    }
-    pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: u8, res: i32, now: Instant) {
+    pub(super) fn on_send(&mut self, slot: u32, gen: u16, side: Side, res: i32, now: Instant) {
         let Some(c) = self.conns.get_gen(slot, gen) else {
             return;
         };
         c.ops -= 1;
-        let side = if side == 0 { Side::Client } else { Side::Backend };
         if res >= 0 {
-            c.session.handle_sent(side, res as usize, now);
+            c.r.session.handle_sent(side, res as usize, now);
             if side == Side::Client {
-                let pool = c.pool.clone();
+                let pool = c.r.pool.clone();
                 self.core.count_bytes(&pool, 0, res as usize);
             }
         } else {
-            c.session.handle_sent(side, 0, now);
+            c.r.session.handle_sent(side, 0, now);
             if res != -libc::ECANCELED {
-                c.session.handle_error(side, -res);
+                c.r.session.handle_error(side, -res);
             }
         }
         self.pump(slot, now);
@@ -183,7 +140,7 @@ impl UringDriver {
             return self.maybe_finish(slot);
         }
         let mut close_fds = None;
-        while let Some(intent) = c.session.poll_intent() {
+        while let Some(intent) = c.r.session.poll_intent() {
             match intent {
                 Intent::ShutdownWrite(side) => sys::shutdown_write(c.fds[side as usize]),
                 Intent::Close(reason) => {
@@ -199,7 +156,7 @@ impl UringDriver {
             for fd in fds.into_iter().filter(|&fd| fd >= 0) {
                 let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
                     .build()
-                    .user_data(ud(0, 0, OP_CANCEL, 0));
+                    .user_data(Tag::Cancel.bare());
                 self.push(e);
             }
             self.remove_timer(slot);
@@ -210,26 +167,26 @@ impl UringDriver {
         for side in [Side::Client, Side::Backend] {
             let s = side as usize;
             let fd = c.fds[s];
-            if let Some(buf) = c.session.poll_transmit(side) {
+            if let Some(buf) = c.r.session.poll_transmit(side) {
                 let e = opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
                     .flags(libc::MSG_NOSIGNAL)
                     .build()
-                    .user_data(ud(slot, gen, OP_SEND, s as u8));
+                    .user_data(Tag::Send(side).ud(slot, gen));
                 c.ops += 1;
                 sqes[s * 2] = Some(e);
             }
-            let wants = c.session.wants_read(side);
+            let wants = c.r.session.wants_read(side);
             if wants && !c.recv_armed[s] {
                 c.recv_armed[s] = true;
                 c.ops += 1;
                 let e = opcode::RecvMulti::new(types::Fd(fd), self.bufs.bgid)
                     .build()
-                    .user_data(ud(slot, gen, OP_RECV, s as u8));
+                    .user_data(Tag::Recv(side).ud(slot, gen));
                 sqes[s * 2 + 1] = Some(e);
             } else if !wants && c.recv_armed[s] && !c.cancel_sent[s] {
                 c.cancel_sent[s] = true;
-                let target = ud(slot, gen, OP_RECV, s as u8);
-                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(ud(0, 0, OP_CANCEL, 0)));
+                let target = Tag::Recv(side).ud(slot, gen);
+                sqes[s * 2 + 1] = Some(opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare()));
             }
         }
         for e in sqes.into_iter().flatten() {
@@ -254,9 +211,28 @@ impl UringDriver {
                 sys::close(fd);
             }
         }
-        if c.backend_counted {
-            self.core.backend_closed(&c.pool, c.backend);
+        if c.r.backend_counted {
+            self.core.backend_closed(&c.r.pool, c.r.backend);
         }
-        self.core.client_closed(&c.pool, reason);
+        self.core.client_closed(&c.r.pool, reason);
+    }
+}
+
+impl RelayIo for UringDriver {
+    type Rec = super::conn::Conn;
+
+    #[inline]
+    fn relay_parts(&mut self) -> (&mut crate::worker::slab::Slab<Self::Rec>, &mut crate::worker::core::WorkerCore) {
+        (&mut self.conns, &mut self.core)
+    }
+
+    #[inline]
+    fn io_connect(&mut self, slot: u32) {
+        self.connect(slot);
+    }
+
+    #[inline]
+    fn io_pump(&mut self, slot: u32, now: Instant) {
+        self.pump(slot, now);
     }
 }

@@ -1,7 +1,8 @@
 //! Deadlines in the io_uring driver: one timeout op per connection for the
 //! session's idle / retire / deferred-route deadline, and one for the
-//! worker's drain deadline. Connects carry their own linked timeout
-//! (`relay::connect`).
+//! worker's drain deadline, and the one deadline timer of the multiplexed
+//! sessions (`mux_arm_timer`, `mux_tick`). Connects carry their own linked
+//! timeout (`relay::connect`).
 //!
 //! Owner: the worker's `UringDriver` (a third `impl` block of it).
 //! Why not a linked timeout for idle too: a linked timeout bounds the op it
@@ -21,7 +22,9 @@ use std::time::Instant;
 
 use io_uring::{opcode, types};
 
-use super::{ud, UringDriver, OP_CANCEL, OP_DRAIN, OP_TIMER};
+use super::tag::Tag;
+use super::UringDriver;
+use crate::worker::mux_drive::MuxIo;
 
 impl UringDriver {
     /// Makes the connection's timer match its session's next deadline:
@@ -30,8 +33,8 @@ impl UringDriver {
     pub(super) fn sync_timer(&mut self, slot: u32, now: Instant) {
         let Some(c) = self.conns.get_mut(slot) else { return };
         // An in-flight connect is bounded by its linked timeout.
-        let connect_in_flight = !c.session.is_open() && c.fds[1] >= 0;
-        let Some(due) = c.session.next_deadline(connect_in_flight) else { return };
+        let connect_in_flight = !c.r.session.is_open() && c.fds[1] >= 0;
+        let Some(due) = c.r.session.next_deadline(connect_in_flight) else { return };
         let gen = c.gen;
         match c.timer_at {
             // Fires no later than needed; re-armed lazily when it does.
@@ -39,8 +42,7 @@ impl UringDriver {
             Some(_) if c.timer_removing => {}
             Some(_) => {
                 c.timer_removing = true;
-                let e =
-                    opcode::TimeoutRemove::new(ud(slot, gen, OP_TIMER, 0)).build().user_data(ud(0, 0, OP_CANCEL, 0));
+                let e = opcode::TimeoutRemove::new(Tag::Timer.ud(slot, gen)).build().user_data(Tag::Cancel.bare());
                 self.push(e);
             }
             None => {
@@ -50,7 +52,7 @@ impl UringDriver {
                 let ts = &*c.timer_ts as *const types::Timespec;
                 c.timer_at = Some(due);
                 c.ops += 1;
-                self.push(opcode::Timeout::new(ts).build().user_data(ud(slot, gen, OP_TIMER, 0)));
+                self.push(opcode::Timeout::new(ts).build().user_data(Tag::Timer.ud(slot, gen)));
             }
         }
     }
@@ -66,7 +68,7 @@ impl UringDriver {
         if c.closing.is_some() {
             return self.maybe_finish(slot);
         }
-        c.session.handle_tick(now);
+        c.r.session.handle_tick(now);
         self.pump(slot, now);
     }
 
@@ -76,7 +78,7 @@ impl UringDriver {
         let Some(c) = self.conns.get_mut(slot) else { return };
         if c.timer_at.is_some() && !c.timer_removing {
             c.timer_removing = true;
-            let e = opcode::TimeoutRemove::new(ud(slot, c.gen, OP_TIMER, 0)).build().user_data(ud(0, 0, OP_CANCEL, 0));
+            let e = opcode::TimeoutRemove::new(Tag::Timer.ud(slot, c.gen)).build().user_data(Tag::Cancel.bare());
             self.push(e);
         }
     }
@@ -90,7 +92,37 @@ impl UringDriver {
         }
         self.drain_armed = true;
         *self.drain_ts = types::Timespec::from(deadline.saturating_duration_since(now));
-        let e = opcode::Timeout::new(&*self.drain_ts).build().user_data(ud(0, 0, OP_DRAIN, 0));
+        let e = opcode::Timeout::new(&*self.drain_ts).build().user_data(Tag::Drain.bare());
         self.push(e);
+    }
+
+    /// Arms a one-shot timeout for the earliest session deadline, unless one
+    /// at least as early is armed already.
+    pub(super) fn mux_arm_timer(&mut self, now: Instant) {
+        let Some(d) = self.mux.next_deadline() else { return };
+        if self.mux_timer.is_some_and(|(t, _)| t <= d) {
+            return;
+        }
+        let seq = self.mux_timer.map_or(0, |(_, s)| s.wrapping_add(1));
+        self.mux_timer = Some((d, seq));
+        let wait = d.saturating_duration_since(now);
+        *self.mux_ts = types::Timespec::from(wait);
+        let sqe = opcode::Timeout::new(&*self.mux_ts).build().user_data(Tag::MuxTimer.ud(seq, 0));
+        self.push(sqe);
+    }
+
+    /// The deadline timer (`seq`) or the periodic tick fired: check every
+    /// session's deadlines.
+    pub(super) fn mux_tick(&mut self, seq: Option<u32>, now: Instant) {
+        if let (Some(seq), Some((_, armed))) = (seq, self.mux_timer) {
+            if seq == armed {
+                self.mux_timer = None;
+            }
+        }
+        self.mux_tick_sessions(seq.is_none(), now);
+        if seq.is_none() {
+            self.mux_free_send_copies();
+        }
+        self.mux_flush(now);
     }
 }

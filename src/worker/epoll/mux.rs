@@ -2,7 +2,8 @@
 //! redis_cluster): the same `PoolSession`s and `MuxPools` as the io_uring driver, on mio.
 //!
 //! Owner: the epoll worker (a child module of `epoll`, so it sees the
-//! driver's private fields). How it drives a session:
+//! driver's private fields), and its `MuxIo` implementation (the shared
+//! half is `worker/mux_drive.rs`). How it drives a session:
 //! - events only set a socket's readable/writable flags and list it;
 //!   `mux_pump` then reads each listed socket (into the worker's one
 //!   scratch buffer: clients own no receive buffer) and `mux_flush` applies
@@ -12,10 +13,12 @@
 //!   needs no owned copy); a short read ends a socket's read loop unless
 //!   the peer hung up (edge-triggered: new data raises a new event).
 //!
-//! Invariant: a freed socket slot is reused only after the current event
-//! batch, so a stale event of this batch never reaches a new socket.
+//! Invariant: a socket is registered under its slab key (slot and
+//! generation, see `token`), so a stale event for a closed socket never
+//! reaches the socket that took its slot.
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
 use std::time::Instant;
 
@@ -24,12 +27,15 @@ use mio::Interest;
 
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
-use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
-use crate::worker::mux_pools::{MKind, NO_SOCK};
+use crate::session::mux::{BackendId, ClientClose};
+use crate::worker::mux_drive::{MuxIo, MuxParts};
+use crate::worker::mux_pools::MKind;
+use crate::worker::slab::Generational;
 use crate::worker::sys;
 
 /// One socket of a multiplexed pool.
 pub(super) struct ESock {
+    gen: u16,
     entry: u32,
     kind: MKind,
     stream: TcpStream,
@@ -44,60 +50,20 @@ pub(super) struct ESock {
     stat_id: usize,
 }
 
-/// The worker's mux sockets: a slab whose freed slots wait a batch.
-#[derive(Default)]
-pub(super) struct ESocks {
-    slots: Vec<Option<ESock>>,
-    free: Vec<u32>,
-    /// Freed during this batch; reusable from the next one.
-    freed: Vec<u32>,
-}
-
-impl ESocks {
-    fn insert(&mut self, s: ESock) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(s);
-                i
-            }
-            None => {
-                self.slots.push(Some(s));
-                (self.slots.len() - 1) as u32
-            }
-        }
+impl Generational for ESock {
+    fn gen(&self) -> u16 {
+        self.gen
     }
-
-    fn get_mut(&mut self, slot: u32) -> Option<&mut ESock> {
-        self.slots.get_mut(slot as usize).and_then(|s| s.as_mut())
-    }
-
-    fn remove(&mut self, slot: u32) -> Option<ESock> {
-        let s = self.slots.get_mut(slot as usize)?.take()?;
-        self.freed.push(slot);
-        Some(s)
-    }
-
-    /// Makes slots freed during the last batch reusable.
-    pub(super) fn end_batch(&mut self) {
-        self.free.append(&mut self.freed);
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+    fn set_gen(&mut self, gen: u16) {
+        self.gen = gen;
     }
 }
 
 impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket) {
-        if let Err(reason) = self.core.admit_mux(pool) {
-            tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
-            return;
-        }
-        let Some(idx) = self.mux.live_entry(&pool.cfg.name) else {
-            self.core.mux_client_closed(pool, ClientClose::Shutdown);
-            return;
-        };
+        // A rejected client's socket drops, and closes, here.
+        let Some(idx) = self.mux_admit(pool) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         // A unix socket client rides in a TcpStream too: the driver only
@@ -106,13 +72,14 @@ impl EpollDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
         let id = e.session.add_client(local);
-        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+        let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if self.poll.registry().register(&mut stream, token(slot as usize, KIND_MUX), interest).is_err() {
+        if self.poll.registry().register(&mut stream, token(slot, gen, KIND_MUX), interest).is_err() {
             e.session.close_client(id, ClientClose::Error(libc::EIO));
             return;
         }
         let s = ESock {
+            gen,
             entry: idx as u32,
             kind: MKind::Client(id),
             stream,
@@ -128,23 +95,26 @@ impl EpollDriver {
         if let Some(old) = e.set_client_sock(id, slot) {
             self.mux_close_sock(old);
         }
-        self.mux_ready.push(slot);
+        self.mux_ready.push((slot, gen));
     }
 
     /// A readiness event on socket `slot`.
-    pub(super) fn mux_event(&mut self, slot: usize, ev: &mio::event::Event) {
-        let Some(s) = self.msocks.get_mut(slot as u32) else { return };
+    pub(super) fn mux_event(&mut self, slot: u32, gen: u16, ev: &mio::event::Event) {
+        let Some(s) = self.msocks.get_gen(slot, gen) else { return };
         s.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
         s.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
         s.hup |= ev.is_read_closed() || ev.is_error();
-        self.mux_ready.push(slot as u32);
+        self.mux_ready.push((slot, gen));
     }
 
     /// Reads every socket that had an event, then flushes.
     pub(super) fn mux_pump(&mut self, now: Instant) {
         let ready = std::mem::take(&mut self.mux_ready);
-        for &slot in &ready {
-            self.mux_service(slot, now);
+        for &(slot, gen) in &ready {
+            // A socket closed earlier in the batch may have lent its slot.
+            if self.msocks.get_gen(slot, gen).is_some() {
+                self.mux_service(slot, now);
+            }
         }
         self.mux_ready = ready;
         self.mux_ready.clear();
@@ -170,12 +140,7 @@ impl EpollDriver {
                     }
                     Some(Err(errno)) => {
                         let (entry, sid) = (s.entry as usize, s.stat_id);
-                        self.core.mux_connect_failed(sid);
-                        self.mux_drop_backend(entry, b);
-                        if let Some(e) = self.mux.get_mut(entry) {
-                            e.session.handle_backend_connect_failed(b, errno, now);
-                        }
-                        return;
+                        return self.mux_connect_failed(entry, b, sid, errno, now);
                     }
                 }
             }
@@ -207,10 +172,7 @@ impl EpollDriver {
                     match kind {
                         MKind::Client(id) => e.session.handle_client_eof(id),
                         MKind::Backend(b) => {
-                            self.mux_drop_backend(entry, b);
-                            if let Some(e) = self.mux.get_mut(entry) {
-                                e.session.handle_backend_closed(b, None, now);
-                            }
+                            self.mux_backend_lost(entry, b, None, now);
                         }
                     }
                     return;
@@ -240,10 +202,7 @@ impl EpollDriver {
                     match kind {
                         MKind::Client(id) => e.session.handle_client_error(id, errno),
                         MKind::Backend(b) => {
-                            self.mux_drop_backend(entry, b);
-                            if let Some(e) = self.mux.get_mut(entry) {
-                                e.session.handle_backend_closed(b, Some(errno), now);
-                            }
+                            self.mux_backend_lost(entry, b, Some(errno), now);
                         }
                     }
                     return;
@@ -288,22 +247,12 @@ impl EpollDriver {
                     match kind {
                         MKind::Client(id) => e.session.handle_client_error(id, errno),
                         MKind::Backend(b) => {
-                            self.mux_drop_backend(entry, b);
-                            if let Some(e) = self.mux.get_mut(entry) {
-                                e.session.handle_backend_closed(b, Some(errno), now);
-                            }
+                            self.mux_backend_lost(entry, b, Some(errno), now);
                         }
                     }
                     return;
                 }
             }
-        }
-    }
-
-    /// Forgets backend `b`'s socket and closes it.
-    fn mux_drop_backend(&mut self, entry: usize, b: BackendId) {
-        if let Some(slot) = self.mux.get_mut(entry).and_then(|e| e.backends.remove(&b)) {
-            self.mux_close_sock(slot);
         }
     }
 
@@ -315,14 +264,10 @@ impl EpollDriver {
         }
     }
 
-    fn mux_connect(&mut self, idx: usize, b: BackendId, now: Instant) {
-        self.mux_drop_backend(idx, b);
-        let Some(e) = self.mux.get_mut(idx) else { return };
-        let sid = e.session.server_stat_id(b.server).unwrap_or(usize::MAX);
-        let Some(addr) = e.session.backend_addr(b) else {
-            return e.session.handle_backend_connect_failed(b, libc::EHOSTUNREACH, now);
-        };
-        let slot = self.msocks.free.last().copied().unwrap_or(self.msocks.slots.len() as u32);
+    /// Opens a non-blocking socket to `addr` for backend `b` of entry
+    /// `idx` and starts its connect; completion arrives as an event.
+    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
+        let (slot, gen) = self.msocks.next_key();
         let registry = self.poll.registry();
         let res = sys::tcp_socket(&addr, false).and_then(|fd| {
             // SAFETY: `fd` is a fresh socket we own.
@@ -332,149 +277,80 @@ impl EpollDriver {
                 Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
                 Err(err) => return Err(err),
             }
-            registry.register(&mut stream, token(slot as usize, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
+            registry.register(&mut stream, token(slot, gen, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
             Ok(stream)
         });
-        match res {
-            Ok(stream) => {
-                let s = ESock {
-                    entry: idx as u32,
-                    kind: MKind::Backend(b),
-                    stream,
-                    readable: false,
-                    writable: false,
-                    hup: false,
-                    connected: false,
-                    paused: false,
-                    stat_id: sid,
-                };
-                let got = self.msocks.insert(s);
-                debug_assert_eq!(got, slot);
-                e.backends.insert(b, slot);
-            }
-            Err(err) => {
-                self.core.mux_connect_failed(sid);
-                e.session.handle_backend_connect_failed(b, err.raw_os_error().unwrap_or(libc::EIO), now);
-            }
+        let stream = res.map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
+        let s = ESock {
+            gen,
+            entry: idx as u32,
+            kind: MKind::Backend(b),
+            stream,
+            readable: false,
+            writable: false,
+            hup: false,
+            connected: false,
+            paused: false,
+            stat_id: sid,
+        };
+        let got = self.msocks.insert(s);
+        debug_assert_eq!(got, slot);
+        if let Some(e) = self.mux.get_mut(idx) {
+            e.backends.insert(b, slot);
         }
+        Ok(())
     }
 
     /// Applies every session's intents and writes what it queued, until
     /// nothing changes.
     pub(super) fn mux_flush(&mut self, now: Instant) {
         self.mux.enforce_buffer_cap(&self.core);
-        for idx in 0..self.mux.len() {
-            self.mux_flush_entry(idx, now);
-        }
+        self.mux_flush_entries(now);
         self.mux.reap();
-    }
-
-    fn mux_flush_entry(&mut self, idx: usize, now: Instant) {
-        for _ in 0..64 {
-            let mut progress = false;
-            while let Some(intent) = self.mux.get_mut(idx).and_then(|e| e.session.poll_intent()) {
-                progress = true;
-                self.mux_intent(idx, intent, now);
-            }
-            let Some(e) = self.mux.get_mut(idx) else { return };
-            let (mut sends, mut resumes) = (std::mem::take(&mut self.mux_sends), std::mem::take(&mut self.mux_resumes));
-            while let Some(b) = e.session.poll_dirty_backend() {
-                sends.extend(e.backends.get(&b).copied());
-            }
-            while let Some(c) = e.session.poll_dirty_client() {
-                sends.push(e.client_sock(c));
-            }
-            let mut i = 0;
-            while i < e.paused.len() {
-                let id = e.paused[i];
-                let sock = e.client_sock(id);
-                if sock == NO_SOCK || e.session.wants_client_read(id) {
-                    e.paused.swap_remove(i);
-                    if sock != NO_SOCK {
-                        resumes.push(sock);
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            progress |= !sends.is_empty() || !resumes.is_empty();
-            for &slot in sends.iter().filter(|&&s| s != NO_SOCK) {
-                self.mux_write(slot, now);
-            }
-            for &slot in &resumes {
-                if let Some(s) = self.msocks.get_mut(slot) {
-                    s.paused = false;
-                }
-                self.mux_read(slot, now);
-            }
-            sends.clear();
-            resumes.clear();
-            (self.mux_sends, self.mux_resumes) = (sends, resumes);
-            if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
-                e.report_recoveries(&self.core);
-            }
-            if !progress {
-                return;
-            }
-        }
-    }
-
-    fn mux_intent(&mut self, idx: usize, intent: MuxIntent, now: Instant) {
-        match intent {
-            MuxIntent::Connect(b) => self.mux_connect(idx, b, now),
-            MuxIntent::CloseBackend(b) => self.mux_drop_backend(idx, b),
-            MuxIntent::CloseClient(id, why) => {
-                let Some(e) = self.mux.get_mut(idx) else { return };
-                let slot = e.clear_client_sock(id);
-                let pool = e.pool.clone();
-                self.core.mux_client_closed(&pool, why);
-                if slot != NO_SOCK {
-                    self.mux_close_sock(slot);
-                }
-            }
-            MuxIntent::ServerFailed { server, errno } => {
-                if let Some(e) = self.mux.entries.get_mut(idx).and_then(|e| e.as_mut()) {
-                    e.report_failed(&self.core, server, errno);
-                }
-            }
-            MuxIntent::Report(report) => {
-                if let Some(e) = self.mux.entries.get(idx).and_then(|e| e.as_ref()) {
-                    e.report_cluster(&self.core, report);
-                }
-            }
-        }
     }
 
     /// Deadlines (and, on the periodic tick, stats export).
     pub(super) fn mux_tick(&mut self, periodic: bool, now: Instant) {
-        for e in self.mux.entries.iter_mut().flatten() {
-            e.session.handle_tick(now);
-        }
-        if periodic {
-            self.mux.export_stats(&self.core);
-        }
+        self.mux_tick_sessions(periodic, now);
         self.mux_flush(now);
     }
+}
 
-    /// Closes every client and backend socket of every session (drain over).
-    pub(super) fn mux_close_all(&mut self, now: Instant) {
-        for idx in 0..self.mux.len() {
-            let Some(e) = self.mux.get_mut(idx) else { continue };
-            let clients: Vec<ClientId> = e.client_socks().map(|(id, _)| id).collect();
-            for id in clients {
-                e.session.close_client(id, ClientClose::Shutdown);
-            }
-            self.mux_flush_entry(idx, now);
-            let Some(e) = self.mux.get_mut(idx) else { continue };
-            let backends: Vec<u32> = e.backends.drain().map(|(_, s)| s).collect();
-            for slot in backends {
-                self.mux_close_sock(slot);
-            }
+impl MuxIo for EpollDriver {
+    #[inline]
+    fn mux_parts(&mut self) -> MuxParts<'_> {
+        MuxParts {
+            pools: &mut self.mux,
+            core: &mut self.core,
+            sends: &mut self.mux_sends,
+            resumes: &mut self.mux_resumes,
         }
-        // The drain is over: drop the sessions so none opens another
-        // connection (see the io_uring driver), and close what is left.
-        self.mux.entries.clear();
-        for slot in 0..self.msocks.slots.len() as u32 {
+    }
+
+    #[inline]
+    fn io_send(&mut self, slot: u32, now: Instant) {
+        self.mux_write(slot, now);
+    }
+
+    #[inline]
+    fn io_resume_read(&mut self, slot: u32, now: Instant) {
+        if let Some(s) = self.msocks.get_mut(slot) {
+            s.paused = false;
+        }
+        self.mux_read(slot, now);
+    }
+
+    #[inline]
+    fn io_close(&mut self, slot: u32) {
+        self.mux_close_sock(slot);
+    }
+
+    fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
+        self.start_connect(idx, b, addr, sid)
+    }
+
+    fn io_close_remaining(&mut self) {
+        for slot in 0..self.msocks.capacity() {
             self.mux_close_sock(slot);
         }
     }

@@ -11,25 +11,25 @@
 //! epoll has no per-op timeout, so the worker's tick calls
 //! `expire_connects` (connect deadlines are accurate to that tick).
 
-use std::io;
 use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::{token, EpollDriver, KIND_BACKEND, MAX_CONNECT_ATTEMPTS};
+use super::{token, EpollDriver, KIND_BACKEND};
+use crate::worker::relay::RelayIo;
 use crate::worker::sys;
 
 impl EpollDriver {
     /// Opens a non-blocking socket to the conn's current backend and
     /// starts the connect; completion arrives as a backend event.
-    pub(super) fn connect(&mut self, slot: usize) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    pub(super) fn connect(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        c.attempts += 1;
-        let addr = c.pool.backends[c.backend as usize].spec.addr;
+        c.r.attempts += 1;
+        let addr = c.r.pool.backends[c.r.backend as usize].spec.addr;
         let res = sys::tcp_socket(&addr, false).and_then(|fd| {
             // SAFETY: `fd` is a fresh socket we own.
             let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
@@ -41,21 +41,21 @@ impl EpollDriver {
             }
             self.poll.registry().register(
                 &mut s,
-                token(slot, KIND_BACKEND),
+                token(slot, c.gen, KIND_BACKEND),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             Ok(s)
         });
         match res {
             Ok(s) => c.socks[1] = Some(s),
-            Err(e) => c.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
+            Err(e) => c.r.session.handle_connect_failed(e.raw_os_error().unwrap_or(libc::EIO), false),
         }
     }
 
     /// A backend event before the session is open: the connect finished,
     /// one way or the other.
-    pub(super) fn on_connect_event(&mut self, slot: usize, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    pub(super) fn on_connect_event(&mut self, slot: u32, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         let Some(s) = c.socks[1].as_ref() else { return };
@@ -70,9 +70,9 @@ impl EpollDriver {
         };
         match err {
             None => {
-                c.session.handle_connected(now);
-                c.backend_counted = true;
-                let (pool, b) = (c.pool.clone(), c.backend);
+                c.r.session.handle_connected(now);
+                c.r.backend_counted = true;
+                let (pool, b) = (c.r.pool.clone(), c.r.backend);
                 self.core.backend_opened(&pool, b);
             }
             Some(errno) => self.connect_failed(slot, errno, now),
@@ -82,9 +82,9 @@ impl EpollDriver {
     /// On the tick: connects still pending past `connect_timeout` fail with
     /// ETIMEDOUT, so they retry elsewhere like a refused one.
     pub(super) fn expire_connects(&mut self, now: Instant) {
-        for slot in 0..self.conns.len() {
+        for slot in 0..self.conns.capacity() {
             let expired =
-                self.conns[slot].as_ref().is_some_and(|c| c.socks[1].is_some() && c.session.connect_expired(now));
+                self.conns.get(slot).is_some_and(|c| c.socks[1].is_some() && c.r.session.connect_expired(now));
             if expired {
                 self.connect_failed(slot, libc::ETIMEDOUT, now);
                 self.drive(slot, now);
@@ -95,8 +95,8 @@ impl EpollDriver {
     /// Drops the failed attempt's socket, reports the backend, and retries
     /// on another healthy one while attempts are left (else the session
     /// closes with the error).
-    fn connect_failed(&mut self, slot: usize, errno: i32, now: Instant) {
-        let Some(c) = self.conns[slot].as_mut() else {
+    fn connect_failed(&mut self, slot: u32, errno: i32, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         if let Some(mut s) = c.socks[1].take() {
@@ -104,25 +104,6 @@ impl EpollDriver {
         }
         c.readable[1] = false;
         c.writable[1] = false;
-        let (pool, failed, attempts) = (c.pool.clone(), c.backend, c.attempts);
-        let key = std::mem::take(&mut c.key);
-        let next = self.core.repick(&pool, &key, failed).filter(|_| attempts < MAX_CONNECT_ATTEMPTS);
-        let Some(c) = self.conns[slot].as_mut() else {
-            return;
-        };
-        c.key = key;
-        c.session.handle_connect_failed(errno, next.is_some());
-        match next {
-            Some(b) => {
-                tracing::debug!(pool = %pool.cfg.name, errno, "connect failed, retrying on another backend");
-                c.backend = b;
-                c.session.handle_reconnect(now);
-                self.connect(slot);
-            }
-            None => {
-                tracing::warn!(pool = %pool.cfg.name, backend = %pool.backends[failed as usize].spec.name,
-                    err = %io::Error::from_raw_os_error(errno), "backend connect failed")
-            }
-        }
+        self.relay_connect_failed(slot, errno, now);
     }
 }
