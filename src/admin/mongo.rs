@@ -15,7 +15,7 @@ use crate::control::Shared;
 use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
 use crate::route::{PoolSnapshot, Snapshot};
 use crate::stats::WorkerStats;
-use crate::stats_mongo::{bucket_upper_seconds, LAT_BUCKETS, N_COMMANDS, N_OPCODES};
+use crate::stats::mongo::{bucket_upper_seconds, LAT_BUCKETS, N_COMMANDS, N_OPCODES};
 
 /// One command's latency summed over workers.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,7 @@
 //! nutcracker's pool and server counters of redis/memcache pools, summed
 //! over workers: read by the stats port (`nutstats`) and `/metrics`.
 //!
-//! Owns nothing: loads the workers' single-writer `stats_mux` blocks on
+//! Owns nothing: loads the workers' single-writer `stats::mux` blocks on
 //! each scrape. Invariant: `/metrics` gets these families only when some
 //! pool is a redis/memcache pool, so other deployments see exactly the
 //! families they saw before; every value has the same meaning in both

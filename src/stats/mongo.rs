@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::stats::{Counter, MAX_BACKENDS, MAX_POOLS};
+use super::{Counter, MAX_BACKENDS, MAX_POOLS};
 use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
 
 pub const LAT_BUCKETS: usize = 27;

@@ -9,7 +9,7 @@
 //! Counters only grow; the queue fields are gauges the worker overwrites
 //! with the current values of all its sessions for that server.
 
-use super::stats::{Counter, MAX_BACKENDS, MAX_POOLS};
+use super::{Counter, MAX_BACKENDS, MAX_POOLS};
 
 /// One twemproxy pool on one worker (nutcracker's pool stats).
 #[derive(Debug, Default)]
