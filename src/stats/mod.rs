@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod mongo;
 pub mod mux;
+pub mod table;
 
 /// Most distinct pools a process can see over its lifetime (reloads included).
 pub const MAX_POOLS: usize = 64;
