@@ -40,7 +40,7 @@ use super::twem::{PoolTwem, ServerTwem};
 use crate::compat::describe::{POOL_STATS, SERVER_STATS};
 use crate::control::Shared;
 use crate::stats::mux::{POOL_ROWS, SERVER_ROWS};
-use crate::stats::table::nut_row;
+use crate::stats::table::json_row;
 
 /// One pool's stats; `pool` values follow `POOL_STATS` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn collect(shared: &Shared) -> NutStats {
                 let values = SERVER_STATS.map(|(field, _)| match field {
                     "server_connections" => bt.connections,
                     "server_ejected_at" => at(&shared.health.ejected_at_us),
-                    _ => nut_row(SERVER_ROWS, field).map_or(0, |r| (r.get)(&t)),
+                    _ => json_row(SERVER_ROWS, field).map_or(0, |r| (r.get)(&t)),
                 });
                 NutServer { name: b.spec.name.clone(), values }
             })
@@ -137,7 +137,7 @@ pub fn collect(shared: &Shared) -> NutStats {
         let pool = POOL_STATS.map(|(field, _)| match field {
             "client_connections" => pt.client_connections,
             "server_ejects" => ejects,
-            _ => nut_row(POOL_ROWS, field).map_or(0, |r| (r.get)(&t)),
+            _ => json_row(POOL_ROWS, field).map_or(0, |r| (r.get)(&t)),
         });
         pools.push(NutPool { name: p.cfg.name.clone(), pool, servers });
     }
@@ -276,15 +276,15 @@ mod tests {
         let own_pool = ["client_connections", "server_ejects"];
         let own_server = ["server_connections", "server_ejected_at"];
         for (f, _) in POOL_STATS {
-            assert!(own_pool.contains(&f) ^ nut_row(POOL_ROWS, f).is_some(), "pool field {f}");
+            assert!(own_pool.contains(&f) ^ json_row(POOL_ROWS, f).is_some(), "pool field {f}");
         }
         for (f, _) in SERVER_STATS {
-            assert!(own_server.contains(&f) ^ nut_row(SERVER_ROWS, f).is_some(), "server field {f}");
+            assert!(own_server.contains(&f) ^ json_row(SERVER_ROWS, f).is_some(), "server field {f}");
         }
-        for r in POOL_ROWS.iter().filter_map(|r| r.nut) {
+        for r in POOL_ROWS.iter().filter_map(|r| r.json) {
             assert!(POOL_STATS.iter().any(|(f, _)| *f == r), "{r} is no nutcracker pool field");
         }
-        for r in SERVER_ROWS.iter().filter_map(|r| r.nut) {
+        for r in SERVER_ROWS.iter().filter_map(|r| r.json) {
             assert!(SERVER_STATS.iter().any(|(f, _)| *f == r), "{r} is no nutcracker server field");
         }
     }

@@ -26,22 +26,22 @@ counter_table! {
     session none;
     gauges none;
     counters {
-        client_eof: "client_eof_total", "Client connections closed by the client (EOF).", nut Some("client_eof");
+        client_eof: "client_eof_total", "Client connections closed by the client (EOF).", json Some("client_eof");
         client_err: "client_err_total", "Client connections closed on an error (I/O, protocol, unsupported).",
-            nut Some("client_err");
+            json Some("client_err");
         forward_error: "forward_error_total", "Requests answered with an error because forwarding failed.",
-            nut Some("forward_error");
-        fragments: "fragments_total", "Sub-requests created by splitting multi-key requests.", nut Some("fragments");
+            json Some("forward_error");
+        fragments: "fragments_total", "Sub-requests created by splitting multi-key requests.", json Some("fragments");
         /// Clients closed because their buffered replies passed
         /// `client_output_limit` (not a nutcracker stat).
         slow_closed: "slow_clients_closed_total",
-            "Clients closed past client_output_limit (hard, or soft for soft_seconds).", nut None;
+            "Clients closed past client_output_limit (hard, or soft for soft_seconds).", json None;
     }
     gauges {}
     extra {
         /// Client requests decoded (INFO's `total_commands_processed`; the
         /// worker overwrites it with its sessions' count on its stats tick).
-        commands;
+        commands: Counter;
     }
 }
 
@@ -55,26 +55,26 @@ counter_table! {
     session ServerCounters;
     gauges QueueGauges;
     counters {
-        server_eof: "server_eof_total", "Server connections closed by the server (EOF).", nut Some("server_eof");
-        server_err: "server_err_total", "Server connections closed on an error.", nut Some("server_err");
+        server_eof: "server_eof_total", "Server connections closed by the server (EOF).", json Some("server_eof");
+        server_err: "server_err_total", "Server connections closed on an error.", json Some("server_err");
         server_timedout: "server_timedout_total", "Server connections closed by the request timeout.",
-            nut Some("server_timedout");
-        requests: "server_requests_total", "Requests forwarded to the server.", nut Some("requests");
+            json Some("server_timedout");
+        requests: "server_requests_total", "Requests forwarded to the server.", json Some("requests");
         request_bytes: "server_request_bytes_total", "Request bytes forwarded to the server.",
-            nut Some("request_bytes");
-        responses: "server_responses_total", "Responses read from the server.", nut Some("responses");
+            json Some("request_bytes");
+        responses: "server_responses_total", "Responses read from the server.", json Some("responses");
         response_bytes: "server_response_bytes_total", "Response bytes read from the server.",
-            nut Some("response_bytes");
+            json Some("response_bytes");
     }
     gauges {
         /// Requests queued in Puerta, not yet written to the server.
-        in_queue: "server_in_queue", "Requests queued for the server, not yet written.", nut Some("in_queue");
+        in_queue: "server_in_queue", "Requests queued for the server, not yet written.", json Some("in_queue");
         in_queue_bytes: "server_in_queue_bytes", "Bytes of requests queued, not yet written.",
-            nut Some("in_queue_bytes");
+            json Some("in_queue_bytes");
         /// Requests written, their replies still owed.
-        out_queue: "server_out_queue", "Requests written to the server, reply owed.", nut Some("out_queue");
+        out_queue: "server_out_queue", "Requests written to the server, reply owed.", json Some("out_queue");
         out_queue_bytes: "server_out_queue_bytes", "Bytes of requests written, reply owed.",
-            nut Some("out_queue_bytes");
+            json Some("out_queue_bytes");
     }
     extra {}
 }

@@ -12,10 +12,10 @@
 //! - the admin thread's sum over workers (plain `u64`s, wrapping);
 //! - a `&[Row]` table, in row order, naming each field's Prometheus family
 //!   (`puerta_` is prefixed by the renderer), `# TYPE`, `# HELP` and
-//!   nutcracker stats-port field.
+//!   JSON field (nutcracker's stats port, or `/stats`).
 //!
-//! Invariants: row order is output order (`/metrics` families, then the
-//! nutcracker fields by name); counters come before gauges; every field is
+//! Invariants: row order is output order (`/metrics` families; JSON fields
+//! are looked up by name); counters come before gauges; every field is
 //! read through the generated code, so a row cannot be declared and
 //! forgotten by one output.
 
@@ -27,21 +27,22 @@ pub struct Row<T> {
     /// `# TYPE`: `"counter"` or `"gauge"`.
     pub kind: &'static str,
     pub help: &'static str,
-    /// The nutcracker stats-port field it fills, if any.
-    pub nut: Option<&'static str>,
+    /// The field it fills in the family's JSON document, if any:
+    /// nutcracker's stats port for twemproxy families, `/stats` for mongos.
+    pub json: Option<&'static str>,
     /// Reads the field from the admin sum.
     pub get: fn(&T) -> u64,
 }
 
 impl<T> std::fmt::Debug for Row<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Row").field("prom", &self.prom).field("kind", &self.kind).field("nut", &self.nut).finish()
+        f.debug_struct("Row").field("prom", &self.prom).field("kind", &self.kind).field("json", &self.json).finish()
     }
 }
 
-/// Looks up the row that fills nutcracker field `nut`.
-pub fn nut_row<'a, T>(rows: &'a [Row<T>], nut: &str) -> Option<&'a Row<T>> {
-    rows.iter().find(|r| r.nut == Some(nut))
+/// Looks up the row that fills JSON field `field`.
+pub fn json_row<'a, T>(rows: &'a [Row<T>], field: &str) -> Option<&'a Row<T>> {
+    rows.iter().find(|r| r.json == Some(field))
 }
 
 /// See the module docs. Syntax:
@@ -51,10 +52,10 @@ pub fn nut_row<'a, T>(rows: &'a [Row<T>], nut: &str) -> Option<&'a Row<T>> {
 ///     mirror MirrorStruct; sum SumStruct; rows ROWS_CONST;
 ///     session SessionStruct | none; gauges GaugeStruct | none;
 ///     counters { /// doc
-///                field: "prom_total", "Help.", nut Some("field"); ... }
-///     gauges { field: "prom", "Help.", nut None; ... }
-///     extra { /// doc (mirror-only counters the tables do not publish)
-///             field; ... }
+///                field: "prom_total", "Help.", json Some("field"); ... }
+///     gauges { field: "prom", "Help.", json None; ... }
+///     extra { /// doc (mirror-only fields the tables do not publish)
+///             field: Type; ... }
 /// }
 /// ```
 macro_rules! counter_table {
@@ -64,16 +65,16 @@ macro_rules! counter_table {
         rows $rows:ident;
         session $session:ident;
         gauges $gauges:ident;
-        counters { $( $(#[$cm:meta])* $c:ident: $cprom:literal, $chelp:literal, nut $cnut:expr; )* }
-        gauges { $( $(#[$gm:meta])* $g:ident: $gprom:literal, $ghelp:literal, nut $gnut:expr; )* }
-        extra { $( $(#[$em:meta])* $e:ident; )* }
+        counters { $( $(#[$cm:meta])* $c:ident: $cprom:literal, $chelp:literal, json $cjson:expr; )* }
+        gauges { $( $(#[$gm:meta])* $g:ident: $gprom:literal, $ghelp:literal, json $gjson:expr; )* }
+        extra { $( $(#[$em:meta])* $e:ident: $ety:ty; )* }
     ) => {
         $(#[$mm])*
         #[derive(Debug, Default)]
         pub struct $mirror {
             $( $(#[$cm])* pub $c: $crate::stats::Counter, )*
             $( $(#[$gm])* pub $g: $crate::stats::Counter, )*
-            $( $(#[$em])* pub $e: $crate::stats::Counter, )*
+            $( $(#[$em])* pub $e: $ety, )*
         }
 
         $(#[$um])*
@@ -98,10 +99,10 @@ macro_rules! counter_table {
         /// Every published field of the family, in output order.
         pub const $rows: &[$crate::stats::table::Row<$sum>] = &[
             $( $crate::stats::table::Row {
-                prom: $cprom, kind: "counter", help: $chelp, nut: $cnut, get: |t: &$sum| t.$c,
+                prom: $cprom, kind: "counter", help: $chelp, json: $cjson, get: |t: &$sum| t.$c,
             }, )*
             $( $crate::stats::table::Row {
-                prom: $gprom, kind: "gauge", help: $ghelp, nut: $gnut, get: |t: &$sum| t.$g,
+                prom: $gprom, kind: "gauge", help: $ghelp, json: $gjson, get: |t: &$sum| t.$g,
             }, )*
         ];
 
