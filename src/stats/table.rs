@@ -8,7 +8,8 @@
 //! - the per-core mirror of [`Counter`](super::Counter)s the worker owns
 //!   (one writer, relaxed loads by admin, as everywhere in `stats`), with
 //!   `add_delta` (counters: what the session counted since the last export)
-//!   and `set_gauges` (gauges: overwritten with the current value);
+//!   and `set_gauges` (gauges: overwritten with the current value; the
+//!   gauge struct's `accumulate` merges several sessions' values first);
 //! - the admin thread's sum over workers (plain `u64`s, wrapping);
 //! - a `&[Row]` table, in row order, naming each field's Prometheus family
 //!   (`puerta_` is prefixed by the renderer), `# TYPE`, `# HELP` and
@@ -133,6 +134,14 @@ macro_rules! counter_table {
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct $gauges {
             $( $(#[$m])* pub $f: u64, )*
+        }
+
+        impl $gauges {
+            /// Adds `o`'s values (several sessions' gauges for one server).
+            #[inline]
+            pub fn accumulate(&mut self, o: &$gauges) {
+                $( self.$f = self.$f.wrapping_add(o.$f); )*
+            }
         }
 
         impl $mirror {
