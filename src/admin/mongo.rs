@@ -268,8 +268,7 @@ mod tests {
             "# TYPE puerta_mongo_boundary_closes_total counter",
             "# HELP puerta_mongo_backend_restarts_total Restarts seen by health checks (processId changed).",
         ];
-        let at = heads.iter().position(|l| *l == want[0]).unwrap_or_else(|| panic!("no mongo pool families\n{text}"));
-        assert_eq!(&heads[at..at + want.len()], want);
+        fixture::assert_in_order(&heads, &want);
         assert!(text.lines().any(|l| l == "puerta_mongo_boundary_closes_total{pool=\"m\"} 3"), "{text}");
         let v: serde_json::Value = serde_json::from_str(&super::super::json::render(&f.shared).unwrap()).unwrap();
         let keys: Vec<&str> = v["pools"][1]["mongo"].as_object().unwrap().keys().map(String::as_str).collect();

@@ -154,8 +154,7 @@ mod tests {
         let f = twem_fixture();
         let text = super::super::metrics::render(&f.shared);
         let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
-        let at = heads.iter().position(|l| *l == FAMILIES[0]).unwrap_or_else(|| panic!("no twem families in\n{text}"));
-        assert_eq!(&heads[at..at + FAMILIES.len()], FAMILIES);
+        fixture::assert_in_order(&heads, FAMILIES);
         let r1 = "pool=\"tw\",backend=\"r1\",addr=\"127.0.0.1:7001\"";
         let r2 = "pool=\"tw\",backend=\"r2\",addr=\"127.0.0.1:7002\"";
         for want in [
