@@ -28,7 +28,8 @@
 //!   publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
 //! - [`stats`]: single-writer counters read by admin (`stats::mux`: twemproxy
-//!   and cluster pools, `stats::mongo`: mongos pools).
+//!   and cluster pools, `stats::mongo`: mongos pools; `stats::table`:
+//!   `counter_table!`, which declares a counter family once).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
