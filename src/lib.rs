@@ -34,11 +34,16 @@
 //! - [`control`]: health checks, cluster topology refresh, reload, snapshot
 //!   publication.
 //! - [`admin`]: HTTP admin port (metrics, health, stats, reload).
-//! - [`stats`]: single-writer counters read by admin.
+//! - [`stats`]: single-writer counters read by admin (`stats::mux`: twemproxy
+//!   and cluster pools, `stats::mongo`: mongos pools; `stats::table`:
+//!   `counter_table!`, which declares a counter family once).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
 //!   sans-IO `protocol` codecs and `hash`, never `worker`/`session`/`control`.
+//!
+//! The binary (`main.rs`) adds `cli/`: Puerta's own command line, and
+//! nutcracker's (`cli::nutcracker` parses, `cli::nutcracker_run` acts).
 
 pub mod admin;
 pub mod bench;
@@ -53,6 +58,4 @@ pub mod route;
 pub mod session;
 pub mod shared;
 pub mod stats;
-pub mod stats_mongo;
-pub mod stats_mux;
 pub mod worker;

@@ -2,7 +2,7 @@
 //!
 //! Two command lines reach the same server: Puerta's own (`puerta [run] -c
 //! FILE`, `puerta check`) and nutcracker's (`-c -t -d -p -o -v -s -a -i -m
-//! -V -D -h`, parsed in `cli_nutcracker` and run by `nutcracker_main`).
+//! -V -D -h`, parsed in `cli::nutcracker` and run by `cli::nutcracker_run`).
 //! Both end in `serve`. Order matters: the config is validated and every
 //! listener and the admin and stats ports are bound *before* any worker
 //! starts, so a bad file or a busy port exits non-zero with nothing
@@ -26,8 +26,6 @@ use puerta::route::SnapshotCell;
 use puerta::stats::{HealthStats, WorkerStats};
 
 mod cli;
-mod cli_nutcracker;
-mod nutcracker_main;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -57,8 +55,8 @@ static THP_OFF: extern "C" fn() = thp_off;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if cli_nutcracker::is_nutcracker(&argv) {
-        return nutcracker_main::run(argv);
+    if cli::nutcracker::is_nutcracker(&argv) {
+        return cli::nutcracker_run::run(argv);
     }
     let cli = <cli::Cli as clap::Parser>::parse_from(argv);
     match cli.command {

@@ -3,7 +3,7 @@
 //! the control thread's topology refresh counts, and the current slot
 //! map's shape from the snapshot.
 //!
-//! Owns nothing: loads the workers' single-writer `stats_mux` blocks and
+//! Owns nothing: loads the workers' single-writer `stats::mux` blocks and
 //! the control thread's `HealthStats` on each scrape. Invariant: emitted
 //! only when some pool has `mode = "redis_cluster"`, so other deployments
 //! see exactly the families they saw before.

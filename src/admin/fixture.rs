@@ -87,3 +87,12 @@ pub fn standard() -> Fixture {
     };
     Fixture { shared: Arc::new(shared), control: rx }
 }
+
+/// Asserts that `want` appears in `lines` in order (other lines may come
+/// between): pins existing metric families while letting new ones in.
+pub fn assert_in_order(lines: &[&str], want: &[&str]) {
+    let mut rest = lines.iter();
+    for w in want {
+        assert!(rest.any(|l| l == w), "{w:?} missing or out of order in\n{}", lines.join("\n"));
+    }
+}

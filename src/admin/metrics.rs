@@ -266,7 +266,23 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "sample {line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 21);
+        // Counted from the text itself, so a new family needs no edit here:
+        // each is announced by exactly one HELP, directly before its TYPE,
+        // and has samples.
+        let lines: Vec<&str> = text.lines().collect();
+        let helps = lines.iter().filter(|l| l.starts_with("# HELP ")).count();
+        assert_eq!(seen.len(), helps, "a HELP without a TYPE or the reverse");
+        for (i, l) in lines.iter().enumerate() {
+            if let Some(name) = l.strip_prefix("# TYPE ").and_then(|r| r.split(' ').next()) {
+                let help = i.checked_sub(1).and_then(|j| lines.get(j)).copied().unwrap_or_default();
+                assert!(help.starts_with(&format!("# HELP {name} ")), "TYPE {name} not directly after its HELP");
+            }
+        }
+        for name in &seen {
+            let has_sample = lines.iter().any(|l| !l.starts_with('#') && l.split(['{', ' ']).next() == Some(*name));
+            assert!(has_sample, "family {name} has no sample");
+        }
+        assert!(seen.len() >= 15, "only {} families:\n{text}", seen.len());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::control::Shared;
 use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
 use crate::route::{PoolSnapshot, Snapshot};
 use crate::stats::WorkerStats;
-use crate::stats_mongo::{bucket_upper_seconds, LAT_BUCKETS, N_COMMANDS, N_OPCODES};
+use crate::stats::mongo::{bucket_upper_seconds, MongoPoolTotals, LAT_BUCKETS, N_COMMANDS, N_OPCODES, POOL_ROWS};
 
 /// One command's latency summed over workers.
 #[derive(Debug, Clone, Copy)]
@@ -43,17 +43,14 @@ impl Latency {
 
 pub struct PoolMongo {
     pub latency: Vec<Latency>,
-    pub slow_ops: u64,
-    pub protocol_errors: u64,
-    pub retired: u64,
+    /// The `POOL_ROWS` counters.
+    pub counts: MongoPoolTotals,
 }
 
 pub fn pool_totals(workers: &[Arc<WorkerStats>], stat_id: usize) -> PoolMongo {
     let mut t = PoolMongo {
         latency: vec![Latency { buckets: [0; LAT_BUCKETS], count: 0, sum_us: 0 }; N_COMMANDS],
-        slow_ops: 0,
-        protocol_errors: 0,
-        retired: 0,
+        counts: MongoPoolTotals::total(workers.iter().filter_map(|w| w.mongo.pools.get(stat_id))),
     };
     for w in workers {
         let Some(p) = w.mongo.pools.get(stat_id) else { continue };
@@ -64,9 +61,6 @@ pub fn pool_totals(workers: &[Arc<WorkerStats>], stat_id: usize) -> PoolMongo {
             l.count = l.count.wrapping_add(h.count.get());
             l.sum_us = l.sum_us.wrapping_add(h.sum_us.get());
         }
-        t.slow_ops = t.slow_ops.wrapping_add(p.slow_ops.get());
-        t.protocol_errors = t.protocol_errors.wrapping_add(p.protocol_errors.get());
-        t.retired = t.retired.wrapping_add(p.retired.get());
     }
     t
 }
@@ -139,18 +133,10 @@ pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
             m.sample(&format!("{h}_count"), &labels, l.count);
         }
     }
-    type Field = fn(&PoolMongo) -> u64;
-    let per_pool: [(&str, &str, Field); 3] = [
-        ("mongo_slow_ops_total", "Operations slower than slow_op_threshold.", |t| t.slow_ops),
-        ("mongo_protocol_errors_total", "Clients closed for a short or oversized message header.", |t| {
-            t.protocol_errors
-        }),
-        ("mongo_boundary_closes_total", "Clients closed at a message boundary (mongos left, drain).", |t| t.retired),
-    ];
-    for (name, help, f) in per_pool {
-        m.family(name, "counter", help);
+    for r in POOL_ROWS {
+        m.family(r.prom, r.kind, r.help);
         for (pool, t) in &totals {
-            m.sample(name, &format!("pool=\"{pool}\""), f(t));
+            m.sample(r.prom, &format!("pool=\"{pool}\""), (r.get)(&t.counts));
         }
     }
     m.family("mongo_backend_restarts_total", "counter", "Restarts seen by health checks (processId changed).");
@@ -174,14 +160,17 @@ pub fn pool_json(shared: &Shared, p: &PoolSnapshot) -> Option<Value> {
                    "p50_us_le": l.quantile_us(0.5), "p99_us_le": l.quantile_us(0.99)}),
         );
     }
-    Some(json!({
-        "affinity": cfg.affinity.as_str(),
-        "proxy_protocol": cfg.proxy_protocol.map(|v| v.as_str()),
-        "slow_ops": t.slow_ops,
-        "protocol_errors": t.protocol_errors,
-        "boundary_closes": t.retired,
-        "latency_by_command": commands,
-    }))
+    // Key order is output order (serde_json's preserve_order is on).
+    let mut o = Map::new();
+    o.insert("affinity".into(), cfg.affinity.as_str().into());
+    o.insert("proxy_protocol".into(), json!(cfg.proxy_protocol.map(|v| v.as_str())));
+    for r in POOL_ROWS {
+        if let Some(field) = r.json {
+            o.insert(field.to_owned(), (r.get)(&t.counts).into());
+        }
+    }
+    o.insert("latency_by_command".into(), Value::Object(commands));
+    Some(Value::Object(o))
 }
 
 /// The `mongo` object of a backend in `/stats`.
@@ -259,6 +248,33 @@ mod tests {
         assert_eq!(v["pools"][1]["mongo"]["latency_by_command"]["find"]["count"], 2);
         assert_eq!(v["pools"][1]["backends"][0]["mongo"]["commands"]["find"], 7);
         assert!(v["pools"][0].get("mongo").is_none());
+    }
+
+    /// The per-pool families and `/stats` keys as the hand-written code
+    /// rendered them before `counter_table!`.
+    #[test]
+    fn pool_counters_keep_their_names_and_order() {
+        let f = with_mongos();
+        f.shared.workers[0].mongo.pools[5].retired.add(2);
+        f.shared.workers[1].mongo.pools[5].retired.add(1);
+        let text = super::super::metrics::render(&f.shared);
+        let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+        let want = [
+            "# HELP puerta_mongo_slow_ops_total Operations slower than slow_op_threshold.",
+            "# TYPE puerta_mongo_slow_ops_total counter",
+            "# HELP puerta_mongo_protocol_errors_total Clients closed for a short or oversized message header.",
+            "# TYPE puerta_mongo_protocol_errors_total counter",
+            "# HELP puerta_mongo_boundary_closes_total Clients closed at a message boundary (mongos left, drain).",
+            "# TYPE puerta_mongo_boundary_closes_total counter",
+            "# HELP puerta_mongo_backend_restarts_total Restarts seen by health checks (processId changed).",
+        ];
+        fixture::assert_in_order(&heads, &want);
+        assert!(text.lines().any(|l| l == "puerta_mongo_boundary_closes_total{pool=\"m\"} 3"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&super::super::json::render(&f.shared).unwrap()).unwrap();
+        let keys: Vec<&str> = v["pools"][1]["mongo"].as_object().unwrap().keys().map(String::as_str).collect();
+        let order = ["affinity", "proxy_protocol", "slow_ops", "protocol_errors", "boundary_closes", "latency_by_command"];
+        assert_eq!(keys, order);
+        assert_eq!(v["pools"][1]["mongo"]["boundary_closes"], 3);
     }
 
     #[test]

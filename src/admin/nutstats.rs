@@ -13,7 +13,8 @@
 //! (loads only) into a `NutStats` value, and `render` is a pure formatter,
 //! so the document's shape is unit-tested without sockets. Every field is
 //! a real counter: connections from the worker gauges, ejections from the
-//! control thread, the rest from the sessions (`admin::twem`).
+//! control thread, the rest from the sessions (`admin::twem`), each found
+//! by its nutcracker name in the `stats::mux` tables.
 //!
 //! Shape (nutcracker's): top-level `service source version uptime timestamp
 //! total_connections curr_connections`, then one object per pool holding
@@ -38,6 +39,8 @@ use super::totals::{BackendTotals, PoolTotals};
 use super::twem::{PoolTwem, ServerTwem};
 use crate::compat::describe::{POOL_STATS, SERVER_STATS};
 use crate::control::Shared;
+use crate::stats::mux::{POOL_ROWS, SERVER_ROWS};
+use crate::stats::table::json_row;
 
 /// One pool's stats; `pool` values follow `POOL_STATS` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,29 +124,21 @@ pub fn collect(shared: &Shared) -> NutStats {
                 let at = |c: &[crate::stats::Counter]| c.get(b.stat_id).map_or(0, |c| c.get());
                 ejects = ejects.wrapping_add(at(&shared.health.ejects));
                 let t = ServerTwem::sum(&shared.workers, b.stat_id);
-                // In `SERVER_STATS` order.
-                let values = [
-                    t.server_eof,
-                    t.server_err,
-                    t.server_timedout,
-                    bt.connections,
-                    at(&shared.health.ejected_at_us),
-                    t.requests,
-                    t.request_bytes,
-                    t.responses,
-                    t.response_bytes,
-                    t.in_queue,
-                    t.in_queue_bytes,
-                    t.out_queue,
-                    t.out_queue_bytes,
-                ];
+                let values = SERVER_STATS.map(|(field, _)| match field {
+                    "server_connections" => bt.connections,
+                    "server_ejected_at" => at(&shared.health.ejected_at_us),
+                    _ => json_row(SERVER_ROWS, field).map_or(0, |r| (r.get)(&t)),
+                });
                 NutServer { name: b.spec.name.clone(), values }
             })
             .collect();
         servers.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then_with(|| a.name.cmp(&b.name)));
         let t = PoolTwem::sum(&shared.workers, p.stat_id);
-        // In `POOL_STATS` order.
-        let pool = [t.client_eof, t.client_err, pt.client_connections, ejects, t.forward_error, t.fragments];
+        let pool = POOL_STATS.map(|(field, _)| match field {
+            "client_connections" => pt.client_connections,
+            "server_ejects" => ejects,
+            _ => json_row(POOL_ROWS, field).map_or(0, |r| (r.get)(&t)),
+        });
         pools.push(NutPool { name: p.cfg.name.clone(), pool, servers });
     }
     let timestamp_secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -272,5 +267,25 @@ mod tests {
         assert_eq!(render(&s), expected);
         let v: serde_json::Value = serde_json::from_str(&render(&s)).unwrap();
         assert_eq!(v["alpha"]["named"]["out_queue_bytes"], 0);
+    }
+
+    /// Every nutcracker field is filled by a table row or one of the
+    /// fields `collect` fills itself, and every row's field exists.
+    #[test]
+    fn every_field_has_a_source() {
+        let own_pool = ["client_connections", "server_ejects"];
+        let own_server = ["server_connections", "server_ejected_at"];
+        for (f, _) in POOL_STATS {
+            assert!(own_pool.contains(&f) ^ json_row(POOL_ROWS, f).is_some(), "pool field {f}");
+        }
+        for (f, _) in SERVER_STATS {
+            assert!(own_server.contains(&f) ^ json_row(SERVER_ROWS, f).is_some(), "server field {f}");
+        }
+        for r in POOL_ROWS.iter().filter_map(|r| r.json) {
+            assert!(POOL_STATS.iter().any(|(f, _)| *f == r), "{r} is no nutcracker pool field");
+        }
+        for r in SERVER_ROWS.iter().filter_map(|r| r.json) {
+            assert!(SERVER_STATS.iter().any(|(f, _)| *f == r), "{r} is no nutcracker server field");
+        }
     }
 }

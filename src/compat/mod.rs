@@ -10,7 +10,7 @@
 //!
 //! Owns nothing at runtime beyond the log file handle and its duplicate
 //! for the SIGSEGV handler. Flag parsing itself
-//! lives in the binary (`src/cli_nutcracker.rs`).
+//! lives in the binary (`src/cli/nutcracker.rs`).
 
 pub mod daemon;
 pub mod describe;

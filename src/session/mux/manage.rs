@@ -21,14 +21,8 @@ use super::{BackendId, MuxConfig, MuxIntent, MuxSession};
 
 /// Requests and bytes waiting on one server's connections, as nutcracker's
 /// per-server `in_queue` (not yet written) and `out_queue` (written,
-/// awaiting the reply) report them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueGauges {
-    pub in_queue: u64,
-    pub in_queue_bytes: u64,
-    pub out_queue: u64,
-    pub out_queue_bytes: u64,
-}
+/// awaiting the reply) report them; declared in `stats::mux`.
+pub use crate::stats::mux::QueueGauges;
 
 impl MuxSession {
     /// Adds a server at the end of the server list; returns its index.

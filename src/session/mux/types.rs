@@ -173,17 +173,9 @@ pub enum MuxIntent {
     Report(crate::route::ClusterReport),
 }
 
-/// Per-server counters (nutcracker's per-server stats).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerCounters {
-    pub requests: u64,
-    pub request_bytes: u64,
-    pub responses: u64,
-    pub response_bytes: u64,
-    pub server_timedout: u64,
-    pub server_err: u64,
-    pub server_eof: u64,
-}
+/// Per-server counters (nutcracker's per-server stats), declared with the
+/// rest of their family in `stats::mux`.
+pub use crate::stats::mux::ServerCounters;
 
 /// Session counters; the driver copies them into its stats block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

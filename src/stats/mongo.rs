@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use super::stats::{Counter, MAX_BACKENDS, MAX_POOLS};
+use super::table::counter_table;
+use super::{Counter, MAX_BACKENDS, MAX_POOLS};
 use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
 
 pub const LAT_BUCKETS: usize = 27;
@@ -40,17 +41,29 @@ impl Histogram {
     }
 }
 
-/// One mongos pool on one worker.
-#[derive(Debug, Default)]
-pub struct MongoPoolCounters {
-    /// Request -> reply latency, by `COMMANDS` index.
-    pub latency: [Histogram; N_COMMANDS],
-    pub slow_ops: Counter,
-    /// Clients closed for a short or oversized header.
-    pub protocol_errors: Counter,
-    /// Clients closed at a message boundary (backend unhealthy or removed,
-    /// drain).
-    pub retired: Counter,
+counter_table! {
+    /// One mongos pool on one worker.
+    mirror MongoPoolCounters;
+    /// A mongos pool's counters summed over workers.
+    sum MongoPoolTotals;
+    rows POOL_ROWS;
+    session none;
+    gauges none;
+    counters {
+        slow_ops: "mongo_slow_ops_total", "Operations slower than slow_op_threshold.", json Some("slow_ops");
+        /// Clients closed for a short or oversized header.
+        protocol_errors: "mongo_protocol_errors_total", "Clients closed for a short or oversized message header.",
+            json Some("protocol_errors");
+        /// Clients closed at a message boundary (backend unhealthy or
+        /// removed, drain).
+        retired: "mongo_boundary_closes_total", "Clients closed at a message boundary (mongos left, drain).",
+            json Some("boundary_closes");
+    }
+    gauges {}
+    extra {
+        /// Request -> reply latency, by `COMMANDS` index.
+        latency: [Histogram; N_COMMANDS];
+    }
 }
 
 /// One mongos on one worker.

@@ -12,6 +12,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod mongo;
+pub mod mux;
+pub mod table;
+
 /// Most distinct pools a process can see over its lifetime (reloads included).
 pub const MAX_POOLS: usize = 64;
 /// Most distinct (pool, backend) pairs over the process lifetime.
@@ -101,9 +105,9 @@ pub struct WorkerStats {
     pub pools: Box<[PoolCounters]>,
     pub backends: Box<[BackendCounters]>,
     /// Counters of mongos pools (opcodes, commands, latency).
-    pub mongo: Box<crate::stats_mongo::MongoStats>,
+    pub mongo: Box<mongo::MongoStats>,
     /// Counters of redis/memcache (twemproxy) pools.
-    pub mux: Box<crate::stats_mux::MuxStats>,
+    pub mux: Box<mux::MuxStats>,
 }
 
 impl Default for WorkerStats {

@@ -1,6 +1,6 @@
 //! nutcracker's command line in action: `-t`, `-V`, `-D`, `-h`, and a
 //! server started with `-d -p -o -v -s -a` (flags parsed in
-//! `cli_nutcracker`).
+//! `cli::nutcracker`).
 //!
 //! Owns nothing past startup. Differences from Puerta's own command line:
 //! exit codes follow nutcracker (0, or 1 for any error), and the admin
@@ -17,7 +17,7 @@ use puerta::compat::describe::describe_stats;
 use puerta::compat::logging;
 use puerta::config::{self, Config, Workers};
 
-use crate::cli_nutcracker::NutArgs;
+use super::nutcracker::NutArgs;
 use crate::{fail, io_mode, serve, Ports};
 
 /// The nutcracker command line. Exit codes follow nutcracker: 0, or 1 for

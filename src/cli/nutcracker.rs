@@ -3,7 +3,7 @@
 //! `-c -t -d -p -o -v -s -a -i -m -V -D -h` with nutcracker's long forms
 //! and defaults.
 //!
-//! Owns only parsing and detection; `nutcracker_main.rs` acts on the
+//! Owns only parsing and detection; `cli/nutcracker_run.rs` acts on the
 //! result. A binary invoked as `nutcracker` (a link or a copy under that
 //! name) is always in this mode, `--version` included. Otherwise detection
 //! is by flags nutcracker has and Puerta's own CLI lacks, or `-c` naming a

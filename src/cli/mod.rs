@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod nutcracker;
+pub mod nutcracker_run;
+
 /// `--help` footer: the same binary also takes nutcracker's flags.
 const NUTCRACKER_NOTE: &str = "\
 nutcracker (twemproxy 0.5.0) flags are accepted too, e.g. `puerta -c nutcracker.yml`,
