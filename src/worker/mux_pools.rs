@@ -223,16 +223,10 @@ impl MuxPools {
                     continue;
                 };
                 let sc = &ms.servers[sid];
-                sc.requests.add(now.requests - was.requests);
-                sc.request_bytes.add(now.request_bytes - was.request_bytes);
-                sc.responses.add(now.responses - was.responses);
-                sc.response_bytes.add(now.response_bytes - was.response_bytes);
-                sc.server_timedout.add(now.server_timedout - was.server_timedout);
-                sc.server_err.add(now.server_err - was.server_err);
-                sc.server_eof.add(now.server_eof - was.server_eof);
+                sc.add_delta(now, was);
                 let q = e.session.server_queues(i as u32);
                 match queues.iter_mut().find(|(id, _)| *id == sid) {
-                    Some((_, t)) => add_queues(t, q),
+                    Some((_, t)) => t.accumulate(&q),
                     None => queues.push((sid, q)),
                 }
             }
@@ -260,11 +254,7 @@ impl MuxPools {
             e.session.set_peer_totals(clients, commands);
         }
         for (sid, q) in queues {
-            let sc = &ms.servers[sid];
-            sc.in_queue.set(q.in_queue);
-            sc.in_queue_bytes.set(q.in_queue_bytes);
-            sc.out_queue.set(q.out_queue);
-            sc.out_queue_bytes.set(q.out_queue_bytes);
+            ms.servers[sid].set_gauges(&q);
         }
     }
 }
@@ -278,13 +268,6 @@ pub fn is_mux(pool: &PoolSnapshot) -> bool {
 fn retire(e: &mut MuxEntry) {
     e.retired = true;
     e.session.set_draining();
-}
-
-fn add_queues(t: &mut QueueGauges, q: QueueGauges) {
-    t.in_queue += q.in_queue;
-    t.in_queue_bytes += q.in_queue_bytes;
-    t.out_queue += q.out_queue;
-    t.out_queue_bytes += q.out_queue_bytes;
 }
 
 impl MuxEntry {
