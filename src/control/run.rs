@@ -227,6 +227,10 @@ impl Control {
         let prev = self.shared.cell.load();
         let cfg = cfg.unwrap_or_else(|| self.st.cfg.clone());
         let snap = self.st.build(Some(&prev), cfg.clone()).map_err(|e| e.to_string())?;
+        // Let go of the old snapshot before the workers are woken: once they
+        // drain and exit, the process may end at once, and a reference held
+        // here past that point would keep its unix socket files on disk.
+        drop(prev);
         self.st.cfg = cfg;
         let epoch = snap.epoch;
         self.shared.cell.publish(snap);
