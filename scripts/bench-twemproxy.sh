@@ -204,6 +204,8 @@ import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
 targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "puerta-w2"]
+def div(a, b):  # a ratio; nan where a short run measured no CPU ticks
+    return a / b if b else float("nan")
 def med(xs):
     xs = [float(x) for x in xs if x not in ("None", "")]
     return statistics.median(xs) if xs else float("nan")
@@ -241,22 +243,22 @@ for p in sorted({k[0] for k in agg}, key=int):
     for test in ("get", "set"):
         w1, nc = agg.get((p, test, "puerta-w1")), agg.get((p, test, "nutcracker"))
         if w1 and nc:
-            r = w1["cpu_us_per_req"] / nc["cpu_us_per_req"]
+            r = div(w1["cpu_us_per_req"], nc["cpu_us_per_req"])
             print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker (target <= 0.7)")
         base = agg.get((p, test, "puerta-base"))
         if w1 and base and nc:
-            print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {w1['rps'] / nc['rps']:.2f}x, "
-                  f"puerta-base {base['rps'] / nc['rps']:.2f}x; CPU/req puerta-w1 {w1['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x, "
-                  f"puerta-base {base['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x")
+            print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {div(w1['rps'], nc['rps']):.2f}x, "
+                  f"puerta-base {div(base['rps'], nc['rps']):.2f}x; CPU/req puerta-w1 {div(w1['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x, "
+                  f"puerta-base {div(base['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x")
 for test in ("get", "set"):
     w2, nc = agg.get(("16", test, "puerta-w2")), agg.get(("16", test, "nutcracker"))
     if w2 and nc:
-        print(f"  pipeline 16 {test}: workers=2 throughput = {w2['rps'] / nc['rps']:.2f}x nutcracker (target >= 1.3)")
+        print(f"  pipeline 16 {test}: workers=2 throughput = {div(w2['rps'], nc['rps']):.2f}x nutcracker (target >= 1.3)")
 for test in tests[3:]:
     w1, nc = agg.get(("1", test, "puerta-w1")), agg.get(("1", test, "nutcracker"))
     if w1 and nc:
-        print(f"  pipeline 1 {test}: workers=1 throughput = {w1['rps'] / nc['rps']:.2f}x nutcracker (target >= 1.5), "
-              f"CPU/req {w1['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x")
+        print(f"  pipeline 1 {test}: workers=1 throughput = {div(w1['rps'], nc['rps']):.2f}x nutcracker (target >= 1.5), "
+              f"CPU/req {div(w1['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x")
 for line in open(sys.argv[3]):
     if line.startswith("puerta"):
         parts = line.split()
