@@ -11,12 +11,14 @@
 #      entry, the syscalls a proxy makes by name, io_uring SQEs submitted)
 #      and, at the same time, on both redis-servers (read / write / epoll
 #      syscalls: each backend read is one arrival of proxy writes);
-#   2. perf record -g on the proxy (call graphs; top kernel and user symbols);
+#   2. perf record -g on the proxy: report.T.txt (flat, by symbol; [k] kernel,
+#      [.] user), report-dso.T.txt (by object), report-graph.T.txt (callers);
+#   4. perf stat --per-thread and the sched_switch reasons (stat-threads.T.csv,
+#      switch-reasons.T.txt, threads.T.txt);
 #   3. io_uring only: perf record of io_uring:io_uring_submit_req, SQEs by
 #      opcode.
 # Raw outputs go to OUT (default /tmp/prof); summary.txt there holds the
-# per-request figures. No tables are computed from perf record beyond
-# `perf report --no-children --sort sym`.
+# per-request figures.
 # Usage: scripts/profile-pipeline1.sh
 #   env: N (100000), C (50), KEYSPACE (100000), OUT (/tmp/prof), LOAD_CPUS (0),
 #        PROXY_CPUS (1), PUERTA_BIN (target/release/puerta; built if absent),
@@ -79,7 +81,9 @@ PROXY_EVENTS=task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter
 for s in read write writev readv sendmsg recvmsg sendto recvfrom epoll_wait epoll_pwait epoll_ctl io_uring_enter; do
     PROXY_EVENTS+=",syscalls:sys_enter_$s"
 done
-PROXY_EVENTS+=",io_uring:io_uring_submit_req"
+# io_uring: SQEs, requests punted to io-wq workers, task_work runs (normal
+# and DEFER_TASKRUN local work), waits for CQEs.
+for e in submit_req queue_async_work task_work_run local_work_run cqring_wait; do PROXY_EVENTS+=",io_uring:io_uring_$e"; done
 REDIS_EVENTS=task-clock,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait
 
 for t in $TARGETS; do
@@ -99,8 +103,23 @@ for t in $TARGETS; do
     s1=$!; sleep 0.5
     load "$p" >>"$OUT/load.$t.txt"
     kill -INT $s1; wait $s1 2>/dev/null || true
-    perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^$' >"$OUT/report.$t.txt" || true
-    perf report -i "$OUT/perf.$t.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^$' >"$OUT/report-dso.$t.txt" || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^$' >"$OUT/report.$t.txt" || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^$' >"$OUT/report-dso.$t.txt" || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio -g caller,0.5,callee --percent-limit 2 2>/dev/null \
+        | grep -v '^$' >"$OUT/report-graph.$t.txt" || true
+    # 4. per thread (control and admin threads vs the worker; io-wq workers
+    #    appear as iou-wrk-*), and each context switch's reason: prev_state R
+    #    is a preemption, S a sleep (waiting for events)
+    ps -L -o tid,comm -p "$pid" >"$OUT/threads.$t.txt"
+    perf stat --per-thread -x, -e task-clock,context-switches -p "$pid" -o "$OUT/stat-threads.$t.csv" &
+    s1=$!
+    perf record -q -e sched:sched_switch -p "$pid" -o "$OUT/switch.$t.data" 2>/dev/null &
+    s2=$!; sleep 0.5
+    load "$p" >>"$OUT/load.$t.txt"
+    ps -L -o tid,comm -p "$pid" >>"$OUT/threads.$t.txt"
+    kill -INT $s1 $s2; wait $s1 $s2 2>/dev/null || true
+    perf script -i "$OUT/switch.$t.data" -F comm,trace 2>/dev/null \
+        | sed -E 's/^ *([^ ]+) .*prev_state=([A-Z+]+).*/\1 prev_state=\2/' | sort | uniq -c | sort -rn >"$OUT/switch-reasons.$t.txt" || true
     # 3. SQEs by opcode
     if [ "$t" = uring ]; then
         perf record -q -e io_uring:io_uring_submit_req -p "$pid" -o "$OUT/sqe.$t.data" 2>/dev/null &
@@ -138,6 +157,10 @@ for t in targets:
             g("syscalls:sys_enter_io_uring_enter") / n, ep / n, rd / n, wr / n, g("io_uring:io_uring_submit_req") / n,
             r.get("syscalls:sys_enter_read", 0.0) / n, r.get("task-clock", 0.0) * 1e3 / n]
     print(f"{t:<11}" + "".join(f"{v:>15.3f}" for v in vals))
+print()
+print("io_uring events per request (uring): " + ", ".join(
+    f"{e} {stat(f'{out}/stat.uring.csv').get('io_uring:io_uring_' + e, 0.0) / n:.3f}"
+    for e in ("submit_req", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait")) if "uring" in targets else "")
 print("cpu us = task-clock (ms) of every thread of the proxy / requests; redis reads = read() calls of both")
 print("redis-servers / requests (one per arrival of proxy writes); redis us = their task-clock / requests.")
 PY
