@@ -5,7 +5,7 @@
 # LOAD_CPUS, each proxy on PROXY_CPUS). Targets run one after another; the
 # proxies that are not measured sit idle.
 #
-# Per target, three runs of the same load (redis-benchmark -c C -n N -P 1
+# Per target, runs of the same load (redis-benchmark -c C -n N -P 1
 # -t get -r KEYSPACE, keys prefilled through that target):
 #   1. perf stat on the proxy (task-clock, context switches, every syscall
 #      entry, the syscalls a proxy makes by name, io_uring SQEs submitted)
@@ -13,19 +13,21 @@
 #      syscalls: each backend read is one arrival of proxy writes);
 #   2. perf record -g on the proxy: report.T.txt (flat, by symbol; [k] kernel,
 #      [.] user), report-dso.T.txt (by object), report-graph.T.txt (callers);
-#   4. perf stat --per-thread and the sched_switch reasons (stat-threads.T.csv,
+#   3. perf stat --per-thread and the sched_switch reasons (stat-threads.T.csv,
 #      switch-reasons.T.txt, threads.T.txt);
-#   3. io_uring only: perf record of io_uring:io_uring_submit_req, SQEs by
+#   4. epoll and nutcracker: backend vs client writes under strace
+#      (writes-by-socket.T.txt; strace slows the proxy, so it coalesces more);
+#   5. io_uring only: perf record of io_uring:io_uring_submit_req, SQEs by
 #      opcode.
 # Raw outputs go to OUT (default /tmp/prof); summary.txt there holds the
 # per-request figures.
 # Usage: scripts/profile-pipeline1.sh
-#   env: N (100000), C (50), KEYSPACE (100000), OUT (/tmp/prof), LOAD_CPUS (0),
+#   env: N (100000), STRACE_N (N/5), C (50), KEYSPACE (100000), OUT (/tmp/prof), LOAD_CPUS (0),
 #        PROXY_CPUS (1), PUERTA_BIN (target/release/puerta; built if absent),
 #        TARGETS ("nutcracker uring epoll"), FREQ (perf record -F, 2999)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${N:-100000}; C=${C:-50}; KEYSPACE=${KEYSPACE:-100000}; OUT=${OUT:-/tmp/prof}
+N=${N:-100000}; STRACE_N=${STRACE_N:-$((N / 5))}; C=${C:-50}; KEYSPACE=${KEYSPACE:-100000}; OUT=${OUT:-/tmp/prof}
 LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; FREQ=${FREQ:-2999}
 TARGETS=${TARGETS:-"nutcracker uring epoll"}
 for b in redis-server redis-benchmark nutcracker perf python3 taskset; do
@@ -107,7 +109,7 @@ for t in $TARGETS; do
     perf report -i "$OUT/perf.$t.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^$' >"$OUT/report-dso.$t.txt" || true
     perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio -g caller,0.5,callee --percent-limit 2 2>/dev/null \
         | grep -v '^$' >"$OUT/report-graph.$t.txt" || true
-    # 4. per thread (control and admin threads vs the worker; io-wq workers
+    # 3. per thread (control and admin threads vs the worker; io-wq workers
     #    appear as iou-wrk-*), and each context switch's reason: prev_state R
     #    is a preemption, S a sleep (waiting for events)
     ps -L -o tid,comm -p "$pid" >"$OUT/threads.$t.txt"
@@ -120,7 +122,31 @@ for t in $TARGETS; do
     kill -INT $s1 $s2; wait $s1 $s2 2>/dev/null || true
     perf script -i "$OUT/switch.$t.data" -F comm,trace 2>/dev/null \
         | sed -E 's/^ *([^ ]+) .*prev_state=([A-Z+]+).*/\1 prev_state=\2/' | sort | uniq -c | sort -rn >"$OUT/switch-reasons.$t.txt" || true
-    # 3. SQEs by opcode
+    # 4. epoll and nutcracker: writes by socket under strace (STRACE_N
+    #    requests): those to the two backend sockets (found with ss) vs the rest
+    if [ "$t" != uring ]; then
+        bfds=$(ss -tnpH "( dport = :$RA or dport = :$RB )" | grep -o "pid=$pid,fd=[0-9]*" | sed 's/.*fd=//' | tr '\n' ' ')
+        strace -f -e trace=write,writev,sendto,sendmsg -e signal=none -qq -p "$pid" -o "$OUT/strace-writes.$t.txt" 2>/dev/null &
+        s1=$!; sleep 0.5
+        N=$STRACE_N load "$p" >>"$OUT/load.$t.txt"
+        kill -INT $s1; wait $s1 2>/dev/null || true
+        python3 - "$OUT/strace-writes.$t.txt" "$STRACE_N" $bfds <<'PY' >"$OUT/writes-by-socket.$t.txt"
+import re, sys
+path, n, backend = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
+back = other = 0
+for line in open(path):
+    m = re.search(r"\b(write|writev|sendto|sendmsg)\((\d+),", line)
+    if m:
+        if m.group(2) in backend:
+            back += 1
+        else:
+            other += 1
+print(f"backend fds {sorted(backend)}: {back} writes, {back / n:.3f} per request; "
+      f"other sockets (clients): {other} writes, {other / n:.3f} per request; {n} requests")
+PY
+        rm -f "$OUT/strace-writes.$t.txt"
+    fi
+    # 5. SQEs by opcode
     if [ "$t" = uring ]; then
         perf record -q -e io_uring:io_uring_submit_req -p "$pid" -o "$OUT/sqe.$t.data" 2>/dev/null &
         s1=$!; sleep 0.5
