@@ -203,7 +203,8 @@ fn batched(c: &mut Criterion) {
         for (op, set, reply) in [("get", false, GET_REPLY), ("set", true, SET_REPLY)] {
             let reqs = requests(&p, set);
             let bs = batches(&reqs, n, reply);
-            let pipelined: Vec<Vec<u8>> = bs.reqs.iter().map(|b| b.iter().flat_map(|r| r.bytes.clone()).collect()).collect();
+            let pipelined: Vec<Vec<u8>> =
+                bs.reqs.iter().map(|b| b.iter().flat_map(|r| r.bytes.clone()).collect()).collect();
             let (mut s, ids) = session(&p, 1, now);
             let mut i = 0usize;
             g.bench_function(BenchmarkId::new(format!("p16/{op}"), n), |bench| {
