@@ -7,7 +7,15 @@
 # Columns: ops/s, ratio to nutcracker, p50 / p99 / p99.9 (ms), CPU us per
 # request of the serving process (the proxy; redis-server for "direct"),
 # syscalls per request (strace -c -f on the serving process, separate
-# shorter run), and the RSS of IDLE idle client connections per proxy.
+# shorter run), the load cores' utilization during the run (from
+# /proc/stat: the CPUs in LOAD_CPUS, which run redis-benchmark and both
+# redis-servers; near 100% means the load side, not the proxy, caps
+# closed-loop throughput), and the RSS of IDLE idle client connections per
+# proxy.
+# Large values: at pipeline 1, GET of LARGE_SIZES-byte values (default 64
+# KiB and 1 MiB; LARGE_KEYS keys per size, prefilled through each path) as
+# rows get64k and get1m, LARGE_N requests for 64 KiB and LARGE_N/16 for 1
+# MiB (LARGE_SIZES="" skips them).
 #
 # Pinning: redis-servers and redis-benchmark on LOAD_CPUS (default 0),
 # nutcracker and Puerta workers=1 on PROXY_CPUS (default 1), Puerta
@@ -16,6 +24,7 @@
 # Usage: scripts/bench-twemproxy.sh
 #   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
 #        IDLE (10000), STRACE_N (N/6), LOAD_CPUS, PROXY_CPUS, W2_CPUS,
+#        LARGE_SIZES ("65536 1048576"), LARGE_KEYS (64), LARGE_N (N/20),
 #        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check,
 #        BASELINE_BIN: another puerta binary (an earlier build) run as a fifth
 #        target, "puerta-base" (workers=1, pinned like puerta-w1), so a change
@@ -25,6 +34,7 @@ cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
 KEYSPACE=${KEYSPACE:-100000}; IDLE=${IDLE:-10000}; STRACE_N=${STRACE_N:-$((N / 6))}
 LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; W2_CPUS=${W2_CPUS:-0,1}
+LARGE_SIZES=${LARGE_SIZES-"65536 1048576"}; LARGE_KEYS=${LARGE_KEYS:-64}; LARGE_N=${LARGE_N:-$((N / 20))}
 for b in redis-server redis-benchmark nutcracker strace python3 taskset; do
     command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools nutcracker strace" >&2; exit 1; }
 done
@@ -86,25 +96,71 @@ MGET_KEYS="mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9"
 for t in $TARGETS; do # values for the MGET keys, placed by each path itself
     for k in $MGET_KEYS; do redis-cli -p "${TPORT[$t]}" SET "$k" value >/dev/null; done
 done
+# Large values: keys lv<size>:<12 digits> (redis-benchmark's __rand_int__
+# form), written directly to redis-a for "direct" and through nutcracker for
+# the proxies (every proxy places a key on the same server: same YAML).
+prefill_large() { # port size
+    python3 - "$1" "$2" "$LARGE_KEYS" <<'PY'
+import socket, sys
+port, size, keys = (int(a) for a in sys.argv[1:4])
+s = socket.create_connection(("127.0.0.1", port))
+value = b"v" * size
+for i in range(keys):
+    key = b"lv%d:%012d" % (size, i)
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, size, value))
+    got = b""
+    while not got.endswith(b"\r\n"):
+        chunk = s.recv(64)
+        if not chunk:
+            sys.exit(f"port {port} closed during the large-value prefill")
+        got += chunk
+    if got != b"+OK\r\n":
+        sys.exit(f"port {port}: SET of {size} bytes answered {got!r}")
+PY
+}
+for size in $LARGE_SIZES; do prefill_large "$RA" "$size"; prefill_large "$NC_PORT" "$size"; done
+large_name() { # size -> test name (get64k, get1m)
+    if [ $(($1 % 1048576)) -eq 0 ]; then echo "get$(($1 / 1048576))m"; else echo "get$(($1 / 1024))k"; fi
+}
+declare -A LARGE_OF=(); LARGE_TESTS=""
+for size in $LARGE_SIZES; do LARGE_OF[$(large_name "$size")]=$size; LARGE_TESTS+=" $(large_name "$size")"; done
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# "busy total" jiffies summed over the CPUs of LOAD_CPUS (a list like 0 or
+# 0,2-3): busy = total - idle - iowait.
+LOAD_CPU_LIST=$(python3 -c '
+import sys
+out = []
+for part in sys.argv[1].split(","):
+    a, _, b = part.partition("-")
+    out += range(int(a), int(b or a) + 1)
+print(" ".join(f"cpu{c}" for c in out))' "$LOAD_CPUS")
+load_ticks() {
+    awk -v want=" $LOAD_CPU_LIST " 'index(want, " " $1 " ") {
+        t = 0; for (i = 2; i <= NF; i++) t += $i; busy += t - $5 - $6; total += t
+    } END { print busy, total }' /proc/stat
+}
 TCK=$(getconf CLK_TCK)
 bench() { # port pipeline test n -> redis-benchmark's text report
     local args=(-h 127.0.0.1 -p "$1" -c "$C" -n "$4" -P "$2")
     case $3 in
         mget) taskset -c "$LOAD_CPUS" redis-benchmark "${args[@]}" MGET $MGET_KEYS ;;
+        get*[km]) taskset -c "$LOAD_CPUS" redis-benchmark "${args[@]}" -r "$LARGE_KEYS" GET "lv${LARGE_OF[$3]}:__rand_int__" ;;
         *) taskset -c "$LOAD_CPUS" redis-benchmark "${args[@]}" -r "$KEYSPACE" -t "$3" ;;
     esac 2>/dev/null | tr '\r' '\n'
 }
 RESULTS="$WORK/results.csv"
-echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req" >"$RESULTS"
+echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req,load_cpu_pct" >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
   for P in $PIPELINES; do
-    for test in get set mget; do
+    tests="get set mget"; [ "$P" = 1 ] && tests+="$LARGE_TESTS"
+    for test in $tests; do
+      n=$N
+      case $test in get*[km]) n=$LARGE_N; [ "${LARGE_OF[$test]}" -ge 1048576 ] && n=$((LARGE_N / 16)); [ "$n" -ge 100 ] || n=100 ;; esac
       for t in $TARGETS; do
-        before=$(cpu_ticks "${TPID[$t]}")
-        out=$(bench "${TPORT[$t]}" "$P" "$test" "$N")
-        after=$(cpu_ticks "${TPID[$t]}")
+        before=$(cpu_ticks "${TPID[$t]}"); load_before=$(load_ticks)
+        out=$(bench "${TPORT[$t]}" "$P" "$test" "$n")
+        after=$(cpu_ticks "${TPID[$t]}"); load_after=$(load_ticks)
         echo "$out" | python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -113,9 +169,12 @@ summ = re.search(r"avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.]+)\s+([\d.]+)\
 p999 = next((float(m.group(2)) for m in re.finditer(r"([\d.]+)% <= ([\d.]+) milliseconds", text) if float(m.group(1)) >= 99.9), None)
 if not rps or not summ:
     sys.exit("could not parse redis-benchmark output:\n" + text[-2000:])
-p, t, r, test, cpu = sys.argv[1:6]
-print(",".join([p, t, r, test, rps.group(1), summ.group(3), summ.group(5), str(p999), cpu]))
-' "$P" "$t" "$r" "$test" "$(python3 -c "print(($after-$before)/$TCK*1e6/$N)")" >>"$RESULTS"
+p, t, r, test, cpu, load = sys.argv[1:7]
+print(",".join([p, t, r, test, rps.group(1), summ.group(3), summ.group(5), str(p999), cpu, load]))
+' "$P" "$t" "$r" "$test" "$(python3 -c "print(($after-$before)/$TCK*1e6/$n)")" \
+  "$(python3 -c "
+b0, t0, b1, t1 = (int(x) for x in '$load_before $load_after'.split())
+print(round(100 * (b1 - b0) / max(t1 - t0, 1), 1))")" >>"$RESULTS"
       done
     done
   done
@@ -145,29 +204,35 @@ import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
 targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "puerta-w2"]
+def div(a, b):  # a ratio; nan where a short run measured no CPU ticks
+    return a / b if b else float("nan")
 def med(xs):
     xs = [float(x) for x in xs if x not in ("None", "")]
     return statistics.median(xs) if xs else float("nan")
 print(f"redis-benchmark -c {sys.argv[5]} -n {sys.argv[4]}, medians of {sys.argv[6]} interleaved rounds")
-print(f"{'pipe':>4} {'test':<4} {'target':<10} {'ops/s':>10} {'vs nc':>6} {'p50 ms':>7} {'p99 ms':>7} "
-      f"{'p99.9 ms':>8} {'cpu us/req':>10} {'syscalls/req':>12}")
+print(f"{'pipe':>4} {'test':<6} {'target':<10} {'ops/s':>10} {'vs nc':>6} {'p50 ms':>7} {'p99 ms':>7} "
+      f"{'p99.9 ms':>8} {'cpu us/req':>10} {'syscalls/req':>12} {'load cpu%':>9}")
 agg = {}
+tests = ["get", "set", "mget"] + sorted({r["test"] for r in rows} - {"get", "set", "mget"},
+                                        key=lambda t: (t[-1] == "m", int(t[3:-1])))
 for p in sorted({r["pipeline"] for r in rows}, key=int):
-    for test in ("get", "set", "mget"):
+    for test in tests:
         got = {}
         for t in targets:
             sel = [r for r in rows if r["pipeline"] == p and r["target"] == t and r["test"] == test]
             if sel:
-                got[t] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "cpu_us_per_req")}
+                got[t] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "cpu_us_per_req", "load_cpu_pct")}
         nc = got.get("nutcracker", {}).get("rps")
         for t, v in got.items():
             agg[(p, test, t)] = v
             ratio = v["rps"] / nc if nc else float("nan")
             sc = sysc.get((p, t), "-") if test == "get" else "-"
-            print(f"{p:>4} {test:<4} {t:<10} {v['rps']:>10.0f} {ratio:>6.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
-                  f"{v['p999']:>8.3f} {v['cpu_us_per_req']:>10.2f} {sc:>12}")
+            print(f"{p:>4} {test:<6} {t:<10} {v['rps']:>10.0f} {ratio:>6.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
+                  f"{v['p999']:>8.3f} {v['cpu_us_per_req']:>10.2f} {sc:>12} {v['load_cpu_pct']:>9.1f}")
 print("cpu us/req: the serving process only (redis-server for direct, the proxy otherwise); "
       "mget counts one request per MGET of 10 keys; syscalls/req from a separate GET run under strace.")
+print("load cpu%: utilization of the load CPUs (redis-benchmark and both redis-servers) during the run; "
+      "near 100 the load side caps closed-loop ops/s. get64k / get1m: GET of 64 KiB / 1 MiB values, pipeline 1.")
 print()
 print("idle connections (RSS from /proc/PID/status, each connection answered one PING first):")
 for line in open(sys.argv[3]):
@@ -178,17 +243,22 @@ for p in sorted({k[0] for k in agg}, key=int):
     for test in ("get", "set"):
         w1, nc = agg.get((p, test, "puerta-w1")), agg.get((p, test, "nutcracker"))
         if w1 and nc:
-            r = w1["cpu_us_per_req"] / nc["cpu_us_per_req"]
+            r = div(w1["cpu_us_per_req"], nc["cpu_us_per_req"])
             print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker (target <= 0.7)")
         base = agg.get((p, test, "puerta-base"))
         if w1 and base and nc:
-            print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {w1['rps'] / nc['rps']:.2f}x, "
-                  f"puerta-base {base['rps'] / nc['rps']:.2f}x; CPU/req puerta-w1 {w1['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x, "
-                  f"puerta-base {base['cpu_us_per_req'] / nc['cpu_us_per_req']:.2f}x")
+            print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {div(w1['rps'], nc['rps']):.2f}x, "
+                  f"puerta-base {div(base['rps'], nc['rps']):.2f}x; CPU/req puerta-w1 {div(w1['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x, "
+                  f"puerta-base {div(base['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x")
 for test in ("get", "set"):
     w2, nc = agg.get(("16", test, "puerta-w2")), agg.get(("16", test, "nutcracker"))
     if w2 and nc:
-        print(f"  pipeline 16 {test}: workers=2 throughput = {w2['rps'] / nc['rps']:.2f}x nutcracker (target >= 1.3)")
+        print(f"  pipeline 16 {test}: workers=2 throughput = {div(w2['rps'], nc['rps']):.2f}x nutcracker (target >= 1.3)")
+for test in tests[3:]:
+    w1, nc = agg.get(("1", test, "puerta-w1")), agg.get(("1", test, "nutcracker"))
+    if w1 and nc:
+        print(f"  pipeline 1 {test}: workers=1 throughput = {div(w1['rps'], nc['rps']):.2f}x nutcracker (target >= 1.5), "
+              f"CPU/req {div(w1['cpu_us_per_req'], nc['cpu_us_per_req']):.2f}x")
 for line in open(sys.argv[3]):
     if line.startswith("puerta"):
         parts = line.split()

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Pipeline-1 profile of nutcracker and Puerta (workers=1, io_uring and
+# epoll) in front of the same 2 redis-servers, same YAML, same pinning as
+# scripts/bench-twemproxy.sh (redis-servers and redis-benchmark on
+# LOAD_CPUS, each proxy on PROXY_CPUS). Targets run one after another; the
+# proxies that are not measured sit idle.
+#
+# Per target, runs of the same load (redis-benchmark -c C -n N -P 1
+# -t get -r KEYSPACE, keys prefilled through that target):
+#   1. perf stat on the proxy (task-clock, context switches, every syscall
+#      entry, the syscalls a proxy makes by name, io_uring SQEs submitted)
+#      and, at the same time, on both redis-servers (read / write / epoll
+#      syscalls: each backend read is one arrival of proxy writes);
+#   2. perf record -g on the proxy: report.T.txt (flat, by symbol; [k] kernel,
+#      [.] user), report-dso.T.txt (by object), report-graph.T.txt (callers);
+#   3. perf stat --per-thread and the sched_switch reasons (stat-threads.T.csv,
+#      switch-reasons.T.txt, threads.T.txt);
+#   4. epoll and nutcracker: backend vs client writes under strace
+#      (writes-by-socket.T.txt; strace slows the proxy, so it coalesces more);
+#   5. io_uring only: perf record of io_uring:io_uring_submit_req, SQEs by
+#      opcode.
+# Raw outputs go to OUT (default /tmp/prof); summary.txt there holds the
+# per-request figures.
+# Usage: scripts/profile-pipeline1.sh
+#   env: N (100000), STRACE_N (N/5), C (50), KEYSPACE (100000), OUT (/tmp/prof), LOAD_CPUS (0),
+#        PROXY_CPUS (1), PUERTA_BIN (target/release/puerta; built if absent),
+#        TARGETS ("nutcracker uring epoll"), FREQ (perf record -F, 2999)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-100000}; STRACE_N=${STRACE_N:-$((N / 5))}; C=${C:-50}; KEYSPACE=${KEYSPACE:-100000}; OUT=${OUT:-/tmp/prof}
+LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; FREQ=${FREQ:-2999}
+TARGETS=${TARGETS:-"nutcracker uring epoll"}
+for b in redis-server redis-benchmark nutcracker perf python3 taskset; do
+    command -v $b >/dev/null || { echo "missing $b" >&2; exit 1; }
+done
+BIN=${PUERTA_BIN:-target/release/puerta}
+[ -x "$BIN" ] || cargo build --release --quiet
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+RA=$(port); RB=$(port)
+for p in $RA $RB; do
+    taskset -c "$LOAD_CPUS" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+    PIDS+=($!)
+done
+REDIS_PIDS="${PIDS[0]},${PIDS[1]}"
+wait_port "$RA"; wait_port "$RB"
+yaml() {
+    cat <<YML
+bench:
+  listen: 127.0.0.1:$1
+  redis: true
+  hash: fnv1a_64
+  distribution: ketama
+  timeout: 2000
+  servers:
+   - 127.0.0.1:$RA:1 redis-a
+   - 127.0.0.1:$RB:1 redis-b
+YML
+}
+declare -A TPORT TPID
+for t in $TARGETS; do
+    TPORT[$t]=$(port); yaml "${TPORT[$t]}" >"$WORK/$t.yml"
+    case $t in
+        nutcracker) taskset -c "$PROXY_CPUS" nutcracker -c "$WORK/$t.yml" -s "$(port)" -a 127.0.0.1 -o "$WORK/nc.log" & ;;
+        uring|epoll) taskset -c "$PROXY_CPUS" "$BIN" -c "$WORK/$t.yml" --workers 1 --io "$t" -s "$(port)" -a 127.0.0.1 \
+            --admin "127.0.0.1:$(port)" -v 3 & ;;
+        *) echo "unknown target $t" >&2; exit 1 ;;
+    esac
+    TPID[$t]=$!; PIDS+=($!)
+done
+for t in $TARGETS; do wait_port "${TPORT[$t]}"; done
+
+load() { # port -> one pipeline-1 GET run
+    taskset -c "$LOAD_CPUS" redis-benchmark -h 127.0.0.1 -p "$1" -c "$C" -n "$N" -P 1 -r "$KEYSPACE" -t get -q 2>/dev/null | tr '\r' '\n' | tail -2
+}
+PROXY_EVENTS=task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter
+for s in read write writev readv sendmsg recvmsg sendto recvfrom epoll_wait epoll_pwait epoll_ctl io_uring_enter; do
+    PROXY_EVENTS+=",syscalls:sys_enter_$s"
+done
+# io_uring: SQEs, requests punted to io-wq workers, task_work runs (normal
+# and DEFER_TASKRUN local work), waits for CQEs.
+for e in submit_req queue_async_work task_work_run local_work_run cqring_wait; do PROXY_EVENTS+=",io_uring:io_uring_$e"; done
+REDIS_EVENTS=task-clock,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait
+
+for t in $TARGETS; do
+    p=${TPORT[$t]}; pid=${TPID[$t]}
+    taskset -c "$LOAD_CPUS" redis-benchmark -h 127.0.0.1 -p "$p" -c "$C" -n "$KEYSPACE" -r "$KEYSPACE" -t set -q >/dev/null 2>&1
+    load "$p" >/dev/null # warm-up
+    # 1. counts
+    perf stat -x, -e "$PROXY_EVENTS" -p "$pid" -o "$OUT/stat.$t.csv" &
+    s1=$!
+    perf stat -x, -e "$REDIS_EVENTS" -p "$REDIS_PIDS" -o "$OUT/stat-redis.$t.csv" &
+    s2=$!
+    sleep 0.5
+    load "$p" >"$OUT/load.$t.txt"
+    kill -INT $s1 $s2; wait $s1 $s2 2>/dev/null || true
+    # 2. call graphs
+    perf record -q -g -F "$FREQ" -p "$pid" -o "$OUT/perf.$t.data" 2>/dev/null &
+    s1=$!; sleep 0.5
+    load "$p" >>"$OUT/load.$t.txt"
+    kill -INT $s1; wait $s1 2>/dev/null || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^$' >"$OUT/report.$t.txt" || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^$' >"$OUT/report-dso.$t.txt" || true
+    perf report -i "$OUT/perf.$t.data" --no-children --sort sym --stdio -g caller,0.5,callee --percent-limit 2 2>/dev/null \
+        | grep -v '^$' >"$OUT/report-graph.$t.txt" || true
+    # 3. per thread (control and admin threads vs the worker; io-wq workers
+    #    appear as iou-wrk-*), and each context switch's reason: prev_state R
+    #    is a preemption, S a sleep (waiting for events)
+    ps -L -o tid,comm -p "$pid" >"$OUT/threads.$t.txt"
+    perf stat --per-thread -x, -e task-clock,context-switches -p "$pid" -o "$OUT/stat-threads.$t.csv" &
+    s1=$!
+    perf record -q -e sched:sched_switch -p "$pid" -o "$OUT/switch.$t.data" 2>/dev/null &
+    s2=$!; sleep 0.5
+    load "$p" >>"$OUT/load.$t.txt"
+    ps -L -o tid,comm -p "$pid" >>"$OUT/threads.$t.txt"
+    kill -INT $s1 $s2; wait $s1 $s2 2>/dev/null || true
+    perf script -i "$OUT/switch.$t.data" -F comm,trace 2>/dev/null \
+        | sed -E 's/^ *([^ ]+) .*prev_state=([A-Z+]+).*/\1 prev_state=\2/' | sort | uniq -c | sort -rn >"$OUT/switch-reasons.$t.txt" || true
+    # 4. epoll and nutcracker: writes by socket under strace (STRACE_N
+    #    requests): those to the two backend sockets (found with ss) vs the rest
+    if [ "$t" != uring ]; then
+        bfds=$(ss -tnpH "( dport = :$RA or dport = :$RB )" | grep -o "pid=$pid,fd=[0-9]*" | sed 's/.*fd=//' | tr '\n' ' ')
+        strace -f -e trace=write,writev,sendto,sendmsg -e signal=none -qq -p "$pid" -o "$OUT/strace-writes.$t.txt" 2>/dev/null &
+        s1=$!; sleep 0.5
+        N=$STRACE_N load "$p" >>"$OUT/load.$t.txt"
+        kill -INT $s1; wait $s1 2>/dev/null || true
+        python3 - "$OUT/strace-writes.$t.txt" "$STRACE_N" $bfds <<'PY' >"$OUT/writes-by-socket.$t.txt"
+import re, sys
+path, n, backend = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
+back = other = 0
+for line in open(path):
+    m = re.search(r"\b(write|writev|sendto|sendmsg)\((\d+),", line)
+    if m:
+        if m.group(2) in backend:
+            back += 1
+        else:
+            other += 1
+print(f"backend fds {sorted(backend)}: {back} writes, {back / n:.3f} per request; "
+      f"other sockets (clients): {other} writes, {other / n:.3f} per request; {n} requests")
+PY
+        rm -f "$OUT/strace-writes.$t.txt"
+    fi
+    # 5. SQEs by opcode
+    if [ "$t" = uring ]; then
+        perf record -q -e io_uring:io_uring_submit_req -p "$pid" -o "$OUT/sqe.$t.data" 2>/dev/null &
+        s1=$!; sleep 0.5
+        load "$p" >>"$OUT/load.$t.txt"
+        kill -INT $s1; wait $s1 2>/dev/null || true
+        perf script -i "$OUT/sqe.$t.data" 2>/dev/null | grep -o 'opcode [A-Z_0-9]*' | sort | uniq -c | sort -rn >"$OUT/sqe-opcodes.$t.txt" || true
+    fi
+done
+
+python3 - "$OUT" "$N" $TARGETS <<'PY' | tee "$OUT/summary.txt"
+import sys
+out, n, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def stat(path):
+    got = {}
+    for line in open(path):
+        f = line.strip().split(",")
+        if len(f) < 3 or line.startswith("#"):
+            continue
+        try:
+            got[f[2]] = float(f[0])
+        except ValueError:
+            got[f[2]] = float("nan")
+    return got
+print(f"pipeline 1, redis-benchmark -c 50 -n {n} -t get; per request (perf stat on the proxy; backend reads on the redis-servers)")
+cols = ["cpu us", "ctx sw", "syscalls", "io_uring_enter", "epoll_wait", "read+recv", "write+send", "SQEs", "redis reads", "redis us"]
+print(f"{'target':<11}" + "".join(f"{c:>15}" for c in cols))
+for t in targets:
+    p, r = stat(f"{out}/stat.{t}.csv"), stat(f"{out}/stat-redis.{t}.csv")
+    g = lambda k: p.get(k, 0.0)
+    rd = sum(g(f"syscalls:sys_enter_{s}") for s in ("read", "readv", "recvmsg", "recvfrom"))
+    wr = sum(g(f"syscalls:sys_enter_{s}") for s in ("write", "writev", "sendmsg", "sendto"))
+    ep = g("syscalls:sys_enter_epoll_wait") + g("syscalls:sys_enter_epoll_pwait")
+    vals = [g("task-clock") * 1e3 / n, g("context-switches") / n, g("raw_syscalls:sys_enter") / n,
+            g("syscalls:sys_enter_io_uring_enter") / n, ep / n, rd / n, wr / n, g("io_uring:io_uring_submit_req") / n,
+            r.get("syscalls:sys_enter_read", 0.0) / n, r.get("task-clock", 0.0) * 1e3 / n]
+    print(f"{t:<11}" + "".join(f"{v:>15.3f}" for v in vals))
+print()
+print("io_uring events per request (uring): " + ", ".join(
+    f"{e} {stat(f'{out}/stat.uring.csv').get('io_uring:io_uring_' + e, 0.0) / n:.3f}"
+    for e in ("submit_req", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait")) if "uring" in targets else "")
+print("cpu us = task-clock (ms) of every thread of the proxy / requests; redis reads = read() calls of both")
+print("redis-servers / requests (one per arrival of proxy writes); redis us = their task-clock / requests.")
+PY
