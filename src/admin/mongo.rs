@@ -14,8 +14,8 @@ use super::metrics::{escape, Out};
 use crate::control::Shared;
 use crate::protocol::mongo::{COMMANDS, OPCODE_NAMES};
 use crate::route::{PoolSnapshot, Snapshot};
-use crate::stats::WorkerStats;
 use crate::stats::mongo::{bucket_upper_seconds, MongoPoolTotals, LAT_BUCKETS, N_COMMANDS, N_OPCODES, POOL_ROWS};
+use crate::stats::WorkerStats;
 
 /// One command's latency summed over workers.
 #[derive(Debug, Clone, Copy)]
@@ -272,7 +272,8 @@ mod tests {
         assert!(text.lines().any(|l| l == "puerta_mongo_boundary_closes_total{pool=\"m\"} 3"), "{text}");
         let v: serde_json::Value = serde_json::from_str(&super::super::json::render(&f.shared).unwrap()).unwrap();
         let keys: Vec<&str> = v["pools"][1]["mongo"].as_object().unwrap().keys().map(String::as_str).collect();
-        let order = ["affinity", "proxy_protocol", "slow_ops", "protocol_errors", "boundary_closes", "latency_by_command"];
+        let order =
+            ["affinity", "proxy_protocol", "slow_ops", "protocol_errors", "boundary_closes", "latency_by_command"];
         assert_eq!(keys, order);
         assert_eq!(v["pools"][1]["mongo"]["boundary_closes"], 3);
     }
