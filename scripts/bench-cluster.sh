@@ -98,7 +98,7 @@ for _ in $(seq 100); do redis-cli -p "$PX_PORT" set probe 1 2>/dev/null | grep -
 # Run-queue wait (ns) of all of a process's threads: time it was runnable
 # but another task had its CPU. On a shared box this shows when a run was
 # starved by something else, not slowed by Puerta.
-runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%d", w}'; }
+runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%.0f", w}'; }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 TCK=$(getconf CLK_TCK)
 SEED=${MASTERS[0]}

@@ -61,7 +61,7 @@ sleep 0.5
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # Run-queue wait (ns) of all of a process's threads: time it was runnable
 # but another task had its CPU (on a shared box: a starved run, not a slow one).
-runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%d", w}'; }
+runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%.0f", w}'; }
 TCK=$(getconf CLK_TCK)
 LOAD="$BIN bench --cpus 0 --keys 10000 --value-size 3 --ratio 1:1"
 
