@@ -9,7 +9,8 @@
 # Columns: ops/s, ratio to direct, p50 / p99 / p99.9 (ms), Puerta's CPU us
 # per request (utime+stime of the puerta process over the run / requests),
 # the redis-servers' CPU us per request (all three masters together), and
-# Puerta's syscalls per request (strace -c -f, a separate shorter run).
+# Puerta's syscalls per request (strace -c -f, a separate shorter run), and
+# a backend-batching table (GETs per read(2) and epoll_waits on one master).
 # Targets (issue 5): at pipeline 16, Puerta >= 0.9x direct throughput and
 # Puerta p99 <= 1.5x direct p99.
 #
@@ -94,6 +95,10 @@ PX_PID=$!; PIDS+=($PX_PID)
 wait_port "$PX_PORT"
 for _ in $(seq 100); do redis-cli -p "$PX_PORT" set probe 1 2>/dev/null | grep -q OK && break; sleep 0.1; done
 
+# Run-queue wait (ns) of all of a process's threads: time it was runnable
+# but another task had its CPU. On a shared box this shows when a run was
+# starved by something else, not slowed by Puerta.
+runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%.0f", w}'; }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 TCK=$(getconf CLK_TCK)
 SEED=${MASTERS[0]}
@@ -105,14 +110,14 @@ bench() { # path pipeline test n -> redis-benchmark's text report
     esac 2>/dev/null | tr '\r' '\n'
 }
 RESULTS="$WORK/results.csv"
-echo "pipeline,target,round,test,rps,p50,p99,p999,proxy_cpu,server_cpu" >"$RESULTS"
+echo "pipeline,target,round,test,rps,p50,p99,p999,proxy_cpu,server_cpu,proxy_wait" >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
   for P in $PIPELINES; do
     for test in get set; do
       for t in direct puerta; do
-        pb=$(cpu_ticks $PX_PID); sb=$(cpu_ticks "${SERVER_PIDS[@]}")
+        pb=$(cpu_ticks $PX_PID); sb=$(cpu_ticks "${SERVER_PIDS[@]}"); wb=$(runq_ns $PX_PID)
         out=$(bench "$t" "$P" "$test" "$N")
-        pa=$(cpu_ticks $PX_PID); sa=$(cpu_ticks "${SERVER_PIDS[@]}")
+        pa=$(cpu_ticks $PX_PID); sa=$(cpu_ticks "${SERVER_PIDS[@]}"); wa=$(runq_ns $PX_PID)
         echo "$out" | python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -121,9 +126,10 @@ summ = re.search(r"avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.]+)\s+([\d.]+)\
 p999 = next((float(m.group(2)) for m in re.finditer(r"([\d.]+)% <= ([\d.]+) milliseconds", text) if float(m.group(1)) >= 99.9), None)
 if not rps or not summ:
     sys.exit("could not parse redis-benchmark output:\n" + text[-2000:])
-print(",".join(sys.argv[1:5] + [rps.group(1), summ.group(3), summ.group(5), str(p999)] + sys.argv[5:7]))
+print(",".join(sys.argv[1:5] + [rps.group(1), summ.group(3), summ.group(5), str(p999)] + sys.argv[5:8]))
 ' "$P" "$t" "$r" "$test" \
-            "$(python3 -c "print(($pa-$pb)/$TCK*1e6/$N)")" "$(python3 -c "print(($sa-$sb)/$TCK*1e6/$N)")" >>"$RESULTS"
+            "$(python3 -c "print(($pa-$pb)/$TCK*1e6/$N)")" "$(python3 -c "print(($sa-$sb)/$TCK*1e6/$N)")" \
+            "$(python3 -c "print(($wa-$wb)/1e3/$N)")" >>"$RESULTS"
       done
     done
   done
@@ -140,7 +146,30 @@ for P in $PIPELINES; do
     echo "$P,$(python3 -c "print(round($calls/$STRACE_N,3))")" >>"$SYS"
 done
 
-python3 - "$RESULTS" "$SYS" "$N" "$C" "$ROUNDS" "$WORKERS" <<'PY'
+# Backend batching: how many requests a master gets per read(2), and how
+# often it sleeps in epoll_wait, direct vs through Puerta. One GET run of
+# STRACE_N per path and pipeline with `strace -c` on the first master and
+# its GET count from INFO commandstats. Few requests per read would mean
+# requests are written to a node one by one; many epoll_waits per request
+# mean the node runs out of work and sleeps between batches.
+BATCH="$WORK/batch.txt"
+node_calls() { awk -v s="$1" '$NF == s {print $4; exit}' "$2"; } # syscall file -> calls
+get_calls() { redis-cli -p "$SEED" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_get:calls=\([0-9]*\),.*/\1/p'; }
+for P in $PIPELINES; do
+    for t in direct puerta; do
+        g0=$(get_calls); g0=${g0:-0}
+        strace -c -f -p "${SERVER_PIDS[0]}" -o "$WORK/node.$t.$P" 2>/dev/null &
+        SPID=$!; sleep 0.5
+        bench "$t" "$P" get "$STRACE_N" >/dev/null
+        kill -INT $SPID; wait $SPID 2>/dev/null || true
+        g1=$(get_calls); g1=${g1:-0}
+        r=$(node_calls read "$WORK/node.$t.$P"); w=$(node_calls epoll_wait "$WORK/node.$t.$P")
+        python3 -c "import sys; g,r,w=(int(x or 0) for x in sys.argv[1:4]); print(f'{sys.argv[4]:>4} {sys.argv[5]:<7} {g:>9} {g/max(r,1):>13.2f} {100*w/max(g,1):>19.1f}')" \
+            "$((g1 - g0))" "${r:-0}" "${w:-0}" "$P" "$t" >>"$BATCH"
+    done
+done
+
+python3 - "$RESULTS" "$SYS" "$N" "$C" "$ROUNDS" "$WORKERS" "$BATCH" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {r["pipeline"]: r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
@@ -150,14 +179,14 @@ def med(xs):
 print(f"redis-benchmark -c {sys.argv[4]} -n {sys.argv[3]}, 3 masters, Puerta workers={sys.argv[6]}, "
       f"medians of {sys.argv[5]} interleaved rounds")
 print(f"{'pipe':>4} {'test':<4} {'target':<7} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} "
-      f"{'p99.9 ms':>8} {'puerta us/req':>13} {'redis us/req':>12} {'syscalls/req':>12}")
+      f"{'p99.9 ms':>8} {'puerta us/req':>13} {'redis us/req':>12} {'syscalls/req':>12} {'puerta runq us/req':>18}")
 agg = {}
 for p in sorted({r["pipeline"] for r in rows}, key=int):
     for test in ("get", "set"):
         for t in ("direct", "puerta"):
             sel = [r for r in rows if r["pipeline"] == p and r["target"] == t and r["test"] == test]
             if sel:
-                agg[(p, test, t)] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "proxy_cpu", "server_cpu")}
+                agg[(p, test, t)] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "proxy_cpu", "server_cpu", "proxy_wait")}
         d = agg.get((p, test, "direct"))
         for t in ("direct", "puerta"):
             v = agg.get((p, test, t))
@@ -165,11 +194,17 @@ for p in sorted({r["pipeline"] for r in rows}, key=int):
                 continue
             ratio = v["rps"] / d["rps"] if d else float("nan")
             pcpu = f"{v['proxy_cpu']:.2f}" if t == "puerta" else "-"
+            pwait = f"{v['proxy_wait']:.2f}" if t == "puerta" else "-"
             sc = sysc.get(p, "-") if t == "puerta" and test == "get" else "-"
             print(f"{p:>4} {test:<4} {t:<7} {v['rps']:>10.0f} {ratio:>9.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
-                  f"{v['p999']:>8.3f} {pcpu:>13} {v['server_cpu']:>12.2f} {sc:>12}")
+                  f"{v['p999']:>8.3f} {pcpu:>13} {v['server_cpu']:>12.2f} {sc:>12} {pwait:>18}")
 print("puerta us/req: the puerta process only; redis us/req: the three masters together; "
-      "syscalls/req from a separate GET run under strace.")
+      "syscalls/req from a separate GET run under strace;")
+print("puerta runq us/req: time Puerta's threads were runnable but waited for their CPU (something else ran there).")
+print()
+print("backend batching, first master under strace -c (GET run of STRACE_N per row):")
+print(f"{'pipe':>4} {'target':<7} {'GETs':>9} {'GETs per read':>13} {'epoll_wait/100 GETs':>19}")
+print(open(sys.argv[7]).read(), end="")
 print()
 print("targets (pipeline 16):")
 for test in ("get", "set"):

@@ -59,6 +59,9 @@ read -r EPOLL_PID EPOLL_PORT < <(start_puerta epoll)
 sleep 0.5
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# Run-queue wait (ns) of all of a process's threads: time it was runnable
+# but another task had its CPU (on a shared box: a starved run, not a slow one).
+runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{w += $2} END {printf "%.0f", w}'; }
 TCK=$(getconf CLK_TCK)
 LOAD="$BIN bench --cpus 0 --keys 10000 --value-size 3 --ratio 1:1"
 
@@ -66,24 +69,25 @@ LOAD="$BIN bench --cpus 0 --keys 10000 --value-size 3 --ratio 1:1"
 declare -A TPORT=([direct]=$RPORT [uring]=$URING_PORT [epoll]=$EPOLL_PORT)
 declare -A TPID=([direct]=$REDIS_PID [uring]=$URING_PID [epoll]=$EPOLL_PID)
 RESULTS="$WORK/results.csv"
-echo "pipeline,target,round,ops,p50,p99,p999,cpu_us_per_req,rb_get_rps" >"$RESULTS"
+echo "pipeline,target,round,ops,p50,p99,p999,cpu_us_per_req,rb_get_rps,runq_us_per_req" >"$RESULTS"
 $LOAD -t "127.0.0.1:$RPORT" --prefill -n 1 -c 1 >/dev/null
 
 for P in $PIPELINES; do
   for r in $(seq "$ROUNDS"); do
     for t in direct uring epoll; do
-      before=$(cpu_ticks "${TPID[$t]}")
+      before=$(cpu_ticks "${TPID[$t]}"); wb=$(runq_ns "${TPID[$t]}")
       $LOAD -t "$t=127.0.0.1:${TPORT[$t]}" -c "$C" -P "$P" -n "$N" --json "$WORK/$t.json" >/dev/null
-      after=$(cpu_ticks "${TPID[$t]}")
+      after=$(cpu_ticks "${TPID[$t]}"); wa=$(runq_ns "${TPID[$t]}")
       rb=$(taskset -c 0 redis-benchmark -h 127.0.0.1 -p "${TPORT[$t]}" -c "$C" -n "$N" -P "$P" -t get --csv \
            | python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[0]["rps"])')
-      python3 - "$WORK/$t.json" "$P" "$t" "$r" "$before" "$after" "$TCK" "$N" "$rb" >>"$RESULTS" <<'PY'
+      python3 - "$WORK/$t.json" "$P" "$t" "$r" "$before" "$after" "$TCK" "$N" "$rb" "$wb" "$wa" >>"$RESULTS" <<'PY'
 import json, sys
-path, p, t, r, before, after, tck, n, rb = sys.argv[1:]
+path, p, t, r, before, after, tck, n, rb, wb, wa = sys.argv[1:]
 run = json.load(open(path))["targets"][0]["runs"][0]
 cpu = (int(after) - int(before)) / int(tck) * 1e6 / int(n)
 lat = run["latency_ms"]
-print(",".join(map(str, [p, t, r, run["ops_per_sec"], lat["p50"], lat["p99"], lat["p99.9"], cpu, rb])))
+wait = (int(wa) - int(wb)) / 1e3 / int(n)
+print(",".join(map(str, [p, t, r, run["ops_per_sec"], lat["p50"], lat["p99"], lat["p99.9"], cpu, rb, wait])))
 PY
     done
   done
@@ -110,7 +114,7 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
 def med(xs): return statistics.median(float(x) for x in xs)
 print(f"{'pipe':>4} {'target':<7} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} "
-      f"{'cpu us/req':>10} {'syscalls/req':>12} {'redis-benchmark GET ops/s':>26}")
+      f"{'cpu us/req':>10} {'syscalls/req':>12} {'redis-benchmark GET ops/s':>26} {'runq us/req':>11}")
 for p in sorted({r["pipeline"] for r in rows}, key=int):
     base = None
     for t in ("direct", "uring", "epoll"):
@@ -121,8 +125,9 @@ for p in sorted({r["pipeline"] for r in rows}, key=int):
         print(f"{p:>4} {t:<7} {ops:>10.0f} {ops/base:>9.2f} {med(r['p50'] for r in sel):>7.3f} "
               f"{med(r['p99'] for r in sel):>7.3f} {med(r['p999'] for r in sel):>8.3f} "
               f"{med(r['cpu_us_per_req'] for r in sel):>10.2f} {sysc.get((p, t), '?'):>12} "
-              f"{med(r['rb_get_rps'] for r in sel):>26.0f}")
+              f"{med(r['rb_get_rps'] for r in sel):>26.0f} {med(r['runq_us_per_req'] for r in sel):>11.2f}")
 print("cpu us/req: serving process only (redis-server for direct, Puerta for uring/epoll); medians of rounds.")
+print("runq us/req: time the serving process was runnable but waited for its CPU (another task ran there).")
 PY
 
 echo
