@@ -212,7 +212,8 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
     if let Some(pos) = single_key(cmd).filter(|&p| p < req.argc()) {
         let Some(server) = route(req.arg(pos)) else { return no_server(cfg) };
         let by = RouteBy::Arg(u32::try_from(pos).unwrap_or(u32::MAX));
-        let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+        // Passed through whole: `forward` keeps no key map for it.
+        let frags = vec![Fragment { server, request: req.raw().clone(), keys: Vec::new() }];
         return Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false });
     }
     // (argument index, server) of the first key; whether another key maps
@@ -236,7 +237,7 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
             None => return no_server(cfg),
         },
     };
-    let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
+    let frags = vec![Fragment { server, request: req.raw().clone(), keys: Vec::new() }];
     Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false })
 }
 

@@ -56,7 +56,7 @@ use backend::{Backend, Inflight, RouteBy};
 use client::{Client, ClientDecoder, Slot};
 use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
 use limits::Budget;
-use reply::forward_error;
+use reply::{forward_error, MergePlan};
 
 use crate::protocol::ProtoError;
 
@@ -276,7 +276,13 @@ impl MuxSession {
         let charge: usize = frags.iter().map(|f| f.request.len()).sum();
         c.queued += charge;
         if !noreply {
-            let mut slot = Slot::pending(frags.iter().map(|f| f.keys.clone()).collect(), merge);
+            // A passed-through single reply needs no key map (`MergePlan::finish`
+            // reads keys only to merge): no allocation for it per request.
+            let keys = match (&merge, &frags[..]) {
+                (MergePlan::Pass, [_]) => Vec::new(),
+                _ => frags.iter().map(|f| f.keys.clone()).collect(),
+            };
+            let mut slot = Slot::pending(keys, merge);
             slot.charge = charge;
             c.slots.push_back(slot);
         }
