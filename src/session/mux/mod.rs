@@ -264,7 +264,21 @@ impl MuxSession {
                 }
             }
             Plan::Forward(f) => self.forward(id, f, now),
+            Plan::One { server, request, route } => self.forward_one(id, server, request, route, now),
         }
+    }
+
+    /// `Plan::One`: what `forward` does for one passed-through fragment,
+    /// without the lists (no allocation besides the request's own bytes).
+    fn forward_one(&mut self, id: ClientId, server: u32, request: Bytes, route: RouteBy, now: Instant) {
+        let Some(c) = self.client_mut(id) else { return };
+        let seq = c.next_seq();
+        let mut slot = Slot::pending(Vec::new(), MergePlan::Pass);
+        slot.charge = request.len();
+        c.queued += request.len();
+        c.slots.push_back(slot);
+        let entry = Inflight { client: Some(id), seq, frag: 0, request, len: 0, route, retrieval: false, start: 0, deadline: None };
+        self.enqueue(server, entry, true, now);
     }
 
     fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
