@@ -34,6 +34,7 @@ pub(crate) mod client;
 mod clients;
 mod dispatch;
 mod events;
+mod forward;
 mod idle;
 pub(crate) mod limits;
 mod manage;
@@ -52,11 +53,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use backend::{Backend, Inflight, RouteBy};
+use backend::{Backend, Inflight};
 use client::{Client, ClientDecoder, Slot};
-use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
+use dispatch::{mc_error, plan_memcache, plan_redis, Plan};
 use limits::Budget;
-use reply::{forward_error, MergePlan};
+use reply::forward_error;
 
 use crate::protocol::ProtoError;
 
@@ -266,82 +267,6 @@ impl MuxSession {
             Plan::Forward(f) => self.forward(id, f, now),
             Plan::One { server, request, route } => self.forward_one(id, server, request, route, now),
         }
-    }
-
-    /// `Plan::One`: what `forward` does for one passed-through fragment,
-    /// without the lists (no allocation besides the request's own bytes).
-    fn forward_one(&mut self, id: ClientId, server: u32, request: Bytes, route: RouteBy, now: Instant) {
-        let Some(c) = self.client_mut(id) else { return };
-        let seq = c.next_seq();
-        let mut slot = Slot::pending(Vec::new(), MergePlan::Pass);
-        slot.charge = request.len();
-        c.queued += request.len();
-        c.slots.push_back(slot);
-        let entry = Inflight { client: Some(id), seq, frag: 0, request, len: 0, route, retrieval: false, start: 0, deadline: None };
-        self.enqueue(server, entry, true, now);
-    }
-
-    fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
-        let Forward { frags, route, merge, retrieval, noreply } = f;
-        let Some(c) = self.client_mut(id) else { return };
-        let seq = c.next_seq();
-        // The request bytes count against the client's queue until its
-        // reply leaves (with the slot) or, for noreply, until written.
-        let charge: usize = frags.iter().map(|f| f.request.len()).sum();
-        c.queued += charge;
-        if !noreply {
-            // A passed-through single reply needs no key map (`MergePlan::finish`
-            // reads keys only to merge): no allocation for it per request.
-            let keys = match (&merge, &frags[..]) {
-                (MergePlan::Pass, [_]) => Vec::new(),
-                _ => frags.iter().map(|f| f.keys.clone()).collect(),
-            };
-            let mut slot = Slot::pending(keys, merge);
-            slot.charge = charge;
-            c.slots.push_back(slot);
-        }
-        if frags.len() > 1 {
-            self.stats.fragments += frags.len() as u64;
-        }
-        for (i, frag) in frags.into_iter().enumerate() {
-            let entry = Inflight {
-                client: Some(id),
-                seq,
-                frag: i as u32,
-                request: frag.request,
-                len: 0,
-                // A per-server fan-out keeps each part on its server.
-                route: match route {
-                    RouteBy::Server(_) => RouteBy::Server(frag.server),
-                    by => by,
-                },
-                retrieval,
-                start: 0,
-                deadline: None,
-            };
-            self.enqueue(frag.server, entry, !noreply, now);
-        }
-    }
-
-    /// Queues a request on one of `server`'s connections, connecting it
-    /// first if needed (with AUTH and SELECT ahead of any request).
-    fn enqueue(&mut self, server: u32, mut entry: Inflight, expect_reply: bool, now: Instant) {
-        let per = self.cfg.server_connections;
-        let mut conn = self.rr[server as usize] % per;
-        self.rr[server as usize] = self.rr[server as usize].wrapping_add(1);
-        // A RESP3 client's requests ride the twins that sent HELLO 3, so
-        // its replies come back native.
-        if entry.client.and_then(|id| self.clients_ref(id)).is_some_and(|c| c.hs.resp3) {
-            conn += per;
-        }
-        let bid = BackendId { server, conn };
-        entry.deadline = self.ensure_connecting(bid, now);
-        self.dirty_backends.push(bid);
-        let sc = &mut self.stats.servers[server as usize];
-        sc.requests += 1;
-        sc.request_bytes += entry.request.len() as u64;
-        let width = self.width();
-        self.backends[(server * width + conn) as usize].push_request(entry, expect_reply);
     }
 
     /// AUTH and SELECT for a new Redis backend connection, then HELLO 3
