@@ -12,7 +12,9 @@
 #
 # Usage: scripts/bench-callgrind.sh
 #   env: PUERTA_BIN (target/release/puerta, built if missing), N (20000),
-#        C (50), PIPELINES ("1 16"), DRIVERS ("epoll uring"), KEYSPACE (10000)
+#        C (50), PIPELINES ("1 16"), DRIVERS ("epoll uring"), KEYSPACE (10000),
+#        KEEP (a folder: each dump is copied there as DRIVER-PIPE-CMD.cg for
+#        callgrind_annotate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
@@ -63,6 +65,7 @@ YML
             callgrind_control -d "$VPID" >/dev/null 2>&1
             sleep 0.5
             ir=$(cat "$WORK"/cg.$VPID.* 2>/dev/null | awk '/^summary:/ {s += $2} /^totals:/ {t += $2} END {print (s ? s : t)}')
+            [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP"; cat "$WORK"/cg.$VPID.* >"$KEEP/$drv-$pipe-$cmd.cg" 2>/dev/null || true; }
             printf '%-6s %-4s %-4s %12.0f\n' "$drv" "$pipe" "$cmd" "$(echo "$ir / $N" | bc -l)"
         done
     done

@@ -28,7 +28,9 @@
 #        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check,
 #        BASELINE_BIN: another puerta binary (an earlier build) run as a fifth
 #        target, "puerta-base" (workers=1, pinned like puerta-w1), so a change
-#        is measured against the code before it in the same run
+#        is measured against the code before it in the same run,
+#        EPOLL=1: Puerta workers=1 with --io epoll as another target,
+#        "epoll-w1" (pinned like puerta-w1, which runs the default driver)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
@@ -83,6 +85,12 @@ if [ -n "${BASELINE_BIN:-}" ]; then
     PB_PID=$!; PIDS+=($PB_PID)
     wait_port "$PB_PORT"
 fi
+if [ -n "${EPOLL:-}" ]; then
+    PE_PORT=$(port); yaml "$PE_PORT" >"$WORK/pe.yml"
+    taskset -c "$PROXY_CPUS" $BIN -c "$WORK/pe.yml" --workers 1 --io epoll -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
+    PE_PID=$!; PIDS+=($PE_PID)
+    wait_port "$PE_PORT"
+fi
 
 # target -> (port, pid of the serving process)
 TARGETS="direct nutcracker puerta-w1 puerta-w2"
@@ -91,6 +99,10 @@ declare -A TPID=([direct]=$REDIS_A_PID [nutcracker]=$NC_PID [puerta-w1]=$P1_PID 
 if [ -n "${BASELINE_BIN:-}" ]; then
     TARGETS="direct nutcracker puerta-base puerta-w1 puerta-w2"
     TPORT[puerta-base]=$PB_PORT; TPID[puerta-base]=$PB_PID
+fi
+if [ -n "${EPOLL:-}" ]; then
+    TARGETS="${TARGETS/puerta-w1/puerta-w1 epoll-w1}"
+    TPORT[epoll-w1]=$PE_PORT; TPID[epoll-w1]=$PE_PID
 fi
 MGET_KEYS="mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9"
 for t in $TARGETS; do # values for the MGET keys, placed by each path itself
@@ -203,7 +215,7 @@ python3 - "$RESULTS" "$SYS" "$IDLEF" "$N" "$C" "$ROUNDS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
-targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "puerta-w2"]
+targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "epoll-w1", "puerta-w2"]
 def div(a, b):  # a ratio; nan where a short run measured no CPU ticks
     return a / b if b else float("nan")
 def med(xs):

@@ -22,6 +22,7 @@ mod bufring;
 mod client_socks;
 pub mod core;
 mod epoll;
+pub mod id_hash;
 pub mod failpoint;
 pub mod mongo;
 mod mux_drive;

@@ -15,7 +15,6 @@
 //! - counters reach the worker's stats block only in `export_stats` (on
 //!   the worker tick), as deltas of the session's own counters.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +29,7 @@ use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
 use crate::shared::ControlMsg;
 
 use super::client_socks::ClientSocks;
+use super::id_hash::BackendSocks;
 pub use super::client_socks::NO_SOCK;
 
 /// What a driver socket of a multiplexed pool is to its session.
@@ -49,7 +49,7 @@ pub struct MuxEntry {
     /// Socket handle per client (see `client_socks` for the reuse rule).
     pub clients: ClientSocks,
     /// Socket handle per backend connection.
-    pub backends: HashMap<BackendId, u32>,
+    pub backends: BackendSocks,
     /// Clients whose reads the session paused; re-checked after each batch.
     pub paused: Vec<ClientId>,
     /// Servers reported failed, with their response count then: the first
@@ -72,7 +72,7 @@ impl MuxEntry {
             pool,
             retired: false,
             clients: ClientSocks::default(),
-            backends: HashMap::new(),
+            backends: BackendSocks::default(),
             paused: Vec::new(),
             failed: Vec::new(),
             exported: MuxStats::default(),

@@ -42,7 +42,7 @@ impl CClient {
     fn answered(&self, seq: u64, frag: u32) -> bool {
         let Some(i) = seq.checked_sub(self.base.head_seq) else { return true };
         let Some(s) = self.base.slots.get(i as usize) else { return true };
-        s.ready.is_some() || s.parts.get(frag as usize).is_none_or(|p| p.is_some())
+        s.answered(frag)
     }
 
     fn prune_routes(&mut self) {

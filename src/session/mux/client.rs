@@ -54,6 +54,18 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Whether part `frag` has its reply (or is no part of this slot).
+    pub fn answered(&self, frag: u32) -> bool {
+        if self.ready.is_some() {
+            return true;
+        }
+        if self.parts.is_empty() {
+            // The single passed-through part (`waiting`): frag 0 until delivered.
+            return frag != 0 || self.left == 0;
+        }
+        self.parts.get(frag as usize).is_none_or(|p| p.is_some())
+    }
+
     pub fn ready(bytes: Bytes) -> Slot {
         Slot::waiting(Vec::new(), MergePlan::Pass, Some(bytes))
     }
@@ -65,7 +77,11 @@ impl Slot {
 
     fn waiting(keys: Vec<Vec<u32>>, merge: MergePlan, ready: Option<Bytes>) -> Slot {
         let n = if ready.is_some() { 0 } else { keys.len().max(1) };
-        Slot { ready, parts: vec![None; n], keys, left: n as u32, merge, close: None, charge: 0, held: 0 }
+        // A single passed-through reply goes straight to `ready` in
+        // `Client::deliver`: no parts vector for it (one allocation less
+        // per request on the GET path).
+        let parts = if n == 1 && matches!(merge, MergePlan::Pass) { Vec::new() } else { vec![None; n] };
+        Slot { ready, parts, keys, left: n as u32, merge, close: None, charge: 0, held: 0 }
     }
 }
 
@@ -150,6 +166,16 @@ impl Client {
     pub fn deliver(&mut self, seq: u64, frag: u32, reply: AnyReply) -> bool {
         let Some(i) = seq.checked_sub(self.head_seq) else { return false };
         let Some(slot) = self.slots.get_mut(i as usize) else { return false };
+        if slot.parts.is_empty() && slot.left == 1 && frag == 0 {
+            // One reply passed through (`Slot::waiting`): what
+            // `MergePlan::Pass` would make of it, without holding parts.
+            let bytes = reply.raw().clone();
+            self.parked_bytes += bytes.len();
+            slot.held = bytes.len();
+            slot.left = 0;
+            slot.ready = Some(bytes);
+            return true;
+        }
         let Some(part) = slot.parts.get_mut(frag as usize) else { return false };
         if part.is_none() {
             let n = reply.raw().len();
@@ -191,5 +217,42 @@ impl Client {
     fn release(&mut self, slot: &Slot) {
         self.queued -= slot.charge;
         self.parked_bytes -= slot.held;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::resp::{Reply, ReplyKind};
+
+    fn bulk(s: &'static [u8]) -> AnyReply {
+        AnyReply::Resp(Reply { raw: Bytes::from_static(s), kind: ReplyKind::Bulk })
+    }
+
+    #[test]
+    fn a_single_passed_through_reply_needs_no_parts_and_is_counted_once() {
+        let mut c = Client::new(0, Protocol::Redis, 1 << 20, 1 << 20);
+        c.slots.push_back(Slot::pending(Vec::new(), MergePlan::Pass));
+        assert_eq!(c.slots[0].parts.capacity(), 0, "no parts vector allocated");
+        assert!(!c.slots[0].answered(0));
+        assert!(c.slots[0].answered(1), "no such part");
+        assert!(c.deliver(0, 0, bulk(b"$1\r\nx\r\n")));
+        assert!(c.slots[0].answered(0));
+        assert_eq!(c.slots[0].ready.as_deref(), Some(&b"$1\r\nx\r\n"[..]));
+        assert_eq!((c.parked_bytes, c.slots[0].held), (7, 7));
+        c.deliver(0, 0, bulk(b"$1\r\ny\r\n"));
+        assert_eq!(c.slots[0].ready.as_deref(), Some(&b"$1\r\nx\r\n"[..]), "a second reply changes nothing");
+        assert_eq!(c.parked_bytes, 7);
+        assert!(!c.deliver(1, 0, bulk(b"+OK\r\n")), "no such slot");
+    }
+
+    #[test]
+    fn a_fanned_out_slot_keeps_one_part_per_fragment() {
+        let mut c = Client::new(0, Protocol::Redis, 1 << 20, 1 << 20);
+        c.slots.push_back(Slot::pending(vec![vec![0], vec![1]], MergePlan::Pass));
+        assert_eq!(c.slots[0].parts.len(), 2);
+        assert!(c.deliver(0, 1, bulk(b"+OK\r\n")));
+        assert!(c.slots[0].answered(1) && !c.slots[0].answered(0));
+        assert!(c.slots[0].ready.is_none());
     }
 }

@@ -34,6 +34,9 @@ pub(super) enum Plan {
     /// Close after the replies before it (and `Some` reply) are delivered.
     Close(ClientClose, Option<Bytes>),
     Forward(Forward),
+    /// One request forwarded whole to `server`, its one reply passed back
+    /// (the GET path: `Forward` without its fragment and key lists).
+    One { server: u32, request: Bytes, route: RouteBy },
 }
 
 pub(super) struct Forward {
@@ -212,8 +215,7 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
     if let Some(pos) = single_key(cmd).filter(|&p| p < req.argc()) {
         let Some(server) = route(req.arg(pos)) else { return no_server(cfg) };
         let by = RouteBy::Arg(u32::try_from(pos).unwrap_or(u32::MAX));
-        let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
-        return Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false });
+        return Plan::One { server, request: req.raw().clone(), route: by };
     }
     // (argument index, server) of the first key; whether another key maps
     // elsewhere, or to no server at all.
@@ -236,8 +238,7 @@ fn plan_keyed(cfg: &MuxConfig, req: &Request, cmd: &Command, router: &dyn Router
             None => return no_server(cfg),
         },
     };
-    let frags = vec![Fragment { server, request: req.raw().clone(), keys: vec![0] }];
-    Plan::Forward(Forward { frags, route: by, merge: MergePlan::Pass, retrieval: false, noreply: false })
+    Plan::One { server, request: req.raw().clone(), route: by }
 }
 
 /// The error for a command whose keys map to different servers: nothing

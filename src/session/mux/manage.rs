@@ -57,8 +57,6 @@ impl MuxSession {
     /// the on-connect commands); returns the connect deadline.
     pub(super) fn ensure_connecting(&mut self, bid: BackendId, now: Instant) -> Option<Instant> {
         let deadline = self.cfg.timeout.map(|t| now + t);
-        // The connect itself is bounded even when replies are not.
-        let connect_by = now + self.cfg.timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
         let width = self.width();
         if bid.server >= self.cfg.servers || bid.conn >= width {
             return deadline;
@@ -67,6 +65,9 @@ impl MuxSession {
         if self.backends[idx].state != BState::Idle {
             return deadline;
         }
+        // The connect itself is bounded even when replies are not
+        // (computed only here: the common case above is a live backend).
+        let connect_by = now + self.cfg.timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
         self.backends[idx].state = BState::Connecting { deadline: Some(connect_by) };
         self.intents.push_back(MuxIntent::Connect(bid));
         for hidden in self.on_connect_commands(self.is_resp3(bid)) {

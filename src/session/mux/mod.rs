@@ -34,6 +34,7 @@ pub(crate) mod client;
 mod clients;
 mod dispatch;
 mod events;
+mod forward;
 mod idle;
 pub(crate) mod limits;
 mod manage;
@@ -52,9 +53,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use backend::{Backend, Inflight, RouteBy};
+use backend::{Backend, Inflight};
 use client::{Client, ClientDecoder, Slot};
-use dispatch::{mc_error, plan_memcache, plan_redis, Forward, Plan};
+use dispatch::{mc_error, plan_memcache, plan_redis, Plan};
 use limits::Budget;
 use reply::forward_error;
 
@@ -264,64 +265,8 @@ impl MuxSession {
                 }
             }
             Plan::Forward(f) => self.forward(id, f, now),
+            Plan::One { server, request, route } => self.forward_one(id, server, request, route, now),
         }
-    }
-
-    fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
-        let Forward { frags, route, merge, retrieval, noreply } = f;
-        let Some(c) = self.client_mut(id) else { return };
-        let seq = c.next_seq();
-        // The request bytes count against the client's queue until its
-        // reply leaves (with the slot) or, for noreply, until written.
-        let charge: usize = frags.iter().map(|f| f.request.len()).sum();
-        c.queued += charge;
-        if !noreply {
-            let mut slot = Slot::pending(frags.iter().map(|f| f.keys.clone()).collect(), merge);
-            slot.charge = charge;
-            c.slots.push_back(slot);
-        }
-        if frags.len() > 1 {
-            self.stats.fragments += frags.len() as u64;
-        }
-        for (i, frag) in frags.into_iter().enumerate() {
-            let entry = Inflight {
-                client: Some(id),
-                seq,
-                frag: i as u32,
-                request: frag.request,
-                len: 0,
-                // A per-server fan-out keeps each part on its server.
-                route: match route {
-                    RouteBy::Server(_) => RouteBy::Server(frag.server),
-                    by => by,
-                },
-                retrieval,
-                start: 0,
-                deadline: None,
-            };
-            self.enqueue(frag.server, entry, !noreply, now);
-        }
-    }
-
-    /// Queues a request on one of `server`'s connections, connecting it
-    /// first if needed (with AUTH and SELECT ahead of any request).
-    fn enqueue(&mut self, server: u32, mut entry: Inflight, expect_reply: bool, now: Instant) {
-        let per = self.cfg.server_connections;
-        let mut conn = self.rr[server as usize] % per;
-        self.rr[server as usize] = self.rr[server as usize].wrapping_add(1);
-        // A RESP3 client's requests ride the twins that sent HELLO 3, so
-        // its replies come back native.
-        if entry.client.and_then(|id| self.clients_ref(id)).is_some_and(|c| c.hs.resp3) {
-            conn += per;
-        }
-        let bid = BackendId { server, conn };
-        entry.deadline = self.ensure_connecting(bid, now);
-        self.dirty_backends.push(bid);
-        let sc = &mut self.stats.servers[server as usize];
-        sc.requests += 1;
-        sc.request_bytes += entry.request.len() as u64;
-        let width = self.width();
-        self.backends[(server * width + conn) as usize].push_request(entry, expect_reply);
     }
 
     /// AUTH and SELECT for a new Redis backend connection, then HELLO 3
