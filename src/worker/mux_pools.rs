@@ -29,8 +29,8 @@ use crate::session::{ClusterPoolSession, PoolSession, PoolUpdate, ShardSession};
 use crate::shared::ControlMsg;
 
 use super::client_socks::ClientSocks;
-use super::id_hash::BackendSocks;
 pub use super::client_socks::NO_SOCK;
+use super::id_hash::BackendSocks;
 
 /// What a driver socket of a multiplexed pool is to its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

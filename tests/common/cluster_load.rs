@@ -70,7 +70,7 @@ impl Client {
             match self.sock.read(&mut self.scratch) {
                 Ok(0) => return Err(format!("connection closed after {} of {n} replies", out.len())),
                 Ok(k) => self.buf.extend_from_slice(&self.scratch[..k]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
                 Err(e) => return Err(format!("read after {} of {n} replies: {e}", out.len())),
             }
         }

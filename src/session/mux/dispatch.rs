@@ -36,7 +36,11 @@ pub(super) enum Plan {
     Forward(Forward),
     /// One request forwarded whole to `server`, its one reply passed back
     /// (the GET path: `Forward` without its fragment and key lists).
-    One { server: u32, request: Bytes, route: RouteBy },
+    One {
+        server: u32,
+        request: Bytes,
+        route: RouteBy,
+    },
 }
 
 pub(super) struct Forward {

@@ -28,7 +28,17 @@ impl MuxSession {
         slot.charge = request.len();
         c.queued += request.len();
         c.slots.push_back(slot);
-        let entry = Inflight { client: Some(id), seq, frag: 0, request, len: 0, route, retrieval: false, start: 0, deadline: None };
+        let entry = Inflight {
+            client: Some(id),
+            seq,
+            frag: 0,
+            request,
+            len: 0,
+            route,
+            retrieval: false,
+            start: 0,
+            deadline: None,
+        };
         self.enqueue(server, entry, true, now);
     }
 
