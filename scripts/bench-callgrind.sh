@@ -24,12 +24,7 @@ for b in redis-server redis-benchmark valgrind callgrind_control python3; do
 done
 BIN=${PUERTA_BIN:-target/release/puerta}
 [ -n "${PUERTA_BIN:-}" ] || cargo build --release --quiet
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
 RA=$(port); RB=$(port)
 for p in $RA $RB; do
     redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &

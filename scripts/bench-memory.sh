@@ -21,12 +21,7 @@ done
 ulimit -n $((IDLE + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=${PUERTA_BIN:-target/release/puerta}
 [ -n "${PUERTA_BIN:-}" ] || cargo build --release --quiet
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 RA=$(port); RB=$(port)
 for p in $RA $RB; do
@@ -34,19 +29,6 @@ for p in $RA $RB; do
     PIDS+=($!)
 done
 wait_port "$RA"; wait_port "$RB"
-yaml() { # listen port -> the one YAML every proxy runs
-    cat <<YML
-bench:
-  listen: 127.0.0.1:$1
-  redis: true
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  servers:
-   - 127.0.0.1:$RA:1 redis-a
-   - 127.0.0.1:$RB:1 redis-b
-YML
-}
 start_puerta() { # name driver workers -> sets PORT_<name>, PID_<name>
     local p; p=$(port); yaml "$p" >"$WORK/$1.yml"
     "$BIN" -c "$WORK/$1.yml" --workers "$3" --io "$2" -s "$(port)" -a 127.0.0.1 \

@@ -43,12 +43,8 @@ done
 ulimit -n $((IDLE + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet
 BIN=target/release/puerta
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 RA=$(port); RB=$(port)
 for p in $RA $RB; do
     taskset -c "$LOAD_CPUS" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
@@ -56,21 +52,7 @@ for p in $RA $RB; do
 done
 REDIS_A_PID=${PIDS[0]}
 NC_PORT=$(port); P1_PORT=$(port); P2_PORT=$(port)
-yaml() { # listen port -> the one YAML every proxy runs (only the port differs)
-    cat <<YML
-bench:
-  listen: 127.0.0.1:$1
-  redis: true
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  servers:
-   - 127.0.0.1:$RA:1 redis-a
-   - 127.0.0.1:$RB:1 redis-b
-YML
-}
 yaml "$NC_PORT" >"$WORK/nc.yml"; yaml "$P1_PORT" >"$WORK/p1.yml"; yaml "$P2_PORT" >"$WORK/p2.yml"
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 wait_port "$RA"; wait_port "$RB"
 taskset -c "$PROXY_CPUS" nutcracker -c "$WORK/nc.yml" -s "$(port)" -a 127.0.0.1 -o "$WORK/nc.log" &
 NC_PID=$!; PIDS+=($NC_PID)

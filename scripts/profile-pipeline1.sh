@@ -36,13 +36,8 @@ done
 BIN=${PUERTA_BIN:-target/release/puerta}
 [ -x "$BIN" ] || cargo build --release --quiet
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 RA=$(port); RB=$(port)
 for p in $RA $RB; do
     taskset -c "$LOAD_CPUS" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
@@ -50,19 +45,6 @@ for p in $RA $RB; do
 done
 REDIS_PIDS="${PIDS[0]},${PIDS[1]}"
 wait_port "$RA"; wait_port "$RB"
-yaml() {
-    cat <<YML
-bench:
-  listen: 127.0.0.1:$1
-  redis: true
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 2000
-  servers:
-   - 127.0.0.1:$RA:1 redis-a
-   - 127.0.0.1:$RB:1 redis-b
-YML
-}
 declare -A TPORT TPID
 for t in $TARGETS; do
     TPORT[$t]=$(port); yaml "${TPORT[$t]}" >"$WORK/$t.yml"
