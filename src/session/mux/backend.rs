@@ -73,12 +73,11 @@ pub(crate) enum RouteBy {
     /// Redis: argument `i` of the command; memcached: key `i`.
     Arg(u32),
     /// Always this server: one part of a command sent to every server
-    /// (memcached `flush_all`), which no key routes.
+    /// (memcached `flush_all`, SCRIPT LOAD, FUNCTION, INFO), which no key
+    /// routes; if its connection dies unsent it goes to the same server on
+    /// a new connection. A plan sets `Server(_)`; `forward` binds each part
+    /// to its fragment's server.
     Server(u32),
-    /// Bound to its server (one part of a command sent to every server:
-    /// SCRIPT LOAD, INFO): never routed elsewhere; answered with the
-    /// error if its connection fails first.
-    Fixed,
 }
 
 /// The key `request` was routed by.

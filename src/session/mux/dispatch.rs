@@ -276,7 +276,7 @@ fn plan_scripts(cfg: &MuxConfig, req: Request, router: &dyn Router) -> Plan {
     }
     let nkeys = req.argc().saturating_sub(2);
     let merge = if frags.len() == 1 { MergePlan::Pass } else { MergePlan::Resp { merge, nkeys } };
-    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+    Plan::Forward(Forward { frags, route: RouteBy::Server(0), merge, retrieval: false, noreply: false })
 }
 
 /// INFO: the client's INFO to every server, rendered with the proxy's own
@@ -294,7 +294,7 @@ fn plan_info(cfg: &MuxConfig, req: Request, counts: Counts) -> Plan {
         extra: vec![format!("servers:{}", cfg.servers)],
     };
     let merge = MergePlan::Info(Box::new((req, fields)));
-    Plan::Forward(Forward { frags, route: RouteBy::Fixed, merge, retrieval: false, noreply: false })
+    Plan::Forward(Forward { frags, route: RouteBy::Server(0), merge, retrieval: false, noreply: false })
 }
 
 /// One fragment per server, each the whole request.

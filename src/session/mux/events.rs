@@ -206,10 +206,6 @@ impl MuxSession {
         // Both queues hold one stream: re-send in its order.
         again.sort_by_key(|(e, _)| e.start);
         for (e, expect_reply) in again {
-            if e.route == RouteBy::Fixed {
-                self.error_entry(e, errno);
-                continue;
-            }
             let server = match e.route {
                 RouteBy::Server(s) => Some(s),
                 by => router.route(&route_key(self.cfg.protocol, &e.request, by)),
