@@ -20,6 +20,7 @@ mod limits;
 mod mongo;
 mod pool;
 mod span;
+mod tls;
 mod summary;
 mod twem;
 mod twem_pool;
@@ -37,6 +38,7 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
+pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use twem::*;
 pub use types::*;
 

@@ -195,6 +195,8 @@ pub struct PoolConfig {
     pub shard: Option<ShardConfig>,
     /// Present exactly when `mode` is `RedisCluster`.
     pub cluster: Option<ClusterConfig>,
+    /// TLS toward clients and backends; plaintext by default.
+    pub tls: super::tls::PoolTls,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -289,6 +291,7 @@ impl PoolConfig {
             shard: None,
             mongo: None,
             cluster: None,
+            tls: Default::default(),
         }
     }
 
