@@ -146,6 +146,15 @@ impl TlsConn {
         self.deadline.is_some_and(|d| now >= d)
     }
 
+    /// `handshake_expired`, reported once: the deadline is disarmed.
+    pub fn take_expired(&mut self, now: Instant) -> bool {
+        let expired = self.handshake_expired(now);
+        if expired {
+            self.deadline = None;
+        }
+        expired
+    }
+
     /// "1.2" or "1.3" once negotiated.
     pub fn version(&self) -> Option<&'static str> {
         match self.conn.protocol_version()? {

@@ -88,6 +88,12 @@ impl WorkerCore {
         true
     }
 
+    /// Some pool of the current snapshot terminates TLS (so the periodic
+    /// handshake-timeout scan is worth running).
+    pub fn any_tls(&self) -> bool {
+        self.snap.pools.iter().any(|p| p.cfg.tls.server.is_some())
+    }
+
     /// Listeners this worker should have armed: (pool, listener) pairs.
     pub fn wanted_listeners(&self) -> Vec<(Arc<PoolSnapshot>, Arc<Listener>)> {
         if self.snap.draining {

@@ -32,6 +32,7 @@ mod mux_pools_tests;
 mod relay;
 mod slab;
 pub mod sys;
+mod tls_io;
 mod uring;
 
 use std::io;
