@@ -35,6 +35,7 @@ mod mongo;
 pub mod nutstats;
 mod ready;
 mod server;
+mod tls;
 mod totals;
 pub mod twem;
 
