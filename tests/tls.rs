@@ -198,3 +198,27 @@ fn reload_swaps_certificates_without_dropping_clients() {
         assert!(n > 10, "{io}: only {n} requests");
     }
 }
+
+#[test]
+fn check_validates_certificates() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "chk");
+    let good = ca.leaf(&dir, "good", false);
+    let expired = ca.leaf(&dir, "old", true);
+    let other = ca.leaf(&dir, "other", false);
+    let run = |tls: &str| {
+        let path = dir.join("check.toml");
+        std::fs::write(&path, redis_pool(free_port(), 6379, tls).replace("{admin}", "19999")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta")).args(["check", "--config"]).arg(&path).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(run(&tls_line(&good, None)).0);
+    let (ok, err) = run(&tls_line(&expired, None));
+    assert!(!ok && err.contains("expired"), "{err}");
+    let mismatch = Leaf { cert: good.cert.clone(), key: other.key.clone() };
+    let (ok, err) = run(&tls_line(&mismatch, None));
+    assert!(!ok && err.contains("check.toml:") && err.contains("tls.key") && err.contains("does not match"), "{err}");
+    let missing = Leaf { cert: dir.join("nope.pem"), key: good.key.clone() };
+    let (ok, err) = run(&tls_line(&missing, None));
+    assert!(!ok && err.contains("tls.cert") && err.contains("nope.pem"), "{err}");
+}
