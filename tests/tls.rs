@@ -52,7 +52,7 @@ fn redis_pool_over_tls_with_plain_listen() {
         assert_eq!(c.cmd(&["SET", "big", &big]).unwrap(), "OK");
         assert_eq!(c.cmd(&["GET", "big"]).unwrap().len(), big.len(), "{io}");
         for i in 0..50 {
-            assert_eq!(c.cmd(&["INCR", "n"]).unwrap().parse::<i64>().is_ok(), true, "{io}: request {i}");
+            assert!(c.cmd(&["INCR", "n"]).unwrap().parse::<i64>().is_ok(), "{io}: request {i}");
         }
         // Plaintext on the TLS port is not served.
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
