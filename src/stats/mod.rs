@@ -108,6 +108,8 @@ pub struct WorkerStats {
     pub mongo: Box<mongo::MongoStats>,
     /// Counters of redis/memcache (twemproxy) pools.
     pub mux: Box<mux::MuxStats>,
+    /// Latency histograms, per-command counters and slow logs (`obs`).
+    pub obs: crate::obs::CoreObs,
 }
 
 impl Default for WorkerStats {
@@ -123,6 +125,7 @@ impl Default for WorkerStats {
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),
             mux: Box::default(),
+            obs: Default::default(),
         }
     }
 }
