@@ -33,6 +33,7 @@ pub mod mcstats;
 pub mod metrics;
 mod mongo;
 pub mod nutstats;
+mod obs;
 mod ready;
 mod server;
 mod totals;

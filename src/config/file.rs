@@ -41,6 +41,8 @@ pub(crate) struct ServerFile {
     /// Reply bytes buffered for all clients of the process; "off" or 0 for
     /// no cap.
     pub max_buffered_bytes: Scalar,
+    /// "full" (per-request timing) or "basic".
+    pub metrics_detail: String,
 }
 
 impl Default for ServerFile {
@@ -54,6 +56,7 @@ impl Default for ServerFile {
             log: "info".into(),
             shutdown_timeout: Scalar::text("30s"),
             max_buffered_bytes: Scalar::text("2gb"),
+            metrics_detail: "full".into(),
         }
     }
 }
@@ -85,7 +88,10 @@ pub(crate) struct PoolFile {
     pub close_on_unhealthy: Option<bool>,
     pub affinity: Option<String>,
     pub proxy_protocol: Option<String>,
+    // The slow log, every pool kind (`config::obs`).
     pub slow_op_threshold: Option<Scalar>,
+    pub slowlog_max_len: Option<i64>,
+    pub slowlog_keys: Option<String>,
     // nutcracker's pool keys, for mode = "redis" | "memcache". `None` when
     // not written, so a tcp pool that sets one can be told it has no effect.
     pub hash: Option<String>,
@@ -155,6 +161,8 @@ impl Default for PoolFile {
             affinity: None,
             proxy_protocol: None,
             slow_op_threshold: None,
+            slowlog_max_len: None,
+            slowlog_keys: None,
             hash: None,
             hash_tag: None,
             distribution: None,

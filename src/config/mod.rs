@@ -18,6 +18,7 @@ mod duration;
 mod file;
 mod limits;
 mod mongo;
+mod obs;
 mod pool;
 mod span;
 mod summary;
@@ -37,6 +38,7 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
+pub use obs::{MetricsDetail, ObsConfig};
 pub use twem::*;
 pub use types::*;
 

@@ -61,6 +61,7 @@ fn defaults_fill_everything_optional() {
             log: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
             max_buffered_bytes: Some(2 << 30),
+            metrics_detail: Default::default(),
         }
     );
     let p = &c.pools[0];

@@ -38,6 +38,8 @@ pub struct ServerSettings {
     /// Reply bytes buffered for all clients of the process before the
     /// clients with the most are closed; `None` = no cap.
     pub max_buffered_bytes: Option<u64>,
+    /// Per-request timing on ("full") or off ("basic").
+    pub metrics_detail: super::obs::MetricsDetail,
 }
 
 /// `[server] admin_token`: 1 to 1024 visible ASCII characters. `Debug`
@@ -195,6 +197,8 @@ pub struct PoolConfig {
     pub shard: Option<ShardConfig>,
     /// Present exactly when `mode` is `RedisCluster`.
     pub cluster: Option<ClusterConfig>,
+    /// The slow log (every kind; tcp pools ignore it).
+    pub obs: super::obs::ObsConfig,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -289,6 +293,7 @@ impl PoolConfig {
             shard: None,
             mongo: None,
             cluster: None,
+            obs: Default::default(),
         }
     }
 

@@ -139,6 +139,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         let log = p.check(key("log"), log_filter(&file.log));
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
         let max_buffered_bytes = p.check(key("max_buffered_bytes"), max_buffered(&file.max_buffered_bytes));
+        let metrics_detail = p.check(key("metrics_detail"), super::obs::metrics_detail(&file.metrics_detail));
 
         let settings = (|| {
             Some(ServerSettings {
@@ -150,6 +151,7 @@ impl TryFrom<ServerFile> for ServerSettings {
                 log: log?,
                 shutdown_timeout: shutdown_timeout?,
                 max_buffered_bytes: max_buffered_bytes?,
+                metrics_detail: metrics_detail?,
             })
         })();
         p.finish(settings)

@@ -198,6 +198,10 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "reuseport" => f.reuseport = Some(boolean(text)?),
         "allow_scripts" => f.allow_scripts = Some(boolean(text)?),
         "allow_flush" => f.allow_flush = Some(boolean(text)?),
+        // Puerta's slow log (`config::obs`): harmless to nutcracker's keys.
+        "slow_op_threshold" => f.slow_op_threshold = Some(scalar(text)),
+        "slowlog_max_len" => f.slowlog_max_len = Some(int(text)?),
+        "slowlog_keys" => f.slowlog_keys = s(),
         _ => return Err("unknown key".into()),
     }
     Ok(())

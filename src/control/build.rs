@@ -136,6 +136,7 @@ mod tests {
                 log: "info".into(),
                 shutdown_timeout: Duration::from_secs(1),
                 max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
+                metrics_detail: Default::default(),
             },
             pools: vec![PoolConfig {
                 balance: Balance::ClientIp,

@@ -39,9 +39,10 @@
 pub mod classes;
 pub mod hist;
 mod pool;
-mod rec;
+pub mod rec;
 pub mod slowlog;
 mod snapshot;
+mod start;
 
 pub use classes::{Kind, CLASSES, NCLASS, NCMD};
 pub use hist::{quantile, Hist, HistSnap, BOUNDS_US, NBUCKETS};
@@ -49,3 +50,4 @@ pub use pool::{CoreObs, PoolObs, MAX_POOL_BACKENDS};
 pub use rec::{Recorder, ReqObs, Settings};
 pub use slowlog::{Entry, KeyNote, KeyRule};
 pub use snapshot::{pool_latency, slowlog_entries, slowlog_len, slowlog_reset, PoolLatency};
+pub use start::{start_memcache, start_redis};

@@ -90,6 +90,12 @@ impl PoolObs {
         self.backend_names.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
+    /// Adds a slow log entry (the one lock: only for a slow request).
+    pub fn add_slow(&self, e: super::slowlog::Entry, max_len: usize) {
+        self.slowlog.push(e, max_len);
+        self.slow_total.incr();
+    }
+
     pub fn backend_name(&self, i: usize) -> String {
         self.backend_names.lock().ok().and_then(|n| n.get(i).cloned()).unwrap_or_default()
     }

@@ -37,6 +37,18 @@ pub struct Settings {
 pub const DEFAULT_SLOW: Duration = Duration::from_millis(10);
 pub const DEFAULT_SLOWLOG_MAX_LEN: usize = 128;
 
+impl Settings {
+    /// A pool's settings under `[server] metrics_detail`.
+    pub fn from_config(detail: crate::config::MetricsDetail, pool: &crate::config::ObsConfig) -> Settings {
+        Settings {
+            timing: detail == crate::config::MetricsDetail::Full,
+            slow: pool.slow_op_threshold,
+            slowlog_max_len: pool.slowlog_max_len,
+            keys: pool.slowlog_keys,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -73,6 +85,14 @@ impl Default for ReqObs {
     }
 }
 
+/// The slow log threshold in µs; `u64::MAX` when off (or timing is off).
+fn slow_us(set: &Settings) -> u64 {
+    match (set.timing, set.slow) {
+        (true, Some(d)) if !d.is_zero() => u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
+}
+
 pub struct Recorder {
     pool: Option<Arc<PoolObs>>,
     kind: Kind,
@@ -82,25 +102,60 @@ pub struct Recorder {
     epoch_unix_us: u64,
     now: Instant,
     now_us: u32,
+    /// Every core's blocks and this pool's stat id, for what reads all
+    /// cores (`SLOWLOG GET` on any of them).
+    peers: Option<(Arc<crate::shared::Shared>, usize)>,
 }
 
 impl Recorder {
     /// `now` becomes the epoch of its offsets.
     pub fn new(pool: Option<Arc<PoolObs>>, kind: Kind, set: Settings, now: Instant) -> Recorder {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let slow_us = match (set.timing, set.slow) {
-            (true, Some(d)) => u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            _ => u64::MAX,
-        };
         Recorder {
             pool,
             kind,
             set,
-            slow_us,
+            slow_us: slow_us(&set),
             epoch: now,
             epoch_unix_us: u64::try_from(unix.as_micros()).unwrap_or(0),
             now,
             now_us: 0,
+            peers: None,
+        }
+    }
+
+    /// Lets the session read every core's slow log of pool `stat_id`.
+    pub fn with_peers(mut self, shared: Arc<crate::shared::Shared>, stat_id: usize) -> Recorder {
+        self.peers = Some((shared, stat_id));
+        self
+    }
+
+    /// The pool's slow log over every core, newest first, at most `n`
+    /// (this core's alone without peers).
+    pub fn slowlog_get(&self, n: usize) -> Vec<Entry> {
+        match &self.peers {
+            Some((s, id)) => super::snapshot::slowlog_entries(&s.workers, *id, n),
+            None => {
+                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slowlog.entries(), n)).unwrap_or_default()
+            }
+        }
+    }
+
+    pub fn slowlog_len(&self) -> usize {
+        match &self.peers {
+            Some((s, id)) => super::snapshot::slowlog_len(&s.workers, *id),
+            None => self.pool.as_ref().map_or(0, |p| p.slowlog.len()),
+        }
+    }
+
+    pub fn slowlog_reset(&self) {
+        match &self.peers {
+            Some((s, id)) => super::snapshot::slowlog_reset(&s.workers, *id),
+            None => {
+                if let Some(p) = &self.pool {
+                    p.slowlog.reset();
+                }
+            }
         }
     }
 
@@ -111,6 +166,13 @@ impl Recorder {
 
     pub fn settings(&self) -> &Settings {
         &self.set
+    }
+
+    /// New settings (a reload), keeping the epoch: requests in flight
+    /// keep valid offsets.
+    pub fn set_settings(&mut self, set: Settings) {
+        self.set = set;
+        self.slow_us = slow_us(&set);
     }
 
     pub fn pool(&self) -> Option<&Arc<PoolObs>> {
@@ -208,7 +270,6 @@ impl Recorder {
             backend,
             client: client.map(|a| a.to_string()).unwrap_or_default(),
         };
-        p.slowlog.push(e, self.set.slowlog_max_len);
-        p.slow_total.incr();
+        p.add_slow(e, self.set.slowlog_max_len);
     }
 }

@@ -81,6 +81,14 @@ impl PoolSession for ClusterPoolSession {
         true
     }
 
+    fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.s.set_recorder(rec);
+    }
+
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        self.s.recorder_mut()
+    }
+
     #[inline]
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
         self.s.handle_client_data(id, data, now);

@@ -117,4 +117,13 @@ pub trait PoolSession {
     /// Where a memcache pool's local `stats` reads its values (the
     /// driver's counters and clock); ignored by other sessions.
     fn set_local_stats(&mut self, _source: LocalStats) {}
+
+    /// Where the session records timing, per-command counters and slow
+    /// requests (`obs`); the driver sets it once, then adjusts its
+    /// settings on reload (`recorder_mut`).
+    fn set_recorder(&mut self, rec: crate::obs::Recorder);
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder;
+    /// Names the recorder's backend slots (after `set_recorder` and each
+    /// applied pool update; cluster sessions name nodes as they connect).
+    fn name_backends(&self) {}
 }

@@ -155,6 +155,20 @@ impl PoolSession for ShardSession {
         self.mux.set_local_stats(source);
     }
 
+    fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.mux.set_recorder(rec);
+    }
+
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        self.mux.recorder_mut()
+    }
+
+    fn name_backends(&self) {
+        for (i, s) in self.slots.iter().enumerate() {
+            self.mux.recorder().set_backend_name(i as u32, &s.name);
+        }
+    }
+
     #[inline]
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
         self.mux.handle_client_data(id, data, now, route!(self));

@@ -22,6 +22,7 @@ use std::time::Instant;
 use super::core::{Reject, WorkerCore};
 use crate::admin::mcstats;
 use crate::config::Mode;
+use crate::obs;
 use crate::route::{ClusterReport, PoolSnapshot};
 use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
@@ -129,6 +130,21 @@ fn set_local_stats(e: &mut MuxEntry, core: &WorkerCore) {
     }
 }
 
+/// Gives a new session its recorder (`obs`): this core's block of the
+/// pool, the settings of `[server] metrics_detail` and the pool's slow log
+/// keys, and every core's blocks for `SLOWLOG`.
+fn set_recorder(e: &mut MuxEntry, core: &WorkerCore, now: Instant) {
+    let kind = match e.pool.cfg.mode {
+        Mode::Memcache => obs::Kind::Memcache,
+        _ => obs::Kind::Redis,
+    };
+    let set = obs::Settings::from_config(core.snap.config.server.metrics_detail, &e.pool.cfg.obs);
+    let block = core.stats.obs.pool(e.pool.stat_id, kind);
+    let rec = obs::Recorder::new(block, kind, set, now).with_peers(core.shared.clone(), e.pool.stat_id);
+    e.session.set_recorder(rec);
+    e.session.name_backends();
+}
+
 impl MuxPools {
     /// Applies the worker's current snapshot: updates (or replaces)
     /// sessions of pools still there, retires sessions of pools gone, and
@@ -143,6 +159,9 @@ impl MuxPools {
                     PoolUpdate::Applied => {
                         e.pool = pool.clone();
                         set_local_stats(e, core);
+                        let set = obs::Settings::from_config(snap.config.server.metrics_detail, &pool.cfg.obs);
+                        e.session.recorder_mut().set_settings(set);
+                        e.session.name_backends();
                         false
                     }
                     PoolUpdate::Incompatible => {
@@ -157,6 +176,7 @@ impl MuxPools {
             if fresh && !snap.draining {
                 if let Some(mut e) = MuxEntry::new(pool.clone(), now) {
                     set_local_stats(&mut e, core);
+                    set_recorder(&mut e, core, now);
                     self.insert(e);
                 }
             }

@@ -33,7 +33,7 @@ impl ClusterSession {
         };
         let before = before.unwrap_or_else(|| c.base.buffered());
         let (out_before, queued_before) = (c.base.out.len(), c.base.queued);
-        c.base.flush_ready();
+        c.base.flush_ready(&self.obs);
         let grew = c.base.out.len() > out_before;
         let drained = c.base.slots.is_empty() && c.parked.is_some();
         let unpaused = queued_before >= queue_limit && c.base.queued < queue_limit;
@@ -118,7 +118,7 @@ impl ClusterSession {
     }
 
     pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         let before = c.base.buffered();
         if c.base.out.in_flight() {

@@ -75,7 +75,7 @@ impl ClusterSession {
     /// entry at the head of the connection's queue (or, on a subscribed
     /// pinned connection with nothing queued, to its client).
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.conn_mut(b) else { return };
         if c.base.state != BState::Ready {
             return;
@@ -125,6 +125,8 @@ impl ClusterSession {
                 }
                 Entry::Unit(unit) => {
                     let noted = c.note.take();
+                    let node = c.node;
+                    self.obs.backend_rtt(node, entry.sent_us);
                     self.handle_final(b, *unit, reply, noted, now);
                 }
             }
@@ -160,7 +162,7 @@ impl ClusterSession {
 
     /// Checks deadlines and runs due retries; call on every timer tick.
     pub fn handle_tick(&mut self, now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let expired: Vec<BackendId> = self
             .conns
             .iter()

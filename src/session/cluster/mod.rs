@@ -143,6 +143,8 @@ pub struct ClusterSession {
     unknown_reported: Option<Instant>,
     /// Requests decoded from clients (INFO's `total_commands_processed`).
     commands: u64,
+    /// Per-request timing, per-command counters, slow log (`obs`).
+    obs: crate::obs::Recorder,
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
@@ -174,8 +176,29 @@ impl ClusterSession {
             clock: None,
             unknown_reported: None,
             commands: 0,
+            obs: crate::obs::Recorder::off(crate::obs::Kind::Redis),
             peers: (0, 0),
         }
+    }
+
+    /// Where this session records timing, counters and slow requests.
+    pub fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.obs = rec;
+    }
+
+    pub fn recorder(&self) -> &crate::obs::Recorder {
+        &self.obs
+    }
+
+    pub fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        &mut self.obs
+    }
+
+    /// The batch's clock, for events that carry none and for timing.
+    #[inline]
+    fn set_clock(&mut self, now: Instant) {
+        self.clock = Some(now);
+        self.obs.set_now(now);
     }
 
     pub fn config(&self) -> &ClusterSessionConfig {
@@ -277,7 +300,7 @@ impl ClusterSession {
 
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         if c.base.stop_reading {
             return;
@@ -330,10 +353,17 @@ impl ClusterSession {
             // Charged to the slot the request leaves (refunded when that
             // slot's reply moves to the client); none if answered at once.
             let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
+            let before = c.last_node;
             self.commands = self.commands.saturating_add(1);
+            let mut obs = crate::obs::start_redis(&self.obs, &req);
             self.dispatch(id, req, now);
             if let Some(c) = self.client_mut(id) {
                 c.base.charge_tail(first_seq, charge);
+                if c.last_node != before {
+                    obs.server =
+                        c.last_node.map_or(crate::obs::rec::NO_SERVER, |n| n.min(u32::from(u16::MAX - 1)) as u16);
+                }
+                c.base.note_slot(first_seq, obs);
             }
         }
         self.flush_client(id);

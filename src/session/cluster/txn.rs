@@ -343,7 +343,7 @@ impl ClusterSession {
     /// relay delivers whatever comes back).
     fn push_raw(&mut self, b: crate::session::cluster::BackendId, wire: Bytes) {
         let Some(c): Option<&mut Conn> = self.conn_mut(b) else { return };
-        c.base.push(CEntry { wire, start: 0, deadline: None, what: Entry::Hidden { note: false } }, false);
+        c.base.push(CEntry { wire, start: 0, deadline: None, what: Entry::Hidden { note: false }, sent_us: 0 }, false);
         self.dirty_backends.push(b);
     }
 }

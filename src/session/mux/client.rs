@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::reply::{AnyReply, MergePlan};
 use super::types::{ClientClose, Protocol};
+use crate::obs::{Recorder, ReqObs};
 use crate::protocol::memcache::McRequestDecoder;
 use crate::protocol::resp::RequestDecoder;
 use crate::session::outbuf::OutBuf;
@@ -51,6 +52,8 @@ pub(crate) struct Slot {
     /// Reply bytes from backends held in this slot (parts, then the merged
     /// reply) until it moves to `out` (`client_output_limit`).
     pub held: usize,
+    /// Its timing and labels, recorded when it moves to `out`.
+    pub obs: ReqObs,
 }
 
 impl Slot {
@@ -81,7 +84,7 @@ impl Slot {
         // `Client::deliver`: no parts vector for it (one allocation less
         // per request on the GET path).
         let parts = if n == 1 && matches!(merge, MergePlan::Pass) { Vec::new() } else { vec![None; n] };
-        Slot { ready, parts, keys, left: n as u32, merge, close: None, charge: 0, held: 0 }
+        Slot { ready, parts, keys, left: n as u32, merge, close: None, charge: 0, held: 0, obs: ReqObs::default() }
     }
 }
 
@@ -156,6 +159,15 @@ impl Client {
         }
     }
 
+    /// Gives the slot of request `seq` what it carries for `obs` (if it is
+    /// still queued: a slot answered at once may be out already).
+    pub fn note_slot(&mut self, seq: u64, obs: ReqObs) {
+        let Some(i) = seq.checked_sub(self.head_seq) else { return };
+        if let Some(slot) = self.slots.get_mut(i as usize) {
+            slot.obs = obs;
+        }
+    }
+
     /// The sequence number the next pushed slot gets.
     pub fn next_seq(&self) -> u64 {
         self.head_seq + self.slots.len() as u64
@@ -194,9 +206,11 @@ impl Client {
         true
     }
 
-    /// Moves ready head slots to `out`, in order.
-    pub fn flush_ready(&mut self) {
-        while let Some(bytes) = self.slots.front().and_then(|s| s.ready.as_ref()) {
+    /// Moves ready head slots to `out`, in order; each is recorded as
+    /// answered now (`obs`).
+    pub fn flush_ready(&mut self, rec: &Recorder) {
+        while let Some((bytes, obs)) = self.slots.front().and_then(|s| Some((s.ready.as_ref()?, &s.obs))) {
+            rec.finish(obs, bytes);
             if !bytes.is_empty() {
                 self.out.push(bytes);
             }

@@ -21,7 +21,7 @@ impl MuxSession {
         let Some(c) = client_in(&mut self.clients, id) else { return };
         let before = before.unwrap_or_else(|| c.buffered());
         let (out_before, queued_before) = (c.out.len(), c.queued);
-        c.flush_ready();
+        c.flush_ready(&self.obs);
         if c.out.len() > out_before {
             self.dirty_clients.push(id);
         }
@@ -79,7 +79,7 @@ impl MuxSession {
     }
 
     pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         let before = c.buffered();
         if c.out.in_flight() {

@@ -80,6 +80,7 @@ impl MuxSession {
                 route: super::backend::RouteBy::Empty,
                 retrieval: false,
                 start: 0,
+                sent_us: 0,
                 deadline,
             };
             self.backends[idx].push_request(e, true);
