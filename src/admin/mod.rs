@@ -36,6 +36,7 @@ pub mod nutstats;
 mod obs;
 mod ready;
 mod server;
+mod slowlog;
 mod totals;
 pub mod twem;
 
@@ -204,6 +205,7 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
             })
         }),
         "/stats" => get_only(&|| Ok(Response::new(200, http::JSON, json::render(shared)?))),
+        "/slowlog" => get_only(&|| Ok(Response::new(200, http::JSON, slowlog::render(shared)?))),
         "/reload" if method == "POST" => {
             guard::same_origin(req, local)?;
             start_reload(shared, Instant::now(), RELOAD_TIMEOUT).map(Reply::Later)

@@ -47,8 +47,17 @@ pub(crate) fn for_each_core(shared: &Shared, stat_id: usize, mut f: impl FnMut(&
 }
 
 /// Pool `stat_id`'s slow log merged over cores, newest first, at most `n`.
+/// Ids are made unique over cores (`id * cores + core`), stable while the
+/// worker count is.
 pub fn slowlog_entries(workers: &[std::sync::Arc<crate::stats::WorkerStats>], stat_id: usize, n: usize) -> Vec<Entry> {
-    let all = workers.iter().filter_map(|w| w.obs.get(stat_id)).flat_map(|o| o.slowlog.entries()).collect();
+    let cores = workers.len() as u64;
+    let mut all = Vec::new();
+    for (i, o) in workers.iter().enumerate().filter_map(|(i, w)| Some((i, w.obs.get(stat_id)?))) {
+        all.extend(o.slowlog.entries().into_iter().map(|mut e| {
+            e.id = e.id.wrapping_mul(cores).wrapping_add(i as u64);
+            e
+        }));
+    }
     merge_newest(all, n)
 }
 

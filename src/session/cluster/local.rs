@@ -35,6 +35,7 @@ impl ClusterSession {
             }
             Local::Quit => return self.close_after(id, ClientClose::Quit, Bytes::from_static(OK)),
             Local::Auth => self.auth(id, &req),
+            Local::Slowlog => crate::obs::slowlog_reply(&self.obs, &req),
             Local::Reset => return self.reset(id),
             Local::Cluster => return self.cluster_cmd(id, req, now),
             Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan | Local::Scripts => {

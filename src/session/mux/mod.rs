@@ -258,7 +258,16 @@ impl MuxSession {
                             commands: self.commands.saturating_add(self.peers.1),
                         };
                         let Some(c) = client_in(&mut self.clients, id) else { return };
-                        plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                        if req.name().eq_ignore_ascii_case(b"SLOWLOG") {
+                            // The proxy's own slow log, not a backend's.
+                            if cfg.redis_auth.is_some() && !c.authed {
+                                Plan::Reply(Bytes::from_static(dispatch::NOAUTH))
+                            } else {
+                                Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req))
+                            }
+                        } else {
+                            plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                        }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
