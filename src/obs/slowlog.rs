@@ -160,7 +160,7 @@ impl Ring {
 
 /// Merges several rings' entries newest first, at most `n`.
 pub fn merge_newest(mut all: Vec<Entry>, n: usize) -> Vec<Entry> {
-    all.sort_by(|a, b| (b.unix_us, b.id).cmp(&(a.unix_us, a.id)));
+    all.sort_by_key(|e| std::cmp::Reverse((e.unix_us, e.id)));
     all.truncate(n);
     all
 }
