@@ -115,6 +115,7 @@ fn proxy_slowlog_get(c: &mut RawResp) -> (i64, Vec<Vec<u8>>) {
             args.iter().map(|a| if let Reply::Bulk(Some(b)) = a { b.clone() } else { panic!() }).collect();
         if args[0] == b"GET" && *us >= 150_000 {
             assert!(*ts > 1_600_000_000, "unix seconds");
+            assert!(matches!(&f[4], Reply::Bulk(Some(a)) if a.starts_with(b"127.0.0.1:")), "client address {f:?}");
             return (*us, args);
         }
     }
@@ -132,7 +133,9 @@ fn admin_slow_get(admin: u16, pool: &str) -> serde_json::Value {
         .unwrap()
         .iter()
         .find(|e| e["command"] == "GET" && e["duration_us"].as_u64() >= Some(150_000));
-    e.cloned().unwrap_or_else(|| panic!("no slow GET in /slowlog: {body}"))
+    let e = e.cloned().unwrap_or_else(|| panic!("no slow GET in /slowlog: {body}"));
+    assert!(e["client"].as_str().is_some_and(|c| c.starts_with("127.0.0.1:")), "the client's address: {e}");
+    e
 }
 
 #[test]

@@ -105,6 +105,9 @@ pub struct Recorder {
     /// Every core's blocks and this pool's stat id, for what reads all
     /// cores (`SLOWLOG GET` on any of them).
     peers: Option<(Arc<crate::shared::Shared>, usize)>,
+    /// Client addresses by client slot index, for slow log entries (kept
+    /// only while the slow log is on).
+    clients: Vec<Option<SocketAddr>>,
 }
 
 impl Recorder {
@@ -121,7 +124,22 @@ impl Recorder {
             now,
             now_us: 0,
             peers: None,
+            clients: Vec::new(),
         }
+    }
+
+    /// Whether entries would name clients (the slow log is on).
+    pub fn wants_peers(&self) -> bool {
+        self.pool.is_some() && self.slow_us != u64::MAX
+    }
+
+    /// The address of the client in slot `idx` (a new client replaces the
+    /// slot's previous one).
+    pub fn set_peer(&mut self, idx: usize, peer: Option<SocketAddr>) {
+        if self.clients.len() <= idx {
+            self.clients.resize(idx + 1, None);
+        }
+        self.clients[idx] = peer;
     }
 
     /// Lets the session read every core's slow log of pool `stat_id`.
@@ -217,7 +235,7 @@ impl Recorder {
 
     /// A request's reply is complete and queued to its client.
     #[inline]
-    pub fn finish(&self, r: &ReqObs, reply: &[u8]) {
+    pub fn finish(&self, r: &ReqObs, reply: &[u8], client: usize) {
         let Some(p) = &self.pool else { return };
         if r.cmd == UNNOTED {
             return;
@@ -231,7 +249,7 @@ impl Recorder {
             let us = u64::from(self.now_us.wrapping_sub(r.t0));
             p.hist[usize::from(r.cmd)].record_us(us);
             if us >= self.slow_us {
-                self.slow(p, r, us, None);
+                self.slow(p, r, us, self.clients.get(client).copied().flatten());
             }
         }
     }

@@ -123,6 +123,15 @@ pub trait PoolSession {
     /// settings on reload (`recorder_mut`).
     fn set_recorder(&mut self, rec: crate::obs::Recorder);
     fn recorder_mut(&mut self) -> &mut crate::obs::Recorder;
+    /// Whether slow log entries would name clients: then the driver looks
+    /// up each new client's address (a syscall per accept) for
+    /// `set_client_peer`.
+    fn wants_client_peer(&mut self) -> bool {
+        self.recorder_mut().wants_peers()
+    }
+    fn set_client_peer(&mut self, id: ClientId, peer: Option<SocketAddr>) {
+        self.recorder_mut().set_peer(id.index(), peer);
+    }
     /// Names the recorder's backend slots (after `set_recorder` and each
     /// applied pool update; cluster sessions name nodes as they connect).
     fn name_backends(&self) {}

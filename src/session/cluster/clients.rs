@@ -33,7 +33,7 @@ impl ClusterSession {
         };
         let before = before.unwrap_or_else(|| c.base.buffered());
         let (out_before, queued_before) = (c.base.out.len(), c.base.queued);
-        c.base.flush_ready(&self.obs);
+        c.base.flush_ready(&self.obs, id.index());
         let grew = c.base.out.len() > out_before;
         let drained = c.base.slots.is_empty() && c.parked.is_some();
         let unpaused = queued_before >= queue_limit && c.base.queued < queue_limit;

@@ -208,9 +208,9 @@ impl Client {
 
     /// Moves ready head slots to `out`, in order; each is recorded as
     /// answered now (`obs`).
-    pub fn flush_ready(&mut self, rec: &Recorder) {
+    pub fn flush_ready(&mut self, rec: &Recorder, idx: usize) {
         while let Some((bytes, obs)) = self.slots.front().and_then(|s| Some((s.ready.as_ref()?, &s.obs))) {
-            rec.finish(obs, bytes);
+            rec.finish(obs, bytes, idx);
             if !bytes.is_empty() {
                 self.out.push(bytes);
             }

@@ -21,7 +21,7 @@ impl MuxSession {
         let Some(c) = client_in(&mut self.clients, id) else { return };
         let before = before.unwrap_or_else(|| c.buffered());
         let (out_before, queued_before) = (c.out.len(), c.queued);
-        c.flush_ready(&self.obs);
+        c.flush_ready(&self.obs, id.index());
         if c.out.len() > out_before {
             self.dirty_clients.push(id);
         }

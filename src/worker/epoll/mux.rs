@@ -72,6 +72,9 @@ impl EpollDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
         let id = e.session.add_client(local);
+        if e.session.wants_client_peer() {
+            e.session.set_client_peer(id, stream.peer_addr().ok());
+        }
         let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut stream, token(slot, gen, KIND_MUX), interest).is_err() {

@@ -56,6 +56,9 @@ impl UringDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { sys::local_addr(fd) } else { None };
         let id = e.session.add_client(local);
+        if e.session.wants_client_peer() {
+            e.session.set_client_peer(id, sys::peer_addr(fd));
+        }
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
         if let Some(old) = e.set_client_sock(id, slot) {
             self.mux_detach(old);
