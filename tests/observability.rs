@@ -296,3 +296,33 @@ fn mongos_pool_counts_and_logs_slow_commands() {
         assert_eq!(p.metric("puerta_slowlog_entries_total", "pool=\"mongo\""), 1.0, "{io}");
     }
 }
+
+#[test]
+fn hot_keys_lists_the_hottest_keys_per_pool() {
+    let backend = redis();
+    let toml = format!(
+        "[[pool]]\nname = \"alpha\"\nlisten = \"127.0.0.1:{{listen}}\"\nmode = \"redis\"\n\
+         servers = [\"127.0.0.1:{}:1\"]\nhot_keys = true\nslowlog_keys = \"shown\"\n",
+        backend.port
+    );
+    for io in drivers() {
+        let px = PuertaTwem::start_with(&toml, io, "puerta.toml", &[]);
+        let mut c = RawResp::connect(px.port());
+        let mut batch = Vec::new();
+        for i in 0..600 {
+            // "hot" gets a third of the requests, 400 other keys one each.
+            let k = if i % 3 == 0 { "hot".to_string() } else { format!("cold{i}") };
+            batch.push(cmd(&["GET", &k]));
+        }
+        c.pipeline(&batch);
+        // Each worker publishes on its stats tick (250 ms).
+        let mut top = serde_json::Value::Null;
+        common::wait_until("hot keys published", Duration::from_secs(5), || {
+            let (_, body) = http("GET", px.admin, "/hotkeys").unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            top = v["pools"][0]["keys"][0].clone();
+            top["key"] == "hot"
+        });
+        assert!(top["count"].as_u64() >= Some(200), "{io}: {top}");
+    }
+}

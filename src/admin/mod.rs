@@ -27,6 +27,7 @@
 mod cluster;
 mod conn;
 mod guard;
+mod hotkeys;
 mod http;
 pub mod json;
 pub mod mcstats;
@@ -205,6 +206,7 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
             })
         }),
         "/stats" => get_only(&|| Ok(Response::new(200, http::JSON, json::render(shared)?))),
+        "/hotkeys" => get_only(&|| Ok(Response::new(200, http::JSON, hotkeys::render(shared)?))),
         "/slowlog" => get_only(&|| Ok(Response::new(200, http::JSON, slowlog::render(shared)?))),
         "/reload" if method == "POST" => {
             guard::same_origin(req, local)?;

@@ -92,6 +92,7 @@ pub(crate) struct PoolFile {
     pub slow_op_threshold: Option<Scalar>,
     pub slowlog_max_len: Option<i64>,
     pub slowlog_keys: Option<String>,
+    pub hot_keys: Option<bool>,
     // nutcracker's pool keys, for mode = "redis" | "memcache". `None` when
     // not written, so a tcp pool that sets one can be told it has no effect.
     pub hash: Option<String>,
@@ -163,6 +164,7 @@ impl Default for PoolFile {
             slow_op_threshold: None,
             slowlog_max_len: None,
             slowlog_keys: None,
+            hot_keys: None,
             hash: None,
             hash_tag: None,
             distribution: None,

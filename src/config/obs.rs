@@ -1,6 +1,6 @@
 //! Layer 2 for the observability keys: `[server] metrics_detail`, and the
 //! slow log keys every pool kind takes (`slow_op_threshold`,
-//! `slowlog_max_len`, `slowlog_keys`) -> `ObsConfig`.
+//! `slowlog_max_len`, `slowlog_keys`) and `hot_keys` -> `ObsConfig`.
 //!
 //! Owns their defaults and ranges. tcp pools accept the keys and ignore
 //! them (a byte stream has no requests to time). Problem paths are relative
@@ -45,6 +45,8 @@ pub struct ObsConfig {
     /// Entries kept per core (the oldest go first).
     pub slowlog_max_len: usize,
     pub slowlog_keys: KeyRule,
+    /// Track each worker's hottest keys (`GET /hotkeys`).
+    pub hot_keys: bool,
 }
 
 impl Default for ObsConfig {
@@ -53,6 +55,7 @@ impl Default for ObsConfig {
             slow_op_threshold: Some(DEFAULT_SLOW),
             slowlog_max_len: DEFAULT_SLOWLOG_MAX_LEN,
             slowlog_keys: KeyRule::Hashed,
+            hot_keys: false,
         }
     }
 }
@@ -76,7 +79,8 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> Option<ObsConfig> {
             pick(s, &[("hidden", KeyRule::Hidden), ("hashed", KeyRule::Hashed), ("shown", KeyRule::Shown)]),
         ),
     };
-    Some(ObsConfig { slow_op_threshold: slow?, slowlog_max_len: max_len?, slowlog_keys: keys? })
+    let hot_keys = file.hot_keys.unwrap_or(d.hot_keys);
+    Some(ObsConfig { slow_op_threshold: slow?, slowlog_max_len: max_len?, slowlog_keys: keys?, hot_keys })
 }
 
 #[cfg(test)]
@@ -96,13 +100,13 @@ mod tests {
         assert_eq!(c.server.metrics_detail, MetricsDetail::Full);
         assert_eq!(c.pools[0].obs, ObsConfig::default());
         let src = format!(
-            "[server]\nmetrics_detail = \"basic\"\n{POOL}slow_op_threshold = \"50ms\"\nslowlog_max_len = 4\nslowlog_keys = \"shown\"\n"
+            "[server]\nmetrics_detail = \"basic\"\n{POOL}slow_op_threshold = \"50ms\"\nslowlog_max_len = 4\nslowlog_keys = \"shown\"\nhot_keys = true\n"
         );
         let c = load(&src, "t.toml").unwrap();
         assert_eq!(c.server.metrics_detail, MetricsDetail::Basic);
         let o = c.pools[0].obs;
         assert_eq!(o.slow_op_threshold, Some(Duration::from_millis(50)));
-        assert_eq!((o.slowlog_max_len, o.slowlog_keys), (4, KeyRule::Shown));
+        assert_eq!((o.slowlog_max_len, o.slowlog_keys, o.hot_keys), (4, KeyRule::Shown, true));
         let off = load(&format!("{POOL}slow_op_threshold = \"off\"\n"), "t.toml").unwrap();
         assert_eq!(off.pools[0].obs.slow_op_threshold, None);
     }

@@ -117,7 +117,7 @@ fn unknown_key_in_a_pool() {
         "t.toml:5: pool[0].blance: unknown key; expected one of name, listen, mode, servers, \
          balance, connect_timeout, idle_timeout, max_client_connections, check_interval, \
          check_timeout, rise, fall, require_mongos, min_wire_version, max_message_bytes, \
-         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, slowlog_max_len, slowlog_keys, hash, hash_tag, distribution, timeout, backlog, \
+         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, slowlog_max_len, slowlog_keys, hot_keys, hash, hash_tag, distribution, timeout, backlog, \
          client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
          server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes, client_reply_limit, \
          client_queue_limit, client_output_limit, \

@@ -202,6 +202,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "slow_op_threshold" => f.slow_op_threshold = Some(scalar(text)),
         "slowlog_max_len" => f.slowlog_max_len = Some(int(text)?),
         "slowlog_keys" => f.slowlog_keys = s(),
+        "hot_keys" => f.hot_keys = Some(boolean(text)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())

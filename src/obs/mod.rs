@@ -38,6 +38,7 @@
 
 pub mod classes;
 pub mod hist;
+pub mod hotkeys;
 mod pool;
 pub mod rec;
 mod reply;

@@ -42,6 +42,8 @@ pub struct PoolObs {
     pub slowlog: Ring,
     /// Entries ever added to `slowlog` (`puerta_slowlog_entries_total`).
     pub slow_total: Counter,
+    /// This core's hot keys as last published (`hot_keys = true`).
+    hot: Mutex<Vec<super::hotkeys::Hot>>,
 }
 
 impl PoolObs {
@@ -54,6 +56,7 @@ impl PoolObs {
             backend_names: Mutex::new(Vec::new()),
             slowlog: Ring::default(),
             slow_total: Counter::default(),
+            hot: Mutex::new(Vec::new()),
         }
     }
 
@@ -88,6 +91,17 @@ impl PoolObs {
     /// The names of the backend slots (empty: never named).
     pub fn backend_names(&self) -> Vec<String> {
         self.backend_names.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Replaces this core's published hot keys (once per stats tick).
+    pub fn set_hot(&self, top: Vec<super::hotkeys::Hot>) {
+        if let Ok(mut h) = self.hot.lock() {
+            *h = top;
+        }
+    }
+
+    pub fn hot(&self) -> Vec<super::hotkeys::Hot> {
+        self.hot.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Adds a slow log entry (the one lock: only for a slow request).

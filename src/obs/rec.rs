@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::classes::{classify, command_name, Kind, NCMD};
+use super::hotkeys::HotKeys;
 use super::pool::{PoolObs, MAX_POOL_BACKENDS};
 use super::slowlog::{entry_args, Entry, KeyNote, KeyRule};
 
@@ -30,6 +31,8 @@ pub struct Settings {
     pub slow: Option<Duration>,
     pub slowlog_max_len: usize,
     pub keys: KeyRule,
+    /// Track the hottest keys (`hotkeys`).
+    pub hot_keys: bool,
 }
 
 /// The slow log threshold when a pool sets none: Redis's own
@@ -45,6 +48,7 @@ impl Settings {
             slow: pool.slow_op_threshold,
             slowlog_max_len: pool.slowlog_max_len,
             keys: pool.slowlog_keys,
+            hot_keys: pool.hot_keys,
         }
     }
 }
@@ -56,6 +60,7 @@ impl Default for Settings {
             slow: Some(DEFAULT_SLOW),
             slowlog_max_len: DEFAULT_SLOWLOG_MAX_LEN,
             keys: KeyRule::Hashed,
+            hot_keys: false,
         }
     }
 }
@@ -108,12 +113,15 @@ pub struct Recorder {
     /// Client addresses by client slot index, for slow log entries (kept
     /// only while the slow log is on).
     clients: Vec<Option<SocketAddr>>,
+    /// The pool's hot keys on this worker (`hot_keys = true`).
+    hot: Option<Box<HotKeys>>,
 }
 
 impl Recorder {
     /// `now` becomes the epoch of its offsets.
     pub fn new(pool: Option<Arc<PoolObs>>, kind: Kind, set: Settings, now: Instant) -> Recorder {
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let pool_set = pool.is_some();
         Recorder {
             pool,
             kind,
@@ -125,6 +133,15 @@ impl Recorder {
             now_us: 0,
             peers: None,
             clients: Vec::new(),
+            hot: (set.hot_keys && pool_set).then(|| Box::new(HotKeys::new(set.keys))),
+        }
+    }
+
+    /// Publishes this worker's hot keys to its `PoolObs` (on the stats
+    /// tick: one lock per tick, none per request).
+    pub fn publish_hot(&mut self) {
+        if let (Some(h), Some(p)) = (&mut self.hot, &self.pool) {
+            p.set_hot(h.publish());
         }
     }
 
@@ -189,6 +206,12 @@ impl Recorder {
     /// New settings (a reload), keeping the epoch: requests in flight
     /// keep valid offsets.
     pub fn set_settings(&mut self, set: Settings) {
+        if !set.hot_keys || set.keys != self.set.keys {
+            self.hot = None;
+        }
+        if set.hot_keys && self.hot.is_none() && self.pool.is_some() {
+            self.hot = Some(Box::new(HotKeys::new(set.keys)));
+        }
         self.set = set;
         self.slow_us = slow_us(&set);
     }
@@ -212,22 +235,25 @@ impl Recorder {
         self.now_us
     }
 
-    /// Whether the slow log wants first keys noted.
+    /// Whether the slow log or the hot keys want first keys.
     #[inline]
     pub fn wants_key(&self) -> bool {
-        self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden
+        (self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden) || self.hot.is_some()
     }
 
     /// A request was decoded: counts it and returns what it carries.
     #[inline]
-    pub fn start(&self, cmd: u16, bytes: usize, argc: usize, key: Option<&[u8]>) -> ReqObs {
+    pub fn start(&mut self, cmd: u16, bytes: usize, argc: usize, key: Option<&[u8]>) -> ReqObs {
+        if let (Some(h), Some(k)) = (&mut self.hot, key) {
+            h.record(k);
+        }
         let Some(p) = &self.pool else { return ReqObs::default() };
         let cmd = cmd.min(NCMD as u16 - 1);
         let c = &p.cmds[cmd as usize];
         c.requests.incr();
         c.request_bytes.add(bytes as u64);
         let key = match key {
-            Some(k) if self.wants_key() => KeyNote::new(self.set.keys, k),
+            Some(k) if self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden => KeyNote::new(self.set.keys, k),
             _ => KeyNote::None,
         };
         ReqObs { t0: self.now_us, cmd, server: NO_SERVER, argc: argc.min(u16::MAX as usize) as u16, key }

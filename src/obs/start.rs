@@ -14,7 +14,7 @@ use crate::protocol::resp::Request;
 /// A Redis request: the command by Redis's table, its first key where the
 /// table's legacy key range says one is.
 #[inline]
-pub fn start_redis(rec: &Recorder, req: &Request) -> ReqObs {
+pub fn start_redis(rec: &mut Recorder, req: &Request) -> ReqObs {
     if rec.pool().is_none() {
         return ReqObs::default();
     }
@@ -30,7 +30,7 @@ pub fn start_redis(rec: &Recorder, req: &Request) -> ReqObs {
 
 /// A memcached request: its command word, its first key if any.
 #[inline]
-pub fn start_memcache(rec: &Recorder, req: &McRequest) -> ReqObs {
+pub fn start_memcache(rec: &mut Recorder, req: &McRequest) -> ReqObs {
     if rec.pool().is_none() {
         return ReqObs::default();
     }

@@ -262,6 +262,10 @@ impl MuxPools {
                 e.exported_cluster = c.clone();
             }
             ms.pools[e.pool.stat_id].commands.set(e.session.commands());
+            // Hot keys: the live session's list (a draining one's is stale).
+            if !e.retired {
+                e.session.recorder_mut().publish_hot();
+            }
             // INFO reports process totals: the other workers' published
             // figures plus this session's live ones.
             let sid = e.pool.stat_id;

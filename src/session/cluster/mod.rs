@@ -355,7 +355,7 @@ impl ClusterSession {
             let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
             let before = c.last_node;
             self.commands = self.commands.saturating_add(1);
-            let mut obs = crate::obs::start_redis(&self.obs, &req);
+            let mut obs = crate::obs::start_redis(&mut self.obs, &req);
             self.dispatch(id, req, now);
             if let Some(c) = self.client_mut(id) {
                 c.base.charge_tail(first_seq, charge);

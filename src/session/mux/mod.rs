@@ -250,7 +250,7 @@ impl MuxSession {
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
-                        obs = crate::obs::start_redis(&self.obs, &req);
+                        obs = crate::obs::start_redis(&mut self.obs, &req);
                         self.commands = self.commands.saturating_add(1);
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
                         let counts = dispatch::Counts {
@@ -275,7 +275,7 @@ impl MuxSession {
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
-                        obs = crate::obs::start_memcache(&self.obs, &req);
+                        obs = crate::obs::start_memcache(&mut self.obs, &req);
                         plan_memcache(cfg, req, router, self.local_stats.as_ref())
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
