@@ -16,7 +16,10 @@
 #        KEEP (a folder: each dump is copied there as DRIVER-PIPE-CMD.cg for
 #        callgrind_annotate), METRICS_DETAIL ("full" | "basic": the same
 #        pool written as TOML with that [server] metrics_detail; unset:
-#        nutcracker YAML, Puerta's defaults)
+#        nutcracker YAML, Puerta's defaults), SLOW_OP_THRESHOLD (with
+#        METRICS_DETAIL; default 10ms: callgrind slows Puerta ~50x, so
+#        most requests would be "slow"; set "1s" to time requests without
+#        filling the slow log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
@@ -53,6 +56,7 @@ hash = "fnv1a_64"
 distribution = "ketama"
 timeout = 2000
 servers = ["127.0.0.1:$RA:1 redis-a", "127.0.0.1:$RB:1 redis-b"]
+slow_op_threshold = "${SLOW_OP_THRESHOLD:-10ms}"
 TOML
     else
         cat >"$CONF" <<YML
