@@ -106,7 +106,12 @@ fn run(b: &mut Browser, cluster: &mut Cluster, io: &str, last: bool) {
     b.wait_for("twem backends", within, &rows("twem"), |v| v == 2);
     let nodes = cluster.nodes.len() as u64;
     b.wait_for("cluster nodes", within, &rows("cluster"), |v| v.as_u64() == Some(nodes));
-    b.wait_for("three shards", within, "return document.querySelectorAll('section[data-pool=\"cluster\"] table.slots tbody tr').length;", |v| v == 3);
+    b.wait_for(
+        "three shards",
+        within,
+        "return document.querySelectorAll('section[data-pool=\"cluster\"] table.slots tbody tr').length;",
+        |v| v == 3,
+    );
     for r in [&r1, &r2] {
         let addr = format!("127.0.0.1:{}", r.port);
         assert_eq!(b.eval(&state("twem", &addr)), "up", "{io}: {addr} up at first");
@@ -114,7 +119,9 @@ fn run(b: &mut Browser, cluster: &mut Cluster, io: &str, last: bool) {
 
     // The numbers move between refreshes, and a rate appears.
     for pool in ["twem", "cluster"] {
-        let (first, _) = b.wait_for("a request count", within, &fig(pool, "requests"), |v| v.as_str().is_some_and(|s| s != "-" && s != "0"));
+        let (first, _) = b.wait_for("a request count", within, &fig(pool, "requests"), |v| {
+            v.as_str().is_some_and(|s| s != "-" && s != "0")
+        });
         b.wait_for("the count to move", Duration::from_secs(5), &fig(pool, "requests"), |v| *v != first);
         b.wait_for("a request rate", Duration::from_secs(5), &fig(pool, "rps"), |v| {
             v.as_str().and_then(|s| s.parse::<f64>().ok()).is_some_and(|r| r > 0.0)
@@ -126,7 +133,8 @@ fn run(b: &mut Browser, cluster: &mut Cluster, io: &str, last: bool) {
     // plus the time traffic takes to hit it.
     let dead = format!("127.0.0.1:{}", r2.port);
     drop(r2);
-    let (_, took) = b.wait_for("the killed server ejected", Duration::from_secs(5), &state("twem", &dead), |v| v == "ejected");
+    let (_, took) =
+        b.wait_for("the killed server ejected", Duration::from_secs(5), &state("twem", &dead), |v| v == "ejected");
     eprintln!("{io}: killed redis server shown ejected after {took:?}");
     assert_eq!(b.eval(&state("twem", &format!("127.0.0.1:{}", r1.port))), "up");
 
@@ -138,7 +146,10 @@ fn run(b: &mut Browser, cluster: &mut Cluster, io: &str, last: bool) {
         let replica = cluster.replica_ports(master)[0];
         cluster.kill(replica);
         let addr = format!("127.0.0.1:{replica}");
-        let (_, took) = b.wait_for("the killed cluster replica down", Duration::from_secs(20), &state("cluster", &addr), |v| v == "down");
+        let (_, took) =
+            b.wait_for("the killed cluster replica down", Duration::from_secs(20), &state("cluster", &addr), |v| {
+                v == "down"
+            });
         eprintln!("{io}: killed cluster replica shown down after {took:?}");
         // One more refresh so the figures on the picture are live.
         thread::sleep(Duration::from_millis(1200));
@@ -165,7 +176,9 @@ fn token_prompt(b: &mut Browser) {
     assert_eq!(b.eval("return document.querySelectorAll('section.pool').length;"), 0, "no data before the token");
     b.type_into("#token", "s3cret-page-token");
     b.click("#token-submit");
-    b.wait_for("the pool after the token", within, "return document.querySelectorAll('section.pool').length;", |v| v == 1);
+    b.wait_for("the pool after the token", within, "return document.querySelectorAll('section.pool').length;", |v| {
+        v == 1
+    });
     b.wait_for("its backend up", within, &state("main", &format!("127.0.0.1:{}", r.port)), |v| v == "up");
     b.open(&format!("http://127.0.0.1:{}/", p.admin));
     b.wait_for("no second prompt", within, "return document.querySelectorAll('section.pool').length;", |v| v == 1);

@@ -23,10 +23,7 @@ pub struct Browser {
 /// `name` on PATH, then in /usr/bin.
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).chain([PathBuf::from("/usr/bin")]).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// The venv's python (scripts/test.sh creates `.venv` from
@@ -56,11 +53,8 @@ impl Browser {
         let Some(chromium) = which("chromium") else { return missing("chromium not found") };
         let Some(driver) = which("chromedriver") else { return missing("chromedriver not found") };
         let py = python();
-        let has_selenium = Command::new(&py)
-            .args(["-c", "import selenium"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let has_selenium =
+            Command::new(&py).args(["-c", "import selenium"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
         if !has_selenium {
             return missing(&format!("{} cannot import selenium", py.display()));
         }
@@ -129,7 +123,13 @@ impl Browser {
 
     /// Polls `js` until `ok` accepts its value; returns that value and how
     /// long it took, or panics with the last value seen.
-    pub fn wait_for(&mut self, what: &str, within: Duration, js: &str, ok: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        within: Duration,
+        js: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> (Value, Duration) {
         let start = Instant::now();
         loop {
             let v = self.eval(js);

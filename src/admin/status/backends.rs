@@ -12,7 +12,12 @@
 //! - redis, memcache: ejection (`auto_eject_hosts`); the state is
 //!   "ejected", since the server is out of the ring, not known dead;
 //! - redis_cluster: a node the cluster topology marks failed (CLUSTER
-//!   NODES `fail`, `pfail`, `noaddr`, `handshake`).
+//!   NODES `fail`, `pfail`, `noaddr`, `handshake`), or one that workers
+//!   found refusing connections in the last `REFUSING_SHOWN` (the control
+//!   thread's reports, `HealthStats::cluster_refusing`): the cluster itself
+//!   notices a dead node only after `cluster-node-timeout`.
+
+use std::net::SocketAddr;
 
 use serde::Serialize;
 
@@ -45,6 +50,10 @@ pub struct BackendView {
     /// redis_cluster nodes only: "master" or "replica".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
+    /// redis_cluster nodes that are down: "failed" (the topology says so)
+    /// or "refusing" (workers could not reach it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// One master of a cluster slot map, with its slots and replicas.
@@ -68,20 +77,25 @@ pub struct NodeView {
 /// The pool's backends: configured servers, or a cluster's nodes.
 pub fn backends(shared: &Shared, p: &PoolSnapshot) -> Vec<BackendView> {
     if let Some(map) = p.cluster.as_ref().filter(|_| p.cfg.mode == Mode::RedisCluster) {
+        let refusing = refusing(shared, p.stat_id);
         return map
             .nodes()
             .iter()
-            .map(|n| BackendView {
-                name: short_id(&n.id),
-                addr: n.endpoint.clone(),
-                state: node_state(n.healthy),
-                rtt_us: None,
-                connections: 0,
-                connect_failures: 0,
-                role: Some(match n.role {
-                    Role::Master => "master",
-                    Role::Replica => "replica",
-                }),
+            .map(|n| {
+                let reason = node_down(n.healthy, n.addr, &refusing);
+                BackendView {
+                    name: short_id(&n.id),
+                    addr: n.endpoint.clone(),
+                    state: if reason.is_some() { State::Down } else { State::Up },
+                    rtt_us: None,
+                    connections: 0,
+                    connect_failures: 0,
+                    role: Some(match n.role {
+                        Role::Master => "master",
+                        Role::Replica => "replica",
+                    }),
+                    reason,
+                }
             })
             .collect();
     }
@@ -98,9 +112,16 @@ pub fn backends(shared: &Shared, p: &PoolSnapshot) -> Vec<BackendView> {
                 connections: t.connections,
                 connect_failures: t.connect_failures,
                 role: None,
+                reason: None,
             }
         })
         .collect()
+}
+
+/// The nodes of cluster pool `stat_id` that workers found refusing
+/// connections lately (empty for other pools, or an id out of range).
+pub fn refusing(shared: &Shared, stat_id: usize) -> std::sync::Arc<Vec<SocketAddr>> {
+    shared.health.cluster_refusing.get(stat_id).map(|c| c.load_full()).unwrap_or_default()
 }
 
 /// A configured backend's state from its snapshot health flag.
@@ -112,17 +133,27 @@ pub fn backend_state(mode: Mode, healthy: bool) -> State {
     }
 }
 
-fn node_state(healthy: bool) -> State {
-    if healthy {
-        State::Up
+/// Why a cluster node is down, or `None` when it is up.
+fn node_down(healthy: bool, addr: SocketAddr, refusing: &[SocketAddr]) -> Option<&'static str> {
+    if !healthy {
+        Some("failed")
+    } else if refusing.contains(&addr) {
+        Some("refusing")
     } else {
-        State::Down
+        None
+    }
+}
+
+fn node_state(healthy: bool, addr: SocketAddr, refusing: &[SocketAddr]) -> State {
+    match node_down(healthy, addr, refusing) {
+        Some(_) => State::Down,
+        None => State::Up,
     }
 }
 
 /// The slot map by master, in slot order, each with every replica the
 /// topology lists (failed ones too, marked down).
-pub fn slot_map(map: &SlotMap) -> Vec<ShardView> {
+pub fn slot_map(map: &SlotMap, refusing: &[SocketAddr]) -> Vec<ShardView> {
     let mut shards: Vec<(u16, ShardView)> = Vec::new();
     for (start, end, idx) in map.ranges() {
         if let Some((_, s)) = shards.iter_mut().find(|(i, _)| *i == idx) {
@@ -134,12 +165,16 @@ pub fn slot_map(map: &SlotMap) -> Vec<ShardView> {
             .nodes()
             .iter()
             .filter(|r| r.role == Role::Replica && r.master == Some(idx))
-            .map(|r| NodeView { id: short_id(&r.id), addr: r.endpoint.clone(), state: node_state(r.healthy) })
+            .map(|r| NodeView {
+                id: short_id(&r.id),
+                addr: r.endpoint.clone(),
+                state: node_state(r.healthy, r.addr, refusing),
+            })
             .collect();
         let view = ShardView {
             id: short_id(&n.id),
             addr: n.endpoint.clone(),
-            state: node_state(n.healthy),
+            state: node_state(n.healthy, n.addr, refusing),
             slots: vec![(start, end)],
             replicas,
         };

@@ -86,6 +86,10 @@ impl History {
         self.samples.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
     /// Records `now` unless the newest sample is younger than
     /// `SAMPLE_EVERY`; drops the oldest past `MAX_SAMPLES`.
     pub fn record(&mut self, now: Sample) {

@@ -143,7 +143,7 @@ fn pool_status<'s>(
             moved_last_minute: d.moved_last_minute,
             ask_last_minute: d.ask_last_minute,
             slots_served: map.served(),
-            shards: backends::slot_map(map),
+            shards: backends::slot_map(map, &backends::refusing(shared, p.stat_id)),
         }
     });
     PoolStatus {

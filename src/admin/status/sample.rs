@@ -44,7 +44,8 @@ pub fn bounds_us(mode: Mode) -> Vec<Option<u64>> {
 pub fn read(shared: &Shared, p: &PoolSnapshot) -> PoolSample {
     let workers = &shared.workers;
     let t = PoolTotals::sum(workers, p.stat_id);
-    let mut s = PoolSample { stat_id: p.stat_id, bytes_in: t.bytes_in, bytes_out: t.bytes_out, ..PoolSample::default() };
+    let mut s =
+        PoolSample { stat_id: p.stat_id, bytes_in: t.bytes_in, bytes_out: t.bytes_out, ..PoolSample::default() };
     match p.cfg.mode {
         Mode::Redis | Mode::Memcache => {
             let tw = PoolTwem::sum(workers, p.stat_id);

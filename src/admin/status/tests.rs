@@ -107,13 +107,18 @@ fn kinds() -> fixture::Fixture {
     let f = fixture::standard();
     let tcp = f.shared.cell.load().pools[0].clone();
     let unwrap = |p: Arc<crate::route::PoolSnapshot>| Arc::try_unwrap(p).unwrap_or_else(|_| unreachable!("fresh"));
-    let mut twem = unwrap(fixture::pool("tw", 5, &[("a", "127.0.0.1:7101", true, 20), ("b", "127.0.0.1:7102", false, 21)]));
+    let mut twem =
+        unwrap(fixture::pool("tw", 5, &[("a", "127.0.0.1:7101", true, 20), ("b", "127.0.0.1:7102", false, 21)]));
     twem.cfg.mode = Mode::Redis;
     let mut cl = unwrap(fixture::pool("cl", 6, &[("s", "127.0.0.1:30001", true, 30)]));
     cl.cfg.mode = Mode::RedisCluster;
     cl.cfg.cluster = Some(crate::config::ClusterConfig::default());
     cl.cluster = Some(Arc::new(SlotMap::build(vec![
-        ShardSpec { ranges: vec![(0, 5460), (10923, 16383)], master: node(30001, true), replicas: vec![node(30003, false)] },
+        ShardSpec {
+            ranges: vec![(0, 5460), (10923, 16383)],
+            master: node(30001, true),
+            replicas: vec![node(30003, false)],
+        },
         ShardSpec { ranges: vec![(5461, 10922)], master: node(30002, true), replicas: vec![] },
     ])));
     let mut mg = unwrap(fixture::pool("mg", 7, &[("m", "127.0.0.1:27017", true, 40)]));
@@ -176,6 +181,17 @@ fn document_by_pool_kind() {
     let nodes = cl["backends"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "cluster backends are the slot map's nodes");
     assert!(nodes.iter().any(|n| n["addr"] == "127.0.0.1:30003" && n["state"] == "down" && n["role"] == "replica"));
+
+    // Workers found a master refusing connections: down before the
+    // cluster itself flags it.
+    f.shared.health.cluster_refusing[6].store(Arc::new(vec!["127.0.0.1:30002".parse().unwrap()]));
+    let v = doc(&f, &mut h, now + Duration::from_secs(1));
+    let cl = v["pools"].as_array().unwrap().iter().find(|p| p["name"] == "cl").unwrap().clone();
+    assert_eq!(cl["cluster"]["shards"][1]["state"], "down");
+    let m2 = cl["backends"].as_array().unwrap().iter().find(|n| n["addr"] == "127.0.0.1:30002").unwrap().clone();
+    assert_eq!((m2["state"].clone(), m2["reason"].clone()), ("down".into(), "refusing".into()));
+    let r = cl["backends"].as_array().unwrap().iter().find(|n| n["addr"] == "127.0.0.1:30003").unwrap().clone();
+    assert_eq!(r["reason"], "failed");
 
     let mg = pool("mg");
     assert_eq!(mg["requests_total"], 2);
