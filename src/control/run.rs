@@ -241,7 +241,8 @@ impl Control {
         Ok(())
     }
 
-    /// Copies each cluster pool's refresh counts to the shared counters.
+    /// Copies each cluster pool's refresh counts, and the nodes it has
+    /// seen refusing connections, to `HealthStats`.
     fn export_cluster_counts(&self) {
         if self.st.clusters.is_empty() {
             return;
@@ -256,6 +257,14 @@ impl Control {
             {
                 a.set(ok);
                 b.set(failed);
+            }
+            if let Some(cell) = hs.cluster_refusing.get(p.stat_id) {
+                let refusing = c.refusing(Instant::now());
+                // Swapped only on a change: no allocation per tick when
+                // nothing is reported.
+                if **cell.load() != refusing {
+                    cell.store(Arc::new(refusing));
+                }
             }
         }
     }

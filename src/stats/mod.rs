@@ -147,6 +147,12 @@ pub struct HealthStats {
     /// successful, and failed (no node answered; the last map stays).
     pub cluster_refreshes: Box<[Counter]>,
     pub cluster_refresh_failures: Box<[Counter]>,
+    /// Nodes of a redis_cluster pool, by pool stat id, that workers
+    /// recently found refusing connections (or closing or timing out), as
+    /// the control thread last exported them (`ClusterPool::refusing`).
+    /// A list, not a counter: swapped whole, so admin never sees it
+    /// half-written. Written off the request path (control thread only).
+    pub cluster_refusing: Box<[arc_swap::ArcSwap<Vec<std::net::SocketAddr>>]>,
 }
 
 impl Default for HealthStats {
@@ -162,6 +168,7 @@ impl Default for HealthStats {
             ejected_at_us: mk(),
             cluster_refreshes: per_pool(),
             cluster_refresh_failures: per_pool(),
+            cluster_refusing: (0..MAX_POOLS).map(|_| arc_swap::ArcSwap::default()).collect(),
         }
     }
 }
