@@ -17,11 +17,13 @@ mod check;
 pub mod glob;
 pub mod ids;
 mod rules;
+mod source;
 
 use std::sync::Arc;
 
 pub use check::Denied;
 pub use rules::{hash, KeyPattern, User, READ, WRITE};
+pub use source::IpRange;
 
 /// A rule that does not parse, in words for `file:line: key: problem`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

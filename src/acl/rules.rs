@@ -54,6 +54,9 @@ pub struct User {
     /// `+@scripting` was written (and not taken back by `-@scripting`,
     /// `nocommands`, `-@all` or `reset`): scripts run without `allkeys`.
     pub(super) scripting: bool,
+    /// Client IP ranges this user is (memcached pools, set by the config
+    /// layer; not a rule).
+    pub source: Vec<super::IpRange>,
 }
 
 impl std::fmt::Debug for User {
@@ -116,6 +119,7 @@ impl User {
             allchannels: false,
             channels: Vec::new(),
             scripting: false,
+            source: Vec::new(),
         }
     }
 
@@ -164,7 +168,10 @@ impl User {
             }
             "allcommands" => self.category(true, None),
             "nocommands" => self.category(false, None),
-            "reset" => *self = User::new(&self.name),
+            "reset" => {
+                let source = std::mem::take(&mut self.source);
+                *self = User { source, ..User::new(&self.name) };
+            }
             _ => return self.apply_op(rule),
         }
         Ok(())

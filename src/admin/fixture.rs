@@ -60,6 +60,7 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
             max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
+        users: Vec::new(),
     };
     Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![] }
 }

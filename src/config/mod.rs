@@ -24,6 +24,7 @@ mod summary;
 mod twem;
 mod twem_pool;
 mod types;
+mod users;
 mod validate;
 mod yaml;
 mod yaml_tree;

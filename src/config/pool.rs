@@ -114,6 +114,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             mongo: mongo?,
             shard: shard?,
             cluster: cluster?,
+            users: None,
         })
     })();
     (listen, pool)

@@ -20,6 +20,16 @@ pub struct Config {
     pub source: PathBuf,
     pub server: ServerSettings,
     pub pools: Vec<PoolConfig>,
+    /// `[[user]]`, in file order; each pool's share is `PoolConfig::users`.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[user]]`: the compiled rules and the pools it is limited to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub user: std::sync::Arc<crate::acl::User>,
+    /// `None`: every pool.
+    pub pools: Option<Vec<String>>,
 }
 
 /// Process-wide settings from `[server]`.
@@ -195,6 +205,9 @@ pub struct PoolConfig {
     pub shard: Option<ShardConfig>,
     /// Present exactly when `mode` is `RedisCluster`.
     pub cluster: Option<ClusterConfig>,
+    /// The users this pool authenticates (`config::users`); `None`: no
+    /// proxy users (nutcracker's `redis_auth` alone, or open).
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -289,6 +302,7 @@ impl PoolConfig {
             shard: None,
             mongo: None,
             cluster: None,
+            users: None,
         }
     }
 

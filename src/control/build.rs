@@ -148,6 +148,7 @@ mod tests {
                         .collect(),
                 )
             }],
+            users: Vec::new(),
         })
     }
 
