@@ -27,16 +27,23 @@ use crate::protocol::resp::Request;
 pub enum Denied {
     /// The command (or subcommand), with Redis's name for it.
     Command(&'static str),
+    /// A command not in Redis's table, for a user without `+@all`.
+    Unknown,
     Key,
     Channel,
 }
 
 impl Denied {
-    /// The reply, in Redis's words (7.2's texts, which name the user).
-    pub fn reply(self, user: &str) -> Bytes {
+    /// The reply, in Redis's words (7.2's texts, which name the user);
+    /// `name` is the command as sent (for `Unknown`).
+    pub fn reply(self, user: &str, name: &[u8]) -> Bytes {
+        let cmd_text = |cmd: &str| format!("-NOPERM User {user} has no permissions to run the '{cmd}' command\r\n");
         match self {
-            Denied::Command(cmd) => {
-                Bytes::from(format!("-NOPERM User {user} has no permissions to run the '{cmd}' command\r\n"))
+            Denied::Command(cmd) => Bytes::from(cmd_text(cmd)),
+            Denied::Unknown => {
+                // A client's bytes in an error line: no CR / LF may pass.
+                let n: String = String::from_utf8_lossy(name).to_lowercase().replace(['\r', '\n'], " ");
+                Bytes::from(cmd_text(&n))
             }
             Denied::Key => Bytes::from_static(b"-NOPERM No permissions to access a key\r\n"),
             Denied::Channel => Bytes::from_static(b"-NOPERM No permissions to access a channel\r\n"),
@@ -62,12 +69,15 @@ fn channels(cmd: &Command) -> Option<(bool, bool)> {
 }
 
 impl User {
-    /// Judges `req`. Unknown commands are left to the pool's own policy.
+    /// Judges `req`. A command Redis's table does not know (a module's)
+    /// passes only for a user with `+@all` (Redis's `allcommands` flag);
+    /// the pool's own policy then decides.
     #[inline]
     pub fn check(&self, req: &Request) -> Result<(), Denied> {
         match ids::resolve(req) {
             Some((id, cmd)) => self.check_command(id, cmd, req),
-            None => Ok(()),
+            None if self.allcommands => Ok(()),
+            None => Err(Denied::Unknown),
         }
     }
 

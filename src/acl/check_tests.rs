@@ -26,12 +26,18 @@ fn commands_and_texts() {
     let u = user("on +@all -config|set");
     assert_eq!(check(&u, &["config", "set", "a", "b"]), Err(Denied::Command("config|set")));
     assert_eq!(
-        &Denied::Command("config|set").reply("alice")[..],
+        &Denied::Command("config|set").reply("alice", b"")[..],
         b"-NOPERM User alice has no permissions to run the 'config|set' command\r\n"
     );
-    assert_eq!(&Denied::Key.reply("x")[..], b"-NOPERM No permissions to access a key\r\n");
-    assert_eq!(&Denied::Channel.reply("x")[..], b"-NOPERM No permissions to access a channel\r\n");
-    assert_eq!(check(&u, &["NOSUCHCMD"]), Ok(()), "left to the pool's policy");
+    assert_eq!(&Denied::Key.reply("x", b"")[..], b"-NOPERM No permissions to access a key\r\n");
+    assert_eq!(&Denied::Channel.reply("x", b"")[..], b"-NOPERM No permissions to access a channel\r\n");
+    assert_eq!(check(&u, &["NOSUCHCMD"]), Err(Denied::Unknown), "+@all was taken from");
+    assert_eq!(check(&user("+@all"), &["NOSUCHCMD"]), Ok(()), "left to the pool's policy");
+    assert_eq!(check(&user("+@all -get +get"), &["NOSUCHCMD"]), Err(Denied::Unknown));
+    assert_eq!(
+        &Denied::Unknown.reply("a", b"My.Cmd\r\n")[..],
+        b"-NOPERM User a has no permissions to run the 'my.cmd  ' command\r\n"
+    );
 }
 
 #[test]

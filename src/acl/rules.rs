@@ -46,6 +46,9 @@ pub struct User {
     /// SHA-256 of each password.
     pub(super) passwords: Vec<[u8; 32]>,
     pub(super) commands: CmdBits,
+    /// Redis's `allcommands` flag: `+@all` and nothing taken away since;
+    /// lets commands outside the table (modules') through.
+    pub(super) allcommands: bool,
     /// `~*` (read and write) or `allkeys`: no key is checked.
     pub(super) allkeys: bool,
     pub(super) keys: Vec<KeyPattern>,
@@ -114,6 +117,7 @@ impl User {
             nopass: false,
             passwords: Vec::new(),
             commands: CmdBits::default(),
+            allcommands: false,
             allkeys: false,
             keys: Vec::new(),
             allchannels: false,
@@ -269,6 +273,9 @@ impl User {
         if bit.is_none() && !on {
             self.scripting = false;
         }
+        if !on || bit.is_none() {
+            self.allcommands = on && bit.is_none();
+        }
         for (id, cmd) in ids::all() {
             if bit.is_none_or(|b| cmd.acl & b != 0) {
                 self.commands.set(id, on);
@@ -278,6 +285,7 @@ impl User {
 
     /// `+cmd` / `-cmd` (with its subcommands when `with_subs`).
     fn command(&mut self, on: bool, id: u16, cmd: &Command, with_subs: bool) {
+        self.allcommands &= on;
         self.commands.set(id, on);
         if with_subs {
             for (j, _) in cmd.subcommands.iter().enumerate() {

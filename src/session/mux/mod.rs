@@ -232,7 +232,7 @@ impl MuxSession {
                             commands: self.commands.saturating_add(self.peers.1),
                         };
                         let Some(c) = client_in(&mut self.clients, id) else { return };
-                        plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                        plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts)
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
