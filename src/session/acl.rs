@@ -73,6 +73,31 @@ pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode
     }
 }
 
+/// After a reload: the client's user in the pool's new set (its new
+/// rules apply from the next request). `false`: the user was removed or
+/// disabled, and the client must be closed between requests. A client
+/// without a user keeps its state (with users it still needs AUTH).
+pub fn refresh(users: Option<&Users>, user: &mut Option<Arc<User>>) -> bool {
+    let Some(old) = user.as_ref() else { return true };
+    match users.and_then(|u| u.get(&old.name)) {
+        Some(new) if new.enabled() => {
+            *user = Some(new.clone());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether two user sets are the same (a reload rebuilds the `Arc`, so
+/// equal contents count as the same).
+pub fn same_users(a: Option<&Arc<Users>>, b: Option<&Arc<Users>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    }
+}
+
 /// HELLO through the shared handshake, its AUTH against `users`.
 fn hello(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode, id: u64, req: &Request) -> Bytes {
     let found: RefCell<Option<Arc<User>>> = RefCell::new(None);
