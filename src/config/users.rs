@@ -80,7 +80,7 @@ pub(crate) fn convert(files: &[UserFile], pools: &[PoolFile], p: &mut Problems) 
 /// Gives each pool its users (see the module doc).
 pub(crate) fn attach(users: &[UserConfig], files: &[PoolFile], pools: &mut [PoolConfig], p: &mut Problems) {
     for pool in pools.iter_mut() {
-        let applies = |u: &&UserConfig| u.pools.as_ref().is_none_or(|l| l.iter().any(|n| *n == pool.name));
+        let applies = |u: &&UserConfig| u.pools.as_ref().is_none_or(|l| l.contains(&pool.name));
         let mut list: Vec<Arc<User>> = users.iter().filter(applies).map(|u| u.user.clone()).collect();
         pool.users = match pool.mode {
             Mode::Redis => (!users.is_empty()).then(|| Arc::new(Users::new(list))),
