@@ -128,3 +128,30 @@ fn cluster_pool_users() {
         drop(p);
     }
 }
+
+#[test]
+fn memcache_pool_admits_users_by_source_ip() {
+    use std::io::{Read, Write};
+    let mc = common::twem::memcached();
+    for io in drivers() {
+        let listen = free_port();
+        let pool = format!(
+            "[server]\nworkers = 2\nadmin = \"127.0.0.1:{{admin}}\"\n\
+             [[pool]]\nname = \"m\"\nlisten = \"127.0.0.1:{listen}\"\nmode = \"memcache\"\n\
+             servers = [\"127.0.0.1:{}:1\"]\n",
+            mc.port
+        );
+        let open = |source: &str| format!("{pool}[[user]]\nname = \"web\"\nrules = \"on\"\nsource = [\"{source}\"]\n");
+        let p = Puerta::start(&open("10.0.0.0/8"), io);
+        let mut c = connect(listen);
+        assert!(c.is_closed(), "{io}: a loopback client is no user of 10.0.0.0/8");
+        std::fs::write(&p.config, open("127.0.0.0/8").replace("{admin}", &p.admin.to_string())).unwrap();
+        assert_eq!(p.post("/reload").0, 200);
+        wait_until("loopback admitted", Duration::from_secs(5), || {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", listen)) else { return false };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 64];
+            s.write_all(b"version\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"VERSION"))
+        });
+    }
+}

@@ -76,6 +76,12 @@ impl Users {
         self.list.iter().position(|u| u.name == name)
     }
 
+    /// memcache pools: whether a client from `ip` is some enabled user
+    /// (by its `source` ranges). A unix-socket client (`None`) is none.
+    pub fn admits(&self, ip: Option<std::net::IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.list.iter().any(|u| u.enabled && u.source.iter().any(|r| r.contains(ip))))
+    }
+
     /// AUTH: the enabled user `name` whose password is `password`. Every
     /// failure is the same `None` (Redis's one WRONGPASS text).
     pub fn authenticate(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
