@@ -17,6 +17,8 @@
 //!
 //! Module map (dependencies point down; `route` and `proto` never import
 //! `worker` or `control`):
+//! - [`acl`]: proxy users: Redis ACL rules compiled to bitsets, glob
+//!   patterns, the per-request check.
 //! - [`config`]: TOML file -> validated [`config::Config`].
 //! - [`protocol`]: sans-IO RESP2 and memcached codecs, command tables, fan-out,
 //!   Redis Cluster topology replies and redirects.
@@ -47,6 +49,7 @@
 //! The binary (`main.rs`) adds `cli/`: Puerta's own command line, and
 //! nutcracker's (`cli::nutcracker` parses, `cli::nutcracker_run` acts).
 
+pub mod acl;
 pub mod admin;
 pub mod bench;
 pub mod compat;

@@ -61,6 +61,7 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
             metrics_detail: Default::default(),
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
+        users: Vec::new(),
     };
     Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![] }
 }

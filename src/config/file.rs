@@ -25,6 +25,23 @@ pub(crate) struct ConfigFile {
     pub server: ServerFile,
     #[serde(default)]
     pub pool: Vec<PoolFile>,
+    /// `[[user]]`: process-wide proxy users (`config::users`).
+    #[serde(default)]
+    pub user: Vec<UserFile>,
+}
+
+/// One `[[user]]`. `name` is `Option` so that a missing one is reported
+/// with the entry's other problems.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct UserFile {
+    pub name: Option<String>,
+    /// Redis ACL rules, e.g. "on >s3cret ~cache:* +@read".
+    pub rules: String,
+    /// The pools this user may authenticate on; `None` = every pool.
+    pub pools: Option<Vec<String>>,
+    /// memcache pools: the client IP ranges that are this user.
+    pub source: Option<Vec<String>>,
 }
 
 /// `[server]`. Every key is optional; `Default` holds the documented defaults.

@@ -25,6 +25,7 @@ mod summary;
 mod twem;
 mod twem_pool;
 mod types;
+mod users;
 mod validate;
 mod yaml;
 mod yaml_tree;

@@ -116,6 +116,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             shard: shard?,
             cluster: cluster?,
             obs: obs?,
+            users: None,
         })
     })();
     (listen, pool)

@@ -129,7 +129,7 @@ fn unknown_key_in_a_pool() {
 
 #[test]
 fn unknown_top_level_table() {
-    assert_eq!(err(&format!("{POOL}[srever]\n")), "t.toml:5: srever: unknown key; expected one of server, pool");
+    assert_eq!(err(&format!("{POOL}[srever]\n")), "t.toml:5: srever: unknown key; expected one of server, pool, user");
 }
 
 #[test]

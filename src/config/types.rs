@@ -20,6 +20,16 @@ pub struct Config {
     pub source: PathBuf,
     pub server: ServerSettings,
     pub pools: Vec<PoolConfig>,
+    /// `[[user]]`, in file order; each pool's share is `PoolConfig::users`.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[user]]`: the compiled rules and the pools it is limited to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub user: std::sync::Arc<crate::acl::User>,
+    /// `None`: every pool.
+    pub pools: Option<Vec<String>>,
 }
 
 /// Process-wide settings from `[server]`.
@@ -199,6 +209,9 @@ pub struct PoolConfig {
     pub cluster: Option<ClusterConfig>,
     /// The slow log (every kind; tcp pools ignore it).
     pub obs: super::obs::ObsConfig,
+    /// The users this pool authenticates (`config::users`); `None`: no
+    /// proxy users (nutcracker's `redis_auth` alone, or open).
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -294,6 +307,7 @@ impl PoolConfig {
             mongo: None,
             cluster: None,
             obs: Default::default(),
+            users: None,
         }
     }
 

@@ -113,7 +113,9 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
         pools.extend(pool);
     }
 
-    let config = server.map(|server| Config { source: source.to_path_buf(), server, pools });
+    let users = super::users::convert(&file.user, &file.pool, &mut problems);
+    super::users::attach(&users, &file.pool, &mut pools, &mut problems);
+    let config = server.map(|server| Config { source: source.to_path_buf(), server, pools, users });
     problems.finish(config)
 }
 

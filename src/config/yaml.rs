@@ -86,7 +86,7 @@ pub(crate) fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
     if !errors.is_empty() {
         return Err(combine(errors));
     }
-    let raw = ConfigFile { server: Default::default(), pool: files };
+    let raw = ConfigFile { server: Default::default(), pool: files, user: Vec::new() };
     validate::validate(raw, file).map_err(|problems| {
         combine(
             problems

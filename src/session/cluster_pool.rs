@@ -29,6 +29,7 @@ use std::time::Instant;
 use super::cluster::{self, ClusterIntent, ClusterSession, ClusterSessionConfig, ClusterStats};
 use super::mux::{BackendId, ClientClose, ClientId, MuxIntent, MuxStats, QueueGauges};
 use super::pool_session::{PoolSession, PoolUpdate};
+use crate::config::ClusterConfig;
 use crate::route::{PoolSnapshot, SlotMap};
 
 pub struct ClusterPoolSession {
@@ -199,14 +200,17 @@ impl PoolSession for ClusterPoolSession {
         if Arc::ptr_eq(pool, &self.pool) {
             return PoolUpdate::Applied;
         }
+        // `client_auth` is part of the users, which change in place.
+        let shape = |p: &PoolSnapshot| p.cfg.cluster.clone().map(|c| ClusterConfig { client_auth: Vec::new(), ..c });
         let same_shape = pool.cfg.cluster.is_some()
-            && pool.cfg.cluster == self.pool.cfg.cluster
+            && shape(pool) == shape(&self.pool)
             && pool.cfg.listen == self.pool.cfg.listen
             && pool.cfg.name == self.pool.cfg.name;
         if !same_shape {
             return PoolUpdate::Incompatible;
         }
         self.s.handle_topology(view(pool));
+        self.s.set_users(pool.cfg.users.clone());
         self.pool = pool.clone();
         PoolUpdate::Applied
     }

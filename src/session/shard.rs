@@ -96,6 +96,7 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.max_keys_per_request = shard.max_keys_per_request;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
+    m.users = cfg.users.clone();
     m.allow_scripts = shard.allow_scripts;
     m.allow_flush = shard.allow_flush;
     m.unsupported = match shard.unsupported {

@@ -410,3 +410,14 @@ impl WorkerCore {
         }
     }
 }
+
+/// memcache pools with users (`[[user]] source`): whether the client at
+/// `peer` is one of them. Refused clients are closed at accept, before
+/// they count against any limit. Other pools admit everyone here.
+pub(crate) fn source_admits(pool: &PoolSnapshot, peer: impl FnOnce() -> Option<std::net::SocketAddr>) -> bool {
+    match pool.cfg.users.as_deref() {
+        Some(users) if pool.cfg.mode == crate::config::Mode::Memcache => users.admits(peer().map(|a| a.ip())),
+        _ => true,
+    }
+}
+

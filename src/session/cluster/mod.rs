@@ -258,7 +258,7 @@ impl ClusterSession {
         });
         let gen = self.gens[idx as usize];
         let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes, 0);
-        base.authed = self.cfg.client_auth.is_empty();
+        base.authed = self.cfg.users.is_none();
         self.clients[idx as usize] = Some(Box::new(CClient {
             base,
             local,
@@ -458,6 +458,8 @@ impl ClusterSession {
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_acl;
 #[cfg(test)]
 mod tests_keys;
 #[cfg(test)]

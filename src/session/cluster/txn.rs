@@ -327,7 +327,7 @@ impl ClusterSession {
 
     /// RESET: back to a fresh connection's state.
     pub(super) fn reset(&mut self, id: ClientId) {
-        let needs_auth = !self.cfg.client_auth.is_empty();
+        let needs_auth = self.cfg.users.is_some();
         self.drop_pin(id);
         let Some(c) = self.client_mut(id) else { return };
         c.tx = None;
@@ -336,6 +336,7 @@ impl ClusterSession {
         c.subscribed = false;
         c.base.hs = Default::default();
         c.base.authed = !needs_auth;
+        c.base.user = None;
         self.reply_now(id, Bytes::from_static(b"+RESET\r\n"));
     }
 

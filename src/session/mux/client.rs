@@ -96,6 +96,8 @@ pub(crate) struct Client {
     pub head_seq: u64,
     pub out: OutBuf,
     pub authed: bool,
+    /// The proxy user this client authenticated as (`session::acl`).
+    pub user: Option<std::sync::Arc<crate::acl::User>>,
     /// The client half-closed: close once every reply is out.
     pub eof: bool,
     /// A closing slot was queued: read nothing more.
@@ -131,6 +133,7 @@ impl Client {
             head_seq: 0,
             out: OutBuf::default(),
             authed: false,
+            user: None,
             eof: false,
             stop_reading: false,
             closing: None,

@@ -259,14 +259,14 @@ impl MuxSession {
                         };
                         let Some(c) = client_in(&mut self.clients, id) else { return };
                         if req.name().eq_ignore_ascii_case(b"SLOWLOG") {
-                            // The proxy's own slow log, not a backend's.
-                            if cfg.redis_auth.is_some() && !c.authed {
-                                Plan::Reply(Bytes::from_static(dispatch::NOAUTH))
-                            } else {
-                                Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req))
+                            // The proxy's own slow log, not a backend's,
+                            // behind the same AUTH and ACL gate.
+                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req) {
+                                Some(refused) => refused,
+                                None => Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req)),
                             }
                         } else {
-                            plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts)
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),

@@ -80,6 +80,10 @@ pub struct MuxConfig {
     pub allow_scripts: bool,
     /// memcached: true sends `flush_all` to every server; false refuses it.
     pub allow_flush: bool,
+    /// Proxy users (`session::acl`): `Some` gates every Redis request with
+    /// AUTH and the user's ACL (`redis_auth` then only authenticates the
+    /// backends); memcache pools admit clients by source IP.
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
 }
 
 impl MuxConfig {
@@ -102,6 +106,7 @@ impl MuxConfig {
             unsupported: Unsupported::Close,
             allow_scripts: true,
             allow_flush: false,
+            users: None,
         }
     }
 }

@@ -63,6 +63,9 @@ impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket) {
         // A rejected client's socket drops, and closes, here.
+        if !crate::worker::mux_pools::source_admits(pool, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
+            return;
+        }
         let Some(idx) = self.mux_admit(pool) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));

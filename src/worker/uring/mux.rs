@@ -48,6 +48,10 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd) {
+        if !crate::worker::mux_pools::source_admits(pool, || sys::peer_addr(fd)) {
+            sys::close(fd);
+            return;
+        }
         let Some(idx) = self.mux_admit(pool) else {
             sys::close(fd);
             return;
