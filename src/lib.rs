@@ -37,6 +37,8 @@
 //! - [`stats`]: single-writer counters read by admin (`stats::mux`: twemproxy
 //!   and cluster pools, `stats::mongo`: mongos pools; `stats::table`:
 //!   `counter_table!`, which declares a counter family once).
+//! - [`limit`]: sans-IO rate and connection limits (token buckets, the
+//!   bounded per-IP table, per-core shares rebalanced by control).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
@@ -52,6 +54,7 @@ pub mod config;
 pub mod control;
 pub mod fdlimit;
 pub mod hash;
+pub mod limit;
 pub mod protocol;
 pub mod purge;
 pub mod route;
