@@ -15,7 +15,6 @@
 //! core) at the price of limiting less exactly past that many addresses.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use super::{IpKey, Limiter};
 
@@ -110,6 +109,8 @@ impl IpTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
     use crate::limit::{Admit, RateSpec};
 
     fn key(n: u32) -> IpKey {
