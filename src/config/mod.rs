@@ -19,6 +19,7 @@ mod file;
 mod limits;
 mod mongo;
 mod pool;
+mod ratelimit;
 mod span;
 mod summary;
 mod twem;
@@ -32,10 +33,13 @@ mod yaml_tree;
 mod tests;
 #[cfg(test)]
 mod twem_tests;
+#[cfg(test)]
+mod ratelimit_tests;
 
 pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
+pub use ratelimit::{PerIp, RateLimits};
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
 pub use twem::*;
 pub use types::*;

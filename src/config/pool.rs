@@ -94,6 +94,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
     let health = health(file, p);
     let mongo = super::mongo::convert(file, mode, p);
     let cluster = super::cluster_pool::convert(file, mode, p);
+    let limits = super::ratelimit::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
@@ -114,6 +115,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             mongo: mongo?,
             shard: shard?,
             cluster: cluster?,
+            limits: limits?,
         })
     })();
     (listen, pool)

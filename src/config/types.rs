@@ -195,6 +195,8 @@ pub struct PoolConfig {
     pub shard: Option<ShardConfig>,
     /// Present exactly when `mode` is `RedisCluster`.
     pub cluster: Option<ClusterConfig>,
+    /// `per_ip` and `on_limit` (always off outside multiplexed pools).
+    pub limits: super::ratelimit::RateLimits,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -289,6 +291,7 @@ impl PoolConfig {
             shard: None,
             mongo: None,
             cluster: None,
+            limits: Default::default(),
         }
     }
 
