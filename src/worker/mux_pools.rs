@@ -358,7 +358,11 @@ impl WorkerCore {
             ClientClose::Protocol | ClientClose::Unsupported | ClientClose::WrongArity | ClientClose::Error(_) => {
                 mc.client_err.incr()
             }
-            ClientClose::Quit | ClientClose::SlowClient | ClientClose::BufferCap | ClientClose::Shutdown => {}
+            ClientClose::Quit
+            | ClientClose::SlowClient
+            | ClientClose::BufferCap
+            | ClientClose::Shutdown
+            | ClientClose::RateLimited => {}
         }
         tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {

@@ -111,6 +111,8 @@ pub(crate) struct Client {
     pub hs: crate::session::handshake::Hs,
     /// Listed in the session's `trim` (`idle.rs`).
     pub trim_listed: bool,
+    /// Per-IP rate limit state (`session::ratelimit`).
+    pub rate: crate::session::ratelimit::ClientRate,
 }
 
 impl Client {
@@ -136,6 +138,7 @@ impl Client {
             soft_since: None,
             hs: Default::default(),
             trim_listed: false,
+            rate: Default::default(),
         }
     }
 

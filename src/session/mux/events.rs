@@ -155,6 +155,15 @@ impl MuxSession {
             self.fail_backend(b, libc::ETIMEDOUT, Fail::All, now, router);
         }
         self.check_soft_timers(now);
+        let clients = &self.clients;
+        let wait_of = |id: super::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)?.rate.wait;
+        for id in self.rate.due(now, wait_of) {
+            if let Some(c) = self.client_mut(id) {
+                c.rate.wait = None;
+                self.resume.push(id);
+            }
+        }
+        self.stats.rate_limited = self.rate.limited;
         self.run_resumes(now, router);
         self.trim_idle();
     }
@@ -162,7 +171,7 @@ impl MuxSession {
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let backends = self.backends.iter().filter_map(|b| b.deadline());
-        backends.chain(self.next_soft_deadline()).min()
+        backends.chain(self.next_soft_deadline()).chain(self.rate.next_deadline()).min()
     }
 
     fn fail_backend(&mut self, b: BackendId, errno: i32, mode: Fail, now: Instant, router: &dyn Router) {

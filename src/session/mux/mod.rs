@@ -60,6 +60,7 @@ use limits::Budget;
 use reply::forward_error;
 
 use crate::protocol::ProtoError;
+use crate::session::ratelimit::{ClientRate, Gate, RateCtx, RateGate};
 
 pub struct MuxSession {
     cfg: MuxConfig,
@@ -97,6 +98,8 @@ pub struct MuxSession {
     peers: (u64, u64),
     /// Clients that may hold buffers to release when idle (`idle.rs`).
     trim: Vec<ClientId>,
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: RateGate,
 }
 
 impl MuxSession {
@@ -123,6 +126,7 @@ impl MuxSession {
             commands: 0,
             peers: (0, 0),
             trim: Vec::new(),
+            rate: RateGate::default(),
         }
     }
 
@@ -169,6 +173,18 @@ impl MuxSession {
         let client = Client::new(gen, cfg.protocol, cfg.max_request_bytes, cfg.max_item_bytes);
         self.clients[idx as usize] = Some(Box::new(client));
         ClientId { idx, gen }
+    }
+
+    /// The pool's per-IP rates on this core (`None`: none).
+    pub fn set_rate(&mut self, ctx: Option<RateCtx>) {
+        self.rate.set(ctx);
+    }
+
+    /// Where a client comes from, for its per-IP limits.
+    pub fn set_client_rate(&mut self, id: ClientId, rate: ClientRate) {
+        if let Some(c) = self.client_mut(id) {
+            c.rate = rate;
+        }
     }
 
     pub fn client_count(&self) -> usize {
@@ -218,6 +234,10 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
+            if !self.rate.before_decode(id, &mut c.rate, !c.inbuf.is_empty(), now) {
+                break;
+            }
+            let buffered = c.inbuf.len();
             // Whole requests are within `max_request_bytes` (the decoders
             // refuse larger ones), so a partial one past it can never be
             // valid: refuse it rather than buffer more.
@@ -226,6 +246,11 @@ impl MuxSession {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
                         self.commands = self.commands.saturating_add(1);
+                        let size = buffered - c.inbuf.len();
+                        if let Some(plan) = rate_refusal(&mut self.rate, id, &mut c.rate, size, now, Protocol::Redis) {
+                            self.apply(id, plan, now);
+                            continue;
+                        }
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
                         let counts = dispatch::Counts {
                             clients: clients.saturating_add(self.peers.0),
@@ -239,7 +264,13 @@ impl MuxSession {
                     Err(e) => resp_error(e),
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                    Ok(Some(req)) => {
+                        let size = buffered - c.inbuf.len();
+                        match rate_refusal(&mut self.rate, id, &mut c.rate, size, now, Protocol::Memcache) {
+                            Some(plan) => plan,
+                            None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                        }
+                    }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
                     Ok(None) => break,
                     // Never forwarded: memcached might read it differently.
@@ -319,6 +350,30 @@ fn lanes(p: Protocol) -> u32 {
     }
 }
 
+/// The answer to a decoded request refused by a rate limit (`None`: it
+/// goes): `on_limit = "error"` answers Redis's and memcached's usual error
+/// shapes, `"close"` closes.
+fn rate_refusal(
+    rate: &mut RateGate,
+    id: ClientId,
+    c: &mut ClientRate,
+    size: usize,
+    now: Instant,
+    protocol: Protocol,
+) -> Option<Plan> {
+    match rate.decoded(id, c, size, now) {
+        Gate::Go | Gate::Wait => None,
+        Gate::Error => Some(Plan::Reply(Bytes::from_static(match protocol {
+            Protocol::Redis => RATE_ERROR_REDIS,
+            Protocol::Memcache => b"SERVER_ERROR rate limit exceeded\r\n",
+        }))),
+        Gate::Close => Some(Plan::Close(ClientClose::RateLimited, None)),
+    }
+}
+
+/// `on_limit = "error"` in Redis pools (cluster ones too).
+pub(crate) const RATE_ERROR_REDIS: &[u8] = b"-ERR rate limit exceeded\r\n";
+
 fn too_large(cfg: &MuxConfig) -> ProtoError {
     ProtoError::TooLarge { max: cfg.max_request_bytes }
 }
@@ -354,5 +409,7 @@ mod tests_local;
 mod tests_memcache;
 #[cfg(test)]
 mod tests_resp3;
+#[cfg(test)]
+mod tests_rate;
 #[cfg(test)]
 mod tests_size;
