@@ -145,7 +145,8 @@ impl RateGate {
     /// waits for tokens; in delay mode, with bytes `buffered`, this is
     /// where it starts to).
     #[inline]
-    pub fn before_decode(&mut self, id: ClientId, c: &mut ClientRate, buffered: bool, now: Instant) -> bool {
+    pub fn before_decode(&mut self, id: ClientId, c: Option<&mut ClientRate>, buffered: bool, now: Instant) -> bool {
+        let Some(c) = c else { return true };
         if c.wait.is_some() {
             return false;
         }
@@ -158,7 +159,8 @@ impl RateGate {
     /// A request of `bytes` inbound bytes was decoded: in error and close
     /// modes it is judged now; one that goes is charged.
     #[inline]
-    pub fn decoded(&mut self, id: ClientId, c: &mut ClientRate, bytes: usize, now: Instant) -> Gate {
+    pub fn decoded(&mut self, id: ClientId, c: Option<&mut ClientRate>, bytes: usize, now: Instant) -> Gate {
+        let Some(c) = c else { return Gate::Go };
         let gate = match self.on_limit() {
             None => return Gate::Go,
             Some(OnLimit::Delay) => Gate::Go,

@@ -33,7 +33,7 @@ impl MuxSession {
         let settle = c.buffered() != before || c.soft_since.is_some() || before >= self.cfg.output.floor();
         let why = if settle && self.budget.settle(&self.cfg.output, id, c, before, self.clock) {
             Some(ClientClose::SlowClient)
-        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty() && c.rate.wait.is_none())) {
+        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty() && c.rate_wait().is_none())) {
             Some(c.closing.unwrap_or(ClientClose::Eof))
         } else {
             None
@@ -99,7 +99,7 @@ impl MuxSession {
         };
         !c.stop_reading
             && !c.eof
-            && c.rate.wait.is_none()
+            && c.rate_wait().is_none()
             && c.slots.len() < self.cfg.max_pending_per_client
             && c.queued < self.cfg.client_queue_limit
     }

@@ -183,7 +183,7 @@ impl MuxSession {
     /// Where a client comes from, for its per-IP limits.
     pub fn set_client_rate(&mut self, id: ClientId, rate: ClientRate) {
         if let Some(c) = self.client_mut(id) {
-            c.rate = rate;
+            c.rate = Some(Box::new(rate));
         }
     }
 
@@ -234,7 +234,7 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
-            if !self.rate.before_decode(id, &mut c.rate, !c.inbuf.is_empty(), now) {
+            if !self.rate.before_decode(id, c.rate.as_deref_mut(), !c.inbuf.is_empty(), now) {
                 break;
             }
             let buffered = c.inbuf.len();
@@ -247,7 +247,7 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         self.commands = self.commands.saturating_add(1);
                         let size = buffered - c.inbuf.len();
-                        if let Some(plan) = rate_refusal(&mut self.rate, id, &mut c.rate, size, now, Protocol::Redis) {
+                        if let Some(plan) = rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis) {
                             self.apply(id, plan, now);
                             continue;
                         }
@@ -266,7 +266,7 @@ impl MuxSession {
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
                         let size = buffered - c.inbuf.len();
-                        match rate_refusal(&mut self.rate, id, &mut c.rate, size, now, Protocol::Memcache) {
+                        match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
                             Some(plan) => plan,
                             None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
                         }
@@ -356,7 +356,7 @@ fn lanes(p: Protocol) -> u32 {
 fn rate_refusal(
     rate: &mut RateGate,
     id: ClientId,
-    c: &mut ClientRate,
+    c: Option<&mut ClientRate>,
     size: usize,
     now: Instant,
     protocol: Protocol,
