@@ -41,7 +41,7 @@ impl ClusterSession {
         let b = &c.base;
         let why = if over {
             Some(ClientClose::SlowClient)
-        } else if b.out.is_empty() && (b.closing.is_some() || (b.eof && b.slots.is_empty() && !c.subscribed)) {
+        } else if b.out.is_empty() && (b.closing.is_some() || (b.eof && b.slots.is_empty() && !c.subscribed && b.rate_wait().is_none())) {
             Some(b.closing.unwrap_or(ClientClose::Eof))
         } else {
             None
@@ -136,6 +136,7 @@ impl ClusterSession {
         let Some(c) = self.client(id) else { return false };
         !c.base.stop_reading
             && !c.base.eof
+            && c.base.rate_wait().is_none()
             && !c.blocked
             && c.base.slots.len() < self.cfg.max_pending_per_client
             && c.base.queued < self.cfg.client_queue_limit

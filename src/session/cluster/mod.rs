@@ -146,6 +146,8 @@ pub struct ClusterSession {
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: crate::session::ratelimit::RateGate,
 }
 
 impl ClusterSession {
@@ -175,6 +177,7 @@ impl ClusterSession {
             unknown_reported: None,
             commands: 0,
             peers: (0, 0),
+            rate: Default::default(),
         }
     }
 
@@ -253,6 +256,18 @@ impl ClusterSession {
         ClientId { idx, gen }
     }
 
+    /// The pool's per-IP rates on this core (`None`: none).
+    pub fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.rate.set(ctx);
+    }
+
+    /// Where a client comes from, for its per-IP limits.
+    pub fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        if let Some(c) = self.client_mut(id) {
+            c.base.rate = Some(Box::new(rate));
+        }
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.len() - self.free.len()
     }
@@ -294,13 +309,21 @@ impl ClusterSession {
         loop {
             let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
             let max_request = self.cfg.max_request_bytes;
-            let Some(c) = self.client_mut(id) else { return };
+            // A field borrow, so `self.rate` stays usable beside it.
+            let clients = &mut self.clients;
+            let Some(c) = clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
+            else {
+                return;
+            };
             if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending || c.base.queued >= queue_limit {
                 break;
             }
             let req = match c.parked.take() {
                 Some(r) => r,
                 None => {
+                    if !self.rate.before_decode(id, c.base.rate.as_deref_mut(), !c.base.inbuf.is_empty(), now) {
+                        break;
+                    }
                     let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
                     // A partial request past the limit can never be valid.
                     let decoded = match dec.decode(&mut c.base.inbuf) {
@@ -310,7 +333,21 @@ impl ClusterSession {
                         d => d,
                     };
                     match decoded {
-                        Ok(Some(r)) => r,
+                        Ok(Some(r)) => {
+                            use crate::session::ratelimit::Gate;
+                            match self.rate.decoded(id, c.base.rate.as_deref_mut(), r.raw().len(), now) {
+                                Gate::Go | Gate::Wait => r,
+                                Gate::Error => {
+                                    let text = Bytes::from_static(crate::session::mux::RATE_ERROR_REDIS);
+                                    self.reply_now(id, text);
+                                    continue;
+                                }
+                                Gate::Close => {
+                                    self.close_after(id, ClientClose::RateLimited, Bytes::new());
+                                    break;
+                                }
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             let text = crate::protocol::resp::encode::error(&format!("ERR {e}"));

@@ -42,6 +42,7 @@ pub(crate) mod reply;
 mod types;
 
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
+// `RATE_ERROR_REDIS` is shared with the cluster session.
 pub use manage::QueueGauges;
 pub use types::{
     BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters,

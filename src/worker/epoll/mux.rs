@@ -61,9 +61,9 @@ impl Generational for ESock {
 
 impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
-    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket) {
+    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket, peer: Option<SocketAddr>) {
         // A rejected client's socket drops, and closes, here.
-        let Some(idx) = self.mux_admit(pool) else { return };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         // A unix socket client rides in a TcpStream too: the driver only
@@ -72,6 +72,9 @@ impl EpollDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
         let id = e.session.add_client(local);
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
+        }
         let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut stream, token(slot, gen, KIND_MUX), interest).is_err() {

@@ -48,7 +48,8 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd) {
-        let Some(idx) = self.mux_admit(pool) else {
+        let peer = if crate::worker::ip_limits::needs_peer(pool) { sys::peer_addr(fd) } else { None };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else {
             sys::close(fd);
             return;
         };
@@ -56,6 +57,9 @@ impl UringDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { sys::local_addr(fd) } else { None };
         let id = e.session.add_client(local);
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
+        }
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
         if let Some(old) = e.set_client_sock(id, slot) {
             self.mux_detach(old);
