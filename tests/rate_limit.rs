@@ -200,3 +200,66 @@ fn cluster_pools_delay_and_answer_errors_like_twemproxy_pools() {
         assert!(replies.iter().all(|r| *r == Reply::Bulk(None) || matches!(r, Reply::Error(_))), "{io}");
     }
 }
+
+/// Replies per second one address gets through 2 workers while it asks
+/// for twice the rate over `conns` connections, each paced (it writes on
+/// schedule, whatever the replies do), measured after a 1 s warm-up.
+fn measured_rate(port: u16, rate: f64, conns: usize, secs: u64) -> f64 {
+    let start = Instant::now();
+    let (warm, end) = (start + Duration::from_secs(1), start + Duration::from_secs(1 + secs));
+    let per_conn = 2.0 * rate / conns as f64;
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let writer = std::thread::spawn(move || {
+                    let mut next = Instant::now();
+                    while next < end {
+                        if w.write_all(&command(&[b"GET", b"k"])).is_err() {
+                            return;
+                        }
+                        next += Duration::from_secs_f64(1.0 / per_conn);
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    }
+                });
+                let mut r = BufReader::new(s);
+                let mut counted = 0u64;
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 || Instant::now() >= end {
+                        break;
+                    }
+                    assert_eq!(line, b"$-1\r\n", "delay mode never errors");
+                    if Instant::now() >= warm {
+                        counted += 1;
+                    }
+                }
+                let _ = writer.join();
+                counted
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    total as f64 / secs as f64
+}
+
+/// How close per-core shares keep one address to its rate with 2 workers
+/// (README "Rate limits"): 200/s asked for at 400/s over 1 connection
+/// (one core busy) and over 8 (both busy). Bounds are generous (±25%);
+/// the measured numbers are printed.
+#[test]
+fn per_core_shares_keep_an_address_near_its_rate_with_two_workers() {
+    let r = redis();
+    for io in drivers() {
+        let (_p, port) = start(io, "redis", &[r.port], "per_ip = { requests = 200, burst = 1.0 }\n");
+        for conns in [1, 8] {
+            let got = measured_rate(port, 200.0, conns, 3);
+            eprintln!("measure: {io} workers=2 rate=200/s asked=400/s conns={conns}: {got:.1}/s ({:+.1}%)",
+                (got / 200.0 - 1.0) * 100.0);
+            assert!((150.0..=250.0).contains(&got), "{io} conns={conns}: {got}/s");
+        }
+    }
+}
