@@ -257,8 +257,10 @@ fn per_core_shares_keep_an_address_near_its_rate_with_two_workers() {
         let (_p, port) = start(io, "redis", &[r.port], "per_ip = { requests = 200, burst = 1.0 }\n");
         for conns in [1, 8] {
             let got = measured_rate(port, 200.0, conns, 3);
-            eprintln!("measure: {io} workers=2 rate=200/s asked=400/s conns={conns}: {got:.1}/s ({:+.1}%)",
-                (got / 200.0 - 1.0) * 100.0);
+            eprintln!(
+                "measure: {io} workers=2 rate=200/s asked=400/s conns={conns}: {got:.1}/s ({:+.1}%)",
+                (got / 200.0 - 1.0) * 100.0
+            );
             assert!((150.0..=250.0).contains(&got), "{io} conns={conns}: {got}/s");
         }
     }

@@ -30,17 +30,17 @@ mod yaml;
 mod yaml_tree;
 
 #[cfg(test)]
+mod ratelimit_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod twem_tests;
-#[cfg(test)]
-mod ratelimit_tests;
 
 pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
-pub use ratelimit::{PerIp, RateLimits};
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
+pub use ratelimit::{PerIp, RateLimits};
 pub use twem::*;
 pub use types::*;
 

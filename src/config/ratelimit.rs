@@ -13,10 +13,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::file::{PoolFile, Scalar};
-use super::yaml_tree::Node;
 use super::span::KeyPath;
 use super::types::Mode;
 use super::validate::{pick, Problems};
+use super::yaml_tree::Node;
 use crate::limit::{OnLimit, RateSpec};
 
 /// A pool's limits, validated.
@@ -95,9 +95,10 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
     }
     let on_limit = match &file.on_limit {
         None => Some(OnLimit::Delay),
-        Some(t) => {
-            p.check(key("on_limit"), pick(t, &[("delay", OnLimit::Delay), ("error", OnLimit::Error), ("close", OnLimit::Close)]))
-        }
+        Some(t) => p.check(
+            key("on_limit"),
+            pick(t, &[("delay", OnLimit::Delay), ("error", OnLimit::Error), ("close", OnLimit::Close)]),
+        ),
     };
     let per_ip = match &file.per_ip {
         None => Some(None),

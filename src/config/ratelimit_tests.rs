@@ -57,10 +57,8 @@ fn nutcracker_yaml_takes_per_ip_and_on_limit() {
     let src = "alpha:\n  listen: 127.0.0.1:22121\n  on_limit: close\n  per_ip:\n    connections: 10\n    \
                requests: 100\n    bytes: 1mb\n    burst: 1.5\n  servers:\n   - 127.0.0.1:11211:1\n";
     let c = load(src, "n.yml").unwrap();
-    let want = PerIp {
-        connections: Some(10),
-        rate: RateSpec { requests: Some(100.0), bytes: Some(1048576.0), burst: 1.5 },
-    };
+    let want =
+        PerIp { connections: Some(10), rate: RateSpec { requests: Some(100.0), bytes: Some(1048576.0), burst: 1.5 } };
     assert_eq!(c.pools[0].limits, RateLimits { per_ip: Some(want), on_limit: OnLimit::Close });
     let bad = "alpha:\n  listen: 127.0.0.1:22121\n  per_ip:\n    reqs: 1\n  servers:\n   - 127.0.0.1:11211:1\n";
     assert_eq!(

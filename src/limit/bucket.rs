@@ -82,11 +82,8 @@ impl Limiter {
         };
         // A byte bucket admits above zero: `f64::MIN_POSITIVE` is "just
         // above zero" for the wait.
-        let wait = need(self.req.tokens, 1.0, spec.requests).max(need(
-            self.bytes.tokens,
-            f64::MIN_POSITIVE,
-            spec.bytes,
-        ));
+        let wait =
+            need(self.req.tokens, 1.0, spec.requests).max(need(self.bytes.tokens, f64::MIN_POSITIVE, spec.bytes));
         if wait <= 0.0 {
             return Admit::Go;
         }

@@ -182,7 +182,9 @@ impl ClusterSession {
         }
         self.check_soft_timers();
         let clients = &self.clients;
-        let wait_of = |id: crate::session::mux::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.base.gen == id.gen)?.base.rate_wait();
+        let wait_of = |id: crate::session::mux::ClientId| {
+            clients.get(id.idx as usize)?.as_deref().filter(|c| c.base.gen == id.gen)?.base.rate_wait()
+        };
         for id in self.rate.due(now, wait_of) {
             if let Some(r) = self.client_mut(id).and_then(|c| c.base.rate.as_deref_mut()) {
                 r.wait = None;

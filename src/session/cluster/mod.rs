@@ -256,18 +256,6 @@ impl ClusterSession {
         ClientId { idx, gen }
     }
 
-    /// The pool's per-IP rates on this core (`None`: none).
-    pub fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
-        self.rate.set(ctx);
-    }
-
-    /// Where a client comes from, for its per-IP limits.
-    pub fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
-        if let Some(c) = self.client_mut(id) {
-            c.base.rate = Some(Box::new(rate));
-        }
-    }
-
     pub fn client_count(&self) -> usize {
         self.clients.len() - self.free.len()
     }
@@ -311,7 +299,8 @@ impl ClusterSession {
             let max_request = self.cfg.max_request_bytes;
             // A field borrow, so `self.rate` stays usable beside it.
             let clients = &mut self.clients;
-            let Some(c) = clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
+            let Some(c) =
+                clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
             else {
                 return;
             };

@@ -156,7 +156,8 @@ impl MuxSession {
         }
         self.check_soft_timers(now);
         let clients = &self.clients;
-        let wait_of = |id: super::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)?.rate_wait();
+        let wait_of =
+            |id: super::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)?.rate_wait();
         for id in self.rate.due(now, wait_of) {
             if let Some(r) = self.client_mut(id).and_then(|c| c.rate.as_deref_mut()) {
                 r.wait = None;

@@ -42,7 +42,6 @@ pub(crate) mod reply;
 mod types;
 
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
-// `RATE_ERROR_REDIS` is shared with the cluster session.
 pub use manage::QueueGauges;
 pub use types::{
     BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters,
@@ -61,7 +60,9 @@ use limits::Budget;
 use reply::forward_error;
 
 use crate::protocol::ProtoError;
-use crate::session::ratelimit::{ClientRate, Gate, RateCtx, RateGate};
+use crate::session::ratelimit::RateGate;
+use limits::rate_refusal;
+pub(crate) use limits::RATE_ERROR_REDIS;
 
 pub struct MuxSession {
     cfg: MuxConfig,
@@ -176,18 +177,6 @@ impl MuxSession {
         ClientId { idx, gen }
     }
 
-    /// The pool's per-IP rates on this core (`None`: none).
-    pub fn set_rate(&mut self, ctx: Option<RateCtx>) {
-        self.rate.set(ctx);
-    }
-
-    /// Where a client comes from, for its per-IP limits.
-    pub fn set_client_rate(&mut self, id: ClientId, rate: ClientRate) {
-        if let Some(c) = self.client_mut(id) {
-            c.rate = Some(Box::new(rate));
-        }
-    }
-
     pub fn client_count(&self) -> usize {
         self.clients.len() - self.free.len()
     }
@@ -248,7 +237,9 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         self.commands = self.commands.saturating_add(1);
                         let size = buffered - c.inbuf.len();
-                        if let Some(plan) = rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis) {
+                        if let Some(plan) =
+                            rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
+                        {
                             self.apply(id, plan, now);
                             continue;
                         }
@@ -351,30 +342,6 @@ fn lanes(p: Protocol) -> u32 {
     }
 }
 
-/// The answer to a decoded request refused by a rate limit (`None`: it
-/// goes): `on_limit = "error"` answers Redis's and memcached's usual error
-/// shapes, `"close"` closes.
-fn rate_refusal(
-    rate: &mut RateGate,
-    id: ClientId,
-    c: Option<&mut ClientRate>,
-    size: usize,
-    now: Instant,
-    protocol: Protocol,
-) -> Option<Plan> {
-    match rate.decoded(id, c, size, now) {
-        Gate::Go | Gate::Wait => None,
-        Gate::Error => Some(Plan::Reply(Bytes::from_static(match protocol {
-            Protocol::Redis => RATE_ERROR_REDIS,
-            Protocol::Memcache => b"SERVER_ERROR rate limit exceeded\r\n",
-        }))),
-        Gate::Close => Some(Plan::Close(ClientClose::RateLimited, None)),
-    }
-}
-
-/// `on_limit = "error"` in Redis pools (cluster ones too).
-pub(crate) const RATE_ERROR_REDIS: &[u8] = b"-ERR rate limit exceeded\r\n";
-
 fn too_large(cfg: &MuxConfig) -> ProtoError {
     ProtoError::TooLarge { max: cfg.max_request_bytes }
 }
@@ -409,8 +376,8 @@ mod tests_local;
 #[cfg(test)]
 mod tests_memcache;
 #[cfg(test)]
-mod tests_resp3;
-#[cfg(test)]
 mod tests_rate;
+#[cfg(test)]
+mod tests_resp3;
 #[cfg(test)]
 mod tests_size;
