@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 
 use super::core::WorkerCore;
-use crate::limit::IpKey;
+use crate::limit::{IpKey, LimitError};
 use crate::route::PoolSnapshot;
 use crate::session::ratelimit::{ClientRate, RateCtx};
 
@@ -23,12 +23,8 @@ pub fn needs_peer(pool: &PoolSnapshot) -> bool {
 pub fn rate_ctx(pool: &PoolSnapshot, worker: usize) -> Option<RateCtx> {
     let per_ip = pool.cfg.limits.per_ip?;
     let shared = pool.ip_limits.clone()?;
-    per_ip.rate.is_limited().then(|| RateCtx {
-        pool: shared,
-        spec: per_ip.rate,
-        on_limit: pool.cfg.limits.on_limit,
-        worker,
-    })
+    let ctx = RateCtx { pool: shared, spec: per_ip.rate, on_limit: pool.cfg.limits.on_limit, worker };
+    per_ip.rate.is_limited().then_some(ctx)
 }
 
 impl WorkerCore {
@@ -36,7 +32,11 @@ impl WorkerCore {
     /// pool has no per-IP limits (or the client no IP address: a unix
     /// socket); `Ok(Some)`: the client's limit state, holding its place in
     /// the connection count; `Err`: refused (counted).
-    pub fn admit_ip(&mut self, pool: &PoolSnapshot, peer: Option<SocketAddr>) -> Result<Option<ClientRate>, ()> {
+    pub fn admit_ip(
+        &mut self,
+        pool: &PoolSnapshot,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<ClientRate>, LimitError> {
         let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(None) };
         let Some(peer) = peer else { return Ok(None) };
         let key = IpKey::new(peer.ip());
@@ -48,7 +48,7 @@ impl WorkerCore {
                 Err(e) => {
                     self.stats.pools[pool.stat_id].rejected_per_ip.incr();
                     tracing::debug!(pool = %pool.cfg.name, ip = %peer.ip(), "client rejected at accept: {e}");
-                    return Err(());
+                    return Err(e);
                 }
             },
         };

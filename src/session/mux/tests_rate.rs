@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::tests::{b, cmd, route, H};
 use super::*;
 use crate::limit::{IpKey, OnLimit, PoolLimits, RateSpec};
-use crate::session::ratelimit::ClientRate;
+use crate::session::ratelimit::{ClientRate, RateCtx};
 
 fn limited(protocol: Protocol, spec: RateSpec, on_limit: OnLimit) -> (H, ClientId) {
     let mut h = H::new(MuxConfig::new(protocol, 1));
