@@ -91,6 +91,16 @@ impl Limiter {
         Admit::Wait(now + wait)
     }
 
+    /// The buckets' tokens and last refill, to keep them elsewhere
+    /// (`users`: in per-worker atomics).
+    pub(super) fn parts(&self) -> (f64, f64, Instant) {
+        (self.req.tokens, self.bytes.tokens, self.last)
+    }
+
+    pub(super) fn from_parts(req: f64, bytes: f64, last: Instant) -> Limiter {
+        Limiter { req: Bucket { tokens: req }, bytes: Bucket { tokens: bytes }, last }
+    }
+
     /// Takes an admitted request of `bytes` bytes from the buckets.
     pub fn charge(&mut self, spec: &RateSpec, bytes: usize) {
         if spec.requests.is_some() {

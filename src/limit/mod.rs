@@ -33,13 +33,17 @@
 
 mod bucket;
 mod ip;
+mod share_table;
 mod shares;
 mod table;
+mod users;
 
 pub use bucket::{Admit, Limiter};
 pub use ip::IpKey;
-pub use shares::{ConnGuard, IpSlot, PoolLimits, REBALANCE_EVERY, SHARE_FLOOR_DIVISOR};
+pub use share_table::{ShareTable, REBALANCE_EVERY, SHARE_FLOOR_DIVISOR};
+pub use shares::{ConnGuard, IpSlot, PoolLimits};
 pub use table::{IpTable, DEFAULT_TABLE_ENTRIES};
+pub use users::UserLimits;
 
 /// Limits one bucket enforces: rates per second (`None`: that dimension is
 /// unlimited) and the burst factor (capacity = `burst` x rate).

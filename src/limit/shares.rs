@@ -15,21 +15,13 @@
 //!   off the request path. The count is process-wide: every worker's
 //!   connections from the address add up, without a lock, because accept
 //!   does `fetch_add` and undoes it when the result is over the limit.
-//! - `demand[worker][slot]`: requests a worker admitted plus the times it
-//!   had to refuse or delay one, per share slot (a hash of the key, 4096
-//!   of them). Written by that worker only (relaxed), swapped to zero by
-//!   the control thread.
-//! - `share[worker][slot]`: the fraction of the configured rates that
-//!   worker's buckets refill at, in units of 1/`ONE`, written by the
-//!   control thread only (relaxed) and read by the worker at each refill.
-//!   Starts at 1/N.
+//! - `shares` (`ShareTable`): per worker and share slot (a hash of the
+//!   key, 4096 of them), the demand the worker saw (requests admitted plus
+//!   the times it had to refuse or delay one) and the fraction of the
+//!   configured rates its buckets refill at, rebalanced by the control
+//!   thread every `REBALANCE_EVERY` (see `share_table`).
 //!
-//! Rebalancing (`rebalance`, every `REBALANCE_EVERY` by the control
-//! thread): for a slot with any demand in the last period, each worker's
-//! share becomes its part of the demand, floored at
-//! 1/(`SHARE_FLOOR_DIVISOR` x N) so a core that had none still admits
-//! new clients at once, then normalised to sum to one. A slot without
-//! demand keeps its shares. With N cores and an address busy on only one,
+//! How close to the configured rate: with N cores and an address busy on only one,
 //! that core gets 1 / (1 + (N-1)/(32N)) of the rate: 98.5% with 2 cores,
 //! 97% with 16; with the address busy on every core the shares follow
 //! the demand and sum to the whole rate. Between rebalances (100 ms) a
@@ -40,20 +32,14 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::share_table::ShareTable;
 use super::{IpKey, LimitError};
 
 /// Connection counters (a power of two).
 const CONN_SLOTS: usize = 1 << 16;
 /// Share slots per worker (a power of two).
 const SHARE_SLOTS: usize = 1 << 12;
-/// A share of one: the whole rate.
-const ONE: u32 = 1 << 20;
-/// An idle core keeps 1/(this x N) of an address's rate (see the header).
-pub const SHARE_FLOOR_DIVISOR: u32 = 32;
-/// How often the control thread rebalances.
-pub const REBALANCE_EVERY: Duration = Duration::from_millis(100);
 
 /// The hashed slots of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,27 +53,21 @@ pub struct PoolLimits {
     /// Salted, so an outsider cannot pick addresses that collide with a
     /// victim's connection counter.
     hasher: std::collections::hash_map::RandomState,
-    workers: usize,
     conns: Box<[AtomicU32]>,
-    demand: Box<[AtomicU32]>,
-    share: Box<[AtomicU32]>,
+    shares: ShareTable,
 }
 
 impl PoolLimits {
     pub fn new(workers: usize) -> PoolLimits {
-        let workers = workers.max(1);
-        let fill = |n: usize, v: u32| (0..n).map(|_| AtomicU32::new(v)).collect::<Box<[_]>>();
         PoolLimits {
             hasher: Default::default(),
-            workers,
-            conns: fill(CONN_SLOTS, 0),
-            demand: fill(workers * SHARE_SLOTS, 0),
-            share: fill(workers * SHARE_SLOTS, ONE / workers as u32),
+            conns: (0..CONN_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            shares: ShareTable::new(workers, SHARE_SLOTS),
         }
     }
 
     pub fn workers(&self) -> usize {
-        self.workers
+        self.shares.workers()
     }
 
     /// The slots `key` hashes to.
@@ -112,45 +92,22 @@ impl PoolLimits {
         self.conns[slot.conn as usize].load(Ordering::Relaxed)
     }
 
-    fn at(&self, worker: usize, share: u32) -> usize {
-        (worker % self.workers) * SHARE_SLOTS + share as usize
-    }
-
     /// `worker`'s fraction of the rates of the keys in share slot `share`.
     #[inline]
     pub fn share(&self, worker: usize, share: u32) -> f64 {
-        f64::from(self.share[self.at(worker, share)].load(Ordering::Relaxed)) / f64::from(ONE)
+        self.shares.share(worker, share)
     }
 
     /// `worker` admitted, delayed or refused a request of share slot `share`.
     #[inline]
     pub fn note_demand(&self, worker: usize, share: u32) {
-        self.demand[self.at(worker, share)].fetch_add(1, Ordering::Relaxed);
+        self.shares.note_demand(worker, share);
     }
 
-    /// Sets every slot's shares from the demand since the last call (see
-    /// the module header). Control thread only.
+    /// Moves the shares toward the demand since the last call (control
+    /// thread only).
     pub fn rebalance(&self) {
-        let n = self.workers;
-        let floor = ONE / (SHARE_FLOOR_DIVISOR * n as u32).max(1);
-        let mut d = vec![0u64; n];
-        for s in 0..SHARE_SLOTS {
-            let mut total = 0u64;
-            for (w, dw) in d.iter_mut().enumerate() {
-                *dw = u64::from(self.demand[w * SHARE_SLOTS + s].swap(0, Ordering::Relaxed));
-                total += *dw;
-            }
-            if total == 0 {
-                continue;
-            }
-            // Each worker's part of ONE, floored, then scaled to sum to ONE.
-            let raw: Vec<u64> = d.iter().map(|&dw| (dw * u64::from(ONE) / total).max(u64::from(floor))).collect();
-            let sum: u64 = raw.iter().sum();
-            for (w, r) in raw.iter().enumerate() {
-                let v = (r * u64::from(ONE) / sum.max(1)) as u32;
-                self.share[w * SHARE_SLOTS + s].store(v.max(1), Ordering::Relaxed);
-            }
-        }
+        self.shares.rebalance();
     }
 }
 
