@@ -41,6 +41,8 @@
 //!   `counter_table!`, which declares a counter family once).
 //! - [`obs`]: per-request timing, latency histograms, per-command counters
 //!   and the slow log (per core, merged on scrape).
+//! - [`limit`]: sans-IO rate and connection limits (token buckets, the
+//!   bounded per-IP table, per-core shares rebalanced by control).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
@@ -58,6 +60,7 @@ pub mod control;
 pub mod fdlimit;
 pub mod hash;
 pub mod obs;
+pub mod limit;
 pub mod protocol;
 pub mod purge;
 pub mod route;

@@ -155,6 +155,10 @@ pub(crate) struct PoolFile {
     pub request_timeout: Option<Scalar>,
     pub max_retries: Option<i64>,
     pub retry_backoff: Option<Scalar>,
+    // Rate and connection limits (`ratelimit`): redis, memcache and
+    // redis_cluster pools.
+    pub per_ip: Option<super::ratelimit::PerIpFile>,
+    pub on_limit: Option<String>,
 }
 
 impl Default for PoolFile {
@@ -219,6 +223,8 @@ impl Default for PoolFile {
             request_timeout: None,
             max_retries: None,
             retry_backoff: None,
+            per_ip: None,
+            on_limit: None,
         }
     }
 }

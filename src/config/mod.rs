@@ -20,6 +20,7 @@ mod limits;
 mod mongo;
 mod obs;
 mod pool;
+mod ratelimit;
 mod span;
 mod summary;
 mod twem;
@@ -31,6 +32,8 @@ mod yaml;
 mod yaml_tree;
 
 #[cfg(test)]
+mod ratelimit_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod twem_tests;
@@ -40,6 +43,7 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
 pub use obs::{MetricsDetail, ObsConfig};
+pub use ratelimit::{PerIp, RateLimits};
 pub use twem::*;
 pub use types::*;
 

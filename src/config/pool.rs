@@ -95,6 +95,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
     let mongo = super::mongo::convert(file, mode, p);
     let cluster = super::cluster_pool::convert(file, mode, p);
     let obs = super::obs::convert(file, p);
+    let limits = super::ratelimit::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
@@ -117,6 +118,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             cluster: cluster?,
             obs: obs?,
             users: None,
+            limits: limits?,
         })
     })();
     (listen, pool)

@@ -123,7 +123,8 @@ fn unknown_key_in_a_pool() {
          client_queue_limit, client_output_limit, \
          max_item_bytes, max_keys_per_request, \
          refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
-         pinned_idle, client_auth, cluster_commands, allow_flush, allow_scripts, request_timeout, max_retries, retry_backoff"
+         pinned_idle, client_auth, cluster_commands, allow_flush, allow_scripts, request_timeout, max_retries, retry_backoff, \
+         per_ip, on_limit"
     );
 }
 

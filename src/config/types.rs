@@ -212,6 +212,8 @@ pub struct PoolConfig {
     /// The users this pool authenticates (`config::users`); `None`: no
     /// proxy users (nutcracker's `redis_auth` alone, or open).
     pub users: Option<std::sync::Arc<crate::acl::Users>>,
+    /// `per_ip` and `on_limit` (always off outside multiplexed pools).
+    pub limits: super::ratelimit::RateLimits,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -308,6 +310,7 @@ impl PoolConfig {
             cluster: None,
             obs: Default::default(),
             users: None,
+            limits: Default::default(),
         }
     }
 

@@ -92,6 +92,13 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
             // session answers CLUSTERDOWN rather than guessing.
             pool.cluster = Some((ctx.cluster)(&pc.name).unwrap_or_default());
         }
+        if pc.limits.per_ip.is_some() {
+            // The same counts and shares across a reload (clients stay
+            // connected), unless the worker count changed.
+            let prev = ctx.prev.and_then(|s| s.pool_by_name(&pc.name)).and_then(|p| p.ip_limits.clone());
+            let keep = prev.filter(|l| l.workers() == ctx.workers.max(1));
+            pool.ip_limits = Some(keep.unwrap_or_else(|| Arc::new(crate::limit::PoolLimits::new(ctx.workers))));
+        }
         pools.push(Arc::new(pool));
     }
     Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners: all_listeners })

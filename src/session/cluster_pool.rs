@@ -70,10 +70,19 @@ impl ClusterPoolSession {
         self.mirror.forward_error = c.forward_error;
         self.mirror.client_err = c.client_err;
         self.mirror.slow_closed = c.slow_closed;
+        self.mirror.rate_limited = c.rate_limited;
     }
 }
 
 impl PoolSession for ClusterPoolSession {
+    fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.s.set_rate(ctx);
+    }
+
+    fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        self.s.set_client_rate(id, rate);
+    }
+
     fn add_client(&mut self, local: Option<SocketAddr>) -> ClientId {
         self.s.add_client(local)
     }

@@ -12,6 +12,7 @@ pub mod mongo;
 pub mod mux;
 pub mod outbuf;
 pub mod pool_session;
+pub mod ratelimit;
 pub mod shard;
 pub mod tcp;
 

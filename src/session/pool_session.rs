@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use super::cluster::ClusterStats;
 use super::mux::{BackendId, ClientClose, ClientId, LocalStats, MuxIntent, MuxStats, QueueGauges};
+use super::ratelimit::{ClientRate, RateCtx};
 use crate::route::PoolSnapshot;
 
 /// Whether a session could take a new snapshot of its pool.
@@ -56,6 +57,12 @@ pub trait PoolSession {
     fn wants_local_addr(&self) -> bool {
         false
     }
+    /// The pool's per-IP rates on this worker (`None`: not limited); set
+    /// when the session starts and again with every snapshot applied.
+    fn set_rate(&mut self, ctx: Option<RateCtx>);
+    /// A client's address key and connection guard, right after
+    /// `add_client` (only for pools with `per_ip`).
+    fn set_client_rate(&mut self, id: ClientId, rate: ClientRate);
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant);
     /// The client half-closed: answer what it sent, then close.
     fn handle_client_eof(&mut self, id: ClientId);

@@ -148,6 +148,14 @@ impl ShardSession {
 }
 
 impl PoolSession for ShardSession {
+    fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.mux.set_rate(ctx);
+    }
+
+    fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        self.mux.set_client_rate(id, rate);
+    }
+
     fn add_client(&mut self, _local: Option<SocketAddr>) -> ClientId {
         self.mux.add_client()
     }

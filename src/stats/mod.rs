@@ -58,6 +58,8 @@ pub struct PoolCounters {
     pub client_conns_total: Counter,
     /// Closed at accept because `max_client_connections` was reached.
     pub rejected_max_conns: Counter,
+    /// Closed at accept because the client's address held `per_ip.connections`.
+    pub rejected_per_ip: Counter,
     /// Closed at accept because no backend was healthy.
     pub rejected_no_backend: Counter,
     /// Closed at accept because the process-wide client limit (derived

@@ -123,7 +123,10 @@ pub struct MuxPools {
 
 /// Gives a memcache pool's session the source of its `stats` reply, for
 /// the pool as `e` now knows it (a reload may change its client limit).
-fn set_local_stats(e: &mut MuxEntry, core: &WorkerCore) {
+/// What a session learns from its worker: memcached `stats` sources and
+/// the pool's per-IP rates (both again with every snapshot applied).
+fn set_worker_state(e: &mut MuxEntry, core: &WorkerCore) {
+    e.session.set_rate(super::ip_limits::rate_ctx(&e.pool, core.id));
     if e.pool.cfg.mode == Mode::Memcache {
         let (stat_id, max) = (e.pool.stat_id, e.pool.cfg.max_client_connections);
         e.session.set_local_stats(mcstats::source(core.shared.clone(), stat_id, max));
@@ -158,7 +161,7 @@ impl MuxPools {
                 Some(e) => match e.session.handle_pool_update(pool, now) {
                     PoolUpdate::Applied => {
                         e.pool = pool.clone();
-                        set_local_stats(e, core);
+                        set_worker_state(e, core);
                         let set = obs::Settings::from_config(snap.config.server.metrics_detail, &pool.cfg.obs);
                         e.session.recorder_mut().set_settings(set);
                         e.session.name_backends();
@@ -175,7 +178,7 @@ impl MuxPools {
             };
             if fresh && !snap.draining {
                 if let Some(mut e) = MuxEntry::new(pool.clone(), now) {
-                    set_local_stats(&mut e, core);
+                    set_worker_state(&mut e, core);
                     set_recorder(&mut e, core, now);
                     self.insert(e);
                 }
@@ -237,6 +240,7 @@ impl MuxPools {
             pc.forward_error.add(s.forward_error - e.exported.forward_error);
             pc.fragments.add(s.fragments - e.exported.fragments);
             pc.slow_closed.add(s.slow_closed - e.exported.slow_closed);
+            pc.ip_rate_limited.add(s.rate_limited - e.exported.rate_limited);
             e.exported.servers.resize(s.servers.len(), Default::default());
             for (i, (now, was)) in s.servers.iter().zip(e.exported.servers.iter()).enumerate() {
                 let Some(sid) = e.session.server_stat_id(i as u32).filter(|&sid| sid < ms.servers.len()) else {
@@ -382,7 +386,11 @@ impl WorkerCore {
             ClientClose::Protocol | ClientClose::Unsupported | ClientClose::WrongArity | ClientClose::Error(_) => {
                 mc.client_err.incr()
             }
-            ClientClose::Quit | ClientClose::SlowClient | ClientClose::BufferCap | ClientClose::Shutdown => {}
+            ClientClose::Quit
+            | ClientClose::SlowClient
+            | ClientClose::BufferCap
+            | ClientClose::Shutdown
+            | ClientClose::RateLimited => {}
         }
         tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {

@@ -183,13 +183,25 @@ impl ClusterSession {
             self.send(r.unit, now);
         }
         self.check_soft_timers();
+        let clients = &self.clients;
+        let wait_of = |id: crate::session::mux::ClientId| {
+            clients.get(id.idx as usize)?.as_deref().filter(|c| c.base.gen == id.gen)?.base.rate_wait()
+        };
+        for id in self.rate.due(now, wait_of) {
+            if let Some(r) = self.client_mut(id).and_then(|c| c.base.rate.as_deref_mut()) {
+                r.wait = None;
+                self.resume.push(id);
+            }
+        }
+        self.stats.rate_limited = self.rate.limited;
         self.run_resumes(now);
     }
 
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(|c| c.base.deadline());
-        conns.chain(self.retries.iter().map(|r| r.at)).chain(self.next_soft_deadline()).min()
+        let waits = self.rate.next_deadline();
+        conns.chain(self.retries.iter().map(|r| r.at)).chain(self.next_soft_deadline()).chain(waits).min()
     }
 
     /// Tears a connection down and settles everything that was on it.

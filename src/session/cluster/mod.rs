@@ -148,6 +148,8 @@ pub struct ClusterSession {
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: crate::session::ratelimit::RateGate,
 }
 
 impl ClusterSession {
@@ -178,6 +180,7 @@ impl ClusterSession {
             commands: 0,
             obs: crate::obs::Recorder::off(crate::obs::Kind::Redis),
             peers: (0, 0),
+            rate: Default::default(),
         }
     }
 
@@ -317,13 +320,22 @@ impl ClusterSession {
         loop {
             let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
             let max_request = self.cfg.max_request_bytes;
-            let Some(c) = self.client_mut(id) else { return };
+            // A field borrow, so `self.rate` stays usable beside it.
+            let clients = &mut self.clients;
+            let Some(c) =
+                clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
+            else {
+                return;
+            };
             if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending || c.base.queued >= queue_limit {
                 break;
             }
             let req = match c.parked.take() {
                 Some(r) => r,
                 None => {
+                    if !self.rate.before_decode(id, c.base.rate.as_deref_mut(), !c.base.inbuf.is_empty(), now) {
+                        break;
+                    }
                     let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
                     // A partial request past the limit can never be valid.
                     let decoded = match dec.decode(&mut c.base.inbuf) {
@@ -333,7 +345,21 @@ impl ClusterSession {
                         d => d,
                     };
                     match decoded {
-                        Ok(Some(r)) => r,
+                        Ok(Some(r)) => {
+                            use crate::session::ratelimit::Gate;
+                            match self.rate.decoded(id, c.base.rate.as_deref_mut(), r.raw().len(), now) {
+                                Gate::Go | Gate::Wait => r,
+                                Gate::Error => {
+                                    let text = Bytes::from_static(crate::session::mux::RATE_ERROR_REDIS);
+                                    self.reply_now(id, text);
+                                    continue;
+                                }
+                                Gate::Close => {
+                                    self.close_after(id, ClientClose::RateLimited, Bytes::new());
+                                    break;
+                                }
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             let text = crate::protocol::resp::encode::error(&format!("ERR {e}"));

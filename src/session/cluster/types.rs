@@ -156,4 +156,6 @@ pub struct ClusterStats {
     pub pinned_reused: u64,
     /// Reports sent to the control thread.
     pub reports: u64,
+    /// Requests delayed, refused or closed by a per-IP rate limit.
+    pub rate_limited: u64,
 }

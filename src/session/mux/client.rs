@@ -116,9 +116,18 @@ pub(crate) struct Client {
     pub hs: crate::session::handshake::Hs,
     /// Listed in the session's `trim` (`idle.rs`).
     pub trim_listed: bool,
+    /// Per-IP limit state (`session::ratelimit`); boxed, and only for
+    /// clients of a pool with `per_ip`, so other clients pay one pointer.
+    pub rate: Option<Box<crate::session::ratelimit::ClientRate>>,
 }
 
 impl Client {
+    /// Until when the client waits for rate-limit tokens, if it does.
+    #[inline]
+    pub fn rate_wait(&self) -> Option<Instant> {
+        self.rate.as_ref()?.wait
+    }
+
     /// `max_item_bytes` bounds a memcached data block (unused for Redis).
     pub fn new(gen: u32, proto: Protocol, max_request_bytes: usize, max_item_bytes: usize) -> Client {
         let dec = match proto {
@@ -142,6 +151,7 @@ impl Client {
             soft_since: None,
             hs: Default::default(),
             trim_listed: false,
+            rate: None,
         }
     }
 

@@ -156,6 +156,16 @@ impl MuxSession {
             self.fail_backend(b, libc::ETIMEDOUT, Fail::All, now, router);
         }
         self.check_soft_timers(now);
+        let clients = &self.clients;
+        let wait_of =
+            |id: super::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)?.rate_wait();
+        for id in self.rate.due(now, wait_of) {
+            if let Some(r) = self.client_mut(id).and_then(|c| c.rate.as_deref_mut()) {
+                r.wait = None;
+                self.resume.push(id);
+            }
+        }
+        self.stats.rate_limited = self.rate.limited;
         self.run_resumes(now, router);
         self.trim_idle();
     }
@@ -163,7 +173,7 @@ impl MuxSession {
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let backends = self.backends.iter().filter_map(|b| b.deadline());
-        backends.chain(self.next_soft_deadline()).min()
+        backends.chain(self.next_soft_deadline()).chain(self.rate.next_deadline()).min()
     }
 
     fn fail_backend(&mut self, b: BackendId, errno: i32, mode: Fail, now: Instant, router: &dyn Router) {

@@ -60,6 +60,9 @@ use limits::Budget;
 use reply::forward_error;
 
 use crate::protocol::ProtoError;
+use crate::session::ratelimit::RateGate;
+use limits::rate_refusal;
+pub(crate) use limits::RATE_ERROR_REDIS;
 
 pub struct MuxSession {
     cfg: MuxConfig,
@@ -99,6 +102,8 @@ pub struct MuxSession {
     peers: (u64, u64),
     /// Clients that may hold buffers to release when idle (`idle.rs`).
     trim: Vec<ClientId>,
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: RateGate,
 }
 
 impl MuxSession {
@@ -127,6 +132,7 @@ impl MuxSession {
             commands: 0,
             peers: (0, 0),
             trim: Vec::new(),
+            rate: RateGate::default(),
         }
     }
 
@@ -242,6 +248,10 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
+            if !self.rate.before_decode(id, c.rate.as_deref_mut(), !c.inbuf.is_empty(), now) {
+                break;
+            }
+            let buffered = c.inbuf.len();
             // Whole requests are within `max_request_bytes` (the decoders
             // refuse larger ones), so a partial one past it can never be
             // valid: refuse it rather than buffer more.
@@ -252,6 +262,13 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         obs = crate::obs::start_redis(&mut self.obs, &req);
                         self.commands = self.commands.saturating_add(1);
+                        let size = buffered - c.inbuf.len();
+                        if let Some(plan) =
+                            rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
+                        {
+                            self.apply(id, plan, now);
+                            continue;
+                        }
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
                         let counts = dispatch::Counts {
                             clients: clients.saturating_add(self.peers.0),
@@ -276,7 +293,11 @@ impl MuxSession {
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
                         obs = crate::obs::start_memcache(&mut self.obs, &req);
-                        plan_memcache(cfg, req, router, self.local_stats.as_ref())
+                        let size = buffered - c.inbuf.len();
+                        match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
+                            Some(plan) => plan,
+                            None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                        }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
                     Ok(None) => break,
@@ -403,6 +424,8 @@ mod tests_limits;
 mod tests_local;
 #[cfg(test)]
 mod tests_memcache;
+#[cfg(test)]
+mod tests_rate;
 #[cfg(test)]
 mod tests_resp3;
 #[cfg(test)]

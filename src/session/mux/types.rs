@@ -157,6 +157,8 @@ pub enum ClientClose {
     Error(i32),
     /// Closed by the driver (shutdown, reload).
     Shutdown,
+    /// Past a rate limit with `on_limit = "close"`.
+    RateLimited,
 }
 
 /// A decision for the driver. Drain with `poll_intent` after every event.
@@ -193,5 +195,7 @@ pub struct MuxStats {
     pub client_err: u64,
     /// Clients closed past `client_output_limit`.
     pub slow_closed: u64,
+    /// Requests delayed, refused or closed by a per-IP rate limit.
+    pub rate_limited: u64,
     pub servers: Vec<ServerCounters>,
 }

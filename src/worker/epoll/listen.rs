@@ -87,7 +87,7 @@ impl EpollDriver {
             };
             self.core.handle_accepted();
             if crate::worker::mux_pools::is_mux(&pool) {
-                self.mux_accept(&pool, sock);
+                self.mux_accept(&pool, sock, peer.as_socket());
                 continue;
             }
             let peer = peer.as_socket();

@@ -61,12 +61,12 @@ impl Generational for ESock {
 
 impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
-    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket) {
+    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket, peer: Option<SocketAddr>) {
         // A rejected client's socket drops, and closes, here.
         if !crate::worker::mux_pools::source_admits(pool, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
-        let Some(idx) = self.mux_admit(pool) else { return };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         // A unix socket client rides in a TcpStream too: the driver only
@@ -77,6 +77,9 @@ impl EpollDriver {
         let id = e.session.add_client(local);
         if e.session.wants_client_peer() {
             e.session.set_client_peer(id, stream.peer_addr().ok());
+        }
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
         }
         let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;

@@ -52,7 +52,8 @@ impl UringDriver {
             sys::close(fd);
             return;
         }
-        let Some(idx) = self.mux_admit(pool) else {
+        let peer = if crate::worker::ip_limits::needs_peer(pool) { sys::peer_addr(fd) } else { None };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else {
             sys::close(fd);
             return;
         };
@@ -62,6 +63,9 @@ impl UringDriver {
         let id = e.session.add_client(local);
         if e.session.wants_client_peer() {
             e.session.set_client_peer(id, sys::peer_addr(fd));
+        }
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
         }
         let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
         if let Some(old) = e.set_client_sock(id, slot) {
