@@ -266,7 +266,7 @@ impl MuxSession {
                         if let Some(plan) =
                             rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
                         {
-                            self.apply(id, plan, now);
+                            self.apply(id, plan, obs, now);
                             continue;
                         }
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
