@@ -48,10 +48,7 @@ fn common_checks(port: u16) {
     assert_eq!(c.cmd(&["GET", "other"]).unwrap(), "-NOPERM No permissions to access a key");
     assert_eq!(c.cmd(&["MSET", "app:2", "x", "other", "y"]).unwrap(), "-NOPERM No permissions to access a key");
     assert_eq!(c.cmd(&["GET", "app:2"]).unwrap(), "(nil)", "nothing of a denied MSET was sent");
-    assert_eq!(
-        c.cmd(&["FLUSHALL"]).unwrap(),
-        "-NOPERM User app has no permissions to run the 'flushall' command"
-    );
+    assert_eq!(c.cmd(&["FLUSHALL"]).unwrap(), "-NOPERM User app has no permissions to run the 'flushall' command");
     assert_eq!(
         c.cmd(&["EVAL", "return 1", "1", "app:1"]).unwrap(),
         "-NOPERM User app has no permissions to run the 'eval' command",

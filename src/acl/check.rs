@@ -54,7 +54,9 @@ impl Denied {
 /// Script commands: their keys are whatever the script touches.
 fn runs_scripts(cmd: &Command) -> bool {
     cmd.acl & acl::SCRIPTING != 0
-        && (cmd.fullname.starts_with("eval") || cmd.fullname.starts_with("fcall") || cmd.fullname.starts_with("function"))
+        && (cmd.fullname.starts_with("eval")
+            || cmd.fullname.starts_with("fcall")
+            || cmd.fullname.starts_with("function"))
 }
 
 /// Where a pub/sub command's channels are: (first argument, all the rest

@@ -21,7 +21,8 @@ impl IpRange {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let net: IpAddr = addr.trim().parse().map_err(|_| format!("expected an IP address or CIDR range, got {text:?}"))?;
+        let net: IpAddr =
+            addr.trim().parse().map_err(|_| format!("expected an IP address or CIDR range, got {text:?}"))?;
         let width = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => width,
@@ -39,7 +40,9 @@ impl IpRange {
             v4 => v4,
         };
         match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(u128::from(n.to_bits()), u128::from(a.to_bits()), 32, self.prefix),
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                prefix_eq(u128::from(n.to_bits()), u128::from(a.to_bits()), 32, self.prefix)
+            }
             (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(n.to_bits(), a.to_bits(), 128, self.prefix),
             _ => false,
         }

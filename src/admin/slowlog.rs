@@ -66,3 +66,32 @@ pub fn render(shared: &Shared) -> Result<String, serde_json::Error> {
         .collect();
     serde_json::to_string(&Doc { pools })
 }
+
+/// The status page's slow-log panel: the newest `n` entries of every pool,
+/// newest first, flattened with the pool's name and the first key.
+pub fn status_entries(shared: &Shared, n: usize) -> serde_json::Value {
+    let snap = shared.cell.load();
+    let mut all: Vec<(String, Entry)> = snap
+        .pools
+        .iter()
+        .filter(|p| p.cfg.mode != crate::config::Mode::Tcp)
+        .flat_map(|p| obs::slowlog_entries(&shared.workers, p.stat_id, n).into_iter().map(|e| (p.cfg.name.clone(), e)))
+        .collect();
+    all.sort_by(|a, b| b.1.unix_us.cmp(&a.1.unix_us));
+    all.truncate(n);
+    serde_json::Value::Array(
+        all.into_iter()
+            .map(|(pool, e)| {
+                serde_json::json!({
+                    "unix_ms": e.unix_us / 1000,
+                    "pool": pool,
+                    "command": e.command,
+                    "key": e.args.get(1).map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "backend": e.backend,
+                    "duration_us": e.duration_us,
+                    "client": e.client,
+                })
+            })
+            .collect(),
+    )
+}

@@ -6,7 +6,8 @@ use std::path::Path;
 use crate::config::tests::err;
 use crate::config::{parse, Config};
 
-const POOLS: &str = "[[pool]]\nname = \"r\"\nlisten = \"127.0.0.1:7000\"\nmode = \"redis\"\nservers = [\"127.0.0.1:6379\"]\n\
+const POOLS: &str =
+    "[[pool]]\nname = \"r\"\nlisten = \"127.0.0.1:7000\"\nmode = \"redis\"\nservers = [\"127.0.0.1:6379\"]\n\
 [[pool]]\nname = \"c\"\nlisten = \"127.0.0.1:7001\"\nmode = \"redis_cluster\"\nservers = [\"127.0.0.1:30001\"]\n\
 client_auth = { default = \"pw\" }\n\
 [[pool]]\nname = \"m\"\nlisten = \"127.0.0.1:7002\"\nmode = \"memcache\"\nservers = [\"127.0.0.1:11211\"]\n";

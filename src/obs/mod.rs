@@ -52,5 +52,5 @@ pub use pool::{CoreObs, PoolObs, MAX_POOL_BACKENDS};
 pub use rec::{Recorder, ReqObs, Settings};
 pub use reply::slowlog_reply;
 pub use slowlog::{Entry, KeyNote, KeyRule};
-pub use snapshot::{pool_latency, slowlog_entries, slowlog_len, slowlog_reset, PoolLatency};
+pub use snapshot::{pool_latency, pool_requests, slowlog_entries, slowlog_len, slowlog_reset, PoolLatency};
 pub use start::{start_memcache, start_redis};

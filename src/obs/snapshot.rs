@@ -25,16 +25,23 @@ pub fn pool_latency(shared: &Shared) -> Vec<PoolLatency> {
     let snap = shared.cell.load();
     snap.pools
         .iter()
-        .map(|p| {
-            let mut requests = HistSnap::default();
-            for_each_core(shared, p.stat_id, |o| {
-                for h in o.hist.iter() {
-                    requests.merge(&h.snap());
-                }
-            });
-            PoolLatency { pool: p.cfg.name.clone(), stat_id: p.stat_id, requests }
+        .map(|p| PoolLatency {
+            pool: p.cfg.name.clone(),
+            stat_id: p.stat_id,
+            requests: pool_requests(shared, p.stat_id),
         })
         .collect()
+}
+
+/// Pool `stat_id`'s request histogram, merged over commands and cores.
+pub fn pool_requests(shared: &Shared, stat_id: usize) -> HistSnap {
+    let mut requests = HistSnap::default();
+    for_each_core(shared, stat_id, |o| {
+        for h in o.hist.iter() {
+            requests.merge(&h.snap());
+        }
+    });
+    requests
 }
 
 /// Calls `f` with pool `stat_id`'s block on every core that served it.

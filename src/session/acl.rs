@@ -63,7 +63,11 @@ pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode
     }
     let Some(u) = user.as_deref() else {
         if name.eq_ignore_ascii_case(b"PING") && req.argc() <= 2 {
-            return Gate::Reply(if req.argc() == 2 { encode::bulk(req.arg(1)) } else { Bytes::from_static(b"+PONG\r\n") });
+            return Gate::Reply(if req.argc() == 2 {
+                encode::bulk(req.arg(1))
+            } else {
+                Bytes::from_static(b"+PONG\r\n")
+            });
         }
         return Gate::Reply(Bytes::from_static(NOAUTH));
     };
@@ -150,7 +154,10 @@ mod tests {
         assert!(u.is_none());
         assert_eq!(run(&mut u, &["AUTH", "alice", "a-pw"]), reply("+OK\r\n"));
         assert_eq!(run(&mut u, &["GET", "app:1"]), Gate::Pass);
-        assert_eq!(run(&mut u, &["GET", "x"]), Gate::Denied(Bytes::from_static(b"-NOPERM No permissions to access a key\r\n")));
+        assert_eq!(
+            run(&mut u, &["GET", "x"]),
+            Gate::Denied(Bytes::from_static(b"-NOPERM No permissions to access a key\r\n"))
+        );
         assert_eq!(
             run(&mut u, &["SET", "app:1", "v"]),
             Gate::Denied(Bytes::from_static(b"-NOPERM User alice has no permissions to run the 'set' command\r\n"))

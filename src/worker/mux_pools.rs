@@ -428,4 +428,3 @@ pub(crate) fn source_admits(pool: &PoolSnapshot, peer: impl FnOnce() -> Option<s
         _ => true,
     }
 }
-

@@ -115,7 +115,7 @@ pub fn render(shared: &Shared, history: &mut History, now: Instant) -> Result<St
         epoch: snap.epoch,
         draining: snap.draining,
         pools,
-        slowlog: None,
+        slowlog: Some(super::slowlog::status_entries(shared, 20)),
     };
     let out = serde_json::to_string(&doc)?;
     history.record(Sample { at: now, pools: current });

@@ -36,7 +36,10 @@ pub fn mongo_bounds_us() -> Vec<Option<u64>> {
 pub fn bounds_us(mode: Mode) -> Vec<Option<u64>> {
     match mode {
         Mode::Mongos => mongo_bounds_us(),
-        Mode::Tcp | Mode::Redis | Mode::Memcache | Mode::RedisCluster => Vec::new(),
+        Mode::Redis | Mode::Memcache | Mode::RedisCluster => {
+            crate::obs::BOUNDS_US.iter().map(|&b| Some(b)).chain(std::iter::once(None)).collect()
+        }
+        Mode::Tcp => Vec::new(),
     }
 }
 
@@ -51,6 +54,7 @@ pub fn read(shared: &Shared, p: &PoolSnapshot) -> PoolSample {
             let tw = PoolTwem::sum(workers, p.stat_id);
             s.requests = Some(twem_commands(shared, p.stat_id));
             s.errors = tw.forward_error;
+            s.latency = crate::obs::pool_requests(shared, p.stat_id).buckets.to_vec();
         }
         Mode::RedisCluster => {
             let c = PoolCluster::sum(shared, p.stat_id);
@@ -58,6 +62,7 @@ pub fn read(shared: &Shared, p: &PoolSnapshot) -> PoolSample {
             s.errors = c.forward_error;
             s.moved = c.moved;
             s.ask = c.ask;
+            s.latency = crate::obs::pool_requests(shared, p.stat_id).buckets.to_vec();
         }
         Mode::Mongos => {
             let m = super::super::mongo::pool_totals(workers, p.stat_id);

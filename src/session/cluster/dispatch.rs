@@ -17,8 +17,8 @@ use crate::protocol::command;
 use crate::protocol::resp::command::{Kind, Merge};
 use crate::protocol::resp::{split, Request};
 use crate::route::{keyslot, slot_of, SlotOf};
-use crate::session::mux::reply::MergePlan;
 use crate::session::acl::{self, Gate};
+use crate::session::mux::reply::MergePlan;
 use crate::session::mux::ClientId;
 
 use bytes::Bytes;

@@ -483,9 +483,9 @@ impl ClusterSession {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_connect;
-#[cfg(test)]
 mod tests_acl;
+#[cfg(test)]
+mod tests_connect;
 #[cfg(test)]
 mod tests_keys;
 #[cfg(test)]
