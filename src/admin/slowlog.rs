@@ -77,7 +77,7 @@ pub fn status_entries(shared: &Shared, n: usize) -> serde_json::Value {
         .filter(|p| p.cfg.mode != crate::config::Mode::Tcp)
         .flat_map(|p| obs::slowlog_entries(&shared.workers, p.stat_id, n).into_iter().map(|e| (p.cfg.name.clone(), e)))
         .collect();
-    all.sort_by(|a, b| b.1.unix_us.cmp(&a.1.unix_us));
+    all.sort_by_key(|e| std::cmp::Reverse(e.1.unix_us));
     all.truncate(n);
     serde_json::Value::Array(
         all.into_iter()
