@@ -14,7 +14,12 @@
 #   env: PUERTA_BIN (target/release/puerta, built if missing), N (20000),
 #        C (50), PIPELINES ("1 16"), DRIVERS ("epoll uring"), KEYSPACE (10000),
 #        KEEP (a folder: each dump is copied there as DRIVER-PIPE-CMD.cg for
-#        callgrind_annotate)
+#        callgrind_annotate), METRICS_DETAIL ("full" | "basic": the same
+#        pool written as TOML with that [server] metrics_detail; unset:
+#        nutcracker YAML, Puerta's defaults), SLOW_OP_THRESHOLD (with
+#        METRICS_DETAIL; default 10ms: callgrind slows Puerta ~50x, so
+#        most requests would be "slow"; set "1s" to time requests without
+#        filling the slow log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
@@ -35,7 +40,26 @@ wait_port "$RA"; wait_port "$RB"
 printf '%-6s %-4s %-4s %12s\n' driver pipe cmd "Ir/request"
 for drv in $DRIVERS; do
     PP=$(port)
-    cat >"$WORK/p.yml" <<YML
+    CONF="$WORK/p.yml"
+    if [ -n "${METRICS_DETAIL:-}" ]; then
+        # The same pool in Puerta's TOML, which can also set [server] keys.
+        CONF="$WORK/p.toml"
+        cat >"$CONF" <<TOML
+[server]
+metrics_detail = "$METRICS_DETAIL"
+
+[[pool]]
+name = "bench"
+listen = "127.0.0.1:$PP"
+mode = "redis"
+hash = "fnv1a_64"
+distribution = "ketama"
+timeout = 2000
+servers = ["127.0.0.1:$RA:1 redis-a", "127.0.0.1:$RB:1 redis-b"]
+slow_op_threshold = "${SLOW_OP_THRESHOLD:-10ms}"
+TOML
+    else
+        cat >"$CONF" <<YML
 bench:
   listen: 127.0.0.1:$PP
   redis: true
@@ -46,8 +70,9 @@ bench:
    - 127.0.0.1:$RA:1 redis-a
    - 127.0.0.1:$RB:1 redis-b
 YML
+    fi
     valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
-        "$BIN" -c "$WORK/p.yml" --workers 1 --io "$drv" -s "$(port)" -a 127.0.0.1 \
+        "$BIN" -c "$CONF" --workers 1 --io "$drv" -s "$(port)" -a 127.0.0.1 \
         --admin "127.0.0.1:$(port)" -v 1 2>"$WORK/vg-$drv.log" &
     VPID=$!; PIDS+=($VPID)
     wait_port "$PP"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (real redis-server,
-# redis-tools, nutcracker, memcached; a Python venv for pip packages when
+# redis-tools, nutcracker, memcached; Debian's chromium and chromium-driver
+# for the status page's browser test; a Python venv for pip packages when
 # tests/requirements.txt exists), then runs the whole cargo test suite.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -17,6 +18,21 @@ if [ "$missing" = 1 ]; then
     echo "==> installing test servers (apt-get)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools nutcracker memcached >/dev/null
+fi
+
+# tests/status_page.rs drives a headless Chromium over WebDriver. Without
+# recommends (no fonts-liberation extras, no desktop integration): the
+# headless browser needs neither, and it keeps the install short.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver (apt-get)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    # Should a bare image lack something the headless browser needs, take
+    # the recommends after all rather than fail the test.
+    if ! timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>ok</p>' 2>/dev/null | grep -q '<p>ok</p>'; then
+        echo "==> headless chromium did not start; installing its recommends too"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
 fi
 
 if [ -f tests/requirements.txt ]; then

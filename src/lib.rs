@@ -17,6 +17,8 @@
 //!
 //! Module map (dependencies point down; `route` and `proto` never import
 //! `worker` or `control`):
+//! - [`acl`]: proxy users: Redis ACL rules compiled to bitsets, glob
+//!   patterns, the per-request check.
 //! - [`config`]: TOML file -> validated [`config::Config`].
 //! - [`protocol`]: sans-IO RESP2 and memcached codecs, command tables, fan-out,
 //!   Redis Cluster topology replies and redirects.
@@ -37,6 +39,10 @@
 //! - [`stats`]: single-writer counters read by admin (`stats::mux`: twemproxy
 //!   and cluster pools, `stats::mongo`: mongos pools; `stats::table`:
 //!   `counter_table!`, which declares a counter family once).
+//! - [`obs`]: per-request timing, latency histograms, per-command counters
+//!   and the slow log (per core, merged on scrape).
+//! - [`limit`]: sans-IO rate and connection limits (token buckets, the
+//!   bounded per-IP table, per-core shares rebalanced by control).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the
@@ -45,6 +51,7 @@
 //! The binary (`main.rs`) adds `cli/`: Puerta's own command line, and
 //! nutcracker's (`cli::nutcracker` parses, `cli::nutcracker_run` acts).
 
+pub mod acl;
 pub mod admin;
 pub mod bench;
 pub mod compat;
@@ -52,6 +59,8 @@ pub mod config;
 pub mod control;
 pub mod fdlimit;
 pub mod hash;
+pub mod limit;
+pub mod obs;
 pub mod protocol;
 pub mod purge;
 pub mod route;

@@ -161,7 +161,7 @@ fn admin_token_guards_everything_but_the_probes() {
     let (p, r) = start("admin_token = \"t0ken-Of-the-admin\"");
     assert_eq!(get(p.admin, "/healthz", "").0, 200);
     assert_eq!(get(p.admin, "/ready", "").0, 200);
-    for path in ["/metrics", "/stats", "/nope"] {
+    for path in ["/metrics", "/stats", "/api/status", "/nope"] {
         let (status, head, _) = get(p.admin, path, "");
         assert_eq!(status, 401, "{path}");
         assert!(head.contains("\r\nWWW-Authenticate: Bearer"), "{head}");
@@ -171,6 +171,18 @@ fn admin_token_guards_everything_but_the_probes() {
     }
     assert_eq!(get(p.admin, "/metrics", AUTH).0, 200);
     assert_eq!(get(p.admin, "/nope", AUTH).0, 404);
+    // The status page's HTML holds no data: served without the token, and
+    // told to ask for it; its data endpoint needs it.
+    let (status, head, page) = get(p.admin, "/", "");
+    assert_eq!(status, 200);
+    assert!(head.contains("Content-Type: text/html"), "{head}");
+    assert!(page.contains("<body data-token=\"on\">"), "the page must ask for the token");
+    assert!(!page.contains("\"main\""), "no data in the page");
+    let (status, _, doc) = get(p.admin, "/api/status", AUTH);
+    assert_eq!(status, 200);
+    assert!(doc.contains("\"name\":\"main\""), "{doc}");
+    let host = format!("GET / HTTP/1.1\r\nHost: evil.example:{}\r\n\r\n", p.admin);
+    assert_eq!(send(p.admin, &host, Duration::from_secs(15)).expect("answered").0, 403, "Host check still applies");
 
     let second = add_second_pool(&p, r.port);
     assert_eq!(post_reload(p.admin, "", ""), 401);

@@ -85,7 +85,11 @@ fuzz_target!(|data: &[u8]| {
         _ => puerta::config::ReadFrom::PreferReplica,
     };
     if mode & 8 != 0 {
-        cfg.client_auth = vec![("default".into(), "pw".into())];
+        // A proxy user with a password: the gate (AUTH, NOAUTH, NOPERM) is
+        // fuzzed too. The rules are a constant, so they always parse.
+        if let Ok(u) = puerta::acl::User::from_rules("default", "on >pw +@all -@dangerous ~app:* &news.*") {
+            cfg.users = Some(std::sync::Arc::new(puerta::acl::Users::new(vec![std::sync::Arc::new(u)])));
+        }
     }
     let mut s = ClusterSession::new(cfg, map(0));
     let mut now = Instant::now();

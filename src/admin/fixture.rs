@@ -58,8 +58,10 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
             log: "info".to_string(),
             shutdown_timeout: Duration::from_secs(5),
             max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
+            metrics_detail: Default::default(),
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
+        users: Vec::new(),
     };
     Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![], plain_listeners: vec![] }
 }

@@ -102,6 +102,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
             ("max_connections", p.t.rejected_max_connections),
             ("no_backend", p.t.rejected_no_backend),
             ("client_limit", p.t.rejected_client_limit),
+            ("per_ip_connections", p.t.rejected_per_ip),
         ];
         for (reason, v) in reasons {
             m.sample("client_rejected_total", &format!("pool=\"{}\",reason=\"{reason}\"", p.pool), v);
@@ -139,6 +140,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     super::twem::render_metrics(&mut m, shared, &snap);
     super::cluster::render_metrics(&mut m, shared, &snap);
     super::tls::render_metrics(&mut m, shared, &snap);
+    super::obs::render_metrics(&mut m, shared, &snap);
     m.0
 }
 

@@ -12,9 +12,9 @@
 //! sent to the control thread and its answer polled, so the loop keeps
 //! serving probes while control works.
 //!
-//! Access: `[server] admin_token` guards every endpoint but `/healthz` and
-//! `/ready`; a cross-origin browser POST is refused with or without it
-//! (`guard`).
+//! Access: `[server] admin_token` guards every endpoint but `/healthz`,
+//! `/ready` and the status page's HTML (`/`, which holds no data); a
+//! cross-origin browser POST is refused with or without it (`guard`).
 //!
 //! Invariant: nothing a client sends can panic this thread or stop the loop.
 //! Bad input gets a 4xx and the connection is closed.
@@ -22,20 +22,25 @@
 //! Files: `server` (the poll loop), `conn` (one connection's phases and
 //! deadlines), `http` (sans-IO parse/encode), `guard` (token and origin
 //! checks), `metrics`, `json`, `ready` (readiness decision), `totals`
-//! (cross-worker sums), `mcstats` (memcache pools' local `stats`).
+//! (cross-worker sums), `mcstats` (memcache pools' local `stats`),
+//! `status` (the live page at `/` and its `/api/status` document).
 
 mod cluster;
 mod conn;
 mod guard;
+mod hotkeys;
 mod http;
 pub mod json;
 pub mod mcstats;
 pub mod metrics;
 mod mongo;
 pub mod nutstats;
+mod obs;
 mod ready;
 mod server;
 mod tls;
+mod slowlog;
+pub mod status;
 mod totals;
 pub mod twem;
 
@@ -150,7 +155,7 @@ pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHa
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, token = guard.has_token(), "admin listening");
     }
-    let server = Server::new(listener, AdminHttp { shared, guard })?;
+    let server = Server::new(listener, AdminHttp { shared, guard, history: status::history::History::default() })?;
     thread::Builder::new().name("puerta-admin".to_string()).spawn(move || server.run())
 }
 
@@ -158,6 +163,8 @@ pub fn spawn_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<JoinHa
 struct AdminHttp {
     shared: Arc<Shared>,
     guard: Guard,
+    /// The status page's per-second samples (rates, last-minute windows).
+    history: status::history::History,
 }
 
 impl Service for AdminHttp {
@@ -171,7 +178,7 @@ impl Service for AdminHttp {
     }
 
     fn respond(&mut self, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
-        route(&self.shared, &self.guard, req, local).unwrap_or_else(|e| {
+        route(&self.shared, &self.guard, &mut self.history, req, local).unwrap_or_else(|e| {
             // Every error raised after a whole request arrived has a status.
             Reply::Now(Response::error(&e).unwrap_or_else(|| Response::text(500, e.to_string())))
         })
@@ -180,11 +187,19 @@ impl Service for AdminHttp {
 
 /// Maps a request to its endpoint. Only `path` decides 404; a known path
 /// with the wrong method is 405 with `Allow`. Probes (`/healthz`, `/ready`)
-/// stay open so an orchestrator needs no secret; the rest need the token.
-fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Result<Reply, AdminError> {
+/// stay open so an orchestrator needs no secret, and so does the status
+/// page's HTML (it holds no data; its script sends the token); the rest
+/// need the token.
+fn route(
+    shared: &Shared,
+    guard: &Guard,
+    history: &mut status::history::History,
+    req: &Request<'_>,
+    local: Option<SocketAddr>,
+) -> Result<Reply, AdminError> {
     let (method, path) = (req.method, req.path);
     guard::loopback_host(req, local)?;
-    if !matches!(path, "/healthz" | "/ready") {
+    if !matches!(path, "/healthz" | "/ready" | "/") {
         guard.authorize(req)?;
     }
     let get_only = |make: &dyn Fn() -> Result<Response, AdminError>| {
@@ -204,6 +219,14 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
             })
         }),
         "/stats" => get_only(&|| Ok(Response::new(200, http::JSON, json::render(shared)?))),
+        "/hotkeys" => get_only(&|| Ok(Response::new(200, http::JSON, hotkeys::render(shared)?))),
+        "/slowlog" => get_only(&|| Ok(Response::new(200, http::JSON, slowlog::render(shared)?))),
+        "/" => get_only(&|| Ok(status::page(guard.has_token()))),
+        // Not `get_only`: rendering records a sample in `history`.
+        "/api/status" if method == "GET" => {
+            Ok(Reply::Now(Response::new(200, http::JSON, status::render(shared, history, Instant::now())?)))
+        }
+        "/api/status" => Ok(Reply::Now(Response::method_not_allowed("GET"))),
         "/reload" if method == "POST" => {
             guard::same_origin(req, local)?;
             start_reload(shared, Instant::now(), RELOAD_TIMEOUT).map(Reply::Later)
@@ -218,7 +241,8 @@ fn route(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<Socket
 /// port (token, loopback `Host`), answered by the same code.
 fn route_stats_port(shared: &Shared, guard: &Guard, req: &Request<'_>, local: Option<SocketAddr>) -> Reply {
     let reply = match req.path {
-        "/metrics" => route(shared, guard, req, local),
+        // Only /metrics: the status history stays the admin port's.
+        "/metrics" => route(shared, guard, &mut status::history::History::default(), req, local),
         _ => Ok(Reply::Now(Response::text(
             404,
             "the stats port serves /metrics, or nutcracker's JSON to a silent client",

@@ -21,6 +21,7 @@ pub struct PoolTotals {
     pub rejected_max_connections: u64,
     pub rejected_no_backend: u64,
     pub rejected_client_limit: u64,
+    pub rejected_per_ip: u64,
     pub idle_closed: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -52,6 +53,7 @@ impl PoolTotals {
             t.rejected_max_connections = t.rejected_max_connections.wrapping_add(p.rejected_max_conns.get());
             t.rejected_no_backend = t.rejected_no_backend.wrapping_add(p.rejected_no_backend.get());
             t.rejected_client_limit = t.rejected_client_limit.wrapping_add(p.rejected_client_limit.get());
+            t.rejected_per_ip = t.rejected_per_ip.wrapping_add(p.rejected_per_ip.get());
             t.idle_closed = t.idle_closed.wrapping_add(p.idle_closed.get());
             t.bytes_in = t.bytes_in.wrapping_add(p.bytes_in.get());
             t.bytes_out = t.bytes_out.wrapping_add(p.bytes_out.get());

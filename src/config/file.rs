@@ -25,6 +25,23 @@ pub(crate) struct ConfigFile {
     pub server: ServerFile,
     #[serde(default)]
     pub pool: Vec<PoolFile>,
+    /// `[[user]]`: process-wide proxy users (`config::users`).
+    #[serde(default)]
+    pub user: Vec<UserFile>,
+}
+
+/// One `[[user]]`. `name` is `Option` so that a missing one is reported
+/// with the entry's other problems.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct UserFile {
+    pub name: Option<String>,
+    /// Redis ACL rules, e.g. "on >s3cret ~cache:* +@read".
+    pub rules: String,
+    /// The pools this user may authenticate on; `None` = every pool.
+    pub pools: Option<Vec<String>>,
+    /// memcache pools: the client IP ranges that are this user.
+    pub source: Option<Vec<String>>,
 }
 
 /// `[server]`. Every key is optional; `Default` holds the documented defaults.
@@ -41,6 +58,8 @@ pub(crate) struct ServerFile {
     /// Reply bytes buffered for all clients of the process; "off" or 0 for
     /// no cap.
     pub max_buffered_bytes: Scalar,
+    /// "full" (per-request timing) or "basic".
+    pub metrics_detail: String,
 }
 
 impl Default for ServerFile {
@@ -54,6 +73,7 @@ impl Default for ServerFile {
             log: "info".into(),
             shutdown_timeout: Scalar::text("30s"),
             max_buffered_bytes: Scalar::text("2gb"),
+            metrics_detail: "full".into(),
         }
     }
 }
@@ -85,7 +105,11 @@ pub(crate) struct PoolFile {
     pub close_on_unhealthy: Option<bool>,
     pub affinity: Option<String>,
     pub proxy_protocol: Option<String>,
+    // The slow log, every pool kind (`config::obs`).
     pub slow_op_threshold: Option<Scalar>,
+    pub slowlog_max_len: Option<i64>,
+    pub slowlog_keys: Option<String>,
+    pub hot_keys: Option<bool>,
     // nutcracker's pool keys, for mode = "redis" | "memcache". `None` when
     // not written, so a tcp pool that sets one can be told it has no effect.
     pub hash: Option<String>,
@@ -136,6 +160,10 @@ pub(crate) struct PoolFile {
     pub plain_listen: Option<String>,
     pub tls_handshake_timeout: Option<Scalar>,
     pub backend_tls: Option<super::tls::BackendTlsFile>,
+    // Rate and connection limits (`ratelimit`): redis, memcache and
+    // redis_cluster pools.
+    pub per_ip: Option<super::ratelimit::PerIpFile>,
+    pub on_limit: Option<String>,
 }
 
 impl Default for PoolFile {
@@ -160,6 +188,9 @@ impl Default for PoolFile {
             affinity: None,
             proxy_protocol: None,
             slow_op_threshold: None,
+            slowlog_max_len: None,
+            slowlog_keys: None,
+            hot_keys: None,
             hash: None,
             hash_tag: None,
             distribution: None,
@@ -201,6 +232,8 @@ impl Default for PoolFile {
             plain_listen: None,
             tls_handshake_timeout: None,
             backend_tls: None,
+            per_ip: None,
+            on_limit: None,
         }
     }
 }

@@ -18,17 +18,22 @@ mod duration;
 mod file;
 mod limits;
 mod mongo;
+mod obs;
 mod pool;
+mod ratelimit;
 mod span;
 mod tls;
 mod summary;
 mod twem;
 mod twem_pool;
 mod types;
+mod users;
 mod validate;
 mod yaml;
 mod yaml_tree;
 
+#[cfg(test)]
+mod ratelimit_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -39,6 +44,8 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
 pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use obs::{MetricsDetail, ObsConfig};
+pub use ratelimit::{PerIp, RateLimits};
 pub use twem::*;
 pub use types::*;
 

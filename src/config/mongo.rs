@@ -15,14 +15,15 @@ use crate::protocol::proxy::ProxyVersion;
 /// mongos pool, `None` after a problem was recorded (or `mode` was bad).
 pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> Option<Option<MongoConfig>> {
     let key = |k: &str| KeyPath::root().key(k);
-    let written: [(&str, bool); 7] = [
+    // `slow_op_threshold` is a key of every pool kind (`config::obs`); a
+    // mongos pool also logs its slow operations when it is written.
+    let written: [(&str, bool); 6] = [
         ("require_mongos", file.require_mongos.is_some()),
         ("min_wire_version", file.min_wire_version.is_some()),
         ("max_message_bytes", file.max_message_bytes.is_some()),
         ("close_on_unhealthy", file.close_on_unhealthy.is_some()),
         ("affinity", file.affinity.is_some()),
         ("proxy_protocol", file.proxy_protocol.is_some()),
-        ("slow_op_threshold", file.slow_op_threshold.is_some()),
     ];
     match mode? {
         Mode::Mongos => {}

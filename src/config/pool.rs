@@ -95,6 +95,8 @@ pub(crate) fn convert(file: &PoolFile, dir: &std::path::Path, p: &mut Problems) 
     let mongo = super::mongo::convert(file, mode, p);
     let cluster = super::cluster_pool::convert(file, mode, p);
     let tls = super::tls::convert(file, mode, dir, p);
+    let obs = super::obs::convert(file, p);
+    let limits = super::ratelimit::convert(file, mode, p);
 
     let pool = (|| {
         Some(PoolConfig {
@@ -116,6 +118,9 @@ pub(crate) fn convert(file: &PoolFile, dir: &std::path::Path, p: &mut Problems) 
             shard: shard?,
             cluster: cluster?,
             tls: tls?,
+            obs: obs?,
+            users: None,
+            limits: limits?,
         })
     })();
     (listen, pool)

@@ -98,6 +98,18 @@ fn pool_summary(out: &mut String, p: &PoolConfig) {
             h.fall,
         );
     }
+    if let Some(ip) = p.limits.per_ip {
+        let or_off = |v: Option<f64>, unit: &str| v.map_or("unlimited".to_string(), |v| format!("{v}{unit}/s"));
+        let _ = writeln!(
+            out,
+            "    per_ip: connections {}, requests {}, bytes {}, burst {}; on_limit {}",
+            ip.connections.map_or("unlimited".to_string(), |n| n.to_string()),
+            or_off(ip.rate.requests, ""),
+            or_off(ip.rate.bytes, " B"),
+            ip.rate.burst,
+            p.limits.on_limit.as_str(),
+        );
+    }
     if let Some(c) = &p.cluster {
         let users: Vec<&str> = c.client_auth.iter().map(|(u, _)| u.as_str()).collect();
         let _ = writeln!(

@@ -61,6 +61,7 @@ fn defaults_fill_everything_optional() {
             log: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
             max_buffered_bytes: Some(2 << 30),
+            metrics_detail: Default::default(),
         }
     );
     let p = &c.pools[0];
@@ -116,20 +117,20 @@ fn unknown_key_in_a_pool() {
         "t.toml:5: pool[0].blance: unknown key; expected one of name, listen, mode, servers, \
          balance, connect_timeout, idle_timeout, max_client_connections, check_interval, \
          check_timeout, rise, fall, require_mongos, min_wire_version, max_message_bytes, \
-         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, hash, hash_tag, distribution, timeout, backlog, \
+         close_on_unhealthy, affinity, proxy_protocol, slow_op_threshold, slowlog_max_len, slowlog_keys, hot_keys, hash, hash_tag, distribution, timeout, backlog, \
          client_connections, redis_auth, redis_db, preconnect, server_connections, auto_eject_hosts, \
          server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, unsupported, max_request_bytes, client_reply_limit, \
          client_queue_limit, client_output_limit, \
          max_item_bytes, max_keys_per_request, \
          refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
          pinned_idle, client_auth, cluster_commands, allow_flush, allow_scripts, request_timeout, max_retries, retry_backoff, \
-         tls, plain_listen, tls_handshake_timeout, backend_tls"
+         tls, plain_listen, tls_handshake_timeout, backend_tls, per_ip, on_limit"
     );
 }
 
 #[test]
 fn unknown_top_level_table() {
-    assert_eq!(err(&format!("{POOL}[srever]\n")), "t.toml:5: srever: unknown key; expected one of server, pool");
+    assert_eq!(err(&format!("{POOL}[srever]\n")), "t.toml:5: srever: unknown key; expected one of server, pool, user");
 }
 
 #[test]

@@ -19,7 +19,7 @@ const POOL: &str = "alpha:\n  listen: 127.0.0.1:22121\n  redis: true\n  servers:
 
 #[test]
 fn example_files_parse() {
-    for f in ["nutcracker.yml", "redis.toml", "memcache.toml"] {
+    for f in ["nutcracker.yml", "redis.toml", "memcache.toml", "rate-limits.toml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(f);
         load(&path).unwrap_or_else(|e| panic!("{e}"));
     }

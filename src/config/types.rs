@@ -20,6 +20,16 @@ pub struct Config {
     pub source: PathBuf,
     pub server: ServerSettings,
     pub pools: Vec<PoolConfig>,
+    /// `[[user]]`, in file order; each pool's share is `PoolConfig::users`.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[user]]`: the compiled rules and the pools it is limited to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    pub user: std::sync::Arc<crate::acl::User>,
+    /// `None`: every pool.
+    pub pools: Option<Vec<String>>,
 }
 
 /// Process-wide settings from `[server]`.
@@ -38,6 +48,8 @@ pub struct ServerSettings {
     /// Reply bytes buffered for all clients of the process before the
     /// clients with the most are closed; `None` = no cap.
     pub max_buffered_bytes: Option<u64>,
+    /// Per-request timing on ("full") or off ("basic").
+    pub metrics_detail: super::obs::MetricsDetail,
 }
 
 /// `[server] admin_token`: 1 to 1024 visible ASCII characters. `Debug`
@@ -197,6 +209,13 @@ pub struct PoolConfig {
     pub cluster: Option<ClusterConfig>,
     /// TLS toward clients and backends; plaintext by default.
     pub tls: super::tls::PoolTls,
+    /// The slow log (every kind; tcp pools ignore it).
+    pub obs: super::obs::ObsConfig,
+    /// The users this pool authenticates (`config::users`); `None`: no
+    /// proxy users (nutcracker's `redis_auth` alone, or open).
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
+    /// `per_ip` and `on_limit` (always off outside multiplexed pools).
+    pub limits: super::ratelimit::RateLimits,
 }
 
 /// Active health-check settings for a pool's backends.
@@ -292,6 +311,9 @@ impl PoolConfig {
             mongo: None,
             cluster: None,
             tls: Default::default(),
+            obs: Default::default(),
+            users: None,
+            limits: Default::default(),
         }
     }
 

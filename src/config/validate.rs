@@ -125,7 +125,9 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
         pools.extend(pool);
     }
 
-    let config = server.map(|server| Config { source: source.to_path_buf(), server, pools });
+    let users = super::users::convert(&file.user, &file.pool, &mut problems);
+    super::users::attach(&users, &file.pool, &mut pools, &mut problems);
+    let config = server.map(|server| Config { source: source.to_path_buf(), server, pools, users });
     problems.finish(config)
 }
 
@@ -151,6 +153,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         let log = p.check(key("log"), log_filter(&file.log));
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
         let max_buffered_bytes = p.check(key("max_buffered_bytes"), max_buffered(&file.max_buffered_bytes));
+        let metrics_detail = p.check(key("metrics_detail"), super::obs::metrics_detail(&file.metrics_detail));
 
         let settings = (|| {
             Some(ServerSettings {
@@ -162,6 +165,7 @@ impl TryFrom<ServerFile> for ServerSettings {
                 log: log?,
                 shutdown_timeout: shutdown_timeout?,
                 max_buffered_bytes: max_buffered_bytes?,
+                metrics_detail: metrics_detail?,
             })
         })();
         p.finish(settings)

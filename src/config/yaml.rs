@@ -10,7 +10,8 @@
 //! `client_queue_limit`, `client_output_limit` as a nested mapping of
 //! `hard`, `soft` and `soft_seconds`, and its alias `client_reply_limit`)
 //! are accepted too, and so are `allow_scripts`, `allow_flush`,
-//! `max_item_bytes` and `max_keys_per_request`; anything else is an unknown key, as for
+//! `max_item_bytes`, `max_keys_per_request`, `on_limit` and `per_ip` (a
+//! nested mapping of `connections`, `requests`, `bytes`, `burst`); anything else is an unknown key, as for
 //! nutcracker.
 
 use std::path::Path;
@@ -22,7 +23,7 @@ use super::yaml_tree::{self, Entry, Node};
 use super::{Config, ConfigError};
 
 /// Every key a YAML pool may have.
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 29] = [
     "listen",
     "hash",
     "hash_tag",
@@ -50,6 +51,8 @@ const KEYS: [&str; 27] = [
     "allow_flush",
     "max_item_bytes",
     "max_keys_per_request",
+    "per_ip",
+    "on_limit",
 ];
 
 /// True for files Puerta reads as nutcracker YAML: a `.yml`/`.yaml`
@@ -86,7 +89,7 @@ pub(crate) fn parse(src: &str, file: &Path) -> Result<Config, ConfigError> {
     if !errors.is_empty() {
         return Err(combine(errors));
     }
-    let raw = ConfigFile { server: Default::default(), pool: files };
+    let raw = ConfigFile { server: Default::default(), pool: files, user: Vec::new() };
     validate::validate(raw, file).map_err(|problems| {
         combine(
             problems
@@ -144,6 +147,15 @@ fn pool_file(pool: &Entry) -> Result<PoolFile, Vec<Found>> {
             }
             continue;
         }
+        if e.key == "per_ip" {
+            match super::ratelimit::per_ip_yaml(&e.value) {
+                Ok(t) => f.per_ip = Some(t),
+                Err((line, k, problem)) => {
+                    bad.push((line.unwrap_or(e.line), format!("{}.{}{k}", pool.key, e.key), problem))
+                }
+            }
+            continue;
+        }
         if e.key == "client_output_limit" {
             match output_limit(&e.value) {
                 Ok(t) => f.client_output_limit = Some(t),
@@ -189,6 +201,7 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "max_request_bytes" => f.max_request_bytes = Some(int(text)?),
         "client_reply_limit" => f.client_reply_limit = Some(int(text)?),
         "client_queue_limit" => f.client_queue_limit = Some(scalar(text)),
+        "on_limit" => f.on_limit = s(),
         "max_item_bytes" => f.max_item_bytes = Some(int(text)?),
         "max_keys_per_request" => f.max_keys_per_request = Some(int(text)?),
         "redis" => f.mode = if boolean(text)? { "redis" } else { "memcache" }.into(),
@@ -198,6 +211,11 @@ fn set(f: &mut PoolFile, key: &str, text: &str) -> Result<(), String> {
         "reuseport" => f.reuseport = Some(boolean(text)?),
         "allow_scripts" => f.allow_scripts = Some(boolean(text)?),
         "allow_flush" => f.allow_flush = Some(boolean(text)?),
+        // Puerta's slow log (`config::obs`): harmless to nutcracker's keys.
+        "slow_op_threshold" => f.slow_op_threshold = Some(scalar(text)),
+        "slowlog_max_len" => f.slowlog_max_len = Some(int(text)?),
+        "slowlog_keys" => f.slowlog_keys = s(),
+        "hot_keys" => f.hot_keys = Some(boolean(text)?),
         _ => return Err("unknown key".into()),
     }
     Ok(())

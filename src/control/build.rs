@@ -94,6 +94,13 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
             // session answers CLUSTERDOWN rather than guessing.
             pool.cluster = Some((ctx.cluster)(&pc.name).unwrap_or_default());
         }
+        if pc.limits.per_ip.is_some() {
+            // The same counts and shares across a reload (clients stay
+            // connected), unless the worker count changed.
+            let prev = ctx.prev.and_then(|s| s.pool_by_name(&pc.name)).and_then(|p| p.ip_limits.clone());
+            let keep = prev.filter(|l| l.workers() == ctx.workers.max(1));
+            pool.ip_limits = Some(keep.unwrap_or_else(|| Arc::new(crate::limit::PoolLimits::new(ctx.workers))));
+        }
         pools.push(Arc::new(pool));
     }
     Ok(Snapshot {
@@ -167,6 +174,7 @@ mod tests {
                 log: "info".into(),
                 shutdown_timeout: Duration::from_secs(1),
                 max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
+                metrics_detail: Default::default(),
             },
             pools: vec![PoolConfig {
                 balance: Balance::ClientIp,
@@ -179,6 +187,7 @@ mod tests {
                         .collect(),
                 )
             }],
+            users: Vec::new(),
         })
     }
 

@@ -118,16 +118,21 @@ pub struct Control {
     shared: Arc<Shared>,
     rx: Receiver<ControlMsg>,
     wake_fds: Vec<RawFd>,
+    /// When per-IP rate shares were last rebalanced (`rebalance_rates`).
+    rebalanced: Instant,
 }
 
 impl Control {
     pub fn new(st: ControlState, shared: Arc<Shared>, rx: Receiver<ControlMsg>, wake_fds: Vec<RawFd>) -> Self {
-        Control { st, shared, rx, wake_fds }
+        Control { st, shared, rx, wake_fds, rebalanced: Instant::now() }
     }
 
     pub fn run(mut self) {
         loop {
-            let wait = self.next_probe_in(Instant::now());
+            let mut wait = self.next_probe_in(Instant::now());
+            if self.shared.cell.load().pools.iter().any(|p| p.ip_limits.is_some()) {
+                wait = wait.min(crate::limit::REBALANCE_EVERY.saturating_sub(self.rebalanced.elapsed()));
+            }
             match self.rx.recv_timeout(wait) {
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -148,6 +153,23 @@ impl Control {
                 }
             }
             self.export_cluster_counts();
+            self.rebalance_rates();
+        }
+    }
+
+    /// Every `REBALANCE_EVERY`: each pool with per-IP limits moves the
+    /// workers' shares of every address's rate toward their recent demand
+    /// (`limit::shares`; relaxed stores the workers read at their next
+    /// refill, no lock).
+    fn rebalance_rates(&mut self) {
+        if self.rebalanced.elapsed() < crate::limit::REBALANCE_EVERY {
+            return;
+        }
+        self.rebalanced = Instant::now();
+        for pool in self.shared.cell.load().pools.iter() {
+            if let Some(l) = &pool.ip_limits {
+                l.rebalance();
+            }
         }
     }
 
@@ -241,7 +263,8 @@ impl Control {
         Ok(())
     }
 
-    /// Copies each cluster pool's refresh counts to the shared counters.
+    /// Copies each cluster pool's refresh counts, and the nodes it has
+    /// seen refusing connections, to `HealthStats`.
     fn export_cluster_counts(&self) {
         if self.st.clusters.is_empty() {
             return;
@@ -256,6 +279,14 @@ impl Control {
             {
                 a.set(ok);
                 b.set(failed);
+            }
+            if let Some(cell) = hs.cluster_refusing.get(p.stat_id) {
+                let refusing = c.refusing(Instant::now());
+                // Swapped only on a change: no allocation per tick when
+                // nothing is reported.
+                if **cell.load() != refusing {
+                    cell.store(Arc::new(refusing));
+                }
             }
         }
     }

@@ -56,6 +56,10 @@ pub struct PoolSnapshot {
     /// Client connections open across all workers. Touched only at accept and
     /// close (never per request) so the shared write is off the hot path.
     pub clients: Arc<AtomicU64>,
+    /// Per-IP connection counts and per-core rate shares, when the pool
+    /// has `per_ip`; carried across reloads like `clients` (the control
+    /// thread rebalances the shares, `limit::shares`).
+    pub ip_limits: Option<Arc<crate::limit::PoolLimits>>,
 }
 
 /// A backend and its health as of this epoch.
@@ -114,7 +118,7 @@ impl PoolSnapshot {
             .collect();
         let affinity = AffinityTable::build(&cands);
         let ring = super::ring::for_pool(&cfg, &|i| backends[i].healthy).map(Arc::new);
-        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, cluster: None, clients }
+        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, cluster: None, clients, ip_limits: None }
     }
 }
 

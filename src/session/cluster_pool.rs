@@ -29,6 +29,7 @@ use std::time::Instant;
 use super::cluster::{self, ClusterIntent, ClusterSession, ClusterSessionConfig, ClusterStats};
 use super::mux::{BackendId, ClientClose, ClientId, MuxIntent, MuxStats, QueueGauges};
 use super::pool_session::{PoolSession, PoolUpdate};
+use crate::config::ClusterConfig;
 use crate::route::{PoolSnapshot, SlotMap};
 
 pub struct ClusterPoolSession {
@@ -69,16 +70,33 @@ impl ClusterPoolSession {
         self.mirror.forward_error = c.forward_error;
         self.mirror.client_err = c.client_err;
         self.mirror.slow_closed = c.slow_closed;
+        self.mirror.rate_limited = c.rate_limited;
     }
 }
 
 impl PoolSession for ClusterPoolSession {
+    fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.s.set_rate(ctx);
+    }
+
+    fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        self.s.set_client_rate(id, rate);
+    }
+
     fn add_client(&mut self, local: Option<SocketAddr>) -> ClientId {
         self.s.add_client(local)
     }
 
     fn wants_local_addr(&self) -> bool {
         true
+    }
+
+    fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.s.set_recorder(rec);
+    }
+
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        self.s.recorder_mut()
     }
 
     #[inline]
@@ -191,14 +209,17 @@ impl PoolSession for ClusterPoolSession {
         if Arc::ptr_eq(pool, &self.pool) {
             return PoolUpdate::Applied;
         }
+        // `client_auth` is part of the users, which change in place.
+        let shape = |p: &PoolSnapshot| p.cfg.cluster.clone().map(|c| ClusterConfig { client_auth: Vec::new(), ..c });
         let same_shape = pool.cfg.cluster.is_some()
-            && pool.cfg.cluster == self.pool.cfg.cluster
+            && shape(pool) == shape(&self.pool)
             && pool.cfg.listen == self.pool.cfg.listen
             && pool.cfg.name == self.pool.cfg.name;
         if !same_shape {
             return PoolUpdate::Incompatible;
         }
         self.s.handle_topology(view(pool));
+        self.s.set_users(pool.cfg.users.clone());
         self.pool = pool.clone();
         PoolUpdate::Applied
     }

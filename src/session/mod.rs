@@ -3,6 +3,7 @@
 //! Nothing here owns a socket or reads a clock, so both I/O drivers run the
 //! same machines and the tests drive them with simulated time.
 
+pub mod acl;
 pub mod cluster;
 pub mod cluster_pool;
 pub mod handshake;
@@ -11,6 +12,7 @@ pub mod mongo;
 pub mod mux;
 pub mod outbuf;
 pub mod pool_session;
+pub mod ratelimit;
 pub mod shard;
 pub mod tcp;
 

@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use super::cluster::ClusterStats;
 use super::mux::{BackendId, ClientClose, ClientId, LocalStats, MuxIntent, MuxStats, QueueGauges};
+use super::ratelimit::{ClientRate, RateCtx};
 use crate::route::PoolSnapshot;
 
 /// Whether a session could take a new snapshot of its pool.
@@ -56,6 +57,12 @@ pub trait PoolSession {
     fn wants_local_addr(&self) -> bool {
         false
     }
+    /// The pool's per-IP rates on this worker (`None`: not limited); set
+    /// when the session starts and again with every snapshot applied.
+    fn set_rate(&mut self, ctx: Option<RateCtx>);
+    /// A client's address key and connection guard, right after
+    /// `add_client` (only for pools with `per_ip`).
+    fn set_client_rate(&mut self, id: ClientId, rate: ClientRate);
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant);
     /// The client half-closed: answer what it sent, then close.
     fn handle_client_eof(&mut self, id: ClientId);
@@ -117,4 +124,22 @@ pub trait PoolSession {
     /// Where a memcache pool's local `stats` reads its values (the
     /// driver's counters and clock); ignored by other sessions.
     fn set_local_stats(&mut self, _source: LocalStats) {}
+
+    /// Where the session records timing, per-command counters and slow
+    /// requests (`obs`); the driver sets it once, then adjusts its
+    /// settings on reload (`recorder_mut`).
+    fn set_recorder(&mut self, rec: crate::obs::Recorder);
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder;
+    /// Whether slow log entries would name clients: then the driver looks
+    /// up each new client's address (a syscall per accept) for
+    /// `set_client_peer`.
+    fn wants_client_peer(&mut self) -> bool {
+        self.recorder_mut().wants_peers()
+    }
+    fn set_client_peer(&mut self, id: ClientId, peer: Option<SocketAddr>) {
+        self.recorder_mut().set_peer(id.index(), peer);
+    }
+    /// Names the recorder's backend slots (after `set_recorder` and each
+    /// applied pool update; cluster sessions name nodes as they connect).
+    fn name_backends(&self) {}
 }

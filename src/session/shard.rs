@@ -96,6 +96,7 @@ pub fn mux_config(cfg: &PoolConfig, servers: u32) -> Option<MuxConfig> {
     m.max_keys_per_request = shard.max_keys_per_request;
     m.redis_auth = shard.redis_auth.as_ref().map(|p| p.as_bytes().to_vec());
     m.redis_db = shard.redis_db;
+    m.users = cfg.users.clone();
     m.allow_scripts = shard.allow_scripts;
     m.allow_flush = shard.allow_flush;
     m.unsupported = match shard.unsupported {
@@ -147,12 +148,34 @@ impl ShardSession {
 }
 
 impl PoolSession for ShardSession {
+    fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.mux.set_rate(ctx);
+    }
+
+    fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        self.mux.set_client_rate(id, rate);
+    }
+
     fn add_client(&mut self, _local: Option<SocketAddr>) -> ClientId {
         self.mux.add_client()
     }
 
     fn set_local_stats(&mut self, source: LocalStats) {
         self.mux.set_local_stats(source);
+    }
+
+    fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.mux.set_recorder(rec);
+    }
+
+    fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        self.mux.recorder_mut()
+    }
+
+    fn name_backends(&self) {
+        for (i, s) in self.slots.iter().enumerate() {
+            self.mux.recorder().set_backend_name(i as u32, &s.name);
+        }
     }
 
     #[inline]

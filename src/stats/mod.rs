@@ -59,6 +59,8 @@ pub struct PoolCounters {
     pub client_conns_total: Counter,
     /// Closed at accept because `max_client_connections` was reached.
     pub rejected_max_conns: Counter,
+    /// Closed at accept because the client's address held `per_ip.connections`.
+    pub rejected_per_ip: Counter,
     /// Closed at accept because no backend was healthy.
     pub rejected_no_backend: Counter,
     /// Closed at accept because the process-wide client limit (derived
@@ -111,6 +113,8 @@ pub struct WorkerStats {
     pub mux: Box<mux::MuxStats>,
     /// TLS handshakes, failures and established connections.
     pub tls: Box<tls::TlsStats>,
+    /// Latency histograms, per-command counters and slow logs (`obs`).
+    pub obs: crate::obs::CoreObs,
 }
 
 impl Default for WorkerStats {
@@ -127,6 +131,7 @@ impl Default for WorkerStats {
             mongo: Box::default(),
             mux: Box::default(),
             tls: Box::default(),
+            obs: Default::default(),
         }
     }
 }
@@ -148,6 +153,12 @@ pub struct HealthStats {
     /// successful, and failed (no node answered; the last map stays).
     pub cluster_refreshes: Box<[Counter]>,
     pub cluster_refresh_failures: Box<[Counter]>,
+    /// Nodes of a redis_cluster pool, by pool stat id, that workers
+    /// recently found refusing connections (or closing or timing out), as
+    /// the control thread last exported them (`ClusterPool::refusing`).
+    /// A list, not a counter: swapped whole, so admin never sees it
+    /// half-written. Written off the request path (control thread only).
+    pub cluster_refusing: Box<[arc_swap::ArcSwap<Vec<std::net::SocketAddr>>]>,
 }
 
 impl Default for HealthStats {
@@ -163,6 +174,7 @@ impl Default for HealthStats {
             ejected_at_us: mk(),
             cluster_refreshes: per_pool(),
             cluster_refresh_failures: per_pool(),
+            cluster_refusing: (0..MAX_POOLS).map(|_| arc_swap::ArcSwap::default()).collect(),
         }
     }
 }

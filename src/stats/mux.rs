@@ -36,6 +36,10 @@ counter_table! {
         /// `client_output_limit` (not a nutcracker stat).
         slow_closed: "slow_clients_closed_total",
             "Clients closed past client_output_limit (hard, or soft for soft_seconds).", json None;
+        /// Requests delayed, refused or closed by the pool's per-IP rate
+        /// limits, all addresses together (no per-IP label: unbounded).
+        ip_rate_limited: "ip_rate_limited_total",
+            "Requests delayed, refused or closed by per_ip rate limits (all addresses together).", json None;
     }
     gauges {}
     extra {

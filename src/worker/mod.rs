@@ -24,6 +24,7 @@ pub mod core;
 mod epoll;
 pub mod failpoint;
 pub mod id_hash;
+pub mod ip_limits;
 pub mod mongo;
 mod mux_drive;
 pub mod mux_pools;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::core::WorkerCore;
 use crate::config::{Affinity, Balance};
+use crate::obs;
 use crate::protocol::mongo::{HelloMeta, COMMANDS};
 use crate::protocol::proxy;
 use crate::route::PoolSnapshot;
@@ -60,6 +61,46 @@ pub fn app_key(ip_key: &[u8], meta: Option<&HelloMeta>) -> Vec<u8> {
     key
 }
 
+/// A mongos reply in `obs`: the request histogram of its command (a
+/// mongos round trip is the backend's too), and the slow log.
+fn record_reply(
+    p: &obs::PoolObs,
+    set: &obs::Settings,
+    (b, backend): (&crate::route::BackendState, u32),
+    command: u8,
+    name: &crate::session::mongo::InlineName,
+    db: &crate::session::mongo::InlineName,
+    elapsed: std::time::Duration,
+) {
+    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    if let Some(h) = p.hist.get(command as usize) {
+        h.record_us(us);
+    }
+    if let Some(h) = p.backends.get(backend as usize) {
+        h.record_us(us);
+    }
+    if set.slow.is_some_and(|t| !t.is_zero() && elapsed >= t) {
+        let label = COMMANDS.get(command as usize).copied().unwrap_or("other");
+        // The name as sent and the database: a slow log entry is no label.
+        let parts = [name.as_str(), db.as_str()];
+        let mut args: Vec<Vec<u8>> = parts.iter().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect();
+        for a in &mut args {
+            a.truncate(obs::slowlog::MAX_ARG_BYTES);
+        }
+        let unix_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        let e = obs::Entry {
+            id: 0,
+            unix_us: u64::try_from(unix_us).unwrap_or(0),
+            duration_us: us,
+            command: label,
+            args,
+            backend: b.spec.name.clone(),
+            client: String::new(),
+        };
+        p.add_slow(e, set.slowlog_max_len);
+    }
+}
+
 impl WorkerCore {
     /// A session for a just-admitted client. `local` is read only when the
     /// pool sends PROXY headers.
@@ -72,6 +113,14 @@ impl WorkerCore {
     ) -> TcpSession {
         let s = TcpSession::new(WorkerCore::limits(pool), now);
         let Some(m) = pool.cfg.mongo else { return s };
+        // This core's `obs` block of the pool, made before its first request.
+        // Its backend slots are the pool's backend indexes (an accept is
+        // off the request path: the names' lock is taken here).
+        if let Some(o) = self.stats.obs.pool(pool.stat_id, obs::Kind::Mongo) {
+            for (i, b) in pool.backends.iter().enumerate() {
+                o.set_backend_name(i, &b.spec.name);
+            }
+        }
         let mut s = s.with_mongo(MongoTracker::new(m.max_message_bytes), m.affinity == Affinity::App);
         if let Some(v) = m.proxy_protocol {
             match (peer, local()) {
@@ -105,15 +154,23 @@ impl WorkerCore {
         let b = &pool.backends[backend as usize];
         let ms = &self.stats.mongo;
         let slow = pool.cfg.mongo.and_then(|c| c.slow_op_threshold);
+        let po = self.stats.obs.get(pool.stat_id);
+        let set = obs::Settings::from_config(self.snap.config.server.metrics_detail, &pool.cfg.obs);
         for o in m.drain_observations() {
             match o {
                 Observation::Request { opcode, command } => {
                     ms.backends[b.stat_id].opcodes[opcode as usize].incr();
                     ms.backends[b.stat_id].commands[command as usize].incr();
+                    if let Some(c) = po.and_then(|p| p.cmds.get(command as usize)) {
+                        c.requests.incr();
+                    }
                 }
                 Observation::Reply { command, name, db, elapsed } => {
                     let pc = &ms.pools[pool.stat_id];
                     pc.latency[command as usize].record(elapsed);
+                    if let Some(p) = po.filter(|_| set.timing) {
+                        record_reply(p, &set, (b, backend), command, &name, &db, elapsed);
+                    }
                     if slow.is_some_and(|t| elapsed >= t) {
                         pc.slow_ops.incr();
                         // The name as sent (commands outside `COMMANDS`

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
+use crate::session::ratelimit::ClientRate;
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_pools::{MuxPools, NO_SOCK};
 
@@ -51,10 +52,14 @@ pub(super) trait MuxIo {
     /// After the sessions are gone: closes every socket still open.
     fn io_close_remaining(&mut self);
 
-    /// Admission of a client accepted on `pool`'s listener: the index of its
-    /// session, or `None` when it is rejected (the caller closes it).
-    fn mux_admit(&mut self, pool: &PoolSnapshot) -> Option<usize> {
+    /// Admission of a client accepted on `pool`'s listener from `peer`
+    /// (looked up only when `ip_limits::needs_peer`): the index of its
+    /// session and its per-IP limit state, or `None` when it is rejected
+    /// (the caller closes it). The per-IP connection count comes first, so
+    /// a client it refuses takes nothing else.
+    fn mux_admit(&mut self, pool: &PoolSnapshot, peer: Option<SocketAddr>) -> Option<(usize, Option<ClientRate>)> {
         let p = self.mux_parts();
+        let rate = p.core.admit_ip(pool, peer).ok()?;
         if let Err(reason) = p.core.admit_mux(pool) {
             tracing::debug!(pool = %pool.cfg.name, ?reason, "client rejected at accept");
             return None;
@@ -63,7 +68,7 @@ pub(super) trait MuxIo {
         if idx.is_none() {
             p.core.mux_client_closed(pool, ClientClose::Shutdown);
         }
-        idx
+        Some((idx?, rate))
     }
 
     /// Backend `b` of entry `idx` is gone (EOF, an error): forgets and

@@ -22,6 +22,7 @@ use std::time::Instant;
 use super::core::{Reject, WorkerCore};
 use crate::admin::mcstats;
 use crate::config::Mode;
+use crate::obs;
 use crate::route::{ClusterReport, PoolSnapshot};
 use crate::session::cluster::ClusterStats;
 use crate::session::mux::{BackendId, ClientClose, ClientId, MuxStats, QueueGauges};
@@ -122,11 +123,29 @@ pub struct MuxPools {
 
 /// Gives a memcache pool's session the source of its `stats` reply, for
 /// the pool as `e` now knows it (a reload may change its client limit).
-fn set_local_stats(e: &mut MuxEntry, core: &WorkerCore) {
+/// What a session learns from its worker: memcached `stats` sources and
+/// the pool's per-IP rates (both again with every snapshot applied).
+fn set_worker_state(e: &mut MuxEntry, core: &WorkerCore) {
+    e.session.set_rate(super::ip_limits::rate_ctx(&e.pool, core.id));
     if e.pool.cfg.mode == Mode::Memcache {
         let (stat_id, max) = (e.pool.stat_id, e.pool.cfg.max_client_connections);
         e.session.set_local_stats(mcstats::source(core.shared.clone(), stat_id, max));
     }
+}
+
+/// Gives a new session its recorder (`obs`): this core's block of the
+/// pool, the settings of `[server] metrics_detail` and the pool's slow log
+/// keys, and every core's blocks for `SLOWLOG`.
+fn set_recorder(e: &mut MuxEntry, core: &WorkerCore, now: Instant) {
+    let kind = match e.pool.cfg.mode {
+        Mode::Memcache => obs::Kind::Memcache,
+        _ => obs::Kind::Redis,
+    };
+    let set = obs::Settings::from_config(core.snap.config.server.metrics_detail, &e.pool.cfg.obs);
+    let block = core.stats.obs.pool(e.pool.stat_id, kind);
+    let rec = obs::Recorder::new(block, kind, set, now).with_peers(core.shared.clone(), e.pool.stat_id);
+    e.session.set_recorder(rec);
+    e.session.name_backends();
 }
 
 impl MuxPools {
@@ -142,7 +161,10 @@ impl MuxPools {
                 Some(e) => match e.session.handle_pool_update(pool, now) {
                     PoolUpdate::Applied => {
                         e.pool = pool.clone();
-                        set_local_stats(e, core);
+                        set_worker_state(e, core);
+                        let set = obs::Settings::from_config(snap.config.server.metrics_detail, &pool.cfg.obs);
+                        e.session.recorder_mut().set_settings(set);
+                        e.session.name_backends();
                         false
                     }
                     PoolUpdate::Incompatible => {
@@ -156,7 +178,8 @@ impl MuxPools {
             };
             if fresh && !snap.draining {
                 if let Some(mut e) = MuxEntry::new(pool.clone(), now) {
-                    set_local_stats(&mut e, core);
+                    set_worker_state(&mut e, core);
+                    set_recorder(&mut e, core, now);
                     self.insert(e);
                 }
             }
@@ -217,6 +240,7 @@ impl MuxPools {
             pc.forward_error.add(s.forward_error - e.exported.forward_error);
             pc.fragments.add(s.fragments - e.exported.fragments);
             pc.slow_closed.add(s.slow_closed - e.exported.slow_closed);
+            pc.ip_rate_limited.add(s.rate_limited - e.exported.rate_limited);
             e.exported.servers.resize(s.servers.len(), Default::default());
             for (i, (now, was)) in s.servers.iter().zip(e.exported.servers.iter()).enumerate() {
                 let Some(sid) = e.session.server_stat_id(i as u32).filter(|&sid| sid < ms.servers.len()) else {
@@ -242,6 +266,10 @@ impl MuxPools {
                 e.exported_cluster = c.clone();
             }
             ms.pools[e.pool.stat_id].commands.set(e.session.commands());
+            // Hot keys: the live session's list (a draining one's is stale).
+            if !e.retired {
+                e.session.recorder_mut().publish_hot();
+            }
             // INFO reports process totals: the other workers' published
             // figures plus this session's live ones.
             let sid = e.pool.stat_id;
@@ -358,7 +386,11 @@ impl WorkerCore {
             ClientClose::Protocol | ClientClose::Unsupported | ClientClose::WrongArity | ClientClose::Error(_) => {
                 mc.client_err.incr()
             }
-            ClientClose::Quit | ClientClose::SlowClient | ClientClose::BufferCap | ClientClose::Shutdown => {}
+            ClientClose::Quit
+            | ClientClose::SlowClient
+            | ClientClose::BufferCap
+            | ClientClose::Shutdown
+            | ClientClose::RateLimited => {}
         }
         tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {
@@ -384,5 +416,15 @@ impl WorkerCore {
         if let Some(b) = self.stats.backends.get(sid) {
             b.connect_failures.incr();
         }
+    }
+}
+
+/// memcache pools with users (`[[user]] source`): whether the client at
+/// `peer` is one of them. Refused clients are closed at accept, before
+/// they count against any limit. Other pools admit everyone here.
+pub(crate) fn source_admits(pool: &PoolSnapshot, peer: impl FnOnce() -> Option<std::net::SocketAddr>) -> bool {
+    match pool.cfg.users.as_deref() {
+        Some(users) if pool.cfg.mode == crate::config::Mode::Memcache => users.admits(peer().map(|a| a.ip())),
+        _ => true,
     }
 }

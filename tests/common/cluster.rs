@@ -47,6 +47,8 @@ impl Node {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--save", "", "--appendonly", "no", "--logfile", "node.log"])
+            // DEBUG SLEEP slows a node on purpose (the slow log tests).
+            .args(["--enable-debug-command", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

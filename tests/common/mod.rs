@@ -108,6 +108,8 @@ pub fn redis() -> Proc {
     let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        // DEBUG SLEEP slows a backend on purpose (the slow log tests).
+        .args(["--enable-debug-command", "yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -32,6 +32,10 @@ const MIN_TRY: Duration = Duration::from_millis(10);
 /// How long a node reported dead keeps the map "degraded" (fast refresh)
 /// while the cluster still lists it as a serving master.
 const SUSPECT_TTL: Duration = Duration::from_secs(30);
+/// How long a node reported dead is shown as refusing connections (on the
+/// status page): workers report again on each failed attempt, so a node
+/// that stays dead stays listed, and one that recovered drops out soon.
+pub const REFUSING_SHOWN: Duration = Duration::from_secs(10);
 
 pub struct ClusterPool {
     name: String,
@@ -95,6 +99,16 @@ impl ClusterPool {
     /// (successful refreshes, failed refreshes) so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.refreshes, self.refresh_failures)
+    }
+
+    /// Nodes reported dead (refused, closed or timed out) within
+    /// `REFUSING_SHOWN` before `now`, oldest report first.
+    pub fn refusing(&self, now: Instant) -> Vec<SocketAddr> {
+        self.suspects
+            .iter()
+            .filter(|&&(_, t)| now.saturating_duration_since(t) < REFUSING_SHOWN)
+            .map(|&(a, _)| a)
+            .collect()
     }
 
     /// Merges a worker's report; stale MOVED reports (the map already

@@ -196,3 +196,17 @@ fn silent_seeds_cost_one_budget_per_refresh_not_one_per_seed() {
     // Three seeds at 300 ms each would take 900 ms.
     assert!(took < Duration::from_millis(750), "one refresh stalled the control thread for {took:?}");
 }
+
+#[test]
+fn refusing_nodes_are_those_reported_lately() {
+    let t0 = Instant::now();
+    let mut pool = ClusterPool::new(&pool_cfg(&[11]), t0).unwrap();
+    assert!(pool.refusing(t0).is_empty());
+    pool.handle_report(ClusterReport::NodeFailed { addr: addr(11) }, t0);
+    pool.handle_report(ClusterReport::NodeFailed { addr: addr(12) }, t0 + Duration::from_secs(5));
+    assert_eq!(pool.refusing(t0 + Duration::from_secs(6)), [addr(11), addr(12)]);
+    // A node reported again stays listed; one not reported drops out.
+    pool.handle_report(ClusterReport::NodeFailed { addr: addr(11) }, t0 + Duration::from_secs(9));
+    let later = t0 + REFUSING_SHOWN + Duration::from_secs(6);
+    assert_eq!(pool.refusing(later), [addr(11)]);
+}

@@ -66,6 +66,8 @@ pub enum Local {
     /// SCRIPT / FUNCTION: every master or any one, by subcommand
     /// (`protocol::resp::scripts`).
     Scripts,
+    /// SLOWLOG: the proxy's own slow log (`obs`).
+    Slowlog,
     /// Node administration that makes no sense through a proxy.
     Refused,
 }
@@ -212,7 +214,7 @@ static TABLE: &[CmdSpec] = table! {
     "BGREWRITEAOF" L(Local::Refused), NONE, false; "LASTSAVE" L(Local::Refused), NONE, false;
     "ACL" L(Local::Refused), NONE, false; "MODULE" L(Local::Refused), NONE, false;
     "SWAPDB" L(Local::Refused), NONE, false; "MIGRATE" L(Local::Refused), NONE, false;
-    "SLOWLOG" L(Local::Refused), NONE, false; "LATENCY" L(Local::Refused), NONE, false;
+    "SLOWLOG" L(Local::Slowlog), NONE, false; "LATENCY" L(Local::Refused), NONE, false;
     "WAITAOF" L(Local::Refused), NONE, false; "ASKING" L(Local::Refused), NONE, false;
 };
 

@@ -33,7 +33,7 @@ impl ClusterSession {
         };
         let before = before.unwrap_or_else(|| c.base.buffered());
         let (out_before, queued_before) = (c.base.out.len(), c.base.queued);
-        c.base.flush_ready();
+        c.base.flush_ready(&self.obs, id.index());
         let grew = c.base.out.len() > out_before;
         let drained = c.base.slots.is_empty() && c.parked.is_some();
         let unpaused = queued_before >= queue_limit && c.base.queued < queue_limit;
@@ -41,7 +41,9 @@ impl ClusterSession {
         let b = &c.base;
         let why = if over {
             Some(ClientClose::SlowClient)
-        } else if b.out.is_empty() && (b.closing.is_some() || (b.eof && b.slots.is_empty() && !c.subscribed)) {
+        } else if b.out.is_empty()
+            && (b.closing.is_some() || (b.eof && b.slots.is_empty() && !c.subscribed && b.rate_wait().is_none()))
+        {
             Some(b.closing.unwrap_or(ClientClose::Eof))
         } else {
             None
@@ -118,7 +120,7 @@ impl ClusterSession {
     }
 
     pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         let before = c.base.buffered();
         if c.base.out.in_flight() {
@@ -131,11 +133,24 @@ impl ClusterSession {
         self.run_resumes(now);
     }
 
+    /// The pool's per-IP rates on this core (`None`: none).
+    pub fn set_rate(&mut self, ctx: Option<crate::session::ratelimit::RateCtx>) {
+        self.rate.set(ctx);
+    }
+
+    /// Where a client comes from, for its per-IP limits.
+    pub fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
+        if let Some(c) = self.client_mut(id) {
+            c.base.rate = Some(Box::new(rate));
+        }
+    }
+
     /// Whether the driver should keep reading this client.
     pub fn wants_client_read(&self, id: ClientId) -> bool {
         let Some(c) = self.client(id) else { return false };
         !c.base.stop_reading
             && !c.base.eof
+            && c.base.rate_wait().is_none()
             && !c.blocked
             && c.base.slots.len() < self.cfg.max_pending_per_client
             && c.base.queued < self.cfg.client_queue_limit

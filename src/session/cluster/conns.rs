@@ -69,6 +69,9 @@ impl ClusterSession {
     fn open(&mut self, node: u32, kind: Kind, resp3: bool, now: Instant) -> Option<BackendId> {
         let n = self.nodes.node_mut(node).filter(|n| n.in_view)?;
         n.conns += 1;
+        // Names the node's histogram slot (a connect is rare: off the
+        // request path).
+        self.obs.set_backend_name(node, &n.addr.to_string());
         let idx = self.free_conns.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conn_gens.push(0);
@@ -81,7 +84,7 @@ impl ClusterSession {
         // The connect itself is bounded even when replies are not.
         let connect = self.cfg.request_timeout.map_or(self.cfg.connect_timeout, |t| t.min(self.cfg.connect_timeout));
         base.state = BState::Connecting { deadline: Some(now + connect) };
-        let hidden = |wire: Bytes| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note: false } };
+        let hidden = |wire: Bytes| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note: false }, sent_us: 0 };
         if let Some((user, pw)) = &self.cfg.backend_auth {
             base.push(hidden(cluster::auth(user.as_deref(), pw)), true);
         }
@@ -227,11 +230,12 @@ impl ClusterSession {
     /// Queues `unit` on `b`: ASKING first when asked, then its hidden
     /// prefix (MULTI and queued commands), then the unit itself.
     pub(super) fn push_unit(&mut self, b: BackendId, unit: Unit, asking: bool, now: Instant) {
+        let sent_us = self.obs.now_us();
         let deadline = if unit.blocking { None } else { self.cfg.request_timeout.map(|t| now + t) };
         let Some(c) = self.conn_mut(b) else {
             return self.fail_unit(unit, super::reply::err("ERR internal: connection vanished"));
         };
-        let hidden = |wire: Bytes, note| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note } };
+        let hidden = |wire: Bytes, note| CEntry { wire, start: 0, deadline, what: Entry::Hidden { note }, sent_us: 0 };
         if asking {
             c.base.push(hidden(Bytes::from_static(cluster::ASKING), false), true);
         }
@@ -239,7 +243,7 @@ impl ClusterSession {
             c.base.push(hidden(p.clone(), true), true);
         }
         let wire = unit.req.clone();
-        c.base.push(CEntry { wire, start: 0, deadline, what: Entry::Unit(Box::new(unit)) }, true);
+        c.base.push(CEntry { wire, start: 0, deadline, what: Entry::Unit(Box::new(unit)), sent_us }, true);
         self.dirty_backends.push(b);
     }
 

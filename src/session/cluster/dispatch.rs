@@ -1,5 +1,6 @@
 //! From one decoded client request to work: Redis's arity check (its
-//! command table, `protocol::command`), the AUTH gate, the pool's
+//! command table, `protocol::command`), the AUTH gate (proxy users and
+//! their ACL, `session::acl`, in every state), the pool's
 //! command policy (`policy.rs`, the same in every state), pub/sub and
 //! MULTI modes, then by command family: routed by slot, split per slot,
 //! blocking on a pinned connection, or local (`local.rs`, `fanout.rs`,
@@ -16,6 +17,7 @@ use crate::protocol::command;
 use crate::protocol::resp::command::{Kind, Merge};
 use crate::protocol::resp::{split, Request};
 use crate::route::{keyslot, slot_of, SlotOf};
+use crate::session::acl::{self, Gate};
 use crate::session::mux::reply::MergePlan;
 use crate::session::mux::ClientId;
 
@@ -31,6 +33,25 @@ impl ClusterSession {
                 tx.aborted = true;
             }
             return self.reply_now(id, command::wrong_arity(cmd));
+        }
+        if let Some(users) = self.cfg.users.clone() {
+            let Some(c) = self.client_mut(id) else { return };
+            // AUTH / HELLO inside MULTI or subscribed: refused below, as before.
+            let in_state = c.tx.is_some() || c.subscribed;
+            if !(in_state && matches!(spec.family, Family::Local(Local::Auth | Local::Hello))) {
+                let mode = crate::session::handshake::Mode::Cluster;
+                match acl::gate(&users, &mut c.base.user, &mut c.base.hs, mode, id.index() as u64 + 1, &req) {
+                    Gate::Pass => c.base.authed |= c.base.user.is_some(),
+                    Gate::Reply(r) => return self.reply_now(id, r),
+                    Gate::Denied(r) => {
+                        // Redis flags the transaction: EXEC answers EXECABORT.
+                        if let Some(tx) = c.tx.as_mut() {
+                            tx.aborted = true;
+                        }
+                        return self.reply_now(id, r);
+                    }
+                }
+            }
         }
         let Some(c) = self.client(id) else { return };
         let family = spec.family;

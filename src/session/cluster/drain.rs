@@ -27,6 +27,30 @@ impl ClusterSession {
         }
     }
 
+    /// A reload's user set: every client moves to its user in it
+    /// (`session::acl::refresh`); one whose user was removed or disabled
+    /// reads nothing more and is closed once the replies it is owed are out.
+    pub fn set_users(&mut self, users: Option<std::sync::Arc<crate::acl::Users>>) {
+        if crate::session::acl::same_users(self.cfg.users.as_ref(), users.as_ref()) {
+            return;
+        }
+        self.cfg.users = users;
+        let users = self.cfg.users.clone();
+        let mut revoked = Vec::new();
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            let Some(c) = c.as_deref_mut() else { continue };
+            if !crate::session::acl::refresh(users.as_deref(), &mut c.base.user) {
+                c.base.user = None;
+                c.base.authed = false;
+                revoked.push(ClientId { idx: i as u32, gen: c.base.gen });
+            }
+        }
+        for id in revoked {
+            self.close_after(id, ClientClose::Shutdown, bytes::Bytes::new());
+            self.flush_client(id);
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining
     }

@@ -75,7 +75,7 @@ impl ClusterSession {
     /// entry at the head of the connection's queue (or, on a subscribed
     /// pinned connection with nothing queued, to its client).
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.conn_mut(b) else { return };
         if c.base.state != BState::Ready {
             return;
@@ -125,6 +125,8 @@ impl ClusterSession {
                 }
                 Entry::Unit(unit) => {
                     let noted = c.note.take();
+                    let node = c.node;
+                    self.obs.backend_rtt(node, entry.sent_us);
                     self.handle_final(b, *unit, reply, noted, now);
                 }
             }
@@ -160,7 +162,7 @@ impl ClusterSession {
 
     /// Checks deadlines and runs due retries; call on every timer tick.
     pub fn handle_tick(&mut self, now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let expired: Vec<BackendId> = self
             .conns
             .iter()
@@ -181,13 +183,25 @@ impl ClusterSession {
             self.send(r.unit, now);
         }
         self.check_soft_timers();
+        let clients = &self.clients;
+        let wait_of = |id: crate::session::mux::ClientId| {
+            clients.get(id.idx as usize)?.as_deref().filter(|c| c.base.gen == id.gen)?.base.rate_wait()
+        };
+        for id in self.rate.due(now, wait_of) {
+            if let Some(r) = self.client_mut(id).and_then(|c| c.base.rate.as_deref_mut()) {
+                r.wait = None;
+                self.resume.push(id);
+            }
+        }
+        self.stats.rate_limited = self.rate.limited;
         self.run_resumes(now);
     }
 
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let conns = self.conns.iter().flatten().filter_map(|c| c.base.deadline());
-        conns.chain(self.retries.iter().map(|r| r.at)).chain(self.next_soft_deadline()).min()
+        let waits = self.rate.next_deadline();
+        conns.chain(self.retries.iter().map(|r| r.at)).chain(self.next_soft_deadline()).chain(waits).min()
     }
 
     /// Tears a connection down and settles everything that was on it.

@@ -1,5 +1,5 @@
-//! Commands Puerta answers itself in cluster mode: QUIT, AUTH (against
-//! `client_auth`), the handshake (`session::handshake`: HELLO 2/3, CLIENT,
+//! Commands Puerta answers itself in cluster mode: QUIT, AUTH (without
+//! users; with them `session::acl` answers it), the handshake (`session::handshake`: HELLO 2/3, CLIENT,
 //! PING, ECHO, SELECT 0, READONLY / READWRITE), and CLUSTER INFO / SLOTS
 //! / NODES / SHARDS / MYID / KEYSLOT describing Puerta as one node that
 //! owns every slot (unless `cluster_commands = "passthrough"`).
@@ -23,7 +23,6 @@ use crate::route::{keyslot, SLOTS};
 use crate::session::handshake::{self, Ctx, Mode};
 use crate::session::mux::ClientClose;
 
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 const NO_PASSWORD: &str =
     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 
@@ -34,7 +33,8 @@ impl ClusterSession {
                 self.handshake(id, &req)
             }
             Local::Quit => return self.close_after(id, ClientClose::Quit, Bytes::from_static(OK)),
-            Local::Auth => self.auth(id, &req),
+            Local::Auth => self.auth(&req),
+            Local::Slowlog => crate::obs::slowlog_reply(&self.obs, &req),
             Local::Reset => return self.reset(id),
             Local::Cluster => return self.cluster_cmd(id, req, now),
             Local::Dbsize | Local::KeysCmd | Local::Info | Local::Flush | Local::Scan | Local::Scripts => {
@@ -63,44 +63,20 @@ impl ClusterSession {
         self.reply_now(id, reply);
     }
 
-    /// Checks `user`/`password` against `client_auth`.
-    fn check_auth(&mut self, id: ClientId, user: &[u8], password: &[u8]) -> Result<(), Bytes> {
-        if self.cfg.client_auth.is_empty() {
-            return Err(encode::error(NO_PASSWORD));
+    /// AUTH in a pool without users (`dispatch` answers it through
+    /// `session::acl` otherwise, and refuses it inside MULTI).
+    fn auth(&mut self, req: &Request) -> Bytes {
+        match req.argc() {
+            2 | 3 => encode::error(NO_PASSWORD),
+            _ => arity(req.name()),
         }
-        let ok = self.cfg.client_auth.iter().any(|(u, p)| u.as_bytes() == user && p.as_bytes() == password);
-        if let Some(c) = self.client_mut(id) {
-            c.base.authed = ok;
-        }
-        if ok {
-            Ok(())
-        } else {
-            Err(encode::error(WRONGPASS))
-        }
-    }
-
-    fn auth(&mut self, id: ClientId, req: &Request) -> Bytes {
-        let checked = match req.argc() {
-            2 => self.check_auth(id, b"default", req.arg(1)),
-            3 => self.check_auth(id, req.arg(1), req.arg(2)),
-            _ => return arity(req.name()),
-        };
-        checked.map_or_else(|e| e, |()| Bytes::from_static(OK))
     }
 
     /// HELLO, CLIENT, PING, ECHO, SELECT, READONLY / READWRITE: the
-    /// shared handshake (`session::handshake`), AUTH against `client_auth`.
+    /// shared handshake (`session::handshake`). HELLO AUTH reaches here
+    /// only in a pool without users.
     fn handshake(&mut self, id: ClientId, req: &Request) -> Bytes {
-        let auth = &self.cfg.client_auth;
-        let check = |user: &[u8], pass: &[u8]| {
-            if auth.is_empty() {
-                Err(NO_PASSWORD)
-            } else if auth.iter().any(|(u, p)| u.as_bytes() == user && p.as_bytes() == pass) {
-                Ok(())
-            } else {
-                Err(WRONGPASS)
-            }
-        };
+        let check = |_: &[u8], _: &[u8]| Err(NO_PASSWORD);
         let Some(c) = self.clients.get_mut(id.index()).and_then(|c| c.as_mut()).filter(|c| c.base.gen == id.gen) else {
             return Bytes::new();
         };

@@ -143,9 +143,13 @@ pub struct ClusterSession {
     unknown_reported: Option<Instant>,
     /// Requests decoded from clients (INFO's `total_commands_processed`).
     commands: u64,
+    /// Per-request timing, per-command counters, slow log (`obs`).
+    obs: crate::obs::Recorder,
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: crate::session::ratelimit::RateGate,
 }
 
 impl ClusterSession {
@@ -174,8 +178,30 @@ impl ClusterSession {
             clock: None,
             unknown_reported: None,
             commands: 0,
+            obs: crate::obs::Recorder::off(crate::obs::Kind::Redis),
             peers: (0, 0),
+            rate: Default::default(),
         }
+    }
+
+    /// Where this session records timing, counters and slow requests.
+    pub fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.obs = rec;
+    }
+
+    pub fn recorder(&self) -> &crate::obs::Recorder {
+        &self.obs
+    }
+
+    pub fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        &mut self.obs
+    }
+
+    /// The batch's clock, for events that carry none and for timing.
+    #[inline]
+    fn set_clock(&mut self, now: Instant) {
+        self.clock = Some(now);
+        self.obs.set_now(now);
     }
 
     pub fn config(&self) -> &ClusterSessionConfig {
@@ -235,7 +261,7 @@ impl ClusterSession {
         });
         let gen = self.gens[idx as usize];
         let mut base = Client::new(gen, Protocol::Redis, self.cfg.max_request_bytes, 0);
-        base.authed = self.cfg.client_auth.is_empty();
+        base.authed = self.cfg.users.is_none();
         self.clients[idx as usize] = Some(Box::new(CClient {
             base,
             local,
@@ -277,7 +303,7 @@ impl ClusterSession {
 
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         if c.base.stop_reading {
             return;
@@ -294,13 +320,22 @@ impl ClusterSession {
         loop {
             let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
             let max_request = self.cfg.max_request_bytes;
-            let Some(c) = self.client_mut(id) else { return };
+            // A field borrow, so `self.rate` stays usable beside it.
+            let clients = &mut self.clients;
+            let Some(c) =
+                clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
+            else {
+                return;
+            };
             if c.base.stop_reading || c.blocked || c.base.slots.len() >= max_pending || c.base.queued >= queue_limit {
                 break;
             }
             let req = match c.parked.take() {
                 Some(r) => r,
                 None => {
+                    if !self.rate.before_decode(id, c.base.rate.as_deref_mut(), !c.base.inbuf.is_empty(), now) {
+                        break;
+                    }
                     let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
                     // A partial request past the limit can never be valid.
                     let decoded = match dec.decode(&mut c.base.inbuf) {
@@ -310,7 +345,21 @@ impl ClusterSession {
                         d => d,
                     };
                     match decoded {
-                        Ok(Some(r)) => r,
+                        Ok(Some(r)) => {
+                            use crate::session::ratelimit::Gate;
+                            match self.rate.decoded(id, c.base.rate.as_deref_mut(), r.raw().len(), now) {
+                                Gate::Go | Gate::Wait => r,
+                                Gate::Error => {
+                                    let text = Bytes::from_static(crate::session::mux::RATE_ERROR_REDIS);
+                                    self.reply_now(id, text);
+                                    continue;
+                                }
+                                Gate::Close => {
+                                    self.close_after(id, ClientClose::RateLimited, Bytes::new());
+                                    break;
+                                }
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             let text = crate::protocol::resp::encode::error(&format!("ERR {e}"));
@@ -330,10 +379,17 @@ impl ClusterSession {
             // Charged to the slot the request leaves (refunded when that
             // slot's reply moves to the client); none if answered at once.
             let (first_seq, charge) = (c.base.next_seq(), req.raw().len());
+            let before = c.last_node;
             self.commands = self.commands.saturating_add(1);
+            let mut obs = crate::obs::start_redis(&mut self.obs, &req);
             self.dispatch(id, req, now);
             if let Some(c) = self.client_mut(id) {
                 c.base.charge_tail(first_seq, charge);
+                if c.last_node != before {
+                    obs.server =
+                        c.last_node.map_or(crate::obs::rec::NO_SERVER, |n| n.min(u32::from(u16::MAX - 1)) as u16);
+                }
+                c.base.note_slot(first_seq, obs);
             }
         }
         self.flush_client(id);
@@ -426,6 +482,8 @@ impl ClusterSession {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_acl;
 #[cfg(test)]
 mod tests_connect;
 #[cfg(test)]

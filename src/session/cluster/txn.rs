@@ -327,7 +327,7 @@ impl ClusterSession {
 
     /// RESET: back to a fresh connection's state.
     pub(super) fn reset(&mut self, id: ClientId) {
-        let needs_auth = !self.cfg.client_auth.is_empty();
+        let needs_auth = self.cfg.users.is_some();
         self.drop_pin(id);
         let Some(c) = self.client_mut(id) else { return };
         c.tx = None;
@@ -336,6 +336,7 @@ impl ClusterSession {
         c.subscribed = false;
         c.base.hs = Default::default();
         c.base.authed = !needs_auth;
+        c.base.user = None;
         self.reply_now(id, Bytes::from_static(b"+RESET\r\n"));
     }
 
@@ -343,7 +344,7 @@ impl ClusterSession {
     /// relay delivers whatever comes back).
     fn push_raw(&mut self, b: crate::session::cluster::BackendId, wire: Bytes) {
         let Some(c): Option<&mut Conn> = self.conn_mut(b) else { return };
-        c.base.push(CEntry { wire, start: 0, deadline: None, what: Entry::Hidden { note: false } }, false);
+        c.base.push(CEntry { wire, start: 0, deadline: None, what: Entry::Hidden { note: false }, sent_us: 0 }, false);
         self.dirty_backends.push(b);
     }
 }

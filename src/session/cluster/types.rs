@@ -31,8 +31,9 @@ pub struct ClusterSessionConfig {
     pub pinned_idle: u32,
     /// Backend AUTH: (user, password).
     pub backend_auth: Option<(Option<String>, String)>,
-    /// Client credentials (user, password); empty = no AUTH required.
-    pub client_auth: Vec<(String, String)>,
+    /// Proxy users (`session::acl`; the pool's `client_auth` entries are
+    /// among them); `None` = no AUTH required.
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
     pub cluster_commands: ClusterCommands,
     pub allow_flush: bool,
     /// False refuses EVAL, EVALSHA, FCALL (and _RO forms), SCRIPT and
@@ -71,7 +72,7 @@ impl ClusterSessionConfig {
             pinned_connections: c.pinned_connections.max(1),
             pinned_idle: c.pinned_idle,
             backend_auth: c.password.clone().map(|p| (c.username.clone(), p)),
-            client_auth: c.client_auth.clone(),
+            users: pool.users.clone(),
             cluster_commands: c.cluster_commands,
             allow_flush: c.allow_flush,
             allow_scripts: c.allow_scripts,
@@ -155,4 +156,6 @@ pub struct ClusterStats {
     pub pinned_reused: u64,
     /// Reports sent to the control thread.
     pub reports: u64,
+    /// Requests delayed, refused or closed by a per-IP rate limit.
+    pub rate_limited: u64,
 }

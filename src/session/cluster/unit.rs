@@ -130,6 +130,9 @@ pub(super) struct CEntry {
     pub start: u64,
     pub deadline: Option<Instant>,
     pub what: Entry,
+    /// When a unit was queued (`obs::Recorder::now_us`), for the node's
+    /// round trip; 0 for hidden entries, which are not timed.
+    pub sent_us: u32,
 }
 
 impl Queued for CEntry {

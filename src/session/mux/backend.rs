@@ -60,6 +60,9 @@ pub(crate) struct Inflight {
     pub retrieval: bool,
     /// Offset of the request's first byte in this connection's stream.
     pub start: u64,
+    /// When it was queued (`obs::Recorder::now_us`), for the backend
+    /// round trip.
+    pub sent_us: u32,
     pub deadline: Option<Instant>,
 }
 

@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::reply::{AnyReply, MergePlan};
 use super::types::{ClientClose, Protocol};
+use crate::obs::{Recorder, ReqObs};
 use crate::protocol::memcache::McRequestDecoder;
 use crate::protocol::resp::RequestDecoder;
 use crate::session::outbuf::OutBuf;
@@ -51,6 +52,8 @@ pub(crate) struct Slot {
     /// Reply bytes from backends held in this slot (parts, then the merged
     /// reply) until it moves to `out` (`client_output_limit`).
     pub held: usize,
+    /// Its timing and labels, recorded when it moves to `out`.
+    pub obs: ReqObs,
 }
 
 impl Slot {
@@ -81,7 +84,7 @@ impl Slot {
         // `Client::deliver`: no parts vector for it (one allocation less
         // per request on the GET path).
         let parts = if n == 1 && matches!(merge, MergePlan::Pass) { Vec::new() } else { vec![None; n] };
-        Slot { ready, parts, keys, left: n as u32, merge, close: None, charge: 0, held: 0 }
+        Slot { ready, parts, keys, left: n as u32, merge, close: None, charge: 0, held: 0, obs: ReqObs::default() }
     }
 }
 
@@ -93,6 +96,8 @@ pub(crate) struct Client {
     pub head_seq: u64,
     pub out: OutBuf,
     pub authed: bool,
+    /// The proxy user this client authenticated as (`session::acl`).
+    pub user: Option<std::sync::Arc<crate::acl::User>>,
     /// The client half-closed: close once every reply is out.
     pub eof: bool,
     /// A closing slot was queued: read nothing more.
@@ -111,9 +116,18 @@ pub(crate) struct Client {
     pub hs: crate::session::handshake::Hs,
     /// Listed in the session's `trim` (`idle.rs`).
     pub trim_listed: bool,
+    /// Per-IP limit state (`session::ratelimit`); boxed, and only for
+    /// clients of a pool with `per_ip`, so other clients pay one pointer.
+    pub rate: Option<Box<crate::session::ratelimit::ClientRate>>,
 }
 
 impl Client {
+    /// Until when the client waits for rate-limit tokens, if it does.
+    #[inline]
+    pub fn rate_wait(&self) -> Option<Instant> {
+        self.rate.as_ref()?.wait
+    }
+
     /// `max_item_bytes` bounds a memcached data block (unused for Redis).
     pub fn new(gen: u32, proto: Protocol, max_request_bytes: usize, max_item_bytes: usize) -> Client {
         let dec = match proto {
@@ -128,6 +142,7 @@ impl Client {
             head_seq: 0,
             out: OutBuf::default(),
             authed: false,
+            user: None,
             eof: false,
             stop_reading: false,
             closing: None,
@@ -136,6 +151,7 @@ impl Client {
             soft_since: None,
             hs: Default::default(),
             trim_listed: false,
+            rate: None,
         }
     }
 
@@ -153,6 +169,15 @@ impl Client {
                 slot.charge += n;
                 self.queued += n;
             }
+        }
+    }
+
+    /// Gives the slot of request `seq` what it carries for `obs` (if it is
+    /// still queued: a slot answered at once may be out already).
+    pub fn note_slot(&mut self, seq: u64, obs: ReqObs) {
+        let Some(i) = seq.checked_sub(self.head_seq) else { return };
+        if let Some(slot) = self.slots.get_mut(i as usize) {
+            slot.obs = obs;
         }
     }
 
@@ -194,9 +219,11 @@ impl Client {
         true
     }
 
-    /// Moves ready head slots to `out`, in order.
-    pub fn flush_ready(&mut self) {
-        while let Some(bytes) = self.slots.front().and_then(|s| s.ready.as_ref()) {
+    /// Moves ready head slots to `out`, in order; each is recorded as
+    /// answered now (`obs`).
+    pub fn flush_ready(&mut self, rec: &Recorder, idx: usize) {
+        while let Some((bytes, obs)) = self.slots.front().and_then(|s| Some((s.ready.as_ref()?, &s.obs))) {
+            rec.finish(obs, bytes, idx);
             if !bytes.is_empty() {
                 self.out.push(bytes);
             }

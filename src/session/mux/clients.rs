@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use super::{client_in, reply, ClientClose, ClientId, MuxIntent, MuxSession, Router};
+use crate::session::ratelimit::{ClientRate, RateCtx};
 
 impl MuxSession {
     /// Moves ready replies to the client's buffer, then judges its limits
@@ -21,7 +22,7 @@ impl MuxSession {
         let Some(c) = client_in(&mut self.clients, id) else { return };
         let before = before.unwrap_or_else(|| c.buffered());
         let (out_before, queued_before) = (c.out.len(), c.queued);
-        c.flush_ready();
+        c.flush_ready(&self.obs, id.index());
         if c.out.len() > out_before {
             self.dirty_clients.push(id);
         }
@@ -33,7 +34,8 @@ impl MuxSession {
         let settle = c.buffered() != before || c.soft_since.is_some() || before >= self.cfg.output.floor();
         let why = if settle && self.budget.settle(&self.cfg.output, id, c, before, self.clock) {
             Some(ClientClose::SlowClient)
-        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty())) {
+        } else if c.out.is_empty() && (c.closing.is_some() || (c.eof && c.slots.is_empty() && c.rate_wait().is_none()))
+        {
             Some(c.closing.unwrap_or(ClientClose::Eof))
         } else {
             None
@@ -60,6 +62,18 @@ impl MuxSession {
         self.intents.push_back(MuxIntent::CloseClient(id, why));
     }
 
+    /// The pool's per-IP rates on this core (`None`: none).
+    pub fn set_rate(&mut self, ctx: Option<RateCtx>) {
+        self.rate.set(ctx);
+    }
+
+    /// Where a client comes from, for its per-IP limits.
+    pub fn set_client_rate(&mut self, id: ClientId, rate: ClientRate) {
+        if let Some(c) = self.client_mut(id) {
+            c.rate = Some(Box::new(rate));
+        }
+    }
+
     /// Read EOF from a client: answer what it sent, then close.
     pub fn handle_client_eof(&mut self, id: ClientId) {
         let Some(c) = self.client_mut(id) else { return };
@@ -79,7 +93,7 @@ impl MuxSession {
     }
 
     pub fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = self.client_mut(id) else { return };
         let before = c.buffered();
         if c.out.in_flight() {
@@ -99,6 +113,7 @@ impl MuxSession {
         };
         !c.stop_reading
             && !c.eof
+            && c.rate_wait().is_none()
             && c.slots.len() < self.cfg.max_pending_per_client
             && c.queued < self.cfg.client_queue_limit
     }

@@ -20,6 +20,7 @@ use crate::protocol::resp::command::{check, Check, Kind, Merge};
 use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
+use crate::session::acl::{self, Gate};
 use crate::session::handshake::{self, Ctx, Hs, Mode};
 use crate::session::info::ProxyFields;
 
@@ -121,15 +122,44 @@ pub(super) struct Counts {
     pub commands: u64,
 }
 
+/// The AUTH and ACL gate alone, for a command the session answers
+/// itself (SLOWLOG): `Some` is the refusal to send instead.
+pub(super) fn gate_local(
+    cfg: &MuxConfig,
+    authed: &mut bool,
+    user: &mut Option<std::sync::Arc<crate::acl::User>>,
+    hs: &mut Hs,
+    id: ClientId,
+    req: &Request,
+) -> Option<Plan> {
+    if let Some(users) = cfg.users.as_deref() {
+        match acl::gate(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, req) {
+            Gate::Pass => *authed |= user.is_some(),
+            Gate::Reply(r) | Gate::Denied(r) => return Some(Plan::Reply(r)),
+        }
+    }
+    (cfg.redis_auth.is_some() && !*authed).then(|| Plan::Reply(Bytes::from_static(NOAUTH)))
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan_redis(
     cfg: &MuxConfig,
     authed: &mut bool,
+    user: &mut Option<std::sync::Arc<crate::acl::User>>,
     hs: &mut Hs,
     id: ClientId,
     req: Request,
     router: &dyn Router,
     counts: Counts,
 ) -> Plan {
+    if let Some(users) = cfg.users.as_deref() {
+        // Proxy users replace `redis_auth` toward clients: once this
+        // passes, the client is authenticated and allowed this request.
+        match acl::gate(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, &req) {
+            Gate::Pass => *authed |= user.is_some(),
+            Gate::Reply(r) | Gate::Denied(r) => return Plan::Reply(r),
+        }
+    }
     if handshake::is_handshake(req.name()) {
         if let Some(plan) = plan_handshake(cfg, authed, hs, id, &req) {
             return plan;

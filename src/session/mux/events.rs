@@ -42,14 +42,14 @@ impl MuxSession {
     }
 
     pub fn handle_backend_connect_failed(&mut self, b: BackendId, errno: i32, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         self.fail_backend(b, errno, Fail::All, now, router);
         self.run_resumes(now, router);
     }
 
     /// The backend closed (`errno` None for a clean EOF) or errored.
     pub fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         if let Some(s) = self.stats.servers.get_mut(b.server as usize) {
             if errno.is_some() {
                 s.server_err += 1;
@@ -74,7 +74,7 @@ impl MuxSession {
     /// `n` bytes of the send in flight were written. Wholly written
     /// `noreply` requests leave the client's queue (and may resume it).
     pub fn handle_backend_sent(&mut self, b: BackendId, n: usize, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(i) = self.bidx(b) else { return };
         let be = &mut self.backends[i];
         if be.out.in_flight() {
@@ -92,7 +92,7 @@ impl MuxSession {
     /// Bytes read from a backend: frames replies and hands each to the
     /// request at the head of that connection's queue.
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         self.backend_data(b, data, now, router);
         self.run_resumes(now, router);
     }
@@ -127,6 +127,7 @@ impl MuxSession {
                 tracing::warn!(server = b.server, "reply with no request outstanding; closing backend");
                 return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);
             };
+            self.obs.backend_rtt(b.server, entry.sent_us);
             let sc = &mut self.stats.servers[b.server as usize];
             sc.responses += 1;
             sc.response_bytes += reply.raw().len() as u64;
@@ -143,7 +144,7 @@ impl MuxSession {
     /// Checks deadlines (requests, connects, soft output limits); call on
     /// every timer tick.
     pub fn handle_tick(&mut self, now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let expired: Vec<BackendId> = self
             .backend_ids()
             .zip(&self.backends)
@@ -155,6 +156,16 @@ impl MuxSession {
             self.fail_backend(b, libc::ETIMEDOUT, Fail::All, now, router);
         }
         self.check_soft_timers(now);
+        let clients = &self.clients;
+        let wait_of =
+            |id: super::ClientId| clients.get(id.idx as usize)?.as_deref().filter(|c| c.gen == id.gen)?.rate_wait();
+        for id in self.rate.due(now, wait_of) {
+            if let Some(r) = self.client_mut(id).and_then(|c| c.rate.as_deref_mut()) {
+                r.wait = None;
+                self.resume.push(id);
+            }
+        }
+        self.stats.rate_limited = self.rate.limited;
         self.run_resumes(now, router);
         self.trim_idle();
     }
@@ -162,7 +173,7 @@ impl MuxSession {
     /// The earliest instant at which `handle_tick` could change something.
     pub fn next_deadline(&self) -> Option<Instant> {
         let backends = self.backends.iter().filter_map(|b| b.deadline());
-        backends.chain(self.next_soft_deadline()).min()
+        backends.chain(self.next_soft_deadline()).chain(self.rate.next_deadline()).min()
     }
 
     fn fail_backend(&mut self, b: BackendId, errno: i32, mode: Fail, now: Instant, router: &dyn Router) {

@@ -17,14 +17,26 @@ use super::client::Slot;
 use super::dispatch::Forward;
 use super::reply::MergePlan;
 use super::{BackendId, ClientId, MuxSession};
+use crate::obs::rec::NO_SERVER;
+use crate::obs::ReqObs;
 
 impl MuxSession {
     /// `Plan::One`: what `forward` does for one passed-through fragment,
     /// without the lists (no allocation besides the request's own bytes).
-    pub(super) fn forward_one(&mut self, id: ClientId, server: u32, request: Bytes, route: RouteBy, now: Instant) {
+    pub(super) fn forward_one(
+        &mut self,
+        id: ClientId,
+        server: u32,
+        request: Bytes,
+        route: RouteBy,
+        mut obs: ReqObs,
+        now: Instant,
+    ) {
         let Some(c) = self.client_mut(id) else { return };
         let seq = c.next_seq();
         let mut slot = Slot::pending(Vec::new(), MergePlan::Pass);
+        obs.server = server.min(u32::from(NO_SERVER)) as u16;
+        slot.obs = obs;
         slot.charge = request.len();
         c.queued += request.len();
         c.slots.push_back(slot);
@@ -37,12 +49,13 @@ impl MuxSession {
             route,
             retrieval: false,
             start: 0,
+            sent_us: 0,
             deadline: None,
         };
         self.enqueue(server, entry, true, now);
     }
 
-    pub(super) fn forward(&mut self, id: ClientId, f: Forward, now: Instant) {
+    pub(super) fn forward(&mut self, id: ClientId, f: Forward, mut obs: ReqObs, now: Instant) {
         let Forward { frags, route, merge, retrieval, noreply } = f;
         let Some(c) = self.client_mut(id) else { return };
         let seq = c.next_seq();
@@ -59,6 +72,10 @@ impl MuxSession {
             };
             let mut slot = Slot::pending(keys, merge);
             slot.charge = charge;
+            if let [one] = &frags[..] {
+                obs.server = one.server.min(u32::from(NO_SERVER)) as u16;
+            }
+            slot.obs = obs;
             c.slots.push_back(slot);
         }
         if frags.len() > 1 {
@@ -78,6 +95,7 @@ impl MuxSession {
                 },
                 retrieval,
                 start: 0,
+                sent_us: 0,
                 deadline: None,
             };
             self.enqueue(frag.server, entry, !noreply, now);
@@ -97,6 +115,7 @@ impl MuxSession {
         }
         let bid = BackendId { server, conn };
         entry.deadline = self.ensure_connecting(bid, now);
+        entry.sent_us = self.obs.now_us();
         self.dirty_backends.push(bid);
         let sc = &mut self.stats.servers[server as usize];
         sc.requests += 1;

@@ -25,12 +25,19 @@
 //! change to a client's buffered bytes goes through `settle` (with the
 //! value before the change) and every close through `forget`.
 //! Nothing here reads a clock: `now` is passed in.
+//!
+//! `rate_refusal` turns a per-IP rate limit's verdict (`session::ratelimit`)
+//! into the session's answer, for the mux and cluster sessions.
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::client::Client;
-use super::types::ClientId;
+use super::dispatch::Plan;
+use super::types::{ClientClose, ClientId, Protocol};
 pub use crate::config::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
+use crate::session::ratelimit::{ClientRate, Gate, RateGate};
 
 /// One session's reply-byte accounting.
 #[derive(Debug, Default)]
@@ -123,6 +130,31 @@ impl Budget {
         self.soft.iter().filter_map(|&id| since(id)).min().map(|t| t + lim.soft_for)
     }
 }
+
+/// The answer to a decoded request refused by a rate limit (`None`: it
+/// goes): `on_limit = "error"` answers Redis's and memcached's usual error
+/// shapes (memcached's own errors ignore `noreply`, so these do too),
+/// `"close"` closes.
+pub(super) fn rate_refusal(
+    rate: &mut RateGate,
+    id: ClientId,
+    c: Option<&mut ClientRate>,
+    size: usize,
+    now: Instant,
+    protocol: Protocol,
+) -> Option<Plan> {
+    match rate.decoded(id, c, size, now) {
+        Gate::Go | Gate::Wait => None,
+        Gate::Error => Some(Plan::Reply(Bytes::from_static(match protocol {
+            Protocol::Redis => RATE_ERROR_REDIS,
+            Protocol::Memcache => b"SERVER_ERROR rate limit exceeded\r\n",
+        }))),
+        Gate::Close => Some(Plan::Close(ClientClose::RateLimited, None)),
+    }
+}
+
+/// `on_limit = "error"` in Redis pools (cluster ones too).
+pub(crate) const RATE_ERROR_REDIS: &[u8] = b"-ERR rate limit exceeded\r\n";
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,35 @@ impl MuxSession {
     /// requests and new backend connections.
     pub fn update_config(&mut self, cfg: MuxConfig) {
         let keep = (self.cfg.protocol, self.cfg.servers, self.cfg.server_connections);
+        let users_changed = !crate::session::acl::same_users(self.cfg.users.as_ref(), cfg.users.as_ref());
         self.cfg = MuxConfig { protocol: keep.0, servers: keep.1, server_connections: keep.2, ..cfg };
+        if users_changed {
+            self.refresh_users();
+        }
+    }
+
+    /// Moves every client to its user in the new set (`session::acl::
+    /// refresh`); a client whose user was removed or disabled reads
+    /// nothing more and is closed once the replies it is owed are out.
+    fn refresh_users(&mut self) {
+        let users = self.cfg.users.clone();
+        let mut revoked = Vec::new();
+        for (idx, c) in (0u32..).zip(self.clients.iter_mut()) {
+            let Some(c) = c.as_deref_mut() else { continue };
+            if !crate::session::acl::refresh(users.as_deref(), &mut c.user) {
+                c.user = None;
+                c.authed = false;
+                revoked.push(super::ClientId { idx, gen: c.gen });
+            }
+        }
+        for id in revoked {
+            let Some(c) = self.client_mut(id) else { continue };
+            let mut slot = super::client::Slot::ready(bytes::Bytes::new());
+            slot.close = Some(ClientClose::Shutdown);
+            c.slots.push_back(slot);
+            c.stop_reading = true;
+            self.flush_client(id, None);
+        }
     }
 
     /// Starts connecting every idle connection of `server` now (nutcracker
@@ -80,6 +108,7 @@ impl MuxSession {
                 route: super::backend::RouteBy::Empty,
                 retrieval: false,
                 start: 0,
+                sent_us: 0,
                 deadline,
             };
             self.backends[idx].push_request(e, true);

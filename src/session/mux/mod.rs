@@ -60,6 +60,9 @@ use limits::Budget;
 use reply::forward_error;
 
 use crate::protocol::ProtoError;
+use crate::session::ratelimit::RateGate;
+use limits::rate_refusal;
+pub(crate) use limits::RATE_ERROR_REDIS;
 
 pub struct MuxSession {
     cfg: MuxConfig,
@@ -92,17 +95,22 @@ pub struct MuxSession {
     local_stats: Option<LocalStats>,
     /// Requests decoded from clients (INFO's `total_commands_processed`).
     commands: u64,
+    /// Per-request timing, per-command counters, slow log (`obs`).
+    obs: crate::obs::Recorder,
     /// The other workers' (clients, commands) of this pool, as last
     /// published (`set_peer_totals`).
     peers: (u64, u64),
     /// Clients that may hold buffers to release when idle (`idle.rs`).
     trim: Vec<ClientId>,
+    /// Per-IP rate limits of the pool on this core (`session::ratelimit`).
+    pub(super) rate: RateGate,
 }
 
 impl MuxSession {
     pub fn new(mut cfg: MuxConfig) -> Self {
         cfg.server_connections = cfg.server_connections.max(1);
         let n = (cfg.servers * cfg.server_connections * lanes(cfg.protocol)) as usize;
+        let kind = obs_kind(cfg.protocol);
         let stats = MuxStats { servers: vec![Default::default(); cfg.servers as usize], ..Default::default() };
         MuxSession {
             backends: (0..n).map(|_| Backend::new(cfg.protocol)).collect(),
@@ -120,10 +128,32 @@ impl MuxSession {
             resume: Vec::new(),
             clock: None,
             local_stats: None,
+            obs: crate::obs::Recorder::off(kind),
             commands: 0,
             peers: (0, 0),
             trim: Vec::new(),
+            rate: RateGate::default(),
         }
+    }
+
+    /// Where this session records timing, counters and slow requests.
+    pub fn set_recorder(&mut self, rec: crate::obs::Recorder) {
+        self.obs = rec;
+    }
+
+    pub fn recorder(&self) -> &crate::obs::Recorder {
+        &self.obs
+    }
+
+    pub fn recorder_mut(&mut self) -> &mut crate::obs::Recorder {
+        &mut self.obs
+    }
+
+    /// The batch's clock, for events that carry none and for timing.
+    #[inline]
+    fn set_clock(&mut self, now: Instant) {
+        self.clock = Some(now);
+        self.obs.set_now(now);
     }
 
     /// Where memcached `stats` reads its values.
@@ -191,7 +221,7 @@ impl MuxSession {
 
     /// Bytes read from a client.
     pub fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant, router: &dyn Router) {
-        self.clock = Some(now);
+        self.set_clock(now);
         let Some(c) = client_in(&mut self.clients, id) else { return };
         if c.stop_reading {
             return;
@@ -218,54 +248,88 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
+            if !self.rate.before_decode(id, c.rate.as_deref_mut(), !c.inbuf.is_empty(), now) {
+                break;
+            }
+            let buffered = c.inbuf.len();
             // Whole requests are within `max_request_bytes` (the decoders
             // refuse larger ones), so a partial one past it can never be
             // valid: refuse it rather than buffer more.
             let partial_too_large = |inbuf: &bytes::BytesMut| inbuf.len() > cfg.max_request_bytes;
+            let mut obs = crate::obs::ReqObs::default();
             let plan = match &mut c.dec {
                 ClientDecoder::Resp(d) => match d.decode(&mut c.inbuf) {
                     Ok(Some(req)) => {
+                        obs = crate::obs::start_redis(&mut self.obs, &req);
                         self.commands = self.commands.saturating_add(1);
+                        let size = buffered - c.inbuf.len();
+                        if let Some(plan) =
+                            rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
+                        {
+                            self.apply(id, plan, obs, now);
+                            continue;
+                        }
                         let clients = (self.clients.len().saturating_sub(self.free.len())) as u64;
                         let counts = dispatch::Counts {
                             clients: clients.saturating_add(self.peers.0),
                             commands: self.commands.saturating_add(self.peers.1),
                         };
                         let Some(c) = client_in(&mut self.clients, id) else { return };
-                        plan_redis(cfg, &mut c.authed, &mut c.hs, id, req, router, counts)
+                        if req.name().eq_ignore_ascii_case(b"SLOWLOG") {
+                            // The proxy's own slow log, not a backend's,
+                            // behind the same AUTH and ACL gate.
+                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req) {
+                                Some(refused) => refused,
+                                None => Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req)),
+                            }
+                        } else {
+                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts)
+                        }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
                     Ok(None) => break,
                     Err(e) => resp_error(e),
                 },
                 ClientDecoder::Mc(d) => match d.decode(&mut c.inbuf) {
-                    Ok(Some(req)) => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                    Ok(Some(req)) => {
+                        obs = crate::obs::start_memcache(&mut self.obs, &req);
+                        let size = buffered - c.inbuf.len();
+                        match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
+                            Some(plan) => plan,
+                            None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                        }
+                    }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
                     Ok(None) => break,
                     // Never forwarded: memcached might read it differently.
                     Err(e) => mc_close(e),
                 },
             };
-            self.apply(id, plan, now);
+            self.apply(id, plan, obs, now);
         }
         self.flush_client(id, None);
     }
 
-    fn apply(&mut self, id: ClientId, plan: Plan, now: Instant) {
+    fn apply(&mut self, id: ClientId, plan: Plan, obs: crate::obs::ReqObs, now: Instant) {
         let Some(c) = self.client_mut(id) else { return };
         match plan {
-            Plan::Reply(bytes) => c.slots.push_back(Slot::ready(bytes)),
+            Plan::Reply(bytes) => {
+                let mut slot = Slot::ready(bytes);
+                slot.obs = obs;
+                c.slots.push_back(slot);
+            }
             Plan::Close(why, reply) => {
                 let mut slot = Slot::ready(reply.unwrap_or_default());
                 slot.close = Some(why);
+                slot.obs = obs;
                 c.slots.push_back(slot);
                 c.stop_reading = true;
                 if why == ClientClose::Protocol {
                     self.stats.client_err += 1;
                 }
             }
-            Plan::Forward(f) => self.forward(id, f, now),
-            Plan::One { server, request, route } => self.forward_one(id, server, request, route, now),
+            Plan::Forward(f) => self.forward(id, f, obs, now),
+            Plan::One { server, request, route } => self.forward_one(id, server, request, route, obs, now),
         }
     }
 
@@ -311,6 +375,14 @@ impl MuxSession {
     }
 }
 
+/// The label list a protocol's pools use.
+fn obs_kind(p: Protocol) -> crate::obs::Kind {
+    match p {
+        Protocol::Redis => crate::obs::Kind::Redis,
+        Protocol::Memcache => crate::obs::Kind::Memcache,
+    }
+}
+
 /// Connection sets per server: RESP2 and RESP3 for redis, one for memcached.
 fn lanes(p: Protocol) -> u32 {
     match p {
@@ -352,6 +424,8 @@ mod tests_limits;
 mod tests_local;
 #[cfg(test)]
 mod tests_memcache;
+#[cfg(test)]
+mod tests_rate;
 #[cfg(test)]
 mod tests_resp3;
 #[cfg(test)]

@@ -12,7 +12,9 @@ fn per_client_structs_stay_small() {
     let (client, slot, out) = (size_of::<Client>(), size_of::<Slot>(), size_of::<OutBuf>());
     let entry = size_of::<Option<Box<Client>>>();
     eprintln!("size_of: Client {client} B, table entry {entry} B, Slot {slot} B, OutBuf {out} B");
-    assert!(client <= 208, "Client is {client} bytes");
+    // 208, plus one pointer for the proxy user (`Option<Arc<User>>`)
+    // and one for per-IP limit state (`Client::rate`).
+    assert!(client <= 224, "Client is {client} bytes");
     assert!(entry <= 8, "a table entry is a pointer");
     assert!(out <= 8, "an OutBuf is a pointer until it sends");
 }

@@ -80,6 +80,10 @@ pub struct MuxConfig {
     pub allow_scripts: bool,
     /// memcached: true sends `flush_all` to every server; false refuses it.
     pub allow_flush: bool,
+    /// Proxy users (`session::acl`): `Some` gates every Redis request with
+    /// AUTH and the user's ACL (`redis_auth` then only authenticates the
+    /// backends); memcache pools admit clients by source IP.
+    pub users: Option<std::sync::Arc<crate::acl::Users>>,
 }
 
 impl MuxConfig {
@@ -102,6 +106,7 @@ impl MuxConfig {
             unsupported: Unsupported::Close,
             allow_scripts: true,
             allow_flush: false,
+            users: None,
         }
     }
 }
@@ -152,6 +157,8 @@ pub enum ClientClose {
     Error(i32),
     /// Closed by the driver (shutdown, reload).
     Shutdown,
+    /// Past a rate limit with `on_limit = "close"`.
+    RateLimited,
 }
 
 /// A decision for the driver. Drain with `poll_intent` after every event.
@@ -188,5 +195,7 @@ pub struct MuxStats {
     pub client_err: u64,
     /// Clients closed past `client_output_limit`.
     pub slow_closed: u64,
+    /// Requests delayed, refused or closed by a per-IP rate limit.
+    pub rate_limited: u64,
     pub servers: Vec<ServerCounters>,
 }

@@ -87,7 +87,7 @@ impl EpollDriver {
             };
             self.core.handle_accepted();
             if crate::worker::mux_pools::is_mux(&pool) {
-                self.mux_accept(&pool, sock, plain, now);
+                self.mux_accept(&pool, sock, peer.as_socket(), plain, now);
                 continue;
             }
             let peer = peer.as_socket();

@@ -65,13 +65,22 @@ impl Generational for ESock {
 
 impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
-    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket, plain: bool, now: Instant) {
+    pub(super) fn mux_accept(
+        &mut self,
+        pool: &PoolSnapshot,
+        sock: socket2::Socket,
+        peer: Option<SocketAddr>,
+        plain: bool,
+        now: Instant,
+    ) {
         // A rejected client's socket drops, and closes, here.
-        let Some(idx) = self.mux_admit(pool) else { return };
-        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else {
-            self.core.mux_client_closed(pool, ClientClose::Error(libc::EPROTO));
+        if !crate::worker::mux_pools::source_admits(pool, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
-        };
+        }
+        // Before admission: a TLS session that cannot start is never
+        // counted as a client.
+        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else { return };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
         // A unix socket client rides in a TcpStream too: the driver only
@@ -80,6 +89,12 @@ impl EpollDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { stream.local_addr().ok() } else { None };
         let id = e.session.add_client(local);
+        if e.session.wants_client_peer() {
+            e.session.set_client_peer(id, stream.peer_addr().ok());
+        }
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
+        }
         let (slot, gen) = self.msocks.next_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut stream, token(slot, gen, KIND_MUX), interest).is_err() {

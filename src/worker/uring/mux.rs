@@ -34,7 +34,7 @@ use super::conn::{sockaddr_box, store_sockaddr, MSock};
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
-use crate::session::mux::{BackendId, ClientClose};
+use crate::session::mux::BackendId;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
@@ -49,12 +49,18 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd, plain: bool, now: Instant) {
-        let Some(idx) = self.mux_admit(pool) else {
+        if !crate::worker::mux_pools::source_admits(pool, || sys::peer_addr(fd)) {
+            sys::close(fd);
+            return;
+        }
+        // Before admission: a TLS session that cannot start is never
+        // counted as a client.
+        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else {
             sys::close(fd);
             return;
         };
-        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else {
-            self.core.mux_client_closed(pool, ClientClose::Error(libc::EPROTO));
+        let peer = if crate::worker::ip_limits::needs_peer(pool) { sys::peer_addr(fd) } else { None };
+        let Some((idx, rate)) = self.mux_admit(pool, peer) else {
             sys::close(fd);
             return;
         };
@@ -62,6 +68,12 @@ impl UringDriver {
         let Some(e) = self.mux.get_mut(idx) else { return };
         let local = if e.session.wants_local_addr() { sys::local_addr(fd) } else { None };
         let id = e.session.add_client(local);
+        if e.session.wants_client_peer() {
+            e.session.set_client_peer(id, sys::peer_addr(fd));
+        }
+        if let Some(rate) = rate {
+            e.session.set_client_rate(id, rate);
+        }
         let mut sock = MSock::new(idx as u32, MKind::Client(id), fd);
         sock.tls = tls;
         let slot = self.msocks.insert(sock);

@@ -1,0 +1,81 @@
+//! `User::check` on whole requests: commands, subcommands, every key of a
+//! multi-key command, channels, and the scripting rule.
+
+use super::*;
+use crate::acl::User;
+
+fn user(rules: &str) -> User {
+    User::from_rules("alice", rules).unwrap()
+}
+
+fn req(args: &[&str]) -> Request {
+    Request::from_args(args.iter().map(|a| a.as_bytes()))
+}
+
+fn check(u: &User, args: &[&str]) -> Result<(), Denied> {
+    u.check(&req(args))
+}
+
+#[test]
+fn commands_and_texts() {
+    let u = user("on >p ~* +@read -config +config|get");
+    assert_eq!(check(&u, &["GET", "k"]), Ok(()));
+    assert_eq!(check(&u, &["SET", "k", "v"]), Err(Denied::Command("set")));
+    assert_eq!(check(&u, &["CONFIG", "GET", "x"]), Ok(()));
+    assert_eq!(check(&u, &["CONFIG", "SET", "x", "y"]), Err(Denied::Command("config|set")));
+    let u = user("on +@all -config|set");
+    assert_eq!(check(&u, &["config", "set", "a", "b"]), Err(Denied::Command("config|set")));
+    assert_eq!(
+        &Denied::Command("config|set").reply("alice", b"")[..],
+        b"-NOPERM User alice has no permissions to run the 'config|set' command\r\n"
+    );
+    assert_eq!(&Denied::Key.reply("x", b"")[..], b"-NOPERM No permissions to access a key\r\n");
+    assert_eq!(&Denied::Channel.reply("x", b"")[..], b"-NOPERM No permissions to access a channel\r\n");
+    assert_eq!(check(&u, &["NOSUCHCMD"]), Err(Denied::Unknown), "+@all was taken from");
+    assert_eq!(check(&user("+@all"), &["NOSUCHCMD"]), Ok(()), "left to the pool's policy");
+    assert_eq!(check(&user("+@all -get +get"), &["NOSUCHCMD"]), Err(Denied::Unknown));
+    assert_eq!(
+        &Denied::Unknown.reply("a", b"My.Cmd\r\n")[..],
+        b"-NOPERM User a has no permissions to run the 'my.cmd  ' command\r\n"
+    );
+}
+
+#[test]
+fn every_key_is_checked() {
+    let u = user("on +@all ~app:* %R~ro:*");
+    assert_eq!(check(&u, &["MGET", "app:1", "app:2", "ro:3"]), Ok(()));
+    assert_eq!(check(&u, &["MGET", "app:1", "other", "app:3"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["MSET", "app:1", "v", "ro:1", "v"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["DEL", "app:1", "ro:1"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["COPY", "ro:1", "app:1"]), Ok(()), "source read, destination written");
+    assert_eq!(check(&u, &["COPY", "app:1", "ro:1"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["GET", "ro:x"]), Ok(()));
+    assert_eq!(check(&u, &["SET", "ro:x", "v"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["PING"]), Ok(()));
+}
+
+#[test]
+fn channels() {
+    let u = user("on +@all allkeys &news.*");
+    assert_eq!(check(&u, &["PUBLISH", "news.x", "m"]), Ok(()));
+    assert_eq!(check(&u, &["PUBLISH", "other", "m"]), Err(Denied::Channel));
+    assert_eq!(check(&u, &["SUBSCRIBE", "news.a", "other"]), Err(Denied::Channel));
+    assert_eq!(check(&u, &["SSUBSCRIBE", "news.a"]), Ok(()));
+    // Patterns are compared literally, as in Redis.
+    assert_eq!(check(&u, &["PSUBSCRIBE", "news.*"]), Ok(()));
+    assert_eq!(check(&u, &["PSUBSCRIBE", "news.a*"]), Err(Denied::Channel));
+    assert_eq!(check(&u, &["UNSUBSCRIBE", "other"]), Ok(()));
+}
+
+#[test]
+fn scripts_need_allkeys_or_explicit_scripting() {
+    let u = user("on +@all ~app:*");
+    assert_eq!(check(&u, &["EVAL", "return 1", "1", "app:1"]), Err(Denied::Command("eval")));
+    assert_eq!(check(&u, &["FCALL", "f", "0"]), Err(Denied::Command("fcall")));
+    assert_eq!(check(&u, &["FUNCTION", "LIST"]), Err(Denied::Command("function|list")));
+    let u = user("on +@all +@scripting ~app:*");
+    assert_eq!(check(&u, &["EVAL", "return 1", "1", "app:1"]), Ok(()));
+    assert_eq!(check(&u, &["EVAL", "return 1", "1", "other"]), Err(Denied::Key), "declared keys still checked");
+    let u = user("on +@all allkeys");
+    assert_eq!(check(&u, &["EVALSHA", "abc", "0"]), Ok(()));
+}

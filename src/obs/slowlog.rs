@@ -1,0 +1,214 @@
+//! The slow log: a bounded ring of requests slower than their pool's
+//! `slow_op_threshold`, one ring per pool per core.
+//!
+//! This is the one lock of `obs`, and it is off the normal path: only the
+//! owning worker locks its ring, and only when a request *was* slow (rare
+//! by definition); readers (admin's `GET /slowlog`, a client's `SLOWLOG
+//! GET` on any core) lock it briefly to copy entries out. Invariants: a
+//! ring never holds more than its `max_len` entries (the oldest go first);
+//! ids are unique per pool and core and grow, so merged views sort by
+//! `(unix_us, id)` newest first.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// Redis truncates a slow log entry to 32 arguments...
+pub const MAX_ARGS: usize = 32;
+/// ...and each argument to 128 bytes.
+pub const MAX_ARG_BYTES: usize = 128;
+
+/// How the first key of a request is kept (`slowlog_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyRule {
+    /// Not at all.
+    Hidden,
+    /// As a 64-bit FNV-1a hash, shown as `#<16 hex digits>`: equal keys
+    /// match across entries, the name is not stored. A pseudonym, not a
+    /// secret: short keys can be guessed by hashing candidates.
+    #[default]
+    Hashed,
+    /// The key itself (truncated to 128 bytes).
+    Shown,
+}
+
+impl KeyRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRule::Hidden => "hidden",
+            KeyRule::Hashed => "hashed",
+            KeyRule::Shown => "shown",
+        }
+    }
+}
+
+/// What a request carries for the slow log, noted when it is decoded
+/// (its bytes are gone by the time its reply is complete).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeyNote {
+    #[default]
+    None,
+    Hash(u64),
+    Shown(Box<[u8]>),
+}
+
+impl KeyNote {
+    pub fn new(rule: KeyRule, key: &[u8]) -> KeyNote {
+        match rule {
+            KeyRule::Hidden => KeyNote::None,
+            KeyRule::Hashed => KeyNote::Hash(fnv1a(key)),
+            KeyRule::Shown => KeyNote::Shown(key[..key.len().min(MAX_ARG_BYTES)].into()),
+        }
+    }
+
+    /// The key as an entry shows it (`None`: no key, or hidden).
+    pub fn render(&self) -> Option<Vec<u8>> {
+        match self {
+            KeyNote::None => None,
+            KeyNote::Hash(h) => Some(format!("#{h:016x}").into_bytes()),
+            KeyNote::Shown(k) => Some(k.to_vec()),
+        }
+    }
+}
+
+pub(crate) fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// One slow request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    /// When it completed, microseconds since the Unix epoch.
+    pub unix_us: u64,
+    pub duration_us: u64,
+    /// The command label (from the bounded list: "other" for unknown).
+    pub command: &'static str,
+    /// Arguments as Redis's SLOWLOG shows them: the command, the first key
+    /// (under `slowlog_keys`), then `... (N more arguments)` for the rest,
+    /// at most `MAX_ARGS`, each at most `MAX_ARG_BYTES`.
+    pub args: Vec<Vec<u8>>,
+    /// The backend that answered (address), empty when none (answered by
+    /// Puerta, or several).
+    pub backend: String,
+    /// The client's address, empty when unknown.
+    pub client: String,
+}
+
+/// The args an entry shows for `command` with first key `key` and `argc`
+/// arguments in all (the name counted).
+pub fn entry_args(command: &str, key: &KeyNote, argc: usize) -> Vec<Vec<u8>> {
+    let mut args = vec![command.as_bytes().to_vec()];
+    let mut shown = 1;
+    if let Some(k) = key.render() {
+        args.push(k);
+        shown += 1;
+    }
+    if argc > shown {
+        args.push(format!("... ({} more arguments)", argc - shown).into_bytes());
+    }
+    args.truncate(MAX_ARGS);
+    for a in &mut args {
+        a.truncate(MAX_ARG_BYTES);
+    }
+    args
+}
+
+/// One pool's ring on one core.
+#[derive(Debug, Default)]
+pub struct Ring {
+    inner: Mutex<RingInner>,
+}
+
+#[derive(Debug, Default)]
+struct RingInner {
+    next_id: u64,
+    entries: VecDeque<Entry>,
+}
+
+impl Ring {
+    /// Adds an entry (its id is assigned here), dropping the oldest past
+    /// `max_len`. Only the owning worker calls this.
+    pub fn push(&self, mut e: Entry, max_len: usize) {
+        let Ok(mut r) = self.inner.lock() else { return };
+        e.id = r.next_id;
+        r.next_id = r.next_id.wrapping_add(1);
+        r.entries.push_back(e);
+        while r.entries.len() > max_len {
+            r.entries.pop_front();
+        }
+    }
+
+    /// Copies the entries out, oldest first.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.inner.lock().map(|r| r.entries.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |r| r.entries.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn reset(&self) {
+        if let Ok(mut r) = self.inner.lock() {
+            r.entries.clear();
+        }
+    }
+}
+
+/// Merges several rings' entries newest first, at most `n`.
+pub fn merge_newest(mut all: Vec<Entry>, n: usize) -> Vec<Entry> {
+    all.sort_by_key(|e| std::cmp::Reverse((e.unix_us, e.id)));
+    all.truncate(n);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(unix_us: u64) -> Entry {
+        Entry {
+            id: 0,
+            unix_us,
+            duration_us: 1,
+            command: "GET",
+            args: vec![],
+            backend: String::new(),
+            client: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_max_len_entries() {
+        let r = Ring::default();
+        for t in 0..10 {
+            r.push(entry(t), 4);
+        }
+        let e = r.entries();
+        assert_eq!(e.len(), 4);
+        assert_eq!(e.iter().map(|e| (e.id, e.unix_us)).collect::<Vec<_>>(), [(6, 6), (7, 7), (8, 8), (9, 9)]);
+        let merged = merge_newest([e, vec![entry(8), entry(100)]].concat(), 3);
+        assert_eq!(merged.iter().map(|e| e.unix_us).collect::<Vec<_>>(), [100, 9, 8]);
+        r.reset();
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn args_are_truncated_as_redis_does_and_keys_follow_the_rule() {
+        let long = vec![b'k'; 300];
+        let a = entry_args("SET", &KeyNote::new(KeyRule::Shown, &long), 3);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[1].len(), MAX_ARG_BYTES);
+        assert_eq!(a[2], b"... (1 more arguments)");
+        let h = entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2);
+        assert!(h[1].starts_with(b"#") && h[1].len() == 17 && h[1] != b"user:1");
+        assert_eq!(h, entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2), "stable");
+        assert_eq!(
+            entry_args("GET", &KeyNote::new(KeyRule::Hidden, b"user:1"), 2),
+            [b"GET".to_vec(), b"... (1 more arguments)".to_vec()]
+        );
+    }
+}
