@@ -13,9 +13,14 @@
 //!   existing output limits see it;
 //! - a failed TLS session closes its client through the session (as any
 //!   socket error does) and counts one failure reason;
-//! - a handshake that outlives its deadline is closed at the next tick.
+//! - a handshake that outlives its deadline is closed at the next tick;
+//! - a TLS client the session closes keeps its socket ("lingers") until
+//!   the ciphertext already queued (the session counts those bytes as
+//!   sent: a QUIT's +OK, a protocol error's -ERR, a TLS alert) and a
+//!   close_notify are written, for at most `LINGER`; a lingering socket
+//!   belongs to no session, and its input is read and dropped.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::route::PoolSnapshot;
 use crate::session::mux::ClientId;
@@ -97,6 +102,22 @@ pub fn client_transmit<'a>(
     }
     let out = tls.pending();
     (!out.is_empty()).then_some(out)
+}
+
+/// How long a closed TLS client may take to read its last ciphertext
+/// before its socket is closed anyway: a client that stopped reading must
+/// not hold a descriptor for long.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The session closed a TLS client: queues a close_notify (once the
+/// handshake is done; a failed handshake's alert is already queued) and
+/// says whether ciphertext waits to be written, so the driver lingers
+/// (`LINGER`) instead of closing the socket now.
+pub fn closing(tls: &mut TlsConn) -> bool {
+    if !tls.is_handshaking() {
+        tls.close();
+    }
+    !tls.pending().is_empty()
 }
 
 /// Periodic: closes the clients (entry index, client id) whose handshake

@@ -97,6 +97,23 @@ impl TlsResp {
         Ok(TlsResp { r: BufReader::new(s) })
     }
 
+    /// Writes `bytes` as they are (a pipeline, a malformed request).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let s = self.r.get_mut();
+        s.write_all(bytes).and_then(|()| s.flush()).map_err(|e| e.to_string())
+    }
+
+    /// Reads what is left until the server closes: `Ok` only for a clean
+    /// TLS close (close_notify); a TCP close without one is an error
+    /// naming what was read before it.
+    pub fn read_to_close(&mut self) -> Result<Vec<u8>, String> {
+        let mut got = Vec::new();
+        match self.r.read_to_end(&mut got) {
+            Ok(_) => Ok(got),
+            Err(e) => Err(format!("{e} after {:?}", String::from_utf8_lossy(&got))),
+        }
+    }
+
     /// Sends `args` as one command and reads one reply as text: `+OK` as
     /// "OK", errors with their '-', bulk strings as their bytes, `$-1` as
     /// "(nil)", integers as digits.
@@ -110,7 +127,8 @@ impl TlsResp {
         self.reply()
     }
 
-    fn reply(&mut self) -> Result<String, String> {
+    /// Reads one reply (see `cmd`).
+    pub fn reply(&mut self) -> Result<String, String> {
         let mut line = String::new();
         let n = self.r.read_line(&mut line).map_err(|e| e.to_string())?;
         if n == 0 {
