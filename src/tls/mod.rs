@@ -16,6 +16,7 @@
 
 mod conn;
 mod load;
+pub mod peer;
 #[cfg(test)]
 mod tests;
 

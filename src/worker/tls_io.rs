@@ -6,7 +6,8 @@
 //! Owner: the worker; each driver keeps a client socket's `TlsConn` boxed
 //! in its own socket record (`None` for plaintext clients, whose path is
 //! unchanged but for that one check). Invariants:
-//! - plaintext reaches the session only once decrypted, and the session's
+//! - plaintext reaches the session only once decrypted, and only after
+//!   the session learned the client's certificate names; the session's
 //!   plaintext is taken (and `handle_client_sent` told) only while the
 //!   ciphertext queue is under its bound (`TlsConn::has_room`), so a
 //!   client that stops reading holds the session's buffer, where the
@@ -44,7 +45,10 @@ pub fn accept(pool: &PoolSnapshot, plain: bool, now: Instant, stats: &TlsStats) 
     }
 }
 
-/// Ciphertext from client `id`: its plaintext goes to the session.
+/// Ciphertext from client `id`: its plaintext goes to the session. The
+/// read that completes the handshake tells the session who the client's
+/// certificate names (`set_client_cert`) before any request of it: the
+/// plaintext that came with the handshake's last flight waits for that.
 pub fn client_data(
     tls: &mut TlsConn,
     session: &mut dyn PoolSession,
@@ -54,10 +58,20 @@ pub fn client_data(
     stats: &TlsStats,
 ) {
     let was_handshaking = tls.is_handshaking();
-    match tls.receive(data, &mut |plain| session.handle_client_data(id, plain, now)) {
+    let mut early = Vec::new();
+    let res = if was_handshaking {
+        tls.receive(data, &mut |plain| early.extend_from_slice(plain))
+    } else {
+        tls.receive(data, &mut |plain| session.handle_client_data(id, plain, now))
+    };
+    match res {
         Ok(()) => {
             if was_handshaking && !tls.is_handshaking() {
                 stats.established(tls.version());
+                session.set_client_cert(id, tls.peer_names().as_ref());
+            }
+            if !early.is_empty() {
+                session.handle_client_data(id, &early, now);
             }
             if tls.peer_closed() {
                 session.handle_client_eof(id);

@@ -51,6 +51,18 @@ impl Ca {
         std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
         leaf
     }
+
+    /// A client certificate with subject CN `cn` and DNS names `dns`.
+    pub fn client(&self, dir: &Path, file: &str, cn: &str, dns: &[&str]) -> Leaf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let leaf = Leaf { cert: dir.join(format!("{file}.pem")), key: dir.join(format!("{file}.key")) };
+        std::fs::write(&leaf.cert, cert.pem()).unwrap();
+        std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
+        leaf
+    }
 }
 
 fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
@@ -125,6 +137,16 @@ impl TlsResp {
         let s = self.r.get_mut();
         s.write_all(&out).and_then(|()| s.flush()).map_err(|e| e.to_string())?;
         self.reply()
+    }
+
+    /// Reads one line, without its CRLF (memcached's text protocol).
+    pub fn line(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(0) => Err("closed".into()),
+            Ok(_) => Ok(line.trim_end().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Reads one reply (see `cmd`).
