@@ -14,8 +14,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use super::build::{build, BuildCtx, BuildError, StatIds};
 use super::cluster::ClusterPool;
 use super::eject::{EjectPolicy, Ejector};
-use super::health::{probe_connect, BackendHealth};
-use super::mongo_probe::{probe_all, Outcome};
+use super::health::{probe_connect, probe_tls, BackendHealth};
+use super::mongo_probe::{probe_all, probe_all_tls, Outcome};
+use crate::tls::TlsTarget;
 use super::{ControlMsg, DriverKind, Shared};
 use crate::config::{self, Config};
 use crate::route::Snapshot;
@@ -354,11 +355,26 @@ impl Control {
             // `fall` x `check_interval` (+ one `check_timeout`), not
             // `fall` x (`check_interval` + `check_timeout`).
             let started = Instant::now();
-            let results: Vec<Outcome> = match &pool.cfg.mongo {
-                Some(m) => probe_all(&addrs, hc.check_timeout, m),
-                None => probe_connect(&addrs, hc.check_timeout)
+            // `backend_tls`: probes speak TLS, to the name the relays use.
+            let tls: Option<Vec<TlsTarget>> = pool
+                .cfg
+                .tls
+                .backend
+                .as_ref()
+                .map(|c| due.iter().map(|b| TlsTarget::new(c, &b.spec.name, b.spec.addr)).collect());
+            let results: Vec<Outcome> = match (&pool.cfg.mongo, tls) {
+                (Some(m), None) => probe_all(&addrs, hc.check_timeout, m),
+                (Some(m), Some(t)) => {
+                    let t: Vec<_> = t.into_iter().map(Some).collect();
+                    probe_all_tls(&addrs, &t, hc.check_timeout, m)
+                }
+                (None, None) => probe_connect(&addrs, hc.check_timeout)
                     .into_iter()
                     .map(|(ok, rtt)| Outcome { ok, rtt, process_id: None, error: None })
+                    .collect(),
+                (None, Some(t)) => probe_tls(&addrs, &t, hc.check_timeout)
+                    .into_iter()
+                    .map(|(ok, rtt, error)| Outcome { ok, rtt, process_id: None, error })
                     .collect(),
             };
             for (b, out) in due.iter().zip(results) {
