@@ -220,3 +220,7 @@ pub fn expired(cfg: &super::Config) -> Vec<(String, String)> {
     out
 }
 
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
