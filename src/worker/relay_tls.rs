@@ -228,3 +228,7 @@ pub fn tick(r: &mut Relay, now: Instant, stats: &TlsStats) {
     }
     r.session.handle_tick(now);
 }
+
+#[cfg(test)]
+#[path = "relay_tls_tests.rs"]
+mod tests;
