@@ -13,7 +13,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::config::HealthConfig;
-use crate::tls::{ProbeStream, TlsError, TlsTarget};
+use super::mongo_probe::{probe_all, probe_all_tls, Outcome};
+use crate::route::{BackendState, PoolSnapshot};
+use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 
 /// Health of one backend of one pool.
 #[derive(Debug, Clone)]
@@ -67,6 +69,22 @@ impl BackendHealth {
     /// A worker saw this backend fail: probe it on the next pass.
     pub fn handle_report(&mut self, now: Instant) {
         self.next_probe = self.next_probe.min(now);
+    }
+}
+
+/// One round of probes of `due` backends of `pool`, results in order: a
+/// mongos pool's hello, else a TLS handshake (`backend_tls`, to the name
+/// the relays use), else a connect.
+pub fn probe_round(pool: &PoolSnapshot, due: &[&BackendState]) -> Vec<Outcome> {
+    let timeout = pool.cfg.health.check_timeout;
+    let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
+    let tls = |c: &ClientTls| due.iter().map(|b| TlsTarget::new(c, &b.spec.name, b.spec.addr)).collect::<Vec<_>>();
+    let plain = |(ok, rtt, error)| Outcome { ok, rtt, process_id: None, error };
+    match (&pool.cfg.mongo, pool.cfg.tls.backend.as_deref()) {
+        (Some(m), None) => probe_all(&addrs, timeout, m),
+        (Some(m), Some(c)) => probe_all_tls(&addrs, &tls(c).into_iter().map(Some).collect::<Vec<_>>(), timeout, m),
+        (None, None) => probe_connect(&addrs, timeout).into_iter().map(|(ok, rtt)| plain((ok, rtt, None))).collect(),
+        (None, Some(c)) => probe_tls(&addrs, &tls(c), timeout).into_iter().map(plain).collect(),
     }
 }
 
