@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::tls::{client_config, redis_cli, redis_tls_only, Ca, Leaf, TlsResp};
+use common::tls::{client_config, redis_cli, redis_tls_mutual, redis_tls_only, Ca, Leaf, TlsResp};
 use common::{drivers, free_port, redis, tcp_config, tmpdir, wait_until, Puerta, Resp};
 use mongo_support::{mongos_config, python, script, Standin};
 
@@ -120,6 +120,31 @@ fn tcp_pool_originates_tls_and_its_health_check_verifies() {
         assert!(w.cmd(&["PING"]).is_err() || w.is_closed(), "{io}: served through an unverified backend");
         // Backend handshakes count like client ones.
         assert!(p.metric("puerta_tls_established_total", "") >= 5.0, "{io}");
+    }
+}
+
+#[test]
+fn tcp_pool_presents_a_client_certificate_for_mutual_tls() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "mt");
+    let redis_leaf = ca.leaf(&dir, "redis", false);
+    let client_leaf = ca.leaf(&dir, "client", false);
+    let r = redis_tls_mutual(&ca, &redis_leaf);
+    let (cert, key) = (client_leaf.cert.display(), client_leaf.key.display());
+    for io in drivers() {
+        let (with, without) = (free_port(), free_port());
+        let mtls = format!("backend_tls = {{ ca = \"{}\", cert = \"{cert}\", key = \"{key}\" }}", ca.pem.display());
+        let mut cfg = tcp_config(with, &[r.port], &mtls, "");
+        cfg.push_str(&tcp_pool("nocert", without, r.port, &backend_tls(&ca)));
+        let p = Puerta::start(&cfg, io);
+        p.wait_ready();
+        let mut c = Resp::connect(with).unwrap();
+        assert_eq!(c.cmd(&["SET", "m", "tls"]).unwrap(), "OK", "{io}: served with a client certificate");
+        assert_eq!(c.cmd(&["GET", "m"]).unwrap(), "tls", "{io}");
+        // Without one, redis-server refuses the session (TLS 1.3 reports
+        // that after the client's handshake, so the first request fails).
+        let mut n = Resp::connect(without).unwrap();
+        assert!(n.cmd(&["GET", "m"]).is_err() || n.is_closed(), "{io}: served without a client certificate");
     }
 }
 
