@@ -2,7 +2,8 @@
 //! whose `tls.ca` requires certificates, under both drivers: memcache
 //! clients are the user their certificate names (each user's key patterns
 //! decide, a certificate no user claims is closed), and Redis clients are
-//! logged in as that user without AUTH.
+//! logged in as that user without AUTH; a reload that removes the user
+//! closes its clients with a clean TLS close.
 
 mod common;
 
@@ -55,7 +56,8 @@ fn client_certificates_name_users() {
     let (memd, rd) = (memcached(), redis());
     for io in drivers() {
         let (mp, rp) = (free_port(), free_port());
-        let _p = Puerta::start(&config(mp, memd.port, rp, rd.port, &server, &ca), io);
+        let cfg = config(mp, memd.port, rp, rd.port, &server, &ca);
+        let p = Puerta::start(&cfg, io);
         let end = ["END", "CLIENT_ERROR", "SERVER_ERROR", "ERROR"];
 
         let mut c1 = TlsResp::connect(mp, client_config(&ca.pem, Some(&app1))).unwrap();
@@ -84,5 +86,14 @@ fn client_certificates_name_users() {
         assert_eq!(r1.cmd(&["GET", "app2:r"]).unwrap(), "-NOPERM No permissions to access a key", "{io}");
         let mut r3 = TlsResp::connect(rp, client_config(&ca.pem, Some(&stranger))).unwrap();
         assert_eq!(r3.cmd(&["GET", "app1:r"]).unwrap(), "-NOAUTH Authentication required.", "{io}");
+
+        // A reload that removes app1 closes its idle connections, each
+        // with a clean TLS close.
+        let without_app1 = cfg.replace("cert_cn = \"app1\"", "cert_cn = \"gone\"").replace("name = \"app1\"", "name = \"gone\"");
+        std::fs::write(&p.config, without_app1.replace("{admin}", &p.admin.to_string())).unwrap();
+        assert_eq!(p.post("/reload").0, 200, "{io}");
+        assert_eq!(r1.read_to_close(), Ok(Vec::new()), "{io}: redis client of a removed user");
+        assert_eq!(c1.read_to_close(), Ok(Vec::new()), "{io}: memcache client of a removed user");
+        assert_eq!(mc(&mut c2, "get app2:k\r\n", &end), ["VALUE app2:k 0 2", "v2", "END"], "{io}: app2 kept");
     }
 }
