@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::classes::{classify, command_name, Kind, NCMD};
 use super::hotkeys::HotKeys;
 use super::pool::{PoolObs, MAX_POOL_BACKENDS};
-use super::slowlog::{entry_args, Entry, KeyNote, KeyRule};
+use super::slowlog::{Entry, KeyNote, KeyRule, Raw};
 
 /// What a pool records, from `[server] metrics_detail` and the pool's
 /// `slow_op_threshold`, `slowlog_max_len`, `slowlog_keys`.
@@ -171,7 +171,7 @@ impl Recorder {
         match &self.peers {
             Some((s, id)) => super::snapshot::slowlog_entries(&s.workers, *id, n),
             None => {
-                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slowlog.entries(), n)).unwrap_or_default()
+                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default()
             }
         }
     }
@@ -223,9 +223,14 @@ impl Recorder {
     /// The batch's clock. Called at every event that carries `now`.
     #[inline]
     pub fn set_now(&mut self, now: Instant) {
-        if self.set.timing {
+        // Every event of a batch carries the batch's one clock reading:
+        // only the first converts it.
+        if self.set.timing && now != self.now {
             self.now = now;
-            self.now_us = now.saturating_duration_since(self.epoch).as_micros() as u32;
+            let d = now.saturating_duration_since(self.epoch);
+            // `as_micros() as u32` without the 128-bit arithmetic: the
+            // same value modulo 2^32.
+            self.now_us = (d.as_secs() as u32).wrapping_mul(1_000_000).wrapping_add(d.subsec_micros());
         }
     }
 
@@ -300,20 +305,21 @@ impl Recorder {
         }
     }
 
+    /// Notes a slow request: plain values only (`slowlog::Raw`), turned
+    /// into text when the log is read.
     #[cold]
+    #[inline(never)]
     fn slow(&self, p: &PoolObs, r: &ReqObs, us: u64, client: Option<SocketAddr>) {
-        let command = command_name(self.kind, usize::from(r.cmd)).unwrap_or("other");
         let since = self.now.saturating_duration_since(self.epoch).as_micros();
-        let backend = if r.server == NO_SERVER { String::new() } else { p.backend_name(usize::from(r.server)) };
-        let e = Entry {
-            id: 0,
+        let e = Raw {
             unix_us: self.epoch_unix_us.saturating_add(u64::try_from(since).unwrap_or(0)),
             duration_us: us,
-            command,
-            args: entry_args(command, &r.key, usize::from(r.argc)),
-            backend,
-            client: client.map(|a| a.to_string()).unwrap_or_default(),
+            command: command_name(self.kind, usize::from(r.cmd)).unwrap_or("other"),
+            key: r.key.clone(),
+            argc: r.argc,
+            server: (r.server != NO_SERVER).then_some(r.server),
+            client,
         };
-        p.add_slow(e, self.set.slowlog_max_len);
+        p.add_slow_raw(e, self.set.slowlog_max_len);
     }
 }

@@ -10,6 +10,7 @@
 //! `(unix_us, id)` newest first.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 /// Redis truncates a slow log entry to 32 arguments...
@@ -43,18 +44,53 @@ impl KeyRule {
 
 /// What a request carries for the slow log, noted when it is decoded
 /// (its bytes are gone by the time its reply is complete).
+///
+/// Cheap for the common case, because every timed request notes one and
+/// few turn out slow: a key of at most `SHORT` bytes is copied inline
+/// (a few word moves, no allocation), and hashed only if an entry is
+/// made; only a longer one is hashed (or, shown, copied) up front.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KeyNote {
     #[default]
     None,
     Hash(u64),
+    /// A short key, kept whole; `hashed`: rendered as its hash.
+    Short { hashed: bool, len: u8, buf: [u8; SHORT] },
     Shown(Box<[u8]>),
 }
 
+/// The longest key `KeyNote` keeps inline (the enum stays 24 bytes).
+pub const SHORT: usize = 21;
+
+/// `src` (at most `SHORT` bytes) in a zeroed `SHORT`-byte buffer, by
+/// overlapping fixed-size moves rather than a byte loop or `memcpy` call.
+#[inline]
+fn copy_short(src: &[u8]) -> [u8; SHORT] {
+    let mut b = [0u8; SHORT];
+    let n = src.len().min(SHORT);
+    if n >= 8 {
+        b[..8].copy_from_slice(&src[..8]);
+        if n > 16 {
+            b[8..16].copy_from_slice(&src[8..16]);
+        }
+        b[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    } else if n >= 4 {
+        b[..4].copy_from_slice(&src[..4]);
+        b[n - 4..n].copy_from_slice(&src[n - 4..n]);
+    } else {
+        b[..n].copy_from_slice(&src[..n]);
+    }
+    b
+}
+
 impl KeyNote {
+    #[inline]
     pub fn new(rule: KeyRule, key: &[u8]) -> KeyNote {
         match rule {
             KeyRule::Hidden => KeyNote::None,
+            _ if key.len() <= SHORT => {
+                KeyNote::Short { hashed: rule == KeyRule::Hashed, len: key.len() as u8, buf: copy_short(key) }
+            }
             KeyRule::Hashed => KeyNote::Hash(fnv1a(key)),
             KeyRule::Shown => KeyNote::Shown(key[..key.len().min(MAX_ARG_BYTES)].into()),
         }
@@ -64,10 +100,16 @@ impl KeyNote {
     pub fn render(&self) -> Option<Vec<u8>> {
         match self {
             KeyNote::None => None,
-            KeyNote::Hash(h) => Some(format!("#{h:016x}").into_bytes()),
+            KeyNote::Hash(h) => Some(hash_text(*h)),
+            KeyNote::Short { hashed: true, len, buf } => Some(hash_text(fnv1a(&buf[..usize::from(*len)]))),
+            KeyNote::Short { hashed: false, len, buf } => Some(buf[..usize::from(*len)].to_vec()),
             KeyNote::Shown(k) => Some(k.to_vec()),
         }
     }
+}
+
+fn hash_text(h: u64) -> Vec<u8> {
+    format!("#{h:016x}").into_bytes()
 }
 
 pub(crate) fn fnv1a(b: &[u8]) -> u64 {
@@ -119,10 +161,64 @@ pub struct Ring {
     inner: Mutex<RingInner>,
 }
 
+/// A data-plane request that was slow, as the worker notes it: plain
+/// values, no formatting and (for a short key) no allocation, so a burst
+/// of slow requests (a stalled backend) costs the worker little. It
+/// becomes an `Entry` when read (`Raw::entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw {
+    pub unix_us: u64,
+    pub duration_us: u64,
+    pub command: &'static str,
+    pub key: KeyNote,
+    /// Arguments in all, the name counted.
+    pub argc: u16,
+    /// The backend slot that answered, `None` when none or several.
+    pub server: Option<u16>,
+    pub client: Option<SocketAddr>,
+}
+
+impl Raw {
+    /// The entry it reads as; `names` are the pool's backend slot names.
+    pub fn entry(&self, id: u64, names: &[String]) -> Entry {
+        Entry {
+            id,
+            unix_us: self.unix_us,
+            duration_us: self.duration_us,
+            command: self.command,
+            args: entry_args(self.command, &self.key, usize::from(self.argc)),
+            backend: self.server.and_then(|s| names.get(usize::from(s)).cloned()).unwrap_or_default(),
+            client: self.client.map(|a| a.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What a ring holds: an entry made whole (mongos pools), or a `Raw` one.
+#[derive(Debug)]
+enum Noted {
+    Entry(Entry),
+    Raw(u64, Raw),
+}
+
 #[derive(Debug, Default)]
 struct RingInner {
     next_id: u64,
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Noted>,
+}
+
+impl RingInner {
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = id.wrapping_add(1);
+        id
+    }
+
+    fn push(&mut self, n: Noted, max_len: usize) {
+        self.entries.push_back(n);
+        while self.entries.len() > max_len {
+            self.entries.pop_front();
+        }
+    }
 }
 
 impl Ring {
@@ -130,17 +226,28 @@ impl Ring {
     /// `max_len`. Only the owning worker calls this.
     pub fn push(&self, mut e: Entry, max_len: usize) {
         let Ok(mut r) = self.inner.lock() else { return };
-        e.id = r.next_id;
-        r.next_id = r.next_id.wrapping_add(1);
-        r.entries.push_back(e);
-        while r.entries.len() > max_len {
-            r.entries.pop_front();
-        }
+        e.id = r.take_id();
+        r.push(Noted::Entry(e), max_len);
     }
 
-    /// Copies the entries out, oldest first.
-    pub fn entries(&self) -> Vec<Entry> {
-        self.inner.lock().map(|r| r.entries.iter().cloned().collect()).unwrap_or_default()
+    /// Adds a raw entry, as `push` does.
+    pub fn push_raw(&self, e: Raw, max_len: usize) {
+        let Ok(mut r) = self.inner.lock() else { return };
+        let id = r.take_id();
+        r.push(Noted::Raw(id, e), max_len);
+    }
+
+    /// Copies the entries out, oldest first; `names` name the backend
+    /// slots of raw ones.
+    pub fn entries(&self, names: &[String]) -> Vec<Entry> {
+        let Ok(r) = self.inner.lock() else { return Vec::new() };
+        r.entries
+            .iter()
+            .map(|n| match n {
+                Noted::Entry(e) => e.clone(),
+                Noted::Raw(id, raw) => raw.entry(*id, names),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -187,7 +294,7 @@ mod tests {
         for t in 0..10 {
             r.push(entry(t), 4);
         }
-        let e = r.entries();
+        let e = r.entries(&[]);
         assert_eq!(e.len(), 4);
         assert_eq!(e.iter().map(|e| (e.id, e.unix_us)).collect::<Vec<_>>(), [(6, 6), (7, 7), (8, 8), (9, 9)]);
         let merged = merge_newest([e, vec![entry(8), entry(100)]].concat(), 3);
@@ -206,6 +313,17 @@ mod tests {
         let h = entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2);
         assert!(h[1].starts_with(b"#") && h[1].len() == 17 && h[1] != b"user:1");
         assert_eq!(h, entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2), "stable");
+        // Short keys are kept inline and hashed only when rendered: the
+        // same text as hashing up front, at every length around the edges.
+        let long_key = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        for n in 0..long_key.len() {
+            let k = &long_key[..n];
+            let hashed = KeyNote::new(KeyRule::Hashed, k).render().unwrap();
+            assert_eq!(hashed, format!("#{:016x}", fnv1a(k)).into_bytes(), "{n} bytes");
+            assert_eq!(KeyNote::new(KeyRule::Shown, k).render().unwrap(), k, "{n} bytes");
+            assert_eq!(matches!(KeyNote::new(KeyRule::Hashed, k), KeyNote::Short { .. }), n <= SHORT);
+        }
+        assert_eq!(std::mem::size_of::<KeyNote>(), 24);
         assert_eq!(
             entry_args("GET", &KeyNote::new(KeyRule::Hidden, b"user:1"), 2),
             [b"GET".to_vec(), b"... (1 more arguments)".to_vec()]
