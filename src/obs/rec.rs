@@ -98,11 +98,18 @@ fn slow_us(set: &Settings) -> u64 {
     }
 }
 
+/// Whether requests note their first key for the slow log.
+fn note_key(set: &Settings) -> bool {
+    slow_us(set) != u64::MAX && set.keys != KeyRule::Hidden
+}
+
 pub struct Recorder {
     pool: Option<Arc<PoolObs>>,
     kind: Kind,
     set: Settings,
     slow_us: u64,
+    /// The slow log is on and keeps keys: requests note their first key.
+    note_key: bool,
     epoch: Instant,
     epoch_unix_us: u64,
     now: Instant,
@@ -127,6 +134,7 @@ impl Recorder {
             kind,
             set,
             slow_us: slow_us(&set),
+            note_key: note_key(&set),
             epoch: now,
             epoch_unix_us: u64::try_from(unix.as_micros()).unwrap_or(0),
             now,
@@ -214,6 +222,7 @@ impl Recorder {
         }
         self.set = set;
         self.slow_us = slow_us(&set);
+        self.note_key = note_key(&set);
     }
 
     pub fn pool(&self) -> Option<&Arc<PoolObs>> {
@@ -243,7 +252,7 @@ impl Recorder {
     /// Whether the slow log or the hot keys want first keys.
     #[inline]
     pub fn wants_key(&self) -> bool {
-        (self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden) || self.hot.is_some()
+        self.note_key || self.hot.is_some()
     }
 
     /// A request was decoded: counts it and returns what it carries.
@@ -258,7 +267,7 @@ impl Recorder {
         c.requests.incr();
         c.request_bytes.add(bytes as u64);
         let key = match key {
-            Some(k) if self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden => KeyNote::new(self.set.keys, k),
+            Some(k) if self.note_key => KeyNote::new(self.set.keys, k),
             _ => KeyNote::None,
         };
         ReqObs { t0: self.now_us, cmd, server: NO_SERVER, argc: argc.min(u16::MAX as usize) as u16, key }

@@ -23,7 +23,7 @@ pub const MAX_ARG_BYTES: usize = 128;
 pub enum KeyRule {
     /// Not at all.
     Hidden,
-    /// As a 64-bit FNV-1a hash, shown as `#<16 hex digits>`: equal keys
+    /// As a 64-bit hash (`key_hash`), shown as `#<16 hex digits>`: equal keys
     /// match across entries, the name is not stored. A pseudonym, not a
     /// secret: short keys can be guessed by hashing candidates.
     #[default]
@@ -46,21 +46,21 @@ impl KeyRule {
 /// (its bytes are gone by the time its reply is complete).
 ///
 /// Cheap for the common case, because every timed request notes one and
-/// few turn out slow: a key of at most `SHORT` bytes is copied inline
-/// (a few word moves, no allocation), and hashed only if an entry is
-/// made; only a longer one is hashed (or, shown, copied) up front.
+/// few turn out slow: a hashed key costs one word-at-a-time hash
+/// (`key_hash`), a shown key of at most `SHORT` bytes a few word moves
+/// into an inline buffer; only a longer shown key allocates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KeyNote {
     #[default]
     None,
     Hash(u64),
-    /// A short key, kept whole; `hashed`: rendered as its hash.
-    Short { hashed: bool, len: u8, buf: [u8; SHORT] },
+    /// A short shown key, kept whole inline.
+    Short { len: u8, buf: [u8; SHORT] },
     Shown(Box<[u8]>),
 }
 
 /// The longest key `KeyNote` keeps inline (the enum stays 24 bytes).
-pub const SHORT: usize = 21;
+pub const SHORT: usize = 22;
 
 /// `src` (at most `SHORT` bytes) in a zeroed `SHORT`-byte buffer, by
 /// overlapping fixed-size moves rather than a byte loop or `memcpy` call.
@@ -88,10 +88,8 @@ impl KeyNote {
     pub fn new(rule: KeyRule, key: &[u8]) -> KeyNote {
         match rule {
             KeyRule::Hidden => KeyNote::None,
-            _ if key.len() <= SHORT => {
-                KeyNote::Short { hashed: rule == KeyRule::Hashed, len: key.len() as u8, buf: copy_short(key) }
-            }
-            KeyRule::Hashed => KeyNote::Hash(fnv1a(key)),
+            KeyRule::Hashed => KeyNote::Hash(key_hash(key)),
+            KeyRule::Shown if key.len() <= SHORT => KeyNote::Short { len: key.len() as u8, buf: copy_short(key) },
             KeyRule::Shown => KeyNote::Shown(key[..key.len().min(MAX_ARG_BYTES)].into()),
         }
     }
@@ -100,20 +98,54 @@ impl KeyNote {
     pub fn render(&self) -> Option<Vec<u8>> {
         match self {
             KeyNote::None => None,
-            KeyNote::Hash(h) => Some(hash_text(*h)),
-            KeyNote::Short { hashed: true, len, buf } => Some(hash_text(fnv1a(&buf[..usize::from(*len)]))),
-            KeyNote::Short { hashed: false, len, buf } => Some(buf[..usize::from(*len)].to_vec()),
+            KeyNote::Hash(h) => Some(format!("#{h:016x}").into_bytes()),
+            KeyNote::Short { len, buf } => Some(buf[..usize::from(*len).min(SHORT)].to_vec()),
             KeyNote::Shown(k) => Some(k.to_vec()),
         }
     }
 }
 
-fn hash_text(h: u64) -> Vec<u8> {
-    format!("#{h:016x}").into_bytes()
+/// The 128-bit product of `a` and `b`, its halves folded by xor.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
-pub(crate) fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3))
+/// A key's 64-bit pseudonym for the slow log and hot keys: a
+/// word-at-a-time hash built from folded multiplies (wyhash's scheme), a
+/// handful of instructions for a short key where a byte loop (FNV) costs
+/// several per byte. Stable across runs and cores; not keyed, so not
+/// secret (see `KeyRule::Hashed`).
+#[inline]
+pub(crate) fn key_hash(b: &[u8]) -> u64 {
+    const P0: u64 = 0xa076_1d64_78bd_642f;
+    const P1: u64 = 0xe703_7ed1_a0b4_28db;
+    const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w4 = |i: usize| {
+        b.get(i..i.saturating_add(4)).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, |x| u64::from(u32::from_le_bytes(x)))
+    };
+    let n = b.len();
+    let mut seed = P0 ^ n as u64;
+    let (a, c) = if n > 16 {
+        let mut i = 0;
+        while n - i > 16 {
+            seed = fold_mul(w8(i) ^ P1, w8(i + 8) ^ seed);
+            i += 16;
+        }
+        (w8(n - 16), w8(n - 8))
+    } else if n >= 8 {
+        (w8(0), w8(n - 8))
+    } else if n >= 4 {
+        (w4(0), w4(n - 4))
+    } else if n > 0 {
+        ((u64::from(b[0]) << 16) | (u64::from(b[n / 2]) << 8) | u64::from(b[n - 1]), 0)
+    } else {
+        (0, 0)
+    };
+    let p = u128::from(a ^ P1) * u128::from(c ^ seed);
+    fold_mul((p as u64) ^ P2 ^ n as u64, ((p >> 64) as u64) ^ P1)
 }
 
 /// One slow request.
@@ -313,16 +345,25 @@ mod tests {
         let h = entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2);
         assert!(h[1].starts_with(b"#") && h[1].len() == 17 && h[1] != b"user:1");
         assert_eq!(h, entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2), "stable");
-        // Short keys are kept inline and hashed only when rendered: the
-        // same text as hashing up front, at every length around the edges.
+        // Shown keys up to SHORT bytes are kept inline; every length
+        // around the edges reads back whole.
         let long_key = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut seen = std::collections::HashSet::new();
         for n in 0..long_key.len() {
             let k = &long_key[..n];
-            let hashed = KeyNote::new(KeyRule::Hashed, k).render().unwrap();
-            assert_eq!(hashed, format!("#{:016x}", fnv1a(k)).into_bytes(), "{n} bytes");
             assert_eq!(KeyNote::new(KeyRule::Shown, k).render().unwrap(), k, "{n} bytes");
-            assert_eq!(matches!(KeyNote::new(KeyRule::Hashed, k), KeyNote::Short { .. }), n <= SHORT);
+            assert_eq!(matches!(KeyNote::new(KeyRule::Shown, k), KeyNote::Short { .. }), n <= SHORT);
+            assert!(seen.insert(key_hash(k)), "prefixes hash apart ({n} bytes)");
         }
+        // Every byte of a key moves its hash, and so does its length.
+        let k = b"user:0000000000000000000000000001".to_vec();
+        for i in 0..k.len() {
+            let mut m = k.clone();
+            m[i] ^= 1;
+            assert_ne!(key_hash(&m), key_hash(&k), "byte {i}");
+        }
+        assert_ne!(key_hash(b"ab\0"), key_hash(b"ab"));
+        assert_ne!(key_hash(b""), key_hash(b"\0"));
         assert_eq!(std::mem::size_of::<KeyNote>(), 24);
         assert_eq!(
             entry_args("GET", &KeyNote::new(KeyRule::Hidden, b"user:1"), 2),
