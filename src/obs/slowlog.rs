@@ -46,60 +46,87 @@ impl KeyRule {
 /// (its bytes are gone by the time its reply is complete).
 ///
 /// Cheap for the common case, because every timed request notes one and
-/// few turn out slow: a hashed key costs one word-at-a-time hash
-/// (`key_hash`), a shown key of at most `SHORT` bytes a few word moves
-/// into an inline buffer; only a longer shown key allocates.
+/// few turn out slow: a key of at most 16 bytes is kept as two words
+/// (`Words`: two loads, no hashing, no allocation), from which both its
+/// hash and its bytes can be rebuilt when an entry is read. A longer key is
+/// hashed up front or, shown, copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KeyNote {
     #[default]
     None,
     Hash(u64),
-    /// A short shown key, kept whole inline.
-    Short { len: u8, buf: [u8; SHORT] },
+    /// A key of `n <= 16` bytes as `key_words` reads it; `hashed`: shown
+    /// as its hash.
+    Words { a: u64, c: u64, n: u8, hashed: bool },
     Shown(Box<[u8]>),
 }
 
-/// The longest key `KeyNote` keeps inline (the enum stays 24 bytes).
-pub const SHORT: usize = 22;
+/// The longest key `KeyNote` keeps as words.
+pub const SHORT: usize = 16;
 
-/// `src` (at most `SHORT` bytes) in a zeroed `SHORT`-byte buffer, by
-/// overlapping fixed-size moves rather than a byte loop or `memcpy` call.
+/// A key of at most `SHORT` bytes as two words that hold all its bytes:
+/// from 8 bytes up the first and the last 8 (overlapping below 16), from
+/// 4 the first and last 4, below that bytes 0, n/2 and n-1 packed.
 #[inline]
-fn copy_short(src: &[u8]) -> [u8; SHORT] {
-    let mut b = [0u8; SHORT];
-    let n = src.len().min(SHORT);
+fn key_words(b: &[u8]) -> (u64, u64) {
+    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w4 = |i: usize| {
+        b.get(i..i.saturating_add(4)).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, |x| u64::from(u32::from_le_bytes(x)))
+    };
+    let n = b.len();
     if n >= 8 {
-        b[..8].copy_from_slice(&src[..8]);
-        if n > 16 {
-            b[8..16].copy_from_slice(&src[8..16]);
-        }
-        b[n - 8..n].copy_from_slice(&src[n - 8..n]);
+        (w8(0), w8(n - 8))
     } else if n >= 4 {
-        b[..4].copy_from_slice(&src[..4]);
-        b[n - 4..n].copy_from_slice(&src[n - 4..n]);
+        (w4(0), w4(n - 4))
+    } else if n > 0 {
+        ((u64::from(b[0]) << 16) | (u64::from(b[n / 2]) << 8) | u64::from(b[n - 1]), 0)
     } else {
-        b[..n].copy_from_slice(&src[..n]);
+        (0, 0)
     }
-    b
+}
+
+/// The key `key_words` read as (`a`, `c`), `n` bytes long.
+fn unwords(a: u64, c: u64, n: usize) -> Vec<u8> {
+    let mut k = vec![0u8; n];
+    let (a8, c8) = (a.to_le_bytes(), c.to_le_bytes());
+    if (8..=SHORT).contains(&n) {
+        k[n - 8..].copy_from_slice(&c8);
+        k[..8].copy_from_slice(&a8);
+    } else if (4..8).contains(&n) {
+        k[n - 4..].copy_from_slice(&c8[..4]);
+        k[..4].copy_from_slice(&a8[..4]);
+    } else if (1..4).contains(&n) {
+        k[n - 1] = a8[0];
+        k[n / 2] = a8[1];
+        k[0] = a8[2];
+    }
+    k
 }
 
 impl KeyNote {
     #[inline]
     pub fn new(rule: KeyRule, key: &[u8]) -> KeyNote {
+        if rule == KeyRule::Hidden {
+            return KeyNote::None;
+        }
+        if key.len() <= SHORT {
+            let (a, c) = key_words(key);
+            return KeyNote::Words { a, c, n: key.len() as u8, hashed: rule == KeyRule::Hashed };
+        }
         match rule {
-            KeyRule::Hidden => KeyNote::None,
-            KeyRule::Hashed => KeyNote::Hash(key_hash(key)),
-            KeyRule::Shown if key.len() <= SHORT => KeyNote::Short { len: key.len() as u8, buf: copy_short(key) },
             KeyRule::Shown => KeyNote::Shown(key[..key.len().min(MAX_ARG_BYTES)].into()),
+            _ => KeyNote::Hash(key_hash(key)),
         }
     }
 
     /// The key as an entry shows it (`None`: no key, or hidden).
     pub fn render(&self) -> Option<Vec<u8>> {
+        let hashed = |h: u64| format!("#{h:016x}").into_bytes();
         match self {
             KeyNote::None => None,
-            KeyNote::Hash(h) => Some(format!("#{h:016x}").into_bytes()),
-            KeyNote::Short { len, buf } => Some(buf[..usize::from(*len).min(SHORT)].to_vec()),
+            KeyNote::Hash(h) => Some(hashed(*h)),
+            KeyNote::Words { a, c, n, hashed: true } => Some(hashed(mix_short(*a, *c, usize::from(*n)))),
+            KeyNote::Words { a, c, n, hashed: false } => Some(unwords(*a, *c, usize::from(*n))),
             KeyNote::Shown(k) => Some(k.to_vec()),
         }
     }
@@ -112,6 +139,16 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+const P0: u64 = 0xa076_1d64_78bd_642f;
+const P1: u64 = 0xe703_7ed1_a0b4_28db;
+const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+
+/// `key_hash` of a key of `n <= SHORT` bytes from its `key_words`.
+#[inline]
+fn mix_short(a: u64, c: u64, n: usize) -> u64 {
+    fold_mul(a ^ P1 ^ (n as u64).rotate_left(32), c ^ P2).wrapping_add(P0 ^ n as u64)
+}
+
 /// A key's 64-bit pseudonym for the slow log and hot keys: a
 /// word-at-a-time hash built from folded multiplies (wyhash's scheme), a
 /// handful of instructions for a short key where a byte loop (FNV) costs
@@ -119,32 +156,19 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 /// secret (see `KeyRule::Hashed`).
 #[inline]
 pub(crate) fn key_hash(b: &[u8]) -> u64 {
-    const P0: u64 = 0xa076_1d64_78bd_642f;
-    const P1: u64 = 0xe703_7ed1_a0b4_28db;
-    const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
-    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
-    let w4 = |i: usize| {
-        b.get(i..i.saturating_add(4)).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, |x| u64::from(u32::from_le_bytes(x)))
-    };
     let n = b.len();
+    if n <= SHORT {
+        let (a, c) = key_words(b);
+        return mix_short(a, c, n);
+    }
+    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
     let mut seed = P0 ^ n as u64;
-    let (a, c) = if n > 16 {
-        let mut i = 0;
-        while n - i > 16 {
-            seed = fold_mul(w8(i) ^ P1, w8(i + 8) ^ seed);
-            i += 16;
-        }
-        (w8(n - 16), w8(n - 8))
-    } else if n >= 8 {
-        (w8(0), w8(n - 8))
-    } else if n >= 4 {
-        (w4(0), w4(n - 4))
-    } else if n > 0 {
-        ((u64::from(b[0]) << 16) | (u64::from(b[n / 2]) << 8) | u64::from(b[n - 1]), 0)
-    } else {
-        (0, 0)
-    };
-    let p = u128::from(a ^ P1) * u128::from(c ^ seed);
+    let mut i = 0;
+    while n - i > 16 {
+        seed = fold_mul(w8(i) ^ P1, w8(i + 8) ^ seed);
+        i += 16;
+    }
+    let p = u128::from(w8(n - 16) ^ P1) * u128::from(w8(n - 8) ^ seed);
     fold_mul((p as u64) ^ P2 ^ n as u64, ((p >> 64) as u64) ^ P1)
 }
 
@@ -345,15 +369,21 @@ mod tests {
         let h = entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2);
         assert!(h[1].starts_with(b"#") && h[1].len() == 17 && h[1] != b"user:1");
         assert_eq!(h, entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2), "stable");
-        // Shown keys up to SHORT bytes are kept inline; every length
-        // around the edges reads back whole.
+        // Keys up to SHORT bytes are kept as words; at every length around
+        // the edges they read back whole, and hash as hashing them would.
         let long_key = b"0123456789abcdefghijklmnopqrstuvwxyz";
         let mut seen = std::collections::HashSet::new();
         for n in 0..long_key.len() {
             let k = &long_key[..n];
             assert_eq!(KeyNote::new(KeyRule::Shown, k).render().unwrap(), k, "{n} bytes");
-            assert_eq!(matches!(KeyNote::new(KeyRule::Shown, k), KeyNote::Short { .. }), n <= SHORT);
+            assert_eq!(matches!(KeyNote::new(KeyRule::Shown, k), KeyNote::Words { .. }), n <= SHORT);
+            let hashed = format!("#{:016x}", key_hash(k)).into_bytes();
+            assert_eq!(KeyNote::new(KeyRule::Hashed, k).render().unwrap(), hashed, "{n} bytes");
             assert!(seen.insert(key_hash(k)), "prefixes hash apart ({n} bytes)");
+        }
+        for n in 0..=SHORT {
+            let k: Vec<u8> = (0..n).map(|i| (i * 37 + 200) as u8).collect();
+            assert_eq!(KeyNote::new(KeyRule::Shown, &k).render().unwrap(), k, "binary, {n} bytes");
         }
         // Every byte of a key moves its hash, and so does its length.
         let k = b"user:0000000000000000000000000001".to_vec();
