@@ -279,13 +279,24 @@ fn mongos_pool_counts_and_logs_slow_commands() {
             m.command(doc! {"ping": 1, "$db": "admin"}).unwrap();
         }
         m.command(doc! {"slow": 0.3, "$db": "admin"}).unwrap();
+        // ok: 0 replies count by codeName, a listed one or "other".
+        for name in ["DuplicateKey", "DuplicateKey", "SomeForgedName"] {
+            let r = m.command(doc! {"fail": name, "$db": "admin"}).unwrap();
+            assert_eq!(r.get_str("codeName").ok(), Some(name));
+        }
         let l = |c: &str| format!("pool=\"mongo\",command=\"{c}\"");
         common::wait_until("mongo observations recorded", Duration::from_secs(5), || {
             p.metric("puerta_request_duration_seconds_count", &l("other")) >= 1.0
         });
         assert_eq!(p.metric("puerta_command_requests_total", &l("ping")), 10.0, "{io}");
         assert_eq!(p.metric("puerta_request_duration_seconds_count", &l("ping")), 10.0, "{io}");
-        assert_eq!(p.metric("puerta_command_requests_total", &l("other")), 1.0, "{io}: forged names are other");
+        assert_eq!(p.metric("puerta_command_requests_total", &l("other")), 4.0, "{io}: forged names are other");
+        let e = |class: &str| p.metric("puerta_command_errors_total", &format!("{},class=\"{class}\"", l("other")));
+        assert_eq!((e("DuplicateKey"), e("other")), (2.0, 1.0), "{io}: ok: 0 by codeName");
+        assert_eq!(p.metric("puerta_command_errors_total", &format!("{},class=\"other\"", l("ping"))), 0.0, "{io}");
+        // Bytes: every ping request and reply, whole messages.
+        assert!(p.metric("puerta_command_request_bytes_total", &l("ping")) >= 10.0 * 16.0, "{io}");
+        assert!(p.metric("puerta_command_reply_bytes_total", &l("ping")) >= 10.0 * 16.0, "{io}");
         let (_, body) = p.get("/slowlog");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let entries = v["pools"][0]["entries"].as_array().unwrap();
