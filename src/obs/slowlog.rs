@@ -155,7 +155,7 @@ fn mix_short(a: u64, c: u64, n: usize) -> u64 {
 /// several per byte. Stable across runs and cores; not keyed, so not
 /// secret (see `KeyRule::Hashed`).
 #[inline]
-pub(crate) fn key_hash(b: &[u8]) -> u64 {
+pub fn key_hash(b: &[u8]) -> u64 {
     let n = b.len();
     if n <= SHORT {
         let (a, c) = key_words(b);
