@@ -203,7 +203,7 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 print(f"redis-benchmark -c {sys.argv[4]} -n {sys.argv[3]}, 3 masters, Puerta workers={sys.argv[6]}, "
       f"medians of {sys.argv[5]} interleaved rounds")
-print(f"{'pipe':>4} {'test':<4} {'target':<7} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} "
+print(f"{'pipe':>4} {'test':<4} {'target':<12} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} "
       f"{'p99.9 ms':>8} {'puerta us/req':>13} {'redis us/req':>12} {'syscalls/req':>12} {'puerta runq us/req':>18}")
 agg = {}
 for p in sorted({r["pipeline"] for r in rows}, key=int):
@@ -221,7 +221,7 @@ for p in sorted({r["pipeline"] for r in rows}, key=int):
             pcpu = f"{v['proxy_cpu']:.2f}" if t != "direct" else "-"
             pwait = f"{v['proxy_wait']:.2f}" if t != "direct" else "-"
             sc = sysc.get(p, "-") if t == "puerta" and test == "get" else "-"
-            print(f"{p:>4} {test:<4} {t:<7} {v['rps']:>10.0f} {ratio:>9.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
+            print(f"{p:>4} {test:<4} {t:<12} {v['rps']:>10.0f} {ratio:>9.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
                   f"{v['p999']:>8.3f} {pcpu:>13} {v['server_cpu']:>12.2f} {sc:>12} {pwait:>18}")
 print("puerta us/req: the puerta process only; redis us/req: the three masters together; "
       "syscalls/req from a separate GET run under strace;")
