@@ -38,6 +38,7 @@ pub mod nutstats;
 mod obs;
 mod ready;
 mod server;
+mod tls;
 mod slowlog;
 pub mod status;
 mod totals;

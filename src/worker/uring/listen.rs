@@ -20,7 +20,8 @@ use super::conn::Conn;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
-use crate::worker::mongo;
+use crate::session::Side;
+use crate::worker::{mongo, relay_tls};
 use crate::worker::sys;
 
 /// A listener this worker has (or had) a multishot accept armed on.
@@ -92,7 +93,7 @@ impl UringDriver {
             }
             return;
         };
-        let pool = a.pool.clone();
+        let (pool, plain) = (a.pool.clone(), a.listener.plain);
         let retired = a.retired;
         if !cqueue::more(flags) {
             a.armed = false;
@@ -108,7 +109,7 @@ impl UringDriver {
             sys::close(res);
         } else {
             self.core.handle_accepted();
-            self.start_session(pool, res, now);
+            self.start_session(pool, res, plain, now);
         }
         if let Some(a) = self.listeners.get(idx).and_then(|a| a.as_ref()) {
             if !a.armed && !a.retired {
@@ -153,10 +154,14 @@ impl UringDriver {
         }
     }
 
-    fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
+    fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, plain: bool, now: Instant) {
         if crate::worker::mux_pools::is_mux(&pool) {
-            return self.mux_accept(&pool, fd);
+            return self.mux_accept(&pool, fd, plain, now);
         }
+        let Ok(tls) = relay_tls::accept(&pool, plain, now, &self.core.stats.tls) else {
+            sys::close(fd);
+            return;
+        };
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
         let backend = match self.core.admit(&pool, &key) {
@@ -170,7 +175,9 @@ impl UringDriver {
         sys::set_nodelay(fd);
         let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
         let deferred = session.awaiting_route();
-        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
+        let mut conn = Conn::new(pool, key, backend, fd, session);
+        conn.r.tls[Side::Client as usize] = tls;
+        let slot = self.conns.insert(conn);
         if !deferred {
             self.connect(slot);
         }
