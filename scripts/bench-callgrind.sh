@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Deterministic per-request cost of a twemproxy redis pool: instructions
-# (callgrind Ir) per request, which repeat to well under 1% on a noisy box
+# Deterministic per-request cost of a twemproxy redis pool (or, with
+# MODE=cluster, a redis_cluster pool): instructions (callgrind Ir) per
+# request, which repeat to well under 1% on a noisy box
 # where wall-clock figures do not (../shared/DESIGN.md section 4).
 #
 # Puerta (workers=1) runs under `valgrind --tool=callgrind` in front of two
-# redis-servers. For each driver and pipeline depth: warm up, zero the
+# redis-servers (MODE=cluster: three cluster-enabled masters joined with
+# `redis-cli --cluster create`, as scripts/bench-cluster.sh makes them). For each driver and pipeline depth: warm up, zero the
 # counters (callgrind_control -z), send N requests with redis-benchmark
 # (GET and SET over KEYSPACE random keys, C connections), dump
 # (callgrind_control -d) and divide the instructions by N. The idle loop
@@ -20,7 +22,9 @@
 #        METRICS_DETAIL; default 1s: callgrind slows Puerta ~50x, so at
 #        Puerta's default of 10ms most pipelined requests would be "slow"
 #        and the figure would measure the slow log, not the per-request
-#        timing; set "10ms" to see that: each entry costs ~260 Ir)
+#        timing; set "10ms" to see that: each entry costs ~260 Ir),
+#        MODE ("twemproxy" | "cluster": a mode = "redis_cluster" pool over
+#        a 3-master cluster, written as TOML, with METRICS_DETAIL if set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
@@ -31,18 +35,60 @@ done
 BIN=${PUERTA_BIN:-target/release/puerta}
 [ -n "${PUERTA_BIN:-}" ] || cargo build --release --quiet
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
-RA=$(port); RB=$(port)
-for p in $RA $RB; do
-    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-    PIDS+=($!)
-done
-wait_port "$RA"; wait_port "$RB"
+MODE=${MODE:-twemproxy}
+case $MODE in
+twemproxy)
+    RA=$(port); RB=$(port)
+    for p in $RA $RB; do
+        redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+        PIDS+=($!)
+    done
+    wait_port "$RA"; wait_port "$RB"
+    ;;
+cluster)
+    # Three cluster-enabled masters; the bus port is port+10000, so pick
+    # ports whose bus port is free too.
+    MASTERS=()
+    while [ ${#MASTERS[@]} -lt 3 ]; do
+        p=$(port)
+        [ "$p" -lt 55000 ] || continue
+        python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',$p+10000))" 2>/dev/null || continue
+        mkdir -p "$WORK/n$p"
+        (cd "$WORK/n$p" && exec redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+            --cluster-config-file nodes.conf --cluster-node-timeout 5000 --save '' --appendonly no >/dev/null) &
+        PIDS+=($!); MASTERS+=("$p")
+    done
+    for p in "${MASTERS[@]}"; do wait_port "$p"; done
+    redis-cli --cluster create "${MASTERS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$WORK/create.log" 2>&1 \
+        || { cat "$WORK/create.log" >&2; exit 1; }
+    for _ in $(seq 100); do
+        ok=1
+        for p in "${MASTERS[@]}"; do redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || ok=0; done
+        [ $ok = 1 ] && break; sleep 0.2
+    done
+    [ $ok = 1 ] || { echo "cluster never reached cluster_state:ok" >&2; exit 1; }
+    ;;
+*) echo "MODE: twemproxy or cluster" >&2; exit 1 ;;
+esac
 
 printf '%-6s %-4s %-4s %12s\n' driver pipe cmd "Ir/request"
 for drv in $DRIVERS; do
     PP=$(port)
     CONF="$WORK/p.yml"
-    if [ -n "${METRICS_DETAIL:-}" ]; then
+    if [ "$MODE" = cluster ]; then
+        CONF="$WORK/p.toml"
+        cat >"$CONF" <<TOML
+[server]
+${METRICS_DETAIL:+metrics_detail = \"$METRICS_DETAIL\"}
+
+[[pool]]
+name = "bench"
+listen = "127.0.0.1:$PP"
+mode = "redis_cluster"
+servers = [$(printf '"127.0.0.1:%s", ' "${MASTERS[@]}")]
+${METRICS_DETAIL:+slow_op_threshold = \"${SLOW_OP_THRESHOLD:-1s}\"}
+TOML
+    elif [ -n "${METRICS_DETAIL:-}" ]; then
         # The same pool in Puerta's TOML, which can also set [server] keys.
         CONF="$WORK/p.toml"
         cat >"$CONF" <<TOML

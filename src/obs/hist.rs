@@ -77,6 +77,13 @@ impl Hist {
         self.sum_us.add(us);
     }
 
+    /// Records `n` durations of `us` microseconds each (a `Run`).
+    #[inline]
+    pub fn record_n(&self, us: u64, n: u32) {
+        self.buckets[bucket_of(us)].add(u64::from(n));
+        self.sum_us.add(us.wrapping_mul(u64::from(n)));
+    }
+
     pub fn snap(&self) -> HistSnap {
         let mut s = HistSnap::default();
         for (d, b) in s.buckets.iter_mut().zip(&self.buckets) {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::classes::{classify, command_name, Kind, NCMD};
 use super::hotkeys::HotKeys;
 use super::pool::{PoolObs, MAX_POOL_BACKENDS};
+use super::run::Run;
 use super::slowlog::{Entry, KeyNote, KeyRule, Raw};
 
 /// What a pool records, from `[server] metrics_detail` and the pool's
@@ -178,9 +179,7 @@ impl Recorder {
     pub fn slowlog_get(&self, n: usize) -> Vec<Entry> {
         match &self.peers {
             Some((s, id)) => super::snapshot::slowlog_entries(&s.workers, *id, n),
-            None => {
-                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default()
-            }
+            None => self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default(),
         }
     }
 
@@ -273,9 +272,11 @@ impl Recorder {
         ReqObs { t0: self.now_us, cmd, server: NO_SERVER, argc: argc.min(u16::MAX as usize) as u16, key }
     }
 
-    /// A request's reply is complete and queued to its client.
+    /// A request's reply is complete and queued to its client. Its
+    /// duration joins `run` (see `run`); the caller flushes the run with
+    /// `flush_requests` before it returns.
     #[inline]
-    pub fn finish(&self, r: &ReqObs, reply: &[u8], client: usize) {
+    pub fn finish(&self, r: &ReqObs, reply: &[u8], client: usize, run: &mut Run) {
         let Some(p) = &self.pool else { return };
         if r.cmd == UNNOTED {
             return;
@@ -286,22 +287,55 @@ impl Recorder {
             c.errors[class].incr();
         }
         if self.set.timing {
+            if let Some((cmd, t0, n)) = run.push(u32::from(r.cmd), r.t0) {
+                self.record_requests(p, cmd, t0, n);
+            }
             let us = u64::from(self.now_us.wrapping_sub(r.t0));
-            p.hist[usize::from(r.cmd)].record_us(us);
             if us >= self.slow_us {
                 self.slow(p, r, us, self.clients.get(client).copied().flatten());
             }
         }
     }
 
-    /// A backend round trip of server `server` that began at `t0`.
+    /// Records what `run` holds of request durations.
     #[inline]
-    pub fn backend_rtt(&self, server: u32, t0: u32) {
+    pub fn flush_requests(&self, run: &mut Run) {
+        if let (Some(p), Some((cmd, t0, n))) = (&self.pool, run.take()) {
+            self.record_requests(p, cmd, t0, n);
+        }
+    }
+
+    #[inline]
+    fn record_requests(&self, p: &PoolObs, cmd: u32, t0: u32, n: u32) {
+        if let Some(h) = p.hist.get(cmd as usize) {
+            h.record_n(u64::from(self.now_us.wrapping_sub(t0)), n);
+        }
+    }
+
+    /// A backend round trip of server `server` that began at `t0`: joins
+    /// `run`; the caller flushes it with `flush_backend` before it returns.
+    #[inline]
+    pub fn backend_rtt(&self, server: u32, t0: u32, run: &mut Run) {
         if !self.set.timing {
             return;
         }
+        if let Some((server, t0, n)) = run.push(server, t0) {
+            self.record_backend(server, t0, n);
+        }
+    }
+
+    /// Records what `run` holds of backend round trips.
+    #[inline]
+    pub fn flush_backend(&self, run: &mut Run) {
+        if let Some((server, t0, n)) = run.take() {
+            self.record_backend(server, t0, n);
+        }
+    }
+
+    #[inline]
+    fn record_backend(&self, server: u32, t0: u32, n: u32) {
         if let Some(h) = self.pool.as_ref().and_then(|p| p.backends.get(server as usize)) {
-            h.record_us(u64::from(self.now_us.wrapping_sub(t0)));
+            h.record_n(u64::from(self.now_us.wrapping_sub(t0)), n);
         }
     }
 

@@ -81,6 +81,8 @@ impl ClusterSession {
             return;
         }
         c.base.rbuf.extend_from_slice(data);
+        // The round trips of this read, equal ones recorded together.
+        let mut rtt = crate::obs::Run::default();
         while let Some(c) = self.conn_mut(b) {
             let crate::session::mux::backend::ReplyDec::Resp(dec) = &mut c.base.dec else { break };
             let reply = match dec.decode(&mut c.base.rbuf) {
@@ -126,11 +128,12 @@ impl ClusterSession {
                 Entry::Unit(unit) => {
                     let noted = c.note.take();
                     let node = c.node;
-                    self.obs.backend_rtt(node, entry.sent_us);
+                    self.obs.backend_rtt(node, entry.sent_us, &mut rtt);
                     self.handle_final(b, *unit, reply, noted, now);
                 }
             }
         }
+        self.obs.flush_backend(&mut rtt);
         // A connection to a node that left the topology closes once idle.
         self.retire_if_gone(b);
         self.run_resumes(now);

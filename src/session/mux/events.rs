@@ -93,11 +93,21 @@ impl MuxSession {
     /// request at the head of that connection's queue.
     pub fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
         self.set_clock(now);
-        self.backend_data(b, data, now, router);
+        // The round trips of this read, equal ones recorded together.
+        let mut rtt = crate::obs::Run::default();
+        self.backend_data(b, data, now, router, &mut rtt);
+        self.obs.flush_backend(&mut rtt);
         self.run_resumes(now, router);
     }
 
-    fn backend_data(&mut self, b: BackendId, data: &[u8], now: Instant, router: &dyn Router) {
+    fn backend_data(
+        &mut self,
+        b: BackendId,
+        data: &[u8],
+        now: Instant,
+        router: &dyn Router,
+        rtt: &mut crate::obs::Run,
+    ) {
         let Some(i) = self.bidx(b) else { return };
         if self.backends[i].state != BState::Ready {
             return;
@@ -127,7 +137,7 @@ impl MuxSession {
                 tracing::warn!(server = b.server, "reply with no request outstanding; closing backend");
                 return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);
             };
-            self.obs.backend_rtt(b.server, entry.sent_us);
+            self.obs.backend_rtt(b.server, entry.sent_us, rtt);
             let sc = &mut self.stats.servers[b.server as usize];
             sc.responses += 1;
             sc.response_bytes += reply.raw().len() as u64;

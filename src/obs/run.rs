@@ -1,0 +1,63 @@
+//! `Run`: equal durations recorded once with a count.
+//!
+//! Within one event batch every duration is `now - t0` with the batch's
+//! one `now`, so consecutive records of the same series (a command's
+//! request histogram, a backend's round trips) with the same `t0` are the
+//! same value: a pipeline of 16 GETs answered together is 16 equal
+//! request durations, and one backend read holding their 16 replies is 16
+//! equal round trips. A `Run` counts such a streak and the histogram takes
+//! it in one record (`Hist::record_n`): one bucket lookup and two counter
+//! stores per streak, not per request.
+//!
+//! Owner: a local of the one call that records a batch's replies
+//! (`Client::flush_ready`, a session's backend read). Invariant: whoever
+//! feeds a `Run` flushes it before that call returns, so a scrape never
+//! misses a request once its reply is queued; the recorded counts and
+//! values are exactly those of recording each duration alone.
+
+/// A streak of equal durations not yet recorded: series `key`, started
+/// at offset `t0`, `n` of them (`n == 0`: empty).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    key: u32,
+    t0: u32,
+    n: u32,
+}
+
+impl Run {
+    /// Adds one duration of series `key` begun at `t0`. Returns the
+    /// streak it ends (to record now), if any.
+    #[inline]
+    pub fn push(&mut self, key: u32, t0: u32) -> Option<(u32, u32, u32)> {
+        if self.n != 0 && self.key == key && self.t0 == t0 && self.n != u32::MAX {
+            self.n += 1;
+            return None;
+        }
+        let done = self.take();
+        *self = Run { key, t0, n: 1 };
+        done
+    }
+
+    /// Empties the run: its streak (`key`, `t0`, `n`), if any.
+    #[inline]
+    pub fn take(&mut self) -> Option<(u32, u32, u32)> {
+        let r = std::mem::take(self);
+        (r.n != 0).then_some((r.key, r.t0, r.n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Run;
+
+    #[test]
+    fn streaks_of_equal_series_and_start_are_counted_together() {
+        let mut r = Run::default();
+        assert_eq!(r.push(3, 100), None);
+        assert_eq!(r.push(3, 100), None);
+        assert_eq!(r.push(3, 101), Some((3, 100, 2)));
+        assert_eq!(r.push(4, 101), Some((3, 101, 1)));
+        assert_eq!(r.take(), Some((4, 101, 1)));
+        assert_eq!(r.take(), None);
+    }
+}
