@@ -272,11 +272,9 @@ impl Recorder {
         ReqObs { t0: self.now_us, cmd, server: NO_SERVER, argc: argc.min(u16::MAX as usize) as u16, key }
     }
 
-    /// A request's reply is complete and queued to its client. Its
-    /// duration joins `run` (see `run`); the caller flushes the run with
-    /// `flush_requests` before it returns.
+    /// A request's reply is complete and queued to its client.
     #[inline]
-    pub fn finish(&self, r: &ReqObs, reply: &[u8], client: usize, run: &mut Run) {
+    pub fn finish(&self, r: &ReqObs, reply: &[u8], client: usize) {
         let Some(p) = &self.pool else { return };
         if r.cmd == UNNOTED {
             return;
@@ -287,28 +285,11 @@ impl Recorder {
             c.errors[class].incr();
         }
         if self.set.timing {
-            if let Some((cmd, t0, n)) = run.push(u32::from(r.cmd), r.t0) {
-                self.record_requests(p, cmd, t0, n);
-            }
             let us = u64::from(self.now_us.wrapping_sub(r.t0));
+            p.hist[usize::from(r.cmd)].record_us(us);
             if us >= self.slow_us {
                 self.slow(p, r, us, self.clients.get(client).copied().flatten());
             }
-        }
-    }
-
-    /// Records what `run` holds of request durations.
-    #[inline]
-    pub fn flush_requests(&self, run: &mut Run) {
-        if let (Some(p), Some((cmd, t0, n))) = (&self.pool, run.take()) {
-            self.record_requests(p, cmd, t0, n);
-        }
-    }
-
-    #[inline]
-    fn record_requests(&self, p: &PoolObs, cmd: u32, t0: u32, n: u32) {
-        if let Some(h) = p.hist.get(cmd as usize) {
-            h.record_n(u64::from(self.now_us.wrapping_sub(t0)), n);
         }
     }
 

@@ -1,18 +1,19 @@
 //! `Run`: equal durations recorded once with a count.
 //!
 //! Within one event batch every duration is `now - t0` with the batch's
-//! one `now`, so consecutive records of the same series (a command's
-//! request histogram, a backend's round trips) with the same `t0` are the
-//! same value: a pipeline of 16 GETs answered together is 16 equal
-//! request durations, and one backend read holding their 16 replies is 16
-//! equal round trips. A `Run` counts such a streak and the histogram takes
+//! one `now`, so consecutive records of the same series (one backend's
+//! round trips) with the same `t0` are the same value: one backend read
+//! holding the 16 replies of one send is 16 equal round trips. A `Run` counts such a streak and the histogram takes
 //! it in one record (`Hist::record_n`): one bucket lookup and two counter
-//! stores per streak, not per request.
+//! stores per streak, not per request. Used for backend round trips, where
+//! one read carries many replies of one send; request durations are
+//! recorded one by one (`Client::flush_ready` mostly sees short streaks,
+//! where the bookkeeping cost more than it saved).
 //!
-//! Owner: a local of the one call that records a batch's replies
-//! (`Client::flush_ready`, a session's backend read). Invariant: whoever
+//! Owner: a local of the one call that reads a backend's replies (the mux
+//! and cluster sessions' `handle_backend_data`). Invariant: whoever
 //! feeds a `Run` flushes it before that call returns, so a scrape never
-//! misses a request once its reply is queued; the recorded counts and
+//! misses a round trip whose reply was read; the recorded counts and
 //! values are exactly those of recording each duration alone.
 
 /// A streak of equal durations not yet recorded: series `key`, started
@@ -59,5 +60,12 @@ mod tests {
         assert_eq!(r.push(4, 101), Some((3, 101, 1)));
         assert_eq!(r.take(), Some((4, 101, 1)));
         assert_eq!(r.take(), None);
+    }
+
+    #[test]
+    fn a_full_streak_is_recorded_and_a_new_one_begins() {
+        let mut r = Run { key: 7, t0: 5, n: u32::MAX };
+        assert_eq!(r.push(7, 5), Some((7, 5, u32::MAX)));
+        assert_eq!(r.take(), Some((7, 5, 1)));
     }
 }

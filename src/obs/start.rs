@@ -6,25 +6,26 @@
 //! key noted (`slowlog::KeyNote`: two word loads for a key of up to 16
 //! bytes; a longer one hashed or copied).
 
-use super::classes::{mc_index, redis_index};
+use super::classes::mc_index;
 use super::rec::{Recorder, ReqObs};
-use crate::protocol::command::COMMANDS;
+use crate::protocol::command::{lookup, COMMANDS};
 use crate::protocol::memcache::McRequest;
 use crate::protocol::resp::Request;
 
 /// A Redis request: the command by Redis's table, its first key where the
-/// table's legacy key range says one is.
+/// table's legacy key range says one is. One table lookup gives both.
 #[inline]
 pub fn start_redis(rec: &mut Recorder, req: &Request) -> ReqObs {
     if rec.pool().is_none() {
         return ReqObs::default();
     }
-    let cmd = redis_index(req.name());
-    let key = if rec.wants_key() {
-        let first = COMMANDS.get(usize::from(cmd)).map_or(0, |c| c.legacy.0);
-        usize::try_from(first).ok().filter(|&i| i > 0 && i < req.argc()).map(|i| req.arg(i))
-    } else {
-        None
+    let (cmd, first) = match lookup(req.name()) {
+        Some((i, c)) => (i as u16, c.legacy.0),
+        None => (COMMANDS.len() as u16, 0),
+    };
+    let key = match usize::try_from(first) {
+        Ok(i) if i > 0 && i < req.argc() && rec.wants_key() => Some(req.arg(i)),
+        _ => None,
     };
     rec.start(cmd, req.raw().len(), req.argc(), key)
 }

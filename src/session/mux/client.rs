@@ -220,16 +220,10 @@ impl Client {
     }
 
     /// Moves ready head slots to `out`, in order; each is recorded as
-    /// answered now (`obs`), equal durations in one run (`obs::Run`).
+    /// answered now (`obs`).
     pub fn flush_ready(&mut self, rec: &Recorder, idx: usize) {
-        let mut run = crate::obs::Run::default();
-        self.flush_slots(rec, idx, &mut run);
-        rec.flush_requests(&mut run);
-    }
-
-    fn flush_slots(&mut self, rec: &Recorder, idx: usize, run: &mut crate::obs::Run) {
         while let Some((bytes, obs)) = self.slots.front().and_then(|s| Some((s.ready.as_ref()?, &s.obs))) {
-            rec.finish(obs, bytes, idx, run);
+            rec.finish(obs, bytes, idx);
             if !bytes.is_empty() {
                 self.out.push(bytes);
             }
