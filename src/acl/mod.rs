@@ -22,7 +22,7 @@ mod source;
 use std::sync::Arc;
 
 pub use check::Denied;
-pub use rules::{hash, KeyPattern, User, READ, WRITE};
+pub use rules::{hash, KeyPattern, User, NO_ID, READ, WRITE};
 pub use source::IpRange;
 
 /// A rule that does not parse, in words for `file:line: key: problem`.
@@ -80,6 +80,12 @@ impl Users {
     /// (by its `source` ranges). A unix-socket client (`None`) is none.
     pub fn admits(&self, ip: Option<std::net::IpAddr>) -> bool {
         ip.is_some_and(|ip| self.list.iter().any(|u| u.enabled && u.source.iter().any(|r| r.contains(ip))))
+    }
+
+    /// memcache pools: the first enabled user whose `source` holds `ip`
+    /// (the user a client from `ip` is, for its limits and counters).
+    pub fn by_source(&self, ip: std::net::IpAddr) -> Option<&Arc<User>> {
+        self.list.iter().find(|u| u.enabled && u.source.iter().any(|r| r.contains(ip)))
     }
 
     /// AUTH: the enabled user `name` whose password is `password`. Every

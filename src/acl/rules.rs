@@ -60,7 +60,15 @@ pub struct User {
     /// Client IP ranges this user is (memcached pools, set by the config
     /// layer; not a rule).
     pub source: Vec<super::IpRange>,
+    /// The user's index in the process-wide `[[user]]` list (its per-user
+    /// limits and counters, `limit::UserLimits`); `NO_ID` for a user that
+    /// is no `[[user]]` (a cluster pool's `client_auth`). Set by the config
+    /// layer.
+    pub id: u32,
 }
+
+/// `User::id` of a user outside the `[[user]]` list.
+pub const NO_ID: u32 = u32::MAX;
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +132,7 @@ impl User {
             channels: Vec::new(),
             scripting: false,
             source: Vec::new(),
+            id: NO_ID,
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct UserFile {
     pub pools: Option<Vec<String>>,
     /// memcache pools: the client IP ranges that are this user.
     pub source: Option<Vec<String>>,
+    /// `{ requests, bytes, burst }`: the user's rates, process-wide.
+    pub limits: Option<super::ratelimit::UserLimitsFile>,
 }
 
 /// `[server]`. Every key is optional; `Default` holds the documented defaults.
