@@ -43,7 +43,7 @@ pub use ip::IpKey;
 pub use share_table::{ShareTable, REBALANCE_EVERY, SHARE_FLOOR_DIVISOR};
 pub use shares::{ConnGuard, IpSlot, PoolLimits};
 pub use table::{IpTable, DEFAULT_TABLE_ENTRIES};
-pub use users::UserLimits;
+pub use users::{UserLimits, UserTotals};
 
 /// Limits one bucket enforces: rates per second (`None`: that dimension is
 /// unlimited) and the burst factor (capacity = `burst` x rate).
