@@ -42,6 +42,7 @@ mod slowlog;
 pub mod status;
 mod totals;
 pub mod twem;
+mod users;
 
 #[cfg(test)]
 mod fixture;

@@ -77,6 +77,7 @@ pub struct BuildCtx<'a> {
 }
 
 pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
+    let user_limits = user_limits(&cfg, ctx);
     let mut pools = Vec::with_capacity(cfg.pools.len());
     let mut all_listeners = Vec::with_capacity(cfg.pools.len());
     for pc in &cfg.pools {
@@ -99,9 +100,30 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
             let keep = prev.filter(|l| l.workers() == ctx.workers.max(1));
             pool.ip_limits = Some(keep.unwrap_or_else(|| Arc::new(crate::limit::PoolLimits::new(ctx.workers))));
         }
+        if pc.users.is_some() {
+            pool.user_limits = user_limits.clone();
+        }
         pools.push(Arc::new(pool));
     }
-    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners: all_listeners })
+    let listeners = all_listeners;
+    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners, user_limits })
+}
+
+/// The users' limits and counters: the previous snapshot's when neither
+/// the users (names, order, limits) nor the worker count changed, so a
+/// reload keeps their buckets; else new ones that carry the counters of
+/// the users kept (`limit::users`).
+fn user_limits(cfg: &Config, ctx: &BuildCtx<'_>) -> Option<Arc<crate::limit::UserLimits>> {
+    if cfg.users.is_empty() {
+        return None;
+    }
+    let users: Vec<_> = cfg.users.iter().map(|u| (u.user.name.clone(), u.limits)).collect();
+    let prev = ctx.prev.and_then(|s| s.user_limits.as_ref());
+    if let Some(p) = prev.filter(|p| p.same(&users, ctx.workers)) {
+        return Some(p.clone());
+    }
+    let now = std::time::Instant::now();
+    Some(Arc::new(crate::limit::UserLimits::new(users, ctx.workers, now, prev.map(|p| &**p))))
 }
 
 /// The pool's per-worker listeners: the previous snapshot's when the pool

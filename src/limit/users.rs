@@ -280,9 +280,9 @@ mod tests {
         assert!(b.same(&users, 2) && !b.same(&users, 3));
         b.charge(1, 0, 1, t0);
         let t: Vec<_> = b.totals().collect();
-        assert_eq!(t, vec![
-            ("u1", UserTotals { requests: 3, bytes: 13, denied: 1, limited: 0 }),
-            ("u2", UserTotals::default()),
-        ]);
+        assert_eq!(
+            t,
+            vec![("u1", UserTotals { requests: 3, bytes: 13, denied: 1, limited: 0 }), ("u2", UserTotals::default()),]
+        );
     }
 }

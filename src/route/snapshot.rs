@@ -30,6 +30,9 @@ pub struct Snapshot {
     /// sessions (which hold their pool's Arc) never keep a retired listener
     /// open; empty while draining.
     pub listeners: Vec<Vec<Arc<Listener>>>,
+    /// Every `[[user]]`'s limits and counters (`None`: no users); the same
+    /// `Arc` as each pool's `user_limits`.
+    pub user_limits: Option<Arc<crate::limit::UserLimits>>,
 }
 
 /// One pool as of one epoch.
@@ -57,6 +60,10 @@ pub struct PoolSnapshot {
     /// has `per_ip`; carried across reloads like `clients` (the control
     /// thread rebalances the shares, `limit::shares`).
     pub ip_limits: Option<Arc<crate::limit::PoolLimits>>,
+    /// The process-wide per-user limits and counters, for a pool whose
+    /// clients can be users (`cfg.users` is set); rebalanced by the
+    /// control thread through `Snapshot::user_limits`.
+    pub user_limits: Option<Arc<crate::limit::UserLimits>>,
 }
 
 /// A backend and its health as of this epoch.
@@ -113,7 +120,18 @@ impl PoolSnapshot {
             .collect();
         let affinity = AffinityTable::build(&cands);
         let ring = super::ring::for_pool(&cfg, &|i| backends[i].healthy).map(Arc::new);
-        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, cluster: None, clients, ip_limits: None }
+        PoolSnapshot {
+            cfg,
+            stat_id,
+            backends,
+            healthy,
+            affinity,
+            ring,
+            cluster: None,
+            clients,
+            ip_limits: None,
+            user_limits: None,
+        }
     }
 }
 

@@ -40,6 +40,11 @@ counter_table! {
         /// limits, all addresses together (no per-IP label: unbounded).
         ip_rate_limited: "ip_rate_limited_total",
             "Requests delayed, refused or closed by per_ip rate limits (all addresses together).", json None;
+        /// Requests delayed, refused or closed by any rate limit of the
+        /// pool: its per-IP buckets or its users' limits (each once).
+        rate_limited: "rate_limited_total",
+            "Requests delayed, refused or closed by any rate limit (per_ip or a user's limits), each once.",
+            json None;
     }
     gauges {}
     extra {

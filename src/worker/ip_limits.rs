@@ -1,5 +1,6 @@
-//! The worker's side of per-IP limits (`per_ip`): the connection check at
-//! accept and the rate context each multiplexed session gets.
+//! The worker's side of per-IP limits (`per_ip`) and users' limits: the
+//! connection check at accept (which also finds a memcache client's user
+//! by its address) and the rate context each multiplexed session gets.
 //!
 //! Owner: one worker thread (an `impl` block of its `WorkerCore`).
 //! Invariants: the connection count of an address is taken before the
@@ -10,21 +11,30 @@
 use std::net::SocketAddr;
 
 use super::core::WorkerCore;
+use crate::config::Mode;
 use crate::limit::{IpKey, LimitError};
 use crate::route::PoolSnapshot;
 use crate::session::ratelimit::{ClientRate, RateCtx};
 
-/// Whether accepting a client of `pool` needs its peer address.
+/// Whether accepting a client of `pool` needs its peer address (per-IP
+/// limits, or a memcache pool whose users are known by address).
 pub fn needs_peer(pool: &PoolSnapshot) -> bool {
-    pool.ip_limits.is_some()
+    pool.ip_limits.is_some() || source_users(pool).is_some()
 }
 
-/// The rates a session of `pool` on worker `worker` enforces.
+/// A memcache pool's users, who are known by `source` address.
+fn source_users(pool: &PoolSnapshot) -> Option<&crate::acl::Users> {
+    pool.user_limits.as_ref()?;
+    pool.cfg.users.as_deref().filter(|_| pool.cfg.mode == Mode::Memcache)
+}
+
+/// The rates a session of `pool` on worker `worker` enforces (its users
+/// are counted even when none is limited).
 pub fn rate_ctx(pool: &PoolSnapshot, worker: usize) -> Option<RateCtx> {
-    let per_ip = pool.cfg.limits.per_ip?;
-    let shared = pool.ip_limits.clone()?;
-    let ctx = RateCtx { pool: shared, spec: per_ip.rate, on_limit: pool.cfg.limits.on_limit, worker };
-    per_ip.rate.is_limited().then_some(ctx)
+    let ip = pool.cfg.limits.per_ip.zip(pool.ip_limits.clone()).map(|(per_ip, shared)| (shared, per_ip.rate));
+    let users = pool.user_limits.clone();
+    let ctx = RateCtx { ip: ip.filter(|(_, s)| s.is_limited()), users, on_limit: pool.cfg.limits.on_limit, worker };
+    (ctx.ip.is_some() || ctx.users.is_some()).then_some(ctx)
 }
 
 impl WorkerCore {
@@ -37,8 +47,10 @@ impl WorkerCore {
         pool: &PoolSnapshot,
         peer: Option<SocketAddr>,
     ) -> Result<Option<ClientRate>, LimitError> {
-        let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(None) };
-        let Some(peer) = peer else { return Ok(None) };
+        let user = source_users(pool).zip(peer).and_then(|(u, p)| u.by_source(p.ip())).map(|u| u.id);
+        let for_user = || user.map(ClientRate::for_user);
+        let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(for_user()) };
+        let Some(peer) = peer else { return Ok(for_user()) };
         let key = IpKey::new(peer.ip());
         let slot = shared.slot(key);
         let conn = match per_ip.connections {
@@ -52,6 +64,8 @@ impl WorkerCore {
                 }
             },
         };
-        Ok(Some(ClientRate::new(key, slot.share, conn)))
+        let mut rate = ClientRate::new(key, slot.share, conn);
+        rate.user = user;
+        Ok(Some(rate))
     }
 }

@@ -241,6 +241,7 @@ impl MuxPools {
             pc.fragments.add(s.fragments - e.exported.fragments);
             pc.slow_closed.add(s.slow_closed - e.exported.slow_closed);
             pc.ip_rate_limited.add(s.rate_limited - e.exported.rate_limited);
+            pc.rate_limited.add(s.rate_limited_any - e.exported.rate_limited_any);
             e.exported.servers.resize(s.servers.len(), Default::default());
             for (i, (now, was)) in s.servers.iter().zip(e.exported.servers.iter()).enumerate() {
                 let Some(sid) = e.session.server_stat_id(i as u32).filter(|&sid| sid < ms.servers.len()) else {

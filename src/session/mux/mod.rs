@@ -248,7 +248,7 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
-            if !self.rate.before_decode(id, c.rate.as_deref_mut(), !c.inbuf.is_empty(), now) {
+            if !self.rate.before_decode(id, self.rate.client(&mut c.rate), c.user.as_ref(), !c.inbuf.is_empty(), now) {
                 break;
             }
             let buffered = c.inbuf.len();
@@ -263,9 +263,15 @@ impl MuxSession {
                         obs = crate::obs::start_redis(&mut self.obs, &req);
                         self.commands = self.commands.saturating_add(1);
                         let size = buffered - c.inbuf.len();
-                        if let Some(plan) =
-                            rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
-                        {
+                        if let Some(plan) = rate_refusal(
+                            &mut self.rate,
+                            id,
+                            c.rate.as_deref_mut(),
+                            c.user.as_ref(),
+                            size,
+                            now,
+                            Protocol::Redis,
+                        ) {
                             self.apply(id, plan, obs, now);
                             continue;
                         }
@@ -278,12 +284,13 @@ impl MuxSession {
                         if req.name().eq_ignore_ascii_case(b"SLOWLOG") {
                             // The proxy's own slow log, not a backend's,
                             // behind the same AUTH and ACL gate.
-                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req) {
+                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req, &self.rate)
+                            {
                                 Some(refused) => refused,
                                 None => Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req)),
                             }
                         } else {
-                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts)
+                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts, &self.rate)
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
@@ -294,7 +301,8 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         obs = crate::obs::start_memcache(&mut self.obs, &req);
                         let size = buffered - c.inbuf.len();
-                        match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
+                        let rate = c.rate.as_deref_mut();
+                        match rate_refusal(&mut self.rate, id, rate, None, size, now, Protocol::Memcache) {
                             Some(plan) => plan,
                             None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
                         }

@@ -14,7 +14,7 @@ use crate::session::ratelimit::{ClientRate, RateCtx};
 fn limited(protocol: Protocol, spec: RateSpec, on_limit: OnLimit) -> (H, ClientId) {
     let mut h = H::new(MuxConfig::new(protocol, 1));
     let pool = Arc::new(PoolLimits::new(1));
-    h.s.set_rate(Some(RateCtx { pool: pool.clone(), spec, on_limit, worker: 0 }));
+    h.s.set_rate(Some(RateCtx { ip: Some((pool.clone(), spec)), users: None, on_limit, worker: 0 }));
     let c = h.s.add_client();
     let key = IpKey::new("10.0.0.1".parse().unwrap());
     h.s.set_client_rate(c, ClientRate::new(key, pool.slot(key).share, None));
