@@ -140,7 +140,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     super::twem::render_metrics(&mut m, shared, &snap);
     super::cluster::render_metrics(&mut m, shared, &snap);
     super::obs::render_metrics(&mut m, shared, &snap);
-    super::users::render_metrics(&mut m, &snap);
+    super::limits::render_metrics(&mut m, shared, &snap);
     m.0
 }
 

@@ -31,6 +31,7 @@ mod guard;
 mod hotkeys;
 mod http;
 pub mod json;
+mod limits;
 pub mod mcstats;
 pub mod metrics;
 mod mongo;
@@ -42,7 +43,6 @@ mod slowlog;
 pub mod status;
 mod totals;
 pub mod twem;
-mod users;
 
 #[cfg(test)]
 mod fixture;

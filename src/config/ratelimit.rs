@@ -80,12 +80,12 @@ impl Visitor<'_> for NumberVisitor {
 /// Converts `per_ip` and `on_limit` of a pool of `mode`.
 pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> Option<RateLimits> {
     let key = |k: &str| KeyPath::root().key(k);
-    let mux = matches!(mode, Some(Mode::Redis | Mode::Memcache | Mode::RedisCluster));
+    let mux = matches!(mode, Some(Mode::Redis | Mode::Memcache | Mode::RedisCluster | Mode::Mongos));
     if let Some(m) = mode.filter(|_| !mux) {
         for (k, set) in [("per_ip", file.per_ip.is_some()), ("on_limit", file.on_limit.is_some())] {
             if set {
                 let why = format!(
-                    r#"applies only to mode "redis", "memcache" or "redis_cluster", and this pool is "{}""#,
+                    r#"applies only to mode "redis", "memcache", "redis_cluster" or "mongos", and this pool is "{}""#,
                     m.as_str()
                 );
                 p.add(key(k), why);

@@ -8,8 +8,9 @@
 //! instead of never.
 //!
 //! Invariant: `tokens <= capacity` after every refill; the byte bucket may
-//! be negative (debt) after a charge, the request bucket never is (a
-//! request is admitted only with a whole token in it).
+//! be negative (debt) after a charge; the request bucket only after a
+//! `charge_many` (a mongos read carries any number of requests), never
+//! after `charge` (a request is admitted only with a whole token in it).
 
 use std::time::{Duration, Instant};
 
@@ -103,8 +104,15 @@ impl Limiter {
 
     /// Takes an admitted request of `bytes` bytes from the buckets.
     pub fn charge(&mut self, spec: &RateSpec, bytes: usize) {
+        self.charge_many(spec, 1, bytes);
+    }
+
+    /// Takes `requests` requests of `bytes` bytes in all (a mongos read,
+    /// charged after it was forwarded: the request bucket may go into debt
+    /// too, and the client then waits it off).
+    pub fn charge_many(&mut self, spec: &RateSpec, requests: u64, bytes: usize) {
         if spec.requests.is_some() {
-            self.req.tokens -= 1.0;
+            self.req.tokens -= requests as f64;
         }
         if spec.bytes.is_some() {
             self.bytes.tokens -= bytes as f64;

@@ -90,6 +90,8 @@ pub struct MongoTracker {
     pending: Vec<Pending>,
     /// Requests seen so far (the first one is the handshake).
     requests: u64,
+    /// `requests` already charged to a rate limit (`take_new_requests`).
+    charged: u64,
     hello: Option<HelloMeta>,
     obs: Vec<Observation>,
 }
@@ -101,6 +103,7 @@ impl MongoTracker {
             rep: Framer::new(max_message_bytes, REPLY_CAPTURE),
             pending: Vec::new(),
             requests: 0,
+            charged: 0,
             hello: None,
             obs: Vec::new(),
         }
@@ -109,7 +112,7 @@ impl MongoTracker {
     /// Feeds bytes read from `from`. An error means the stream cannot be
     /// framed and the connection must close.
     pub fn handle_data(&mut self, from: Side, data: &[u8], now: Instant) -> Result<(), FrameError> {
-        let MongoTracker { req, rep, pending, requests, hello, obs } = self;
+        let MongoTracker { req, rep, pending, requests, hello, obs, .. } = self;
         match from {
             Side::Client => req.feed(data, |f| {
                 let r = parse_request(f.header.op_code, f.body);
@@ -149,6 +152,14 @@ impl MongoTracker {
                 }
             }),
         }
+    }
+
+    /// Whole requests framed since the last call (per-IP rate limits
+    /// charge them).
+    pub fn take_new_requests(&mut self) -> u64 {
+        let n = self.requests.saturating_sub(self.charged);
+        self.charged = self.requests;
+        n
     }
 
     /// Between a reply and the next request: nothing half-sent either way

@@ -78,6 +78,18 @@ impl ClientRate {
         ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn, user: None }
     }
 
+    /// Where its bucket was last found, and its share slot (mongos relays
+    /// keep their table in the worker, `worker::ip_limits`).
+    pub fn hint(&self) -> u32 {
+        self.hint
+    }
+    pub fn set_hint(&mut self, hint: u32) {
+        self.hint = hint;
+    }
+    pub fn share(&self) -> u32 {
+        self.share
+    }
+
     /// A client without a per-IP rate that is user `user` by its address.
     pub fn for_user(user: u32) -> ClientRate {
         ClientRate { user: Some(user), ..ClientRate::default() }

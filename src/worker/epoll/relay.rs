@@ -46,6 +46,9 @@ impl EpollDriver {
                             }
                             if side == Side::Client {
                                 self.core.count_bytes(&c.r.pool, n, 0);
+                                if c.r.session.is_mongo() {
+                                    self.core.limit_mongo(&c.r.pool, &mut c.r.session, n, now);
+                                }
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,

@@ -159,6 +159,11 @@ impl UringDriver {
         }
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
+        // Per-IP connections first: a client it refuses takes nothing else.
+        let Ok(rate) = self.core.admit_ip(&pool, peer) else {
+            sys::close(fd);
+            return;
+        };
         let backend = match self.core.admit(&pool, &key) {
             Ok(b) => b,
             Err(reason) => {
@@ -168,7 +173,10 @@ impl UringDriver {
             }
         };
         sys::set_nodelay(fd);
-        let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
+        let mut session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
+        if let Some(rate) = rate {
+            session.set_rate(rate);
+        }
         let deferred = session.awaiting_route();
         let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
         if !deferred {

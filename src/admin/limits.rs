@@ -1,17 +1,42 @@
-//! The per-user families of `/metrics`: requests, inbound bytes, ACL
-//! denials and rate-limited requests of each configured `[[user]]`.
+//! The rate-limit and per-user families of `/metrics`: limited requests
+//! by pool (any bucket, and the per-IP buckets as a whole: no per-IP
+//! label), and the requests, inbound bytes, ACL denials and rate-limited
+//! requests of each configured `[[user]]`.
 //!
-//! Owns nothing: sums each user's per-worker slots in the snapshot's
-//! `limit::UserLimits` at scrape time. The label set is bounded by the
-//! config (a user removed by a reload is gone from the next scrape), and
-//! the values carry over a reload for the users it keeps.
+//! Owns nothing: sums the workers' pool counters (`stats::mux`) and each
+//! user's per-worker slots in the snapshot's `limit::UserLimits` at
+//! scrape time. The user label set is bounded by the config (a user
+//! removed by a reload is gone from the next scrape), and the values carry
+//! over a reload for the users it keeps.
 
 use super::metrics::{escape, Out};
+use crate::control::Shared;
 use crate::limit::UserTotals;
 use crate::route::Snapshot;
 
-/// Writes the user families (none without users).
-pub(super) fn render_metrics(m: &mut Out, snap: &Snapshot) {
+/// Writes the rate-limit families of every pool, then the user families
+/// (none without users).
+pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
+    type PoolField = fn(&crate::stats::mux::MuxPoolCounters) -> u64;
+    let by_pool: [(&str, &str, PoolField); 2] = [
+        (
+            "rate_limited_total",
+            "Requests delayed, refused or closed by any rate limit (per_ip or a user's limits), each once.",
+            |p| p.rate_limited.get(),
+        ),
+        (
+            "ip_rate_limited_total",
+            "Requests delayed, refused or closed by per_ip rate limits (all addresses together).",
+            |p| p.ip_rate_limited.get(),
+        ),
+    ];
+    for (name, help, field) in by_pool {
+        m.family(name, "counter", help);
+        for p in &snap.pools {
+            let sum = shared.workers.iter().filter_map(|w| w.mux.pools.get(p.stat_id)).map(field);
+            m.sample(name, &format!("pool=\"{}\"", escape(&p.cfg.name)), sum.fold(0u64, u64::wrapping_add));
+        }
+    }
     let Some(limits) = &snap.user_limits else { return };
     let rows: Vec<(String, UserTotals)> =
         limits.totals().map(|(n, t)| (format!("user=\"{}\"", escape(n)), t)).collect();
