@@ -19,6 +19,9 @@ use super::RateSpec;
 /// The shortest wait `admit` asks for: a timer per sub-millisecond gap
 /// would cost more than the precision is worth.
 const MIN_WAIT: Duration = Duration::from_millis(1);
+/// The longest: a rebalance period (`share_table::REBALANCE_EVERY`); a
+/// client still short of tokens then simply asks again.
+const MAX_WAIT: Duration = super::share_table::REBALANCE_EVERY;
 
 /// `admit`'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +91,11 @@ impl Limiter {
         if wait <= 0.0 {
             return Admit::Go;
         }
-        let wait = Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(3600)).max(MIN_WAIT);
+        // At most one rebalance away: the wait was computed at this core's
+        // current share, which the next rebalance may raise (a client that
+        // just moved here from another core starts on the floor share, and
+        // would otherwise wait as if it kept it).
+        let wait = Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT).clamp(MIN_WAIT, MAX_WAIT);
         Admit::Wait(now + wait)
     }
 
@@ -181,10 +188,15 @@ mod tests {
         let mut l = Limiter::new(&s, 1.0, t0);
         assert_eq!(l.admit(&s, 1.0, t0), Admit::Go);
         l.charge(&s, 5000); // a request larger than the bucket passes ...
-        let Admit::Wait(at) = l.admit(&s, 1.0, t0) else { panic!("in debt") };
-        // ... and pays 4000 bytes of debt at 1000 bytes/s.
-        assert!(at >= t0 + Duration::from_millis(3999) && at <= t0 + Duration::from_millis(4001), "{at:?}");
-        assert_eq!(l.admit(&s, 1.0, at + MIN_WAIT), Admit::Go);
+        // ... and pays 4000 bytes of debt at 1000 bytes/s, asking again
+        // at least every rebalance period (its share might have grown).
+        let mut now = t0;
+        while let Admit::Wait(at) = l.admit(&s, 1.0, now) {
+            assert!(at > now && at <= now + MAX_WAIT, "{at:?}");
+            now = at;
+        }
+        let took = now - t0;
+        assert!(took >= Duration::from_millis(3999) && took <= Duration::from_millis(4001), "{took:?}");
     }
 
     #[test]

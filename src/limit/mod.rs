@@ -38,6 +38,10 @@ mod shares;
 mod table;
 mod users;
 
+#[cfg(test)]
+#[path = "accuracy_tests.rs"]
+mod accuracy;
+
 pub use bucket::{Admit, Limiter};
 pub use ip::IpKey;
 pub use share_table::{ShareTable, REBALANCE_EVERY, SHARE_FLOOR_DIVISOR};
