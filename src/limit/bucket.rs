@@ -188,8 +188,8 @@ mod tests {
         let mut l = Limiter::new(&s, 1.0, t0);
         assert_eq!(l.admit(&s, 1.0, t0), Admit::Go);
         l.charge(&s, 5000); // a request larger than the bucket passes ...
-        // ... and pays 4000 bytes of debt at 1000 bytes/s, asking again
-        // at least every rebalance period (its share might have grown).
+                            // ... and pays 4000 bytes of debt at 1000 bytes/s, asking again
+                            // at least every rebalance period (its share might have grown).
         let mut now = t0;
         while let Admit::Wait(at) = l.admit(&s, 1.0, now) {
             assert!(at > now && at <= now + MAX_WAIT, "{at:?}");

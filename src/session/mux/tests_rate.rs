@@ -123,3 +123,35 @@ fn a_client_without_an_address_or_a_pool_without_rates_is_never_limited() {
     assert_eq!(h.s.stats().rate_limited, 0);
     assert!(h.s.wants_client_read(c));
 }
+
+/// A user's limit in a Redis pool with no `per_ip`: requests before AUTH
+/// (and the AUTH) are nobody's; after it they draw on the user's bucket
+/// and are counted for it, denials too.
+#[test]
+fn a_users_bucket_applies_after_auth_and_counts_what_it_sent() {
+    use crate::acl::{User, Users};
+    use crate::limit::UserLimits;
+    let mut app = User::from_rules("app", "on >pw allkeys +@all -flushall").unwrap();
+    app.id = 0;
+    let mut cfg = MuxConfig::new(Protocol::Redis, 1);
+    cfg.users = Some(Arc::new(Users::new(vec![Arc::new(app)])));
+    let mut h = H::new(cfg);
+    let spec = RateSpec { requests: Some(2.0), bytes: None, burst: 1.0 };
+    let limits = Arc::new(UserLimits::new(vec![("app".to_owned(), Some(spec))], 1, h.now, None));
+    let users = Some(limits.clone());
+    h.s.set_rate(Some(RateCtx { ip: None, users, on_limit: OnLimit::Error, worker: 0 }));
+    let c = h.s.add_client();
+    h.intents();
+    h.send(c, &[cmd(&["PING"]), cmd(&["AUTH", "app", "pw"]), cmd(&["FLUSHALL"])].concat());
+    h.send(c, &gets(3));
+    h.intents();
+    assert_eq!(h.take_backend(b(0)), gets(1), "PING and AUTH are nobody's; the denied FLUSHALL took a token");
+    h.reply(b(0), b"$-1\r\n");
+    let out = String::from_utf8(h.take_client(c)).unwrap();
+    assert!(out.ends_with("$-1\r\n-ERR rate limit exceeded\r\n-ERR rate limit exceeded\r\n"), "{out}");
+    let (name, t) = limits.totals().next().unwrap();
+    assert_eq!(name, "app");
+    let sent = cmd(&["FLUSHALL"]).len() + cmd(&["GET", "a0"]).len();
+    assert_eq!((t.requests, t.bytes, t.denied, t.limited), (2, sent as u64, 1, 2));
+    assert_eq!(h.s.stats().rate_limited, 0, "no per-IP bucket refused anything");
+}
