@@ -68,4 +68,5 @@ pub mod route;
 pub mod session;
 pub mod shared;
 pub mod stats;
+pub mod tls;
 pub mod worker;

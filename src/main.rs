@@ -70,6 +70,16 @@ fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            // Loading already checked that certificates are readable and
+            // that each key matches its certificate; a date is checked here
+            // only (a running proxy keeps serving with a warning).
+            let expired = config::expired_certificates(&cfg);
+            if !expired.is_empty() {
+                for (pool, problem) in expired {
+                    eprintln!("{}: pool {pool:?}: tls.cert: {problem}", path.display());
+                }
+                return ExitCode::from(2);
+            }
             // Not println!: a closed stdout (`puerta check | head -1`) is
             // the reader's choice, not a reason to panic.
             use std::io::Write;

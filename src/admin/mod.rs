@@ -39,6 +39,7 @@ pub mod nutstats;
 mod obs;
 mod ready;
 mod server;
+mod tls;
 mod slowlog;
 pub mod status;
 mod totals;

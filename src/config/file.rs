@@ -157,6 +157,11 @@ pub(crate) struct PoolFile {
     pub request_timeout: Option<Scalar>,
     pub max_retries: Option<i64>,
     pub retry_backoff: Option<Scalar>,
+    // TLS (`config/tls.rs`); `None` = plaintext.
+    pub tls: Option<super::tls::TlsFile>,
+    pub plain_listen: Option<String>,
+    pub tls_handshake_timeout: Option<Scalar>,
+    pub backend_tls: Option<super::tls::BackendTlsFile>,
     // Rate and connection limits (`ratelimit`): redis, memcache and
     // redis_cluster pools.
     pub per_ip: Option<super::ratelimit::PerIpFile>,
@@ -225,6 +230,10 @@ impl Default for PoolFile {
             request_timeout: None,
             max_retries: None,
             retry_backoff: None,
+            tls: None,
+            plain_listen: None,
+            tls_handshake_timeout: None,
+            backend_tls: None,
             per_ip: None,
             on_limit: None,
         }

@@ -22,6 +22,7 @@ mod obs;
 mod pool;
 mod ratelimit;
 mod span;
+mod tls;
 mod summary;
 mod twem;
 mod twem_pool;
@@ -42,6 +43,7 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
+pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use obs::{MetricsDetail, ObsConfig};
 pub use ratelimit::{PerIp, RateLimits};
 pub use twem::*;

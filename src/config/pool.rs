@@ -22,14 +22,14 @@ impl TryFrom<PoolFile> for PoolConfig {
 
     fn try_from(file: PoolFile) -> Result<Self, Vec<Problem>> {
         let mut p = Problems::default();
-        let (_, pool) = convert(&file, &mut p);
+        let (_, pool) = convert(&file, std::path::Path::new("."), &mut p);
         p.finish(pool)
     }
 }
 
 /// Converts one pool, recording problems in `p`. Returns the listen address
 /// on its own so cross-pool checks can run even if the pool is invalid.
-pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>, Option<PoolConfig>) {
+pub(crate) fn convert(file: &PoolFile, dir: &std::path::Path, p: &mut Problems) -> (Option<ListenAddr>, Option<PoolConfig>) {
     let key = |k: &str| KeyPath::root().key(k);
     let required = |what: &str| format!("required key is missing; expected {what}");
 
@@ -94,6 +94,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
     let health = health(file, p);
     let mongo = super::mongo::convert(file, mode, p);
     let cluster = super::cluster_pool::convert(file, mode, p);
+    let tls = super::tls::convert(file, mode, dir, p);
     let obs = super::obs::convert(file, p);
     let limits = super::ratelimit::convert(file, mode, p);
 
@@ -116,6 +117,7 @@ pub(crate) fn convert(file: &PoolFile, p: &mut Problems) -> (Option<ListenAddr>,
             mongo: mongo?,
             shard: shard?,
             cluster: cluster?,
+            tls: tls?,
             obs: obs?,
             users: None,
             limits: limits?,

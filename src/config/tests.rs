@@ -124,7 +124,7 @@ fn unknown_key_in_a_pool() {
          max_item_bytes, max_keys_per_request, \
          refresh_interval, read_from, username, password, max_redirects, node_connections, pinned_connections, \
          pinned_idle, client_auth, cluster_commands, allow_flush, allow_scripts, request_timeout, max_retries, retry_backoff, \
-         per_ip, on_limit"
+         tls, plain_listen, tls_handshake_timeout, backend_tls, per_ip, on_limit"
     );
 }
 

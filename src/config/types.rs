@@ -210,6 +210,8 @@ pub struct PoolConfig {
     pub shard: Option<ShardConfig>,
     /// Present exactly when `mode` is `RedisCluster`.
     pub cluster: Option<ClusterConfig>,
+    /// TLS toward clients and backends; plaintext by default.
+    pub tls: super::tls::PoolTls,
     /// The slow log (every kind; tcp pools ignore it).
     pub obs: super::obs::ObsConfig,
     /// The users this pool authenticates (`config::users`); `None`: no
@@ -311,6 +313,7 @@ impl PoolConfig {
             shard: None,
             mongo: None,
             cluster: None,
+            tls: Default::default(),
             obs: Default::default(),
             users: None,
             limits: Default::default(),

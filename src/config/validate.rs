@@ -82,7 +82,8 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
     for (i, raw) in file.pool.iter().enumerate() {
         let base = pool_path.index(i);
         let mut own = Problems::default();
-        let (listen, pool) = pool::convert(raw, &mut own);
+        let dir = source.parent().unwrap_or(Path::new("."));
+        let (listen, pool) = pool::convert(raw, dir, &mut own);
         problems.absorb(&base, own);
         // Compared as written, so a duplicate is reported even when the
         // name is also malformed or the pool has other problems.
@@ -108,6 +109,17 @@ pub(crate) fn validate(file: ConfigFile, source: &Path) -> Result<Config, Vec<Pr
                     .add(base.key("listen"), format!("expected a unique listen address, got {addr} (also {first})"));
             } else {
                 listens.insert(addr, base.key("listen"));
+            }
+        }
+        if let Some(addr) = pool.as_ref().and_then(|p| p.tls.plain_listen) {
+            let addr = ListenAddr::Tcp(addr);
+            if let Some(first) = listens.get(&addr) {
+                problems.add(
+                    base.key("plain_listen"),
+                    format!("expected a unique listen address, got {addr} (also {first})"),
+                );
+            } else {
+                listens.insert(addr, base.key("plain_listen"));
             }
         }
         pools.extend(pool);

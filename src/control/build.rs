@@ -80,10 +80,12 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
     let user_limits = user_limits(&cfg, ctx);
     let mut pools = Vec::with_capacity(cfg.pools.len());
     let mut all_listeners = Vec::with_capacity(cfg.pools.len());
+    let mut plain_listeners = Vec::with_capacity(cfg.pools.len());
     for pc in &cfg.pools {
         let stat_id = ids.pool(&pc.name)?;
         if !ctx.draining {
             all_listeners.push(pool_listeners(pc, ctx)?);
+            plain_listeners.push(pool_plain_listeners(pc, ctx)?);
         }
         let clients = ctx.prev.and_then(|s| s.pool_by_name(&pc.name)).map(|p| p.clients.clone()).unwrap_or_default();
         let sids = pc.servers.iter().map(|s| ids.backend(&pc.name, &s.name)).collect::<Result<Vec<_>, _>>()?;
@@ -105,8 +107,15 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
         }
         pools.push(Arc::new(pool));
     }
-    let listeners = all_listeners;
-    Ok(Snapshot { epoch: ctx.epoch, draining: ctx.draining, config: cfg, pools, listeners, user_limits })
+    Ok(Snapshot {
+        epoch: ctx.epoch,
+        draining: ctx.draining,
+        config: cfg,
+        pools,
+        listeners: all_listeners,
+        plain_listeners,
+        user_limits,
+    })
 }
 
 /// The users' limits and counters: the previous snapshot's when neither
@@ -144,6 +153,28 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
             listeners::bind_unix(path, *perm, ctx.workers, ctx.driver, backlog).map_err(err)
         }
     }
+}
+
+/// A TLS pool's `plain_listen` sockets: the previous snapshot's when some
+/// pool already had that address, else freshly bound; none without one.
+fn pool_plain_listeners(
+    pc: &crate::config::PoolConfig,
+    ctx: &BuildCtx<'_>,
+) -> Result<Vec<Arc<Listener>>, BuildError> {
+    let Some(addr) = pc.tls.plain_listen else { return Ok(Vec::new()) };
+    let reuse = ctx.prev.and_then(|s| {
+        let i = s.pools.iter().position(|p| p.cfg.tls.plain_listen == Some(addr))?;
+        s.plain_listeners.get(i).filter(|l| l.len() == ctx.workers).cloned()
+    });
+    if let Some(l) = reuse {
+        return Ok(l);
+    }
+    let backlog = pc.shard.as_ref().map_or(listeners::BACKLOG, |s| s.backlog.min(i32::MAX as u32) as i32);
+    listeners::bind_as(addr, ctx.workers, ctx.driver, backlog, true).map_err(|source| BuildError::Bind {
+        pool: pc.name.clone(),
+        addr: ListenAddr::Tcp(addr),
+        source,
+    })
 }
 
 #[cfg(test)]

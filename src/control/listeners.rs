@@ -36,6 +36,18 @@ pub const BACKLOG: i32 = 1024;
 /// Binds `n` listeners on `addr`. Sockets for the io_uring driver stay
 /// blocking (the ring does its own waiting); epoll needs non-blocking ones.
 pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind, backlog: i32) -> io::Result<Vec<Arc<Listener>>> {
+    bind_as(addr, n, driver, backlog, false)
+}
+
+/// `bind`, for a TLS pool's `plain_listen` when `plain` is set: its
+/// clients speak plaintext whatever the pool's `tls`.
+pub fn bind_as(
+    addr: SocketAddr,
+    n: usize,
+    driver: DriverKind,
+    backlog: i32,
+    plain: bool,
+) -> io::Result<Vec<Arc<Listener>>> {
     (0..n)
         .map(|_| {
             let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
@@ -45,7 +57,7 @@ pub fn bind(addr: SocketAddr, n: usize, driver: DriverKind, backlog: i32) -> io:
             s.set_nonblocking(driver == DriverKind::Epoll)?;
             s.bind(&addr.into())?;
             s.listen(backlog)?;
-            Ok(Arc::new(Listener { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), socket: s, guard: None }))
+            Ok(Arc::new(Listener { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), socket: s, guard: None, plain }))
         })
         .collect()
 }
@@ -86,7 +98,12 @@ pub fn bind_unix(
     Ok(sockets
         .into_iter()
         .map(|socket| {
-            Arc::new(Listener { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), socket, guard: Some(guard.clone()) })
+            Arc::new(Listener {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                socket,
+                guard: Some(guard.clone()),
+                plain: false,
+            })
         })
         .collect())
 }

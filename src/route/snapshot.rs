@@ -30,6 +30,9 @@ pub struct Snapshot {
     /// sessions (which hold their pool's Arc) never keep a retired listener
     /// open; empty while draining.
     pub listeners: Vec<Vec<Arc<Listener>>>,
+    /// `plain_listeners[pool][worker]`: a TLS pool's `plain_listen`
+    /// sockets (an empty list for a pool without one).
+    pub plain_listeners: Vec<Vec<Arc<Listener>>>,
     /// Every `[[user]]`'s limits and counters (`None`: no users); the same
     /// `Arc` as each pool's `user_limits`.
     pub user_limits: Option<Arc<crate::limit::UserLimits>>,
@@ -86,6 +89,8 @@ pub struct Listener {
     /// socket, the control thread's guard that removes the socket file when
     /// the last copy closes. Opaque here, since routing does no I/O.
     pub guard: Option<Arc<dyn std::fmt::Debug + Send + Sync>>,
+    /// A `plain_listen` socket: its clients never speak TLS.
+    pub plain: bool,
 }
 
 impl AsRawFd for Listener {

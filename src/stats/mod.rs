@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub mod mongo;
 pub mod mux;
 pub mod table;
+pub mod tls;
 
 /// Most distinct pools a process can see over its lifetime (reloads included).
 pub const MAX_POOLS: usize = 64;
@@ -110,6 +111,8 @@ pub struct WorkerStats {
     pub mongo: Box<mongo::MongoStats>,
     /// Counters of redis/memcache (twemproxy) pools.
     pub mux: Box<mux::MuxStats>,
+    /// TLS handshakes, failures and established connections.
+    pub tls: Box<tls::TlsStats>,
     /// Latency histograms, per-command counters and slow logs (`obs`).
     pub obs: crate::obs::CoreObs,
 }
@@ -127,6 +130,7 @@ impl Default for WorkerStats {
             backends: (0..MAX_BACKENDS).map(|_| BackendCounters::default()).collect(),
             mongo: Box::default(),
             mux: Box::default(),
+            tls: Box::default(),
             obs: Default::default(),
         }
     }

@@ -92,13 +92,23 @@ impl WorkerCore {
         true
     }
 
+    /// Some pool of the current snapshot terminates TLS (so the periodic
+    /// handshake-timeout scan is worth running).
+    pub fn any_tls(&self) -> bool {
+        self.snap.pools.iter().any(|p| p.cfg.tls.server.is_some())
+    }
+
     /// Listeners this worker should have armed: (pool, listener) pairs.
     pub fn wanted_listeners(&self) -> Vec<(Arc<PoolSnapshot>, Arc<Listener>)> {
         if self.snap.draining {
             return Vec::new();
         }
         let per_pool = self.snap.pools.iter().zip(&self.snap.listeners);
-        per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect()
+        let mut out: Vec<_> =
+            per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect();
+        let plain = self.snap.pools.iter().zip(&self.snap.plain_listeners);
+        out.extend(plain.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))));
+        out
     }
 
     /// Decides whether a just-accepted client may stay, and where it goes.

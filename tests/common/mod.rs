@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod fake;
 pub mod hostile;
 pub mod twem;
+pub mod tls;
 pub mod twem_puerta;
 
 use std::io::{BufRead, BufReader, Read, Write};

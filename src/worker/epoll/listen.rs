@@ -68,7 +68,7 @@ impl EpollDriver {
             let Some(l) = self.listeners.get(idx).and_then(|l| l.as_ref()) else {
                 return;
             };
-            let pool = l.pool.clone();
+            let (pool, plain) = (l.pool.clone(), l.listener.plain);
             let (sock, peer) = match l.listener.socket.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -87,7 +87,7 @@ impl EpollDriver {
             };
             self.core.handle_accepted();
             if crate::worker::mux_pools::is_mux(&pool) {
-                self.mux_accept(&pool, sock, peer.as_socket());
+                self.mux_accept(&pool, sock, peer.as_socket(), plain, now);
                 continue;
             }
             let peer = peer.as_socket();

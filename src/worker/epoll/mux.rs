@@ -31,7 +31,9 @@ use crate::session::mux::{BackendId, ClientClose};
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
+use crate::tls::TlsConn;
 use crate::worker::sys;
+use crate::worker::tls_io;
 
 /// One socket of a multiplexed pool.
 pub(super) struct ESock {
@@ -48,6 +50,8 @@ pub(super) struct ESock {
     /// Clients: listed in the entry's `paused`.
     paused: bool,
     stat_id: usize,
+    /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
+    tls: Option<Box<TlsConn>>,
 }
 
 impl Generational for ESock {
@@ -61,11 +65,21 @@ impl Generational for ESock {
 
 impl EpollDriver {
     /// A client accepted on a multiplexed pool's listener.
-    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, sock: socket2::Socket, peer: Option<SocketAddr>) {
+    pub(super) fn mux_accept(
+        &mut self,
+        pool: &PoolSnapshot,
+        sock: socket2::Socket,
+        peer: Option<SocketAddr>,
+        plain: bool,
+        now: Instant,
+    ) {
         // A rejected client's socket drops, and closes, here.
         if !crate::worker::mux_pools::source_admits(pool, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
+        // Before admission: a TLS session that cannot start is never
+        // counted as a client.
+        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else { return };
         let Some((idx, rate)) = self.mux_admit(pool, peer) else { return };
         let _ = sock.set_nonblocking(true);
         sys::mux_client_options(sys::raw(&sock), pool.cfg.shard.as_ref().is_some_and(|s| s.tcpkeepalive));
@@ -98,6 +112,7 @@ impl EpollDriver {
             connected: true,
             paused: false,
             stat_id: 0,
+            tls,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
@@ -179,7 +194,12 @@ impl EpollDriver {
                 Ok(0) => {
                     s.readable = false;
                     match kind {
-                        MKind::Client(id) => e.session.handle_client_eof(id),
+                        MKind::Client(id) => {
+                            if let Some(t) = s.tls.as_deref() {
+                                tls_io::client_gone(t, &self.core.stats.tls);
+                            }
+                            e.session.handle_client_eof(id)
+                        }
                         MKind::Backend(b) => {
                             self.mux_backend_lost(entry, b, None, now);
                         }
@@ -194,7 +214,11 @@ impl EpollDriver {
                     }
                     match kind {
                         MKind::Client(id) => {
-                            e.session.handle_client_data(id, &self.scratch[..n], now);
+                            let data = &self.scratch[..n];
+                            match s.tls.as_deref_mut() {
+                                None => e.session.handle_client_data(id, data, now),
+                                Some(t) => tls_io::client_data(t, &mut *e.session, id, data, now, &self.core.stats.tls),
+                            }
                             self.core.count_bytes(&e.pool, n, 0);
                         }
                         MKind::Backend(b) => e.session.handle_backend_data(b, &self.scratch[..n], now),
@@ -209,7 +233,12 @@ impl EpollDriver {
                     let errno = err.raw_os_error().unwrap_or(libc::EIO);
                     s.readable = false;
                     match kind {
-                        MKind::Client(id) => e.session.handle_client_error(id, errno),
+                        MKind::Client(id) => {
+                            if let Some(t) = s.tls.as_deref() {
+                                tls_io::client_gone(t, &self.core.stats.tls);
+                            }
+                            e.session.handle_client_error(id, errno)
+                        }
                         MKind::Backend(b) => {
                             self.mux_backend_lost(entry, b, Some(errno), now);
                         }
@@ -230,16 +259,20 @@ impl EpollDriver {
             }
             let (entry, kind) = (s.entry as usize, s.kind);
             let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) else { return };
-            let buf = match kind {
-                MKind::Client(id) => e.session.poll_client_transmit(id),
-                MKind::Backend(b) => e.session.poll_backend_transmit(b),
+            let buf = match (kind, s.tls.as_deref_mut()) {
+                (MKind::Client(id), None) => e.session.poll_client_transmit(id),
+                (MKind::Client(id), Some(t)) => tls_io::client_transmit(t, &mut *e.session, id, now),
+                (MKind::Backend(b), _) => e.session.poll_backend_transmit(b),
             };
             let Some(buf) = buf else { return };
             let res = s.stream.write(buf);
             let n = *res.as_ref().unwrap_or(&0);
             match kind {
                 MKind::Client(id) => {
-                    e.session.handle_client_sent(id, n, now);
+                    match s.tls.as_deref_mut() {
+                        None => e.session.handle_client_sent(id, n, now),
+                        Some(t) => t.advance(n),
+                    }
                     self.core.count_bytes(&e.pool, 0, n);
                 }
                 MKind::Backend(b) => e.session.handle_backend_sent(b, n, now),
@@ -301,6 +334,7 @@ impl EpollDriver {
             connected: false,
             paused: false,
             stat_id: sid,
+            tls: None,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
@@ -318,8 +352,21 @@ impl EpollDriver {
         self.mux.reap();
     }
 
-    /// Deadlines (and, on the periodic tick, stats export).
+    /// Deadlines (and, on the periodic tick, stats export and TLS
+    /// handshake timeouts).
     pub(super) fn mux_tick(&mut self, periodic: bool, now: Instant) {
+        if periodic && self.core.any_tls() {
+            let mut expired = Vec::new();
+            for slot in 0..self.msocks.capacity() {
+                let Some(s) = self.msocks.get_mut(slot) else { continue };
+                if let (MKind::Client(id), Some(t)) = (s.kind, s.tls.as_deref_mut()) {
+                    if t.take_expired(now) {
+                        expired.push((s.entry as usize, id));
+                    }
+                }
+            }
+            tls_io::expire_handshakes(&mut self.mux, &expired, &self.core.stats.tls);
+        }
         self.mux_tick_sessions(periodic, now);
         self.mux_flush(now);
     }

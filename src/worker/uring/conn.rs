@@ -131,6 +131,8 @@ pub struct MSock {
     pub(super) out: Vec<u8>,
     /// The connect op's address (backends).
     pub(super) sockaddr: Option<SockAddrBox>,
+    /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
+    pub(super) tls: Option<Box<crate::tls::TlsConn>>,
 }
 
 impl Generational for MSock {
@@ -159,6 +161,7 @@ impl MSock {
             stat_id: 0,
             out: Vec::new(),
             sockaddr: None,
+            tls: None,
         }
     }
 }

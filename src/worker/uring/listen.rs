@@ -92,7 +92,7 @@ impl UringDriver {
             }
             return;
         };
-        let pool = a.pool.clone();
+        let (pool, plain) = (a.pool.clone(), a.listener.plain);
         let retired = a.retired;
         if !cqueue::more(flags) {
             a.armed = false;
@@ -108,7 +108,7 @@ impl UringDriver {
             sys::close(res);
         } else {
             self.core.handle_accepted();
-            self.start_session(pool, res, now);
+            self.start_session(pool, res, plain, now);
         }
         if let Some(a) = self.listeners.get(idx).and_then(|a| a.as_ref()) {
             if !a.armed && !a.retired {
@@ -153,9 +153,9 @@ impl UringDriver {
         }
     }
 
-    fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, now: Instant) {
+    fn start_session(&mut self, pool: Arc<PoolSnapshot>, fd: RawFd, plain: bool, now: Instant) {
         if crate::worker::mux_pools::is_mux(&pool) {
-            return self.mux_accept(&pool, fd);
+            return self.mux_accept(&pool, fd, plain, now);
         }
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);

@@ -38,6 +38,7 @@ use crate::session::mux::BackendId;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
+use crate::worker::tls_io;
 
 /// Send buffers above this are freed after use, so a client that once got
 /// a large reply does not keep the memory while idle. Smaller ones are
@@ -47,11 +48,17 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
-    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd) {
+    pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd, plain: bool, now: Instant) {
         if !crate::worker::mux_pools::source_admits(pool, || sys::peer_addr(fd)) {
             sys::close(fd);
             return;
         }
+        // Before admission: a TLS session that cannot start is never
+        // counted as a client.
+        let Ok(tls) = tls_io::accept(pool, plain, now, &self.core.stats.tls) else {
+            sys::close(fd);
+            return;
+        };
         let peer = if crate::worker::ip_limits::needs_peer(pool) { sys::peer_addr(fd) } else { None };
         let Some((idx, rate)) = self.mux_admit(pool, peer) else {
             sys::close(fd);
@@ -67,7 +74,9 @@ impl UringDriver {
         if let Some(rate) = rate {
             e.session.set_client_rate(id, rate);
         }
-        let slot = self.msocks.insert(MSock::new(idx as u32, MKind::Client(id), fd));
+        let mut sock = MSock::new(idx as u32, MKind::Client(id), fd);
+        sock.tls = tls;
+        let slot = self.msocks.insert(sock);
         if let Some(old) = e.set_client_sock(id, slot) {
             self.mux_detach(old);
         }
@@ -116,14 +125,31 @@ impl UringDriver {
             } else if let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) {
                 match kind {
                     MKind::Client(id) => {
+                        let tls = self.msocks.get_mut(slot).and_then(|s| s.tls.as_deref_mut());
                         if res > 0 {
                             if let Some(bid) = bid {
-                                e.session.handle_client_data(id, self.bufs.get(bid, res as usize), now);
+                                let data = self.bufs.get(bid, res as usize);
+                                match tls {
+                                    None => e.session.handle_client_data(id, data, now),
+                                    Some(t) => {
+                                        tls_io::client_data(t, &mut *e.session, id, data, now, &self.core.stats.tls);
+                                        // Handshake records to answer with.
+                                        if !t.pending().is_empty() {
+                                            self.mux_resend.push(slot);
+                                        }
+                                    }
+                                }
                                 self.core.count_bytes(&e.pool, res as usize, 0);
                             }
                         } else if res == 0 {
+                            if let Some(t) = tls {
+                                tls_io::client_gone(t, &self.core.stats.tls);
+                            }
                             e.session.handle_client_eof(id);
                         } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                            if let Some(t) = tls {
+                                tls_io::client_gone(t, &self.core.stats.tls);
+                            }
                             e.session.handle_client_error(id, -res);
                         }
                         if e.session.wants_client_read(id) {
@@ -177,10 +203,13 @@ impl UringDriver {
             return self.mux_maybe_free(slot);
         }
         let n = res.max(0) as usize;
-        let Some(e) = self.mux.get_mut(entry) else { return };
+        let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) else { return };
         match kind {
             MKind::Client(id) => {
-                e.session.handle_client_sent(id, n, now);
+                match s.tls.as_deref_mut() {
+                    None => e.session.handle_client_sent(id, n, now),
+                    Some(t) => t.advance(n),
+                }
                 self.core.count_bytes(&e.pool, 0, n);
                 if res < 0 && res != -libc::ECANCELED {
                     e.session.handle_client_error(id, -res);
@@ -270,14 +299,17 @@ impl UringDriver {
 
     /// Starts a send on `slot` if the session has bytes for it and none is
     /// in flight.
-    fn mux_send(&mut self, slot: u32) {
+    fn mux_send(&mut self, slot: u32, now: Instant) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
         if s.sending || s.closing {
             return;
         }
         let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) else { return };
         let buf = match s.kind {
-            MKind::Client(id) => e.session.poll_client_transmit(id),
+            MKind::Client(id) => match s.tls.as_deref_mut() {
+                None => e.session.poll_client_transmit(id),
+                Some(t) => tls_io::client_transmit(t, &mut *e.session, id, now),
+            },
             MKind::Backend(b) if s.connected => e.session.poll_backend_transmit(b),
             MKind::Backend(_) => None,
         };
@@ -300,7 +332,7 @@ impl UringDriver {
         self.mux_flush_entries(now);
         let resend = std::mem::take(&mut self.mux_resend);
         for &slot in &resend {
-            self.mux_send(slot);
+            self.mux_send(slot, now);
         }
         self.mux_resend = resend;
         self.mux_resend.clear();
@@ -320,6 +352,19 @@ impl UringDriver {
         }
     }
 
+    /// Periodic: closes TLS clients whose handshake outlived its deadline.
+    pub(super) fn mux_expire_handshakes(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for s in self.msocks.iter_mut() {
+            if let (MKind::Client(id), Some(t), false) = (s.kind, s.tls.as_deref_mut(), s.closing) {
+                if t.take_expired(now) {
+                    expired.push((s.entry as usize, id));
+                }
+            }
+        }
+        tls_io::expire_handshakes(&mut self.mux, &expired, &self.core.stats.tls);
+    }
+
     pub(super) fn mux_idle(&self) -> bool {
         self.msocks.is_empty()
     }
@@ -337,8 +382,8 @@ impl MuxIo for UringDriver {
     }
 
     #[inline]
-    fn io_send(&mut self, slot: u32, _now: Instant) {
-        self.mux_send(slot);
+    fn io_send(&mut self, slot: u32, now: Instant) {
+        self.mux_send(slot, now);
     }
 
     #[inline]

@@ -119,6 +119,9 @@ impl UringDriver {
                 self.mux_timer = None;
             }
         }
+        if seq.is_none() && self.core.any_tls() {
+            self.mux_expire_handshakes(now);
+        }
         self.mux_tick_sessions(seq.is_none(), now);
         if seq.is_none() {
             self.mux_free_send_copies();

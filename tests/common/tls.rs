@@ -1,0 +1,146 @@
+//! TLS test kit: certificates made with rcgen (a CA, leaves it signs,
+//! expired ones), written to a temp folder as PEM, and a blocking rustls
+//! client speaking RESP to check what Puerta serves over TLS.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+/// A CA and where its PEM lives.
+pub struct Ca {
+    pub pem: PathBuf,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A leaf certificate and key, as PEM files.
+pub struct Leaf {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Ca {
+    pub fn new(dir: &Path, name: &str) -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, format!("puerta test CA {name}"));
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        let pem = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem, cert.pem()).unwrap();
+        Ca { pem, issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// A leaf for "localhost" and 127.0.0.1, named `name` on disk;
+    /// `expired` dates it in the past.
+    pub fn leaf(&self, dir: &Path, name: &str, expired: bool) -> Leaf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let leaf = Leaf { cert: dir.join(format!("{name}.pem")), key: dir.join(format!("{name}.key")) };
+        std::fs::write(&leaf.cert, cert.pem()).unwrap();
+        std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
+        leaf
+    }
+}
+
+fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut BufReader::new(std::fs::File::open(path).unwrap())).map(Result::unwrap).collect()
+}
+
+fn pem_key(path: &Path) -> PrivateKeyDer<'static> {
+    rustls_pemfile::private_key(&mut BufReader::new(std::fs::File::open(path).unwrap())).unwrap().unwrap()
+}
+
+/// A client config trusting `ca`, presenting `client` when given.
+#[allow(deprecated)]
+pub fn client_config(ca: &Path, client: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca) {
+        roots.add(c).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match client {
+        Some(l) => b.with_client_auth_cert(pem_certs(&l.cert), pem_key(&l.key)).unwrap(),
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// A blocking TLS RESP client.
+pub struct TlsResp {
+    r: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl TlsResp {
+    /// Connects and completes the handshake; `Err` carries rustls's reason.
+    pub fn connect(port: u16, config: Arc<rustls::ClientConfig>) -> Result<TlsResp, String> {
+        let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+        let mut s = rustls::StreamOwned::new(conn, sock);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).map_err(|e| e.to_string())?;
+        }
+        Ok(TlsResp { r: BufReader::new(s) })
+    }
+
+    /// Sends `args` as one command and reads one reply as text: `+OK` as
+    /// "OK", errors with their '-', bulk strings as their bytes, `$-1` as
+    /// "(nil)", integers as digits.
+    pub fn cmd(&mut self, args: &[&str]) -> Result<String, String> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        let s = self.r.get_mut();
+        s.write_all(&out).and_then(|()| s.flush()).map_err(|e| e.to_string())?;
+        self.reply()
+    }
+
+    fn reply(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        let n = self.r.read_line(&mut line).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        let line = line.trim_end().to_string();
+        match line.as_bytes().first() {
+            Some(b'+') | Some(b':') => Ok(line[1..].to_string()),
+            Some(b'-') => Ok(line),
+            Some(b'$') if line == "$-1" => Ok("(nil)".into()),
+            Some(b'$') => {
+                let len: usize = line[1..].parse().map_err(|_| line.clone())?;
+                let mut buf = vec![0; len + 2];
+                self.r.read_exact(&mut buf).map_err(|e| e.to_string())?;
+                buf.truncate(len);
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            }
+            _ => Err(format!("unexpected reply {line:?}")),
+        }
+    }
+}
+
+/// `redis-cli --tls --cacert ca -p port args...`: (exit ok, stdout+stderr).
+pub fn redis_cli(port: u16, ca: &Path, client: Option<&Leaf>, args: &[&str]) -> (bool, String) {
+    let mut cmd = std::process::Command::new("redis-cli");
+    cmd.args(["--tls", "--cacert", ca.to_str().unwrap(), "-p", &port.to_string()]);
+    if let Some(l) = client {
+        cmd.args(["--cert", l.cert.to_str().unwrap(), "--key", l.key.to_str().unwrap()]);
+    }
+    let out = cmd.args(args).stdin(std::process::Stdio::null()).output().expect("redis-cli");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success() && !text.contains("Could not") && !text.contains("SSL"), text.trim().to_string())
+}
