@@ -39,9 +39,9 @@ pub mod nutstats;
 mod obs;
 mod ready;
 mod server;
-mod tls;
 mod slowlog;
 pub mod status;
+mod tls;
 mod totals;
 pub mod twem;
 

@@ -157,10 +157,7 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
 
 /// A TLS pool's `plain_listen` sockets: the previous snapshot's when some
 /// pool already had that address, else freshly bound; none without one.
-fn pool_plain_listeners(
-    pc: &crate::config::PoolConfig,
-    ctx: &BuildCtx<'_>,
-) -> Result<Vec<Arc<Listener>>, BuildError> {
+fn pool_plain_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<Vec<Arc<Listener>>, BuildError> {
     let Some(addr) = pc.tls.plain_listen else { return Ok(Vec::new()) };
     let reuse = ctx.prev.and_then(|s| {
         let i = s.pools.iter().position(|p| p.cfg.tls.plain_listen == Some(addr))?;

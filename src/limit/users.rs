@@ -118,6 +118,11 @@ impl UserLimits {
             && users.iter().zip(self.names.iter().zip(&self.specs)).all(|((n, s), (n2, s2))| n == n2 && s == s2)
     }
 
+    /// Whether any user has limits (without, sessions only count).
+    pub fn any_limited(&self) -> bool {
+        self.specs.iter().any(Option::is_some)
+    }
+
     /// The limits of user `user` (`None`: unlimited, or no such user).
     pub fn spec(&self, user: u32) -> Option<&RateSpec> {
         self.specs.get(user as usize)?.as_ref()

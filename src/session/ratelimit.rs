@@ -125,6 +125,9 @@ pub struct RateGate {
     pub limited: u64,
     /// ... in any bucket (address or user), each request counted once.
     pub limited_any: u64,
+    /// Some bucket can refuse (a per-IP rate, or a user with limits);
+    /// without, requests are only counted for their users.
+    admits: bool,
 }
 
 impl RateGate {
@@ -147,6 +150,8 @@ impl RateGate {
                 c
             })
             .filter(|c| c.ip.is_some() || c.users.is_some());
+        self.admits =
+            self.ctx.as_ref().is_some_and(|c| c.ip.is_some() || c.users.as_ref().is_some_and(|u| u.any_limited()));
     }
 
     /// What the pool does past its rate (`None`: no rate is limited).
@@ -245,7 +250,7 @@ impl RateGate {
         if c.wait.is_some() {
             return false;
         }
-        if !buffered || self.on_limit() != Some(OnLimit::Delay) {
+        if !buffered || !self.admits || self.on_limit() != Some(OnLimit::Delay) {
             return true;
         }
         let user = c.user_id(user);
@@ -267,6 +272,7 @@ impl RateGate {
         let user = c.user_id(user);
         let gate = match self.on_limit() {
             None => return Gate::Go,
+            Some(_) if !self.admits => Gate::Go,
             Some(OnLimit::Delay) => Gate::Go,
             Some(_) => self.admit(id, c, user, now),
         };

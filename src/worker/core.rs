@@ -104,8 +104,7 @@ impl WorkerCore {
             return Vec::new();
         }
         let per_pool = self.snap.pools.iter().zip(&self.snap.listeners);
-        let mut out: Vec<_> =
-            per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect();
+        let mut out: Vec<_> = per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect();
         let plain = self.snap.pools.iter().zip(&self.snap.plain_listeners);
         out.extend(plain.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))));
         out

@@ -28,10 +28,10 @@ use mio::Interest;
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
+use crate::tls::TlsConn;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
-use crate::tls::TlsConn;
 use crate::worker::sys;
 use crate::worker::tls_io;
 
