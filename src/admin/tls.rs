@@ -4,8 +4,9 @@
 //! expiry as seconds left.
 //!
 //! Owns nothing: loads the workers' single-writer `stats::tls` blocks on
-//! each scrape. Invariant: emitted only when some pool has `tls`, so other
-//! deployments see exactly the families they saw before.
+//! each scrape. Invariant: emitted only when some pool has `tls` or
+//! `backend_tls`, so other deployments see exactly the families they saw
+//! before.
 
 use super::metrics::{escape, Out};
 use crate::control::Shared;
@@ -14,13 +15,17 @@ use crate::stats::Counter;
 use crate::tls::FailReason;
 
 pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
-    if !snap.pools.iter().any(|p| p.cfg.tls.server.is_some()) {
+    if !snap.pools.iter().any(|p| p.cfg.tls.server.is_some() || p.cfg.tls.backend.is_some()) {
         return;
     }
     let sum = |f: &dyn Fn(&crate::stats::tls::TlsStats) -> &Counter| {
         shared.workers.iter().map(|w| f(&w.tls).get()).fold(0u64, u64::wrapping_add)
     };
-    m.family("tls_handshakes_total", "counter", "TLS handshakes begun with clients.");
+    m.family(
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes begun (with clients, and with backends under backend_tls).",
+    );
     m.sample("tls_handshakes_total", "", sum(&|t| &t.handshakes));
     m.family("tls_handshake_failures_total", "counter", "TLS handshakes that failed, by reason.");
     for (i, r) in FailReason::ALL.iter().enumerate() {

@@ -102,12 +102,10 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
             None => ok = false,
         }
     }
-    if file.tls.is_some() && matches!(mode, Some(Mode::Tcp | Mode::Mongos)) {
-        p.add(key("tls"), "expected only in redis, memcache and redis_cluster pools (tcp and mongos relays: not yet)");
-        ok = false;
-    }
     if let Some(b) = &file.backend_tls {
         match backend(b, dir, p) {
+            // tcp and mongos relays originate TLS (`worker::relay_tls`).
+            Some(c) if matches!(mode, Some(Mode::Tcp | Mode::Mongos)) => out.backend = Some(Arc::new(c)),
             // Parsed and its files checked, but backend connections do not
             // speak TLS yet: refused rather than silently plaintext.
             Some(_) => {
@@ -224,3 +222,7 @@ pub fn expired(cfg: &super::Config) -> Vec<(String, String)> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -144,3 +144,30 @@ pub fn redis_cli(port: u16, ca: &Path, client: Option<&Leaf>, args: &[&str]) -> 
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success() && !text.contains("Could not") && !text.contains("SSL"), text.trim().to_string())
 }
+
+/// A redis-server that serves TLS only (`--port 0`), with `leaf` as its
+/// certificate, not asking clients for one (`--tls-auth-clients no`).
+pub fn redis_tls_only(ca: &Ca, leaf: &Leaf) -> super::Proc {
+    redis_tls_server(ca, leaf, false)
+}
+
+/// `redis_tls_only`, but clients must present a certificate `ca` signed.
+pub fn redis_tls_mutual(ca: &Ca, leaf: &Leaf) -> super::Proc {
+    redis_tls_server(ca, leaf, true)
+}
+
+fn redis_tls_server(ca: &Ca, leaf: &Leaf, mutual: bool) -> super::Proc {
+    let port = super::free_port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--tls-auth-clients", if mutual { "yes" } else { "no" }])
+        .args(["--tls-cert-file", leaf.cert.to_str().unwrap(), "--tls-key-file", leaf.key.to_str().unwrap()])
+        .args(["--tls-ca-cert-file", ca.pem.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (with TLS, as Debian builds it) must be installed");
+    let mut p = super::Proc { child, port };
+    p.wait_listening("redis-server --tls-port");
+    p
+}

@@ -20,8 +20,9 @@ use super::conn::Conn;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
-use crate::worker::mongo;
+use crate::session::Side;
 use crate::worker::sys;
+use crate::worker::{mongo, relay_tls};
 
 /// A listener this worker has (or had) a multishot accept armed on.
 pub(super) struct Armed {
@@ -157,6 +158,10 @@ impl UringDriver {
         if crate::worker::mux_pools::is_mux(&pool) {
             return self.mux_accept(&pool, fd, plain, now);
         }
+        let Ok(tls) = relay_tls::accept(&pool, plain, now, &self.core.stats.tls) else {
+            sys::close(fd);
+            return;
+        };
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
         // Per-IP connections first: a client it refuses takes nothing else.
@@ -178,7 +183,9 @@ impl UringDriver {
             session.set_rate(rate);
         }
         let deferred = session.awaiting_route();
-        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
+        let mut conn = Conn::new(pool, key, backend, fd, session);
+        conn.r.tls[Side::Client as usize] = tls;
+        let slot = self.conns.insert(conn);
         if !deferred {
             self.connect(slot);
         }
