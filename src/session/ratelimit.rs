@@ -67,15 +67,16 @@ pub struct ClientRate {
     /// The client's place in its address's connection count; dropped (and
     /// given back) with the client.
     pub conn: Option<ConnGuard>,
-    /// A memcache client's user (`acl::User::id`), found by `source` at
-    /// accept; Redis clients are their AUTH user instead.
-    pub user: Option<u32>,
+    /// A memcache client's user, found by `source` at accept; the session
+    /// moves it to the client's user (`set_client_rate`), where a reload
+    /// re-resolves it by name like an AUTH user.
+    pub source_user: Option<Arc<User>>,
 }
 
 impl ClientRate {
     /// A client from `key`, holding `conn` (when connections are limited).
     pub fn new(key: IpKey, share: u32, conn: Option<ConnGuard>) -> ClientRate {
-        ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn, user: None }
+        ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn, source_user: None }
     }
 
     /// Where its bucket was last found, and its share slot (mongos relays
@@ -90,16 +91,16 @@ impl ClientRate {
         self.share
     }
 
-    /// A client without a per-IP rate that is user `user` by its address.
-    pub fn for_user(user: u32) -> ClientRate {
-        ClientRate { user: Some(user), ..ClientRate::default() }
+    /// A client without a per-IP rate that is `user` by its address.
+    pub fn for_user(user: Arc<User>) -> ClientRate {
+        ClientRate { source_user: Some(user), ..ClientRate::default() }
     }
 
-    /// The user id a request of this client is charged to: its AUTH user
-    /// (`auth`), else the user its address is (memcache).
+    /// The user id a request of this client is charged to: the client's
+    /// user (its AUTH user, or its `source` user in memcache pools).
     #[inline]
-    pub fn user_id(&self, auth: Option<&Arc<User>>) -> u32 {
-        auth.map(|u| u.id).or(self.user).unwrap_or(crate::acl::NO_ID)
+    pub fn user_id(&self, user: Option<&Arc<User>>) -> u32 {
+        user.map_or(crate::acl::NO_ID, |u| u.id)
     }
 }
 

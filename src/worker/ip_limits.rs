@@ -111,8 +111,8 @@ impl WorkerCore {
         pool: &PoolSnapshot,
         peer: Option<SocketAddr>,
     ) -> Result<Option<ClientRate>, LimitError> {
-        let user = source_users(pool).zip(peer).and_then(|(u, p)| u.by_source(p.ip())).map(|u| u.id);
-        let for_user = || user.map(ClientRate::for_user);
+        let user = source_users(pool).zip(peer).and_then(|(u, p)| u.by_source(p.ip())).cloned();
+        let for_user = || user.clone().map(ClientRate::for_user);
         let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(for_user()) };
         let Some(peer) = peer else { return Ok(for_user()) };
         let key = IpKey::new(peer.ip());
@@ -129,7 +129,7 @@ impl WorkerCore {
             },
         };
         let mut rate = ClientRate::new(key, slot.share, conn);
-        rate.user = user;
+        rate.source_user = user;
         Ok(Some(rate))
     }
 }

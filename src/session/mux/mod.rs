@@ -302,7 +302,7 @@ impl MuxSession {
                         obs = crate::obs::start_memcache(&mut self.obs, &req);
                         let size = buffered - c.inbuf.len();
                         let rate = c.rate.as_deref_mut();
-                        match rate_refusal(&mut self.rate, id, rate, None, size, now, Protocol::Memcache) {
+                        match rate_refusal(&mut self.rate, id, rate, c.user.as_ref(), size, now, Protocol::Memcache) {
                             Some(plan) => plan,
                             None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
                         }
