@@ -151,6 +151,10 @@ impl UserLimits {
         let s = self.slot(worker, user)?;
         let share = self.shares.share(worker, user);
         let last = s.last.load(Ordering::Relaxed);
+        // `now` as nanoseconds from `base`, computed once: the limiter's
+        // last refill after `f` is `max(last, now)` (`Limiter::refill`),
+        // so it is stored without converting the limiter's `Instant` back.
+        let now_ns = u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1);
         let mut lim = if last == u64::MAX {
             Limiter::new(spec, share, now)
         } else {
@@ -159,10 +163,10 @@ impl UserLimits {
             Limiter::from_parts(load(&s.req), load(&s.bytes), at)
         };
         let out = f(&mut lim, spec, share);
-        let (req, bytes, at) = lim.parts();
+        let (req, bytes, _) = lim.parts();
         s.req.store(req.to_bits(), Ordering::Relaxed);
         s.bytes.store(bytes.to_bits(), Ordering::Relaxed);
-        let ns = u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1);
+        let ns = if last == u64::MAX { now_ns } else { last.max(now_ns) };
         s.last.store(ns.min(u64::MAX - 1), Ordering::Relaxed);
         Some(out)
     }
@@ -187,7 +191,23 @@ impl UserLimits {
         let Some(s) = self.slot(worker, user) else { return };
         bump(&s.requests, 1);
         bump(&s.in_bytes, bytes as u64);
-        self.with(worker, user, now, |l, spec, _| l.charge(spec, bytes));
+        let Some(spec) = self.spec(user) else { return };
+        if s.last.load(Ordering::Relaxed) == u64::MAX {
+            // Never admitted here yet: start from full buckets.
+            self.with(worker, user, now, |l, spec, _| l.charge(spec, bytes));
+            return;
+        }
+        // A charge takes tokens and refills nothing (`Limiter::charge`):
+        // no clock arithmetic, just the two buckets.
+        let take = |a: &AtomicU64, n: f64| {
+            a.store((f64::from_bits(a.load(Ordering::Relaxed)) - n).to_bits(), Ordering::Relaxed)
+        };
+        if spec.requests.is_some() {
+            take(&s.req, 1.0);
+        }
+        if spec.bytes.is_some() {
+            take(&s.bytes, bytes as f64);
+        }
     }
 
     /// Counts a request of `user` refused by its ACL.
