@@ -60,6 +60,9 @@ pub struct User {
     /// Client IP ranges this user is (memcached pools, set by the config
     /// layer; not a rule).
     pub source: Vec<super::IpRange>,
+    /// The client certificates that are this user (`[[user]] cert_cn`,
+    /// `cert_san`; set by the config layer, not a rule).
+    pub cert: super::CertMatch,
     /// The user's index in the process-wide `[[user]]` list (its per-user
     /// limits and counters, `limit::UserLimits`); `NO_ID` for a user that
     /// is no `[[user]]` (a cluster pool's `client_auth`). Set by the config
@@ -132,6 +135,7 @@ impl User {
             channels: Vec::new(),
             scripting: false,
             source: Vec::new(),
+            cert: super::CertMatch::default(),
             id: NO_ID,
         }
     }

@@ -3,7 +3,7 @@
 //! table of per-IP buckets for its pool, the process-wide `UserLimits`
 //! (whose slots for this worker only this worker writes) and the clients
 //! waiting for tokens; each client carries a `ClientRate` (its key,
-//! cached table slot, wait, and a memcache client's user by `source`).
+//! cached table slot, wait).
 //!
 //! A request must find tokens in its address's buckets and in its user's
 //! (the client's user when the request is decoded: a client's AUTH is
@@ -67,16 +67,12 @@ pub struct ClientRate {
     /// The client's place in its address's connection count; dropped (and
     /// given back) with the client.
     pub conn: Option<ConnGuard>,
-    /// A memcache client's user, found by `source` at accept; the session
-    /// moves it to the client's user (`set_client_rate`), where a reload
-    /// re-resolves it by name like an AUTH user.
-    pub source_user: Option<Arc<User>>,
 }
 
 impl ClientRate {
     /// A client from `key`, holding `conn` (when connections are limited).
     pub fn new(key: IpKey, share: u32, conn: Option<ConnGuard>) -> ClientRate {
-        ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn, source_user: None }
+        ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn }
     }
 
     /// Where its bucket was last found, and its share slot (mongos relays
@@ -91,13 +87,9 @@ impl ClientRate {
         self.share
     }
 
-    /// A client without a per-IP rate that is `user` by its address.
-    pub fn for_user(user: Arc<User>) -> ClientRate {
-        ClientRate { source_user: Some(user), ..ClientRate::default() }
-    }
-
     /// The user id a request of this client is charged to: the client's
-    /// user (its AUTH user, or its `source` user in memcache pools).
+    /// user (its AUTH or certificate user, or its `source` user in
+    /// memcache pools, `session::mux::identity`).
     #[inline]
     pub fn user_id(&self, user: Option<&Arc<User>>) -> u32 {
         user.map_or(crate::acl::NO_ID, |u| u.id)

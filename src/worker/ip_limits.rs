@@ -1,6 +1,6 @@
 //! The worker's side of per-IP limits (`per_ip`) and users' limits: the
-//! connection check at accept (which also finds a memcache client's user
-//! by its address) and the rate context each multiplexed session gets.
+//! connection check at accept, the rate context each multiplexed session
+//! gets, and the per-read limits of mongos relays.
 //!
 //! Owner: one worker thread (an `impl` block of its `WorkerCore`).
 //! Invariants: the connection count of an address is taken before the
@@ -14,22 +14,16 @@ use super::core::WorkerCore;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Mode;
 use crate::limit::{Admit, IpKey, IpTable, LimitError, Limiter, OnLimit, PoolLimits, RateSpec, DEFAULT_TABLE_ENTRIES};
 use crate::route::PoolSnapshot;
 use crate::session::ratelimit::{ClientRate, RateCtx};
 use crate::session::{CloseReason, TcpSession};
 
 /// Whether accepting a client of `pool` needs its peer address (per-IP
-/// limits, or a memcache pool whose users are known by address).
+/// limits; a memcache pool's `source` users are found by the session,
+/// `session::mux::identity`).
 pub fn needs_peer(pool: &PoolSnapshot) -> bool {
-    pool.ip_limits.is_some() || source_users(pool).is_some()
-}
-
-/// A memcache pool's users, who are known by `source` address.
-fn source_users(pool: &PoolSnapshot) -> Option<&crate::acl::Users> {
-    pool.user_limits.as_ref()?;
-    pool.cfg.users.as_deref().filter(|_| pool.cfg.mode == Mode::Memcache)
+    pool.ip_limits.is_some()
 }
 
 /// The rates a session of `pool` on worker `worker` enforces (its users
@@ -111,10 +105,8 @@ impl WorkerCore {
         pool: &PoolSnapshot,
         peer: Option<SocketAddr>,
     ) -> Result<Option<ClientRate>, LimitError> {
-        let user = source_users(pool).zip(peer).and_then(|(u, p)| u.by_source(p.ip())).cloned();
-        let for_user = || user.clone().map(ClientRate::for_user);
-        let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(for_user()) };
-        let Some(peer) = peer else { return Ok(for_user()) };
+        let (Some(per_ip), Some(shared)) = (pool.cfg.limits.per_ip, &pool.ip_limits) else { return Ok(None) };
+        let Some(peer) = peer else { return Ok(None) };
         let key = IpKey::new(peer.ip());
         let slot = shared.slot(key);
         let conn = match per_ip.connections {
@@ -128,8 +120,6 @@ impl WorkerCore {
                 }
             },
         };
-        let mut rate = ClientRate::new(key, slot.share, conn);
-        rate.source_user = user;
-        Ok(Some(rate))
+        Ok(Some(ClientRate::new(key, slot.share, conn)))
     }
 }

@@ -68,13 +68,8 @@ impl MuxSession {
     }
 
     /// Where a client comes from, for its per-IP limits.
-    pub fn set_client_rate(&mut self, id: ClientId, mut rate: ClientRate) {
+    pub fn set_client_rate(&mut self, id: ClientId, rate: ClientRate) {
         if let Some(c) = self.client_mut(id) {
-            // A memcache client's `source` user is its user from now on
-            // (a reload re-resolves it by name, `refresh_users`).
-            if let Some(u) = rate.source_user.take() {
-                c.user = Some(u);
-            }
             c.rate = Some(Box::new(rate));
         }
     }
