@@ -140,14 +140,21 @@ fn error_mode_answers_the_exact_texts_and_metrics_count_sent_and_denied() {
         drop(px);
 
         // memcache: the user is whoever connects from its `source`.
-        let web = "on_limit = \"error\"\n[[user]]\nname = \"app\"\nsource = [\"127.0.0.0/8\"]\nrules = \"on\"\n\
+        let web = "on_limit = \"error\"\n[[user]]\nname = \"app\"\nsource = [\"127.0.0.0/8\"]\nrules = \"on ~k*\"\n\
                    limits = { requests = 5 }\n";
         let (p, port) = start(io, "memcache", m.port, web);
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let req: Vec<u8> = (0..20).flat_map(|i| format!("get k{i}\r\n").into_bytes()).collect();
+        // One key its rules refuse (counted as denied), then 20 GETs.
+        let req: Vec<u8> = std::iter::once("get other\r\n".to_owned())
+            .chain((0..20).map(|i| format!("get k{i}\r\n")))
+            .flat_map(String::into_bytes)
+            .collect();
         s.write_all(&req).unwrap();
         let mut rd = BufReader::new(s);
+        let mut first = String::new();
+        rd.read_line(&mut first).unwrap();
+        assert_eq!(first.trim_end(), "CLIENT_ERROR NOPERM No permissions to access a key", "{io}");
         let lines: Vec<String> = (0..20)
             .map(|_| {
                 let mut l = String::new();
@@ -158,7 +165,8 @@ fn error_mode_answers_the_exact_texts_and_metrics_count_sent_and_denied() {
         let went = lines.iter().filter(|l| *l == "END").count();
         let refused = lines.iter().filter(|l| *l == "SERVER_ERROR rate limit exceeded").count();
         assert!(went >= 1 && refused >= 10 && went + refused == 20, "{io}: {lines:?}");
-        assert_eq!(user_metric(&p, "requests"), went as f64, "{io}: memcache");
+        assert_eq!(user_metric(&p, "requests"), (went + 1) as f64, "{io}: memcache");
+        assert_eq!(user_metric(&p, "denied"), 1.0, "{io}: memcache");
         assert_eq!(user_metric(&p, "rate_limited"), refused as f64, "{io}: memcache");
     }
 }

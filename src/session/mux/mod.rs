@@ -305,8 +305,16 @@ impl MuxSession {
                         let rate = c.rate.as_deref_mut();
                         match rate_refusal(&mut self.rate, id, rate, c.user.as_ref(), size, now, Protocol::Memcache) {
                             Some(plan) => plan,
-                            None => identity::gate_memcache(cfg, c.user.as_deref(), &req)
-                                .unwrap_or_else(|| plan_memcache(cfg, req, router, self.local_stats.as_ref())),
+                            None => match identity::gate_memcache(cfg, c.user.as_deref(), &req) {
+                                Some(refused) => {
+                                    // A user's key rules refused it (NOPERM).
+                                    if c.user.is_some() {
+                                        self.rate.note_denied(c.user.as_ref().map(|u| u.id));
+                                    }
+                                    refused
+                                }
+                                None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                            },
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),
