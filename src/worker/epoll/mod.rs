@@ -39,6 +39,7 @@ const TICK: Duration = Duration::from_millis(250);
 mod connect;
 mod listen;
 mod mux;
+mod mux_connect;
 mod relay;
 
 /// A registration's token: three low bits of kind, the slot above them up

@@ -19,12 +19,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Interest;
 
+use super::mux_connect::connect_result;
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
@@ -37,21 +37,21 @@ use crate::worker::tls_io;
 
 /// One socket of a multiplexed pool.
 pub(super) struct ESock {
-    gen: u16,
-    entry: u32,
-    kind: MKind,
-    stream: TcpStream,
-    readable: bool,
-    writable: bool,
+    pub(super) gen: u16,
+    pub(super) entry: u32,
+    pub(super) kind: MKind,
+    pub(super) stream: TcpStream,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
     /// The peer hung up: read until EOF even after a short read.
-    hup: bool,
+    pub(super) hup: bool,
     /// Backends: the connect completed.
-    connected: bool,
+    pub(super) connected: bool,
     /// Clients: listed in the entry's `paused`.
-    paused: bool,
-    stat_id: usize,
+    pub(super) paused: bool,
+    pub(super) stat_id: usize,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
-    tls: Option<Box<TlsConn>>,
+    pub(super) tls: Option<Box<TlsConn>>,
 }
 
 impl Generational for ESock {
@@ -306,44 +306,6 @@ impl EpollDriver {
         }
     }
 
-    /// Opens a non-blocking socket to `addr` for backend `b` of entry
-    /// `idx` and starts its connect; completion arrives as an event.
-    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
-        let (slot, gen) = self.msocks.next_key();
-        let registry = self.poll.registry();
-        let res = sys::tcp_socket(&addr, false).and_then(|fd| {
-            // SAFETY: `fd` is a fresh socket we own.
-            let mut stream = TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(fd) });
-            match socket2::SockRef::from(&stream).connect(&addr.into()) {
-                Ok(()) => {}
-                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(err) => return Err(err),
-            }
-            registry.register(&mut stream, token(slot, gen, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
-            Ok(stream)
-        });
-        let stream = res.map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
-        let s = ESock {
-            gen,
-            entry: idx as u32,
-            kind: MKind::Backend(b),
-            stream,
-            readable: false,
-            writable: false,
-            hup: false,
-            connected: false,
-            paused: false,
-            stat_id: sid,
-            tls: None,
-        };
-        let got = self.msocks.insert(s);
-        debug_assert_eq!(got, slot);
-        if let Some(e) = self.mux.get_mut(idx) {
-            e.backends.insert(b, slot);
-        }
-        Ok(())
-    }
-
     /// Applies every session's intents and writes what it queued, until
     /// nothing changes.
     pub(super) fn mux_flush(&mut self, now: Instant) {
@@ -409,18 +371,5 @@ impl MuxIo for EpollDriver {
         for slot in 0..self.msocks.capacity() {
             self.mux_close_sock(slot);
         }
-    }
-}
-
-/// The outcome of a non-blocking connect once the socket signalled:
-/// `None` while still in progress, else success or the errno.
-fn connect_result(s: &TcpStream) -> Option<Result<(), i32>> {
-    match s.take_error() {
-        Ok(Some(e)) | Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
-        Ok(None) => match s.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
-            Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
-        },
     }
 }

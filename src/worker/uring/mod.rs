@@ -21,6 +21,7 @@ use io_uring::{opcode, types, IoUring};
 mod conn;
 mod listen;
 mod mux;
+mod mux_connect;
 mod relay;
 mod submit;
 mod tag;

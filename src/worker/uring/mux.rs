@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::conn::{sockaddr_box, store_sockaddr, MSock};
+use super::conn::MSock;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
@@ -83,7 +83,7 @@ impl UringDriver {
         self.mux_arm_recv(slot);
     }
 
-    fn mux_arm_recv(&mut self, slot: u32) {
+    pub(super) fn mux_arm_recv(&mut self, slot: u32) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
         if s.recv_armed || s.closing {
             return;
@@ -228,27 +228,6 @@ impl UringDriver {
         self.mux_resend.push(slot);
     }
 
-    pub(super) fn mux_on_connect(&mut self, slot: u32, gen: u16, res: i32, now: Instant) {
-        let Some(s) = self.msocks.get_gen(slot, gen) else { return };
-        s.ops -= 1;
-        if s.closing {
-            return self.mux_maybe_free(slot);
-        }
-        let (entry, kind, sid) = (s.entry as usize, s.kind, s.stat_id);
-        let MKind::Backend(b) = kind else { return };
-        if res == 0 {
-            s.connected = true;
-            self.core.mux_backend_opened(sid);
-            if let Some(e) = self.mux.get_mut(entry) {
-                e.session.handle_backend_connected(b);
-            }
-            self.mux_arm_recv(slot);
-            self.mux_resend.push(slot);
-        } else {
-            self.mux_connect_failed(entry, b, sid, -res, now);
-        }
-    }
-
     /// Detaches a socket from its session: cancels what is in flight and
     /// frees the record (closing the fd) once the kernel is done with it.
     fn mux_detach(&mut self, slot: u32) {
@@ -270,31 +249,12 @@ impl UringDriver {
         self.mux_maybe_free(slot);
     }
 
-    fn mux_maybe_free(&mut self, slot: u32) {
+    pub(super) fn mux_maybe_free(&mut self, slot: u32) {
         if self.msocks.get_mut(slot).is_some_and(|s| s.closing && s.ops == 0) {
             if let Some(s) = self.msocks.remove(slot) {
                 sys::close(s.fd);
             }
         }
-    }
-
-    /// Opens a socket to `addr` for backend `b` of entry `idx` and submits
-    /// its connect.
-    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
-        let fd = sys::tcp_socket(&addr, true).map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
-        let mut s = MSock::new(idx as u32, MKind::Backend(b), fd);
-        s.stat_id = sid;
-        let (ptr, len) = store_sockaddr(s.sockaddr.insert(sockaddr_box()), addr);
-        s.ops = 1;
-        let slot = self.msocks.insert(s);
-        if let Some(e) = self.mux.get_mut(idx) {
-            e.backends.insert(b, slot);
-        }
-        let gen = self.msocks.get_mut(slot).map_or(0, |s| s.gen);
-        // SAFETY (via push): the address lives in the boxed record until ops == 0.
-        let sqe = opcode::Connect::new(types::Fd(fd), ptr, len).build().user_data(Tag::MuxConnect.ud(slot, gen));
-        self.push(sqe);
-        Ok(())
     }
 
     /// Starts a send on `slot` if the session has bytes for it and none is
