@@ -23,7 +23,7 @@ use super::span::KeyPath;
 use super::twem::ListenAddr;
 use super::types::Mode;
 use super::validate::{pick, positive_duration, Problems};
-use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version};
+use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
 
 /// `tls = { cert, key, ca, min_version, alpn }`.
 #[derive(Debug, Default, Deserialize)]
@@ -107,12 +107,24 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
         ok = false;
     }
     if let Some(b) = &file.backend_tls {
-        match backend(b, dir, p) {
-            // Parsed and its files checked, but backend connections do not
-            // speak TLS yet: refused rather than silently plaintext.
-            Some(_) => {
-                p.add(key("backend_tls"), "not supported yet (backend connections are plaintext in this release)");
+        match backend(b, mode, dir, p) {
+            // tcp and mongos relays do not originate TLS yet: refused
+            // rather than silently plaintext.
+            Some(_) if matches!(mode, Some(Mode::Tcp | Mode::Mongos)) => {
+                p.add(
+                    key("backend_tls"),
+                    "expected only in redis, memcache and redis_cluster pools (tcp and mongos relays: not yet)",
+                );
                 ok = false;
+            }
+            Some(c) => {
+                if !c.settings.verify {
+                    tracing::warn!(
+                        pool = %file.name.as_deref().unwrap_or("?"),
+                        "backend_tls.verify = false: backend certificates are not checked (anyone on the path can impersonate the backends)"
+                    );
+                }
+                out.backend = Some(Arc::new(c));
             }
             None => ok = false,
         }
@@ -164,7 +176,7 @@ fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
     }
 }
 
-fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
+fn backend(b: &BackendTlsFile, mode: Option<Mode>, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
     let key = |k: &str| KeyPath::root().key("backend_tls").key(k);
     let verify = b.verify.unwrap_or(true);
     if verify && b.ca.is_none() {
@@ -183,6 +195,10 @@ fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls
         verify,
     };
     if let Some(name) = &settings.server_name {
+        if name == ANNOUNCED && !matches!(mode, Some(Mode::RedisCluster)) {
+            p.add(key("server_name"), format!("{ANNOUNCED:?} is only for redis_cluster pools (the nodes' announced hostnames)"));
+            return None;
+        }
         if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
             p.add(key("server_name"), format!("expected a DNS name or IP address, got {name:?}"));
             return None;

@@ -20,7 +20,7 @@ mod load;
 mod tests;
 
 pub use conn::{TlsConn, OUT_BOUND};
-pub use load::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version};
+pub use load::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
 
 /// Why a certificate could not be loaded or a TLS session failed.
 #[derive(Debug, thiserror::Error)]
