@@ -33,6 +33,7 @@ mod mux_pools_tests;
 mod relay;
 mod slab;
 pub mod sys;
+mod tls_backend;
 mod tls_io;
 mod uring;
 

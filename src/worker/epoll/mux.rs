@@ -33,6 +33,7 @@ use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
 use crate::tls::TlsConn;
 use crate::worker::sys;
+use crate::worker::tls_backend;
 use crate::worker::tls_io;
 
 /// One socket of a multiplexed pool.
@@ -156,10 +157,8 @@ impl EpollDriver {
                 match connect_result(&s.stream) {
                     None => return, // still connecting
                     Some(Ok(())) => {
-                        s.connected = true;
-                        self.core.mux_backend_opened(s.stat_id);
-                        if let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) {
-                            e.session.handle_backend_connected(b);
+                        if !self.mux_backend_connected(slot, b, now) {
+                            return;
                         }
                     }
                     Some(Err(errno)) => {
@@ -200,9 +199,7 @@ impl EpollDriver {
                             }
                             e.session.handle_client_eof(id)
                         }
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, None, now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, None, now),
                     }
                     return;
                 }
@@ -221,7 +218,16 @@ impl EpollDriver {
                             }
                             self.core.count_bytes(&e.pool, n, 0);
                         }
-                        MKind::Backend(b) => e.session.handle_backend_data(b, &self.scratch[..n], now),
+                        MKind::Backend(b) => match s.tls.as_deref_mut() {
+                            None => e.session.handle_backend_data(b, &self.scratch[..n], now),
+                            Some(t) => {
+                                let stats = &self.core.stats.tls_backend;
+                                let step = tls_backend::data(t, &mut *e.session, b, &self.scratch[..n], now, stats);
+                                if self.mux_backend_tls_step(slot, entry, b, step, now) {
+                                    return;
+                                }
+                            }
+                        },
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -239,9 +245,7 @@ impl EpollDriver {
                             }
                             e.session.handle_client_error(id, errno)
                         }
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, Some(errno), now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, Some(errno), now),
                     }
                     return;
                 }
@@ -262,7 +266,8 @@ impl EpollDriver {
             let buf = match (kind, s.tls.as_deref_mut()) {
                 (MKind::Client(id), None) => e.session.poll_client_transmit(id),
                 (MKind::Client(id), Some(t)) => tls_io::client_transmit(t, &mut *e.session, id, now),
-                (MKind::Backend(b), _) => e.session.poll_backend_transmit(b),
+                (MKind::Backend(b), None) => e.session.poll_backend_transmit(b),
+                (MKind::Backend(b), Some(t)) => tls_backend::transmit(t, &mut *e.session, b, now),
             };
             let Some(buf) = buf else { return };
             let res = s.stream.write(buf);
@@ -275,7 +280,10 @@ impl EpollDriver {
                     }
                     self.core.count_bytes(&e.pool, 0, n);
                 }
-                MKind::Backend(b) => e.session.handle_backend_sent(b, n, now),
+                MKind::Backend(b) => match s.tls.as_deref_mut() {
+                    None => e.session.handle_backend_sent(b, n, now),
+                    Some(t) => t.advance(n),
+                },
             }
             match res {
                 Ok(_) => {}
@@ -288,9 +296,7 @@ impl EpollDriver {
                     let errno = err.raw_os_error().unwrap_or(libc::EIO);
                     match kind {
                         MKind::Client(id) => e.session.handle_client_error(id, errno),
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, Some(errno), now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, Some(errno), now),
                     }
                     return;
                 }
@@ -303,6 +309,9 @@ impl EpollDriver {
         let _ = self.poll.registry().deregister(&mut s.stream);
         if s.connected && matches!(s.kind, MKind::Backend(_)) {
             self.core.mux_backend_closed(s.stat_id);
+            if let Some(t) = s.tls.as_deref() {
+                tls_backend::abandoned(t, Instant::now(), &self.core.stats.tls_backend);
+            }
         }
     }
 

@@ -38,6 +38,7 @@ use crate::session::mux::BackendId;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
+use crate::worker::tls_backend::{self, Step};
 use crate::worker::tls_io;
 
 /// Send buffers above this are freed after use, so a client that once got
@@ -171,16 +172,28 @@ impl UringDriver {
                     }
                     MKind::Backend(b) => {
                         if res > 0 {
+                            let tls = self.msocks.get_mut(slot).and_then(|s| s.tls.as_deref_mut());
+                            let mut step = Step::Continue;
                             if let Some(bid) = bid {
-                                e.session.handle_backend_data(b, self.bufs.get(bid, res as usize), now);
+                                let data = self.bufs.get(bid, res as usize);
+                                match tls {
+                                    None => e.session.handle_backend_data(b, data, now),
+                                    Some(t) => {
+                                        let stats = &self.core.stats.tls_backend;
+                                        step = tls_backend::data(t, &mut *e.session, b, data, now, stats);
+                                        // Handshake records, or requests queued
+                                        // while it ran: send them.
+                                        self.mux_resend.push(slot);
+                                    }
+                                }
                             }
-                            if !armed {
+                            if !self.mux_backend_tls_step(slot, entry, b, step, now) && !armed {
                                 self.mux_arm_recv(slot);
                             }
                         } else if res == -libc::ENOBUFS {
                             self.mux_arm_recv(slot);
                         } else if res != -libc::ECANCELED {
-                            self.mux_backend_lost(entry, b, (res < 0).then_some(-res), now);
+                            self.mux_backend_gone(slot, entry, b, (res < 0).then_some(-res), now);
                         }
                     }
                 }
@@ -218,9 +231,12 @@ impl UringDriver {
                 }
             }
             MKind::Backend(b) => {
-                e.session.handle_backend_sent(b, n, now);
+                match s.tls.as_deref_mut() {
+                    None => e.session.handle_backend_sent(b, n, now),
+                    Some(t) => t.advance(n),
+                }
                 if res < 0 && res != -libc::ECANCELED {
-                    return self.mux_backend_lost(entry, b, Some(-res), now);
+                    return self.mux_backend_gone(slot, entry, b, Some(-res), now);
                 }
             }
         }
@@ -239,6 +255,9 @@ impl UringDriver {
         if s.connected {
             s.connected = false;
             self.core.mux_backend_closed(s.stat_id);
+            if let Some(t) = s.tls.as_deref() {
+                tls_backend::abandoned(t, Instant::now(), &self.core.stats.tls_backend);
+            }
         }
         if s.ops > 0 {
             let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(s.fd)).all())
@@ -270,7 +289,10 @@ impl UringDriver {
                 None => e.session.poll_client_transmit(id),
                 Some(t) => tls_io::client_transmit(t, &mut *e.session, id, now),
             },
-            MKind::Backend(b) if s.connected => e.session.poll_backend_transmit(b),
+            MKind::Backend(b) if s.connected => match s.tls.as_deref_mut() {
+                None => e.session.poll_backend_transmit(b),
+                Some(t) => tls_backend::transmit(t, &mut *e.session, b, now),
+            },
             MKind::Backend(_) => None,
         };
         let Some(buf) = buf else { return };

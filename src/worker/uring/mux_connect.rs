@@ -1,9 +1,15 @@
 //! The io_uring driver's backend connects for multiplexed pools: the
 //! socket and connect SQE toward a backend, and the connect's completion.
 //!
+//! With `backend_tls`, connecting includes the TLS handshake
+//! (`worker::tls_backend`): the session hears it connected only once the
+//! handshake is done, and a handshake that fails is a failed connect.
+//!
 //! Owner: the worker's `UringDriver` (an `impl` block of it, over its
-//! `msocks` table). Invariant: the connect SQE's address lives in the
-//! socket's boxed record, which is freed only once `ops` is back to zero.
+//! `msocks` table). Invariants: the connect SQE's address lives in the
+//! socket's boxed record, which is freed only once `ops` is back to zero;
+//! a TLS failure is counted once (the socket's `TlsConn` is dropped before
+//! the connection is reported).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -17,6 +23,7 @@ use crate::session::mux::BackendId;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
+use crate::worker::tls_backend::{self, Step, TLS_ERRNO};
 
 impl UringDriver {
     /// Opens a socket to `addr` for backend `b` of entry `idx` and submits
@@ -49,13 +56,58 @@ impl UringDriver {
         if res == 0 {
             s.connected = true;
             self.core.mux_backend_opened(sid);
-            if let Some(e) = self.mux.get_mut(entry) {
-                e.session.handle_backend_connected(b);
+            if let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) {
+                match tls_backend::connected(&e.pool, &*e.session, b, now, &self.core.stats.tls_backend) {
+                    Ok(None) => e.session.handle_backend_connected(b),
+                    Ok(Some(t)) => s.tls = Some(t),
+                    Err(()) => return self.mux_connect_failed(entry, b, sid, TLS_ERRNO, now),
+                }
             }
             self.mux_arm_recv(slot);
+            // The ClientHello, or requests queued while connecting.
             self.mux_resend.push(slot);
         } else {
             self.mux_connect_failed(entry, b, sid, -res, now);
         }
+    }
+
+    /// Backend `b`'s socket hit EOF (`errno` None) or an error: a lost
+    /// connection, or a failed connect while its TLS handshake runs.
+    pub(super) fn mux_backend_gone(&mut self, slot: u32, entry: usize, b: BackendId, errno: Option<i32>, now: Instant) {
+        let handshaking = match self.msocks.get_mut(slot) {
+            Some(s) => match s.tls.take() {
+                Some(t) if t.is_handshaking() => {
+                    tls_backend::gone(&t, &self.core.stats.tls_backend);
+                    Some(s.stat_id)
+                }
+                t => {
+                    s.tls = t;
+                    None
+                }
+            },
+            None => None,
+        };
+        match handshaking {
+            Some(sid) => self.mux_connect_failed(entry, b, sid, errno.unwrap_or(libc::ECONNRESET), now),
+            None => self.mux_backend_lost(entry, b, errno, now),
+        }
+    }
+
+    /// Acts on a TLS step of backend `b`; true when the socket is gone.
+    pub(super) fn mux_backend_tls_step(&mut self, slot: u32, entry: usize, b: BackendId, step: Step, now: Instant) -> bool {
+        if step == Step::Continue {
+            return false;
+        }
+        let sid = self.msocks.get_mut(slot).map_or(usize::MAX, |s| {
+            // Counted already: closing it must not count it again.
+            s.tls = None;
+            s.stat_id
+        });
+        match step {
+            Step::Continue => return false,
+            Step::ConnectFailed => self.mux_connect_failed(entry, b, sid, TLS_ERRNO, now),
+            Step::Lost(errno) => self.mux_backend_lost(entry, b, errno, now),
+        }
+        true
     }
 }
