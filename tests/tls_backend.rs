@@ -4,13 +4,15 @@
 //! `redis-cli --tls`); mutual TLS; handshakes that must fail (wrong CA, a
 //! missing client certificate, a hostname mismatch) with the pool's clear
 //! error while other pools keep serving; and a real TLS cluster
-//! (`--tls-cluster yes`) behind a redis_cluster pool.
+//! (`--tls-cluster yes`) behind a redis_cluster pool; a memcache pool to
+//! memcached's TLS listener (`-Z`).
 
 mod common;
 
 use std::time::Duration;
 
-use common::tls::{client_config, redis_cli, redis_tls, Ca, Leaf, TlsResp};
+use common::tls::{client_config, memcached_tls, redis_cli, redis_tls, Ca, Leaf, TlsResp};
+use common::twem::RawMemcache;
 use common::{drivers, free_port, tmpdir, wait_until, Puerta, Resp};
 
 fn backend_tls(ca: &Ca, client: Option<&Leaf>, extra: &str) -> String {
@@ -110,5 +112,28 @@ fn mutual_tls_and_failed_handshakes() {
             p.metric("puerta_tls_handshake_failures_total", "side=\"backend\",reason=\"bad_certificate\"") >= 2.0
         });
         assert!(p.log().contains("TLS handshake with a backend failed"), "{io}");
+    }
+}
+
+#[test]
+fn memcache_pool_to_a_tls_memcached() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "mc");
+    let leaf = ca.leaf(&dir, "memcached", false);
+    let backend = memcached_tls(&leaf);
+    for io in drivers() {
+        let port = free_port();
+        let cfg = format!(
+            "{SERVER}\n[[pool]]\nname = \"m\"\nmode = \"memcache\"\nlisten = \"127.0.0.1:{port}\"\n\
+             servers = [\"127.0.0.1:{}:1\"]\n{}\n",
+            backend.port,
+            backend_tls(&ca, None, "")
+        );
+        let p = Puerta::start(&cfg, io);
+        let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("{io}-mk{i}").into_bytes()).collect();
+        let mut c = RawMemcache::connect(port);
+        c.set_all(&keys);
+        assert!(c.present(&keys).iter().all(|&p| p), "{io}: keys set through TLS are read back");
+        assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 1.0, "{io}");
     }
 }

@@ -177,3 +177,18 @@ pub fn redis_tls_args(ca: &Ca, leaf: &Leaf, auth_clients: bool) -> Vec<String> {
         (if auth_clients { "yes" } else { "no" }).into(),
     ]
 }
+
+/// A memcached whose one listener speaks TLS (`-Z`), serving `leaf`.
+pub fn memcached_tls(leaf: &Leaf) -> super::Proc {
+    let port = super::free_port();
+    let opts = format!("ssl_chain_cert={},ssl_key={}", leaf.cert.display(), leaf.key.display());
+    let child = std::process::Command::new("memcached")
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64", "-Z", "-o", &opts])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("memcached must be installed (scripts/test.sh installs it)");
+    let mut p = super::Proc { child, port };
+    p.wait_listening("memcached -Z");
+    p
+}
