@@ -54,8 +54,11 @@ pub fn connected(
 ) -> Result<Option<Box<TlsConn>>, ()> {
     let Some(tls) = pool.cfg.tls.backend.as_ref() else { return Ok(None) };
     stats.handshakes.incr();
+    // Cluster nodes are named by their IP, or with `server_name =
+    // "announced"` by their announced endpoint's host.
+    let named = pool.cfg.cluster.is_none() || tls.wants_announced();
     let ip;
-    let host = match session.backend_host(b) {
+    let host = match session.backend_host(b).filter(|_| named) {
         Some(h) => h,
         None => {
             ip = session.backend_addr(b).map(|a| a.ip().to_string()).unwrap_or_default();
