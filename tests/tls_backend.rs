@@ -11,7 +11,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::tls::{client_config, memcached_tls, redis_cli, redis_tls, Ca, Leaf, TlsResp};
+use common::cluster::Cluster;
+use common::cluster_puerta::ClusterProxy;
+use common::tls::{client_config, memcached_tls, redis_cli, redis_tls, redis_tls_args, Ca, Leaf, TlsResp};
 use common::twem::RawMemcache;
 use common::{drivers, free_port, tmpdir, wait_until, Puerta, Resp};
 
@@ -135,5 +137,46 @@ fn memcache_pool_to_a_tls_memcached() {
         c.set_all(&keys);
         assert!(c.present(&keys).iter().all(|&p| p), "{io}: keys set through TLS are read back");
         assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 1.0, "{io}");
+    }
+}
+
+#[test]
+fn cluster_pool_to_a_tls_cluster() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "cl");
+    let leaf = ca.leaf(&dir, "node", false);
+    let front = ca.leaf(&dir, "front", false);
+    let cli = vec!["--tls".to_string(), "--cacert".to_string(), ca.pem.display().to_string()];
+    let cluster = Cluster::start_tls(3, 0, (redis_tls_args(&ca, &leaf, false), cli));
+    let tls_front = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", front.cert.display(), front.key.display());
+    for io in drivers() {
+        // TLS on both sides: Puerta terminates the clients' TLS and
+        // originates TLS to every node (and to the refresh's CLUSTER SLOTS).
+        let extra = format!("{}\n{tls_front}", backend_tls(&ca, None, ""));
+        let proxy = ClusterProxy::start_tls(&cluster, io, &extra);
+        let mut c = TlsResp::connect(proxy.port, client_config(&ca.pem, None)).unwrap();
+        let keys: Vec<String> = (0..60).map(|i| format!("{io}-ck{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.cmd(&["SET", k, &i.to_string()]).unwrap(), "OK", "{io}: SET {k}");
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.cmd(&["GET", k]).unwrap(), i.to_string(), "{io}: GET {k}");
+        }
+        let (ok, out) = redis_cli(proxy.port, &ca.pem, None, &["get", &keys[7]]);
+        assert!(ok && out == "7", "{io}: redis-cli --tls through a cluster pool over TLS: {out}");
+
+        // A slot moves to another master under Puerta: its keys stay
+        // reachable (MOVED or the next refresh), over TLS to the new owner.
+        let slot = puerta::route::keyslot(keys[3].as_bytes());
+        let from = cluster.owner_of(slot);
+        let to = *cluster.master_ports().iter().find(|&&p| p != from).unwrap();
+        cluster.move_slot(slot, to);
+        assert_eq!(c.cmd(&["GET", &keys[3]]).unwrap(), "3", "{io}: GET after the slot moved");
+        assert_eq!(c.cmd(&["SET", &keys[3], "moved"]).unwrap(), "OK", "{io}");
+        assert_eq!(c.cmd(&["GET", &keys[3]]).unwrap(), "moved", "{io}");
+
+        let p = &proxy.puerta;
+        assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 3.0, "{io}");
+        assert_eq!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\""), 0.0, "{io}");
     }
 }
