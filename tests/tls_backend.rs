@@ -31,6 +31,11 @@ fn pool(name: &str, port: u16, backend: u16, extra: &str) -> String {
     )
 }
 
+/// A pool's `servers` written as `localhost:port` instead of the IP.
+fn by_host(pool: &str) -> String {
+    pool.replace("servers = [\"127.0.0.1:", "servers = [\"localhost:")
+}
+
 const SERVER: &str = "[server]\nworkers = 2\nadmin = \"127.0.0.1:{admin}\"\nshutdown_timeout = \"1s\"\n";
 
 #[test]
@@ -87,7 +92,7 @@ fn mutual_tls_and_failed_handshakes() {
     let plain = common::redis();
     let mtls = redis_tls(&ca, &leaf, true);
     for io in drivers() {
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
         let mut cfg = SERVER.to_string();
         cfg.push_str(&pool("mtls", ports[0], mtls.port, &backend_tls(&ca, Some(&client), "")));
         cfg.push_str(&pool("nocert", ports[1], mtls.port, &backend_tls(&ca, None, "")));
@@ -95,6 +100,17 @@ fn mutual_tls_and_failed_handshakes() {
         let mismatch = backend_tls(&ca, Some(&client), ", server_name = \"redis.example.org\"");
         cfg.push_str(&pool("mismatch", ports[3], mtls.port, &mismatch));
         cfg.push_str(&pool("plain", ports[4], plain.port, ""));
+        // verify = false: no CA, any certificate (here one `other` never
+        // signed for this host is not even looked at).
+        let noverify = format!(
+            "backend_tls = {{ verify = false, cert = \"{}\", key = \"{}\" }}",
+            client.cert.display(),
+            client.key.display()
+        );
+        cfg.push_str(&pool("noverify", ports[5], mtls.port, &noverify));
+        // The default name is the host as written in `servers`.
+        let by_name = pool("byname", ports[6], mtls.port, &backend_tls(&ca, Some(&client), ""));
+        cfg.push_str(&by_host(&by_name));
         let p = Puerta::start(&cfg, io);
 
         let mut good = Resp::connect(ports[0]).unwrap();
@@ -105,6 +121,10 @@ fn mutual_tls_and_failed_handshakes() {
             let got = c.cmd(&["GET", "m"]).unwrap();
             // The session's failed-connect error, strerror(EPROTO).
             assert_eq!(got, "-ERR Protocol error", "{io}: pool {name} through a failed handshake");
+        }
+        for (name, port) in [("noverify", ports[5]), ("byname", ports[6])] {
+            let mut c = Resp::connect(port).unwrap();
+            assert_eq!(c.cmd(&["GET", "m"]).unwrap(), "1", "{io}: pool {name}");
         }
         // Puerta keeps serving the other pools.
         assert_eq!(good.cmd(&["GET", "m"]).unwrap(), "1", "{io}");
@@ -179,4 +199,54 @@ fn cluster_pool_to_a_tls_cluster() {
         assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 3.0, "{io}");
         assert_eq!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\""), 0.0, "{io}");
     }
+}
+
+#[test]
+fn default_server_name_is_the_host_as_written() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "names");
+    // A certificate for "localhost" only: no IP SAN.
+    let leaf = ca.leaf_for(&dir, "redis", false, false);
+    let backend = redis_tls(&ca, &leaf, false);
+    for io in drivers() {
+        let (by_name, by_ip) = (free_port(), free_port());
+        let mut cfg = SERVER.to_string();
+        let tls = backend_tls(&ca, None, "");
+        cfg.push_str(&by_host(&pool("name", by_name, backend.port, &tls)));
+        cfg.push_str(&pool("ip", by_ip, backend.port, &tls));
+        let p = Puerta::start(&cfg, io);
+        let mut c = Resp::connect(by_name).unwrap();
+        assert_eq!(c.cmd(&["SET", "n", "1"]).unwrap(), "OK", "{io}: localhost verified as written");
+        let mut c = Resp::connect(by_ip).unwrap();
+        assert_eq!(c.cmd(&["GET", "n"]).unwrap(), "-ERR Protocol error", "{io}: 127.0.0.1 is not in the certificate");
+        assert!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\",reason=\"bad_certificate\"") >= 1.0);
+    }
+}
+
+#[test]
+fn check_validates_backend_tls() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "chk");
+    let leaf = ca.leaf(&dir, "client", false);
+    let run = |mode: &str, tls: &str| {
+        let path = dir.join("check.toml");
+        let text = pool("p", free_port(), 6379, tls).replace("mode = \"redis\"", &format!("mode = \"{mode}\""));
+        std::fs::write(&path, format!("{}{text}", SERVER.replace("{admin}", "19999"))).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta")).args(["check", "--config"]).arg(&path).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for mode in ["redis", "memcache"] {
+        let (ok, err) = run(mode, &backend_tls(&ca, Some(&leaf), ""));
+        assert!(ok, "{mode}: {err}");
+    }
+    let (ok, err) = run("tcp", &backend_tls(&ca, None, ""));
+    assert!(!ok && err.contains("check.toml:") && err.contains("backend_tls") && err.contains("tcp and mongos"), "{err}");
+    let (ok, err) = run("redis", &backend_tls(&ca, None, ", server_name = \"announced\""));
+    assert!(!ok && err.contains("backend_tls.server_name") && err.contains("redis_cluster"), "{err}");
+    let (ok, err) = run("redis", &format!("backend_tls = {{ ca = \"{}\", cert = \"{}\" }}", ca.pem.display(), leaf.cert.display()));
+    assert!(!ok && err.contains("backend_tls.key") && err.contains("together"), "{err}");
+    let (ok, err) = run("redis", "backend_tls = { server_name = \"x\" }");
+    assert!(!ok && err.contains("backend_tls.ca") && err.contains("verify"), "{err}");
+    let (ok, err) = run("redis", &format!("backend_tls = {{ ca = \"{}\" }}", dir.join("nope.pem").display()));
+    assert!(!ok && err.contains("backend_tls.ca") && err.contains("nope.pem"), "{err}");
 }

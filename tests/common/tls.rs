@@ -38,9 +38,16 @@ impl Ca {
     /// A leaf for "localhost" and 127.0.0.1, named `name` on disk;
     /// `expired` dates it in the past.
     pub fn leaf(&self, dir: &Path, name: &str, expired: bool) -> Leaf {
+        self.leaf_for(dir, name, expired, true)
+    }
+
+    /// A leaf for "localhost", and for 127.0.0.1 too when `ip`.
+    pub fn leaf_for(&self, dir: &Path, name: &str, expired: bool, ip: bool) -> Leaf {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        if ip {
+            params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        }
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
