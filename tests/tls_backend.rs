@@ -6,9 +6,7 @@
 //! error while other pools keep serving; and a real TLS cluster
 //! (`--tls-cluster yes`) behind a redis_cluster pool; a memcache pool to
 //! memcached's TLS listener (`-Z`).
-
 mod common;
-
 use std::time::Duration;
 
 use common::cluster::Cluster;
@@ -18,9 +16,8 @@ use common::twem::RawMemcache;
 use common::{drivers, free_port, tmpdir, wait_until, Puerta, Resp};
 
 fn backend_tls(ca: &Ca, client: Option<&Leaf>, extra: &str) -> String {
-    let mtls = client
-        .map(|l| format!(", cert = \"{}\", key = \"{}\"", l.cert.display(), l.key.display()))
-        .unwrap_or_default();
+    let mtls =
+        client.map(|l| format!(", cert = \"{}\", key = \"{}\"", l.cert.display(), l.key.display())).unwrap_or_default();
     format!("backend_tls = {{ ca = \"{}\"{mtls}{extra} }}", ca.pem.display())
 }
 
@@ -232,7 +229,11 @@ fn check_validates_backend_tls() {
         let path = dir.join("check.toml");
         let text = pool("p", free_port(), 6379, tls).replace("mode = \"redis\"", &format!("mode = \"{mode}\""));
         std::fs::write(&path, format!("{}{text}", SERVER.replace("{admin}", "19999"))).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta")).args(["check", "--config"]).arg(&path).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     for mode in ["redis", "memcache"] {
@@ -240,10 +241,14 @@ fn check_validates_backend_tls() {
         assert!(ok, "{mode}: {err}");
     }
     let (ok, err) = run("tcp", &backend_tls(&ca, None, ""));
-    assert!(!ok && err.contains("check.toml:") && err.contains("backend_tls") && err.contains("tcp and mongos"), "{err}");
+    assert!(
+        !ok && err.contains("check.toml:") && err.contains("backend_tls") && err.contains("tcp and mongos"),
+        "{err}"
+    );
     let (ok, err) = run("redis", &backend_tls(&ca, None, ", server_name = \"announced\""));
     assert!(!ok && err.contains("backend_tls.server_name") && err.contains("redis_cluster"), "{err}");
-    let (ok, err) = run("redis", &format!("backend_tls = {{ ca = \"{}\", cert = \"{}\" }}", ca.pem.display(), leaf.cert.display()));
+    let (ok, err) =
+        run("redis", &format!("backend_tls = {{ ca = \"{}\", cert = \"{}\" }}", ca.pem.display(), leaf.cert.display()));
     assert!(!ok && err.contains("backend_tls.key") && err.contains("together"), "{err}");
     let (ok, err) = run("redis", "backend_tls = { server_name = \"x\" }");
     assert!(!ok && err.contains("backend_tls.ca") && err.contains("verify"), "{err}");

@@ -39,8 +39,16 @@ pub(super) fn render_metrics(m: &mut Out, shared: &Shared, snap: &Snapshot) {
     }
     m.family("tls_established_total", "counter", "TLS connections established, by side and protocol version.");
     for (side, pick) in sides {
-        m.sample("tls_established_total", &format!("side=\"{side}\",version=\"1.2\""), sum(pick, &|t| &t.established_12));
-        m.sample("tls_established_total", &format!("side=\"{side}\",version=\"1.3\""), sum(pick, &|t| &t.established_13));
+        m.sample(
+            "tls_established_total",
+            &format!("side=\"{side}\",version=\"1.2\""),
+            sum(pick, &|t| &t.established_12),
+        );
+        m.sample(
+            "tls_established_total",
+            &format!("side=\"{side}\",version=\"1.3\""),
+            sum(pick, &|t| &t.established_13),
+        );
     }
     m.family(
         "tls_certificate_expiry_seconds",

@@ -121,7 +121,7 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
                 if !c.settings.verify {
                     tracing::warn!(
                         pool = %file.name.as_deref().unwrap_or("?"),
-                        "backend_tls.verify = false: backend certificates are not checked (anyone on the path can impersonate the backends)"
+                        "backend_tls.verify = false: backend certificates are not checked (impersonation possible)"
                     );
                 }
                 out.backend = Some(Arc::new(c));
@@ -196,7 +196,10 @@ fn backend(b: &BackendTlsFile, mode: Option<Mode>, dir: &Path, p: &mut Problems)
     };
     if let Some(name) = &settings.server_name {
         if name == ANNOUNCED && !matches!(mode, Some(Mode::RedisCluster)) {
-            p.add(key("server_name"), format!("{ANNOUNCED:?} is only for redis_cluster pools (the nodes' announced hostnames)"));
+            p.add(
+                key("server_name"),
+                format!("{ANNOUNCED:?} is only for redis_cluster pools (the nodes' announced hostnames)"),
+            );
             return None;
         }
         if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
@@ -237,4 +240,3 @@ pub fn expired(cfg: &super::Config) -> Vec<(String, String)> {
     }
     out
 }
-

@@ -102,9 +102,15 @@ impl Cluster {
         Cluster::start_opts(masters, replicas, 2000, Some(tls))
     }
 
-    fn start_opts(masters: usize, replicas: usize, node_timeout_ms: u64, tls: Option<(Vec<String>, Vec<String>)>) -> Cluster {
+    fn start_opts(
+        masters: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        tls: Option<(Vec<String>, Vec<String>)>,
+    ) -> Cluster {
         let dir = tmpdir();
-        let mut server_args: Vec<String> = ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from).into();
+        let mut server_args: Vec<String> =
+            ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from).into();
         let (cli_args, tls_port) = match &tls {
             Some((files, cli)) => {
                 server_args.extend(files.iter().cloned());
@@ -116,8 +122,17 @@ impl Cluster {
             .map(|i| {
                 let d = dir.join(format!("node{i}"));
                 std::fs::create_dir_all(&d).unwrap();
-                let (tls_port, tls_args) = if tls_port { (Some(free_port()), server_args.clone()) } else { (None, Vec::new()) };
-                Node { port: free_port(), bus_port: free_port(), tls_port, tls_args, dir: d, child: None, node_timeout_ms }
+                let (tls_port, tls_args) =
+                    if tls_port { (Some(free_port()), server_args.clone()) } else { (None, Vec::new()) };
+                Node {
+                    port: free_port(),
+                    bus_port: free_port(),
+                    tls_port,
+                    tls_args,
+                    dir: d,
+                    child: None,
+                    node_timeout_ms,
+                }
             })
             .collect();
         for n in &mut nodes {

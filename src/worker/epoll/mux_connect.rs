@@ -109,7 +109,14 @@ impl EpollDriver {
     }
 
     /// Acts on a TLS step of backend `b`; true when the socket is gone.
-    pub(super) fn mux_backend_tls_step(&mut self, slot: u32, entry: usize, b: BackendId, step: Step, now: Instant) -> bool {
+    pub(super) fn mux_backend_tls_step(
+        &mut self,
+        slot: u32,
+        entry: usize,
+        b: BackendId,
+        step: Step,
+        now: Instant,
+    ) -> bool {
         if step == Step::Continue {
             return false;
         }
