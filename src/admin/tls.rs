@@ -5,8 +5,9 @@
 //! expiry as seconds left.
 //!
 //! Owns nothing: loads the workers' single-writer `stats::tls` blocks on
-//! each scrape. Invariant: emitted only when some pool has `tls` or `backend_tls`, so other
-//! deployments see exactly the families they saw before.
+//! each scrape. Invariant: emitted only when some pool has `tls` or
+//! `backend_tls`, so other deployments see exactly the families they saw
+//! before.
 
 use super::metrics::{escape, Out};
 use crate::control::Shared;

@@ -102,21 +102,10 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
             None => ok = false,
         }
     }
-    if file.tls.is_some() && matches!(mode, Some(Mode::Tcp | Mode::Mongos)) {
-        p.add(key("tls"), "expected only in redis, memcache and redis_cluster pools (tcp and mongos relays: not yet)");
-        ok = false;
-    }
     if let Some(b) = &file.backend_tls {
         match backend(b, mode, dir, p) {
-            // tcp and mongos relays do not originate TLS yet: refused
-            // rather than silently plaintext.
-            Some(_) if matches!(mode, Some(Mode::Tcp | Mode::Mongos)) => {
-                p.add(
-                    key("backend_tls"),
-                    "expected only in redis, memcache and redis_cluster pools (tcp and mongos relays: not yet)",
-                );
-                ok = false;
-            }
+            // Every mode originates TLS: mux pools (`worker::tls_backend`),
+            // tcp and mongos relays (`worker::relay_tls`).
             Some(c) => {
                 if !c.settings.verify {
                     tracing::warn!(
@@ -240,3 +229,7 @@ pub fn expired(cfg: &super::Config) -> Vec<(String, String)> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -1,5 +1,7 @@
 //! Backend health: a sans-IO rise/fall state machine plus the TCP connect
-//! probe that feeds it.
+//! probe that feeds it (a connect and a TLS handshake for pools with
+//! `backend_tls`: a listener that cannot finish the handshake, or whose
+//! certificate does not verify, is down).
 //!
 //! Owner: the control thread, the only writer of health. Invariants: a
 //! backend flips state only after `rise` consecutive successes or `fall`
@@ -11,6 +13,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::config::HealthConfig;
+use super::mongo_probe::{probe_all, probe_all_tls, Outcome};
+use crate::route::{BackendState, PoolSnapshot};
+use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 
 /// Health of one backend of one pool.
 #[derive(Debug, Clone)]
@@ -67,6 +72,22 @@ impl BackendHealth {
     }
 }
 
+/// One round of probes of `due` backends of `pool`, results in order: a
+/// mongos pool's hello, else a TLS handshake (`backend_tls`, to the name
+/// the relays use), else a connect.
+pub fn probe_round(pool: &PoolSnapshot, due: &[&BackendState]) -> Vec<Outcome> {
+    let timeout = pool.cfg.health.check_timeout;
+    let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
+    let tls = |c: &ClientTls| due.iter().map(|b| TlsTarget::new(c, &b.spec.host, b.spec.addr)).collect::<Vec<_>>();
+    let plain = |(ok, rtt, error)| Outcome { ok, rtt, process_id: None, error };
+    match (&pool.cfg.mongo, pool.cfg.tls.backend.as_deref()) {
+        (Some(m), None) => probe_all(&addrs, timeout, m),
+        (Some(m), Some(c)) => probe_all_tls(&addrs, &tls(c).into_iter().map(Some).collect::<Vec<_>>(), timeout, m),
+        (None, None) => probe_connect(&addrs, timeout).into_iter().map(|(ok, rtt)| plain((ok, rtt, None))).collect(),
+        (None, Some(c)) => probe_tls(&addrs, &tls(c), timeout).into_iter().map(plain).collect(),
+    }
+}
+
 /// Connects to every address at once and waits up to `timeout`. Returns,
 /// per address, whether it connected and how long it took.
 pub fn probe_connect(addrs: &[SocketAddr], timeout: Duration) -> Vec<(bool, Duration)> {
@@ -109,6 +130,41 @@ pub fn probe_connect(addrs: &[SocketAddr], timeout: Duration) -> Vec<(bool, Dura
         socks = still;
     }
     result
+}
+
+/// `backend_tls` pools: connects to every address and completes a TLS
+/// handshake with its target, each on its own thread, all within
+/// `timeout`. Returns, per address, whether it succeeded, how long it took,
+/// and why it failed.
+pub fn probe_tls(addrs: &[SocketAddr], tls: &[TlsTarget], timeout: Duration) -> Vec<(bool, Duration, Option<String>)> {
+    let deadline = Instant::now() + timeout;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = addrs.iter().zip(tls).map(|(&a, t)| s.spawn(move || handshake(a, t, deadline))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let start = deadline.checked_sub(timeout).unwrap_or(deadline);
+                match h.join() {
+                    Ok(Ok(())) => (true, start.elapsed(), None),
+                    Ok(Err(e)) => (false, start.elapsed(), Some(e)),
+                    Err(_) => (false, timeout, Some("probe thread panicked".into())),
+                }
+            })
+            .collect()
+    })
+}
+
+fn handshake(addr: SocketAddr, tls: &TlsTarget, deadline: Instant) -> Result<(), String> {
+    let left = || Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
+    let timed_out = || "TLS handshake timed out".to_string();
+    let sock = std::net::TcpStream::connect_timeout(&addr, left().ok_or_else(timed_out)?).map_err(|e| e.to_string())?;
+    let left = left().ok_or_else(timed_out)?;
+    sock.set_read_timeout(Some(left)).and_then(|()| sock.set_write_timeout(Some(left))).map_err(|e| e.to_string())?;
+    match ProbeStream::open(sock, Some(tls)) {
+        Ok(_) => Ok(()),
+        Err(TlsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(timed_out()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! of a mongos pool. Each probe runs on its own scoped thread with blocking
 //! sockets bounded by the probe deadline, so one dead host never delays the
 //! others and the round ends within `check_timeout`. The message building
-//! and judging is sans-IO in `protocol::mongo::probe`.
+//! and judging is sans-IO in `protocol::mongo::probe`. With `backend_tls`
+//! the hello goes over TLS (after the PROXY header, which precedes the
+//! handshake as in HAProxy), the handshake bounded by the same deadline.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +16,7 @@ use crate::config::MongoConfig;
 use crate::protocol::mongo::header::{Header, HEADER_LEN};
 use crate::protocol::mongo::probe::{hello_op_msg, is_master_op_query, judge, parse_reply, HelloReply, ProbeError};
 use crate::protocol::proxy;
+use crate::tls::{ProbeStream, TlsError, TlsTarget};
 
 /// One probe's result.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,8 +33,26 @@ const MAX_REPLY: u32 = 1 << 20;
 
 /// Probes every address concurrently; results in the same order.
 pub fn probe_all(addrs: &[SocketAddr], timeout: Duration, cfg: &MongoConfig) -> Vec<Outcome> {
+    probe_all_tls(addrs, &vec![None; addrs.len()], timeout, cfg)
+}
+
+/// `probe_all`, speaking TLS to the addresses with a `TlsTarget`
+/// (`tls[i]` goes with `addrs[i]`).
+pub fn probe_all_tls(
+    addrs: &[SocketAddr],
+    tls: &[Option<TlsTarget>],
+    timeout: Duration,
+    cfg: &MongoConfig,
+) -> Vec<Outcome> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = addrs.iter().map(|&a| s.spawn(move || probe(a, timeout, cfg))).collect();
+        let handles: Vec<_> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let t = tls.get(i).and_then(|t| t.as_ref());
+                s.spawn(move || probe(a, t, timeout, cfg))
+            })
+            .collect();
         handles
             .into_iter()
             .map(|h| {
@@ -46,15 +67,15 @@ pub fn probe_all(addrs: &[SocketAddr], timeout: Duration, cfg: &MongoConfig) -> 
     })
 }
 
-fn probe(addr: SocketAddr, timeout: Duration, cfg: &MongoConfig) -> Outcome {
+fn probe(addr: SocketAddr, tls: Option<&TlsTarget>, timeout: Duration, cfg: &MongoConfig) -> Outcome {
     let start = Instant::now();
     let deadline = start + timeout;
     let lb = cfg.proxy_protocol.is_some();
-    let mut res = exchange(addr, deadline, cfg, &hello_op_msg(lb));
+    let mut res = exchange((addr, tls), deadline, cfg, &hello_op_msg(lb));
     // Servers before 3.6 drop the connection on OP_MSG: retry as OP_QUERY
     // isMaster while time is left.
     if matches!(res, Err(Failure::Closed) | Err(Failure::Bad(_))) && Instant::now() < deadline {
-        res = exchange(addr, deadline, cfg, &is_master_op_query());
+        res = exchange((addr, tls), deadline, cfg, &is_master_op_query());
     }
     let rtt = start.elapsed();
     match res {
@@ -74,6 +95,8 @@ enum Failure {
     Closed,
     #[error("{0}")]
     Bad(ProbeError),
+    #[error("{0}")]
+    Tls(TlsError),
 }
 
 fn io_failure(e: io::Error) -> Failure {
@@ -87,7 +110,12 @@ fn io_failure(e: io::Error) -> Failure {
     }
 }
 
-fn exchange(addr: SocketAddr, deadline: Instant, cfg: &MongoConfig, request: &[u8]) -> Result<HelloReply, Failure> {
+fn exchange(
+    (addr, tls): (SocketAddr, Option<&TlsTarget>),
+    deadline: Instant,
+    cfg: &MongoConfig,
+    request: &[u8],
+) -> Result<HelloReply, Failure> {
     let left = || {
         let d = deadline.saturating_duration_since(Instant::now());
         if d.is_zero() {
@@ -103,9 +131,11 @@ fn exchange(addr: SocketAddr, deadline: Instant, cfg: &MongoConfig, request: &[u
         let local = s.local_addr().map_err(Failure::Io)?;
         s.write_all(&proxy::encode(v, local, addr)).map_err(io_failure)?;
     }
+    s.set_read_timeout(Some(left()?)).map_err(Failure::Io)?;
+    let mut s = ProbeStream::open(s, tls).map_err(Failure::Tls)?;
     s.write_all(request).map_err(io_failure)?;
     let mut hdr = [0u8; HEADER_LEN];
-    s.set_read_timeout(Some(left()?)).map_err(Failure::Io)?;
+    s.sock().set_read_timeout(Some(left()?)).map_err(Failure::Io)?;
     s.read_exact(&mut hdr).map_err(io_failure)?;
     let h = match Header::parse(&hdr, MAX_REPLY) {
         Some(Ok(h)) => h,
@@ -113,7 +143,7 @@ fn exchange(addr: SocketAddr, deadline: Instant, cfg: &MongoConfig, request: &[u
     };
     let mut msg = hdr.to_vec();
     msg.resize(h.length as usize, 0);
-    s.set_read_timeout(Some(left()?)).map_err(Failure::Io)?;
+    s.sock().set_read_timeout(Some(left()?)).map_err(Failure::Io)?;
     s.read_exact(&mut msg[HEADER_LEN..]).map_err(io_failure)?;
     parse_reply(&msg).map_err(Failure::Bad)
 }

@@ -14,8 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use super::build::{build, BuildCtx, BuildError, StatIds};
 use super::cluster::ClusterPool;
 use super::eject::{EjectPolicy, Ejector};
-use super::health::{probe_connect, BackendHealth};
-use super::mongo_probe::{probe_all, Outcome};
+use super::health::{probe_round, BackendHealth};
 use super::{ControlMsg, DriverKind, Shared};
 use crate::config::{self, Config};
 use crate::route::Snapshot;
@@ -348,19 +347,12 @@ impl Control {
             if due.is_empty() {
                 continue;
             }
-            let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
             // The next probe is scheduled from this round's start, not its
             // end, so a backend that stops answering is down within
             // `fall` x `check_interval` (+ one `check_timeout`), not
             // `fall` x (`check_interval` + `check_timeout`).
             let started = Instant::now();
-            let results: Vec<Outcome> = match &pool.cfg.mongo {
-                Some(m) => probe_all(&addrs, hc.check_timeout, m),
-                None => probe_connect(&addrs, hc.check_timeout)
-                    .into_iter()
-                    .map(|(ok, rtt)| Outcome { ok, rtt, process_id: None, error: None })
-                    .collect(),
-            };
+            let results = probe_round(pool, &due);
             for (b, out) in due.iter().zip(results) {
                 let (ok, rtt) = (out.ok, out.rtt);
                 let hs = &self.shared.health;

@@ -99,6 +99,10 @@ pub struct TcpSession {
     retire: Option<(CloseReason, Instant)>,
     /// The backend is chosen only after the first request (affinity "app").
     deferred: bool,
+    /// The driver still holds bytes for that side past this session's
+    /// buffer (a TLS record queue): a side counts as flushed, for closes
+    /// and half-closes, only once these went out too.
+    held: [bool; 2],
 }
 
 impl TcpSession {
@@ -117,6 +121,7 @@ impl TcpSession {
             mongo: None,
             retire: None,
             deferred: false,
+            held: [false; 2],
         }
     }
 
@@ -292,6 +297,14 @@ impl TcpSession {
         self.retire.is_some() && self.mongo.as_deref().is_some_and(|m| m.client_at_boundary())
     }
 
+    /// The driver holds (`true`) or no longer holds bytes for `side` beyond
+    /// what `poll_transmit` gave it: ciphertext of a TLS socket not yet
+    /// written. Closes and half-closes wait for them like for the
+    /// session's own buffer.
+    pub fn set_held(&mut self, side: Side, held: bool) {
+        self.held[side as usize] = held;
+    }
+
     /// Whether a send to `side` is in flight (the driver must wait for it).
     pub fn sending(&self, side: Side) -> bool {
         self.out[side as usize].in_flight()
@@ -307,7 +320,7 @@ impl TcpSession {
             self.state = State::Closed;
             return Some(Intent::Close(reason));
         }
-        let flushed = |s: &Self, side: Side| s.out[side as usize].is_empty();
+        let flushed = |s: &Self, side: Side| s.out[side as usize].is_empty() && !s.held[side as usize];
         if let Some((reason, _)) = self.retire {
             let quiet = self.mongo.as_deref().is_none_or(|m| m.at_boundary());
             if quiet && flushed(self, Side::Client) && flushed(self, Side::Backend) {

@@ -145,3 +145,29 @@ fn error_closes_once() {
     assert_eq!(s.poll_transmit(Side::Backend), None);
     assert!(drain(&mut s).is_empty());
 }
+
+#[test]
+fn held_bytes_delay_close_and_half_close() {
+    let t0 = Instant::now();
+    let mut s = TcpSession::new(limits(), t0);
+    s.handle_connected(t0);
+    // The backend's last reply went into the client's TLS queue, not yet
+    // written: the close waits for it.
+    s.handle_data(Side::Backend, b"+BYE\r\n", t0);
+    let n = s.poll_transmit(Side::Client).unwrap().len();
+    s.handle_sent(Side::Client, n, t0);
+    s.set_held(Side::Client, true);
+    s.handle_eof(Side::Backend);
+    assert!(drain(&mut s).is_empty(), "ciphertext still held for the client");
+    s.set_held(Side::Client, false);
+    assert_eq!(drain(&mut s), vec![Intent::Close(CloseReason::BackendClosed)]);
+
+    // Likewise the backend's half-close waits for its held bytes.
+    let mut s = TcpSession::new(limits(), t0);
+    s.handle_connected(t0);
+    s.set_held(Side::Backend, true);
+    s.handle_eof(Side::Client);
+    assert!(drain(&mut s).is_empty());
+    s.set_held(Side::Backend, false);
+    assert_eq!(drain(&mut s), vec![Intent::ShutdownWrite(Side::Backend)]);
+}

@@ -16,11 +16,13 @@
 
 mod conn;
 mod load;
+mod name;
 #[cfg(test)]
 mod tests;
 
 pub use conn::{TlsConn, OUT_BOUND};
 pub use load::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
+pub use name::{backend_name, ProbeStream, TlsTarget};
 
 /// Why a certificate could not be loaded or a TLS session failed.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,7 @@ pub mod mux_pools;
 #[cfg(test)]
 mod mux_pools_tests;
 mod relay;
+mod relay_tls;
 mod slab;
 pub mod sys;
 mod tls_backend;

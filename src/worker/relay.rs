@@ -21,6 +21,7 @@ use crate::route::PoolSnapshot;
 use crate::session::{CloseReason, TcpSession};
 use crate::worker::core::WorkerCore;
 use crate::worker::mongo;
+use crate::worker::relay_tls::TlsSide;
 use crate::worker::slab::{Generational, Slab};
 
 /// Connect attempts per client (first try plus retries on other backends).
@@ -38,11 +39,14 @@ pub struct Relay {
     pub backend_counted: bool,
     pub attempts: u8,
     pub session: TcpSession,
+    /// `[client, backend]`: the TLS of each socket, `None` for plaintext
+    /// (`worker::relay_tls`).
+    pub tls: [Option<Box<TlsSide>>; 2],
 }
 
 impl Relay {
     pub fn new(pool: Arc<PoolSnapshot>, key: Vec<u8>, backend: u32, session: TcpSession) -> Relay {
-        Relay { pool, key, backend, backend_counted: false, attempts: 0, session }
+        Relay { pool, key, backend, backend_counted: false, attempts: 0, session, tls: [None, None] }
     }
 }
 

@@ -199,3 +199,14 @@ pub fn memcached_tls(leaf: &Leaf) -> super::Proc {
     p.wait_listening("memcached -Z");
     p
 }
+
+/// A redis-server that serves TLS only (`--port 0`), with `leaf` as its
+/// certificate, not asking clients for one (`--tls-auth-clients no`).
+pub fn redis_tls_only(ca: &Ca, leaf: &Leaf) -> super::Proc {
+    redis_tls(ca, leaf, false)
+}
+
+/// `redis_tls_only`, but clients must present a certificate `ca` signed.
+pub fn redis_tls_mutual(ca: &Ca, leaf: &Leaf) -> super::Proc {
+    redis_tls(ca, leaf, true)
+}

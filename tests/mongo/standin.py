@@ -14,7 +14,12 @@ still work. Prints "PORT <n>" on stdout once listening.
 --hello-delay S makes every hello/isMaster answer S seconds late (a
 distant mongos, for least_latency).
 
+--tls-cert PEM --tls-key PEM serve TLS only (a TLS mongos), with that
+certificate; the handshake runs in each connection's thread, so a client
+that fails it costs only its own connection.
+
 Usage: standin.py --name a [--port 0] [--docs 50] [--stop-hello PATH] [--hello-delay S]
+                  [--tls-cert PEM --tls-key PEM]
 """
 
 import argparse
@@ -39,6 +44,8 @@ def main():
     ap.add_argument("--docs", type=int, default=50)
     ap.add_argument("--stop-hello", default=None)
     ap.add_argument("--hello-delay", type=float, default=0.0)
+    ap.add_argument("--tls-cert", default=None)
+    ap.add_argument("--tls-key", default=None)
     args = ap.parse_args()
 
     cursors = {}  # id -> remaining documents
@@ -127,7 +134,32 @@ def main():
             return r.replies({})
         return r.replies({})  # ping, endSessions, buildInfo...
 
-    server = MockupDB(port=args.port, request_timeout=60)
+    tls = bool(args.tls_cert)
+    if tls:
+        # mockupdb's ssl=True wraps its listener with its own bundled
+        # certificate and handshakes in the accept thread; use ours, and
+        # defer the handshake to the connection's first read.
+        import ssl
+        import types
+        import mockupdb
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def wrap(sock, certfile=None, server_side=True):
+            return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+
+        mockupdb._ssl = types.SimpleNamespace(wrap_socket=wrap)
+        # A client that fails the handshake (a wrong-CA probe, on purpose)
+        # ends its connection's thread; no traceback for that.
+        default_hook = threading.excepthook
+
+        def quiet(a):
+            if not issubclass(a.exc_type, (ssl.SSLError, ConnectionError)):
+                default_hook(a)
+
+        threading.excepthook = quiet
+    server = MockupDB(port=args.port, request_timeout=60, ssl=tls)
     server.autoresponds(handler)
     port = server.run()
     print(f"PORT {port}", flush=True)

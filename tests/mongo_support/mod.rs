@@ -69,6 +69,13 @@ impl Standin {
         Self::start_args(name, 0, &stop, &["--hello-delay", &delay.as_secs_f64().to_string()])
     }
 
+    /// A stand-in that serves TLS only, with this certificate and key.
+    pub fn start_tls(name: &str, cert: &std::path::Path, key: &std::path::Path) -> Standin {
+        let stop = super::common::tmpdir().join(format!("stop-{name}"));
+        let args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+        Self::start_args(name, 0, &stop, &args)
+    }
+
     fn start_args(name: &str, port: u16, stop_hello: &std::path::Path, extra: &[&str]) -> Standin {
         let mut cmd = Command::new(python());
         cmd.arg(script("standin.py")).args(["--name", name, "--stop-hello", stop_hello.to_str().unwrap()]).args(extra);

@@ -2,8 +2,8 @@
 //! AUTH (when configured), CLUSTER SLOTS and CLUSTER NODES in one write,
 //! read the replies with one overall deadline, parse them, and resolve
 //! the host names they announce (`dns.rs`). With the pool's `backend_tls`
-//! the connection speaks TLS (rustls's blocking `StreamOwned` over the
-//! same socket, so the handshake is bounded by the same deadline).
+//! the connection speaks TLS (`tls::ProbeStream` over the same socket, so
+//! the handshake is bounded by the same deadline).
 //!
 //! Runs on the control thread, never on a worker. Every wait (connect,
 //! write, each read, DNS) is bounded by one deadline `timeout` from the
@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use rustls::{ClientConnection, StreamOwned};
 
 use bytes::BytesMut;
 
@@ -26,7 +25,7 @@ use crate::protocol::resp::value::{self, Value};
 use crate::protocol::resp::{Reply, ReplyDecoder, ReplyKind};
 use crate::protocol::ProtoError;
 use crate::route::slotmap::ShardSpec;
-use crate::tls::{ClientTls, TlsError};
+use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -83,15 +82,12 @@ pub fn fetch(
     tcp.set_write_timeout(Some(left)).map_err(io)?;
     // The handshake reads too (within the write below).
     tcp.set_read_timeout(Some(left)).map_err(io)?;
-    let mut s = match tls {
-        None => Stream::Plain(tcp),
-        Some((tls, host)) => {
-            let tls_err = |source| FetchError::Tls { addr, source };
-            let name = tls.name_for(host).map_err(tls_err)?;
-            let conn = ClientConnection::new(tls.config.clone(), name).map_err(|e| tls_err(e.into()))?;
-            Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
-        }
+    let tls_err = |source| FetchError::Tls { addr, source };
+    let target = match tls {
+        None => None,
+        Some((tls, host)) => Some(TlsTarget { config: tls.config.clone(), name: tls.name_for(host).map_err(tls_err)? }),
     };
+    let mut s = ProbeStream::open(tcp, target.as_ref()).map_err(tls_err)?;
     let mut req = Vec::new();
     if let Some((user, pw)) = auth {
         req.extend_from_slice(&cluster::auth(user, pw));
@@ -127,7 +123,7 @@ pub fn fetch(
 }
 
 fn read_replies(
-    s: &mut Stream,
+    s: &mut ProbeStream,
     want: usize,
     deadline: Instant,
     addr: SocketAddr,
@@ -148,7 +144,7 @@ fn read_replies(
         if left.is_zero() {
             return Err(FetchError::Timeout { addr, timeout });
         }
-        s.tcp().set_read_timeout(Some(left)).map_err(|source| FetchError::Io { addr, source })?;
+        s.sock().set_read_timeout(Some(left)).map_err(|source| FetchError::Io { addr, source })?;
         match s.read(&mut chunk) {
             Ok(0) => {
                 let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");
@@ -163,44 +159,4 @@ fn read_replies(
         }
     }
     Ok(out)
-}
-
-/// The connection to one node: plaintext, or TLS over the same socket.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(t) => &t.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(t) => t.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(t) => t.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(t) => t.flush(),
-        }
-    }
 }

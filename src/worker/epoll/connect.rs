@@ -19,6 +19,7 @@ use mio::Interest;
 
 use super::{token, EpollDriver, KIND_BACKEND};
 use crate::worker::relay::RelayIo;
+use crate::worker::relay_tls;
 use crate::worker::sys;
 
 impl EpollDriver {
@@ -71,6 +72,7 @@ impl EpollDriver {
         match err {
             None => {
                 c.r.session.handle_connected(now);
+                relay_tls::connected(&mut c.r, now, &*self.core.stats);
                 c.r.backend_counted = true;
                 let (pool, b) = (c.r.pool.clone(), c.r.backend);
                 self.core.backend_opened(&pool, b);

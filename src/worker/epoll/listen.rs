@@ -17,7 +17,7 @@ use mio::Interest;
 use super::{token, EConn, ELis, EpollDriver, KIND_CLIENT, KIND_LISTENER};
 use crate::session::Side;
 use crate::worker::relay::Relay;
-use crate::worker::{mongo, sys};
+use crate::worker::{mongo, relay_tls, sys};
 
 impl EpollDriver {
     pub(super) fn sync_listeners(&mut self) {
@@ -91,6 +91,7 @@ impl EpollDriver {
                 continue;
             }
             let peer = peer.as_socket();
+            let Ok(tls) = relay_tls::accept(&pool, plain, now, &self.core.stats.tls) else { continue };
             let key = mongo::balance_key(&pool, peer);
             let backend = match self.core.admit(&pool, &key) {
                 Ok(b) => b,
@@ -112,6 +113,7 @@ impl EpollDriver {
                 readable: [true, false],
                 writable: [true, false],
             };
+            c.r.tls[Side::Client as usize] = tls;
             if let Some(s) = c.socks[0].as_mut() {
                 if let Err(e) = self.poll.registry().register(
                     s,

@@ -197,7 +197,7 @@ impl EpollDriver {
                 // Timed-out connects first: they retry on another backend,
                 // where `handle_tick` alone would close the client.
                 self.expire_connects(now);
-                self.for_each_conn(|s| s.handle_tick(now));
+                self.tick_relays(now);
             }
             if periodic || self.mux.next_deadline().is_some_and(|d| d <= now) {
                 self.mux_tick(periodic, now);

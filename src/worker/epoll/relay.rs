@@ -16,6 +16,7 @@ use super::{EConn, EpollDriver};
 use crate::session::{CloseReason, Intent, Side};
 use crate::worker::core::WorkerCore;
 use crate::worker::relay::RelayIo;
+use crate::worker::relay_tls;
 use crate::worker::slab::Slab;
 
 impl EpollDriver {
@@ -29,17 +30,17 @@ impl EpollDriver {
             let mut route = None;
             for side in [Side::Client, Side::Backend] {
                 let s = side as usize;
-                while c.readable[s] && c.r.session.wants_read(side) {
+                while c.readable[s] && relay_tls::wants_read(&c.r, side) {
                     let Some(sock) = c.socks[s].as_mut() else {
                         break;
                     };
                     match sock.read(&mut self.scratch) {
                         Ok(0) => {
-                            c.r.session.handle_eof(side);
+                            relay_tls::eof(&mut c.r, side, &*self.core.stats);
                             c.readable[s] = false;
                         }
                         Ok(n) => {
-                            c.r.session.handle_data(side, &self.scratch[..n], now);
+                            relay_tls::data(&mut c.r, side, &self.scratch[..n], now, &*self.core.stats);
                             if c.r.session.is_mongo() {
                                 route = route.or(c.r.session.take_route());
                                 self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
@@ -50,31 +51,31 @@ impl EpollDriver {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => c.r.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                        Err(e) => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
                     }
                     progress = true;
                 }
                 while c.writable[s] {
-                    let Some(buf) = c.r.session.poll_transmit(side) else {
+                    let Some(sock) = c.socks[s].as_mut() else {
                         break;
                     };
-                    let Some(sock) = c.socks[s].as_mut() else {
+                    let Some(buf) = relay_tls::transmit(&mut c.r, side, now) else {
                         break;
                     };
                     match sock.write(buf) {
                         Ok(n) => {
-                            c.r.session.handle_sent(side, n, now);
+                            relay_tls::sent(&mut c.r, side, n, now);
                             if side == Side::Client {
                                 self.core.count_bytes(&c.r.pool, 0, n);
                             }
                             progress = true;
                         }
                         Err(e) => {
-                            c.r.session.handle_sent(side, 0, now);
+                            relay_tls::sent(&mut c.r, side, 0, now);
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => c.r.session.handle_error(side, e.raw_os_error().unwrap_or(libc::EIO)),
+                                _ => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
                             }
                         }
                     }
@@ -84,6 +85,9 @@ impl EpollDriver {
                 progress = true;
                 match intent {
                     Intent::ShutdownWrite(side) => {
+                        if !relay_tls::shutdown_write(&mut c.r, side) {
+                            continue; // close_notify goes out with the next writes
+                        }
                         if let Some(s) = c.socks[side as usize].as_ref() {
                             let _ = s.shutdown(Shutdown::Write);
                         }
@@ -97,6 +101,17 @@ impl EpollDriver {
             }
             if !progress {
                 return;
+            }
+        }
+    }
+
+    /// The periodic tick: each relay's deadlines (TLS handshakes, connect,
+    /// idle, retire).
+    pub(super) fn tick_relays(&mut self, now: Instant) {
+        for slot in 0..self.conns.capacity() {
+            if let Some(c) = self.conns.get_mut(slot) {
+                relay_tls::tick(&mut c.r, now, &*self.core.stats);
+                self.drive(slot, now);
             }
         }
     }

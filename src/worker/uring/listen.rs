@@ -20,7 +20,8 @@ use super::conn::Conn;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
-use crate::worker::mongo;
+use crate::session::Side;
+use crate::worker::{mongo, relay_tls};
 use crate::worker::sys;
 
 /// A listener this worker has (or had) a multishot accept armed on.
@@ -157,6 +158,10 @@ impl UringDriver {
         if crate::worker::mux_pools::is_mux(&pool) {
             return self.mux_accept(&pool, fd, plain, now);
         }
+        let Ok(tls) = relay_tls::accept(&pool, plain, now, &self.core.stats.tls) else {
+            sys::close(fd);
+            return;
+        };
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
         let backend = match self.core.admit(&pool, &key) {
@@ -170,7 +175,9 @@ impl UringDriver {
         sys::set_nodelay(fd);
         let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
         let deferred = session.awaiting_route();
-        let slot = self.conns.insert(Conn::new(pool, key, backend, fd, session));
+        let mut conn = Conn::new(pool, key, backend, fd, session);
+        conn.r.tls[Side::Client as usize] = tls;
+        let slot = self.conns.insert(conn);
         if !deferred {
             self.connect(slot);
         }

@@ -14,6 +14,7 @@ use super::tag::Tag;
 use super::UringDriver;
 use crate::session::{Intent, Side};
 use crate::worker::relay::RelayIo;
+use crate::worker::relay_tls;
 use crate::worker::sys;
 
 impl UringDriver {
@@ -57,6 +58,7 @@ impl UringDriver {
         }
         if res == 0 {
             c.r.session.handle_connected(now);
+            relay_tls::connected(&mut c.r, now, &*self.core.stats);
             c.r.backend_counted = true;
             let (pool, b) = (c.r.pool.clone(), c.r.backend);
             self.core.backend_opened(&pool, b);
@@ -81,7 +83,7 @@ impl UringDriver {
             if res > 0 {
                 if let Some(bid) = bid {
                     let data = self.bufs.get(bid, res as usize);
-                    c.r.session.handle_data(side, data, now);
+                    relay_tls::data(&mut c.r, side, data, now, &*self.core.stats);
                     if c.r.session.is_mongo() {
                         route = c.r.session.take_route();
                         self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
@@ -93,9 +95,9 @@ impl UringDriver {
                     }
                 }
             } else if res == 0 {
-                c.r.session.handle_eof(side);
+                relay_tls::eof(&mut c.r, side, &*self.core.stats);
             } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                c.r.session.handle_error(side, -res);
+                relay_tls::error(&mut c.r, side, -res, &*self.core.stats);
             }
         }
         if let Some(bid) = bid {
@@ -112,15 +114,15 @@ impl UringDriver {
         };
         c.ops -= 1;
         if res >= 0 {
-            c.r.session.handle_sent(side, res as usize, now);
+            relay_tls::sent(&mut c.r, side, res as usize, now);
             if side == Side::Client {
                 let pool = c.r.pool.clone();
                 self.core.count_bytes(&pool, 0, res as usize);
             }
         } else {
-            c.r.session.handle_sent(side, 0, now);
+            relay_tls::sent(&mut c.r, side, 0, now);
             if res != -libc::ECANCELED {
-                c.r.session.handle_error(side, -res);
+                relay_tls::error(&mut c.r, side, -res, &*self.core.stats);
             }
         }
         self.pump(slot, now);
@@ -142,7 +144,12 @@ impl UringDriver {
         let mut close_fds = None;
         while let Some(intent) = c.r.session.poll_intent() {
             match intent {
-                Intent::ShutdownWrite(side) => sys::shutdown_write(c.fds[side as usize]),
+                Intent::ShutdownWrite(side) => {
+                    // A TLS side sends close_notify instead (below).
+                    if relay_tls::shutdown_write(&mut c.r, side) {
+                        sys::shutdown_write(c.fds[side as usize]);
+                    }
+                }
                 Intent::Close(reason) => {
                     c.closing = Some(reason);
                     close_fds = Some(c.fds);
@@ -167,7 +174,7 @@ impl UringDriver {
         for side in [Side::Client, Side::Backend] {
             let s = side as usize;
             let fd = c.fds[s];
-            if let Some(buf) = c.r.session.poll_transmit(side) {
+            if let Some(buf) = relay_tls::transmit_pinned(&mut c.r, side, now) {
                 let e = opcode::Send::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
                     .flags(libc::MSG_NOSIGNAL)
                     .build()
@@ -175,7 +182,7 @@ impl UringDriver {
                 c.ops += 1;
                 sqes[s * 2] = Some(e);
             }
-            let wants = c.r.session.wants_read(side);
+            let wants = relay_tls::wants_read(&c.r, side);
             if wants && !c.recv_armed[s] {
                 c.recv_armed[s] = true;
                 c.ops += 1;

@@ -25,6 +25,7 @@ use io_uring::{opcode, types};
 use super::tag::Tag;
 use super::UringDriver;
 use crate::worker::mux_drive::MuxIo;
+use crate::worker::relay_tls;
 
 impl UringDriver {
     /// Makes the connection's timer match its session's next deadline:
@@ -34,7 +35,7 @@ impl UringDriver {
         let Some(c) = self.conns.get_mut(slot) else { return };
         // An in-flight connect is bounded by its linked timeout.
         let connect_in_flight = !c.r.session.is_open() && c.fds[1] >= 0;
-        let Some(due) = c.r.session.next_deadline(connect_in_flight) else { return };
+        let Some(due) = relay_tls::next_deadline(&c.r, connect_in_flight) else { return };
         let gen = c.gen;
         match c.timer_at {
             // Fires no later than needed; re-armed lazily when it does.
@@ -68,7 +69,7 @@ impl UringDriver {
         if c.closing.is_some() {
             return self.maybe_finish(slot);
         }
-        c.r.session.handle_tick(now);
+        relay_tls::tick(&mut c.r, now, &*self.core.stats);
         self.pump(slot, now);
     }
 
