@@ -236,7 +236,7 @@ fn check_validates_backend_tls() {
             .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    for mode in ["redis", "memcache", "tcp"] {
+    for mode in ["redis", "memcache"] {
         let (ok, err) = run(mode, &backend_tls(&ca, Some(&leaf), ""));
         assert!(ok, "{mode}: {err}");
     }
