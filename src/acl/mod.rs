@@ -13,6 +13,7 @@
 //!   time; `Debug` of a user or a set never shows them;
 //! - names in a `Users` set are unique (the config layer checks).
 
+mod cert;
 mod check;
 pub mod glob;
 pub mod ids;
@@ -21,6 +22,7 @@ mod source;
 
 use std::sync::Arc;
 
+pub use cert::{CertMatch, CertNames};
 pub use check::Denied;
 pub use rules::{hash, KeyPattern, User, READ, WRITE};
 pub use source::IpRange;
@@ -80,6 +82,23 @@ impl Users {
     /// (by its `source` ranges). A unix-socket client (`None`) is none.
     pub fn admits(&self, ip: Option<std::net::IpAddr>) -> bool {
         ip.is_some_and(|ip| self.list.iter().any(|u| u.enabled && u.source.iter().any(|r| r.contains(ip))))
+    }
+
+    /// The enabled user whose `source` holds `ip` (memcache pools).
+    pub fn by_source(&self, ip: std::net::IpAddr) -> Option<&Arc<User>> {
+        self.list.iter().find(|u| u.enabled && u.source.iter().any(|r| r.contains(ip)))
+    }
+
+    /// The enabled user a verified client certificate names.
+    pub fn by_cert(&self, names: &CertNames) -> Option<&Arc<User>> {
+        self.list.iter().find(|u| u.enabled && u.cert.matches(names))
+    }
+
+    /// Whether some user is claimed by certificate (then a memcache pool
+    /// requiring client certificates admits at accept and decides once
+    /// the handshake is done).
+    pub fn has_cert_users(&self) -> bool {
+        self.list.iter().any(|u| !u.cert.is_empty())
     }
 
     /// AUTH: the enabled user `name` whose password is `password`. Every

@@ -60,6 +60,9 @@ pub struct User {
     /// Client IP ranges this user is (memcached pools, set by the config
     /// layer; not a rule).
     pub source: Vec<super::IpRange>,
+    /// The client certificates that are this user (`[[user]] cert_cn`,
+    /// `cert_san`; set by the config layer, not a rule).
+    pub cert: super::CertMatch,
 }
 
 impl std::fmt::Debug for User {
@@ -124,6 +127,7 @@ impl User {
             channels: Vec::new(),
             scripting: false,
             source: Vec::new(),
+            cert: super::CertMatch::default(),
         }
     }
 

@@ -42,6 +42,12 @@ pub(crate) struct UserFile {
     pub pools: Option<Vec<String>>,
     /// memcache pools: the client IP ranges that are this user.
     pub source: Option<Vec<String>>,
+    /// Pools with `tls.ca`: the client certificate subject CN that is this
+    /// user.
+    pub cert_cn: Option<String>,
+    /// Pools with `tls.ca`: a subjectAltName (DNS, URI, e-mail, IP) of the
+    /// client certificate that is this user.
+    pub cert_san: Option<String>,
 }
 
 /// `[server]`. Every key is optional; `Default` holds the documented defaults.

@@ -62,6 +62,13 @@ pub struct PoolTls {
 
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+impl PoolTls {
+    /// `tls.ca` is set: clients of `listen` must present a certificate.
+    pub fn requires_client_cert(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| s.settings.ca.is_some())
+    }
+}
+
 impl Default for PoolTls {
     fn default() -> Self {
         PoolTls { server: None, plain_listen: None, handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT, backend: None }

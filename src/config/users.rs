@@ -2,7 +2,8 @@
 //!
 //! Owns the users' validation: names (non-empty, no spaces, unique),
 //! rules (`acl::User::from_rules`, every bad rule reported at `rules`),
-//! `pools` (names of pools in this file), `source` (IP ranges). Then
+//! `pools` (names of pools in this file), `source` (IP ranges), `cert_cn`
+//! and `cert_san` (non-empty, printable, each claimed by one user). Then
 //! `attach` gives each pool its `acl::Users`:
 //! - redis and redis_cluster pools: every user without `pools` or naming
 //!   the pool, plus a cluster pool's `client_auth` entries (each becomes a
@@ -10,8 +11,8 @@
 //!   as soon as the file has any `[[user]]` (or the pool `client_auth`),
 //!   even when no user applies to this pool: a file with users never
 //!   leaves a Redis pool open by omission;
-//! - memcache pools: the applicable users that have a `source`; `Some`
-//!   only when there is at least one;
+//! - memcache pools: the applicable users that have a `source` or a
+//!   certificate name; `Some` only when there is at least one;
 //! - tcp and mongos pools: none.
 //!
 //! Invariant: problems carry the key path of the `[[user]]` entry or of
@@ -30,6 +31,7 @@ use crate::acl::{IpRange, User, Users};
 pub(crate) fn convert(files: &[UserFile], pools: &[PoolFile], p: &mut Problems) -> Vec<UserConfig> {
     let base = KeyPath::root().key("user");
     let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut certs: HashMap<(&str, &str), usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let at = base.index(i);
@@ -69,8 +71,21 @@ pub(crate) fn convert(files: &[UserFile], pools: &[PoolFile], p: &mut Problems) 
                 source.push(r);
             }
         }
+        let mut cert = crate::acl::CertMatch::default();
+        for (key, value, slot) in [("cert_cn", &f.cert_cn, &mut cert.cn), ("cert_san", &f.cert_san, &mut cert.san)] {
+            let Some(v) = value.as_deref() else { continue };
+            if v.trim().is_empty() || v.contains(|c: char| c.is_control()) {
+                p.add(at.key(key), format!("expected a certificate name like \"app1\", got {v:?}"));
+                continue;
+            }
+            if let Some(first) = certs.insert((key, v), i) {
+                p.add(at.key(key), format!("expected a {key} no other user claims, got {v:?} (also user[{first}].{key})"));
+            }
+            *slot = Some(v.to_owned());
+        }
         if let Some(mut user) = user {
             user.source = source;
+            user.cert = cert;
             out.push(UserConfig { user: Arc::new(user), pools: f.pools.clone() });
         }
     }
@@ -106,7 +121,7 @@ pub(crate) fn attach(users: &[UserConfig], files: &[PoolFile], pools: &mut [Pool
                 (!users.is_empty() || !auth.is_empty()).then(|| Arc::new(Users::new(list)))
             }
             Mode::Memcache => {
-                list.retain(|u| !u.source.is_empty());
+                list.retain(|u| !u.source.is_empty() || !u.cert.is_empty());
                 (!list.is_empty()).then(|| Arc::new(Users::new(list)))
             }
             Mode::Tcp | Mode::Mongos => None,

@@ -69,3 +69,25 @@ fn errors_name_line_and_key() {
     let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\nlimit = 1\n"));
     assert!(e.contains("user[0].limit: unknown key; expected one of name, rules, pools, source"), "{e}");
 }
+
+#[test]
+fn certificate_users_reach_memcache_pools_and_claim_unique_names() {
+    let c = ok(&format!(
+        "{POOLS}[[user]]\nname = \"app1\"\nrules = \"on ~app1:*\"\ncert_cn = \"app1\"\n\
+         [[user]]\nname = \"app2\"\nrules = \"on ~app2:*\"\ncert_san = \"app2.internal\"\n\
+         [[user]]\nname = \"pw\"\nrules = \"on >x\"\n"
+    ));
+    assert_eq!(names(&c, 2), Some(vec!["app1".into(), "app2".into()]), "memcache: users with a certificate name");
+    let mc = c.pools[2].users.as_ref().unwrap();
+    let names = |cn: &str, san: &str| crate::acl::CertNames { cn: Some(cn.into()), sans: vec![san.into()] };
+    assert_eq!(mc.by_cert(&names("app1", "x")).map(|u| u.name.as_str()), Some("app1"));
+    assert_eq!(mc.by_cert(&names("zzz", "APP2.internal")).map(|u| u.name.as_str()), Some("app2"));
+    assert!(mc.by_cert(&names("app2", "app1")).is_none());
+    let base = POOLS.lines().count();
+    let e = err(&format!(
+        "{POOLS}[[user]]\nname = \"a\"\ncert_cn = \"app\"\n[[user]]\nname = \"b\"\ncert_cn = \"app\"\n"
+    ));
+    assert!(e.contains(&format!("t.toml:{}: user[1].cert_cn: expected a cert_cn no other user claims", base + 6)), "{e}");
+    let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\ncert_san = \" \"\n"));
+    assert!(e.contains("user[0].cert_san: expected a certificate name"), "{e}");
+}

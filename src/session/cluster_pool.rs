@@ -99,6 +99,10 @@ impl PoolSession for ClusterPoolSession {
         self.s.recorder_mut()
     }
 
+    fn set_client_cert(&mut self, id: ClientId, names: Option<&crate::acl::CertNames>) {
+        self.s.set_client_cert(id, names);
+    }
+
     #[inline]
     fn handle_client_data(&mut self, id: ClientId, data: &[u8], now: Instant) {
         self.s.handle_client_data(id, data, now);

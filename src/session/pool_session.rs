@@ -145,6 +145,10 @@ pub trait PoolSession {
     fn set_client_peer(&mut self, id: ClientId, peer: Option<SocketAddr>) {
         self.recorder_mut().set_peer(id.index(), peer);
     }
+    /// A TLS client's handshake completed, with `names` from its verified
+    /// certificate (`None`: it sent none): a user claiming them
+    /// (`[[user]] cert_cn`/`cert_san`) logs it in (`session::mux::identity`).
+    fn set_client_cert(&mut self, _id: ClientId, _names: Option<&crate::acl::CertNames>) {}
     /// Names the recorder's backend slots (after `set_recorder` and each
     /// applied pool update; cluster sessions name nodes as they connect).
     fn name_backends(&self) {}

@@ -175,6 +175,20 @@ impl PoolSession for ShardSession {
         self.mux.recorder_mut()
     }
 
+    /// memcache pools with users need each client's address (its user).
+    fn wants_client_peer(&mut self) -> bool {
+        self.mux.wants_client_source() || self.mux.recorder_mut().wants_peers()
+    }
+
+    fn set_client_peer(&mut self, id: ClientId, peer: Option<SocketAddr>) {
+        self.mux.set_client_source(id, peer.map(|a| a.ip()));
+        self.mux.recorder_mut().set_peer(id.index(), peer);
+    }
+
+    fn set_client_cert(&mut self, id: ClientId, names: Option<&crate::acl::CertNames>) {
+        self.mux.set_client_cert(id, names);
+    }
+
     fn name_backends(&self) {
         for (i, s) in self.slots.iter().enumerate() {
             self.mux.recorder().set_backend_name(i as u32, &s.name);

@@ -155,6 +155,13 @@ impl TlsConn {
         expired
     }
 
+    /// The names of the peer's verified certificate (`None`: it sent none,
+    /// or the handshake is not done).
+    pub fn peer_names(&self) -> Option<crate::acl::CertNames> {
+        let leaf = self.conn.peer_certificates()?.first()?;
+        Some(super::peer::names(leaf))
+    }
+
     /// "1.2" or "1.3" once negotiated.
     pub fn version(&self) -> Option<&'static str> {
         match self.conn.protocol_version()? {

@@ -17,6 +17,7 @@
 mod conn;
 mod load;
 mod name;
+pub mod peer;
 #[cfg(test)]
 mod tests;
 

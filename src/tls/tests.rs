@@ -191,3 +191,17 @@ fn backend_names_follow_server_name_host_and_announced() {
     let blind = ClientTls::load(client_settings(None, None, false)).unwrap();
     assert!(run(&blind, "elsewhere.example").unwrap());
 }
+
+#[test]
+fn peer_names_reads_cn_and_every_kind_of_san() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["app.internal".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "app1");
+    params.subject_alt_names.push(rcgen::SanType::IpAddress([10, 0, 0, 7].into()));
+    params.subject_alt_names.push(rcgen::SanType::URI("spiffe://example.org/app".try_into().unwrap()));
+    let cert = params.self_signed(&key).unwrap();
+    let names = peer::names(cert.der());
+    assert_eq!(names.cn.as_deref(), Some("app1"));
+    assert_eq!(names.sans, ["app.internal", "10.0.0.7", "spiffe://example.org/app"]);
+    assert_eq!(peer::names(b"not a certificate"), crate::acl::CertNames::default());
+}

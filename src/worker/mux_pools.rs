@@ -390,7 +390,8 @@ impl WorkerCore {
             | ClientClose::SlowClient
             | ClientClose::BufferCap
             | ClientClose::Shutdown
-            | ClientClose::RateLimited => {}
+            | ClientClose::RateLimited
+            | ClientClose::NoUser => {}
         }
         tracing::debug!(pool = %pool.cfg.name, ?why, "client closed");
         if why == ClientClose::SlowClient {
@@ -420,11 +421,22 @@ impl WorkerCore {
 }
 
 /// memcache pools with users (`[[user]] source`): whether the client at
-/// `peer` is one of them. Refused clients are closed at accept, before
-/// they count against any limit. Other pools admit everyone here.
-pub(crate) fn source_admits(pool: &PoolSnapshot, peer: impl FnOnce() -> Option<std::net::SocketAddr>) -> bool {
+/// `peer` is one of them, or (on a TLS listener requiring client
+/// certificates, `plain` false) may still be one by certificate. Refused
+/// clients are closed at accept, before they count against any limit.
+/// Other pools admit everyone here.
+pub(crate) fn source_admits(
+    pool: &PoolSnapshot,
+    plain: bool,
+    peer: impl FnOnce() -> Option<std::net::SocketAddr>,
+) -> bool {
     match pool.cfg.users.as_deref() {
-        Some(users) if pool.cfg.mode == crate::config::Mode::Memcache => users.admits(peer().map(|a| a.ip())),
+        Some(users) if pool.cfg.mode == crate::config::Mode::Memcache => {
+            // Client certificates required and some user claimed by one:
+            // the session decides once the handshake is done.
+            let by_cert = !plain && pool.cfg.tls.requires_client_cert() && users.has_cert_users();
+            by_cert || users.admits(peer().map(|a| a.ip()))
+        }
         _ => true,
     }
 }

@@ -6,16 +6,22 @@
 //! Owner: the worker; each driver keeps a client socket's `TlsConn` boxed
 //! in its own socket record (`None` for plaintext clients, whose path is
 //! unchanged but for that one check). Invariants:
-//! - plaintext reaches the session only once decrypted, and the session's
+//! - plaintext reaches the session only once decrypted, and only after
+//!   the session learned the client's certificate names; the session's
 //!   plaintext is taken (and `handle_client_sent` told) only while the
 //!   ciphertext queue is under its bound (`TlsConn::has_room`), so a
 //!   client that stops reading holds the session's buffer, where the
 //!   existing output limits see it;
 //! - a failed TLS session closes its client through the session (as any
 //!   socket error does) and counts one failure reason;
-//! - a handshake that outlives its deadline is closed at the next tick.
+//! - a handshake that outlives its deadline is closed at the next tick;
+//! - a TLS client the session closes keeps its socket ("lingers") until
+//!   the ciphertext already queued (the session counts those bytes as
+//!   sent: a QUIT's +OK, a protocol error's -ERR, a TLS alert) and a
+//!   close_notify are written, for at most `LINGER`; a lingering socket
+//!   belongs to no session, and its input is read and dropped.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::route::PoolSnapshot;
 use crate::session::mux::ClientId;
@@ -39,7 +45,10 @@ pub fn accept(pool: &PoolSnapshot, plain: bool, now: Instant, stats: &TlsStats) 
     }
 }
 
-/// Ciphertext from client `id`: its plaintext goes to the session.
+/// Ciphertext from client `id`: its plaintext goes to the session. The
+/// read that completes the handshake tells the session who the client's
+/// certificate names (`set_client_cert`) before any request of it: the
+/// plaintext that came with the handshake's last flight waits for that.
 pub fn client_data(
     tls: &mut TlsConn,
     session: &mut dyn PoolSession,
@@ -49,10 +58,20 @@ pub fn client_data(
     stats: &TlsStats,
 ) {
     let was_handshaking = tls.is_handshaking();
-    match tls.receive(data, &mut |plain| session.handle_client_data(id, plain, now)) {
+    let mut early = Vec::new();
+    let res = if was_handshaking {
+        tls.receive(data, &mut |plain| early.extend_from_slice(plain))
+    } else {
+        tls.receive(data, &mut |plain| session.handle_client_data(id, plain, now))
+    };
+    match res {
         Ok(()) => {
             if was_handshaking && !tls.is_handshaking() {
                 stats.established(tls.version());
+                session.set_client_cert(id, tls.peer_names().as_ref());
+            }
+            if !early.is_empty() {
+                session.handle_client_data(id, &early, now);
             }
             if tls.peer_closed() {
                 session.handle_client_eof(id);
@@ -97,6 +116,22 @@ pub fn client_transmit<'a>(
     }
     let out = tls.pending();
     (!out.is_empty()).then_some(out)
+}
+
+/// How long a closed TLS client may take to read its last ciphertext
+/// before its socket is closed anyway: a client that stopped reading must
+/// not hold a descriptor for long.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The session closed a TLS client: queues a close_notify (once the
+/// handshake is done; a failed handshake's alert is already queued) and
+/// says whether ciphertext waits to be written, so the driver lingers
+/// (`LINGER`) instead of closing the socket now.
+pub fn closing(tls: &mut TlsConn) -> bool {
+    if !tls.is_handshaking() {
+        tls.close();
+    }
+    !tls.pending().is_empty()
 }
 
 /// Periodic: closes the clients (entry index, client id) whose handshake

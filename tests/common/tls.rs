@@ -58,6 +58,18 @@ impl Ca {
         std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
         leaf
     }
+
+    /// A client certificate with subject CN `cn` and DNS names `dns`.
+    pub fn client(&self, dir: &Path, file: &str, cn: &str, dns: &[&str]) -> Leaf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let leaf = Leaf { cert: dir.join(format!("{file}.pem")), key: dir.join(format!("{file}.key")) };
+        std::fs::write(&leaf.cert, cert.pem()).unwrap();
+        std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
+        leaf
+    }
 }
 
 fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
@@ -104,6 +116,23 @@ impl TlsResp {
         Ok(TlsResp { r: BufReader::new(s) })
     }
 
+    /// Writes `bytes` as they are (a pipeline, a malformed request).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let s = self.r.get_mut();
+        s.write_all(bytes).and_then(|()| s.flush()).map_err(|e| e.to_string())
+    }
+
+    /// Reads what is left until the server closes: `Ok` only for a clean
+    /// TLS close (close_notify); a TCP close without one is an error
+    /// naming what was read before it.
+    pub fn read_to_close(&mut self) -> Result<Vec<u8>, String> {
+        let mut got = Vec::new();
+        match self.r.read_to_end(&mut got) {
+            Ok(_) => Ok(got),
+            Err(e) => Err(format!("{e} after {:?}", String::from_utf8_lossy(&got))),
+        }
+    }
+
     /// Sends `args` as one command and reads one reply as text: `+OK` as
     /// "OK", errors with their '-', bulk strings as their bytes, `$-1` as
     /// "(nil)", integers as digits.
@@ -117,7 +146,18 @@ impl TlsResp {
         self.reply()
     }
 
-    fn reply(&mut self) -> Result<String, String> {
+    /// Reads one line, without its CRLF (memcached's text protocol).
+    pub fn line(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(0) => Err("closed".into()),
+            Ok(_) => Ok(line.trim_end().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Reads one reply (see `cmd`).
+    pub fn reply(&mut self) -> Result<String, String> {
         let mut line = String::new();
         let n = self.r.read_line(&mut line).map_err(|e| e.to_string())?;
         if n == 0 {

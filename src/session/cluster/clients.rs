@@ -139,6 +139,17 @@ impl ClusterSession {
     }
 
     /// Where a client comes from, for its per-IP limits.
+    /// A TLS client's handshake completed: the user its certificate names
+    /// (`[[user]] cert_cn`/`cert_san`) logs it in, as AUTH would.
+    pub fn set_client_cert(&mut self, id: ClientId, names: Option<&crate::acl::CertNames>) {
+        let Some(users) = self.cfg.users.clone() else { return };
+        let Some(user) = names.and_then(|n| users.by_cert(n)).cloned() else { return };
+        if let Some(c) = self.client_mut(id) {
+            c.base.user = Some(user);
+            c.base.authed = true;
+        }
+    }
+
     pub fn set_client_rate(&mut self, id: ClientId, rate: crate::session::ratelimit::ClientRate) {
         if let Some(c) = self.client_mut(id) {
             c.base.rate = Some(Box::new(rate));

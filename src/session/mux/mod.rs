@@ -35,6 +35,7 @@ mod clients;
 mod dispatch;
 mod events;
 mod forward;
+mod identity;
 mod idle;
 pub(crate) mod limits;
 mod manage;
@@ -296,7 +297,8 @@ impl MuxSession {
                         let size = buffered - c.inbuf.len();
                         match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
                             Some(plan) => plan,
-                            None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                            None => identity::gate_memcache(cfg, c.user.as_deref(), &req)
+                                .unwrap_or_else(|| plan_memcache(cfg, req, router, self.local_stats.as_ref())),
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),

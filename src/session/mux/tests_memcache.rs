@@ -96,3 +96,42 @@ fn a_flush_part_stays_on_its_server_when_its_connection_dies_unsent() {
     }
     assert_eq!(h.take_client(c), b"OK\r\n");
 }
+
+/// A memcache pool whose one user (from 10.0.0.0/8 or certificate CN
+/// "app") has `rules`.
+fn with_user(rules: &str) -> H {
+    let mut cfg = MuxConfig::new(Protocol::Memcache, 3);
+    let mut u = crate::acl::User::from_rules("app", rules).unwrap();
+    u.source = vec![crate::acl::IpRange::parse("10.0.0.0/8").unwrap()];
+    u.cert.cn = Some("app".into());
+    cfg.users = Some(Arc::new(crate::acl::Users::new(vec![Arc::new(u)])));
+    H::new(cfg)
+}
+
+#[test]
+fn users_key_patterns_gate_memcache_requests() {
+    let noperm = b"CLIENT_ERROR NOPERM No permissions to access a key\r\n";
+    let mut h = with_user("on %R~a* %W~b*");
+    let c = h.s.add_client();
+    h.s.set_client_source(c, Some("10.1.2.3".parse().unwrap()));
+    h.send(c, b"get a1 c1\r\nset a1 0 0 1\r\nx\r\nincr b1 1\r\nset b1 0 0 1 noreply\r\nx\r\nflush_all\r\nversion\r\n");
+    h.intents();
+    // Only the version (keyless) and the write to b1 go out.
+    let sent: Vec<u8> = (0..3).flat_map(|i| h.take_backend(b(i))).collect();
+    assert_eq!(String::from_utf8_lossy(&sent), "version\r\nset b1 0 0 1 noreply\r\nx\r\n");
+    let got = h.take_client(c);
+    let want = [&noperm[..], noperm, noperm, noperm].concat();
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want), "get, set, incr, flush_all refused");
+
+    // A client no user claims: refused at its handshake (certificate).
+    let c2 = h.s.add_client();
+    let stranger = crate::acl::CertNames { cn: Some("nobody".into()), sans: vec![] };
+    h.s.set_client_cert(c2, Some(&stranger));
+    assert!(h.intents().contains(&MuxIntent::CloseClient(c2, ClientClose::NoUser)));
+    let c3 = h.s.add_client();
+    let app = crate::acl::CertNames { cn: Some("app".into()), sans: vec![] };
+    h.s.set_client_cert(c3, Some(&app));
+    h.send(c3, b"get a2\r\n");
+    assert!(h.intents().is_empty(), "the certificate's user is served");
+    assert_eq!(h.take_backend(b(0)), b"get a2\r\n");
+}

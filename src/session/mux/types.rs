@@ -159,6 +159,8 @@ pub enum ClientClose {
     Shutdown,
     /// Past a rate limit with `on_limit = "close"`.
     RateLimited,
+    /// A memcache client no user claims (by address or certificate).
+    NoUser,
 }
 
 /// A decision for the driver. Drain with `poll_intent` after every event.

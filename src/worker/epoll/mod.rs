@@ -37,6 +37,7 @@ const KIND_MUX: usize = 4;
 const TICK: Duration = Duration::from_millis(250);
 
 mod connect;
+mod linger;
 mod listen;
 mod mux;
 mod mux_connect;
@@ -100,6 +101,8 @@ pub struct EpollDriver {
     mux_ready: Vec<(u32, u16)>,
     mux_sends: Vec<u32>,
     mux_resumes: Vec<u32>,
+    /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
+    mux_linger: Vec<(u32, u16, Instant)>,
 }
 
 impl EpollDriver {
@@ -119,6 +122,7 @@ impl EpollDriver {
             mux_ready: Vec::new(),
             mux_sends: Vec::new(),
             mux_resumes: Vec::new(),
+            mux_linger: Vec::new(),
         })
     }
 

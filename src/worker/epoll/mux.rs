@@ -53,6 +53,8 @@ pub(super) struct ESock {
     pub(super) stat_id: usize,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
     pub(super) tls: Option<Box<TlsConn>>,
+    /// Closed by its session, writing its last ciphertext (`linger.rs`).
+    pub(super) linger: bool,
 }
 
 impl Generational for ESock {
@@ -75,7 +77,7 @@ impl EpollDriver {
         now: Instant,
     ) {
         // A rejected client's socket drops, and closes, here.
-        if !crate::worker::mux_pools::source_admits(pool, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
+        if !crate::worker::mux_pools::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
         // Before admission: a TLS session that cannot start is never
@@ -114,6 +116,7 @@ impl EpollDriver {
             paused: false,
             stat_id: 0,
             tls,
+            linger: false,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
@@ -149,6 +152,9 @@ impl EpollDriver {
     /// Completes a connect, reads what is readable, writes what is queued.
     fn mux_service(&mut self, slot: u32, now: Instant) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
+        if s.linger {
+            return self.mux_linger_service(slot);
+        }
         if let MKind::Backend(b) = s.kind {
             if !s.connected {
                 if !(s.readable || s.writable) {
@@ -304,7 +310,7 @@ impl EpollDriver {
         }
     }
 
-    fn mux_close_sock(&mut self, slot: u32) {
+    pub(super) fn mux_close_sock(&mut self, slot: u32) {
         let Some(mut s) = self.msocks.remove(slot) else { return };
         let _ = self.poll.registry().deregister(&mut s.stream);
         if s.connected && matches!(s.kind, MKind::Backend(_)) {
@@ -330,13 +336,16 @@ impl EpollDriver {
             let mut expired = Vec::new();
             for slot in 0..self.msocks.capacity() {
                 let Some(s) = self.msocks.get_mut(slot) else { continue };
-                if let (MKind::Client(id), Some(t)) = (s.kind, s.tls.as_deref_mut()) {
+                if let (MKind::Client(id), Some(t), false) = (s.kind, s.tls.as_deref_mut(), s.linger) {
                     if t.take_expired(now) {
                         expired.push((s.entry as usize, id));
                     }
                 }
             }
             tls_io::expire_handshakes(&mut self.mux, &expired, &self.core.stats.tls);
+        }
+        if periodic && !self.mux_linger.is_empty() {
+            self.mux_linger_expire(now);
         }
         self.mux_tick_sessions(periodic, now);
         self.mux_flush(now);
@@ -367,9 +376,12 @@ impl MuxIo for EpollDriver {
         self.mux_read(slot, now);
     }
 
+    /// A TLS client with ciphertext still queued lingers (`linger.rs`).
     #[inline]
     fn io_close(&mut self, slot: u32) {
-        self.mux_close_sock(slot);
+        if !self.mux_linger(slot) {
+            self.mux_close_sock(slot);
+        }
     }
 
     fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {

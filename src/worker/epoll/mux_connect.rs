@@ -57,6 +57,7 @@ impl EpollDriver {
             paused: false,
             stat_id: sid,
             tls: None,
+            linger: false,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);

@@ -133,6 +133,8 @@ pub struct MSock {
     pub(super) sockaddr: Option<SockAddrBox>,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
     pub(super) tls: Option<Box<crate::tls::TlsConn>>,
+    /// Closed by its session, sending its last ciphertext (`linger.rs`).
+    pub(super) linger: bool,
 }
 
 impl Generational for MSock {
@@ -162,6 +164,7 @@ impl MSock {
             out: Vec::new(),
             sockaddr: None,
             tls: None,
+            linger: false,
         }
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types, IoUring};
 
 mod conn;
+mod linger;
 mod listen;
 mod mux;
 mod mux_connect;
@@ -73,6 +74,8 @@ pub struct UringDriver {
     msocks: Slab<conn::MSock>,
     /// Sockets whose send completed: more may be waiting (see `mux_flush`).
     mux_resend: Vec<u32>,
+    /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
+    mux_linger: Vec<(u32, u16, Instant)>,
     mux_sends: Vec<u32>,
     mux_resumes: Vec<u32>,
     /// The armed deadline timer: (deadline, sequence number).
@@ -120,6 +123,7 @@ impl UringDriver {
             mux: MuxPools::default(),
             msocks: Slab::default(),
             mux_resend: Vec::new(),
+            mux_linger: Vec::new(),
             mux_sends: Vec::new(),
             mux_resumes: Vec::new(),
             mux_timer: None,
@@ -237,7 +241,7 @@ impl UringDriver {
     }
 
     fn arm_tick(&mut self) {
-        if self.tick_armed || self.mux.is_empty() {
+        if self.tick_armed || (self.mux.is_empty() && self.mux_linger.is_empty()) {
             return;
         }
         self.tick_armed = true;

@@ -50,7 +50,7 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd, plain: bool, now: Instant) {
-        if !crate::worker::mux_pools::source_admits(pool, || sys::peer_addr(fd)) {
+        if !crate::worker::mux_pools::source_admits(pool, plain, || sys::peer_addr(fd)) {
             sys::close(fd);
             return;
         }
@@ -86,7 +86,7 @@ impl UringDriver {
 
     pub(super) fn mux_arm_recv(&mut self, slot: u32) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
-        if s.recv_armed || s.closing {
+        if s.recv_armed || s.closing || s.linger {
             return;
         }
         s.recv_armed = true;
@@ -123,6 +123,8 @@ impl UringDriver {
             let (entry, kind, closing, armed, s_paused) = (s.entry as usize, s.kind, s.closing, s.recv_armed, s.paused);
             if closing {
                 self.mux_maybe_free(slot);
+            } else if s.linger {
+                self.mux_linger_on_recv(slot, res);
             } else if let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) {
                 match kind {
                     MKind::Client(id) => {
@@ -181,8 +183,7 @@ impl UringDriver {
                                     Some(t) => {
                                         let stats = &self.core.stats.tls_backend;
                                         step = tls_backend::data(t, &mut *e.session, b, data, now, stats);
-                                        // Handshake records, or requests queued
-                                        // while it ran: send them.
+                                        // Handshake records, or requests held.
                                         self.mux_resend.push(slot);
                                     }
                                 }
@@ -215,6 +216,9 @@ impl UringDriver {
         if s.closing {
             return self.mux_maybe_free(slot);
         }
+        if s.linger {
+            return self.mux_linger_on_send(slot, res);
+        }
         let n = res.max(0) as usize;
         let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) else { return };
         match kind {
@@ -246,7 +250,7 @@ impl UringDriver {
 
     /// Detaches a socket from its session: cancels what is in flight and
     /// frees the record (closing the fd) once the kernel is done with it.
-    fn mux_detach(&mut self, slot: u32) {
+    pub(super) fn mux_detach(&mut self, slot: u32) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
         if s.closing {
             return;
@@ -280,7 +284,7 @@ impl UringDriver {
     /// in flight.
     fn mux_send(&mut self, slot: u32, now: Instant) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
-        if s.sending || s.closing {
+        if s.sending || s.closing || s.linger {
             return;
         }
         let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) else { return };
@@ -338,7 +342,7 @@ impl UringDriver {
     pub(super) fn mux_expire_handshakes(&mut self, now: Instant) {
         let mut expired = Vec::new();
         for s in self.msocks.iter_mut() {
-            if let (MKind::Client(id), Some(t), false) = (s.kind, s.tls.as_deref_mut(), s.closing) {
+            if let (MKind::Client(id), Some(t), false) = (s.kind, s.tls.as_deref_mut(), s.closing || s.linger) {
                 if t.take_expired(now) {
                     expired.push((s.entry as usize, id));
                 }
@@ -374,9 +378,12 @@ impl MuxIo for UringDriver {
         self.mux_arm_recv(slot);
     }
 
+    /// A TLS client with ciphertext still queued lingers (`linger.rs`).
     #[inline]
     fn io_close(&mut self, slot: u32) {
-        self.mux_detach(slot);
+        if !self.mux_linger(slot) {
+            self.mux_detach(slot);
+        }
     }
 
     fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
