@@ -22,7 +22,12 @@
 #   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
 #        WORKERS (2), STRACE_N (N/6), SERVER_CPUS, LOAD_CPUS, PROXY_CPUS,
 #        PB_DURATION (10s) for the puerta bench cross-check,
-#        PUERTA_BIN (a prebuilt binary; default: cargo build --release)
+#        PUERTA_BIN (a prebuilt binary; default: cargo build --release),
+#        METRICS_DETAIL=both: "puerta" runs with [server] metrics_detail =
+#        "full" and a second Puerta, "puerta-basic" (same TOML, same
+#        pinning), with "basic", interleaved with the other two paths in
+#        every round; a last table prints both with their ratios (ops/s,
+#        Puerta CPU us/req)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
@@ -76,24 +81,42 @@ for _ in $(seq 100); do
 done
 [ $ok = 1 ] || { echo "cluster never reached cluster_state:ok" >&2; exit 1; }
 
-PX_PORT=$(port); ADMIN_PORT=$(port)
-cat >"$WORK/puerta.toml" <<TOML
+case ${METRICS_DETAIL:-} in
+    both) DETAIL=full; PATHS="direct puerta puerta-basic" ;;
+    "") DETAIL=""; PATHS="direct puerta" ;;
+    *) echo "METRICS_DETAIL: only \"both\" is known here" >&2; exit 1 ;;
+esac
+puerta_toml() { # listen port, admin port, metrics_detail ("": Puerta's default)
+    cat <<TOML
 [server]
 workers = $WORKERS
-admin = "127.0.0.1:$ADMIN_PORT"
+admin = "127.0.0.1:$2"
 log = "warn"
 shutdown_timeout = "5s"
+${3:+metrics_detail = \"$3\"}
 
 [[pool]]
 name = "cluster"
-listen = "127.0.0.1:$PX_PORT"
+listen = "127.0.0.1:$1"
 mode = "redis_cluster"
 servers = [$(printf '"127.0.0.1:%s", ' "${MASTERS[@]}")]
 TOML
+}
+PX_PORT=$(port); ADMIN_PORT=$(port)
+puerta_toml "$PX_PORT" "$ADMIN_PORT" "$DETAIL" >"$WORK/puerta.toml"
 taskset -c "$PROXY_CPUS" $BIN -c "$WORK/puerta.toml" 2>"$WORK/puerta.log" &
 PX_PID=$!; PIDS+=($PX_PID)
 wait_port "$PX_PORT"
 for _ in $(seq 100); do redis-cli -p "$PX_PORT" set probe 1 2>/dev/null | grep -q OK && break; sleep 0.1; done
+PXB_PID=$PX_PID
+if [ -n "$DETAIL" ]; then
+    PXB_PORT=$(port)
+    puerta_toml "$PXB_PORT" "$(port)" basic >"$WORK/puerta-basic.toml"
+    taskset -c "$PROXY_CPUS" $BIN -c "$WORK/puerta-basic.toml" 2>"$WORK/puerta-basic.log" &
+    PXB_PID=$!; PIDS+=($PXB_PID)
+    wait_port "$PXB_PORT"
+    for _ in $(seq 100); do redis-cli -p "$PXB_PORT" set probe 1 2>/dev/null | grep -q OK && break; sleep 0.1; done
+fi
 
 # Run-queue wait (ns) of all of a process's threads: time it was runnable
 # but another task had its CPU. On a shared box this shows when a run was
@@ -107,6 +130,7 @@ bench() { # path pipeline test n -> redis-benchmark's text report
     case $1 in
         direct) taskset -c "$LOAD_CPUS" redis-benchmark --cluster -p "$SEED" "${args[@]}" ;;
         puerta) taskset -c "$LOAD_CPUS" redis-benchmark -p "$PX_PORT" "${args[@]}" ;;
+        puerta-basic) taskset -c "$LOAD_CPUS" redis-benchmark -p "$PXB_PORT" "${args[@]}" ;;
     esac 2>/dev/null | tr '\r' '\n'
 }
 RESULTS="$WORK/results.csv"
@@ -114,10 +138,11 @@ echo "pipeline,target,round,test,rps,p50,p99,p999,proxy_cpu,server_cpu,proxy_wai
 for r in $(seq "$ROUNDS"); do
   for P in $PIPELINES; do
     for test in get set; do
-      for t in direct puerta; do
-        pb=$(cpu_ticks $PX_PID); sb=$(cpu_ticks "${SERVER_PIDS[@]}"); wb=$(runq_ns $PX_PID)
+      for t in $PATHS; do
+        px=$PX_PID; [ "$t" != puerta-basic ] || px=$PXB_PID
+        pb=$(cpu_ticks $px); sb=$(cpu_ticks "${SERVER_PIDS[@]}"); wb=$(runq_ns $px)
         out=$(bench "$t" "$P" "$test" "$N")
-        pa=$(cpu_ticks $PX_PID); sa=$(cpu_ticks "${SERVER_PIDS[@]}"); wa=$(runq_ns $PX_PID)
+        pa=$(cpu_ticks $px); sa=$(cpu_ticks "${SERVER_PIDS[@]}"); wa=$(runq_ns $px)
         echo "$out" | python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -178,25 +203,25 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 print(f"redis-benchmark -c {sys.argv[4]} -n {sys.argv[3]}, 3 masters, Puerta workers={sys.argv[6]}, "
       f"medians of {sys.argv[5]} interleaved rounds")
-print(f"{'pipe':>4} {'test':<4} {'target':<7} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} "
+print(f"{'pipe':>4} {'test':<4} {'target':<12} {'ops/s':>10} {'vs direct':>9} {'p50 ms':>7} {'p99 ms':>7} "
       f"{'p99.9 ms':>8} {'puerta us/req':>13} {'redis us/req':>12} {'syscalls/req':>12} {'puerta runq us/req':>18}")
 agg = {}
 for p in sorted({r["pipeline"] for r in rows}, key=int):
     for test in ("get", "set"):
-        for t in ("direct", "puerta"):
+        for t in ("direct", "puerta", "puerta-basic"):
             sel = [r for r in rows if r["pipeline"] == p and r["target"] == t and r["test"] == test]
             if sel:
                 agg[(p, test, t)] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "proxy_cpu", "server_cpu", "proxy_wait")}
         d = agg.get((p, test, "direct"))
-        for t in ("direct", "puerta"):
+        for t in ("direct", "puerta", "puerta-basic"):
             v = agg.get((p, test, t))
             if not v:
                 continue
             ratio = v["rps"] / d["rps"] if d else float("nan")
-            pcpu = f"{v['proxy_cpu']:.2f}" if t == "puerta" else "-"
-            pwait = f"{v['proxy_wait']:.2f}" if t == "puerta" else "-"
+            pcpu = f"{v['proxy_cpu']:.2f}" if t != "direct" else "-"
+            pwait = f"{v['proxy_wait']:.2f}" if t != "direct" else "-"
             sc = sysc.get(p, "-") if t == "puerta" and test == "get" else "-"
-            print(f"{p:>4} {test:<4} {t:<7} {v['rps']:>10.0f} {ratio:>9.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
+            print(f"{p:>4} {test:<4} {t:<12} {v['rps']:>10.0f} {ratio:>9.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
                   f"{v['p999']:>8.3f} {pcpu:>13} {v['server_cpu']:>12.2f} {sc:>12} {pwait:>18}")
 print("puerta us/req: the puerta process only; redis us/req: the three masters together; "
       "syscalls/req from a separate GET run under strace;")
@@ -212,6 +237,19 @@ for test in ("get", "set"):
     if d and x:
         print(f"  {test}: throughput {x['rps'] / d['rps']:.2f}x direct (target >= 0.9), "
               f"p99 {x['p99'] / d['p99']:.2f}x direct (target <= 1.5)")
+md = [(p, test) for p in sorted({k[0] for k in agg}, key=int) for test in ("get", "set")
+      if (p, test, "puerta") in agg and (p, test, "puerta-basic") in agg]
+if md:
+    print()
+    print("metrics_detail: puerta (full) vs puerta-basic, the same TOML otherwise "
+          "(issue 17: ops/s full >= 0.97x basic, CPU/req <= 1.03x):")
+    print(f"{'pipe':>4} {'test':<4} {'ops/s full':>10} {'ops/s basic':>11} {'ratio':>6} "
+          f"{'cpu us/req full':>15} {'cpu us/req basic':>16} {'ratio':>6}")
+    div = lambda a, b: a / b if b else float("nan")
+    for p, test in md:
+        f, b = agg[(p, test, "puerta")], agg[(p, test, "puerta-basic")]
+        print(f"{p:>4} {test:<4} {f['rps']:>10.0f} {b['rps']:>11.0f} {div(f['rps'], b['rps']):>6.3f} "
+              f"{f['proxy_cpu']:>15.2f} {b['proxy_cpu']:>16.2f} {div(f['proxy_cpu'], b['proxy_cpu']):>6.3f}")
 PY
 
 # Cross-check with Puerta's own load generator: the same cluster with

@@ -30,7 +30,12 @@
 #        target, "puerta-base" (workers=1, pinned like puerta-w1), so a change
 #        is measured against the code before it in the same run,
 #        EPOLL=1: Puerta workers=1 with --io epoll as another target,
-#        "epoll-w1" (pinned like puerta-w1, which runs the default driver)
+#        "epoll-w1" (pinned like puerta-w1, which runs the default driver),
+#        METRICS_DETAIL=both: two more targets, "md-full" and "md-basic":
+#        Puerta workers=1 (pinned like puerta-w1) serving the same pool
+#        written as TOML with [server] metrics_detail "full" and "basic",
+#        interleaved with the others in every round; a last table prints
+#        both side by side with their ratios (ops/s, CPU us/req)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
@@ -74,6 +79,18 @@ if [ -n "${EPOLL:-}" ]; then
     wait_port "$PE_PORT"
 fi
 
+declare -A MD_PORT=() MD_PID=()
+if [ "${METRICS_DETAIL:-}" = both ]; then
+    for d in full basic; do
+        MD_PORT[$d]=$(port); toml "${MD_PORT[$d]}" "$d" >"$WORK/md-$d.toml"
+        taskset -c "$PROXY_CPUS" $BIN -c "$WORK/md-$d.toml" --workers 1 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)" -v 3 &
+        MD_PID[$d]=$!; PIDS+=($!)
+        wait_port "${MD_PORT[$d]}"
+    done
+elif [ -n "${METRICS_DETAIL:-}" ]; then
+    echo "METRICS_DETAIL: only \"both\" is known here" >&2; exit 1
+fi
+
 # target -> (port, pid of the serving process)
 TARGETS="direct nutcracker puerta-w1 puerta-w2"
 declare -A TPORT=([direct]=$RA [nutcracker]=$NC_PORT [puerta-w1]=$P1_PORT [puerta-w2]=$P2_PORT)
@@ -85,6 +102,11 @@ fi
 if [ -n "${EPOLL:-}" ]; then
     TARGETS="${TARGETS/puerta-w1/puerta-w1 epoll-w1}"
     TPORT[epoll-w1]=$PE_PORT; TPID[epoll-w1]=$PE_PID
+fi
+if [ "${METRICS_DETAIL:-}" = both ]; then
+    TARGETS+=" md-full md-basic"
+    TPORT[md-full]=${MD_PORT[full]}; TPID[md-full]=${MD_PID[full]}
+    TPORT[md-basic]=${MD_PORT[basic]}; TPID[md-basic]=${MD_PID[basic]}
 fi
 MGET_KEYS="mk:0 mk:1 mk:2 mk:3 mk:4 mk:5 mk:6 mk:7 mk:8 mk:9"
 for t in $TARGETS; do # values for the MGET keys, placed by each path itself
@@ -197,7 +219,7 @@ python3 - "$RESULTS" "$SYS" "$IDLEF" "$N" "$C" "$ROUNDS" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
-targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "epoll-w1", "puerta-w2"]
+targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "epoll-w1", "puerta-w2", "md-full", "md-basic"]
 def div(a, b):  # a ratio; nan where a short run measured no CPU ticks
     return a / b if b else float("nan")
 def med(xs):
@@ -259,6 +281,17 @@ for line in open(sys.argv[3]):
         after_kb = int(parts[parts.index("rss_after_kb") + 1])
         delta_kb = int(parts[parts.index("delta_kb") + 1])
         print(f"  {parts[0]}: {delta_kb / 1024:.1f} MB for the idle connections, {after_kb / 1024:.1f} MB total RSS (target <= 40 MB)")
+md = [(p, test) for p in sorted({k[0] for k in agg}, key=int) for test in ("get", "set")
+      if (p, test, "md-full") in agg and (p, test, "md-basic") in agg]
+if md:
+    print()
+    print("metrics_detail, Puerta workers=1, the same pool as TOML (issue 17: ops/s full >= 0.97x basic, CPU/req <= 1.03x):")
+    print(f"{'pipe':>4} {'test':<4} {'ops/s full':>10} {'ops/s basic':>11} {'ratio':>6} "
+          f"{'cpu us/req full':>15} {'cpu us/req basic':>16} {'ratio':>6}")
+    for p, test in md:
+        f, b = agg[(p, test, "md-full")], agg[(p, test, "md-basic")]
+        print(f"{p:>4} {test:<4} {f['rps']:>10.0f} {b['rps']:>11.0f} {div(f['rps'], b['rps']):>6.3f} "
+              f"{f['cpu_us_per_req']:>15.2f} {b['cpu_us_per_req']:>16.2f} {div(f['cpu_us_per_req'], b['cpu_us_per_req']):>6.3f}")
 PY
 
 # Cross-check with Puerta's own load generator on the same targets: closed

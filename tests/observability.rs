@@ -162,6 +162,14 @@ fn twemproxy_redis_pool_counts_times_and_logs_slow_requests() {
         assert_eq!(args, [b"GET".to_vec(), b"slowkey".to_vec()], "{io}: slowlog_keys = \"shown\"");
         let e = admin_slow_get(px.admin, "alpha");
         assert_eq!(e["args"][1], "slowkey", "{io}");
+        // Shown keys of every length read back whole (short ones are noted
+        // as two words and rebuilt when read).
+        for key in ["s", "slo", "slowk", "slowkey-sixteen!", "slowkey-seventeen", "slowkey-far-longer-than-the-words"] {
+            let server = px.ring().pick(key.as_bytes()).unwrap() as usize;
+            slowed_get(&mut c, backends[server].port, key);
+            let (_, args) = proxy_slowlog_get(&mut c);
+            assert_eq!(args[1], key.as_bytes(), "{io}");
+        }
         assert_eq!(e["backend"], format!("127.0.0.1:{}", backends[slow_server].port), "{io}: {e}");
         assert_eq!(c.cmd(&[b"SLOWLOG", b"RESET"]), Reply::Status(b"OK".to_vec()));
         assert_eq!(c.cmd(&[b"SLOWLOG", b"LEN"]), Reply::Int(0), "{io}: reset on every core");
@@ -259,9 +267,16 @@ fn cluster_pool_counts_times_and_answers_slowlog() {
         assert_redis_counts(&|n, l| px.puerta.metric(n, l), "c", io);
         let (_, args) = proxy_slowlog_get(&mut c);
         assert_eq!(args.len(), 2, "{io}: {args:?}");
-        assert!(args[1].starts_with(b"#") && args[1] != b"slowkey", "{io}: keys are hashed by default");
+        // Hashed by default; a short key is noted as words and hashed only
+        // when read, a long one hashed up front: both as `key_hash` says.
+        let hashed = |k: &[u8]| format!("#{:016x}", puerta::obs::slowlog::key_hash(k)).into_bytes();
+        assert_eq!(args[1], hashed(b"slowkey"), "{io}: keys are hashed by default");
         let e = admin_slow_get(px.puerta.admin, "c");
         assert_eq!(e["backend"], format!("127.0.0.1:{owner}"), "{io}: {e}");
+        let long = "slowkey-longer-than-sixteen-bytes";
+        slowed_get(&mut c, cluster.owner_of(puerta::route::keyslot(long.as_bytes())), long);
+        let (_, args) = proxy_slowlog_get(&mut c);
+        assert_eq!(args[1], hashed(long.as_bytes()), "{io}: a long key");
         let _ = c.pipeline(&[cmd(&del)]);
     }
 }
@@ -279,13 +294,24 @@ fn mongos_pool_counts_and_logs_slow_commands() {
             m.command(doc! {"ping": 1, "$db": "admin"}).unwrap();
         }
         m.command(doc! {"slow": 0.3, "$db": "admin"}).unwrap();
+        // ok: 0 replies count by codeName, a listed one or "other".
+        for name in ["DuplicateKey", "DuplicateKey", "SomeForgedName"] {
+            let r = m.command(doc! {"fail": name, "$db": "admin"}).unwrap();
+            assert_eq!(r.get_str("codeName").ok(), Some(name));
+        }
         let l = |c: &str| format!("pool=\"mongo\",command=\"{c}\"");
         common::wait_until("mongo observations recorded", Duration::from_secs(5), || {
             p.metric("puerta_request_duration_seconds_count", &l("other")) >= 1.0
         });
         assert_eq!(p.metric("puerta_command_requests_total", &l("ping")), 10.0, "{io}");
         assert_eq!(p.metric("puerta_request_duration_seconds_count", &l("ping")), 10.0, "{io}");
-        assert_eq!(p.metric("puerta_command_requests_total", &l("other")), 1.0, "{io}: forged names are other");
+        assert_eq!(p.metric("puerta_command_requests_total", &l("other")), 4.0, "{io}: forged names are other");
+        let e = |class: &str| p.metric("puerta_command_errors_total", &format!("{},class=\"{class}\"", l("other")));
+        assert_eq!((e("DuplicateKey"), e("other")), (2.0, 1.0), "{io}: ok: 0 by codeName");
+        assert_eq!(p.metric("puerta_command_errors_total", &format!("{},class=\"other\"", l("ping"))), 0.0, "{io}");
+        // Bytes: every ping request and reply, whole messages.
+        assert!(p.metric("puerta_command_request_bytes_total", &l("ping")) >= 10.0 * 16.0, "{io}");
+        assert!(p.metric("puerta_command_reply_bytes_total", &l("ping")) >= 10.0 * 16.0, "{io}");
         let (_, body) = p.get("/slowlog");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let entries = v["pools"][0]["entries"].as_array().unwrap();

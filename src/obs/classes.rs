@@ -75,9 +75,9 @@ pub fn command_name(kind: Kind, i: usize) -> Option<&'static str> {
 }
 
 /// Error classes: Redis's error codes Puerta tells apart, memcached's
-/// three error replies, then "other" (any error not listed; Mongo's
-/// `ok: 0`).
-pub const CLASSES: [&str; 21] = [
+/// three error replies, common mongos `codeName`s, then "other" (any error
+/// not listed).
+pub const CLASSES: [&str; 32] = [
     "MOVED",
     "ASK",
     "ERR",
@@ -98,8 +98,23 @@ pub const CLASSES: [&str; 21] = [
     "CLIENT_ERROR",
     "SERVER_ERROR",
     "MASTERDOWN",
+    // mongos replies with `ok: 0`, by `codeName` (`MONGO_FIRST` on).
+    "DuplicateKey",
+    "Unauthorized",
+    "AuthenticationFailed",
+    "NamespaceNotFound",
+    "CommandNotFound",
+    "CursorNotFound",
+    "BadValue",
+    "WriteConflict",
+    "MaxTimeMSExpired",
+    "NotWritablePrimary",
+    "StaleConfig",
     "other",
 ];
+/// Where the mongos code names start in `CLASSES` (32 classes in all:
+/// the most a derived `Default` array takes).
+const MONGO_FIRST: usize = 20;
 pub const NCLASS: usize = CLASSES.len();
 /// The "other" class.
 pub const OTHER_CLASS: usize = NCLASS - 1;
@@ -122,6 +137,14 @@ pub fn classify(kind: Kind, reply: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// The class of a mongos reply with `ok: 0` and this `codeName`: a listed
+/// name, else "other" (a reply can carry any text there).
+pub fn mongo_class(code_name: Option<&str>) -> usize {
+    code_name
+        .and_then(|n| CLASSES[MONGO_FIRST..OTHER_CLASS].iter().position(|c| *c == n))
+        .map_or(OTHER_CLASS, |i| MONGO_FIRST + i)
 }
 
 fn first_word(s: &[u8]) -> &[u8] {
@@ -151,6 +174,12 @@ mod tests {
         assert_eq!(c(Kind::Memcache, b"ERROR\r\n"), Some("ERROR"));
         assert_eq!(c(Kind::Memcache, b"STORED\r\n"), None);
         assert_eq!(c(Kind::Memcache, b"END\r\n"), None);
+        assert_eq!(CLASSES[MONGO_FIRST - 1], "MASTERDOWN");
+        assert_eq!(CLASSES[mongo_class(Some("DuplicateKey"))], "DuplicateKey");
+        assert_eq!(CLASSES[mongo_class(Some("StaleConfig"))], "StaleConfig");
+        assert_eq!(CLASSES[mongo_class(Some("MyForgedName"))], "other");
+        assert_eq!(CLASSES[mongo_class(Some("ERR"))], "other", "Redis classes are not mongos names");
+        assert_eq!(CLASSES[mongo_class(None)], "other");
     }
 
     #[test]

@@ -18,10 +18,48 @@ pub const BOUNDS_US: [u64; 19] = [
 /// Buckets including `+Inf`.
 pub const NBUCKETS: usize = BOUNDS_US.len() + 1;
 
-/// The bucket a duration of `us` microseconds falls in.
+/// `BOUNDS_US` then a sentinel no duration exceeds, so `bucket_of` may
+/// look one past the last bound.
+const BOUNDS_EXT: [u64; NBUCKETS] = {
+    let mut b = [u64::MAX; NBUCKETS];
+    let mut i = 0;
+    while i < BOUNDS_US.len() {
+        b[i] = BOUNDS_US[i];
+        i += 1;
+    }
+    b
+};
+
+/// By bit length `L` of a duration (`64 - leading_zeros`): how many
+/// bounds lie below `2^(L-1)`, the smallest duration of that length.
+/// Consecutive bounds are at least 2x apart, so at most one bound falls
+/// in `[2^(L-1), 2^L)`, and it is `BOUNDS_EXT[BELOW[L]]` when there is one.
+const BELOW: [u8; 65] = {
+    let mut k = 1;
+    while k < BOUNDS_US.len() {
+        assert!(BOUNDS_US[k] >= 2 * BOUNDS_US[k - 1], "bucket_of needs bounds at least 2x apart");
+        k += 1;
+    }
+    let mut t = [0u8; 65];
+    let mut l = 1;
+    while l <= 64 {
+        let lo = 1u64 << (l - 1);
+        let mut n = 0;
+        while n < BOUNDS_US.len() && BOUNDS_US[n] < lo {
+            n += 1;
+        }
+        t[l] = n as u8;
+        l += 1;
+    }
+    t
+};
+
+/// The bucket a duration of `us` microseconds falls in: a table lookup
+/// by bit length and one comparison, no search.
 #[inline]
 pub fn bucket_of(us: u64) -> usize {
-    BOUNDS_US.partition_point(|&b| b < us)
+    let i = usize::from(BELOW[(u64::BITS - us.leading_zeros()) as usize]);
+    i + usize::from(BOUNDS_EXT[i] < us)
 }
 
 /// One histogram on one core.
@@ -139,6 +177,17 @@ mod tests {
         assert_eq!(bucket_of(1_001), 7);
         assert_eq!(bucket_of(10_000_000), NBUCKETS - 2);
         assert_eq!(bucket_of(10_000_001), NBUCKETS - 1, "+Inf");
+        assert_eq!(bucket_of(u64::MAX), NBUCKETS - 1);
+        // The table agrees with a plain search at every bound and beside it.
+        let search = |us: u64| BOUNDS_US.partition_point(|&b| b < us);
+        for &b in &BOUNDS_US {
+            for us in [b - 1, b, b + 1, b * 2 - 1, b / 2 + 1] {
+                assert_eq!(bucket_of(us), search(us), "{us} µs");
+            }
+        }
+        for us in (0..70_000).chain((1..64).map(|s| 1u64 << s)) {
+            assert_eq!(bucket_of(us), search(us), "{us} µs");
+        }
         let h = Hist::default();
         for us in [3, 10, 40, 40, 2_000_000, 99_000_000] {
             h.record_us(us);

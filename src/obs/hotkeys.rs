@@ -13,14 +13,14 @@
 //! hidden or hashed, so no name is kept that the rule forbids); counts
 //! halve every `DECAY_TICKS` publishes, so the list follows what is hot now.
 //!
-//! Cost per request, when on: one FNV-1a pass over the key, four counter
+//! Cost per request, when on: one `key_hash` of the key, four counter
 //! increments, one hash-table probe; a key entering the top-k also scans it
 //! (`TOPK` entries) to find the new minimum.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::slowlog::{fnv1a, KeyNote, KeyRule};
+use super::slowlog::{key_hash, KeyNote, KeyRule};
 
 const DEPTH: usize = 4;
 const WIDTH_BITS: u32 = 12;
@@ -84,7 +84,7 @@ impl HotKeys {
     /// Counts one request for `key`.
     #[inline]
     pub fn record(&mut self, key: &[u8]) {
-        let h = fnv1a(key);
+        let h = key_hash(key);
         let mut est = u32::MAX;
         for (d, seed) in SEEDS.iter().enumerate() {
             let i = d * WIDTH + (h.wrapping_mul(*seed) >> (64 - WIDTH_BITS)) as usize;

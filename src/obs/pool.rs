@@ -110,6 +110,17 @@ impl PoolObs {
         self.slow_total.incr();
     }
 
+    /// Adds a slow log entry noted raw by the data plane.
+    pub fn add_slow_raw(&self, e: super::slowlog::Raw, max_len: usize) {
+        self.slowlog.push_raw(e, max_len);
+        self.slow_total.incr();
+    }
+
+    /// This core's slow log, oldest first.
+    pub fn slow_entries(&self) -> Vec<super::slowlog::Entry> {
+        self.slowlog.entries(&self.backend_names())
+    }
+
     pub fn backend_name(&self, i: usize) -> String {
         self.backend_names.lock().ok().and_then(|n| n.get(i).cloned()).unwrap_or_default()
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::classes::{classify, command_name, Kind, NCMD};
 use super::hotkeys::HotKeys;
 use super::pool::{PoolObs, MAX_POOL_BACKENDS};
-use super::slowlog::{entry_args, Entry, KeyNote, KeyRule};
+use super::slowlog::{Entry, KeyNote, KeyRule, Raw};
 
 /// What a pool records, from `[server] metrics_detail` and the pool's
 /// `slow_op_threshold`, `slowlog_max_len`, `slowlog_keys`.
@@ -98,11 +98,18 @@ fn slow_us(set: &Settings) -> u64 {
     }
 }
 
+/// Whether requests note their first key for the slow log.
+fn note_key(set: &Settings) -> bool {
+    slow_us(set) != u64::MAX && set.keys != KeyRule::Hidden
+}
+
 pub struct Recorder {
     pool: Option<Arc<PoolObs>>,
     kind: Kind,
     set: Settings,
     slow_us: u64,
+    /// The slow log is on and keeps keys: requests note their first key.
+    note_key: bool,
     epoch: Instant,
     epoch_unix_us: u64,
     now: Instant,
@@ -127,6 +134,7 @@ impl Recorder {
             kind,
             set,
             slow_us: slow_us(&set),
+            note_key: note_key(&set),
             epoch: now,
             epoch_unix_us: u64::try_from(unix.as_micros()).unwrap_or(0),
             now,
@@ -171,7 +179,7 @@ impl Recorder {
         match &self.peers {
             Some((s, id)) => super::snapshot::slowlog_entries(&s.workers, *id, n),
             None => {
-                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slowlog.entries(), n)).unwrap_or_default()
+                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default()
             }
         }
     }
@@ -214,6 +222,7 @@ impl Recorder {
         }
         self.set = set;
         self.slow_us = slow_us(&set);
+        self.note_key = note_key(&set);
     }
 
     pub fn pool(&self) -> Option<&Arc<PoolObs>> {
@@ -223,9 +232,14 @@ impl Recorder {
     /// The batch's clock. Called at every event that carries `now`.
     #[inline]
     pub fn set_now(&mut self, now: Instant) {
-        if self.set.timing {
+        // Every event of a batch carries the batch's one clock reading:
+        // only the first converts it.
+        if self.set.timing && now != self.now {
             self.now = now;
-            self.now_us = now.saturating_duration_since(self.epoch).as_micros() as u32;
+            let d = now.saturating_duration_since(self.epoch);
+            // `as_micros() as u32` without the 128-bit arithmetic: the
+            // same value modulo 2^32.
+            self.now_us = (d.as_secs() as u32).wrapping_mul(1_000_000).wrapping_add(d.subsec_micros());
         }
     }
 
@@ -238,7 +252,7 @@ impl Recorder {
     /// Whether the slow log or the hot keys want first keys.
     #[inline]
     pub fn wants_key(&self) -> bool {
-        (self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden) || self.hot.is_some()
+        self.note_key || self.hot.is_some()
     }
 
     /// A request was decoded: counts it and returns what it carries.
@@ -253,7 +267,7 @@ impl Recorder {
         c.requests.incr();
         c.request_bytes.add(bytes as u64);
         let key = match key {
-            Some(k) if self.slow_us != u64::MAX && self.set.keys != KeyRule::Hidden => KeyNote::new(self.set.keys, k),
+            Some(k) if self.note_key => KeyNote::new(self.set.keys, k),
             _ => KeyNote::None,
         };
         ReqObs { t0: self.now_us, cmd, server: NO_SERVER, argc: argc.min(u16::MAX as usize) as u16, key }
@@ -300,20 +314,21 @@ impl Recorder {
         }
     }
 
+    /// Notes a slow request: plain values only (`slowlog::Raw`), turned
+    /// into text when the log is read.
     #[cold]
+    #[inline(never)]
     fn slow(&self, p: &PoolObs, r: &ReqObs, us: u64, client: Option<SocketAddr>) {
-        let command = command_name(self.kind, usize::from(r.cmd)).unwrap_or("other");
         let since = self.now.saturating_duration_since(self.epoch).as_micros();
-        let backend = if r.server == NO_SERVER { String::new() } else { p.backend_name(usize::from(r.server)) };
-        let e = Entry {
-            id: 0,
+        let e = Raw {
             unix_us: self.epoch_unix_us.saturating_add(u64::try_from(since).unwrap_or(0)),
             duration_us: us,
-            command,
-            args: entry_args(command, &r.key, usize::from(r.argc)),
-            backend,
-            client: client.map(|a| a.to_string()).unwrap_or_default(),
+            command: command_name(self.kind, usize::from(r.cmd)).unwrap_or("other"),
+            key: r.key.clone(),
+            argc: r.argc,
+            server: (r.server != NO_SERVER).then_some(r.server),
+            client,
         };
-        p.add_slow(e, self.set.slowlog_max_len);
+        p.add_slow_raw(e, self.set.slowlog_max_len);
     }
 }

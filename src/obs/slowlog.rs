@@ -10,6 +10,7 @@
 //! `(unix_us, id)` newest first.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 /// Redis truncates a slow log entry to 32 arguments...
@@ -22,7 +23,7 @@ pub const MAX_ARG_BYTES: usize = 128;
 pub enum KeyRule {
     /// Not at all.
     Hidden,
-    /// As a 64-bit FNV-1a hash, shown as `#<16 hex digits>`: equal keys
+    /// As a 64-bit hash (`key_hash`), shown as `#<16 hex digits>`: equal keys
     /// match across entries, the name is not stored. A pseudonym, not a
     /// secret: short keys can be guessed by hashing candidates.
     #[default]
@@ -43,35 +44,132 @@ impl KeyRule {
 
 /// What a request carries for the slow log, noted when it is decoded
 /// (its bytes are gone by the time its reply is complete).
+///
+/// Cheap for the common case, because every timed request notes one and
+/// few turn out slow: a key of at most 16 bytes is kept as two words
+/// (`Words`: two loads, no hashing, no allocation), from which both its
+/// hash and its bytes can be rebuilt when an entry is read. A longer key is
+/// hashed up front or, shown, copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KeyNote {
     #[default]
     None,
     Hash(u64),
+    /// A key of `n <= 16` bytes as `key_words` reads it; `hashed`: shown
+    /// as its hash.
+    Words { a: u64, c: u64, n: u8, hashed: bool },
     Shown(Box<[u8]>),
 }
 
+/// The longest key `KeyNote` keeps as words.
+pub const SHORT: usize = 16;
+
+/// A key of at most `SHORT` bytes as two words that hold all its bytes:
+/// from 8 bytes up the first and the last 8 (overlapping below 16), from
+/// 4 the first and last 4, below that bytes 0, n/2 and n-1 packed.
+#[inline]
+fn key_words(b: &[u8]) -> (u64, u64) {
+    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w4 = |i: usize| {
+        b.get(i..i.saturating_add(4)).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, |x| u64::from(u32::from_le_bytes(x)))
+    };
+    let n = b.len();
+    if n >= 8 {
+        (w8(0), w8(n - 8))
+    } else if n >= 4 {
+        (w4(0), w4(n - 4))
+    } else if n > 0 {
+        ((u64::from(b[0]) << 16) | (u64::from(b[n / 2]) << 8) | u64::from(b[n - 1]), 0)
+    } else {
+        (0, 0)
+    }
+}
+
+/// The key `key_words` read as (`a`, `c`), `n` bytes long.
+fn unwords(a: u64, c: u64, n: usize) -> Vec<u8> {
+    let mut k = vec![0u8; n];
+    let (a8, c8) = (a.to_le_bytes(), c.to_le_bytes());
+    if (8..=SHORT).contains(&n) {
+        k[n - 8..].copy_from_slice(&c8);
+        k[..8].copy_from_slice(&a8);
+    } else if (4..8).contains(&n) {
+        k[n - 4..].copy_from_slice(&c8[..4]);
+        k[..4].copy_from_slice(&a8[..4]);
+    } else if (1..4).contains(&n) {
+        k[n - 1] = a8[0];
+        k[n / 2] = a8[1];
+        k[0] = a8[2];
+    }
+    k
+}
+
 impl KeyNote {
+    #[inline]
     pub fn new(rule: KeyRule, key: &[u8]) -> KeyNote {
+        if rule == KeyRule::Hidden {
+            return KeyNote::None;
+        }
+        if key.len() <= SHORT {
+            let (a, c) = key_words(key);
+            return KeyNote::Words { a, c, n: key.len() as u8, hashed: rule == KeyRule::Hashed };
+        }
         match rule {
-            KeyRule::Hidden => KeyNote::None,
-            KeyRule::Hashed => KeyNote::Hash(fnv1a(key)),
             KeyRule::Shown => KeyNote::Shown(key[..key.len().min(MAX_ARG_BYTES)].into()),
+            _ => KeyNote::Hash(key_hash(key)),
         }
     }
 
     /// The key as an entry shows it (`None`: no key, or hidden).
     pub fn render(&self) -> Option<Vec<u8>> {
+        let hashed = |h: u64| format!("#{h:016x}").into_bytes();
         match self {
             KeyNote::None => None,
-            KeyNote::Hash(h) => Some(format!("#{h:016x}").into_bytes()),
+            KeyNote::Hash(h) => Some(hashed(*h)),
+            KeyNote::Words { a, c, n, hashed: true } => Some(hashed(mix_short(*a, *c, usize::from(*n)))),
+            KeyNote::Words { a, c, n, hashed: false } => Some(unwords(*a, *c, usize::from(*n))),
             KeyNote::Shown(k) => Some(k.to_vec()),
         }
     }
 }
 
-pub(crate) fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3))
+/// The 128-bit product of `a` and `b`, its halves folded by xor.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+const P0: u64 = 0xa076_1d64_78bd_642f;
+const P1: u64 = 0xe703_7ed1_a0b4_28db;
+const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+
+/// `key_hash` of a key of `n <= SHORT` bytes from its `key_words`.
+#[inline]
+fn mix_short(a: u64, c: u64, n: usize) -> u64 {
+    fold_mul(a ^ P1 ^ (n as u64).rotate_left(32), c ^ P2).wrapping_add(P0 ^ n as u64)
+}
+
+/// A key's 64-bit pseudonym for the slow log and hot keys: a
+/// word-at-a-time hash built from folded multiplies (wyhash's scheme), a
+/// handful of instructions for a short key where a byte loop (FNV) costs
+/// several per byte. Stable across runs and cores; not keyed, so not
+/// secret (see `KeyRule::Hashed`).
+#[inline]
+pub fn key_hash(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n <= SHORT {
+        let (a, c) = key_words(b);
+        return mix_short(a, c, n);
+    }
+    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let mut seed = P0 ^ n as u64;
+    let mut i = 0;
+    while n - i > 16 {
+        seed = fold_mul(w8(i) ^ P1, w8(i + 8) ^ seed);
+        i += 16;
+    }
+    let p = u128::from(w8(n - 16) ^ P1) * u128::from(w8(n - 8) ^ seed);
+    fold_mul((p as u64) ^ P2 ^ n as u64, ((p >> 64) as u64) ^ P1)
 }
 
 /// One slow request.
@@ -119,10 +217,64 @@ pub struct Ring {
     inner: Mutex<RingInner>,
 }
 
+/// A data-plane request that was slow, as the worker notes it: plain
+/// values, no formatting and (for a short key) no allocation, so a burst
+/// of slow requests (a stalled backend) costs the worker little. It
+/// becomes an `Entry` when read (`Raw::entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw {
+    pub unix_us: u64,
+    pub duration_us: u64,
+    pub command: &'static str,
+    pub key: KeyNote,
+    /// Arguments in all, the name counted.
+    pub argc: u16,
+    /// The backend slot that answered, `None` when none or several.
+    pub server: Option<u16>,
+    pub client: Option<SocketAddr>,
+}
+
+impl Raw {
+    /// The entry it reads as; `names` are the pool's backend slot names.
+    pub fn entry(&self, id: u64, names: &[String]) -> Entry {
+        Entry {
+            id,
+            unix_us: self.unix_us,
+            duration_us: self.duration_us,
+            command: self.command,
+            args: entry_args(self.command, &self.key, usize::from(self.argc)),
+            backend: self.server.and_then(|s| names.get(usize::from(s)).cloned()).unwrap_or_default(),
+            client: self.client.map(|a| a.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What a ring holds: an entry made whole (mongos pools), or a `Raw` one.
+#[derive(Debug)]
+enum Noted {
+    Entry(Entry),
+    Raw(u64, Raw),
+}
+
 #[derive(Debug, Default)]
 struct RingInner {
     next_id: u64,
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Noted>,
+}
+
+impl RingInner {
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = id.wrapping_add(1);
+        id
+    }
+
+    fn push(&mut self, n: Noted, max_len: usize) {
+        self.entries.push_back(n);
+        while self.entries.len() > max_len {
+            self.entries.pop_front();
+        }
+    }
 }
 
 impl Ring {
@@ -130,17 +282,28 @@ impl Ring {
     /// `max_len`. Only the owning worker calls this.
     pub fn push(&self, mut e: Entry, max_len: usize) {
         let Ok(mut r) = self.inner.lock() else { return };
-        e.id = r.next_id;
-        r.next_id = r.next_id.wrapping_add(1);
-        r.entries.push_back(e);
-        while r.entries.len() > max_len {
-            r.entries.pop_front();
-        }
+        e.id = r.take_id();
+        r.push(Noted::Entry(e), max_len);
     }
 
-    /// Copies the entries out, oldest first.
-    pub fn entries(&self) -> Vec<Entry> {
-        self.inner.lock().map(|r| r.entries.iter().cloned().collect()).unwrap_or_default()
+    /// Adds a raw entry, as `push` does.
+    pub fn push_raw(&self, e: Raw, max_len: usize) {
+        let Ok(mut r) = self.inner.lock() else { return };
+        let id = r.take_id();
+        r.push(Noted::Raw(id, e), max_len);
+    }
+
+    /// Copies the entries out, oldest first; `names` name the backend
+    /// slots of raw ones.
+    pub fn entries(&self, names: &[String]) -> Vec<Entry> {
+        let Ok(r) = self.inner.lock() else { return Vec::new() };
+        r.entries
+            .iter()
+            .map(|n| match n {
+                Noted::Entry(e) => e.clone(),
+                Noted::Raw(id, raw) => raw.entry(*id, names),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -187,7 +350,7 @@ mod tests {
         for t in 0..10 {
             r.push(entry(t), 4);
         }
-        let e = r.entries();
+        let e = r.entries(&[]);
         assert_eq!(e.len(), 4);
         assert_eq!(e.iter().map(|e| (e.id, e.unix_us)).collect::<Vec<_>>(), [(6, 6), (7, 7), (8, 8), (9, 9)]);
         let merged = merge_newest([e, vec![entry(8), entry(100)]].concat(), 3);
@@ -206,6 +369,32 @@ mod tests {
         let h = entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2);
         assert!(h[1].starts_with(b"#") && h[1].len() == 17 && h[1] != b"user:1");
         assert_eq!(h, entry_args("GET", &KeyNote::new(KeyRule::Hashed, b"user:1"), 2), "stable");
+        // Keys up to SHORT bytes are kept as words; at every length around
+        // the edges they read back whole, and hash as hashing them would.
+        let long_key = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..long_key.len() {
+            let k = &long_key[..n];
+            assert_eq!(KeyNote::new(KeyRule::Shown, k).render().unwrap(), k, "{n} bytes");
+            assert_eq!(matches!(KeyNote::new(KeyRule::Shown, k), KeyNote::Words { .. }), n <= SHORT);
+            let hashed = format!("#{:016x}", key_hash(k)).into_bytes();
+            assert_eq!(KeyNote::new(KeyRule::Hashed, k).render().unwrap(), hashed, "{n} bytes");
+            assert!(seen.insert(key_hash(k)), "prefixes hash apart ({n} bytes)");
+        }
+        for n in 0..=SHORT {
+            let k: Vec<u8> = (0..n).map(|i| (i * 37 + 200) as u8).collect();
+            assert_eq!(KeyNote::new(KeyRule::Shown, &k).render().unwrap(), k, "binary, {n} bytes");
+        }
+        // Every byte of a key moves its hash, and so does its length.
+        let k = b"user:0000000000000000000000000001".to_vec();
+        for i in 0..k.len() {
+            let mut m = k.clone();
+            m[i] ^= 1;
+            assert_ne!(key_hash(&m), key_hash(&k), "byte {i}");
+        }
+        assert_ne!(key_hash(b"ab\0"), key_hash(b"ab"));
+        assert_ne!(key_hash(b""), key_hash(b"\0"));
+        assert_eq!(std::mem::size_of::<KeyNote>(), 24);
         assert_eq!(
             entry_args("GET", &KeyNote::new(KeyRule::Hidden, b"user:1"), 2),
             [b"GET".to_vec(), b"... (1 more arguments)".to_vec()]

@@ -60,7 +60,7 @@ pub fn slowlog_entries(workers: &[std::sync::Arc<crate::stats::WorkerStats>], st
     let cores = workers.len() as u64;
     let mut all = Vec::new();
     for (i, o) in workers.iter().enumerate().filter_map(|(i, w)| Some((i, w.obs.get(stat_id)?))) {
-        all.extend(o.slowlog.entries().into_iter().map(|mut e| {
+        all.extend(o.slow_entries().into_iter().map(|mut e| {
             e.id = e.id.wrapping_mul(cores).wrapping_add(i as u64);
             e
         }));

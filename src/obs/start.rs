@@ -3,7 +3,8 @@
 //!
 //! Cheap by construction: one command-table lookup (the name hashed as
 //! sent, nothing copied) and, only when the slow log wants keys, the first
-//! key hashed or copied.
+//! key noted (`slowlog::KeyNote`: two word loads for a key of up to 16
+//! bytes; a longer one hashed or copied).
 
 use super::classes::{mc_index, redis_index};
 use super::rec::{Recorder, ReqObs};

@@ -16,7 +16,9 @@
 use std::time::{Duration, Instant};
 
 use crate::protocol::mongo::command::{hello_meta, msg_flags, parse_request};
+use crate::obs::classes::mongo_class;
 use crate::protocol::mongo::header::{opcode_index, FLAG_MORE_TO_COME, OP_MSG};
+use crate::protocol::mongo::reply::{outcome, Outcome};
 use crate::protocol::mongo::{command_index, FrameError, Framer, HelloMeta};
 
 use super::tcp::Side;
@@ -24,8 +26,10 @@ use super::tcp::Side;
 /// Body bytes kept per request: enough for the command document of every
 /// ordinary command (documents of inserts travel in kind-1 sections).
 pub const REQUEST_CAPTURE: usize = 16 * 1024;
-/// Replies are only inspected for their OP_MSG flagBits.
-const REPLY_CAPTURE: usize = 4;
+/// Reply body bytes kept: the OP_MSG flagBits and enough of the body
+/// document to read `ok` and, in an error reply, `codeName` after a
+/// typical `errmsg` (`protocol::mongo::reply`).
+const REPLY_CAPTURE: usize = 1024;
 /// Most requests awaiting a reply on one connection.
 pub const MAX_PENDING: usize = 256;
 
@@ -65,12 +69,14 @@ impl InlineName {
 /// Something the driver should count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
-    /// A client request went toward the backend.
-    Request { opcode: u8, command: u8 },
-    /// A reply answered a request `elapsed` after it was seen. `name` is
-    /// the command as the client sent it (`command` counts unknown ones as
-    /// "other"; the slow-op log names them).
-    Reply { command: u8, name: InlineName, db: InlineName, elapsed: Duration },
+    /// A client request of `bytes` (the whole message) went toward the
+    /// backend.
+    Request { opcode: u8, command: u8, bytes: u32 },
+    /// A reply of `bytes` answered a request `elapsed` after it was seen.
+    /// `name` is the command as the client sent it (`command` counts
+    /// unknown ones as "other"; the slow-op log names them). `error`: the
+    /// reply said `ok: 0`, in this class (`obs::classes::mongo_class`).
+    Reply { command: u8, name: InlineName, db: InlineName, elapsed: Duration, bytes: u32, error: Option<u8> },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +120,11 @@ impl MongoTracker {
             Side::Client => req.feed(data, |f| {
                 let r = parse_request(f.header.op_code, f.body);
                 let command = command_index(r.command) as u8;
-                obs.push(Observation::Request { opcode: opcode_index(f.header.op_code) as u8, command });
+                obs.push(Observation::Request {
+                    opcode: opcode_index(f.header.op_code) as u8,
+                    command,
+                    bytes: f.header.length,
+                });
                 if *requests == 0 {
                     *hello = hello_meta(&r);
                 }
@@ -134,11 +144,17 @@ impl MongoTracker {
                     return;
                 };
                 let p = pending[i];
+                let error = match outcome(f.header.op_code, f.body) {
+                    Outcome::Ok => None,
+                    Outcome::Failed(code_name) => Some(mongo_class(code_name) as u8),
+                };
                 obs.push(Observation::Reply {
                     command: p.command,
                     name: p.name,
                     db: p.db,
                     elapsed: now.saturating_duration_since(p.started),
+                    bytes: f.header.length,
+                    error,
                 });
                 if msg_flags(f.header.op_code, f.body) & FLAG_MORE_TO_COME != 0 {
                     // Exhaust: the next reply answers this one.

@@ -41,10 +41,12 @@ fn boundary_only_between_reply_and_next_request() {
     t.handle_data(Side::Backend, &rep[10..], t0 + Duration::from_millis(3)).unwrap();
     assert!(t.at_boundary());
     let obs: Vec<_> = t.drain_observations().collect();
-    assert_eq!(obs[0], Observation::Request { opcode: 0, command: command_index(Some("find")) as u8 });
+    let find_cmd = command_index(Some("find")) as u8;
+    assert_eq!(obs[0], Observation::Request { opcode: 0, command: find_cmd, bytes: req.len() as u32 });
     match obs[1] {
-        Observation::Reply { command, name, db, elapsed } => {
-            assert_eq!(command, command_index(Some("find")) as u8);
+        Observation::Reply { command, name, db, elapsed, bytes, error } => {
+            assert_eq!((bytes, error), (rep.len() as u32, None), "whole reply counted; ok: 1 is no error");
+            assert_eq!(command, find_cmd);
             assert_eq!(name.as_str(), "find");
             assert_eq!(db.as_str(), "shop");
             assert_eq!(elapsed, Duration::from_millis(3));
@@ -96,12 +98,34 @@ fn unknown_commands_count_as_other_but_keep_their_name() {
     t.handle_data(Side::Client, &req, t0).unwrap();
     t.handle_data(Side::Backend, &reply(4, 3, 0), t0).unwrap();
     let obs: Vec<_> = t.drain_observations().collect();
-    assert_eq!(obs[0], Observation::Request { opcode: 0, command: 0 });
+    assert_eq!(obs[0], Observation::Request { opcode: 0, command: 0, bytes: req.len() as u32 });
     match obs[1] {
         Observation::Reply { command: 0, name, db, .. } => {
             assert_eq!((name.as_str(), db.as_str()), ("reIndex", "shop"))
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ok_zero_replies_carry_their_error_class() {
+    let t0 = Instant::now();
+    let mut t = MongoTracker::new(1 << 20);
+    let err = |id, to, name: &str| {
+        let long = "x".repeat(300);
+        msg(id, to, &op_msg_body(0, &doc! {"ok": 0.0, "errmsg": long, "code": 11000, "codeName": name}))
+    };
+    for (i, (name, class)) in [("DuplicateKey", "DuplicateKey"), ("NoSuchCodeName", "other")].into_iter().enumerate() {
+        let id = 10 * (i as i32 + 1);
+        t.handle_data(Side::Client, &find(id), t0).unwrap();
+        t.handle_data(Side::Backend, &err(id + 1, id, name), t0).unwrap();
+        let obs: Vec<_> = t.drain_observations().collect();
+        match obs[1] {
+            Observation::Reply { error: Some(c), .. } => {
+                assert_eq!(crate::obs::CLASSES[usize::from(c)], class, "{name}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -219,6 +243,6 @@ fn compressed_and_legacy_opcodes_are_framed_and_matched() {
     t.handle_data(Side::Backend, &r, t0).unwrap();
     assert!(t.at_boundary());
     let obs: Vec<_> = t.drain_observations().collect();
-    assert_eq!(obs[0], Observation::Request { opcode: 2, command: 0 }, "counted as op_compressed / other");
+    assert_eq!(obs[0], Observation::Request { opcode: 2, command: 0, bytes: m.len() as u32 }, "counted as op_compressed / other");
     assert!(matches!(obs[1], Observation::Reply { command: 0, .. }));
 }

@@ -158,15 +158,22 @@ impl WorkerCore {
         let set = obs::Settings::from_config(self.snap.config.server.metrics_detail, &pool.cfg.obs);
         for o in m.drain_observations() {
             match o {
-                Observation::Request { opcode, command } => {
+                Observation::Request { opcode, command, bytes } => {
                     ms.backends[b.stat_id].opcodes[opcode as usize].incr();
                     ms.backends[b.stat_id].commands[command as usize].incr();
                     if let Some(c) = po.and_then(|p| p.cmds.get(command as usize)) {
                         c.requests.incr();
+                        c.request_bytes.add(u64::from(bytes));
                     }
                 }
-                Observation::Reply { command, name, db, elapsed } => {
+                Observation::Reply { command, name, db, elapsed, bytes, error } => {
                     let pc = &ms.pools[pool.stat_id];
+                    if let Some(c) = po.and_then(|p| p.cmds.get(command as usize)) {
+                        c.reply_bytes.add(u64::from(bytes));
+                        if let Some(e) = error.and_then(|e| c.errors.get(usize::from(e))) {
+                            e.incr();
+                        }
+                    }
                     pc.latency[command as usize].record(elapsed);
                     if let Some(p) = po.filter(|_| set.timing) {
                         record_reply(p, &set, (b, backend), command, &name, &db, elapsed);

@@ -132,6 +132,9 @@ def main():
         if name == "slow":
             time.sleep(float(r.doc.get("slow", 0.2)))
             return r.replies({})
+        if name == "fail":
+            # A failed command: ok 0 and the codeName the client asked for.
+            return r.replies({"ok": 0, "errmsg": "failed on purpose", "code": 2, "codeName": r.doc.get("fail")})
         return r.replies({})  # ping, endSessions, buildInfo...
 
     tls = bool(args.tls_cert)

@@ -1,6 +1,7 @@
 //! The MongoDB wire protocol, as far as a message-aware relay needs it:
 //! framing from the 16-byte header, the command name and `$db` of a
-//! request, handshake metadata, and the health probe's hello.
+//! request, whether a reply reports `ok: 0`, handshake metadata, and the
+//! health probe's hello.
 //!
 //! Invariant: nothing here rewrites a message; parsers borrow bytes and
 //! report what they saw.
@@ -9,6 +10,7 @@ pub mod command;
 pub mod frame;
 pub mod header;
 pub mod probe;
+pub mod reply;
 
 pub use command::{command_index, hello_meta, parse_request, HelloMeta, Request, COMMANDS};
 pub use frame::{Frame, Framer};
