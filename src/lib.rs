@@ -30,7 +30,7 @@
 //!   `control` never import each other.
 //! - [`worker`]: per-core threads; a driver-independent core
 //!   (`mux_drive`, `relay`, `slab`, `mux_pools`) and two mirrored drivers,
-//!   `worker/uring/` and `worker/epoll/` (`mod`, `listen`, `relay`, `mux`,
+//!   `worker/uring/` and `worker/epoll/` (`mod`, `listen`, `relay`, `mux`, `mux_connect`,
 //!   plus io_uring's `timer`, `tag`, `conn`, `submit` and epoll's
 //!   `connect`).
 //! - [`control`]: health checks, cluster topology refresh, reload, snapshot

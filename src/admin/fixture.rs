@@ -35,8 +35,10 @@ fn addr(s: &str) -> SocketAddr {
 
 /// A pool whose backends are `(name, addr, healthy, stat_id)`.
 pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) -> Arc<PoolSnapshot> {
-    let servers: Vec<ServerSpec> =
-        backends.iter().map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string() }).collect();
+    let servers: Vec<ServerSpec> = backends
+        .iter()
+        .map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string(), host: String::new() })
+        .collect();
     let sids: Vec<usize> = backends.iter().map(|b| b.3).collect();
     let up = |sid: usize| backends.iter().any(|b| b.3 == sid && b.2);
     let cfg = PoolConfig {

@@ -23,7 +23,7 @@ use super::span::KeyPath;
 use super::twem::ListenAddr;
 use super::types::Mode;
 use super::validate::{pick, positive_duration, Problems};
-use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version};
+use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
 
 /// `tls = { cert, key, ca, min_version, alpn }`.
 #[derive(Debug, Default, Deserialize)]
@@ -110,14 +110,17 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
         }
     }
     if let Some(b) = &file.backend_tls {
-        match backend(b, dir, p) {
-            // tcp and mongos relays originate TLS (`worker::relay_tls`).
-            Some(c) if matches!(mode, Some(Mode::Tcp | Mode::Mongos)) => out.backend = Some(Arc::new(c)),
-            // Parsed and its files checked, but backend connections do not
-            // speak TLS yet: refused rather than silently plaintext.
-            Some(_) => {
-                p.add(key("backend_tls"), "not supported yet (backend connections are plaintext in this release)");
-                ok = false;
+        match backend(b, mode, dir, p) {
+            // Every mode originates TLS: mux pools (`worker::tls_backend`),
+            // tcp and mongos relays (`worker::relay_tls`).
+            Some(c) => {
+                if !c.settings.verify {
+                    tracing::warn!(
+                        pool = %file.name.as_deref().unwrap_or("?"),
+                        "backend_tls.verify = false: backend certificates are not checked (impersonation possible)"
+                    );
+                }
+                out.backend = Some(Arc::new(c));
             }
             None => ok = false,
         }
@@ -172,7 +175,7 @@ fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
     }
 }
 
-fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
+fn backend(b: &BackendTlsFile, mode: Option<Mode>, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
     let key = |k: &str| KeyPath::root().key("backend_tls").key(k);
     let verify = b.verify.unwrap_or(true);
     if verify && b.ca.is_none() {
@@ -191,6 +194,13 @@ fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls
         verify,
     };
     if let Some(name) = &settings.server_name {
+        if name == ANNOUNCED && !matches!(mode, Some(Mode::RedisCluster)) {
+            p.add(
+                key("server_name"),
+                format!("{ANNOUNCED:?} is only for redis_cluster pools (the nodes' announced hostnames)"),
+            );
+            return None;
+        }
         if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
             p.add(key("server_name"), format!("expected a DNS name or IP address, got {name:?}"));
             return None;

@@ -202,7 +202,12 @@ mod tests {
                     listen,
                     servers
                         .iter()
-                        .map(|s| ServerSpec { addr: s.parse().unwrap(), weight: 1, name: s.to_string() })
+                        .map(|s| ServerSpec {
+                            addr: s.parse().unwrap(),
+                            weight: 1,
+                            name: s.to_string(),
+                            host: String::new(),
+                        })
                         .collect(),
                 )
             }],

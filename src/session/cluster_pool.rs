@@ -140,6 +140,15 @@ impl PoolSession for ClusterPoolSession {
         self.s.backend_addr(to_cluster(b))
     }
 
+    /// The host of the node's announced endpoint (`host:port` as CLUSTER
+    /// SLOTS gave it: a hostname when the cluster announces hostnames).
+    fn backend_host(&self, b: BackendId) -> Option<&str> {
+        let addr = self.s.backend_addr(to_cluster(b))?;
+        let view = self.s.topology();
+        let endpoint = &view.node(view.find(addr)?)?.endpoint;
+        endpoint.rsplit_once(':').map(|(host, _)| host).filter(|h| !h.is_empty())
+    }
+
     fn handle_backend_connected(&mut self, b: BackendId) {
         self.s.handle_backend_connected(to_cluster(b));
     }

@@ -162,6 +162,42 @@ fn garbage_and_half_hello_never_panic() {
     assert_eq!(FailReason::of(&err), FailReason::Protocol);
 }
 
+fn client_settings(ca: Option<PathBuf>, server_name: Option<&str>, verify: bool) -> ClientSettings {
+    ClientSettings { ca, cert: None, key: None, server_name: server_name.map(str::to_owned), verify }
+}
+
+#[test]
+fn backend_names_follow_server_name_host_and_announced() {
+    let f = Files::new("names");
+    let (ca, cert, key) = pki(&f);
+    let name = |s: Option<&str>, host: &str| {
+        let c = ClientTls::load(client_settings(Some(ca.clone()), s, true)).unwrap();
+        c.name_for(host).map(|n| n.to_str().into_owned())
+    };
+    assert_eq!(name(None, "redis-1.internal").unwrap(), "redis-1.internal");
+    assert_eq!(name(None, "10.0.0.7").unwrap(), "10.0.0.7");
+    assert_eq!(name(None, "[::1]").unwrap(), "::1", "an IPv6 host as written in servers");
+    assert_eq!(name(Some("cache.example"), "10.0.0.7").unwrap(), "cache.example");
+    assert_eq!(name(Some(ANNOUNCED), "node-3.cluster").unwrap(), "node-3.cluster");
+    assert!(name(None, "not a name!").is_err());
+
+    // Verified against the server's "localhost" certificate; verify =
+    // false accepts it under any name.
+    let server = ServerTls::load(settings(cert, key, None)).unwrap();
+    let run = |client: &ClientTls, host: &str| {
+        let now = Instant::now() + Duration::from_secs(5);
+        let mut c = client.connect(host, now).unwrap();
+        let mut s = TlsConn::server(&server.config, now).unwrap();
+        pump(&mut c, &mut s, &mut Vec::new(), &mut Vec::new()).map(|()| !c.is_handshaking())
+    };
+    let verifying = ClientTls::load(client_settings(Some(ca), None, true)).unwrap();
+    assert!(run(&verifying, "localhost").unwrap());
+    let err = run(&verifying, "elsewhere.example").unwrap_err();
+    assert_eq!(FailReason::of(&err), FailReason::BadCertificate, "{err}");
+    let blind = ClientTls::load(client_settings(None, None, false)).unwrap();
+    assert!(run(&blind, "elsewhere.example").unwrap());
+}
+
 #[test]
 fn peer_names_reads_cn_and_every_kind_of_san() {
     let key = rcgen::KeyPair::generate().unwrap();

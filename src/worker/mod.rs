@@ -34,6 +34,7 @@ mod relay;
 mod relay_tls;
 mod slab;
 pub mod sys;
+mod tls_backend;
 mod tls_io;
 mod uring;
 

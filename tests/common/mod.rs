@@ -231,6 +231,16 @@ impl Resp {
         Ok(Resp { r: BufReader::new(s.try_clone()?), w: s })
     }
 
+    /// Sends a command without reading its reply (pipelining; `reply`
+    /// reads the replies in order).
+    pub fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        self.w.write_all(req.as_bytes())
+    }
+
     /// Sends a command; returns the reply rendered as text (`+OK` -> "OK",
     /// bulk -> its bytes, nil -> "(nil)", error -> "-ERR ...", int -> digits).
     pub fn cmd(&mut self, args: &[&str]) -> std::io::Result<String> {

@@ -36,11 +36,11 @@ impl EpollDriver {
                     };
                     match sock.read(&mut self.scratch) {
                         Ok(0) => {
-                            relay_tls::eof(&mut c.r, side, &self.core.stats.tls);
+                            relay_tls::eof(&mut c.r, side, &*self.core.stats);
                             c.readable[s] = false;
                         }
                         Ok(n) => {
-                            relay_tls::data(&mut c.r, side, &self.scratch[..n], now, &self.core.stats.tls);
+                            relay_tls::data(&mut c.r, side, &self.scratch[..n], now, &*self.core.stats);
                             if c.r.session.is_mongo() {
                                 route = route.or(c.r.session.take_route());
                                 self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
@@ -54,12 +54,7 @@ impl EpollDriver {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => relay_tls::error(
-                            &mut c.r,
-                            side,
-                            e.raw_os_error().unwrap_or(libc::EIO),
-                            &self.core.stats.tls,
-                        ),
+                        Err(e) => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
                     }
                     progress = true;
                 }
@@ -83,12 +78,7 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => relay_tls::error(
-                                    &mut c.r,
-                                    side,
-                                    e.raw_os_error().unwrap_or(libc::EIO),
-                                    &self.core.stats.tls,
-                                ),
+                                _ => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
                             }
                         }
                     }
@@ -123,7 +113,7 @@ impl EpollDriver {
     pub(super) fn tick_relays(&mut self, now: Instant) {
         for slot in 0..self.conns.capacity() {
             if let Some(c) = self.conns.get_mut(slot) {
-                relay_tls::tick(&mut c.r, now, &self.core.stats.tls);
+                relay_tls::tick(&mut c.r, now, &*self.core.stats);
                 self.drive(slot, now);
             }
         }
