@@ -15,7 +15,12 @@ use puerta::session::{Limits, Side, TcpSession};
 
 fn pool(balance: Balance, n: usize) -> PoolSnapshot {
     let servers = (0..n)
-        .map(|i| ServerSpec { addr: format!("10.0.0.{i}:6379").parse().unwrap(), weight: 1, name: format!("b{i}") })
+        .map(|i| ServerSpec {
+            addr: format!("10.0.0.{i}:6379").parse().unwrap(),
+            weight: 1,
+            name: format!("b{i}"),
+            host: String::new(),
+        })
         .collect();
     let cfg = PoolConfig { balance, ..PoolConfig::with_defaults("bench", "127.0.0.1:1".parse().unwrap(), servers) };
     let sids: Vec<usize> = (0..n).collect();

@@ -41,6 +41,7 @@ fn pool(n: usize) -> Arc<PoolSnapshot> {
             addr: SocketAddr::from(([10, 0, 0, i as u8], 6379)),
             weight: 1,
             name: format!("redis{i}"),
+            host: String::new(),
         })
         .collect();
     let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 22121));

@@ -56,7 +56,7 @@ fn keyslots_and_the_slot_map_match_the_real_cluster() {
     }
 
     let mut dns = puerta::control::cluster::dns::Dns::system();
-    let shards = fetch(addr(port), None, Duration::from_secs(5), &mut dns).expect("fetch topology");
+    let shards = fetch(addr(port), None, Duration::from_secs(5), &mut dns, None).expect("fetch topology");
     let map = puerta::route::SlotMap::build(shards);
     assert_eq!(map.served(), 16384);
     assert_eq!(map.shards().len(), 3);

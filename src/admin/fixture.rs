@@ -35,8 +35,10 @@ fn addr(s: &str) -> SocketAddr {
 
 /// A pool whose backends are `(name, addr, healthy, stat_id)`.
 pub fn pool(name: &str, stat_id: usize, backends: &[(&str, &str, bool, usize)]) -> Arc<PoolSnapshot> {
-    let servers: Vec<ServerSpec> =
-        backends.iter().map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string() }).collect();
+    let servers: Vec<ServerSpec> = backends
+        .iter()
+        .map(|&(n, a, _, _)| ServerSpec { addr: addr(a), weight: 1, name: n.to_string(), host: String::new() })
+        .collect();
     let sids: Vec<usize> = backends.iter().map(|b| b.3).collect();
     let up = |sid: usize| backends.iter().any(|b| b.3 == sid && b.2);
     let cfg = PoolConfig {
@@ -63,7 +65,15 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
         users: Vec::new(),
     };
-    Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![], plain_listeners: vec![] }
+    Snapshot {
+        epoch,
+        draining,
+        config: Arc::new(config),
+        pools,
+        listeners: vec![],
+        plain_listeners: vec![],
+        user_limits: None,
+    }
 }
 
 /// Epoch 4; pool `redis-a` with `r1` healthy and `r2` down; two workers, the

@@ -56,7 +56,7 @@ pub(crate) fn parse_server(text: &str) -> Result<ServerSpec, String> {
         Some(cut) => &addr_text[..cut],
         None => addr_text,
     };
-    Ok(ServerSpec { addr, weight, name: name.unwrap_or(written).to_owned() })
+    Ok(ServerSpec { addr, weight, name: name.unwrap_or(written).to_owned(), host: host.to_owned() })
 }
 
 /// Like `parse_server`, with nutcracker's default name: an unnamed server

@@ -23,7 +23,7 @@ use super::span::KeyPath;
 use super::twem::ListenAddr;
 use super::types::Mode;
 use super::validate::{pick, positive_duration, Problems};
-use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version};
+use crate::tls::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
 
 /// `tls = { cert, key, ca, min_version, alpn }`.
 #[derive(Debug, Default, Deserialize)]
@@ -110,14 +110,17 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, dir: &Path, p: &mut P
         }
     }
     if let Some(b) = &file.backend_tls {
-        match backend(b, dir, p) {
-            // tcp and mongos relays originate TLS (`worker::relay_tls`).
-            Some(c) if matches!(mode, Some(Mode::Tcp | Mode::Mongos)) => out.backend = Some(Arc::new(c)),
-            // Parsed and its files checked, but backend connections do not
-            // speak TLS yet: refused rather than silently plaintext.
-            Some(_) => {
-                p.add(key("backend_tls"), "not supported yet (backend connections are plaintext in this release)");
-                ok = false;
+        match backend(b, mode, dir, p) {
+            // Every mode originates TLS: mux pools (`worker::tls_backend`),
+            // tcp and mongos relays (`worker::relay_tls`).
+            Some(c) => {
+                if !c.settings.verify {
+                    tracing::warn!(
+                        pool = %file.name.as_deref().unwrap_or("?"),
+                        "backend_tls.verify = false: backend certificates are not checked (impersonation possible)"
+                    );
+                }
+                out.backend = Some(Arc::new(c));
             }
             None => ok = false,
         }
@@ -136,8 +139,10 @@ fn path_of(dir: &Path, text: &str) -> PathBuf {
 
 fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
     let key = |k: &str| KeyPath::root().key("tls").key(k);
-    let cert = p.check(key("cert"), t.cert.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
-    let pkey = p.check(key("key"), t.key.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
+    let cert =
+        p.check(key("cert"), t.cert.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
+    let pkey =
+        p.check(key("key"), t.key.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
     let min_version = p.check(
         key("min_version"),
         pick(t.min_version.as_deref().unwrap_or("1.2"), &[("1.2", Version::Tls12), ("1.3", Version::Tls13)]),
@@ -154,7 +159,8 @@ fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
         min_version: min_version?,
         alpn,
     };
-    let files = [("key", Some(settings.key.clone())), ("ca", settings.ca.clone()), ("cert", Some(settings.cert.clone()))];
+    let files =
+        [("key", Some(settings.key.clone())), ("ca", settings.ca.clone()), ("cert", Some(settings.cert.clone()))];
     match ServerTls::load(settings) {
         Ok(s) => {
             if s.seconds_left() <= 0 {
@@ -169,7 +175,7 @@ fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
     }
 }
 
-fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
+fn backend(b: &BackendTlsFile, mode: Option<Mode>, dir: &Path, p: &mut Problems) -> Option<ClientTls> {
     let key = |k: &str| KeyPath::root().key("backend_tls").key(k);
     let verify = b.verify.unwrap_or(true);
     if verify && b.ca.is_none() {
@@ -188,6 +194,13 @@ fn backend(b: &BackendTlsFile, dir: &Path, p: &mut Problems) -> Option<ClientTls
         verify,
     };
     if let Some(name) = &settings.server_name {
+        if name == ANNOUNCED && !matches!(mode, Some(Mode::RedisCluster)) {
+            p.add(
+                key("server_name"),
+                format!("{ANNOUNCED:?} is only for redis_cluster pools (the nodes' announced hostnames)"),
+            );
+            return None;
+        }
         if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
             p.add(key("server_name"), format!("expected a DNS name or IP address, got {name:?}"));
             return None;
@@ -226,7 +239,6 @@ pub fn expired(cfg: &super::Config) -> Vec<(String, String)> {
     }
     out
 }
-
 
 #[cfg(test)]
 #[path = "tls_tests.rs"]

@@ -30,6 +30,9 @@ pub struct UserConfig {
     pub user: std::sync::Arc<crate::acl::User>,
     /// `None`: every pool.
     pub pools: Option<Vec<String>>,
+    /// `limits`: the user's rates across every pool and worker (`None`:
+    /// unlimited).
+    pub limits: Option<crate::limit::RateSpec>,
 }
 
 /// Process-wide settings from `[server]`.
@@ -236,6 +239,11 @@ pub struct ServerSpec {
     pub weight: u32,
     /// Identity used by hashing; defaults to the `host:port` text.
     pub name: String,
+    /// The host as written (a DNS name or an IP literal, without `[]`):
+    /// the name `backend_tls` verifies by default. Empty when the server
+    /// was not written by a user (tests, announced nodes): the address's
+    /// IP is used.
+    pub host: String,
 }
 
 // Names as written in the config file, so `puerta check`, logs and admin

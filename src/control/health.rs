@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::config::HealthConfig;
 use super::mongo_probe::{probe_all, probe_all_tls, Outcome};
+use crate::config::HealthConfig;
 use crate::route::{BackendState, PoolSnapshot};
 use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 
@@ -78,7 +78,7 @@ impl BackendHealth {
 pub fn probe_round(pool: &PoolSnapshot, due: &[&BackendState]) -> Vec<Outcome> {
     let timeout = pool.cfg.health.check_timeout;
     let addrs: Vec<_> = due.iter().map(|b| b.spec.addr).collect();
-    let tls = |c: &ClientTls| due.iter().map(|b| TlsTarget::new(c, &b.spec.name, b.spec.addr)).collect::<Vec<_>>();
+    let tls = |c: &ClientTls| due.iter().map(|b| TlsTarget::new(c, &b.spec.host, b.spec.addr)).collect::<Vec<_>>();
     let plain = |(ok, rtt, error)| Outcome { ok, rtt, process_id: None, error };
     match (&pool.cfg.mongo, pool.cfg.tls.backend.as_deref()) {
         (Some(m), None) => probe_all(&addrs, timeout, m),

@@ -124,6 +124,7 @@ mod tests {
                 addr: format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
                 weight: 1,
                 name: format!("b{i}"),
+                host: String::new(),
             })
             .collect();
         let cfg = PoolConfig { balance, ..PoolConfig::with_defaults("p", "127.0.0.1:1".parse().unwrap(), servers) };

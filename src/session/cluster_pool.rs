@@ -71,6 +71,7 @@ impl ClusterPoolSession {
         self.mirror.client_err = c.client_err;
         self.mirror.slow_closed = c.slow_closed;
         self.mirror.rate_limited = c.rate_limited;
+        self.mirror.rate_limited_any = c.rate_limited_any;
     }
 }
 
@@ -137,6 +138,15 @@ impl PoolSession for ClusterPoolSession {
 
     fn backend_addr(&self, b: BackendId) -> Option<SocketAddr> {
         self.s.backend_addr(to_cluster(b))
+    }
+
+    /// The host of the node's announced endpoint (`host:port` as CLUSTER
+    /// SLOTS gave it: a hostname when the cluster announces hostnames).
+    fn backend_host(&self, b: BackendId) -> Option<&str> {
+        let addr = self.s.backend_addr(to_cluster(b))?;
+        let view = self.s.topology();
+        let endpoint = &view.node(view.find(addr)?)?.endpoint;
+        endpoint.rsplit_once(':').map(|(host, _)| host).filter(|h| !h.is_empty())
     }
 
     fn handle_backend_connected(&mut self, b: BackendId) {

@@ -32,7 +32,7 @@ fn map_with_replica(port: u16, replica: u16) -> Arc<SlotMap> {
 }
 
 fn cfg(cluster: ClusterConfig) -> PoolConfig {
-    let seeds = vec![ServerSpec { addr: addr(30001), weight: 1, name: "s1".into() }];
+    let seeds = vec![ServerSpec { addr: addr(30001), weight: 1, name: "s1".into(), host: String::new() }];
     PoolConfig {
         mode: Mode::RedisCluster,
         cluster: Some(cluster),

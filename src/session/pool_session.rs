@@ -75,6 +75,12 @@ pub trait PoolSession {
 
     /// Where to connect for `b` (None: the backend is gone; fail the connect).
     fn backend_addr(&self, b: BackendId) -> Option<SocketAddr>;
+    /// The host `backend_tls` presents and verifies for `b`: its host as
+    /// written in `servers` or as its cluster announced it. `None`: the
+    /// IP of `backend_addr` (checked against the certificate's IP SANs).
+    fn backend_host(&self, _b: BackendId) -> Option<&str> {
+        None
+    }
     fn handle_backend_connected(&mut self, b: BackendId);
     fn handle_backend_connect_failed(&mut self, b: BackendId, errno: i32, now: Instant);
     /// The backend closed (`None`: clean EOF) or failed.

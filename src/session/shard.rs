@@ -34,6 +34,8 @@ use crate::route::{PoolSnapshot, ShardRing};
 struct Slot {
     name: String,
     addr: SocketAddr,
+    /// The host as written (`ServerSpec::host`; empty: use the IP).
+    host: String,
     stat_id: usize,
     /// A backend of the current snapshot.
     in_pool: bool,
@@ -117,6 +119,7 @@ impl ShardSession {
             .map(|b| Slot {
                 name: b.spec.name.clone(),
                 addr: b.spec.addr,
+                host: b.spec.host.clone(),
                 stat_id: b.stat_id,
                 in_pool: true,
                 recycle: false,
@@ -228,6 +231,10 @@ impl PoolSession for ShardSession {
         self.slots.get(b.server as usize).map(|s| s.addr)
     }
 
+    fn backend_host(&self, b: BackendId) -> Option<&str> {
+        self.slots.get(b.server as usize).map(|s| s.host.as_str()).filter(|h| !h.is_empty())
+    }
+
     fn handle_backend_connected(&mut self, b: BackendId) {
         self.mux.handle_backend_connected(b);
     }
@@ -316,6 +323,7 @@ impl PoolSession for ShardSession {
                     self.slots.push(Slot {
                         name: b.spec.name.clone(),
                         addr: b.spec.addr,
+                        host: b.spec.host.clone(),
                         stat_id: b.stat_id,
                         in_pool: true,
                         recycle: false,

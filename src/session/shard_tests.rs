@@ -10,7 +10,12 @@ use crate::config::{PoolConfig, ServerSpec, ShardConfig};
 use crate::protocol::resp::encode::command;
 
 fn spec(port: u16) -> ServerSpec {
-    ServerSpec { addr: SocketAddr::from(([127, 0, 0, 1], port)), weight: 1, name: format!("s{port}") }
+    ServerSpec {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        weight: 1,
+        name: format!("s{port}"),
+        host: String::new(),
+    }
 }
 
 /// A redis pool over `ports`; backends with a port in `down` are ejected

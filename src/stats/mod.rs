@@ -111,8 +111,11 @@ pub struct WorkerStats {
     pub mongo: Box<mongo::MongoStats>,
     /// Counters of redis/memcache (twemproxy) pools.
     pub mux: Box<mux::MuxStats>,
-    /// TLS handshakes, failures and established connections.
+    /// TLS handshakes, failures and established connections: `tls` with
+    /// clients (Puerta terminates), `tls_backend` with backends (Puerta
+    /// originates, `backend_tls`).
     pub tls: Box<tls::TlsStats>,
+    pub tls_backend: Box<tls::TlsStats>,
     /// Latency histograms, per-command counters and slow logs (`obs`).
     pub obs: crate::obs::CoreObs,
 }
@@ -131,6 +134,7 @@ impl Default for WorkerStats {
             mongo: Box::default(),
             mux: Box::default(),
             tls: Box::default(),
+            tls_backend: Box::default(),
             obs: Default::default(),
         }
     }

@@ -103,7 +103,9 @@ pub struct ClientSettings {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
-    /// The name to verify; `None`: the backend's host as written.
+    /// The name to verify; `None`: the backend's host as written in
+    /// `servers` (an IP literal is checked against the certificate's IP
+    /// SANs). `ANNOUNCED` (cluster pools): each node's announced hostname.
     pub server_name: Option<String>,
     pub verify: bool,
 }
@@ -140,10 +142,34 @@ impl ClientTls {
         Ok(ClientTls { settings, config: Arc::new(config) })
     }
 
-    /// The name to present and verify for a backend at `host`.
+    /// The name to present and verify for a backend at `host` (its host
+    /// as configured or announced; `server_name` overrides it unless it
+    /// is `ANNOUNCED`).
     pub fn name_for(&self, host: &str) -> Result<ServerName<'static>, TlsError> {
-        let name = self.settings.server_name.as_deref().unwrap_or(host);
+        let name = match self.settings.server_name.as_deref() {
+            Some(n) if n != ANNOUNCED => n,
+            _ => host,
+        };
+        // "[::1]" as written in `servers` is the address ::1.
+        let name = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
         ServerName::try_from(name.to_owned()).map_err(|_| TlsError::ServerName(name.to_owned()))
+    }
+
+    /// `server_name = "announced"`: cluster nodes are named by the
+    /// hostname they announce.
+    pub fn wants_announced(&self) -> bool {
+        self.settings.server_name.as_deref() == Some(ANNOUNCED)
+    }
+}
+
+/// The `server_name` value that names each cluster node by its announced
+/// hostname (CLUSTER SLOTS's `hostname` field), where it has one.
+pub const ANNOUNCED: &str = "announced";
+
+impl ClientTls {
+    /// A client session toward `host`, due by `deadline`.
+    pub fn connect(&self, host: &str, deadline: std::time::Instant) -> Result<super::TlsConn, TlsError> {
+        super::TlsConn::client(&self.config, self.name_for(host)?, deadline)
     }
 }
 
@@ -188,9 +214,7 @@ pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     for c in certs(path)? {
-        store
-            .add(c)
-            .map_err(|e| TlsError::BadCert { path: path.display().to_string(), reason: e.to_string() })?;
+        store.add(c).map_err(|e| TlsError::BadCert { path: path.display().to_string(), reason: e.to_string() })?;
     }
     Ok(store)
 }

@@ -22,7 +22,7 @@ pub mod peer;
 mod tests;
 
 pub use conn::{TlsConn, OUT_BOUND};
-pub use load::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version};
+pub use load::{ClientSettings, ClientTls, ServerSettings, ServerTls, Version, ANNOUNCED};
 pub use name::{backend_name, ProbeStream, TlsTarget};
 
 /// Why a certificate could not be loaded or a TLS session failed.

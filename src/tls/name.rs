@@ -16,22 +16,15 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::{ClientTls, TlsError};
 
-/// `backend_tls.server_name` when set; else the host of the server entry
-/// as written (its default name is `host:port`); else, for a server given
-/// its own name (`"10.0.0.5:6379:1 cache-a"`), its IP address.
-pub fn backend_name(tls: &ClientTls, written: &str, addr: SocketAddr) -> ServerName<'static> {
-    let named = tls.settings.server_name.clone().or_else(|| host_of(written, addr.port()));
-    named.and_then(|n| ServerName::try_from(n).ok()).unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
-}
-
-/// The host of `host:port` (IPv6 in brackets) when the port is `port`.
-fn host_of(written: &str, port: u16) -> Option<String> {
-    let (host, p) = written.rsplit_once(':')?;
-    if p.parse::<u16>().ok()? != port {
-        return None;
+/// `backend_tls.server_name` when set; else `host`, the server's host as
+/// written in `servers` (`ServerSpec::host`); else (no host known) its IP
+/// address. The same rule as the multiplexed pools' (`ClientTls::name_for`).
+pub fn backend_name(tls: &ClientTls, host: &str, addr: SocketAddr) -> ServerName<'static> {
+    let ip = || ServerName::IpAddress(addr.ip().into());
+    if host.is_empty() && tls.settings.server_name.is_none() {
+        return ip();
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    (!host.is_empty()).then(|| host.to_owned())
+    tls.name_for(host).unwrap_or_else(|_| ip())
 }
 
 /// A backend a probe speaks TLS to: the pool's client config and the name.
@@ -42,8 +35,8 @@ pub struct TlsTarget {
 }
 
 impl TlsTarget {
-    pub fn new(tls: &ClientTls, written: &str, addr: SocketAddr) -> TlsTarget {
-        TlsTarget { config: tls.config.clone(), name: backend_name(tls, written, addr) }
+    pub fn new(tls: &ClientTls, host: &str, addr: SocketAddr) -> TlsTarget {
+        TlsTarget { config: tls.config.clone(), name: backend_name(tls, host, addr) }
     }
 }
 
@@ -97,18 +90,5 @@ impl Write for ProbeStream {
             ProbeStream::Plain(s) => s.flush(),
             ProbeStream::Tls(s) => s.flush(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_of;
-
-    #[test]
-    fn host_comes_from_the_written_address_only_when_it_is_one() {
-        assert_eq!(host_of("redis.internal:6379", 6379).as_deref(), Some("redis.internal"));
-        assert_eq!(host_of("[::1]:6379", 6379).as_deref(), Some("::1"));
-        assert_eq!(host_of("cache-a", 6379), None, "a custom name is no host");
-        assert_eq!(host_of("other:7000", 6379), None, "another port: not this address");
     }
 }

@@ -66,8 +66,9 @@ fn handshake_then_plaintext_both_ways_and_bounded_queue() {
     let (ca, cert, key) = pki(&f);
     let server = ServerTls::load(settings(cert, key, None)).unwrap();
     assert!(server.seconds_left() > 0);
-    let client = ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true })
-        .unwrap();
+    let client =
+        ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true })
+            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut s = TlsConn::server(&server.config, deadline).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), deadline).unwrap();
@@ -97,9 +98,14 @@ fn wrong_ca_and_missing_client_cert_fail_with_reasons() {
     let f2 = Files::new("other");
     let (other_ca, _, _) = pki(&f2);
     let server = ServerTls::load(settings(cert.clone(), key.clone(), None)).unwrap();
-    let client =
-        ClientTls::load(ClientSettings { ca: Some(other_ca.clone()), cert: None, key: None, server_name: None, verify: true })
-            .unwrap();
+    let client = ClientTls::load(ClientSettings {
+        ca: Some(other_ca.clone()),
+        cert: None,
+        key: None,
+        server_name: None,
+        verify: true,
+    })
+    .unwrap();
     let d = Instant::now() + Duration::from_secs(5);
     let mut s = TlsConn::server(&server.config, d).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), d).unwrap();
@@ -108,8 +114,8 @@ fn wrong_ca_and_missing_client_cert_fail_with_reasons() {
 
     // ca set on the server: a client without a certificate is refused.
     let server = ServerTls::load(settings(cert, key, Some(other_ca))).unwrap();
-    let client = ClientTls::load(ClientSettings { ca: None, cert: None, key: None, server_name: None, verify: false })
-        .unwrap();
+    let client =
+        ClientTls::load(ClientSettings { ca: None, cert: None, key: None, server_name: None, verify: false }).unwrap();
     let mut s = TlsConn::server(&server.config, d).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), d).unwrap();
     let mut fails = Vec::new();
@@ -154,6 +160,42 @@ fn garbage_and_half_hello_never_panic() {
     let mut s = TlsConn::server(&server.config, d).unwrap();
     let err = s.receive(b"GET / HTTP/1.1\r\n\r\n", &mut |_| {}).unwrap_err();
     assert_eq!(FailReason::of(&err), FailReason::Protocol);
+}
+
+fn client_settings(ca: Option<PathBuf>, server_name: Option<&str>, verify: bool) -> ClientSettings {
+    ClientSettings { ca, cert: None, key: None, server_name: server_name.map(str::to_owned), verify }
+}
+
+#[test]
+fn backend_names_follow_server_name_host_and_announced() {
+    let f = Files::new("names");
+    let (ca, cert, key) = pki(&f);
+    let name = |s: Option<&str>, host: &str| {
+        let c = ClientTls::load(client_settings(Some(ca.clone()), s, true)).unwrap();
+        c.name_for(host).map(|n| n.to_str().into_owned())
+    };
+    assert_eq!(name(None, "redis-1.internal").unwrap(), "redis-1.internal");
+    assert_eq!(name(None, "10.0.0.7").unwrap(), "10.0.0.7");
+    assert_eq!(name(None, "[::1]").unwrap(), "::1", "an IPv6 host as written in servers");
+    assert_eq!(name(Some("cache.example"), "10.0.0.7").unwrap(), "cache.example");
+    assert_eq!(name(Some(ANNOUNCED), "node-3.cluster").unwrap(), "node-3.cluster");
+    assert!(name(None, "not a name!").is_err());
+
+    // Verified against the server's "localhost" certificate; verify =
+    // false accepts it under any name.
+    let server = ServerTls::load(settings(cert, key, None)).unwrap();
+    let run = |client: &ClientTls, host: &str| {
+        let now = Instant::now() + Duration::from_secs(5);
+        let mut c = client.connect(host, now).unwrap();
+        let mut s = TlsConn::server(&server.config, now).unwrap();
+        pump(&mut c, &mut s, &mut Vec::new(), &mut Vec::new()).map(|()| !c.is_handshaking())
+    };
+    let verifying = ClientTls::load(client_settings(Some(ca), None, true)).unwrap();
+    assert!(run(&verifying, "localhost").unwrap());
+    let err = run(&verifying, "elsewhere.example").unwrap_err();
+    assert_eq!(FailReason::of(&err), FailReason::BadCertificate, "{err}");
+    let blind = ClientTls::load(client_settings(None, None, false)).unwrap();
+    assert!(run(&blind, "elsewhere.example").unwrap());
 }
 
 #[test]

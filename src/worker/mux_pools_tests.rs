@@ -9,7 +9,8 @@ use crate::route::PoolSnapshot;
 use crate::session::mux::{ClientClose, MuxIntent};
 
 fn redis_pool() -> Arc<PoolSnapshot> {
-    let server = ServerSpec { addr: "127.0.0.1:6379".parse().unwrap(), weight: 1, name: "r".into() };
+    let server =
+        ServerSpec { addr: "127.0.0.1:6379".parse().unwrap(), weight: 1, name: "r".into(), host: String::new() };
     let cfg = PoolConfig {
         mode: Mode::Redis,
         shard: Some(ShardConfig::default()),

@@ -25,9 +25,32 @@ use std::time::Instant;
 use crate::route::PoolSnapshot;
 use crate::session::{Side, TcpSession};
 use crate::stats::tls::TlsStats;
+use crate::stats::WorkerStats;
 use crate::tls::{backend_name, FailReason, TlsConn, TlsError};
 use crate::worker::relay::Relay;
 use crate::worker::tls_io;
+
+/// Where a side's handshakes count: a worker's `tls` (clients) or
+/// `tls_backend` (backends), shown as `side="client"|"backend"` in
+/// /metrics; a lone `TlsStats` (unit tests) counts both.
+pub trait SideStats {
+    fn side(&self, side: Side) -> &TlsStats;
+}
+
+impl SideStats for TlsStats {
+    fn side(&self, _: Side) -> &TlsStats {
+        self
+    }
+}
+
+impl SideStats for WorkerStats {
+    fn side(&self, side: Side) -> &TlsStats {
+        match side {
+            Side::Client => &self.tls,
+            Side::Backend => &self.tls_backend,
+        }
+    }
+}
 
 /// Copy buffers above this are dropped once their send completed.
 const KEEP_COPY: usize = 16 * 1024;
@@ -61,14 +84,14 @@ pub fn accept(pool: &PoolSnapshot, plain: bool, now: Instant, stats: &TlsStats) 
 /// The backend connect completed: with `backend_tls`, starts the client
 /// side of its handshake (the ClientHello waits in `transmit`). A retried
 /// connect starts afresh.
-pub fn connected(r: &mut Relay, now: Instant, stats: &TlsStats) {
+pub fn connected(r: &mut Relay, now: Instant, stats: &impl SideStats) {
     let b = Side::Backend as usize;
     r.tls[b] = None;
     let Some(c) = r.pool.cfg.tls.backend.as_ref() else { return };
     let spec = &r.pool.backends[r.backend as usize].spec;
     let deadline = now + r.pool.cfg.tls.handshake_timeout;
-    stats.handshakes.incr();
-    match TlsConn::client(&c.config, backend_name(c, &spec.name, spec.addr), deadline) {
+    stats.side(Side::Backend).handshakes.incr();
+    match TlsConn::client(&c.config, backend_name(c, &spec.host, spec.addr), deadline) {
         Ok(t) => r.tls[b] = Some(TlsSide::new(t, deadline)),
         Err(err) => {
             tracing::warn!(pool = %r.pool.cfg.name, backend = %spec.name, %err, "cannot start a backend TLS session");
@@ -78,7 +101,7 @@ pub fn connected(r: &mut Relay, now: Instant, stats: &TlsStats) {
 }
 
 /// Bytes read from `side`'s socket.
-pub fn data(r: &mut Relay, side: Side, data: &[u8], now: Instant, stats: &TlsStats) {
+pub fn data(r: &mut Relay, side: Side, data: &[u8], now: Instant, stats: &impl SideStats) {
     let Relay { tls, session, .. } = r;
     let Some(t) = tls[side as usize].as_deref_mut() else { return session.handle_data(side, data, now) };
     let was_handshaking = t.conn.is_handshaking();
@@ -86,7 +109,7 @@ pub fn data(r: &mut Relay, side: Side, data: &[u8], now: Instant, stats: &TlsSta
         Ok(()) => {
             if was_handshaking && !t.conn.is_handshaking() {
                 t.deadline = None;
-                stats.established(t.conn.version());
+                stats.side(side).established(t.conn.version());
             }
             if t.conn.peer_closed() {
                 session.handle_eof(side);
@@ -98,10 +121,10 @@ pub fn data(r: &mut Relay, side: Side, data: &[u8], now: Instant, stats: &TlsSta
     session.set_held(side, !t.conn.pending().is_empty());
 }
 
-fn fail(t: &TlsSide, session: &mut TcpSession, side: Side, err: &TlsError, stats: &TlsStats) {
+fn fail(t: &TlsSide, session: &mut TcpSession, side: Side, err: &TlsError, stats: &impl SideStats) {
     let reason = FailReason::of(err);
     if t.conn.is_handshaking() {
-        stats.failed(reason);
+        stats.side(side).failed(reason);
     }
     tracing::debug!(%err, ?side, reason = reason.name(), "TLS relay closed");
     session.handle_error(side, libc::EPROTO);
@@ -109,18 +132,18 @@ fn fail(t: &TlsSide, session: &mut TcpSession, side: Side, err: &TlsError, stats
 
 /// Read EOF from `side`'s socket. Mid-handshake nothing was relayed yet,
 /// so the relay closes (and the handshake counts as failed, "closed").
-pub fn eof(r: &mut Relay, side: Side, stats: &TlsStats) {
+pub fn eof(r: &mut Relay, side: Side, stats: &impl SideStats) {
     if r.tls[side as usize].as_deref().is_some_and(|t| t.conn.is_handshaking()) {
-        stats.failed(FailReason::Closed);
+        stats.side(side).failed(FailReason::Closed);
         return r.session.handle_error(side, libc::ECONNRESET);
     }
     r.session.handle_eof(side);
 }
 
 /// A socket error on `side` (counted as a failed handshake if one ran).
-pub fn error(r: &mut Relay, side: Side, errno: i32, stats: &TlsStats) {
+pub fn error(r: &mut Relay, side: Side, errno: i32, stats: &impl SideStats) {
     if r.tls[side as usize].as_deref().is_some_and(|t| t.conn.is_handshaking()) {
-        stats.failed(FailReason::Closed);
+        stats.side(side).failed(FailReason::Closed);
     }
     r.session.handle_error(side, errno);
 }
@@ -214,13 +237,13 @@ pub fn next_deadline(r: &Relay, connect_timed: bool) -> Option<Instant> {
 
 /// Deadlines: a handshake past its own closes the relay ("timeout"); then
 /// the session's.
-pub fn tick(r: &mut Relay, now: Instant, stats: &TlsStats) {
+pub fn tick(r: &mut Relay, now: Instant, stats: &impl SideStats) {
     for side in [Side::Client, Side::Backend] {
         let Some(t) = r.tls[side as usize].as_deref_mut() else { continue };
         if t.deadline.is_some_and(|d| now >= d) {
             t.deadline = None;
             if t.conn.is_handshaking() {
-                stats.failed(FailReason::Timeout);
+                stats.side(side).failed(FailReason::Timeout);
                 tracing::debug!(pool = %r.pool.cfg.name, ?side, "TLS handshake timed out");
                 r.session.handle_error(side, libc::ETIMEDOUT);
             }

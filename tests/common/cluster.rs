@@ -27,6 +27,11 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 pub struct Node {
     pub port: u16,
     pub bus_port: u16,
+    /// A TLS cluster (`Cluster::start_tls`): the node's TLS client port,
+    /// and its TLS arguments (the bus and replication speak TLS too; the
+    /// plaintext `port` stays open for the harness's own checks).
+    pub tls_port: Option<u16>,
+    tls_args: Vec<String>,
     dir: PathBuf,
     child: Option<Child>,
     node_timeout_ms: u64,
@@ -49,6 +54,8 @@ impl Node {
             .args(["--save", "", "--appendonly", "no", "--logfile", "node.log"])
             // DEBUG SLEEP slows a node on purpose (the slow log tests).
             .args(["--enable-debug-command", "yes"])
+            .args(self.tls_port.map(|p| ["--tls-port".to_string(), p.to_string()]).into_iter().flatten())
+            .args(&self.tls_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -84,12 +91,48 @@ impl Cluster {
     }
 
     pub fn start_with(masters: usize, replicas: usize, node_timeout_ms: u64) -> Cluster {
+        Cluster::start_opts(masters, replicas, node_timeout_ms, None)
+    }
+
+    /// A cluster whose clients, bus and replication speak TLS
+    /// (`--tls-cluster yes --tls-replication yes`), created over TLS by
+    /// `redis-cli --tls --cluster create`. `tls.0`: redis-server's TLS
+    /// file arguments; `tls.1`: redis-cli's (`--tls --cacert ...`).
+    pub fn start_tls(masters: usize, replicas: usize, tls: (Vec<String>, Vec<String>)) -> Cluster {
+        Cluster::start_opts(masters, replicas, 2000, Some(tls))
+    }
+
+    fn start_opts(
+        masters: usize,
+        replicas: usize,
+        node_timeout_ms: u64,
+        tls: Option<(Vec<String>, Vec<String>)>,
+    ) -> Cluster {
         let dir = tmpdir();
+        let mut server_args: Vec<String> =
+            ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from).into();
+        let (cli_args, tls_port) = match &tls {
+            Some((files, cli)) => {
+                server_args.extend(files.iter().cloned());
+                (cli.clone(), true)
+            }
+            None => (Vec::new(), false),
+        };
         let mut nodes: Vec<Node> = (0..masters * (1 + replicas))
             .map(|i| {
                 let d = dir.join(format!("node{i}"));
                 std::fs::create_dir_all(&d).unwrap();
-                Node { port: free_port(), bus_port: free_port(), dir: d, child: None, node_timeout_ms }
+                let (tls_port, tls_args) =
+                    if tls_port { (Some(free_port()), server_args.clone()) } else { (None, Vec::new()) };
+                Node {
+                    port: free_port(),
+                    bus_port: free_port(),
+                    tls_port,
+                    tls_args,
+                    dir: d,
+                    child: None,
+                    node_timeout_ms,
+                }
             })
             .collect();
         for n in &mut nodes {
@@ -97,9 +140,10 @@ impl Cluster {
         }
         let c = Cluster { nodes, dir };
         let out = Command::new("redis-cli")
+            .args(&cli_args)
             .arg("--cluster")
             .arg("create")
-            .args(c.nodes.iter().map(Node::addr))
+            .args(c.nodes.iter().map(|n| n.tls_port.map_or_else(|| n.addr(), |p| format!("127.0.0.1:{p}"))))
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -159,6 +203,11 @@ impl Cluster {
     /// Seed addresses (`127.0.0.1:port`) of every node.
     pub fn seeds(&self) -> Vec<String> {
         self.nodes.iter().map(Node::addr).collect()
+    }
+
+    /// TLS seed addresses (`127.0.0.1:tls_port`) of a TLS cluster's nodes.
+    pub fn tls_seeds(&self) -> Vec<String> {
+        self.nodes.iter().filter_map(|n| n.tls_port).map(|p| format!("127.0.0.1:{p}")).collect()
     }
 
     /// `CLUSTER NODES` as a running node sees it.
@@ -265,7 +314,8 @@ impl Cluster {
 
     /// Moves `keys` (all in one migrating slot) from `from` to `to`.
     pub fn migrate_keys(&self, from: u16, to: u16, keys: &[&[u8]]) {
-        let port = to.to_string();
+        // With `tls-cluster`, MIGRATE speaks TLS: to the TLS port.
+        let port = self.node(to).tls_port.unwrap_or(to).to_string();
         let mut args: Vec<&[u8]> = vec![b"MIGRATE", b"127.0.0.1", port.as_bytes(), b"", b"0", b"10000", b"KEYS"];
         args.extend_from_slice(keys);
         let r = RawResp::connect(from).cmd(&args);

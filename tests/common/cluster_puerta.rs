@@ -25,8 +25,18 @@ impl ClusterProxy {
     /// node of `cluster` plus `extra` pool keys; waits until /ready (the
     /// first slot map is in).
     pub fn start(cluster: &Cluster, io: &str, extra: &str) -> ClusterProxy {
+        ClusterProxy::start_on(&cluster.seeds(), io, extra)
+    }
+
+    /// As `start`, seeded with a TLS cluster's TLS ports (`extra` then
+    /// carries the pool's `backend_tls`).
+    pub fn start_tls(cluster: &Cluster, io: &str, extra: &str) -> ClusterProxy {
+        ClusterProxy::start_on(&cluster.tls_seeds(), io, extra)
+    }
+
+    fn start_on(seeds: &[String], io: &str, extra: &str) -> ClusterProxy {
         let port = free_port();
-        let seeds: Vec<String> = cluster.seeds().iter().map(|s| format!("\"{s}\"")).collect();
+        let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
         let config = format!(
             "[server]\nworkers = 2\nadmin = \"127.0.0.1:{{admin}}\"\nshutdown_timeout = \"2s\"\n\n\
              [[pool]]\nname = \"c\"\nlisten = \"127.0.0.1:{port}\"\nmode = \"redis_cluster\"\n\

@@ -13,8 +13,8 @@ pub mod cluster_puerta;
 pub mod daemon;
 pub mod fake;
 pub mod hostile;
-pub mod twem;
 pub mod tls;
+pub mod twem;
 pub mod twem_puerta;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -229,6 +229,16 @@ impl Resp {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         Ok(Resp { r: BufReader::new(s.try_clone()?), w: s })
+    }
+
+    /// Sends a command without reading its reply (pipelining; `reply`
+    /// reads the replies in order).
+    pub fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        self.w.write_all(req.as_bytes())
     }
 
     /// Sends a command; returns the reply rendered as text (`+OK` -> "OK",

@@ -38,9 +38,16 @@ impl Ca {
     /// A leaf for "localhost" and 127.0.0.1, named `name` on disk;
     /// `expired` dates it in the past.
     pub fn leaf(&self, dir: &Path, name: &str, expired: bool) -> Leaf {
+        self.leaf_for(dir, name, expired, true)
+    }
+
+    /// A leaf for "localhost", and for 127.0.0.1 too when `ip`.
+    pub fn leaf_for(&self, dir: &Path, name: &str, expired: bool, ip: bool) -> Leaf {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        if ip {
+            params.subject_alt_names.push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        }
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -185,29 +192,61 @@ pub fn redis_cli(port: u16, ca: &Path, client: Option<&Leaf>, args: &[&str]) -> 
     (out.status.success() && !text.contains("Could not") && !text.contains("SSL"), text.trim().to_string())
 }
 
+/// A redis-server that speaks TLS only (`--port 0 --tls-port P`), serving
+/// `leaf` and trusting `ca` for client certificates; `auth_clients`:
+/// `--tls-auth-clients yes` (a client certificate is required).
+pub fn redis_tls(ca: &Ca, leaf: &Leaf, auth_clients: bool) -> super::Proc {
+    let port = super::free_port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(redis_tls_args(ca, leaf, auth_clients))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test.sh installs it)");
+    let mut p = super::Proc { child, port };
+    p.wait_listening("redis-server --tls-port");
+    p
+}
+
+/// redis-server's TLS file arguments (cert, key, CA, client auth).
+pub fn redis_tls_args(ca: &Ca, leaf: &Leaf, auth_clients: bool) -> Vec<String> {
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        "--tls-cert-file".into(),
+        path(&leaf.cert),
+        "--tls-key-file".into(),
+        path(&leaf.key),
+        "--tls-ca-cert-file".into(),
+        path(&ca.pem),
+        "--tls-auth-clients".into(),
+        (if auth_clients { "yes" } else { "no" }).into(),
+    ]
+}
+
+/// A memcached whose one listener speaks TLS (`-Z`), serving `leaf`.
+pub fn memcached_tls(leaf: &Leaf) -> super::Proc {
+    let port = super::free_port();
+    let opts = format!("ssl_chain_cert={},ssl_key={}", leaf.cert.display(), leaf.key.display());
+    let child = std::process::Command::new("memcached")
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64", "-Z", "-o", &opts])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("memcached must be installed (scripts/test.sh installs it)");
+    let mut p = super::Proc { child, port };
+    p.wait_listening("memcached -Z");
+    p
+}
+
 /// A redis-server that serves TLS only (`--port 0`), with `leaf` as its
 /// certificate, not asking clients for one (`--tls-auth-clients no`).
 pub fn redis_tls_only(ca: &Ca, leaf: &Leaf) -> super::Proc {
-    redis_tls_server(ca, leaf, false)
+    redis_tls(ca, leaf, false)
 }
 
 /// `redis_tls_only`, but clients must present a certificate `ca` signed.
 pub fn redis_tls_mutual(ca: &Ca, leaf: &Leaf) -> super::Proc {
-    redis_tls_server(ca, leaf, true)
-}
-
-fn redis_tls_server(ca: &Ca, leaf: &Leaf, mutual: bool) -> super::Proc {
-    let port = super::free_port();
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-        .args(["--appendonly", "no", "--tls-auth-clients", if mutual { "yes" } else { "no" }])
-        .args(["--tls-cert-file", leaf.cert.to_str().unwrap(), "--tls-key-file", leaf.key.to_str().unwrap()])
-        .args(["--tls-ca-cert-file", ca.pem.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server (with TLS, as Debian builds it) must be installed");
-    let mut p = super::Proc { child, port };
-    p.wait_listening("redis-server --tls-port");
-    p
+    redis_tls(ca, leaf, true)
 }

@@ -1,7 +1,9 @@
 //! The thin blocking I/O of a topology refresh: connect to one node, send
 //! AUTH (when configured), CLUSTER SLOTS and CLUSTER NODES in one write,
 //! read the replies with one overall deadline, parse them, and resolve
-//! the host names they announce (`dns.rs`).
+//! the host names they announce (`dns.rs`). With the pool's `backend_tls`
+//! the connection speaks TLS (`tls::ProbeStream` over the same socket, so
+//! the handshake is bounded by the same deadline).
 //!
 //! Runs on the control thread, never on a worker. Every wait (connect,
 //! write, each read, DNS) is bounded by one deadline `timeout` from the
@@ -22,6 +24,7 @@ use crate::protocol::resp::value::{self, Value};
 use crate::protocol::resp::{Reply, ReplyDecoder, ReplyKind};
 use crate::protocol::ProtoError;
 use crate::route::slotmap::ShardSpec;
+use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -41,6 +44,12 @@ pub enum FetchError {
         #[source]
         source: ProtoError,
     },
+    #[error("{addr}: TLS: {source}")]
+    Tls {
+        addr: SocketAddr,
+        #[source]
+        source: TlsError,
+    },
     #[error("{addr}: {source}")]
     Parse {
         addr: SocketAddr,
@@ -52,6 +61,9 @@ pub enum FetchError {
 /// Backend credentials: (user, password).
 pub type Credentials<'a> = Option<(Option<&'a str>, &'a str)>;
 
+/// TLS toward a node: the pool's client config and the host to name.
+pub type NodeTls<'a> = Option<(&'a ClientTls, &'a str)>;
+
 /// Fetches the topology as the node at `addr` sees it; host names are
 /// resolved with `dns` within the same deadline.
 pub fn fetch(
@@ -59,20 +71,29 @@ pub fn fetch(
     auth: Credentials<'_>,
     timeout: Duration,
     dns: &mut Dns,
+    tls: NodeTls<'_>,
 ) -> Result<Vec<ShardSpec>, FetchError> {
     let io = |source| FetchError::Io { addr, source };
     let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
-    s.set_nodelay(true).map_err(io)?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+    tcp.set_nodelay(true).map_err(io)?;
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    s.set_write_timeout(Some(left)).map_err(io)?;
+    tcp.set_write_timeout(Some(left)).map_err(io)?;
+    // The handshake reads too (within the write below).
+    tcp.set_read_timeout(Some(left)).map_err(io)?;
+    let tls_err = |source| FetchError::Tls { addr, source };
+    let target = match tls {
+        None => None,
+        Some((tls, host)) => Some(TlsTarget { config: tls.config.clone(), name: tls.name_for(host).map_err(tls_err)? }),
+    };
+    let mut s = ProbeStream::open(tcp, target.as_ref()).map_err(tls_err)?;
     let mut req = Vec::new();
     if let Some((user, pw)) = auth {
         req.extend_from_slice(&cluster::auth(user, pw));
     }
     req.extend_from_slice(cluster::CLUSTER_SLOTS);
     req.extend_from_slice(cluster::CLUSTER_NODES);
-    s.write_all(&req).map_err(io)?;
+    s.write_all(&req).and_then(|()| s.flush()).map_err(io)?;
     let want = 2 + usize::from(auth.is_some());
     let mut replies = read_replies(&mut s, want, deadline, addr, timeout)?;
     if auth.is_some() {
@@ -101,7 +122,7 @@ pub fn fetch(
 }
 
 fn read_replies(
-    s: &mut TcpStream,
+    s: &mut ProbeStream,
     want: usize,
     deadline: Instant,
     addr: SocketAddr,
@@ -122,7 +143,7 @@ fn read_replies(
         if left.is_zero() {
             return Err(FetchError::Timeout { addr, timeout });
         }
-        s.set_read_timeout(Some(left)).map_err(|source| FetchError::Io { addr, source })?;
+        s.sock().set_read_timeout(Some(left)).map_err(|source| FetchError::Io { addr, source })?;
         match s.read(&mut chunk) {
             Ok(0) => {
                 let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::config::PoolConfig;
 use crate::route::slotmap::{ClusterReport, ShardSpec};
 use crate::route::{SlotMap, SLOTS};
+use crate::tls::ClientTls;
 use fetch::FetchError;
 use machine::{RefreshMachine, RefreshPolicy};
 
@@ -48,6 +49,11 @@ pub struct ClusterPool {
     suspects: Vec<(SocketAddr, Instant)>,
     /// Host name lookups, bounded by each refresh's deadline.
     dns: dns::Dns,
+    /// `backend_tls`: refreshes speak TLS, naming a seed by its host as
+    /// written, and a node by its IP (or, with `server_name =
+    /// "announced"`, by its announced endpoint's host).
+    tls: Option<Arc<ClientTls>>,
+    seed_hosts: Vec<(SocketAddr, String)>,
     refreshes: u64,
     refresh_failures: u64,
 }
@@ -66,6 +72,8 @@ impl ClusterPool {
             map: Arc::new(SlotMap::empty()),
             suspects: Vec::new(),
             dns: dns::Dns::system(),
+            tls: cfg.tls.backend.clone(),
+            seed_hosts: cfg.servers.iter().filter(|s| !s.host.is_empty()).map(|s| (s.addr, s.host.clone())).collect(),
             refreshes: 0,
             refresh_failures: 0,
         })
@@ -144,15 +152,30 @@ impl ClusterPool {
         let creds = auth.as_ref().map(|(u, p)| (u.as_deref(), p.as_str()));
         let end = Instant::now() + timeout;
         let mut dns = std::mem::take(&mut self.dns);
+        let (tls, hosts) = (self.tls.clone(), self.tls_hosts());
         let changed = self.poll_refresh_with(now, &mut |addr| {
             let left = end.saturating_duration_since(Instant::now());
             if left < MIN_TRY {
                 return Err(FetchError::Timeout { addr, timeout });
             }
-            fetch::fetch(addr, creds, left, &mut dns)
+            let host = hosts.iter().find(|(a, _)| *a == addr).map_or_else(|| addr.ip().to_string(), |(_, h)| h.clone());
+            fetch::fetch(addr, creds, left, &mut dns, tls.as_deref().map(|t| (t, host.as_str())))
         });
         self.dns = dns;
         changed
+    }
+
+    /// With `backend_tls`: the host each address other than its IP is
+    /// named by (seeds as written; announced endpoints when asked for).
+    fn tls_hosts(&self) -> Vec<(SocketAddr, String)> {
+        let Some(tls) = &self.tls else { return Vec::new() };
+        let mut out = self.seed_hosts.clone();
+        if tls.wants_announced() {
+            let nodes = self.map.nodes().iter();
+            let announced = nodes.filter_map(|n| Some((n.addr, n.endpoint.rsplit_once(':')?.0.to_owned())));
+            out.extend(announced.filter(|(_, h)| !h.is_empty()));
+        }
+        out
     }
 
     /// `poll_refresh` with the fetch supplied (tests pass a fake cluster).

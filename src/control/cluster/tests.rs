@@ -16,7 +16,10 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 fn pool_cfg(seeds: &[u16]) -> PoolConfig {
-    let servers = seeds.iter().map(|&p| ServerSpec { addr: addr(p), weight: 1, name: addr(p).to_string() }).collect();
+    let servers = seeds
+        .iter()
+        .map(|&p| ServerSpec { addr: addr(p), weight: 1, name: addr(p).to_string(), host: String::new() })
+        .collect();
     PoolConfig {
         mode: Mode::RedisCluster,
         cluster: Some(ClusterConfig::default()),

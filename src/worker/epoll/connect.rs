@@ -72,7 +72,7 @@ impl EpollDriver {
         match err {
             None => {
                 c.r.session.handle_connected(now);
-                relay_tls::connected(&mut c.r, now, &self.core.stats.tls);
+                relay_tls::connected(&mut c.r, now, &*self.core.stats);
                 c.r.backend_counted = true;
                 let (pool, b) = (c.r.pool.clone(), c.r.backend);
                 self.core.backend_opened(&pool, b);

@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use super::EpollDriver;
+use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
 use crate::worker::tls_io;
 
@@ -24,6 +25,11 @@ impl EpollDriver {
         let Some(s) = self.msocks.get_mut(slot) else { return false };
         if s.linger {
             return true;
+        }
+        // Backend sockets (`backend_tls`) close at once: a session closes
+        // one only when nothing is in flight on it, or it failed.
+        if !matches!(s.kind, MKind::Client(_)) {
+            return false;
         }
         let Some(t) = s.tls.as_deref_mut() else { return false };
         if !tls_io::closing(t) {

@@ -40,6 +40,7 @@ mod connect;
 mod linger;
 mod listen;
 mod mux;
+mod mux_connect;
 mod relay;
 
 /// A registration's token: three low bits of kind, the slot above them up

@@ -19,37 +19,38 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::FromRawFd;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Interest;
 
+use super::mux_connect::connect_result;
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
+use crate::tls::TlsConn;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
-use crate::tls::TlsConn;
 use crate::worker::sys;
+use crate::worker::tls_backend;
 use crate::worker::tls_io;
 
 /// One socket of a multiplexed pool.
 pub(super) struct ESock {
-    gen: u16,
-    entry: u32,
-    kind: MKind,
+    pub(super) gen: u16,
+    pub(super) entry: u32,
+    pub(super) kind: MKind,
     pub(super) stream: TcpStream,
     pub(super) readable: bool,
     pub(super) writable: bool,
     /// The peer hung up: read until EOF even after a short read.
-    hup: bool,
+    pub(super) hup: bool,
     /// Backends: the connect completed.
-    connected: bool,
+    pub(super) connected: bool,
     /// Clients: listed in the entry's `paused`.
-    paused: bool,
-    stat_id: usize,
+    pub(super) paused: bool,
+    pub(super) stat_id: usize,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
     pub(super) tls: Option<Box<TlsConn>>,
     /// Closed by its session, writing its last ciphertext (`linger.rs`).
@@ -76,7 +77,7 @@ impl EpollDriver {
         now: Instant,
     ) {
         // A rejected client's socket drops, and closes, here.
-        if !crate::worker::mux_pools::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
+        if !crate::worker::mux_admit::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
         // Before admission: a TLS session that cannot start is never
@@ -162,10 +163,8 @@ impl EpollDriver {
                 match connect_result(&s.stream) {
                     None => return, // still connecting
                     Some(Ok(())) => {
-                        s.connected = true;
-                        self.core.mux_backend_opened(s.stat_id);
-                        if let Some(e) = self.mux.entries.get_mut(s.entry as usize).and_then(|e| e.as_mut()) {
-                            e.session.handle_backend_connected(b);
+                        if !self.mux_backend_connected(slot, b, now) {
+                            return;
                         }
                     }
                     Some(Err(errno)) => {
@@ -206,9 +205,7 @@ impl EpollDriver {
                             }
                             e.session.handle_client_eof(id)
                         }
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, None, now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, None, now),
                     }
                     return;
                 }
@@ -227,7 +224,16 @@ impl EpollDriver {
                             }
                             self.core.count_bytes(&e.pool, n, 0);
                         }
-                        MKind::Backend(b) => e.session.handle_backend_data(b, &self.scratch[..n], now),
+                        MKind::Backend(b) => match s.tls.as_deref_mut() {
+                            None => e.session.handle_backend_data(b, &self.scratch[..n], now),
+                            Some(t) => {
+                                let stats = &self.core.stats.tls_backend;
+                                let step = tls_backend::data(t, &mut *e.session, b, &self.scratch[..n], now, stats);
+                                if self.mux_backend_tls_step(slot, entry, b, step, now) {
+                                    return;
+                                }
+                            }
+                        },
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -245,9 +251,7 @@ impl EpollDriver {
                             }
                             e.session.handle_client_error(id, errno)
                         }
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, Some(errno), now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, Some(errno), now),
                     }
                     return;
                 }
@@ -268,7 +272,8 @@ impl EpollDriver {
             let buf = match (kind, s.tls.as_deref_mut()) {
                 (MKind::Client(id), None) => e.session.poll_client_transmit(id),
                 (MKind::Client(id), Some(t)) => tls_io::client_transmit(t, &mut *e.session, id, now),
-                (MKind::Backend(b), _) => e.session.poll_backend_transmit(b),
+                (MKind::Backend(b), None) => e.session.poll_backend_transmit(b),
+                (MKind::Backend(b), Some(t)) => tls_backend::transmit(t, &mut *e.session, b, now),
             };
             let Some(buf) = buf else { return };
             let res = s.stream.write(buf);
@@ -281,7 +286,10 @@ impl EpollDriver {
                     }
                     self.core.count_bytes(&e.pool, 0, n);
                 }
-                MKind::Backend(b) => e.session.handle_backend_sent(b, n, now),
+                MKind::Backend(b) => match s.tls.as_deref_mut() {
+                    None => e.session.handle_backend_sent(b, n, now),
+                    Some(t) => t.advance(n),
+                },
             }
             match res {
                 Ok(_) => {}
@@ -294,9 +302,7 @@ impl EpollDriver {
                     let errno = err.raw_os_error().unwrap_or(libc::EIO);
                     match kind {
                         MKind::Client(id) => e.session.handle_client_error(id, errno),
-                        MKind::Backend(b) => {
-                            self.mux_backend_lost(entry, b, Some(errno), now);
-                        }
+                        MKind::Backend(b) => self.mux_backend_gone(slot, entry, b, Some(errno), now),
                     }
                     return;
                 }
@@ -309,46 +315,10 @@ impl EpollDriver {
         let _ = self.poll.registry().deregister(&mut s.stream);
         if s.connected && matches!(s.kind, MKind::Backend(_)) {
             self.core.mux_backend_closed(s.stat_id);
-        }
-    }
-
-    /// Opens a non-blocking socket to `addr` for backend `b` of entry
-    /// `idx` and starts its connect; completion arrives as an event.
-    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
-        let (slot, gen) = self.msocks.next_key();
-        let registry = self.poll.registry();
-        let res = sys::tcp_socket(&addr, false).and_then(|fd| {
-            // SAFETY: `fd` is a fresh socket we own.
-            let mut stream = TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(fd) });
-            match socket2::SockRef::from(&stream).connect(&addr.into()) {
-                Ok(()) => {}
-                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(err) => return Err(err),
+            if let Some(t) = s.tls.as_deref() {
+                tls_backend::abandoned(t, Instant::now(), &self.core.stats.tls_backend);
             }
-            registry.register(&mut stream, token(slot, gen, KIND_MUX), Interest::READABLE | Interest::WRITABLE)?;
-            Ok(stream)
-        });
-        let stream = res.map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
-        let s = ESock {
-            gen,
-            entry: idx as u32,
-            kind: MKind::Backend(b),
-            stream,
-            readable: false,
-            writable: false,
-            hup: false,
-            connected: false,
-            paused: false,
-            stat_id: sid,
-            tls: None,
-            linger: false,
-        };
-        let got = self.msocks.insert(s);
-        debug_assert_eq!(got, slot);
-        if let Some(e) = self.mux.get_mut(idx) {
-            e.backends.insert(b, slot);
         }
-        Ok(())
     }
 
     /// Applies every session's intents and writes what it queued, until
@@ -422,18 +392,5 @@ impl MuxIo for EpollDriver {
         for slot in 0..self.msocks.capacity() {
             self.mux_close_sock(slot);
         }
-    }
-}
-
-/// The outcome of a non-blocking connect once the socket signalled:
-/// `None` while still in progress, else success or the errno.
-fn connect_result(s: &TcpStream) -> Option<Result<(), i32>> {
-    match s.take_error() {
-        Ok(Some(e)) | Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
-        Ok(None) => match s.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => None,
-            Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::EIO))),
-        },
     }
 }

@@ -36,22 +36,27 @@ impl EpollDriver {
                     };
                     match sock.read(&mut self.scratch) {
                         Ok(0) => {
-                            relay_tls::eof(&mut c.r, side, &self.core.stats.tls);
+                            relay_tls::eof(&mut c.r, side, &*self.core.stats);
                             c.readable[s] = false;
                         }
                         Ok(n) => {
-                            relay_tls::data(&mut c.r, side, &self.scratch[..n], now, &self.core.stats.tls);
+                            relay_tls::data(&mut c.r, side, &self.scratch[..n], now, &*self.core.stats);
                             if c.r.session.is_mongo() {
                                 route = route.or(c.r.session.take_route());
                                 self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
                             }
                             if side == Side::Client {
                                 self.core.count_bytes(&c.r.pool, n, 0);
+                                if c.r.session.is_mongo() {
+                                    self.core.limit_mongo(&c.r.pool, &mut c.r.session, n, now);
+                                }
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &self.core.stats.tls),
+                        Err(e) => {
+                            relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats)
+                        }
                     }
                     progress = true;
                 }
@@ -75,7 +80,12 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &self.core.stats.tls),
+                                _ => relay_tls::error(
+                                    &mut c.r,
+                                    side,
+                                    e.raw_os_error().unwrap_or(libc::EIO),
+                                    &*self.core.stats,
+                                ),
                             }
                         }
                     }
@@ -110,7 +120,7 @@ impl EpollDriver {
     pub(super) fn tick_relays(&mut self, now: Instant) {
         for slot in 0..self.conns.capacity() {
             if let Some(c) = self.conns.get_mut(slot) {
-                relay_tls::tick(&mut c.r, now, &self.core.stats.tls);
+                relay_tls::tick(&mut c.r, now, &*self.core.stats);
                 self.drive(slot, now);
             }
         }

@@ -18,6 +18,7 @@ use io_uring::{opcode, types};
 
 use super::tag::Tag;
 use super::UringDriver;
+use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
 use crate::worker::tls_io;
 
@@ -28,6 +29,11 @@ impl UringDriver {
         let Some(s) = self.msocks.get_mut(slot) else { return false };
         if s.linger {
             return true;
+        }
+        // Backend sockets (`backend_tls`) close at once: a session closes
+        // one only when nothing is in flight on it, or it failed.
+        if !matches!(s.kind, MKind::Client(_)) {
+            return false;
         }
         if s.closing {
             return false;

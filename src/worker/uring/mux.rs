@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, types};
 
-use super::conn::{sockaddr_box, store_sockaddr, MSock};
+use super::conn::MSock;
 use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
@@ -38,6 +38,7 @@ use crate::session::mux::BackendId;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
+use crate::worker::tls_backend::{self, Step};
 use crate::worker::tls_io;
 
 /// Send buffers above this are freed after use, so a client that once got
@@ -49,7 +50,7 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd, plain: bool, now: Instant) {
-        if !crate::worker::mux_pools::source_admits(pool, plain, || sys::peer_addr(fd)) {
+        if !crate::worker::mux_admit::source_admits(pool, plain, || sys::peer_addr(fd)) {
             sys::close(fd);
             return;
         }
@@ -83,7 +84,7 @@ impl UringDriver {
         self.mux_arm_recv(slot);
     }
 
-    fn mux_arm_recv(&mut self, slot: u32) {
+    pub(super) fn mux_arm_recv(&mut self, slot: u32) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
         if s.recv_armed || s.closing || s.linger {
             return;
@@ -173,16 +174,27 @@ impl UringDriver {
                     }
                     MKind::Backend(b) => {
                         if res > 0 {
+                            let tls = self.msocks.get_mut(slot).and_then(|s| s.tls.as_deref_mut());
+                            let mut step = Step::Continue;
                             if let Some(bid) = bid {
-                                e.session.handle_backend_data(b, self.bufs.get(bid, res as usize), now);
+                                let data = self.bufs.get(bid, res as usize);
+                                match tls {
+                                    None => e.session.handle_backend_data(b, data, now),
+                                    Some(t) => {
+                                        let stats = &self.core.stats.tls_backend;
+                                        step = tls_backend::data(t, &mut *e.session, b, data, now, stats);
+                                        // Handshake records, or requests held.
+                                        self.mux_resend.push(slot);
+                                    }
+                                }
                             }
-                            if !armed {
+                            if !self.mux_backend_tls_step(slot, entry, b, step, now) && !armed {
                                 self.mux_arm_recv(slot);
                             }
                         } else if res == -libc::ENOBUFS {
                             self.mux_arm_recv(slot);
                         } else if res != -libc::ECANCELED {
-                            self.mux_backend_lost(entry, b, (res < 0).then_some(-res), now);
+                            self.mux_backend_gone(slot, entry, b, (res < 0).then_some(-res), now);
                         }
                     }
                 }
@@ -223,35 +235,17 @@ impl UringDriver {
                 }
             }
             MKind::Backend(b) => {
-                e.session.handle_backend_sent(b, n, now);
+                match s.tls.as_deref_mut() {
+                    None => e.session.handle_backend_sent(b, n, now),
+                    Some(t) => t.advance(n),
+                }
                 if res < 0 && res != -libc::ECANCELED {
-                    return self.mux_backend_lost(entry, b, Some(-res), now);
+                    return self.mux_backend_gone(slot, entry, b, Some(-res), now);
                 }
             }
         }
         // A partial send, or bytes queued meanwhile: try again in the flush.
         self.mux_resend.push(slot);
-    }
-
-    pub(super) fn mux_on_connect(&mut self, slot: u32, gen: u16, res: i32, now: Instant) {
-        let Some(s) = self.msocks.get_gen(slot, gen) else { return };
-        s.ops -= 1;
-        if s.closing {
-            return self.mux_maybe_free(slot);
-        }
-        let (entry, kind, sid) = (s.entry as usize, s.kind, s.stat_id);
-        let MKind::Backend(b) = kind else { return };
-        if res == 0 {
-            s.connected = true;
-            self.core.mux_backend_opened(sid);
-            if let Some(e) = self.mux.get_mut(entry) {
-                e.session.handle_backend_connected(b);
-            }
-            self.mux_arm_recv(slot);
-            self.mux_resend.push(slot);
-        } else {
-            self.mux_connect_failed(entry, b, sid, -res, now);
-        }
     }
 
     /// Detaches a socket from its session: cancels what is in flight and
@@ -265,6 +259,9 @@ impl UringDriver {
         if s.connected {
             s.connected = false;
             self.core.mux_backend_closed(s.stat_id);
+            if let Some(t) = s.tls.as_deref() {
+                tls_backend::abandoned(t, Instant::now(), &self.core.stats.tls_backend);
+            }
         }
         if s.ops > 0 {
             let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(s.fd)).all())
@@ -275,31 +272,12 @@ impl UringDriver {
         self.mux_maybe_free(slot);
     }
 
-    fn mux_maybe_free(&mut self, slot: u32) {
+    pub(super) fn mux_maybe_free(&mut self, slot: u32) {
         if self.msocks.get_mut(slot).is_some_and(|s| s.closing && s.ops == 0) {
             if let Some(s) = self.msocks.remove(slot) {
                 sys::close(s.fd);
             }
         }
-    }
-
-    /// Opens a socket to `addr` for backend `b` of entry `idx` and submits
-    /// its connect.
-    fn start_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
-        let fd = sys::tcp_socket(&addr, true).map_err(|err| err.raw_os_error().unwrap_or(libc::EIO))?;
-        let mut s = MSock::new(idx as u32, MKind::Backend(b), fd);
-        s.stat_id = sid;
-        let (ptr, len) = store_sockaddr(s.sockaddr.insert(sockaddr_box()), addr);
-        s.ops = 1;
-        let slot = self.msocks.insert(s);
-        if let Some(e) = self.mux.get_mut(idx) {
-            e.backends.insert(b, slot);
-        }
-        let gen = self.msocks.get_mut(slot).map_or(0, |s| s.gen);
-        // SAFETY (via push): the address lives in the boxed record until ops == 0.
-        let sqe = opcode::Connect::new(types::Fd(fd), ptr, len).build().user_data(Tag::MuxConnect.ud(slot, gen));
-        self.push(sqe);
-        Ok(())
     }
 
     /// Starts a send on `slot` if the session has bytes for it and none is
@@ -315,7 +293,10 @@ impl UringDriver {
                 None => e.session.poll_client_transmit(id),
                 Some(t) => tls_io::client_transmit(t, &mut *e.session, id, now),
             },
-            MKind::Backend(b) if s.connected => e.session.poll_backend_transmit(b),
+            MKind::Backend(b) if s.connected => match s.tls.as_deref_mut() {
+                None => e.session.poll_backend_transmit(b),
+                Some(t) => tls_backend::transmit(t, &mut *e.session, b, now),
+            },
             MKind::Backend(_) => None,
         };
         let Some(buf) = buf else { return };

@@ -58,7 +58,7 @@ impl UringDriver {
         }
         if res == 0 {
             c.r.session.handle_connected(now);
-            relay_tls::connected(&mut c.r, now, &self.core.stats.tls);
+            relay_tls::connected(&mut c.r, now, &*self.core.stats);
             c.r.backend_counted = true;
             let (pool, b) = (c.r.pool.clone(), c.r.backend);
             self.core.backend_opened(&pool, b);
@@ -83,21 +83,26 @@ impl UringDriver {
             if res > 0 {
                 if let Some(bid) = bid {
                     let data = self.bufs.get(bid, res as usize);
-                    relay_tls::data(&mut c.r, side, data, now, &self.core.stats.tls);
+                    relay_tls::data(&mut c.r, side, data, now, &*self.core.stats);
                     if c.r.session.is_mongo() {
                         route = c.r.session.take_route();
                         self.core.record_mongo(&c.r.pool, c.r.backend, &mut c.r.session);
                     }
                     let pool = &c.r.pool;
                     match side {
-                        Side::Client => self.core.count_bytes(pool, res as usize, 0),
+                        Side::Client => {
+                            self.core.count_bytes(pool, res as usize, 0);
+                            if c.r.session.is_mongo() {
+                                self.core.limit_mongo(pool, &mut c.r.session, res as usize, now);
+                            }
+                        }
                         Side::Backend => {}
                     }
                 }
             } else if res == 0 {
-                relay_tls::eof(&mut c.r, side, &self.core.stats.tls);
+                relay_tls::eof(&mut c.r, side, &*self.core.stats);
             } else if res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                relay_tls::error(&mut c.r, side, -res, &self.core.stats.tls);
+                relay_tls::error(&mut c.r, side, -res, &*self.core.stats);
             }
         }
         if let Some(bid) = bid {
@@ -122,7 +127,7 @@ impl UringDriver {
         } else {
             relay_tls::sent(&mut c.r, side, 0, now);
             if res != -libc::ECANCELED {
-                relay_tls::error(&mut c.r, side, -res, &self.core.stats.tls);
+                relay_tls::error(&mut c.r, side, -res, &*self.core.stats);
             }
         }
         self.pump(slot, now);

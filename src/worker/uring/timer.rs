@@ -69,7 +69,7 @@ impl UringDriver {
         if c.closing.is_some() {
             return self.maybe_finish(slot);
         }
-        relay_tls::tick(&mut c.r, now, &self.core.stats.tls);
+        relay_tls::tick(&mut c.r, now, &*self.core.stats);
         self.pump(slot, now);
     }
 

@@ -1,0 +1,163 @@
+//! The driver-independent TLS step of multiplexed pools' backend sockets
+//! (`backend_tls`: Puerta originates TLS to redis, memcache and cluster
+//! nodes): what both drivers do alike between a backend socket's
+//! ciphertext and a session's plaintext.
+//!
+//! Owner: the worker; each driver keeps a backend socket's `TlsConn` boxed
+//! in its own socket record (`None` for plaintext pools, whose path is
+//! unchanged but for that one check). Invariants:
+//! - the TLS handshake is part of connecting: the session hears
+//!   `handle_backend_connected` only once it is done, so requests queued
+//!   meanwhile wait in the session (and go out right after it), and the
+//!   session's connect deadline bounds the handshake too;
+//! - the session's plaintext is taken (and `handle_backend_sent` told)
+//!   only while the ciphertext queue is under its bound
+//!   (`TlsConn::has_room`, DESIGN §5 rule 4); what is not taken stays in
+//!   the session, where its own limits see it;
+//! - a TLS failure is a backend failure: during the handshake a failed
+//!   connect (ejection counts it), afterwards a lost connection; each
+//!   failed handshake counts one fixed reason in `tls_backend`.
+
+use std::time::Instant;
+
+use crate::route::PoolSnapshot;
+use crate::session::mux::BackendId;
+use crate::session::PoolSession;
+use crate::stats::tls::TlsStats;
+use crate::tls::{FailReason, TlsConn, TlsError};
+
+/// The errno a failed TLS session reports to the session (its clients see
+/// its strerror text, "Protocol error").
+pub const TLS_ERRNO: i32 = libc::EPROTO;
+
+/// What the driver does after feeding a backend socket's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing beyond flushing what is pending.
+    Continue,
+    /// The TLS session failed while handshaking: a failed connect.
+    ConnectFailed,
+    /// The TLS session failed, or the peer closed it, once established.
+    Lost(Option<i32>),
+}
+
+/// Starts the TLS session of a backend connection whose TCP connect just
+/// completed: `None` for a plaintext pool; `Err` when it cannot start (a
+/// bad `server_name` for this host), which the caller treats as a failed
+/// connect. The ClientHello is pending at once.
+pub fn connected(
+    pool: &PoolSnapshot,
+    session: &dyn PoolSession,
+    b: BackendId,
+    now: Instant,
+    stats: &TlsStats,
+) -> Result<Option<Box<TlsConn>>, ()> {
+    let Some(tls) = pool.cfg.tls.backend.as_ref() else { return Ok(None) };
+    stats.handshakes.incr();
+    // Cluster nodes are named by their IP, or with `server_name =
+    // "announced"` by their announced endpoint's host.
+    let named = pool.cfg.cluster.is_none() || tls.wants_announced();
+    let ip;
+    let host = match session.backend_host(b).filter(|_| named) {
+        Some(h) => h,
+        None => {
+            ip = session.backend_addr(b).map(|a| a.ip().to_string()).unwrap_or_default();
+            &ip
+        }
+    };
+    match tls.connect(host, now + pool.cfg.tls.handshake_timeout) {
+        Ok(t) => Ok(Some(Box::new(t))),
+        Err(err) => {
+            stats.failed(FailReason::Negotiation);
+            tracing::warn!(pool = %pool.cfg.name, host, %err, "cannot start a TLS session to a backend");
+            Err(())
+        }
+    }
+}
+
+/// Ciphertext from backend `b`: its plaintext goes to the session (after
+/// `handle_backend_connected`, once the handshake is done).
+pub fn data(
+    tls: &mut TlsConn,
+    session: &mut dyn PoolSession,
+    b: BackendId,
+    data: &[u8],
+    now: Instant,
+    stats: &TlsStats,
+) -> Step {
+    let was_handshaking = tls.is_handshaking();
+    // Plaintext can only follow a finished handshake: announce it first.
+    let mut announced = !was_handshaking;
+    let res = tls.receive(data, &mut |plain| {
+        if !announced {
+            announced = true;
+            session.handle_backend_connected(b);
+        }
+        session.handle_backend_data(b, plain, now);
+    });
+    match res {
+        Ok(()) => {
+            if was_handshaking && !tls.is_handshaking() {
+                stats.established(tls.version());
+                if !announced {
+                    session.handle_backend_connected(b);
+                }
+            }
+            if tls.peer_closed() {
+                Step::Lost(None)
+            } else {
+                Step::Continue
+            }
+        }
+        Err(err) => fail(tls, err, stats),
+    }
+}
+
+/// The backend socket reached EOF or an error while handshaking: counts
+/// the failure ("closed"). The caller reports the connect as failed.
+pub fn gone(tls: &TlsConn, stats: &TlsStats) {
+    if tls.is_handshaking() {
+        stats.failed(FailReason::Closed);
+    }
+}
+
+/// The session closed or gave up on a connection still handshaking (its
+/// connect deadline): counts "timeout" when the handshake was late.
+pub fn abandoned(tls: &TlsConn, now: Instant, stats: &TlsStats) {
+    if tls.is_handshaking() {
+        stats.failed(if tls.handshake_expired(now) { FailReason::Timeout } else { FailReason::Closed });
+    }
+}
+
+fn fail(tls: &TlsConn, err: TlsError, stats: &TlsStats) -> Step {
+    let reason = FailReason::of(&err);
+    if tls.is_handshaking() {
+        stats.failed(reason);
+        tracing::warn!(%err, reason = reason.name(), "TLS handshake with a backend failed");
+        Step::ConnectFailed
+    } else {
+        tracing::debug!(%err, reason = reason.name(), "TLS session with a backend failed");
+        Step::Lost(Some(TLS_ERRNO))
+    }
+}
+
+/// Ciphertext to send to backend `b`: moves the session's plaintext into
+/// the TLS record first (once the handshake is done, while the ciphertext
+/// queue has room).
+pub fn transmit<'a>(
+    tls: &'a mut TlsConn,
+    session: &mut dyn PoolSession,
+    b: BackendId,
+    now: Instant,
+) -> Option<&'a [u8]> {
+    while tls.has_room() && !tls.is_handshaking() {
+        let Some(plain) = session.poll_backend_transmit(b) else { break };
+        let n = tls.send_plain(plain);
+        if n == 0 {
+            break;
+        }
+        session.handle_backend_sent(b, n, now);
+    }
+    let out = tls.pending();
+    (!out.is_empty()).then_some(out)
+}
