@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::glob;
 use super::ids;
 use super::rules::{User, READ, WRITE};
-use crate::protocol::command::{acl, for_each_key, key_flag, Command};
+use crate::protocol::command::{acl, for_each_key, key_flag, lookup, Command};
 use crate::protocol::resp::Request;
 
 /// Why a request was refused.
@@ -76,8 +76,19 @@ impl User {
     /// the pool's own policy then decides.
     #[inline]
     pub fn check(&self, req: &Request) -> Result<(), Denied> {
-        match ids::resolve(req) {
-            Some((id, cmd)) => self.check_command(id, cmd, req),
+        self.check_found(lookup(req.name()), req)
+    }
+
+    /// `check` for a request whose top-level command the caller already
+    /// looked up (`command::lookup(req.name())`, `None`: not in the table),
+    /// so the hot path names the command once.
+    #[inline]
+    pub fn check_found(&self, top: Option<(usize, &'static Command)>, req: &Request) -> Result<(), Denied> {
+        match top {
+            Some((i, cmd)) => {
+                let (id, cmd) = ids::resolve_top(i, cmd, req);
+                self.check_command(id, cmd, req)
+            }
             None if self.allcommands => Ok(()),
             None => Err(Denied::Unknown),
         }
@@ -129,7 +140,7 @@ impl User {
 
     /// Whether some pattern granting at least `need` matches `key`.
     pub fn key_ok(&self, key: &[u8], need: u8) -> bool {
-        self.allkeys || self.keys.iter().any(|k| k.perms & need == need && glob::matches(&k.pattern, key))
+        self.allkeys || self.keys.iter().any(|k| k.perms & need == need && glob::matches_shaped(&k.pattern, k.shape, key))
     }
 
     fn channel_ok(&self, channel: &[u8], literal: bool) -> bool {

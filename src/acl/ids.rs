@@ -106,13 +106,23 @@ pub fn by_name(name: &str) -> Option<(u16, &'static Command)> {
 #[inline]
 pub fn resolve(req: &Request) -> Option<(u16, &'static Command)> {
     let (i, cmd) = lookup(req.name())?;
+    Some(resolve_top(i, cmd, req))
+}
+
+/// `resolve` for a request whose top-level command the caller already
+/// looked up (`command::lookup`: row `i`, `cmd`): no second name lookup.
+#[inline]
+pub fn resolve_top(i: usize, cmd: &'static Command, req: &Request) -> (u16, &'static Command) {
     if cmd.subcommands.is_empty() || req.argc() < 2 {
-        return Some((id_of(i, None), cmd));
+        return (id_of(i, None), cmd);
     }
     let sub = req.arg(1);
     match cmd.subcommands.iter().position(|c| c.name.as_bytes().eq_ignore_ascii_case(sub)) {
-        Some(j) => Some((id_of(i, Some(j)), cmd.subcommands.get(j)?)),
-        None => Some((id_of(i, None), cmd)),
+        Some(j) => match cmd.subcommands.get(j) {
+            Some(s) => (id_of(i, Some(j)), s),
+            None => (id_of(i, None), cmd),
+        },
+        None => (id_of(i, None), cmd),
     }
 }
 
