@@ -51,6 +51,23 @@ impl Denied {
     }
 }
 
+/// The permissions a key spec's flags need: read for `ACCESS`, write for
+/// `INSERT` / `DELETE` / `UPDATE` (none of them: still some pattern must
+/// match, as in Redis); `None` for a `NOT_KEY` spec, which is not checked.
+pub(super) fn key_need(flags: u32) -> Option<u8> {
+    if flags & key_flag::NOT_KEY != 0 {
+        return None;
+    }
+    let mut need = 0;
+    if flags & key_flag::ACCESS != 0 {
+        need |= READ;
+    }
+    if flags & (key_flag::INSERT | key_flag::DELETE | key_flag::UPDATE) != 0 {
+        need |= WRITE;
+    }
+    Some(need)
+}
+
 /// Script commands: their keys are whatever the script touches.
 fn runs_scripts(cmd: &Command) -> bool {
     cmd.acl & acl::SCRIPTING != 0
@@ -100,7 +117,7 @@ impl User {
             return Err(Denied::Command(cmd.fullname));
         }
         if !self.allkeys && !cmd.keys.is_empty() {
-            self.check_keys(cmd, req)?;
+            self.check_keys(id, cmd, req)?;
         }
         if !self.allchannels && cmd.acl & acl::PUBSUB != 0 {
             if let Some((all, literal)) = channels(cmd) {
@@ -115,21 +132,25 @@ impl User {
         Ok(())
     }
 
-    fn check_keys(&self, cmd: &Command, req: &Request) -> Result<(), Denied> {
+    fn check_keys(&self, id: u16, cmd: &Command, req: &Request) -> Result<(), Denied> {
+        // Most keyed commands (GET, SET, HSET...): one key at a fixed
+        // index, its need worked out once per command (`ids::key_plan`).
+        if let Some((pos, need)) = ids::key_plan(id) {
+            return match need {
+                // Past the arguments: keyless (see the module invariant).
+                Some(need) if pos < req.argc() && !self.key_ok(req.arg(pos), need) => Err(Denied::Key),
+                _ => Ok(()),
+            };
+        }
         let mut denied = false;
         // An error here means "keyless" (see the module invariant).
         let _ = for_each_key(cmd, req, |i, flags| {
-            if denied || flags & key_flag::NOT_KEY != 0 {
+            if denied {
                 return;
             }
-            let mut need = 0;
-            if flags & key_flag::ACCESS != 0 {
-                need |= READ;
+            if let Some(need) = key_need(flags) {
+                denied = !self.key_ok(req.arg(i), need);
             }
-            if flags & (key_flag::INSERT | key_flag::DELETE | key_flag::UPDATE) != 0 {
-                need |= WRITE;
-            }
-            denied = !self.key_ok(req.arg(i), need);
         });
         if denied {
             Err(Denied::Key)
@@ -139,8 +160,17 @@ impl User {
     }
 
     /// Whether some pattern granting at least `need` matches `key`.
+    #[inline]
     pub fn key_ok(&self, key: &[u8], need: u8) -> bool {
-        self.allkeys || self.keys.iter().any(|k| k.perms & need == need && glob::matches_shaped(&k.pattern, k.shape, key))
+        if self.allkeys {
+            return true;
+        }
+        for k in &self.keys {
+            if k.perms & need == need && glob::matches_shaped(&k.pattern, k.shape, key) {
+                return true;
+            }
+        }
+        false
     }
 
     fn channel_ok(&self, channel: &[u8], literal: bool) -> bool {

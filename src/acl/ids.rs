@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use crate::protocol::command::{lookup, Command, COMMANDS};
+use crate::protocol::command::{lookup, single_key, Command, COMMANDS};
 use crate::protocol::resp::Request;
 
 /// Bits in a permission set; the table has about 380 rows.
@@ -74,6 +74,25 @@ fn id_of(i: usize, sub: Option<usize>) -> u16 {
         None => base,
         Some(j) => base.saturating_add(1).saturating_add(u16::try_from(j).unwrap_or(u16::MAX)),
     }
+}
+
+/// The single-key fast path of the ACL check, by id: `Some((index,
+/// need))` for a command whose one key spec is one key at a fixed index
+/// (`command::single_key`), `need` being `check::key_need` of its flags;
+/// `None` for every other command (the general key-spec walk). Worked out
+/// once for the table, so a check does not re-read the key specs.
+#[inline]
+pub fn key_plan(id: u16) -> Option<(usize, Option<u8>)> {
+    static PLANS: OnceLock<Vec<Option<(usize, Option<u8>)>>> = OnceLock::new();
+    let plans = PLANS.get_or_init(|| {
+        all()
+            .map(|(_, c)| {
+                let flags = c.keys.first().map_or(0, |k| k.flags);
+                single_key(c).filter(|&p| p > 0).map(|p| (p, super::check::key_need(flags)))
+            })
+            .collect()
+    });
+    plans.get(usize::from(id)).copied().flatten()
 }
 
 /// Every (id, command) pair: each top-level command, then its subcommands.
