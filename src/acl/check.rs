@@ -36,6 +36,7 @@ pub enum Denied {
 impl Denied {
     /// The reply, in Redis's words (7.2's texts, which name the user);
     /// `name` is the command as sent (for `Unknown`).
+    #[cold]
     pub fn reply(self, user: &str, name: &[u8]) -> Bytes {
         let cmd_text = |cmd: &str| format!("-NOPERM User {user} has no permissions to run the '{cmd}' command\r\n");
         match self {

@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use super::handshake::{self, Ctx, Hs, Mode};
 use crate::acl::{User, Users, NOAUTH, WRONGPASS};
-use crate::protocol::command::{self, Command};
+use crate::protocol::command::{self, flag, Command};
 use crate::protocol::resp::{encode, Request};
 
 /// What the gate decided.
@@ -47,8 +47,35 @@ pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode
 /// `gate` for a request whose top-level command the caller already looked
 /// up (`command::lookup(req.name())`): the hot path names the command
 /// once, and AUTH / HELLO / QUIT / PING are told apart by their table row.
+/// An authenticated client's command without Redis's `no-auth` flag (all
+/// but AUTH, HELLO, QUIT) goes straight to the user's check, inlined.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn gate_found(
+    users: &Users,
+    user: &mut Option<Arc<User>>,
+    hs: &mut Hs,
+    mode: Mode,
+    id: u64,
+    req: &Request,
+    top: Option<(usize, &'static Command)>,
+) -> Gate {
+    if let (Some(u), Some((_, cmd))) = (user.as_deref(), top) {
+        if cmd.flags & flag::NO_AUTH == 0 {
+            return match u.check_found(top, req) {
+                Ok(()) => Gate::Pass,
+                Err(d) => Gate::Denied(d.reply(&u.name, req.name())),
+            };
+        }
+    }
+    gate_slow(users, user, hs, mode, id, req, top)
+}
+
+/// `gate_found` for everything but the hot path: AUTH, HELLO, QUIT, a
+/// client without a user, a command outside the table.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn gate_slow(
     users: &Users,
     user: &mut Option<Arc<User>>,
     hs: &mut Hs,
