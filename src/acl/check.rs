@@ -113,6 +113,7 @@ impl User {
     }
 
     /// Judges `req`, already resolved to `cmd` with id `id`.
+    #[inline]
     pub fn check_command(&self, id: u16, cmd: &'static Command, req: &Request) -> Result<(), Denied> {
         if !self.commands.has(id) || (runs_scripts(cmd) && !self.allkeys && !self.scripting) {
             return Err(Denied::Command(cmd.fullname));

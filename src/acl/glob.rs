@@ -25,10 +25,12 @@ pub const MAX_NESTING: usize = 1000;
 pub enum Shape {
     /// No glob bytes at all: equality.
     Literal,
-    /// A literal body of this many bytes, then only stars: any non-empty
+    /// A literal body of `len` bytes, then only stars: any non-empty
     /// string starting with the body (a lone `*` run never matches an
-    /// empty string).
-    Prefix(usize),
+    /// empty string). A body of at most 8 bytes is also kept as a
+    /// little-endian `word` under `mask`, so a string of 8 bytes or more
+    /// is compared with one load, not a `memcmp` call.
+    Prefix { len: usize, word: u64, mask: u64 },
     /// Anything else (`?`, `[`, `\`, an inner `*`): the general matcher.
     General,
 }
@@ -42,8 +44,26 @@ pub fn shape(pattern: &[u8]) -> Shape {
     } else if body == pattern.len() {
         Shape::Literal
     } else {
-        Shape::Prefix(body)
+        let (word, mask) = if body <= 8 {
+            let mut w = [0u8; 8];
+            let mut m = [0u8; 8];
+            for (i, &b) in head.iter().enumerate() {
+                w[i] = b;
+                m[i] = 0xff;
+            }
+            (u64::from_le_bytes(w), u64::from_le_bytes(m))
+        } else {
+            (0, 0)
+        };
+        Shape::Prefix { len: body, word, mask }
     }
+}
+
+/// The first 8 bytes of `s` as a little-endian word (`None`: shorter).
+#[inline]
+fn first_word(s: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = s.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(head))
 }
 
 /// `matches` for a pattern whose `shape` is already known.
@@ -51,7 +71,14 @@ pub fn shape(pattern: &[u8]) -> Shape {
 pub fn matches_shaped(pattern: &[u8], shape: Shape, s: &[u8]) -> bool {
     match shape {
         Shape::Literal => pattern == s,
-        Shape::Prefix(n) => !s.is_empty() && pattern.get(..n).is_some_and(|body| s.starts_with(body)),
+        Shape::Prefix { len, word, mask } => {
+            if len <= 8 {
+                if let Some(w) = first_word(s) {
+                    return w & mask == word;
+                }
+            }
+            !s.is_empty() && pattern.get(..len).is_some_and(|body| s.starts_with(body))
+        }
         Shape::General => match_general(pattern, s),
     }
 }
