@@ -100,7 +100,7 @@ impl User {
     /// `check` for a request whose top-level command the caller already
     /// looked up (`command::lookup(req.name())`, `None`: not in the table),
     /// so the hot path names the command once.
-    #[inline]
+    #[inline(always)]
     pub fn check_found(&self, top: Option<(usize, &'static Command)>, req: &Request) -> Result<(), Denied> {
         match top {
             Some((i, cmd)) => {
@@ -113,7 +113,7 @@ impl User {
     }
 
     /// Judges `req`, already resolved to `cmd` with id `id`.
-    #[inline]
+    #[inline(always)]
     pub fn check_command(&self, id: u16, cmd: &'static Command, req: &Request) -> Result<(), Denied> {
         if !self.commands.has(id) || (runs_scripts(cmd) && !self.allkeys && !self.scripting) {
             return Err(Denied::Command(cmd.fullname));
@@ -134,6 +134,7 @@ impl User {
         Ok(())
     }
 
+    #[inline(always)]
     fn check_keys(&self, id: u16, cmd: &Command, req: &Request) -> Result<(), Denied> {
         // Most keyed commands (GET, SET, HSET...): one key at a fixed
         // index, its need worked out once per command (`ids::key_plan`).
@@ -144,6 +145,13 @@ impl User {
                 _ => Ok(()),
             };
         }
+        self.check_keys_general(cmd, req)
+    }
+
+    /// `check_keys` for commands with several keys or key specs: Redis's
+    /// key-spec walk.
+    #[inline(never)]
+    fn check_keys_general(&self, cmd: &Command, req: &Request) -> Result<(), Denied> {
         let mut denied = false;
         // An error here means "keyless" (see the module invariant).
         let _ = for_each_key(cmd, req, |i, flags| {
@@ -162,7 +170,7 @@ impl User {
     }
 
     /// Whether some pattern granting at least `need` matches `key`.
-    #[inline]
+    #[inline(always)]
     pub fn key_ok(&self, key: &[u8], need: u8) -> bool {
         if self.allkeys {
             return true;

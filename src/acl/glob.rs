@@ -67,7 +67,7 @@ fn first_word(s: &[u8]) -> Option<u64> {
 }
 
 /// `matches` for a pattern whose `shape` is already known.
-#[inline]
+#[inline(always)]
 pub fn matches_shaped(pattern: &[u8], shape: Shape, s: &[u8]) -> bool {
     match shape {
         Shape::Literal => pattern == s,

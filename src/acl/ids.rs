@@ -81,7 +81,7 @@ fn id_of(i: usize, sub: Option<usize>) -> u16 {
 /// (`command::single_key`), `need` being `check::key_need` of its flags;
 /// `None` for every other command (the general key-spec walk). Worked out
 /// once for the table, so a check does not re-read the key specs.
-#[inline]
+#[inline(always)]
 pub fn key_plan(id: u16) -> Option<(usize, Option<u8>)> {
     static PLANS: OnceLock<Vec<Option<(usize, Option<u8>)>>> = OnceLock::new();
     let plans = PLANS.get_or_init(|| {
@@ -130,7 +130,7 @@ pub fn resolve(req: &Request) -> Option<(u16, &'static Command)> {
 
 /// `resolve` for a request whose top-level command the caller already
 /// looked up (`command::lookup`: row `i`, `cmd`): no second name lookup.
-#[inline]
+#[inline(always)]
 pub fn resolve_top(i: usize, cmd: &'static Command, req: &Request) -> (u16, &'static Command) {
     if cmd.subcommands.is_empty() || req.argc() < 2 {
         return (id_of(i, None), cmd);
