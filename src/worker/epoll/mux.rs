@@ -77,7 +77,7 @@ impl EpollDriver {
         now: Instant,
     ) {
         // A rejected client's socket drops, and closes, here.
-        if !crate::worker::mux_pools::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
+        if !crate::worker::mux_admit::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
         // Before admission: a TLS session that cannot start is never

@@ -54,7 +54,9 @@ impl EpollDriver {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
+                        Err(e) => {
+                            relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats)
+                        }
                     }
                     progress = true;
                 }
@@ -78,7 +80,12 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
+                                _ => relay_tls::error(
+                                    &mut c.r,
+                                    side,
+                                    e.raw_os_error().unwrap_or(libc::EIO),
+                                    &*self.core.stats,
+                                ),
                             }
                         }
                     }
