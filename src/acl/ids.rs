@@ -76,14 +76,18 @@ fn id_of(i: usize, sub: Option<usize>) -> u16 {
     }
 }
 
+/// One key at this argument index, needing these permissions (`None`: a
+/// `NOT_KEY` spec, not checked).
+pub type KeyPlan = (usize, Option<u8>);
+
 /// The single-key fast path of the ACL check, by id: `Some((index,
 /// need))` for a command whose one key spec is one key at a fixed index
 /// (`command::single_key`), `need` being `check::key_need` of its flags;
 /// `None` for every other command (the general key-spec walk). Worked out
 /// once for the table, so a check does not re-read the key specs.
 #[inline(always)]
-pub fn key_plan(id: u16) -> Option<(usize, Option<u8>)> {
-    static PLANS: OnceLock<Vec<Option<(usize, Option<u8>)>>> = OnceLock::new();
+pub fn key_plan(id: u16) -> Option<KeyPlan> {
+    static PLANS: OnceLock<Vec<Option<KeyPlan>>> = OnceLock::new();
     let plans = PLANS.get_or_init(|| {
         all()
             .map(|(_, c)| {
