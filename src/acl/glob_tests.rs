@@ -95,7 +95,16 @@ fn fast_paths_agree_with_the_general_matcher() {
 fn prefix_word_path_agrees_with_the_general_matcher() {
     let patterns: [&[u8]; 6] = [b"*", b"k*", b"key:*", b"12345678*", b"123456789*", b"abcdefgh**"];
     let strings: [&[u8]; 10] = [
-        b"", b"k", b"key:", b"key:1", b"key:12345678", b"1234567", b"12345678", b"123456789", b"abcdefgh", b"abcdefgX1",
+        b"",
+        b"k",
+        b"key:",
+        b"key:1",
+        b"key:12345678",
+        b"1234567",
+        b"12345678",
+        b"123456789",
+        b"abcdefgh",
+        b"abcdefgX1",
     ];
     for p in patterns {
         for s in strings {
