@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::glob;
 use super::ids;
 use super::rules::{User, READ, WRITE};
-use crate::protocol::command::{acl, for_each_key, key_flag, Command};
+use crate::protocol::command::{acl, for_each_key, key_flag, lookup, Command};
 use crate::protocol::resp::Request;
 
 /// Why a request was refused.
@@ -36,6 +36,7 @@ pub enum Denied {
 impl Denied {
     /// The reply, in Redis's words (7.2's texts, which name the user);
     /// `name` is the command as sent (for `Unknown`).
+    #[cold]
     pub fn reply(self, user: &str, name: &[u8]) -> Bytes {
         let cmd_text = |cmd: &str| format!("-NOPERM User {user} has no permissions to run the '{cmd}' command\r\n");
         match self {
@@ -49,6 +50,23 @@ impl Denied {
             Denied::Channel => Bytes::from_static(b"-NOPERM No permissions to access a channel\r\n"),
         }
     }
+}
+
+/// The permissions a key spec's flags need: read for `ACCESS`, write for
+/// `INSERT` / `DELETE` / `UPDATE` (none of them: still some pattern must
+/// match, as in Redis); `None` for a `NOT_KEY` spec, which is not checked.
+pub(super) fn key_need(flags: u32) -> Option<u8> {
+    if flags & key_flag::NOT_KEY != 0 {
+        return None;
+    }
+    let mut need = 0;
+    if flags & key_flag::ACCESS != 0 {
+        need |= READ;
+    }
+    if flags & (key_flag::INSERT | key_flag::DELETE | key_flag::UPDATE) != 0 {
+        need |= WRITE;
+    }
+    Some(need)
 }
 
 /// Script commands: their keys are whatever the script touches.
@@ -76,20 +94,32 @@ impl User {
     /// the pool's own policy then decides.
     #[inline]
     pub fn check(&self, req: &Request) -> Result<(), Denied> {
-        match ids::resolve(req) {
-            Some((id, cmd)) => self.check_command(id, cmd, req),
+        self.check_found(lookup(req.name()), req)
+    }
+
+    /// `check` for a request whose top-level command the caller already
+    /// looked up (`command::lookup(req.name())`, `None`: not in the table),
+    /// so the hot path names the command once.
+    #[inline(always)]
+    pub fn check_found(&self, top: Option<(usize, &'static Command)>, req: &Request) -> Result<(), Denied> {
+        match top {
+            Some((i, cmd)) => {
+                let (id, cmd) = ids::resolve_top(i, cmd, req);
+                self.check_command(id, cmd, req)
+            }
             None if self.allcommands => Ok(()),
             None => Err(Denied::Unknown),
         }
     }
 
     /// Judges `req`, already resolved to `cmd` with id `id`.
+    #[inline(always)]
     pub fn check_command(&self, id: u16, cmd: &'static Command, req: &Request) -> Result<(), Denied> {
         if !self.commands.has(id) || (runs_scripts(cmd) && !self.allkeys && !self.scripting) {
             return Err(Denied::Command(cmd.fullname));
         }
         if !self.allkeys && !cmd.keys.is_empty() {
-            self.check_keys(cmd, req)?;
+            self.check_keys(id, cmd, req)?;
         }
         if !self.allchannels && cmd.acl & acl::PUBSUB != 0 {
             if let Some((all, literal)) = channels(cmd) {
@@ -104,21 +134,33 @@ impl User {
         Ok(())
     }
 
-    fn check_keys(&self, cmd: &Command, req: &Request) -> Result<(), Denied> {
+    #[inline(always)]
+    fn check_keys(&self, id: u16, cmd: &Command, req: &Request) -> Result<(), Denied> {
+        // Most keyed commands (GET, SET, HSET...): one key at a fixed
+        // index, its need worked out once per command (`ids::key_plan`).
+        if let Some((pos, need)) = ids::key_plan(id) {
+            return match need {
+                // Past the arguments: keyless (see the module invariant).
+                Some(need) if pos < req.argc() && !self.key_ok(req.arg(pos), need) => Err(Denied::Key),
+                _ => Ok(()),
+            };
+        }
+        self.check_keys_general(cmd, req)
+    }
+
+    /// `check_keys` for commands with several keys or key specs: Redis's
+    /// key-spec walk.
+    #[inline(never)]
+    fn check_keys_general(&self, cmd: &Command, req: &Request) -> Result<(), Denied> {
         let mut denied = false;
         // An error here means "keyless" (see the module invariant).
         let _ = for_each_key(cmd, req, |i, flags| {
-            if denied || flags & key_flag::NOT_KEY != 0 {
+            if denied {
                 return;
             }
-            let mut need = 0;
-            if flags & key_flag::ACCESS != 0 {
-                need |= READ;
+            if let Some(need) = key_need(flags) {
+                denied = !self.key_ok(req.arg(i), need);
             }
-            if flags & (key_flag::INSERT | key_flag::DELETE | key_flag::UPDATE) != 0 {
-                need |= WRITE;
-            }
-            denied = !self.key_ok(req.arg(i), need);
         });
         if denied {
             Err(Denied::Key)
@@ -128,8 +170,17 @@ impl User {
     }
 
     /// Whether some pattern granting at least `need` matches `key`.
+    #[inline(always)]
     pub fn key_ok(&self, key: &[u8], need: u8) -> bool {
-        self.allkeys || self.keys.iter().any(|k| k.perms & need == need && glob::matches(&k.pattern, key))
+        if self.allkeys {
+            return true;
+        }
+        for k in &self.keys {
+            if k.perms & need == need && glob::matches_shaped(&k.pattern, k.shape, key) {
+                return true;
+            }
+        }
+        false
     }
 
     fn channel_ok(&self, channel: &[u8], literal: bool) -> bool {

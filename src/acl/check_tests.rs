@@ -79,3 +79,30 @@ fn scripts_need_allkeys_or_explicit_scripting() {
     let u = user("on +@all allkeys");
     assert_eq!(check(&u, &["EVALSHA", "abc", "0"]), Ok(()));
 }
+
+#[test]
+fn single_key_plan_agrees_with_the_key_spec_walk() {
+    // Every command the fast path takes: its verdict on a key read-only,
+    // read-write and unmatched, at its key index and with too few
+    // arguments, is the general walk's.
+    let u = user("on +@all ~app:* %R~ro:*");
+    let mut planned = 0;
+    for (id, cmd) in ids::all() {
+        let Some((pos, _)) = ids::key_plan(id) else { continue };
+        planned += 1;
+        for key in ["app:1", "ro:1", "other"] {
+            for argc in [pos, pos + 1, pos + 3] {
+                let mut args: Vec<&str> = vec![cmd.name; argc];
+                if let Some(a) = args.get_mut(pos) {
+                    *a = key;
+                }
+                let r = req(&args);
+                assert_eq!(u.check_keys(id, cmd, &r), u.check_keys_general(cmd, &r), "{} {args:?}", cmd.fullname);
+            }
+        }
+    }
+    assert!(planned > 100, "{planned} commands on the fast path");
+    assert_eq!(check(&u, &["GET", "ro:1"]), Ok(()));
+    assert_eq!(check(&u, &["SET", "ro:1", "v"]), Err(Denied::Key));
+    assert_eq!(check(&u, &["GET"]), Ok(()), "too few arguments: keyless");
+}

@@ -18,19 +18,78 @@
 /// How deep `*` may nest before the match gives up (Redis's own limit).
 pub const MAX_NESTING: usize = 1000;
 
-/// Whether `pattern` matches all of `s`, as Redis's `stringmatchlen(...,
-/// nocase = 0)` answers.
-pub fn matches(pattern: &[u8], s: &[u8]) -> bool {
-    // The shapes most ACL patterns have, a literal or `prefix:*`, answered
-    // without the general matcher (the same answers: a trailing run of
-    // stars matches any rest, the empty one too, but a lone `*` run never
-    // matches an empty string). Anything with `?`, `[`, `\` or an inner
-    // `*` goes the general way.
-    let body = pattern.iter().rposition(|&b| b != b'*').map_or(&pattern[..0], |i| &pattern[..=i]);
-    if !body.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
-        return if body.len() == pattern.len() { pattern == s } else { !s.is_empty() && s.starts_with(body) };
+/// A pattern's shape, worked out once when a rule is compiled so a check
+/// does not re-scan the pattern: most ACL patterns are a literal or
+/// `prefix*` (`prefix:*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// No glob bytes at all: equality.
+    Literal,
+    /// A literal body of `len` bytes, then only stars: any non-empty
+    /// string starting with the body (a lone `*` run never matches an
+    /// empty string). A body of at most 8 bytes is also kept as a
+    /// little-endian `word` under `mask`, so a string of 8 bytes or more
+    /// is compared with one load, not a `memcmp` call.
+    Prefix { len: usize, word: u64, mask: u64 },
+    /// Anything else (`?`, `[`, `\`, an inner `*`): the general matcher.
+    General,
+}
+
+/// The shape of `pattern` (see `Shape`).
+pub fn shape(pattern: &[u8]) -> Shape {
+    let body = pattern.iter().rposition(|&b| b != b'*').map_or(0, |i| i.saturating_add(1));
+    let head = pattern.get(..body).unwrap_or_default();
+    if head.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+        Shape::General
+    } else if body == pattern.len() {
+        Shape::Literal
+    } else {
+        let (word, mask) = if body <= 8 {
+            let mut w = [0u8; 8];
+            let mut m = [0u8; 8];
+            for (i, &b) in head.iter().enumerate() {
+                w[i] = b;
+                m[i] = 0xff;
+            }
+            (u64::from_le_bytes(w), u64::from_le_bytes(m))
+        } else {
+            (0, 0)
+        };
+        Shape::Prefix { len: body, word, mask }
     }
-    match_general(pattern, s)
+}
+
+/// The first 8 bytes of `s` as a little-endian word (`None`: shorter).
+#[inline]
+fn first_word(s: &[u8]) -> Option<u64> {
+    let head: [u8; 8] = s.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(head))
+}
+
+/// `matches` for a pattern whose `shape` is already known.
+#[inline(always)]
+pub fn matches_shaped(pattern: &[u8], shape: Shape, s: &[u8]) -> bool {
+    match shape {
+        Shape::Literal => pattern == s,
+        Shape::Prefix { len, word, mask } => {
+            if len <= 8 {
+                if let Some(w) = first_word(s) {
+                    return w & mask == word;
+                }
+            }
+            !s.is_empty() && pattern.get(..len).is_some_and(|body| s.starts_with(body))
+        }
+        Shape::General => match_general(pattern, s),
+    }
+}
+
+/// Whether `pattern` matches all of `s`, as Redis's `stringmatchlen(...,
+/// nocase = 0)` answers. The shapes most ACL patterns have, a literal or
+/// `prefix:*`, are answered without the general matcher (the same
+/// answers: a trailing run of stars matches any rest, the empty one too,
+/// but a lone `*` run never matches an empty string).
+pub fn matches(pattern: &[u8], s: &[u8]) -> bool {
+    matches_shaped(pattern, shape(pattern), s)
 }
 
 /// `matches` without the fast paths (the port of `stringmatchlen`).

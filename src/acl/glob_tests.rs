@@ -90,3 +90,27 @@ fn fast_paths_agree_with_the_general_matcher() {
         }
     }
 }
+
+#[test]
+fn prefix_word_path_agrees_with_the_general_matcher() {
+    let patterns: [&[u8]; 6] = [b"*", b"k*", b"key:*", b"12345678*", b"123456789*", b"abcdefgh**"];
+    let strings: [&[u8]; 10] = [
+        b"",
+        b"k",
+        b"key:",
+        b"key:1",
+        b"key:12345678",
+        b"1234567",
+        b"12345678",
+        b"123456789",
+        b"abcdefgh",
+        b"abcdefgX1",
+    ];
+    for p in patterns {
+        for s in strings {
+            assert_eq!(matches(p, s), match_general(p, s), "{:?} vs {:?}", p, s);
+        }
+    }
+    assert!(matches(b"key:*", b"key:000000001234"));
+    assert!(!matches(b"key:*", b"kex:000000001234"));
+}

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use crate::protocol::command::{lookup, Command, COMMANDS};
+use crate::protocol::command::{lookup, single_key, Command, COMMANDS};
 use crate::protocol::resp::Request;
 
 /// Bits in a permission set; the table has about 380 rows.
@@ -76,6 +76,29 @@ fn id_of(i: usize, sub: Option<usize>) -> u16 {
     }
 }
 
+/// One key at this argument index, needing these permissions (`None`: a
+/// `NOT_KEY` spec, not checked).
+pub type KeyPlan = (usize, Option<u8>);
+
+/// The single-key fast path of the ACL check, by id: `Some((index,
+/// need))` for a command whose one key spec is one key at a fixed index
+/// (`command::single_key`), `need` being `check::key_need` of its flags;
+/// `None` for every other command (the general key-spec walk). Worked out
+/// once for the table, so a check does not re-read the key specs.
+#[inline(always)]
+pub fn key_plan(id: u16) -> Option<KeyPlan> {
+    static PLANS: OnceLock<Vec<Option<KeyPlan>>> = OnceLock::new();
+    let plans = PLANS.get_or_init(|| {
+        all()
+            .map(|(_, c)| {
+                let flags = c.keys.first().map_or(0, |k| k.flags);
+                single_key(c).filter(|&p| p > 0).map(|p| (p, super::check::key_need(flags)))
+            })
+            .collect()
+    });
+    plans.get(usize::from(id)).copied().flatten()
+}
+
 /// Every (id, command) pair: each top-level command, then its subcommands.
 pub fn all() -> impl Iterator<Item = (u16, &'static Command)> {
     COMMANDS.iter().enumerate().flat_map(|(i, c)| {
@@ -106,13 +129,23 @@ pub fn by_name(name: &str) -> Option<(u16, &'static Command)> {
 #[inline]
 pub fn resolve(req: &Request) -> Option<(u16, &'static Command)> {
     let (i, cmd) = lookup(req.name())?;
+    Some(resolve_top(i, cmd, req))
+}
+
+/// `resolve` for a request whose top-level command the caller already
+/// looked up (`command::lookup`: row `i`, `cmd`): no second name lookup.
+#[inline(always)]
+pub fn resolve_top(i: usize, cmd: &'static Command, req: &Request) -> (u16, &'static Command) {
     if cmd.subcommands.is_empty() || req.argc() < 2 {
-        return Some((id_of(i, None), cmd));
+        return (id_of(i, None), cmd);
     }
     let sub = req.arg(1);
     match cmd.subcommands.iter().position(|c| c.name.as_bytes().eq_ignore_ascii_case(sub)) {
-        Some(j) => Some((id_of(i, Some(j)), cmd.subcommands.get(j)?)),
-        None => Some((id_of(i, None), cmd)),
+        Some(j) => match cmd.subcommands.get(j) {
+            Some(s) => (id_of(i, Some(j)), s),
+            None => (id_of(i, None), cmd),
+        },
+        None => (id_of(i, None), cmd),
     }
 }
 

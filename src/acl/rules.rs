@@ -35,6 +35,8 @@ pub const WRITE: u8 = 2;
 pub struct KeyPattern {
     pub pattern: Box<[u8]>,
     pub perms: u8,
+    /// `glob::shape(pattern)`, computed once at compile time.
+    pub shape: super::glob::Shape,
 }
 
 /// One user, compiled: every decision is a bit test or a pattern match.
@@ -277,7 +279,7 @@ impl User {
         }
         match self.keys.iter_mut().find(|k| *k.pattern == *pattern) {
             Some(k) => k.perms |= perms,
-            None => self.keys.push(KeyPattern { pattern: pattern.into(), perms }),
+            None => self.keys.push(KeyPattern { pattern: pattern.into(), perms, shape: super::glob::shape(pattern) }),
         }
     }
 

@@ -134,7 +134,9 @@ impl UserLimits {
         if u >= self.names.len() {
             return None;
         }
-        let w = worker % self.shares.workers();
+        let n = self.shares.workers();
+        // Workers number themselves below `n`; the modulo is only a guard.
+        let w = if worker < n { worker } else { worker % n.max(1) };
         self.slots.get(w * self.names.len() + u)
     }
 
@@ -183,6 +185,17 @@ impl UserLimits {
             bump(&s.limited, 1);
         }
         out
+    }
+
+    /// Counts a request of `bytes` inbound bytes of `user` without touching
+    /// its buckets (what `charge` does for a user without limits; the
+    /// caller knows no user here has any).
+    #[inline]
+    pub fn count(&self, worker: usize, user: u32, bytes: usize) {
+        if let Some(s) = self.slot(worker, user) {
+            bump(&s.requests, 1);
+            bump(&s.in_bytes, bytes as u64);
+        }
     }
 
     /// Charges (and counts) a request of `bytes` inbound bytes of `user`

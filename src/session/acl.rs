@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use super::handshake::{self, Ctx, Hs, Mode};
 use crate::acl::{User, Users, NOAUTH, WRONGPASS};
+use crate::protocol::command::{self, flag, Command};
 use crate::protocol::resp::{encode, Request};
 
 /// What the gate decided.
@@ -40,8 +41,52 @@ const OK: &[u8] = b"+OK\r\n";
 /// Runs the gate for `req`. `user` is the client's user (`None` before
 /// AUTH); `id` is the client id HELLO reports.
 pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode, id: u64, req: &Request) -> Gate {
+    gate_found(users, user, hs, mode, id, req, command::lookup(req.name()))
+}
+
+/// `gate` for a request whose top-level command the caller already looked
+/// up (`command::lookup(req.name())`): the hot path names the command
+/// once, and AUTH / HELLO / QUIT / PING are told apart by their table row.
+/// An authenticated client's command without Redis's `no-auth` flag (all
+/// but AUTH, HELLO, QUIT) goes straight to the user's check, inlined.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn gate_found(
+    users: &Users,
+    user: &mut Option<Arc<User>>,
+    hs: &mut Hs,
+    mode: Mode,
+    id: u64,
+    req: &Request,
+    top: Option<(usize, &'static Command)>,
+) -> Gate {
+    if let (Some(u), Some((_, cmd))) = (user.as_deref(), top) {
+        if cmd.flags & flag::NO_AUTH == 0 {
+            return match u.check_found(top, req) {
+                Ok(()) => Gate::Pass,
+                Err(d) => Gate::Denied(d.reply(&u.name, req.name())),
+            };
+        }
+    }
+    gate_slow(users, user, hs, mode, id, req, top)
+}
+
+/// `gate_found` for everything but the hot path: AUTH, HELLO, QUIT, a
+/// client without a user, a command outside the table.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn gate_slow(
+    users: &Users,
+    user: &mut Option<Arc<User>>,
+    hs: &mut Hs,
+    mode: Mode,
+    id: u64,
+    req: &Request,
+    top: Option<(usize, &'static Command)>,
+) -> Gate {
     let name = req.name();
-    if name.eq_ignore_ascii_case(b"AUTH") {
+    let table_name = top.map_or("", |(_, c)| c.name);
+    if table_name == "AUTH" {
         let found = match req.argc() {
             2 => users.authenticate(b"default", req.arg(1)),
             3 => users.authenticate(req.arg(1), req.arg(2)),
@@ -55,14 +100,14 @@ pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode
             None => encode::error(WRONGPASS),
         });
     }
-    if name.eq_ignore_ascii_case(b"HELLO") {
+    if table_name == "HELLO" {
         return Gate::Reply(hello(users, user, hs, mode, id, req));
     }
-    if name.eq_ignore_ascii_case(b"QUIT") {
+    if table_name == "QUIT" {
         return Gate::Pass;
     }
     let Some(u) = user.as_deref() else {
-        if name.eq_ignore_ascii_case(b"PING") && req.argc() <= 2 {
+        if table_name == "PING" && req.argc() <= 2 {
             return Gate::Reply(if req.argc() == 2 {
                 encode::bulk(req.arg(1))
             } else {
@@ -71,7 +116,7 @@ pub fn gate(users: &Users, user: &mut Option<Arc<User>>, hs: &mut Hs, mode: Mode
         }
         return Gate::Reply(Bytes::from_static(NOAUTH));
     };
-    match u.check(req) {
+    match u.check_found(top, req) {
         Ok(()) => Gate::Pass,
         Err(d) => Gate::Denied(d.reply(&u.name, name)),
     }

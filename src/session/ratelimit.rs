@@ -263,6 +263,14 @@ impl RateGate {
     ) -> Gate {
         let Some(c) = c else { return Gate::Go };
         let user = c.user_id(user);
+        if !self.admits {
+            // Nothing can refuse (no per-IP rate, no user with limits):
+            // only the user's counters, the common case with users.
+            if let Some((users, worker)) = self.ctx.as_ref().and_then(|x| Some((x.users.as_ref()?, x.worker))) {
+                users.count(worker, user, bytes);
+            }
+            return Gate::Go;
+        }
         let gate = match self.on_limit() {
             None => return Gate::Go,
             Some(_) if !self.admits => Gate::Go,

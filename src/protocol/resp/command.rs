@@ -194,7 +194,13 @@ fn extra_ok(spec: &Spec, req: &Request) -> bool {
 /// Checks a request against the pool's policy and Redis's arity (of the
 /// subcommand, for containers such as OBJECT and XGROUP).
 pub fn check(req: &Request) -> Check {
-    let Some((i, top)) = command::lookup(req.name()) else { return Check::Unknown };
+    check_found(req, command::lookup(req.name()))
+}
+
+/// `check` for a request whose top-level command the caller already
+/// looked up (`command::lookup(req.name())`).
+pub fn check_found(req: &Request, found: Option<(usize, &'static command::Command)>) -> Check {
+    let Some((i, top)) = found else { return Check::Unknown };
     let Some(spec) = rows().get(i).copied().flatten() else { return Check::Unknown };
     let cmd =
         if top.subcommands.is_empty() || req.argc() < 2 { top } else { top.subcommand(req.arg(1)).unwrap_or(top) };

@@ -16,7 +16,7 @@ use super::types::{ClientClose, ClientId, LocalStats, MuxConfig, Router, Unsuppo
 use crate::protocol::command::{for_each_key, single_key, Command};
 use crate::protocol::memcache::local::{stats_reply, FLUSH_REFUSED};
 use crate::protocol::memcache::{split_get, McCmd, McRequest};
-use crate::protocol::resp::command::{check, Check, Kind, Merge};
+use crate::protocol::resp::command::{check_found, Check, Kind, Merge};
 use crate::protocol::resp::scripts::{self, Scope};
 use crate::protocol::resp::{encode, split, Fragment, Request, SplitError};
 use crate::protocol::ProtoError;
@@ -159,10 +159,12 @@ pub(super) fn plan_redis(
     counts: Counts,
     rate: &RateGate,
 ) -> Plan {
+    // The one name lookup of the request: the gate and the policy check share it.
+    let found = crate::protocol::command::lookup(req.name());
     if let Some(users) = cfg.users.as_deref() {
         // Proxy users replace `redis_auth` toward clients: once this
         // passes, the client is authenticated and allowed this request.
-        match acl::gate(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, &req) {
+        match acl::gate_found(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, &req, found) {
             Gate::Pass => *authed |= user.is_some(),
             Gate::Reply(r) => return Plan::Reply(r),
             Gate::Denied(r) => {
@@ -178,7 +180,7 @@ pub(super) fn plan_redis(
     }
     // Only error paths need the name as text; keep the hot path allocation-free.
     let name = || String::from_utf8_lossy(req.name()).into_owned();
-    let (spec, cmd) = match check(&req) {
+    let (spec, cmd) = match check_found(&req, found) {
         Check::Ok(spec, cmd) => (spec, cmd),
         Check::Unknown => {
             return refuse(cfg, ClientClose::Unsupported, format!("ERR unsupported command '{}'", name()))
