@@ -20,11 +20,22 @@
 #        METRICS_DETAIL; default 1s: callgrind slows Puerta ~50x, so at
 #        Puerta's default of 10ms most pipelined requests would be "slow"
 #        and the figure would measure the slow log, not the per-request
-#        timing; set "10ms" to see that: each entry costs ~260 Ir)
+#        timing; set "10ms" to see that: each entry costs ~260 Ir),
+#        USERS (1: the TOML pool also gets a proxy user, `[[user]] u` with
+#        key patterns, and redis-benchmark authenticates as it, so each
+#        request runs the ACL check; "limits": the user also has `limits`
+#        it never reaches, so each request also draws on the user's
+#        buckets; implies METRICS_DETAIL=basic if unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
 KEYSPACE=${KEYSPACE:-10000}
+USERS=${USERS:-}
+AUTH=()
+if [ -n "$USERS" ]; then
+    METRICS_DETAIL=${METRICS_DETAIL:-basic}
+    AUTH=(--user u -a pw)
+fi
 for b in redis-server redis-benchmark valgrind callgrind_control python3; do
     command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools valgrind" >&2; exit 1; }
 done
@@ -59,6 +70,16 @@ timeout = 2000
 servers = ["127.0.0.1:$RA:1 redis-a", "127.0.0.1:$RB:1 redis-b"]
 slow_op_threshold = "${SLOW_OP_THRESHOLD:-1s}"
 TOML
+        if [ -n "$USERS" ]; then
+            # redis-benchmark's keys are key:__rand_int__ (GET, SET).
+            cat >>"$CONF" <<TOML
+
+[[user]]
+name = "u"
+rules = "on >pw ~key:* ~counter:* ~mylist* ~myset* +@read +@write +@connection -@dangerous"
+TOML
+            [ "$USERS" != limits ] || echo 'limits = { requests = 1000000000, bytes = "100gb", burst = 1.0 }' >>"$CONF"
+        fi
     else
         cat >"$CONF" <<YML
 bench:
@@ -79,9 +100,9 @@ YML
     wait_port "$PP"
     for pipe in $PIPELINES; do
         for cmd in get set; do
-            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n 2000 -P "$pipe" -r "$KEYSPACE" -t "$cmd" -q >/dev/null 2>&1
+            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n 2000 -P "$pipe" -r "$KEYSPACE" -t "$cmd" "${AUTH[@]}" -q >/dev/null 2>&1
             callgrind_control -z "$VPID" >/dev/null 2>&1
-            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n "$N" -P "$pipe" -r "$KEYSPACE" -t "$cmd" -q >/dev/null 2>&1
+            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n "$N" -P "$pipe" -r "$KEYSPACE" -t "$cmd" "${AUTH[@]}" -q >/dev/null 2>&1
             rm -f "$WORK"/cg.$VPID.*
             callgrind_control -d "$VPID" >/dev/null 2>&1
             sleep 0.5

@@ -42,7 +42,8 @@
 //! - [`obs`]: per-request timing, latency histograms, per-command counters
 //!   and the slow log (per core, merged on scrape).
 //! - [`limit`]: sans-IO rate and connection limits (token buckets, the
-//!   bounded per-IP table, per-core shares rebalanced by control).
+//!   bounded per-IP table, per-user buckets and counters, per-core shares
+//!   rebalanced by control).
 //! - [`fdlimit`]: RLIMIT_NOFILE, the derived process-wide client limit and
 //!   the count of clients held against it.
 //! - [`bench`]: `puerta bench`, the load generator; it imports only the

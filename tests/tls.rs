@@ -98,7 +98,8 @@ fn failed_handshakes_leave_puerta_serving() {
     let backend = redis();
     for io in drivers() {
         let (port, mtls, old) = (free_port(), free_port(), free_port());
-        let mut cfg = redis_pool(port, backend.port, &format!("{}\ntls_handshake_timeout = \"1s\"", tls_line(&leaf, None)));
+        let mut cfg =
+            redis_pool(port, backend.port, &format!("{}\ntls_handshake_timeout = \"1s\"", tls_line(&leaf, None)));
         cfg.push_str(&format!(
             "\n[[pool]]\nname = \"m\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{mtls}\"\nservers = [\"127.0.0.1:{}:1\"]\n{}\n",
             backend.port,
@@ -209,7 +210,11 @@ fn check_validates_certificates() {
     let run = |tls: &str| {
         let path = dir.join("check.toml");
         std::fs::write(&path, redis_pool(free_port(), 6379, tls).replace("{admin}", "19999")).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta")).args(["check", "--config"]).arg(&path).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     assert!(run(&tls_line(&good, None)).0);

@@ -151,7 +151,8 @@ fn tcp_pool_presents_a_client_certificate_for_mutual_tls() {
 /// Runs tests/mongo/cursors.py over TLS through `port`.
 fn cursors_over_tls(port: u16, ca: &Ca) -> serde_json::Value {
     let uri = format!("mongodb://127.0.0.1:{port}/?tls=true&tlsCAFile={}", ca.pem.display());
-    let out = Command::new(python()).arg(script("cursors.py")).arg(uri).args(["--cursors", "8", "--batch", "10"]).output();
+    let out =
+        Command::new(python()).arg(script("cursors.py")).arg(uri).args(["--cursors", "8", "--batch", "10"]).output();
     let out = out.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "cursors.py failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));

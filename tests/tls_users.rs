@@ -89,7 +89,8 @@ fn client_certificates_name_users() {
 
         // A reload that removes app1 closes its idle connections, each
         // with a clean TLS close.
-        let without_app1 = cfg.replace("cert_cn = \"app1\"", "cert_cn = \"gone\"").replace("name = \"app1\"", "name = \"gone\"");
+        let without_app1 =
+            cfg.replace("cert_cn = \"app1\"", "cert_cn = \"gone\"").replace("name = \"app1\"", "name = \"gone\"");
         std::fs::write(&p.config, without_app1.replace("{admin}", &p.admin.to_string())).unwrap();
         assert_eq!(p.post("/reload").0, 200, "{io}");
         assert_eq!(r1.read_to_close(), Ok(Vec::new()), "{io}: redis client of a removed user");

@@ -21,6 +21,20 @@ pub const MAX_NESTING: usize = 1000;
 /// Whether `pattern` matches all of `s`, as Redis's `stringmatchlen(...,
 /// nocase = 0)` answers.
 pub fn matches(pattern: &[u8], s: &[u8]) -> bool {
+    // The shapes most ACL patterns have, a literal or `prefix:*`, answered
+    // without the general matcher (the same answers: a trailing run of
+    // stars matches any rest, the empty one too, but a lone `*` run never
+    // matches an empty string). Anything with `?`, `[`, `\` or an inner
+    // `*` goes the general way.
+    let body = pattern.iter().rposition(|&b| b != b'*').map_or(&pattern[..0], |i| &pattern[..=i]);
+    if !body.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\')) {
+        return if body.len() == pattern.len() { pattern == s } else { !s.is_empty() && s.starts_with(body) };
+    }
+    match_general(pattern, s)
+}
+
+/// `matches` without the fast paths (the port of `stringmatchlen`).
+pub fn match_general(pattern: &[u8], s: &[u8]) -> bool {
     let mut skip_longer = false;
     match_impl(pattern, s, &mut skip_longer, 0)
 }

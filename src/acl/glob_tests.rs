@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{lint, matches};
+use super::{lint, match_general, matches};
 
 #[test]
 fn redis_semantics() {
@@ -71,4 +71,22 @@ fn lint_refuses_typos_and_huge_patterns() {
     assert!(lint(b"abc\\").is_err());
     assert!(lint("*".repeat(65).as_bytes()).is_err());
     assert!(lint(&[b'a'; 2000]).is_err());
+}
+
+/// The fast paths (a literal, `prefix*`) answer exactly as the general
+/// matcher does, Redis's quirks included (a lone star run never matches
+/// the empty string).
+#[test]
+fn fast_paths_agree_with_the_general_matcher() {
+    let patterns = ["", "*", "**", "key", "key:*", "key:**", "k", "k*", "key:*x", "ke?:*", "k\\*", "[k]*"];
+    let strings = ["", "k", "ke", "key", "key:", "key:1", "key:1x", "k*", "other", "KEY:1"];
+    for p in patterns {
+        for s in strings {
+            assert_eq!(
+                matches(p.as_bytes(), s.as_bytes()),
+                match_general(p.as_bytes(), s.as_bytes()),
+                "{p:?} against {s:?}"
+            );
+        }
+    }
 }

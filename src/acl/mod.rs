@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use cert::{CertMatch, CertNames};
 pub use check::Denied;
-pub use rules::{hash, KeyPattern, User, READ, WRITE};
+pub use rules::{hash, KeyPattern, User, NO_ID, READ, WRITE};
 pub use source::IpRange;
 
 /// A rule that does not parse, in words for `file:line: key: problem`.
@@ -84,7 +84,8 @@ impl Users {
         ip.is_some_and(|ip| self.list.iter().any(|u| u.enabled && u.source.iter().any(|r| r.contains(ip))))
     }
 
-    /// The enabled user whose `source` holds `ip` (memcache pools).
+    /// The first enabled user whose `source` holds `ip` (memcache pools:
+    /// the user a client from `ip` is, for its rules, limits and counters).
     pub fn by_source(&self, ip: std::net::IpAddr) -> Option<&Arc<User>> {
         self.list.iter().find(|u| u.enabled && u.source.iter().any(|r| r.contains(ip)))
     }

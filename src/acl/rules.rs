@@ -63,7 +63,15 @@ pub struct User {
     /// The client certificates that are this user (`[[user]] cert_cn`,
     /// `cert_san`; set by the config layer, not a rule).
     pub cert: super::CertMatch,
+    /// The user's index in the process-wide `[[user]]` list (its per-user
+    /// limits and counters, `limit::UserLimits`); `NO_ID` for a user that
+    /// is no `[[user]]` (a cluster pool's `client_auth`). Set by the config
+    /// layer.
+    pub id: u32,
 }
+
+/// `User::id` of a user outside the `[[user]]` list.
+pub const NO_ID: u32 = u32::MAX;
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +136,7 @@ impl User {
             scripting: false,
             source: Vec::new(),
             cert: super::CertMatch::default(),
+            id: NO_ID,
         }
     }
 

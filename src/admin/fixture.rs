@@ -65,7 +65,15 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
         users: Vec::new(),
     };
-    Snapshot { epoch, draining, config: Arc::new(config), pools, listeners: vec![], plain_listeners: vec![] }
+    Snapshot {
+        epoch,
+        draining,
+        config: Arc::new(config),
+        pools,
+        listeners: vec![],
+        plain_listeners: vec![],
+        user_limits: None,
+    }
 }
 
 /// Epoch 4; pool `redis-a` with `r1` healthy and `r2` down; two workers, the

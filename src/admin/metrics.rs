@@ -141,6 +141,7 @@ pub fn render_at(shared: &Shared, now: Instant) -> String {
     super::cluster::render_metrics(&mut m, shared, &snap);
     super::tls::render_metrics(&mut m, shared, &snap);
     super::obs::render_metrics(&mut m, shared, &snap);
+    super::limits::render_metrics(&mut m, shared, &snap);
     m.0
 }
 

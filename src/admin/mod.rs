@@ -31,6 +31,7 @@ mod guard;
 mod hotkeys;
 mod http;
 pub mod json;
+mod limits;
 pub mod mcstats;
 pub mod metrics;
 mod mongo;
@@ -38,9 +39,9 @@ pub mod nutstats;
 mod obs;
 mod ready;
 mod server;
-mod tls;
 mod slowlog;
 pub mod status;
+mod tls;
 mod totals;
 pub mod twem;
 

@@ -48,6 +48,8 @@ pub(crate) struct UserFile {
     /// Pools with `tls.ca`: a subjectAltName (DNS, URI, e-mail, IP) of the
     /// client certificate that is this user.
     pub cert_san: Option<String>,
+    /// `{ requests, bytes, burst }`: the user's rates, process-wide.
+    pub limits: Option<super::ratelimit::UserLimitsFile>,
 }
 
 /// `[server]`. Every key is optional; `Default` holds the documented defaults.

@@ -22,8 +22,8 @@ mod obs;
 mod pool;
 mod ratelimit;
 mod span;
-mod tls;
 mod summary;
+mod tls;
 mod twem;
 mod twem_pool;
 mod types;
@@ -43,9 +43,9 @@ pub use cluster::{ClusterCommands, ClusterConfig, ReadFrom};
 /// Duration text ("500ms", "10s", ...), shared with `puerta bench`'s flags.
 pub(crate) use duration::parse as parse_duration;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT, DEFAULT_MAX_BUFFERED_BYTES};
-pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use obs::{MetricsDetail, ObsConfig};
 pub use ratelimit::{PerIp, RateLimits};
+pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use twem::*;
 pub use types::*;
 

@@ -29,7 +29,11 @@ impl TryFrom<PoolFile> for PoolConfig {
 
 /// Converts one pool, recording problems in `p`. Returns the listen address
 /// on its own so cross-pool checks can run even if the pool is invalid.
-pub(crate) fn convert(file: &PoolFile, dir: &std::path::Path, p: &mut Problems) -> (Option<ListenAddr>, Option<PoolConfig>) {
+pub(crate) fn convert(
+    file: &PoolFile,
+    dir: &std::path::Path,
+    p: &mut Problems,
+) -> (Option<ListenAddr>, Option<PoolConfig>) {
     let key = |k: &str| KeyPath::root().key(k);
     let required = |what: &str| format!("required key is missing; expected {what}");
 

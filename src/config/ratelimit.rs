@@ -80,12 +80,12 @@ impl Visitor<'_> for NumberVisitor {
 /// Converts `per_ip` and `on_limit` of a pool of `mode`.
 pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> Option<RateLimits> {
     let key = |k: &str| KeyPath::root().key(k);
-    let mux = matches!(mode, Some(Mode::Redis | Mode::Memcache | Mode::RedisCluster));
+    let mux = matches!(mode, Some(Mode::Redis | Mode::Memcache | Mode::RedisCluster | Mode::Mongos));
     if let Some(m) = mode.filter(|_| !mux) {
         for (k, set) in [("per_ip", file.per_ip.is_some()), ("on_limit", file.on_limit.is_some())] {
             if set {
                 let why = format!(
-                    r#"applies only to mode "redis", "memcache" or "redis_cluster", and this pool is "{}""#,
+                    r#"applies only to mode "redis", "memcache", "redis_cluster" or "mongos", and this pool is "{}""#,
                     m.as_str()
                 );
                 p.add(key(k), why);
@@ -108,46 +108,79 @@ pub(crate) fn convert(file: &PoolFile, mode: Option<Mode>, p: &mut Problems) -> 
 }
 
 fn per_ip(f: &PerIpFile, p: &mut Problems) -> Option<PerIp> {
-    let key = |k: &str| KeyPath::root().key("per_ip").key(k);
-    let positive = |n: i64, max: i64| {
-        if (1..=max).contains(&n) {
-            Ok(n)
-        } else {
-            Err(format!("expected an integer from 1 to {max}, got {n}"))
-        }
-    };
+    let at = KeyPath::root().key("per_ip");
     let connections = match f.connections {
         None => Some(None),
-        Some(n) => p.check(key("connections"), positive(n, i64::from(u32::MAX))).map(|n| Some(n as u32)),
+        Some(n) => p.check(at.key("connections"), positive(n, i64::from(u32::MAX))).map(|n| Some(n as u32)),
     };
-    let requests = match f.requests {
+    let rate = rate_spec(f.requests, f.bytes.as_ref(), f.burst, &at, p);
+    let (connections, rate) = (connections?, rate?);
+    if connections.is_none() && !rate.is_limited() {
+        p.add(at, "expected at least one of connections, requests, bytes");
+        return None;
+    }
+    Some(PerIp { connections, rate })
+}
+
+/// `[[user]] limits = { requests, bytes, burst }` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserLimitsFile {
+    pub requests: Option<i64>,
+    pub bytes: Option<Scalar>,
+    pub burst: Option<Number>,
+}
+
+/// A user's `limits` under `at` (`user[i].limits`): at least one rate.
+pub(crate) fn user_limits(f: &UserLimitsFile, at: &KeyPath, p: &mut Problems) -> Option<RateSpec> {
+    let rate = rate_spec(f.requests, f.bytes.as_ref(), f.burst, at, p)?;
+    if !rate.is_limited() {
+        p.add(at.clone(), "expected at least one of requests, bytes");
+        return None;
+    }
+    Some(rate)
+}
+
+fn positive(n: i64, max: i64) -> Result<i64, String> {
+    if (1..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("expected an integer from 1 to {max}, got {n}"))
+    }
+}
+
+/// `requests`, `bytes` and `burst` of a rate table under `at` (`per_ip`,
+/// a user's `limits`): the one place their shapes and ranges are checked.
+fn rate_spec(
+    requests: Option<i64>,
+    bytes: Option<&Scalar>,
+    burst: Option<Number>,
+    at: &KeyPath,
+    p: &mut Problems,
+) -> Option<RateSpec> {
+    let requests = match requests {
         None => Some(None),
-        Some(n) => p.check(key("requests"), positive(n, 1 << 40)).map(|n| Some(n as f64)),
+        Some(n) => p.check(at.key("requests"), positive(n, 1 << 40)).map(|n| Some(n as f64)),
     };
-    let bytes = match &f.bytes {
+    let bytes = match bytes {
         None => Some(None),
         Some(v) => p.check(
-            key("bytes"),
+            at.key("bytes"),
             super::limits::size(v).and_then(|n| match n {
                 0 => Err(format!("expected a size > 0 per second, got {v}")),
                 n => Ok(Some(n as f64)),
             }),
         ),
     };
-    let burst = match f.burst {
+    let burst = match burst {
         None => Some(1.0),
         Some(Number(b)) if b.is_finite() && (0.01..=3600.0).contains(&b) => Some(b),
         Some(Number(b)) => {
-            p.add(key("burst"), format!("expected seconds of rate from 0.01 to 3600 (like 2.0), got {b}"));
+            p.add(at.key("burst"), format!("expected seconds of rate from 0.01 to 3600 (like 2.0), got {b}"));
             None
         }
     };
-    let (connections, requests, bytes, burst) = (connections?, requests?, bytes?, burst?);
-    if connections.is_none() && requests.is_none() && bytes.is_none() {
-        p.add(KeyPath::root().key("per_ip"), "expected at least one of connections, requests, bytes");
-        return None;
-    }
-    Some(PerIp { connections, rate: RateSpec { requests, bytes, burst } })
+    Some(RateSpec { requests: requests?, bytes: bytes?, burst: burst? })
 }
 
 /// `per_ip:` as a nested mapping in nutcracker YAML; errors are (line,

@@ -43,7 +43,7 @@ fn toml_errors_name_the_line_and_key() {
         ("mode = \"redis\"\non_limit = \"drop\"\n", "t.toml:6: pool[0].on_limit: expected one of delay, error, close"),
         (
             "per_ip = { connections = 1 }\n",
-            "t.toml:5: pool[0].per_ip: applies only to mode \"redis\", \"memcache\" or \"redis_cluster\", and this pool is \"tcp\"",
+            "t.toml:5: pool[0].per_ip: applies only to mode \"redis\", \"memcache\", \"redis_cluster\" or \"mongos\", and this pool is \"tcp\"",
         ),
     ];
     for (body, want) in cases {

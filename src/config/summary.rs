@@ -38,6 +38,22 @@ impl Config {
         for pool in &self.pools {
             pool_summary(&mut out, pool);
         }
+        if !self.users.is_empty() {
+            let _ = writeln!(out, "{} user(s):", self.users.len());
+        }
+        for u in &self.users {
+            let limits = match u.limits {
+                None => "no limits".to_owned(),
+                Some(l) => format!(
+                    "limits requests {}, bytes {}, burst {}",
+                    l.requests.map_or("unlimited".to_owned(), |r| format!("{r}/s")),
+                    l.bytes.map_or("unlimited".to_owned(), |b| format!("{b} B/s")),
+                    l.burst
+                ),
+            };
+            let pools = u.pools.as_ref().map_or("every pool".to_owned(), |p| p.join(","));
+            let _ = writeln!(out, "  {}: {pools}; {limits}", u.user.name);
+        }
         out
     }
 }

@@ -139,8 +139,10 @@ fn path_of(dir: &Path, text: &str) -> PathBuf {
 
 fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
     let key = |k: &str| KeyPath::root().key("tls").key(k);
-    let cert = p.check(key("cert"), t.cert.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
-    let pkey = p.check(key("key"), t.key.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
+    let cert =
+        p.check(key("cert"), t.cert.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
+    let pkey =
+        p.check(key("key"), t.key.as_deref().ok_or_else(|| "required key is missing; expected a PEM file".into()));
     let min_version = p.check(
         key("min_version"),
         pick(t.min_version.as_deref().unwrap_or("1.2"), &[("1.2", Version::Tls12), ("1.3", Version::Tls13)]),
@@ -157,7 +159,8 @@ fn server(t: &TlsFile, dir: &Path, p: &mut Problems) -> Option<ServerTls> {
         min_version: min_version?,
         alpn,
     };
-    let files = [("key", Some(settings.key.clone())), ("ca", settings.ca.clone()), ("cert", Some(settings.cert.clone()))];
+    let files =
+        [("key", Some(settings.key.clone())), ("ca", settings.ca.clone()), ("cert", Some(settings.cert.clone()))];
     match ServerTls::load(settings) {
         Ok(s) => {
             if s.seconds_left() <= 0 {

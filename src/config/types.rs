@@ -30,6 +30,9 @@ pub struct UserConfig {
     pub user: std::sync::Arc<crate::acl::User>,
     /// `None`: every pool.
     pub pools: Option<Vec<String>>,
+    /// `limits`: the user's rates across every pool and worker (`None`:
+    /// unlimited).
+    pub limits: Option<crate::limit::RateSpec>,
 }
 
 /// Process-wide settings from `[server]`.

@@ -3,7 +3,8 @@
 //! Owns the users' validation: names (non-empty, no spaces, unique),
 //! rules (`acl::User::from_rules`, every bad rule reported at `rules`),
 //! `pools` (names of pools in this file), `source` (IP ranges), `cert_cn`
-//! and `cert_san` (non-empty, printable, each claimed by one user). Then
+//! and `cert_san` (non-empty, printable, each claimed by one user),
+//! `limits` (`ratelimit::user_limits`, the same shapes as `per_ip`). Then
 //! `attach` gives each pool its `acl::Users`:
 //! - redis and redis_cluster pools: every user without `pools` or naming
 //!   the pool, plus a cluster pool's `client_auth` entries (each becomes a
@@ -79,14 +80,24 @@ pub(crate) fn convert(files: &[UserFile], pools: &[PoolFile], p: &mut Problems) 
                 continue;
             }
             if let Some(first) = certs.insert((key, v), i) {
-                p.add(at.key(key), format!("expected a {key} no other user claims, got {v:?} (also user[{first}].{key})"));
+                p.add(
+                    at.key(key),
+                    format!("expected a {key} no other user claims, got {v:?} (also user[{first}].{key})"),
+                );
             }
             *slot = Some(v.to_owned());
         }
-        if let Some(mut user) = user {
+        let limits = match &f.limits {
+            None => Some(None),
+            Some(l) => super::ratelimit::user_limits(l, &at.key("limits"), p).map(Some),
+        };
+        if let (Some(mut user), Some(limits)) = (user, limits) {
             user.source = source;
             user.cert = cert;
-            out.push(UserConfig { user: Arc::new(user), pools: f.pools.clone() });
+            // Its index among the users kept: problems anywhere fail the
+            // whole config, so in a config that loads this is its entry's.
+            user.id = out.len() as u32;
+            out.push(UserConfig { user: Arc::new(user), pools: f.pools.clone(), limits });
         }
     }
     out

@@ -71,6 +71,35 @@ fn errors_name_line_and_key() {
 }
 
 #[test]
+fn user_limits_parse_like_per_ip() {
+    let c = ok(&format!(
+        "{POOLS}[[user]]\nname = \"app\"\nrules = \"on nopass\"\n\
+         limits = {{ requests = 5000, bytes = \"10mb\", burst = 2.0 }}\n\
+         [[user]]\nname = \"ops\"\nrules = \"on nopass\"\n"
+    ));
+    let spec = c.users[0].limits.expect("app has limits");
+    assert_eq!((spec.requests, spec.bytes, spec.burst), (Some(5000.0), Some(10.0 * 1024.0 * 1024.0), 2.0));
+    assert_eq!(c.users[1].limits, None);
+    assert_eq!((c.users[0].user.id, c.users[1].user.id), (0, 1), "ids are the [[user]] indexes");
+    let cluster = c.pools[1].users.as_ref().unwrap();
+    assert_eq!(cluster.get("default").unwrap().id, crate::acl::NO_ID, "client_auth users have no id");
+}
+
+#[test]
+fn user_limit_errors_name_line_and_key() {
+    let base = POOLS.lines().count();
+    let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\nlimits = {{ requests = 0 }}\n"));
+    assert!(e.contains(&format!("t.toml:{}: user[0].limits.requests: expected an integer from 1", base + 3)), "{e}");
+    let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\nlimits = {{ bytes = \"lots\", burst = 0 }}\n"));
+    assert!(e.contains("user[0].limits.bytes: expected"), "{e}");
+    assert!(e.contains("user[0].limits.burst: expected seconds of rate from 0.01 to 3600"), "{e}");
+    let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\nlimits = {{ burst = 2.0 }}\n"));
+    assert!(e.contains("user[0].limits: expected at least one of requests, bytes"), "{e}");
+    let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\nlimits = {{ connections = 3 }}\n"));
+    assert!(e.contains("user[0].limits.connections: unknown"), "{e}");
+}
+
+#[test]
 fn certificate_users_reach_memcache_pools_and_claim_unique_names() {
     let c = ok(&format!(
         "{POOLS}[[user]]\nname = \"app1\"\nrules = \"on ~app1:*\"\ncert_cn = \"app1\"\n\
@@ -84,10 +113,12 @@ fn certificate_users_reach_memcache_pools_and_claim_unique_names() {
     assert_eq!(mc.by_cert(&names("zzz", "APP2.internal")).map(|u| u.name.as_str()), Some("app2"));
     assert!(mc.by_cert(&names("app2", "app1")).is_none());
     let base = POOLS.lines().count();
-    let e = err(&format!(
-        "{POOLS}[[user]]\nname = \"a\"\ncert_cn = \"app\"\n[[user]]\nname = \"b\"\ncert_cn = \"app\"\n"
-    ));
-    assert!(e.contains(&format!("t.toml:{}: user[1].cert_cn: expected a cert_cn no other user claims", base + 6)), "{e}");
+    let e =
+        err(&format!("{POOLS}[[user]]\nname = \"a\"\ncert_cn = \"app\"\n[[user]]\nname = \"b\"\ncert_cn = \"app\"\n"));
+    assert!(
+        e.contains(&format!("t.toml:{}: user[1].cert_cn: expected a cert_cn no other user claims", base + 6)),
+        "{e}"
+    );
     let e = err(&format!("{POOLS}[[user]]\nname = \"a\"\ncert_san = \" \"\n"));
     assert!(e.contains("user[0].cert_san: expected a certificate name"), "{e}");
 }

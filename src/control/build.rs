@@ -77,6 +77,7 @@ pub struct BuildCtx<'a> {
 }
 
 pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<Snapshot, BuildError> {
+    let user_limits = user_limits(&cfg, ctx);
     let mut pools = Vec::with_capacity(cfg.pools.len());
     let mut all_listeners = Vec::with_capacity(cfg.pools.len());
     let mut plain_listeners = Vec::with_capacity(cfg.pools.len());
@@ -101,6 +102,9 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
             let keep = prev.filter(|l| l.workers() == ctx.workers.max(1));
             pool.ip_limits = Some(keep.unwrap_or_else(|| Arc::new(crate::limit::PoolLimits::new(ctx.workers))));
         }
+        if pc.users.is_some() {
+            pool.user_limits = user_limits.clone();
+        }
         pools.push(Arc::new(pool));
     }
     Ok(Snapshot {
@@ -110,7 +114,25 @@ pub fn build(cfg: Arc<Config>, ids: &mut StatIds, ctx: &BuildCtx<'_>) -> Result<
         pools,
         listeners: all_listeners,
         plain_listeners,
+        user_limits,
     })
+}
+
+/// The users' limits and counters: the previous snapshot's when neither
+/// the users (names, order, limits) nor the worker count changed, so a
+/// reload keeps their buckets; else new ones that carry the counters of
+/// the users kept (`limit::users`).
+fn user_limits(cfg: &Config, ctx: &BuildCtx<'_>) -> Option<Arc<crate::limit::UserLimits>> {
+    if cfg.users.is_empty() {
+        return None;
+    }
+    let users: Vec<_> = cfg.users.iter().map(|u| (u.user.name.clone(), u.limits)).collect();
+    let prev = ctx.prev.and_then(|s| s.user_limits.as_ref());
+    if let Some(p) = prev.filter(|p| p.same(&users, ctx.workers)) {
+        return Some(p.clone());
+    }
+    let now = std::time::Instant::now();
+    Some(Arc::new(crate::limit::UserLimits::new(users, ctx.workers, now, prev.map(|p| &**p))))
 }
 
 /// The pool's per-worker listeners: the previous snapshot's when the pool
@@ -135,10 +157,7 @@ fn pool_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<
 
 /// A TLS pool's `plain_listen` sockets: the previous snapshot's when some
 /// pool already had that address, else freshly bound; none without one.
-fn pool_plain_listeners(
-    pc: &crate::config::PoolConfig,
-    ctx: &BuildCtx<'_>,
-) -> Result<Vec<Arc<Listener>>, BuildError> {
+fn pool_plain_listeners(pc: &crate::config::PoolConfig, ctx: &BuildCtx<'_>) -> Result<Vec<Arc<Listener>>, BuildError> {
     let Some(addr) = pc.tls.plain_listen else { return Ok(Vec::new()) };
     let reuse = ctx.prev.and_then(|s| {
         let i = s.pools.iter().position(|p| p.cfg.tls.plain_listen == Some(addr))?;

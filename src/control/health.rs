@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::config::HealthConfig;
 use super::mongo_probe::{probe_all, probe_all_tls, Outcome};
+use crate::config::HealthConfig;
 use crate::route::{BackendState, PoolSnapshot};
 use crate::tls::{ClientTls, ProbeStream, TlsError, TlsTarget};
 

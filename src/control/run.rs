@@ -156,8 +156,9 @@ impl Control {
         }
     }
 
-    /// Every `REBALANCE_EVERY`: each pool with per-IP limits moves the
-    /// workers' shares of every address's rate toward their recent demand
+    /// Every `REBALANCE_EVERY`: each pool with per-IP limits, and the
+    /// users' limits, move the workers' shares of every address's (every
+    /// user's) rate toward their recent demand
     /// (`limit::shares`; relaxed stores the workers read at their next
     /// refill, no lock).
     fn rebalance_rates(&mut self) {
@@ -165,10 +166,14 @@ impl Control {
             return;
         }
         self.rebalanced = Instant::now();
-        for pool in self.shared.cell.load().pools.iter() {
+        let snap = self.shared.cell.load();
+        for pool in snap.pools.iter() {
             if let Some(l) = &pool.ip_limits {
                 l.rebalance();
             }
+        }
+        if let Some(u) = &snap.user_limits {
+            u.rebalance();
         }
     }
 

@@ -8,8 +8,9 @@
 //! instead of never.
 //!
 //! Invariant: `tokens <= capacity` after every refill; the byte bucket may
-//! be negative (debt) after a charge, the request bucket never is (a
-//! request is admitted only with a whole token in it).
+//! be negative (debt) after a charge; the request bucket only after a
+//! `charge_many` (a mongos read carries any number of requests), never
+//! after `charge` (a request is admitted only with a whole token in it).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use super::RateSpec;
 /// The shortest wait `admit` asks for: a timer per sub-millisecond gap
 /// would cost more than the precision is worth.
 const MIN_WAIT: Duration = Duration::from_millis(1);
+/// The longest: a rebalance period (`share_table::REBALANCE_EVERY`); a
+/// client still short of tokens then simply asks again.
+const MAX_WAIT: Duration = super::share_table::REBALANCE_EVERY;
 
 /// `admit`'s answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +91,11 @@ impl Limiter {
         if wait <= 0.0 {
             return Admit::Go;
         }
-        let wait = Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(3600)).max(MIN_WAIT);
+        // At most one rebalance away: the wait was computed at this core's
+        // current share, which the next rebalance may raise (a client that
+        // just moved here from another core starts on the floor share, and
+        // would otherwise wait as if it kept it).
+        let wait = Duration::try_from_secs_f64(wait).unwrap_or(MAX_WAIT).clamp(MIN_WAIT, MAX_WAIT);
         Admit::Wait(now + wait)
     }
 
@@ -103,8 +111,15 @@ impl Limiter {
 
     /// Takes an admitted request of `bytes` bytes from the buckets.
     pub fn charge(&mut self, spec: &RateSpec, bytes: usize) {
+        self.charge_many(spec, 1, bytes);
+    }
+
+    /// Takes `requests` requests of `bytes` bytes in all (a mongos read,
+    /// charged after it was forwarded: the request bucket may go into debt
+    /// too, and the client then waits it off).
+    pub fn charge_many(&mut self, spec: &RateSpec, requests: u64, bytes: usize) {
         if spec.requests.is_some() {
-            self.req.tokens -= 1.0;
+            self.req.tokens -= requests as f64;
         }
         if spec.bytes.is_some() {
             self.bytes.tokens -= bytes as f64;
@@ -173,10 +188,15 @@ mod tests {
         let mut l = Limiter::new(&s, 1.0, t0);
         assert_eq!(l.admit(&s, 1.0, t0), Admit::Go);
         l.charge(&s, 5000); // a request larger than the bucket passes ...
-        let Admit::Wait(at) = l.admit(&s, 1.0, t0) else { panic!("in debt") };
-        // ... and pays 4000 bytes of debt at 1000 bytes/s.
-        assert!(at >= t0 + Duration::from_millis(3999) && at <= t0 + Duration::from_millis(4001), "{at:?}");
-        assert_eq!(l.admit(&s, 1.0, at + MIN_WAIT), Admit::Go);
+                            // ... and pays 4000 bytes of debt at 1000 bytes/s, asking again
+                            // at least every rebalance period (its share might have grown).
+        let mut now = t0;
+        while let Admit::Wait(at) = l.admit(&s, 1.0, now) {
+            assert!(at > now && at <= now + MAX_WAIT, "{at:?}");
+            now = at;
+        }
+        let took = now - t0;
+        assert!(took >= Duration::from_millis(3999) && took <= Duration::from_millis(4001), "{took:?}");
     }
 
     #[test]

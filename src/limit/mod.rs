@@ -1,7 +1,9 @@
 //! Rate and connection limits, sans-IO: token buckets (`bucket`), the
 //! bounded per-core table of per-IP buckets (`table`), the client-IP key
-//! (`ip`) and the process-wide state one pool's workers share (`shares`:
-//! per-IP connection counts, per-core demand and per-core shares).
+//! (`ip`), the process-wide state one pool's workers share (`shares`:
+//! per-IP connection counts, per-core demand and per-core shares), the
+//! users' buckets and counters (`users`) and the share rebalancing both
+//! use (`share_table`; its accuracy with N cores: `accuracy_tests.rs`).
 //!
 //! Nothing here reads a clock, touches a socket or locks: `now` is passed
 //! in, and the shared state is relaxed atomics, written by one side each
@@ -38,12 +40,16 @@ mod shares;
 mod table;
 mod users;
 
+#[cfg(test)]
+#[path = "accuracy_tests.rs"]
+mod accuracy;
+
 pub use bucket::{Admit, Limiter};
 pub use ip::IpKey;
 pub use share_table::{ShareTable, REBALANCE_EVERY, SHARE_FLOOR_DIVISOR};
 pub use shares::{ConnGuard, IpSlot, PoolLimits};
 pub use table::{IpTable, DEFAULT_TABLE_ENTRIES};
-pub use users::UserLimits;
+pub use users::{UserLimits, UserTotals};
 
 /// Limits one bucket enforces: rates per second (`None`: that dimension is
 /// unlimited) and the burst factor (capacity = `burst` x rate).

@@ -178,9 +178,7 @@ impl Recorder {
     pub fn slowlog_get(&self, n: usize) -> Vec<Entry> {
         match &self.peers {
             Some((s, id)) => super::snapshot::slowlog_entries(&s.workers, *id, n),
-            None => {
-                self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default()
-            }
+            None => self.pool.as_ref().map(|p| super::slowlog::merge_newest(p.slow_entries(), n)).unwrap_or_default(),
         }
     }
 

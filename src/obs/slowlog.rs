@@ -57,7 +57,12 @@ pub enum KeyNote {
     Hash(u64),
     /// A key of `n <= 16` bytes as `key_words` reads it; `hashed`: shown
     /// as its hash.
-    Words { a: u64, c: u64, n: u8, hashed: bool },
+    Words {
+        a: u64,
+        c: u64,
+        n: u8,
+        hashed: bool,
+    },
     Shown(Box<[u8]>),
 }
 
@@ -69,9 +74,13 @@ pub const SHORT: usize = 16;
 /// 4 the first and last 4, below that bytes 0, n/2 and n-1 packed.
 #[inline]
 fn key_words(b: &[u8]) -> (u64, u64) {
-    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w8 = |i: usize| {
+        b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes)
+    };
     let w4 = |i: usize| {
-        b.get(i..i.saturating_add(4)).and_then(|s| <[u8; 4]>::try_from(s).ok()).map_or(0, |x| u64::from(u32::from_le_bytes(x)))
+        b.get(i..i.saturating_add(4))
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, |x| u64::from(u32::from_le_bytes(x)))
     };
     let n = b.len();
     if n >= 8 {
@@ -161,7 +170,9 @@ pub fn key_hash(b: &[u8]) -> u64 {
         let (a, c) = key_words(b);
         return mix_short(a, c, n);
     }
-    let w8 = |i: usize| b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
+    let w8 = |i: usize| {
+        b.get(i..i.saturating_add(8)).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes)
+    };
     let mut seed = P0 ^ n as u64;
     let mut i = 0;
     while n - i > 16 {

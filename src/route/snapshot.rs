@@ -33,6 +33,9 @@ pub struct Snapshot {
     /// `plain_listeners[pool][worker]`: a TLS pool's `plain_listen`
     /// sockets (an empty list for a pool without one).
     pub plain_listeners: Vec<Vec<Arc<Listener>>>,
+    /// Every `[[user]]`'s limits and counters (`None`: no users); the same
+    /// `Arc` as each pool's `user_limits`.
+    pub user_limits: Option<Arc<crate::limit::UserLimits>>,
 }
 
 /// One pool as of one epoch.
@@ -60,6 +63,10 @@ pub struct PoolSnapshot {
     /// has `per_ip`; carried across reloads like `clients` (the control
     /// thread rebalances the shares, `limit::shares`).
     pub ip_limits: Option<Arc<crate::limit::PoolLimits>>,
+    /// The process-wide per-user limits and counters, for a pool whose
+    /// clients can be users (`cfg.users` is set); rebalanced by the
+    /// control thread through `Snapshot::user_limits`.
+    pub user_limits: Option<Arc<crate::limit::UserLimits>>,
 }
 
 /// A backend and its health as of this epoch.
@@ -118,7 +125,18 @@ impl PoolSnapshot {
             .collect();
         let affinity = AffinityTable::build(&cands);
         let ring = super::ring::for_pool(&cfg, &|i| backends[i].healthy).map(Arc::new);
-        PoolSnapshot { cfg, stat_id, backends, healthy, affinity, ring, cluster: None, clients, ip_limits: None }
+        PoolSnapshot {
+            cfg,
+            stat_id,
+            backends,
+            healthy,
+            affinity,
+            ring,
+            cluster: None,
+            clients,
+            ip_limits: None,
+            user_limits: None,
+        }
     }
 }
 

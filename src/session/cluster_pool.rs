@@ -71,6 +71,7 @@ impl ClusterPoolSession {
         self.mirror.client_err = c.client_err;
         self.mirror.slow_closed = c.slow_closed;
         self.mirror.rate_limited = c.rate_limited;
+        self.mirror.rate_limited_any = c.rate_limited_any;
     }
 }
 

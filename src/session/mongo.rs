@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::protocol::mongo::command::{hello_meta, msg_flags, parse_request};
 use crate::obs::classes::mongo_class;
+use crate::protocol::mongo::command::{hello_meta, msg_flags, parse_request};
 use crate::protocol::mongo::header::{opcode_index, FLAG_MORE_TO_COME, OP_MSG};
 use crate::protocol::mongo::reply::{outcome, Outcome};
 use crate::protocol::mongo::{command_index, FrameError, Framer, HelloMeta};
@@ -96,6 +96,8 @@ pub struct MongoTracker {
     pending: Vec<Pending>,
     /// Requests seen so far (the first one is the handshake).
     requests: u64,
+    /// `requests` already charged to a rate limit (`take_new_requests`).
+    charged: u64,
     hello: Option<HelloMeta>,
     obs: Vec<Observation>,
 }
@@ -107,6 +109,7 @@ impl MongoTracker {
             rep: Framer::new(max_message_bytes, REPLY_CAPTURE),
             pending: Vec::new(),
             requests: 0,
+            charged: 0,
             hello: None,
             obs: Vec::new(),
         }
@@ -115,7 +118,7 @@ impl MongoTracker {
     /// Feeds bytes read from `from`. An error means the stream cannot be
     /// framed and the connection must close.
     pub fn handle_data(&mut self, from: Side, data: &[u8], now: Instant) -> Result<(), FrameError> {
-        let MongoTracker { req, rep, pending, requests, hello, obs } = self;
+        let MongoTracker { req, rep, pending, requests, hello, obs, .. } = self;
         match from {
             Side::Client => req.feed(data, |f| {
                 let r = parse_request(f.header.op_code, f.body);
@@ -165,6 +168,14 @@ impl MongoTracker {
                 }
             }),
         }
+    }
+
+    /// Whole requests framed since the last call (per-IP rate limits
+    /// charge them).
+    pub fn take_new_requests(&mut self) -> u64 {
+        let n = self.requests.saturating_sub(self.charged);
+        self.charged = self.requests;
+        n
     }
 
     /// Between a reply and the next request: nothing half-sent either way

@@ -243,6 +243,10 @@ fn compressed_and_legacy_opcodes_are_framed_and_matched() {
     t.handle_data(Side::Backend, &r, t0).unwrap();
     assert!(t.at_boundary());
     let obs: Vec<_> = t.drain_observations().collect();
-    assert_eq!(obs[0], Observation::Request { opcode: 2, command: 0, bytes: m.len() as u32 }, "counted as op_compressed / other");
+    assert_eq!(
+        obs[0],
+        Observation::Request { opcode: 2, command: 0, bytes: m.len() as u32 },
+        "counted as op_compressed / other"
+    );
     assert!(matches!(obs[1], Observation::Reply { command: 0, .. }));
 }

@@ -1,11 +1,20 @@
-//! Per-IP rate limits inside a multiplexing session (mux and cluster
-//! sessions alike): the session's `RateGate` holds this core's table of
-//! per-IP buckets for its pool and the clients waiting for tokens; each
-//! client carries a `ClientRate` (its key, cached table slot, wait).
+//! Per-IP and per-user rate limits inside a multiplexing session (mux and
+//! cluster sessions alike): the session's `RateGate` holds this core's
+//! table of per-IP buckets for its pool, the process-wide `UserLimits`
+//! (whose slots for this worker only this worker writes) and the clients
+//! waiting for tokens; each client carries a `ClientRate` (its key,
+//! cached table slot, wait).
+//!
+//! A request must find tokens in its address's buckets and in its user's
+//! (the client's user when the request is decoded: a client's AUTH is
+//! charged to the user it was before). The pool's `on_limit` applies to
+//! both. Every request of a user that goes ahead is counted for the
+//! user's metrics (requests, inbound bytes), limited or not.
 //!
 //! Owner: one session (one pool on one worker). Nothing here reads a
-//! clock or does I/O; the only shared write is the worker's own demand
-//! counter in `PoolLimits` (relaxed).
+//! clock or does I/O; the only shared writes are the worker's own demand
+//! counters in `PoolLimits` and its own slots in `UserLimits` (relaxed,
+//! single writer).
 //!
 //! How a session uses it, per request:
 //! - `on_limit = "delay"`: before decoding, `admit`; a client without
@@ -28,15 +37,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::mux::ClientId;
-use crate::limit::{Admit, ConnGuard, IpKey, IpTable, Limiter, OnLimit, PoolLimits, RateSpec, DEFAULT_TABLE_ENTRIES};
+use crate::acl::User;
+use crate::limit::{
+    Admit, ConnGuard, IpKey, IpTable, Limiter, OnLimit, PoolLimits, RateSpec, UserLimits, DEFAULT_TABLE_ENTRIES,
+};
 
-/// What a session needs to enforce its pool's per-IP rates.
+/// What a session needs to enforce its pool's per-IP rates and its
+/// users' limits.
 #[derive(Debug, Clone)]
 pub struct RateCtx {
-    pub pool: Arc<PoolLimits>,
-    pub spec: RateSpec,
+    /// The pool's per-IP state and rates (`None`: no per-IP rate).
+    pub ip: Option<(Arc<PoolLimits>, RateSpec)>,
+    /// Every user's limits and counters (`None`: the pool has no users).
+    pub users: Option<Arc<UserLimits>>,
     pub on_limit: OnLimit,
-    /// This worker's index (its share column in `pool`).
+    /// This worker's index (its share column in `pool`, its user slots).
     pub worker: usize,
 }
 
@@ -59,6 +74,26 @@ impl ClientRate {
     pub fn new(key: IpKey, share: u32, conn: Option<ConnGuard>) -> ClientRate {
         ClientRate { key: Some(key), hint: u32::MAX, share, wait: None, conn }
     }
+
+    /// Where its bucket was last found, and its share slot (mongos relays
+    /// keep their table in the worker, `worker::ip_limits`).
+    pub fn hint(&self) -> u32 {
+        self.hint
+    }
+    pub fn set_hint(&mut self, hint: u32) {
+        self.hint = hint;
+    }
+    pub fn share(&self) -> u32 {
+        self.share
+    }
+
+    /// The user id a request of this client is charged to: the client's
+    /// user (its AUTH or certificate user, or its `source` user in
+    /// memcache pools, `session::mux::identity`).
+    #[inline]
+    pub fn user_id(&self, user: Option<&Arc<User>>) -> u32 {
+        user.map_or(crate::acl::NO_ID, |u| u.id)
+    }
 }
 
 /// `admit`'s verdict.
@@ -78,23 +113,38 @@ pub struct RateGate {
     ctx: Option<RateCtx>,
     table: Option<IpTable>,
     waiting: Vec<(ClientId, Instant)>,
-    /// Requests delayed, refused or closed for lack of tokens.
+    /// Requests delayed, refused or closed for lack of tokens in their
+    /// address's buckets.
     pub limited: u64,
+    /// ... in any bucket (address or user), each request counted once.
+    pub limited_any: u64,
+    /// Some bucket can refuse (a per-IP rate, or a user with limits);
+    /// without, requests are only counted for their users.
+    admits: bool,
 }
 
 impl RateGate {
-    /// The pool's rates (`None`: not limited). A changed rate starts every
-    /// bucket over.
+    /// The pool's rates (`None`: not limited). A changed per-IP rate
+    /// starts every address's bucket over (users' buckets live in
+    /// `UserLimits`, which a reload replaces only when they changed).
     pub fn set(&mut self, ctx: Option<RateCtx>) {
-        let same = match (&self.ctx, &ctx) {
-            (Some(a), Some(b)) => a.spec == b.spec && Arc::ptr_eq(&a.pool, &b.pool),
+        let ip = |c: &Option<RateCtx>| c.as_ref().and_then(|c| c.ip.clone()).filter(|(_, s)| s.is_limited());
+        let same = match (ip(&self.ctx), ip(&ctx)) {
+            (Some(a), Some(b)) => a.1 == b.1 && Arc::ptr_eq(&a.0, &b.0),
             (None, None) => true,
             _ => false,
         };
         if !same {
-            self.table = ctx.as_ref().map(|_| IpTable::new(DEFAULT_TABLE_ENTRIES));
+            self.table = ip(&ctx).map(|_| IpTable::new(DEFAULT_TABLE_ENTRIES));
         }
-        self.ctx = ctx.filter(|c| c.spec.is_limited());
+        self.ctx = ctx
+            .map(|mut c| {
+                c.ip = c.ip.filter(|(_, s)| s.is_limited());
+                c
+            })
+            .filter(|c| c.ip.is_some() || c.users.is_some());
+        self.admits =
+            self.ctx.as_ref().is_some_and(|c| c.ip.is_some() || c.users.as_ref().is_some_and(|u| u.any_limited()));
     }
 
     /// What the pool does past its rate (`None`: no rate is limited).
@@ -102,72 +152,125 @@ impl RateGate {
         self.ctx.as_ref().map(|c| c.on_limit)
     }
 
-    /// Whether a request of a client may go now. In delay mode a refusal
-    /// sets `c.wait` and lists the client.
+    /// A client's limit state, made when the pool has users and the
+    /// client none yet (its waits live there); `None` when nothing limits
+    /// or counts this client.
     #[inline]
-    fn admit(&mut self, id: ClientId, c: &mut ClientRate, now: Instant) -> Gate {
-        let (Some(ctx), Some(table), Some(key)) = (&self.ctx, &mut self.table, c.key) else { return Gate::Go };
-        let pool = &ctx.pool;
-        let (spec, worker, share) = (&ctx.spec, ctx.worker, c.share);
-        let fresh = || Limiter::new(spec, pool.share(worker, share), now);
-        let (hint, share, lim) = table.get(key, c.hint, share, fresh);
-        c.hint = hint;
-        pool.note_demand(worker, share);
-        match lim.admit(spec, pool.share(worker, share), now) {
-            Admit::Go => Gate::Go,
-            Admit::Wait(at) => {
-                self.limited += 1;
-                match ctx.on_limit {
-                    OnLimit::Delay => {
-                        c.wait = Some(at);
-                        self.waiting.push((id, at));
-                        Gate::Wait
-                    }
-                    OnLimit::Error => Gate::Error,
-                    OnLimit::Close => Gate::Close,
-                }
+    pub fn client<'a>(&self, slot: &'a mut Option<Box<ClientRate>>) -> Option<&'a mut ClientRate> {
+        if slot.is_none() && self.ctx.as_ref().is_some_and(|c| c.users.is_some()) {
+            *slot = Some(Box::default());
+        }
+        slot.as_deref_mut()
+    }
+
+    /// Counts a request of user `user` (`acl::User::id`) refused by its
+    /// ACL (NOPERM).
+    #[inline]
+    pub fn note_denied(&self, user: Option<u32>) {
+        if let (Some(ctx), Some(u)) = (&self.ctx, user) {
+            if let Some(l) = &ctx.users {
+                l.note_denied(ctx.worker, u);
             }
         }
     }
 
-    /// Charges an admitted request of `bytes` inbound bytes.
+    /// Whether a request of a client (of user `user`) may go now. In delay
+    /// mode a refusal sets `c.wait` and lists the client.
     #[inline]
-    fn charge(&mut self, c: &mut ClientRate, bytes: usize, now: Instant) {
-        let (Some(ctx), Some(table), Some(key)) = (&self.ctx, &mut self.table, c.key) else { return };
-        let spec = &ctx.spec;
-        let share = ctx.pool.share(ctx.worker, c.share);
-        let (hint, _, lim) = table.get(key, c.hint, c.share, || Limiter::new(spec, share, now));
-        c.hint = hint;
-        lim.charge(spec, bytes);
+    fn admit(&mut self, id: ClientId, c: &mut ClientRate, user: u32, now: Instant) -> Gate {
+        let Some(ctx) = &self.ctx else { return Gate::Go };
+        let worker = ctx.worker;
+        let mut wait = None;
+        if let (Some((pool, spec)), Some(table), Some(key)) = (&ctx.ip, &mut self.table, c.key) {
+            let fresh = || Limiter::new(spec, pool.share(worker, c.share), now);
+            let (hint, share, lim) = table.get(key, c.hint, c.share, fresh);
+            c.hint = hint;
+            pool.note_demand(worker, share);
+            if let Admit::Wait(at) = lim.admit(spec, pool.share(worker, share), now) {
+                self.limited += 1;
+                wait = Some(at);
+            }
+        }
+        // The user's bucket only when the address let it through, so a
+        // user's refusals count only what the user's limit refused.
+        if let (None, Some(users)) = (wait, &ctx.users) {
+            if let Admit::Wait(at) = users.admit(worker, user, now) {
+                wait = Some(at);
+            }
+        }
+        let Some(at) = wait else { return Gate::Go };
+        self.limited_any += 1;
+        match ctx.on_limit {
+            OnLimit::Delay => {
+                c.wait = Some(at);
+                self.waiting.push((id, at));
+                Gate::Wait
+            }
+            OnLimit::Error => Gate::Error,
+            OnLimit::Close => Gate::Close,
+        }
+    }
+
+    /// Charges an admitted request of `bytes` inbound bytes to its address
+    /// and its user (and counts it for the user).
+    #[inline]
+    fn charge(&mut self, c: &mut ClientRate, user: u32, bytes: usize, now: Instant) {
+        let Some(ctx) = &self.ctx else { return };
+        if let (Some((pool, spec)), Some(table), Some(key)) = (&ctx.ip, &mut self.table, c.key) {
+            let share = pool.share(ctx.worker, c.share);
+            let (hint, _, lim) = table.get(key, c.hint, c.share, || Limiter::new(spec, share, now));
+            c.hint = hint;
+            lim.charge(spec, bytes);
+        }
+        if let Some(users) = &ctx.users {
+            users.charge(ctx.worker, user, bytes, now);
+        }
     }
 
     /// Before decoding: false when the client must not be decoded now (it
     /// waits for tokens; in delay mode, with bytes `buffered`, this is
     /// where it starts to).
     #[inline]
-    pub fn before_decode(&mut self, id: ClientId, c: Option<&mut ClientRate>, buffered: bool, now: Instant) -> bool {
+    pub fn before_decode(
+        &mut self,
+        id: ClientId,
+        c: Option<&mut ClientRate>,
+        user: Option<&Arc<User>>,
+        buffered: bool,
+        now: Instant,
+    ) -> bool {
         let Some(c) = c else { return true };
         if c.wait.is_some() {
             return false;
         }
-        if !buffered || self.on_limit() != Some(OnLimit::Delay) {
+        if !buffered || !self.admits || self.on_limit() != Some(OnLimit::Delay) {
             return true;
         }
-        self.admit(id, c, now) != Gate::Wait
+        let user = c.user_id(user);
+        self.admit(id, c, user, now) != Gate::Wait
     }
 
     /// A request of `bytes` inbound bytes was decoded: in error and close
     /// modes it is judged now; one that goes is charged.
     #[inline]
-    pub fn decoded(&mut self, id: ClientId, c: Option<&mut ClientRate>, bytes: usize, now: Instant) -> Gate {
+    pub fn decoded(
+        &mut self,
+        id: ClientId,
+        c: Option<&mut ClientRate>,
+        user: Option<&Arc<User>>,
+        bytes: usize,
+        now: Instant,
+    ) -> Gate {
         let Some(c) = c else { return Gate::Go };
+        let user = c.user_id(user);
         let gate = match self.on_limit() {
             None => return Gate::Go,
+            Some(_) if !self.admits => Gate::Go,
             Some(OnLimit::Delay) => Gate::Go,
-            Some(_) => self.admit(id, c, now),
+            Some(_) => self.admit(id, c, user, now),
         };
         if gate == Gate::Go {
-            self.charge(c, bytes, now);
+            self.charge(c, user, bytes, now);
         }
         gate
     }

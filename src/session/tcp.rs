@@ -52,6 +52,9 @@ pub enum CloseReason {
     /// Closed at a message boundary because its backend left the healthy
     /// set, was removed by a reload, or the worker is draining.
     Retired,
+    /// A mongos client past its `per_ip` rate with `on_limit` "error" or
+    /// "close" (a mongos pool has no error reply to send).
+    RateLimited,
 }
 
 /// A decision for the driver.
@@ -99,6 +102,9 @@ pub struct TcpSession {
     retire: Option<(CloseReason, Instant)>,
     /// The backend is chosen only after the first request (affinity "app").
     deferred: bool,
+    /// Per-IP limit state of a mongos client (`worker::ip_limits`): while
+    /// it waits for tokens the client is not read.
+    rate: Option<Box<super::ratelimit::ClientRate>>,
     /// The driver still holds bytes for that side past this session's
     /// buffer (a TLS record queue): a side counts as flushed, for closes
     /// and half-closes, only once these went out too.
@@ -121,6 +127,7 @@ impl TcpSession {
             mongo: None,
             retire: None,
             deferred: false,
+            rate: None,
             held: [false; 2],
         }
     }
@@ -136,6 +143,16 @@ impl TcpSession {
 
     /// Queues bytes for the backend ahead of anything the client sends (the
     /// PROXY protocol header). Call before any `handle_data`.
+    /// The client's per-IP limit state (its connection count is given
+    /// back when the session drops).
+    pub fn set_rate(&mut self, rate: super::ratelimit::ClientRate) {
+        self.rate = Some(Box::new(rate));
+    }
+
+    pub fn rate_mut(&mut self) -> Option<&mut super::ratelimit::ClientRate> {
+        self.rate.as_deref_mut()
+    }
+
     pub fn prepend_backend(&mut self, bytes: &[u8]) {
         self.out[Side::Backend as usize].push(bytes);
     }
@@ -249,6 +266,9 @@ impl TcpSession {
         if self.is_closed() {
             return;
         }
+        if let Some(r) = self.rate.as_deref_mut().filter(|r| r.wait.is_some_and(|at| at <= now)) {
+            r.wait = None;
+        }
         if let Some((reason, deadline)) = self.retire {
             if now >= deadline {
                 return self.close(reason);
@@ -289,7 +309,11 @@ impl TcpSession {
             && !self.eof[side as usize]
             && (side == Side::Client || self.state == State::Open)
             && self.out[side.other() as usize].len() < self.limits.high_water
-            && !(side == Side::Client && self.retiring_at_client_boundary())
+            && !(side == Side::Client && (self.retiring_at_client_boundary() || self.rate_waiting()))
+    }
+
+    fn rate_waiting(&self) -> bool {
+        self.rate.as_deref().is_some_and(|r| r.wait.is_some())
     }
 
     /// Retiring, and the client is between requests: take no new request.
@@ -379,10 +403,8 @@ impl TcpSession {
             State::Closed => None,
         };
         let retire = self.retire.map(|(_, d)| d);
-        match (own, retire) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let wait = self.rate.as_deref().and_then(|r| r.wait);
+        [own, retire, wait].into_iter().flatten().min()
     }
 }
 

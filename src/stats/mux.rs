@@ -36,16 +36,19 @@ counter_table! {
         /// `client_output_limit` (not a nutcracker stat).
         slow_closed: "slow_clients_closed_total",
             "Clients closed past client_output_limit (hard, or soft for soft_seconds).", json None;
-        /// Requests delayed, refused or closed by the pool's per-IP rate
-        /// limits, all addresses together (no per-IP label: unbounded).
-        ip_rate_limited: "ip_rate_limited_total",
-            "Requests delayed, refused or closed by per_ip rate limits (all addresses together).", json None;
     }
     gauges {}
     extra {
         /// Client requests decoded (INFO's `total_commands_processed`; the
         /// worker overwrites it with its sessions' count on its stats tick).
         commands: Counter;
+        /// Requests delayed, refused or closed by the pool's per-IP rate
+        /// limits, all addresses together (no per-IP label: unbounded).
+        /// Published for every pool, mongos ones too (`admin::limits`).
+        ip_rate_limited: Counter;
+        /// Requests delayed, refused or closed by any rate limit of the
+        /// pool: its per-IP buckets or its users' limits (each once).
+        rate_limited: Counter;
     }
 }
 

@@ -45,7 +45,11 @@ impl TlsConn {
     }
 
     /// The client side of a connection to a backend.
-    pub fn client(config: &Arc<ClientConfig>, name: ServerName<'static>, deadline: Instant) -> Result<TlsConn, TlsError> {
+    pub fn client(
+        config: &Arc<ClientConfig>,
+        name: ServerName<'static>,
+        deadline: Instant,
+    ) -> Result<TlsConn, TlsError> {
         Ok(TlsConn::new(Connection::Client(ClientConnection::new(config.clone(), name)?), deadline))
     }
 

@@ -214,9 +214,7 @@ pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     for c in certs(path)? {
-        store
-            .add(c)
-            .map_err(|e| TlsError::BadCert { path: path.display().to_string(), reason: e.to_string() })?;
+        store.add(c).map_err(|e| TlsError::BadCert { path: path.display().to_string(), reason: e.to_string() })?;
     }
     Ok(store)
 }

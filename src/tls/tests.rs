@@ -66,8 +66,9 @@ fn handshake_then_plaintext_both_ways_and_bounded_queue() {
     let (ca, cert, key) = pki(&f);
     let server = ServerTls::load(settings(cert, key, None)).unwrap();
     assert!(server.seconds_left() > 0);
-    let client = ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true })
-        .unwrap();
+    let client =
+        ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true })
+            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut s = TlsConn::server(&server.config, deadline).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), deadline).unwrap();
@@ -97,9 +98,14 @@ fn wrong_ca_and_missing_client_cert_fail_with_reasons() {
     let f2 = Files::new("other");
     let (other_ca, _, _) = pki(&f2);
     let server = ServerTls::load(settings(cert.clone(), key.clone(), None)).unwrap();
-    let client =
-        ClientTls::load(ClientSettings { ca: Some(other_ca.clone()), cert: None, key: None, server_name: None, verify: true })
-            .unwrap();
+    let client = ClientTls::load(ClientSettings {
+        ca: Some(other_ca.clone()),
+        cert: None,
+        key: None,
+        server_name: None,
+        verify: true,
+    })
+    .unwrap();
     let d = Instant::now() + Duration::from_secs(5);
     let mut s = TlsConn::server(&server.config, d).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), d).unwrap();
@@ -108,8 +114,8 @@ fn wrong_ca_and_missing_client_cert_fail_with_reasons() {
 
     // ca set on the server: a client without a certificate is refused.
     let server = ServerTls::load(settings(cert, key, Some(other_ca))).unwrap();
-    let client = ClientTls::load(ClientSettings { ca: None, cert: None, key: None, server_name: None, verify: false })
-        .unwrap();
+    let client =
+        ClientTls::load(ClientSettings { ca: None, cert: None, key: None, server_name: None, verify: false }).unwrap();
     let mut s = TlsConn::server(&server.config, d).unwrap();
     let mut c = TlsConn::client(&client.config, client.name_for("localhost").unwrap(), d).unwrap();
     let mut fails = Vec::new();

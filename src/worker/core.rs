@@ -40,6 +40,9 @@ pub struct WorkerCore {
     pub snap: Arc<Snapshot>,
     /// Per-pool balancing state, keyed by pool stat id.
     balancers: HashMap<usize, Balancer>,
+    /// This core's per-IP buckets of each mongos pool with `per_ip` rates,
+    /// by pool stat id (`ip_limits::limit_mongo`).
+    pub(super) mongo_ip: HashMap<usize, super::ip_limits::MongoIp>,
     /// Set once the drain started: (deadline).
     pub drain_deadline: Option<Instant>,
     /// Last time a rejection was logged at warn level (rate limit: 1/s).
@@ -64,6 +67,7 @@ impl WorkerCore {
             stats,
             snap,
             balancers: HashMap::new(),
+            mongo_ip: HashMap::new(),
             drain_deadline: None,
             last_reject_log: None,
             accept: AcceptBackoff::default(),
@@ -100,8 +104,7 @@ impl WorkerCore {
             return Vec::new();
         }
         let per_pool = self.snap.pools.iter().zip(&self.snap.listeners);
-        let mut out: Vec<_> =
-            per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect();
+        let mut out: Vec<_> = per_pool.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))).collect();
         let plain = self.snap.pools.iter().zip(&self.snap.plain_listeners);
         out.extend(plain.filter_map(|(p, ls)| Some((p.clone(), ls.get(self.id)?.clone()))));
         out

@@ -26,6 +26,7 @@ pub mod failpoint;
 pub mod id_hash;
 pub mod ip_limits;
 pub mod mongo;
+pub(crate) mod mux_admit;
 mod mux_drive;
 pub mod mux_pools;
 #[cfg(test)]

@@ -39,7 +39,9 @@ pub fn balance_key(pool: &PoolSnapshot, peer: Option<SocketAddr>) -> Vec<u8> {
 /// Whether accepting a client of `pool` needs its peer address (a
 /// `getpeername` that round-robin tcp pools skip).
 pub fn needs_peer(pool: &PoolSnapshot) -> bool {
-    pool.cfg.effective_balance() == Balance::ClientIp || pool.cfg.mongo.is_some_and(|m| m.proxy_protocol.is_some())
+    pool.cfg.effective_balance() == Balance::ClientIp
+        || pool.cfg.mongo.is_some_and(|m| m.proxy_protocol.is_some())
+        || pool.ip_limits.is_some()
 }
 
 fn ip_bytes(ip: Option<IpAddr>) -> Vec<u8> {

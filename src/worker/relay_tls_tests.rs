@@ -44,7 +44,8 @@ fn fixture(tag: &str) -> Fixture {
     std::fs::create_dir_all(&dir).unwrap();
     let (ca, cert, key) = pki(&dir);
     let server = ServerTls::load(ServerSettings { cert, key, ca: None, min_version: Version::Tls12, alpn: vec![] });
-    let client = ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true });
+    let client =
+        ClientTls::load(ClientSettings { ca: Some(ca), cert: None, key: None, server_name: None, verify: true });
     let _ = std::fs::remove_dir_all(&dir);
     let spec = ServerSpec { addr: "127.0.0.1:6379".parse().unwrap(), weight: 1, name: "r".into(), host: String::new() };
     let mut cfg = PoolConfig::with_defaults("p", "127.0.0.1:7000".parse().unwrap(), vec![spec]);

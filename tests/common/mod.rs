@@ -13,8 +13,8 @@ pub mod cluster_puerta;
 pub mod daemon;
 pub mod fake;
 pub mod hostile;
-pub mod twem;
 pub mod tls;
+pub mod twem;
 pub mod twem_puerta;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-
 use bytes::BytesMut;
 
 use super::dns::Dns;

@@ -144,7 +144,9 @@ mod tests {
         assert_eq!(outcome(OP_MSG, &err[..40]), Outcome::Ok, "ok past the prefix");
         assert_eq!(outcome(OP_MSG, &err), Outcome::Failed(Some("DuplicateKey")));
         // Lengths that point anywhere, unknown types, garbage.
-        for junk in [&[0u8; 3][..], &[0, 0, 0, 0, 0, 9, 9, 9, 9, 0x02, b'o', b'k', 0, 0xff, 0xff, 0xff, 0x7f], &[0xff; 64]] {
+        for junk in
+            [&[0u8; 3][..], &[0, 0, 0, 0, 0, 9, 9, 9, 9, 0x02, b'o', b'k', 0, 0xff, 0xff, 0xff, 0x7f], &[0xff; 64]]
+        {
             assert_eq!(outcome(OP_MSG, junk), Outcome::Ok);
             assert_eq!(outcome(OP_REPLY, junk), Outcome::Ok);
         }

@@ -44,10 +44,12 @@ impl ClusterSession {
                     Gate::Pass => c.base.authed |= c.base.user.is_some(),
                     Gate::Reply(r) => return self.reply_now(id, r),
                     Gate::Denied(r) => {
+                        let user = c.base.user.as_ref().map(|u| u.id);
                         // Redis flags the transaction: EXEC answers EXECABORT.
                         if let Some(tx) = c.tx.as_mut() {
                             tx.aborted = true;
                         }
+                        self.rate.note_denied(user);
                         return self.reply_now(id, r);
                     }
                 }

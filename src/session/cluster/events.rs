@@ -194,6 +194,7 @@ impl ClusterSession {
             }
         }
         self.stats.rate_limited = self.rate.limited;
+        self.stats.rate_limited_any = self.rate.limited_any;
         self.run_resumes(now);
     }
 

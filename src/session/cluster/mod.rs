@@ -333,7 +333,8 @@ impl ClusterSession {
             let req = match c.parked.take() {
                 Some(r) => r,
                 None => {
-                    if !self.rate.before_decode(id, c.base.rate.as_deref_mut(), !c.base.inbuf.is_empty(), now) {
+                    let (rate, user) = (self.rate.client(&mut c.base.rate), c.base.user.as_ref());
+                    if !self.rate.before_decode(id, rate, user, !c.base.inbuf.is_empty(), now) {
                         break;
                     }
                     let ClientDecoder::Resp(dec) = &mut c.base.dec else { return };
@@ -347,7 +348,8 @@ impl ClusterSession {
                     match decoded {
                         Ok(Some(r)) => {
                             use crate::session::ratelimit::Gate;
-                            match self.rate.decoded(id, c.base.rate.as_deref_mut(), r.raw().len(), now) {
+                            let (rate, user) = (c.base.rate.as_deref_mut(), c.base.user.as_ref());
+                            match self.rate.decoded(id, rate, user, r.raw().len(), now) {
                                 Gate::Go | Gate::Wait => r,
                                 Gate::Error => {
                                     let text = Bytes::from_static(crate::session::mux::RATE_ERROR_REDIS);

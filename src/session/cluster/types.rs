@@ -158,4 +158,6 @@ pub struct ClusterStats {
     pub reports: u64,
     /// Requests delayed, refused or closed by a per-IP rate limit.
     pub rate_limited: u64,
+    /// ... by any rate limit (per-IP or a user's), each once.
+    pub rate_limited_any: u64,
 }

@@ -96,7 +96,8 @@ pub(crate) struct Client {
     pub head_seq: u64,
     pub out: OutBuf,
     pub authed: bool,
-    /// The proxy user this client authenticated as (`session::acl`).
+    /// The proxy user this client authenticated as (`session::acl`); in
+    /// memcache pools, the user its address is (`source`, set at accept).
     pub user: Option<std::sync::Arc<crate::acl::User>>,
     /// The client half-closed: close once every reply is out.
     pub eof: bool,

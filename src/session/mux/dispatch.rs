@@ -23,6 +23,7 @@ use crate::protocol::ProtoError;
 use crate::session::acl::{self, Gate};
 use crate::session::handshake::{self, Ctx, Hs, Mode};
 use crate::session::info::ProxyFields;
+use crate::session::ratelimit::RateGate;
 
 pub(super) const PONG: &[u8] = b"+PONG\r\n";
 pub(super) const OK: &[u8] = b"+OK\r\n";
@@ -131,11 +132,16 @@ pub(super) fn gate_local(
     hs: &mut Hs,
     id: ClientId,
     req: &Request,
+    rate: &RateGate,
 ) -> Option<Plan> {
     if let Some(users) = cfg.users.as_deref() {
         match acl::gate(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, req) {
             Gate::Pass => *authed |= user.is_some(),
-            Gate::Reply(r) | Gate::Denied(r) => return Some(Plan::Reply(r)),
+            Gate::Reply(r) => return Some(Plan::Reply(r)),
+            Gate::Denied(r) => {
+                rate.note_denied(user.as_ref().map(|u| u.id));
+                return Some(Plan::Reply(r));
+            }
         }
     }
     (cfg.redis_auth.is_some() && !*authed).then(|| Plan::Reply(Bytes::from_static(NOAUTH)))
@@ -151,13 +157,18 @@ pub(super) fn plan_redis(
     req: Request,
     router: &dyn Router,
     counts: Counts,
+    rate: &RateGate,
 ) -> Plan {
     if let Some(users) = cfg.users.as_deref() {
         // Proxy users replace `redis_auth` toward clients: once this
         // passes, the client is authenticated and allowed this request.
         match acl::gate(users, user, hs, Mode::Standalone, u64::from(id.idx) + 1, &req) {
             Gate::Pass => *authed |= user.is_some(),
-            Gate::Reply(r) | Gate::Denied(r) => return Plan::Reply(r),
+            Gate::Reply(r) => return Plan::Reply(r),
+            Gate::Denied(r) => {
+                rate.note_denied(user.as_ref().map(|u| u.id));
+                return Plan::Reply(r);
+            }
         }
     }
     if handshake::is_handshake(req.name()) {

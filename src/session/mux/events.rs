@@ -166,6 +166,7 @@ impl MuxSession {
             }
         }
         self.stats.rate_limited = self.rate.limited;
+        self.stats.rate_limited_any = self.rate.limited_any;
         self.run_resumes(now, router);
         self.trim_idle();
     }

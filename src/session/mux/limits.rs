@@ -139,11 +139,12 @@ pub(super) fn rate_refusal(
     rate: &mut RateGate,
     id: ClientId,
     c: Option<&mut ClientRate>,
+    user: Option<&std::sync::Arc<crate::acl::User>>,
     size: usize,
     now: Instant,
     protocol: Protocol,
 ) -> Option<Plan> {
-    match rate.decoded(id, c, size, now) {
+    match rate.decoded(id, c, user, size, now) {
         Gate::Go | Gate::Wait => None,
         Gate::Error => Some(Plan::Reply(Bytes::from_static(match protocol {
             Protocol::Redis => RATE_ERROR_REDIS,

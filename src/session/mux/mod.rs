@@ -249,7 +249,7 @@ impl MuxSession {
             if c.stop_reading || c.slots.len() >= max_pending || c.queued >= queue_limit {
                 break;
             }
-            if !self.rate.before_decode(id, c.rate.as_deref_mut(), !c.inbuf.is_empty(), now) {
+            if !self.rate.before_decode(id, self.rate.client(&mut c.rate), c.user.as_ref(), !c.inbuf.is_empty(), now) {
                 break;
             }
             let buffered = c.inbuf.len();
@@ -264,9 +264,15 @@ impl MuxSession {
                         obs = crate::obs::start_redis(&mut self.obs, &req);
                         self.commands = self.commands.saturating_add(1);
                         let size = buffered - c.inbuf.len();
-                        if let Some(plan) =
-                            rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Redis)
-                        {
+                        if let Some(plan) = rate_refusal(
+                            &mut self.rate,
+                            id,
+                            c.rate.as_deref_mut(),
+                            c.user.as_ref(),
+                            size,
+                            now,
+                            Protocol::Redis,
+                        ) {
                             self.apply(id, plan, obs, now);
                             continue;
                         }
@@ -279,12 +285,13 @@ impl MuxSession {
                         if req.name().eq_ignore_ascii_case(b"SLOWLOG") {
                             // The proxy's own slow log, not a backend's,
                             // behind the same AUTH and ACL gate.
-                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req) {
+                            match dispatch::gate_local(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, &req, &self.rate)
+                            {
                                 Some(refused) => refused,
                                 None => Plan::Reply(crate::obs::slowlog_reply(&self.obs, &req)),
                             }
                         } else {
-                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts)
+                            plan_redis(cfg, &mut c.authed, &mut c.user, &mut c.hs, id, req, router, counts, &self.rate)
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => resp_error(too_large(cfg)),
@@ -295,10 +302,19 @@ impl MuxSession {
                     Ok(Some(req)) => {
                         obs = crate::obs::start_memcache(&mut self.obs, &req);
                         let size = buffered - c.inbuf.len();
-                        match rate_refusal(&mut self.rate, id, c.rate.as_deref_mut(), size, now, Protocol::Memcache) {
+                        let rate = c.rate.as_deref_mut();
+                        match rate_refusal(&mut self.rate, id, rate, c.user.as_ref(), size, now, Protocol::Memcache) {
                             Some(plan) => plan,
-                            None => identity::gate_memcache(cfg, c.user.as_deref(), &req)
-                                .unwrap_or_else(|| plan_memcache(cfg, req, router, self.local_stats.as_ref())),
+                            None => match identity::gate_memcache(cfg, c.user.as_deref(), &req) {
+                                Some(refused) => {
+                                    // A user's key rules refused it (NOPERM).
+                                    if c.user.is_some() {
+                                        self.rate.note_denied(c.user.as_ref().map(|u| u.id));
+                                    }
+                                    refused
+                                }
+                                None => plan_memcache(cfg, req, router, self.local_stats.as_ref()),
+                            },
                         }
                     }
                     Ok(None) if partial_too_large(&c.inbuf) => mc_close(too_large(cfg)),

@@ -199,5 +199,7 @@ pub struct MuxStats {
     pub slow_closed: u64,
     /// Requests delayed, refused or closed by a per-IP rate limit.
     pub rate_limited: u64,
+    /// ... by any rate limit (per-IP or a user's), each once.
+    pub rate_limited_any: u64,
     pub servers: Vec<ServerCounters>,
 }

@@ -93,6 +93,8 @@ impl EpollDriver {
             let peer = peer.as_socket();
             let Ok(tls) = relay_tls::accept(&pool, plain, now, &self.core.stats.tls) else { continue };
             let key = mongo::balance_key(&pool, peer);
+            // Per-IP connections first: a client it refuses takes nothing else.
+            let Ok(rate) = self.core.admit_ip(&pool, peer) else { continue };
             let backend = match self.core.admit(&pool, &key) {
                 Ok(b) => b,
                 Err(reason) => {
@@ -102,7 +104,10 @@ impl EpollDriver {
             };
             let _ = sock.set_nonblocking(true);
             let _ = sock.set_nodelay(true);
-            let session = self.core.open_session(&pool, peer, || sock.local_addr().ok()?.as_socket(), now);
+            let mut session = self.core.open_session(&pool, peer, || sock.local_addr().ok()?.as_socket(), now);
+            if let Some(rate) = rate {
+                session.set_rate(rate);
+            }
             let deferred = session.awaiting_route();
             let client = TcpStream::from_std(sock.into());
             let (slot, gen) = self.conns.next_key();

@@ -28,10 +28,10 @@ use super::mux_connect::connect_result;
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
+use crate::tls::TlsConn;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::slab::Generational;
-use crate::tls::TlsConn;
 use crate::worker::sys;
 use crate::worker::tls_backend;
 use crate::worker::tls_io;
@@ -77,7 +77,7 @@ impl EpollDriver {
         now: Instant,
     ) {
         // A rejected client's socket drops, and closes, here.
-        if !crate::worker::mux_pools::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
+        if !crate::worker::mux_admit::source_admits(pool, plain, || sock.peer_addr().ok().and_then(|a| a.as_socket())) {
             return;
         }
         // Before admission: a TLS session that cannot start is never

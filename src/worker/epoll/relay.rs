@@ -47,11 +47,16 @@ impl EpollDriver {
                             }
                             if side == Side::Client {
                                 self.core.count_bytes(&c.r.pool, n, 0);
+                                if c.r.session.is_mongo() {
+                                    self.core.limit_mongo(&c.r.pool, &mut c.r.session, n, now);
+                                }
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable[s] = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
+                        Err(e) => {
+                            relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats)
+                        }
                     }
                     progress = true;
                 }
@@ -75,7 +80,12 @@ impl EpollDriver {
                             match e.kind() {
                                 io::ErrorKind::WouldBlock => c.writable[s] = false,
                                 io::ErrorKind::Interrupted => {}
-                                _ => relay_tls::error(&mut c.r, side, e.raw_os_error().unwrap_or(libc::EIO), &*self.core.stats),
+                                _ => relay_tls::error(
+                                    &mut c.r,
+                                    side,
+                                    e.raw_os_error().unwrap_or(libc::EIO),
+                                    &*self.core.stats,
+                                ),
                             }
                         }
                     }

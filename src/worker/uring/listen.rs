@@ -21,8 +21,8 @@ use super::tag::Tag;
 use super::UringDriver;
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::Side;
-use crate::worker::{mongo, relay_tls};
 use crate::worker::sys;
+use crate::worker::{mongo, relay_tls};
 
 /// A listener this worker has (or had) a multishot accept armed on.
 pub(super) struct Armed {
@@ -164,6 +164,11 @@ impl UringDriver {
         };
         let peer = if mongo::needs_peer(&pool) { sys::peer_addr(fd) } else { None };
         let key = mongo::balance_key(&pool, peer);
+        // Per-IP connections first: a client it refuses takes nothing else.
+        let Ok(rate) = self.core.admit_ip(&pool, peer) else {
+            sys::close(fd);
+            return;
+        };
         let backend = match self.core.admit(&pool, &key) {
             Ok(b) => b,
             Err(reason) => {
@@ -173,7 +178,10 @@ impl UringDriver {
             }
         };
         sys::set_nodelay(fd);
-        let session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
+        let mut session = self.core.open_session(&pool, peer, || sys::local_addr(fd), now);
+        if let Some(rate) = rate {
+            session.set_rate(rate);
+        }
         let deferred = session.awaiting_route();
         let mut conn = Conn::new(pool, key, backend, fd, session);
         conn.r.tls[Side::Client as usize] = tls;

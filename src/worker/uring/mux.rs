@@ -50,7 +50,7 @@ const KEEP_SEND_CAPACITY: usize = 64 * 1024;
 impl UringDriver {
     /// A client accepted on a multiplexed pool's listener.
     pub(super) fn mux_accept(&mut self, pool: &PoolSnapshot, fd: RawFd, plain: bool, now: Instant) {
-        if !crate::worker::mux_pools::source_admits(pool, plain, || sys::peer_addr(fd)) {
+        if !crate::worker::mux_admit::source_admits(pool, plain, || sys::peer_addr(fd)) {
             sys::close(fd);
             return;
         }

@@ -90,7 +90,12 @@ impl UringDriver {
                     }
                     let pool = &c.r.pool;
                     match side {
-                        Side::Client => self.core.count_bytes(pool, res as usize, 0),
+                        Side::Client => {
+                            self.core.count_bytes(pool, res as usize, 0);
+                            if c.r.session.is_mongo() {
+                                self.core.limit_mongo(pool, &mut c.r.session, res as usize, now);
+                            }
+                        }
                         Side::Backend => {}
                     }
                 }
