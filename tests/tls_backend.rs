@@ -130,6 +130,11 @@ fn mutual_tls_and_failed_handshakes() {
         wait_until("backend TLS failures counted", Duration::from_secs(5), || {
             p.metric("puerta_tls_handshake_failures_total", "side=\"backend\",reason=\"bad_certificate\"") >= 2.0
         });
+        // TLS 1.3: the missing client certificate is refused by an alert
+        // after the handshake; it counts as a handshake failure all the same.
+        wait_until("no_certificate counted", Duration::from_secs(5), || {
+            p.metric("puerta_tls_handshake_failures_total", "side=\"backend\",reason=\"no_certificate\"") >= 1.0
+        });
         assert!(p.log().contains("TLS handshake with a backend failed"), "{io}");
     }
 }
@@ -195,6 +200,44 @@ fn cluster_pool_to_a_tls_cluster() {
         let p = &proxy.puerta;
         assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 3.0, "{io}");
         assert_eq!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\""), 0.0, "{io}");
+    }
+}
+
+#[test]
+fn announced_hostnames_name_cluster_nodes() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "ann");
+    // One certificate for every node's announced hostname (and localhost,
+    // the seeds' host as written), but not for their IP.
+    let names = ["localhost", "node-0.test", "node-1.test", "node-2.test"];
+    let leaf = ca.client(&dir, "nodes", "nodes", &names);
+    let cli = vec!["--tls".to_string(), "--cacert".to_string(), ca.pem.display().to_string()];
+    let cluster = Cluster::start_tls_hostnames(3, 0, (redis_tls_args(&ca, &leaf, false), cli));
+    let seeds: Vec<String> = cluster.tls_seeds().iter().map(|s| s.replace("127.0.0.1:", "localhost:")).collect();
+    for io in drivers() {
+        let announced = ClusterProxy::start_on(&seeds, io, &backend_tls(&ca, None, ", server_name = \"announced\""));
+        let mut c = Resp::connect(announced.port).unwrap();
+        let keys: Vec<String> = (0..30).map(|i| format!("{io}-an{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.cmd(&["SET", k, &i.to_string()]).unwrap(), "OK", "{io}: SET {k}");
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.cmd(&["GET", k]).unwrap(), i.to_string(), "{io}: GET {k}");
+        }
+        let p = &announced.puerta;
+        assert!(p.metric("puerta_tls_established_total", "side=\"backend\"") >= 3.0, "{io}");
+        assert_eq!(p.metric("puerta_tls_handshake_failures_total", "side=\"backend\""), 0.0, "{io}");
+        drop(announced);
+
+        // Without "announced" the nodes are named by their IP, which the
+        // certificate does not cover (the seeds, named as written, verify).
+        let by_ip = ClusterProxy::start_on(&seeds, io, &backend_tls(&ca, None, ""));
+        let mut c = Resp::connect(by_ip.port).unwrap();
+        // (The pool retries the node, so the reply may be an error or late.)
+        let got = c.cmd(&["GET", &keys[0]]);
+        assert!(got.as_deref().is_ok_and(|r| r.starts_with("-ERR")) || got.is_err(), "{io}: {got:?}");
+        let failed = "side=\"backend\",reason=\"bad_certificate\"";
+        assert!(by_ip.puerta.metric("puerta_tls_handshake_failures_total", failed) >= 1.0, "{io}");
     }
 }
 

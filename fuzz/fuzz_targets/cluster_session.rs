@@ -59,7 +59,7 @@ const REQUESTS: &[&[u8]] = &[
 fn map(shift: u16) -> Arc<SlotMap> {
     let n = |p: u16| {
         let addr = ([127, 0, 0, 1], p).into();
-        NodeSpec { id: String::new(), addr, endpoint: format!("127.0.0.1:{p}"), healthy: p != 6 }
+        NodeSpec { id: String::new(), addr, endpoint: format!("127.0.0.1:{p}"), healthy: p != 6, hostname: None }
     };
     let cut = 5000 + shift;
     let second = if shift % 2 == 1 {

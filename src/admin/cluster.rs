@@ -169,7 +169,7 @@ mod tests {
 
     fn node(port: u16) -> NodeSpec {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        NodeSpec { id: format!("n{port}"), addr, endpoint: addr.to_string(), healthy: true }
+        NodeSpec { id: format!("n{port}"), addr, endpoint: addr.to_string(), healthy: true, hostname: None }
     }
 
     #[test]

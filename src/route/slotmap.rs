@@ -36,6 +36,10 @@ pub struct ClusterNode {
     pub master: Option<u16>,
     /// False when CLUSTER NODES flags it fail, pfail, handshake or noaddr.
     pub healthy: bool,
+    /// The hostname the node announces (`cluster-announce-hostname`),
+    /// validated as a DNS name: the TLS server name with `server_name =
+    /// "announced"`. From the topology only, never from a redirect.
+    pub hostname: Option<String>,
 }
 
 /// Input to `SlotMap::build`: a node as the refresh found it.
@@ -45,6 +49,7 @@ pub struct NodeSpec {
     pub addr: SocketAddr,
     pub endpoint: String,
     pub healthy: bool,
+    pub hostname: Option<String>,
 }
 
 /// Input to `SlotMap::build`: slot ranges (inclusive) served by one master.
@@ -137,6 +142,9 @@ impl SlotMap {
                 n.master = None;
             }
             n.healthy &= spec.healthy;
+            if n.hostname.is_none() {
+                n.hostname.clone_from(&spec.hostname);
+            }
             return i;
         }
         self.nodes.push(ClusterNode {
@@ -146,6 +154,7 @@ impl SlotMap {
             role,
             master,
             healthy: spec.healthy,
+            hostname: spec.hostname.clone(),
         });
         self.replicas.push(Vec::new());
         (self.nodes.len() - 1) as u16
@@ -224,7 +233,7 @@ mod tests {
 
     fn node(port: u16, healthy: bool) -> NodeSpec {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        NodeSpec { id: format!("id{port}"), addr, endpoint: addr.to_string(), healthy }
+        NodeSpec { id: format!("id{port}"), addr, endpoint: addr.to_string(), healthy, hostname: None }
     }
 
     fn three() -> SlotMap {

@@ -140,13 +140,18 @@ impl PoolSession for ClusterPoolSession {
         self.s.backend_addr(to_cluster(b))
     }
 
-    /// The host of the node's announced endpoint (`host:port` as CLUSTER
-    /// SLOTS gave it: a hostname when the cluster announces hostnames).
+    /// The node's announced hostname (`cluster-announce-hostname`, from
+    /// the topology), else the host of its announced endpoint (`host:port`
+    /// as CLUSTER SLOTS gave it: a hostname with
+    /// `cluster-preferred-endpoint-type hostname`, else an IP).
     fn backend_host(&self, b: BackendId) -> Option<&str> {
         let addr = self.s.backend_addr(to_cluster(b))?;
         let view = self.s.topology();
-        let endpoint = &view.node(view.find(addr)?)?.endpoint;
-        endpoint.rsplit_once(':').map(|(host, _)| host).filter(|h| !h.is_empty())
+        let node = view.node(view.find(addr)?)?;
+        if let Some(h) = node.hostname.as_deref() {
+            return Some(h);
+        }
+        node.endpoint.rsplit_once(':').map(|(host, _)| host).filter(|h| !h.is_empty())
     }
 
     fn handle_backend_connected(&mut self, b: BackendId) {

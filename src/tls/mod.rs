@@ -110,6 +110,11 @@ impl FailReason {
             TlsError::Session(E::PeerIncompatible(_)) | TlsError::Session(E::NoApplicationProtocol) => {
                 FailReason::Negotiation
             }
+            // A TLS 1.3 server that wants a client certificate says so with
+            // this alert after the client's Finished (`tls_backend::fail`).
+            TlsError::Session(E::AlertReceived(rustls::AlertDescription::CertificateRequired)) => {
+                FailReason::NoCertificate
+            }
             TlsError::Session(E::AlertReceived(_)) => FailReason::PeerAlert,
             TlsError::Io(_) => FailReason::Closed,
             _ => FailReason::Protocol,

@@ -211,3 +211,11 @@ fn peer_names_reads_cn_and_every_kind_of_san() {
     assert_eq!(names.sans, ["app.internal", "10.0.0.7", "spiffe://example.org/app"]);
     assert_eq!(peer::names(b"not a certificate"), crate::acl::CertNames::default());
 }
+
+#[test]
+fn a_certificate_required_alert_is_no_certificate() {
+    use rustls::{AlertDescription as A, Error as E};
+    let of = |a| FailReason::of(&TlsError::Session(E::AlertReceived(a)));
+    assert_eq!(of(A::CertificateRequired), FailReason::NoCertificate);
+    assert_eq!(of(A::HandshakeFailure), FailReason::PeerAlert);
+}

@@ -16,7 +16,8 @@
 //!   the session, where its own limits see it;
 //! - a TLS failure is a backend failure: during the handshake a failed
 //!   connect (ejection counts it), afterwards a lost connection; each
-//!   failed handshake counts one fixed reason in `tls_backend`.
+//!   failed handshake counts one fixed reason in `tls_backend`, and so
+//!   does a TLS 1.3 `certificate_required` alert after it ("no_certificate").
 
 use std::time::Instant;
 
@@ -136,7 +137,16 @@ fn fail(tls: &TlsConn, err: TlsError, stats: &TlsStats) -> Step {
         tracing::warn!(%err, reason = reason.name(), "TLS handshake with a backend failed");
         Step::ConnectFailed
     } else {
-        tracing::debug!(%err, reason = reason.name(), "TLS session with a backend failed");
+        if reason == FailReason::NoCertificate {
+            // TLS 1.3: the server refuses a missing client certificate
+            // only after the client's handshake is done (the first read
+            // gets a `certificate_required` alert). A handshake failure
+            // all the same, though the session already saw it connected.
+            stats.failed(reason);
+            tracing::warn!(%err, reason = reason.name(), "TLS handshake with a backend failed");
+        } else {
+            tracing::debug!(%err, reason = reason.name(), "TLS session with a backend failed");
+        }
         Step::Lost(Some(TLS_ERRNO))
     }
 }

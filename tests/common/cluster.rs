@@ -29,7 +29,8 @@ pub struct Node {
     pub bus_port: u16,
     /// A TLS cluster (`Cluster::start_tls`): the node's TLS client port,
     /// and its TLS arguments (the bus and replication speak TLS too; the
-    /// plaintext `port` stays open for the harness's own checks).
+    /// plaintext `port` stays open for the harness's own checks), plus
+    /// `--cluster-announce-hostname` with `start_tls_hostnames`.
     pub tls_port: Option<u16>,
     tls_args: Vec<String>,
     dir: PathBuf,
@@ -91,7 +92,7 @@ impl Cluster {
     }
 
     pub fn start_with(masters: usize, replicas: usize, node_timeout_ms: u64) -> Cluster {
-        Cluster::start_opts(masters, replicas, node_timeout_ms, None)
+        Cluster::start_opts(masters, replicas, node_timeout_ms, None, false)
     }
 
     /// A cluster whose clients, bus and replication speak TLS
@@ -99,7 +100,14 @@ impl Cluster {
     /// `redis-cli --tls --cluster create`. `tls.0`: redis-server's TLS
     /// file arguments; `tls.1`: redis-cli's (`--tls --cacert ...`).
     pub fn start_tls(masters: usize, replicas: usize, tls: (Vec<String>, Vec<String>)) -> Cluster {
-        Cluster::start_opts(masters, replicas, 2000, Some(tls))
+        Cluster::start_opts(masters, replicas, 2000, Some(tls), false)
+    }
+
+    /// `start_tls`, each node i also started with
+    /// `--cluster-announce-hostname node-i.test` (CLUSTER SLOTS then
+    /// carries the name in its metadata; endpoints stay IPs).
+    pub fn start_tls_hostnames(masters: usize, replicas: usize, tls: (Vec<String>, Vec<String>)) -> Cluster {
+        Cluster::start_opts(masters, replicas, 2000, Some(tls), true)
     }
 
     fn start_opts(
@@ -107,6 +115,7 @@ impl Cluster {
         replicas: usize,
         node_timeout_ms: u64,
         tls: Option<(Vec<String>, Vec<String>)>,
+        hostnames: bool,
     ) -> Cluster {
         let dir = tmpdir();
         let mut server_args: Vec<String> =
@@ -122,8 +131,11 @@ impl Cluster {
             .map(|i| {
                 let d = dir.join(format!("node{i}"));
                 std::fs::create_dir_all(&d).unwrap();
-                let (tls_port, tls_args) =
+                let (tls_port, mut tls_args) =
                     if tls_port { (Some(free_port()), server_args.clone()) } else { (None, Vec::new()) };
+                if hostnames {
+                    tls_args.extend(["--cluster-announce-hostname".to_string(), format!("node-{i}.test")]);
+                }
                 Node {
                     port: free_port(),
                     bus_port: free_port(),

@@ -34,7 +34,8 @@ impl ClusterProxy {
         ClusterProxy::start_on(&cluster.tls_seeds(), io, extra)
     }
 
-    fn start_on(seeds: &[String], io: &str, extra: &str) -> ClusterProxy {
+    /// A proxy seeded with `seeds` as written (`host:port`).
+    pub fn start_on(seeds: &[String], io: &str, extra: &str) -> ClusterProxy {
         let port = free_port();
         let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
         let config = format!(

@@ -97,7 +97,7 @@ fn quantiles_are_bucket_upper_bounds() {
 
 fn node(port: u16, healthy: bool) -> NodeSpec {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    NodeSpec { id: format!("{port}abcdefghijklmnop"), addr, endpoint: addr.to_string(), healthy }
+    NodeSpec { id: format!("{port}abcdefghijklmnop"), addr, endpoint: addr.to_string(), healthy, hostname: None }
 }
 
 /// Pools of four kinds: the fixture's tcp pool `redis-a` (r2 down), a

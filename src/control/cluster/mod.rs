@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::PoolConfig;
-use crate::route::slotmap::{ClusterReport, ShardSpec};
+use crate::route::slotmap::{ClusterNode, ClusterReport, ShardSpec};
 use crate::route::{SlotMap, SLOTS};
 use crate::tls::ClientTls;
 use fetch::FetchError;
@@ -51,7 +51,7 @@ pub struct ClusterPool {
     dns: dns::Dns,
     /// `backend_tls`: refreshes speak TLS, naming a seed by its host as
     /// written, and a node by its IP (or, with `server_name =
-    /// "announced"`, by its announced endpoint's host).
+    /// "announced"`, by its announced hostname, else its endpoint's host).
     tls: Option<Arc<ClientTls>>,
     seed_hosts: Vec<(SocketAddr, String)>,
     refreshes: u64,
@@ -172,7 +172,12 @@ impl ClusterPool {
         let mut out = self.seed_hosts.clone();
         if tls.wants_announced() {
             let nodes = self.map.nodes().iter();
-            let announced = nodes.filter_map(|n| Some((n.addr, n.endpoint.rsplit_once(':')?.0.to_owned())));
+            // The announced hostname, else the endpoint's host (as workers).
+            let host = |n: &ClusterNode| match &n.hostname {
+                Some(h) => Some(h.clone()),
+                None => Some(n.endpoint.rsplit_once(':')?.0.to_owned()),
+            };
+            let announced = nodes.filter_map(|n| Some((n.addr, host(n)?)));
             out.extend(announced.filter(|(_, h)| !h.is_empty()));
         }
         out

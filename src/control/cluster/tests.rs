@@ -28,7 +28,7 @@ fn pool_cfg(seeds: &[u16]) -> PoolConfig {
 }
 
 fn spec(port: u16, healthy: bool) -> NodeSpec {
-    NodeSpec { id: format!("n{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy }
+    NodeSpec { id: format!("n{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy, hostname: None }
 }
 
 /// Two shards: masters `m1`, `m2` with replicas `r1`, `r2`.

@@ -1,6 +1,8 @@
 //! Turning one node's CLUSTER SLOTS and CLUSTER NODES replies into the
 //! shard list `SlotMap::build` takes: endpoints resolved to addresses,
-//! node health from the NODES flags.
+//! node health from the NODES flags, and each node's announced hostname
+//! (SLOTS metadata, else its NODES line; already validated as a DNS name
+//! by the parsers).
 //!
 //! Pure apart from the caller-supplied resolver (the control thread passes
 //! DNS; tests pass a table). An endpoint with an empty host means the node
@@ -56,7 +58,9 @@ pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resol
             nodes.iter().find(|l| address(&l.endpoint, asked, resolve) == Some(addr) && l.endpoint.port != 0)
         });
         let endpoint = if n.endpoint.host.is_empty() { addr.to_string() } else { n.endpoint.text() };
-        Some(NodeSpec { id: n.id.clone(), addr, endpoint, healthy: line.is_none_or(NodeLine::healthy) })
+        // The announced hostname: SLOTS metadata, else the NODES line's.
+        let hostname = n.hostname.clone().or_else(|| line.and_then(|l| l.hostname.clone()));
+        Some(NodeSpec { id: n.id.clone(), addr, endpoint, healthy: line.is_none_or(NodeLine::healthy), hostname })
     };
     let mut out: Vec<ShardSpec> = slots
         .iter()
@@ -72,7 +76,8 @@ pub fn shards(slots: &[SlotsEntry], nodes: &[NodeLine], asked: SocketAddr, resol
         let Some(addr) = address(&l.endpoint, asked, resolve) else { continue };
         if !listed(&out, addr) {
             let endpoint = if l.endpoint.host.is_empty() { addr.to_string() } else { l.endpoint.text() };
-            let master = NodeSpec { id: l.id.clone(), addr, endpoint, healthy: l.healthy() };
+            let hostname = l.hostname.clone();
+            let master = NodeSpec { id: l.id.clone(), addr, endpoint, healthy: l.healthy(), hostname };
             out.push(ShardSpec { ranges: Vec::new(), master, replicas: Vec::new() });
         }
     }
@@ -86,7 +91,7 @@ mod tests {
     use crate::route::SlotMap;
 
     fn node(host: &str, port: u16, id: &str) -> SlotsNode {
-        SlotsNode { endpoint: Endpoint { host: host.into(), port }, id: id.into() }
+        SlotsNode { endpoint: Endpoint { host: host.into(), port }, id: id.into(), hostname: None }
     }
 
     #[test]
@@ -109,6 +114,7 @@ mod tests {
         assert_eq!(got[0].replicas.len(), 1);
         assert_eq!(got[0].replicas[0].endpoint, "db-b:2");
         assert!(!got[0].replicas[0].healthy, "fail? is unhealthy");
+        assert_eq!(got[0].replicas[0].hostname, None, "none announced");
         assert_eq!(got[1].master.addr, asked, "an empty host is the node asked");
         assert!(got[1].replicas.is_empty(), "an unresolvable replica is left out");
         let map = SlotMap::build(got);
@@ -116,6 +122,25 @@ mod tests {
         assert!(map.replicas(0).is_empty());
         let names = hostnames(&slots, &nodes);
         assert_eq!(names, [("db-b".to_owned(), 2), ("nowhere".to_owned(), 4)], "each host once, no IP literal");
+    }
+
+    #[test]
+    fn announced_hostnames_come_from_slots_else_nodes() {
+        let mut a = node("10.0.0.1", 1, "a");
+        a.hostname = Some("node-a.test".into());
+        let slots = vec![SlotsEntry { start: 0, end: 16383, master: a, replicas: vec![node("10.0.0.2", 2, "b")] }];
+        let nodes = parse_nodes(
+            "a 10.0.0.1:1@11,other.test myself,master - 0 0 1 connected 0-16383\n\
+             b 10.0.0.2:2@12,node-b.test slave a 0 0 1 connected\n\
+             e 10.0.0.5:5@15,node-e.test master - 0 0 3 connected\n",
+        )
+        .unwrap();
+        let got = shards(&slots, &nodes, "10.0.0.1:1".parse().unwrap(), &|_: &str, _| None);
+        assert_eq!(got[0].master.hostname.as_deref(), Some("node-a.test"), "SLOTS metadata first");
+        assert_eq!(got[0].replicas[0].hostname.as_deref(), Some("node-b.test"), "else the NODES line");
+        assert_eq!(got[1].master.hostname.as_deref(), Some("node-e.test"), "a node without slots");
+        let map = SlotMap::build(got);
+        assert_eq!(map.nodes()[0].hostname.as_deref(), Some("node-a.test"));
     }
 
     #[test]

@@ -62,6 +62,29 @@ impl Endpoint {
     }
 }
 
+/// The longest announced hostname kept (a DNS name's limit).
+pub const MAX_HOSTNAME: usize = 253;
+
+/// A hostname a node announces (`cluster-announce-hostname`, in CLUSTER
+/// SLOTS metadata or CLUSTER NODES), kept only if it is a DNS name: at
+/// most `MAX_HOSTNAME` bytes, dot-separated labels of 1 to 63 ASCII
+/// letters, digits, `-` or `_`, no label starting or ending with `-`.
+/// Lowercased. It is network data that becomes a TLS server name, so
+/// anything else is dropped (`None`), never an error.
+pub fn dns_name(raw: &str) -> Option<String> {
+    let name = raw.strip_suffix('.').unwrap_or(raw);
+    if name.is_empty() || name.len() > MAX_HOSTNAME {
+        return None;
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    name.split('.').all(label_ok).then(|| name.to_ascii_lowercase())
+}
+
 /// `ASKING`: the next command may run on a slot this node is importing.
 pub const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 /// `READONLY`: this connection may read from a replica.
@@ -92,6 +115,21 @@ mod tests {
         assert_eq!(CLUSTER_NODES, &encode::command([&b"CLUSTER"[..], b"NODES"].into_iter())[..]);
         assert_eq!(&auth(None, "pw")[..], b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
         assert_eq!(&auth(Some("al"), "pw")[..], b"*3\r\n$4\r\nAUTH\r\n$2\r\nal\r\n$2\r\npw\r\n");
+    }
+
+    #[test]
+    fn dns_names_are_bounded_and_validated() {
+        assert_eq!(dns_name("Node-1.Test").as_deref(), Some("node-1.test"));
+        assert_eq!(dns_name("node-1.test.").as_deref(), Some("node-1.test"), "a root dot is dropped");
+        assert_eq!(dns_name("a_b").as_deref(), Some("a_b"));
+        for bad in ["", ".", "a..b", "-a", "a-", "a b", "a/b", "a\0b", "ä.test", "a:1", "*.test"] {
+            assert_eq!(dns_name(bad), None, "{bad:?}");
+        }
+        assert_eq!(dns_name(&"a".repeat(64)), None, "a label is at most 63 bytes");
+        let long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
+        assert_eq!(long.len(), MAX_HOSTNAME);
+        assert!(dns_name(&long).is_some());
+        assert_eq!(dns_name(&format!("{long}e")), None, "longer than 253 bytes");
     }
 
     #[test]

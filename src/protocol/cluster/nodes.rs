@@ -64,10 +64,11 @@ fn line(l: &str) -> Result<NodeLine, String> {
     if f.len() < 8 {
         return Err(format!("expected at least 8 fields, got {}", f.len()));
     }
-    let (addr, hostname) = match f[1].split_once(',') {
-        Some((a, h)) => (a, Some(h.to_owned()).filter(|h| !h.is_empty())),
-        None => (f[1], None),
-    };
+    // `addr[,hostname[,key=value...]]` (Redis 7.2 may append aux fields);
+    // only a valid DNS name is kept (it may become a TLS server name).
+    let mut parts = f[1].split(',');
+    let addr = parts.next().unwrap_or_default();
+    let hostname = parts.next().filter(|h| !h.contains('=')).and_then(super::dns_name);
     let ip_port = addr.split_once('@').map_or(addr, |(a, _)| a);
     let endpoint = match Endpoint::parse(ip_port) {
         Some(e) => e,
@@ -146,6 +147,16 @@ aaaa :0@0 master,noaddr - 0 0 0 disconnected
         assert!(n[3].flags.pfail && !n[3].healthy() && !n[3].connected);
         assert!(n[4].flags.noaddr && n[4].endpoint.port == 0 && !n[4].healthy());
         assert_eq!(n[1].endpoint, Endpoint { host: "127.0.0.1".into(), port: 30002 });
+    }
+
+    #[test]
+    fn hostnames_are_positional_and_validated() {
+        let host = |field: &str| parse_nodes(&format!("a {field} master - 0 0 1 connected")).unwrap()[0].hostname.clone();
+        assert_eq!(host("1.2.3.4:1@2,Node-1.test").as_deref(), Some("node-1.test"));
+        assert_eq!(host("1.2.3.4:1@2,node-1.test,shard-id=ab12").as_deref(), Some("node-1.test"));
+        assert_eq!(host("1.2.3.4:1@2,,shard-id=ab12"), None, "no hostname, an aux field");
+        assert_eq!(host("1.2.3.4:1@2,shard-id=ab12"), None, "an aux field is not a hostname");
+        assert_eq!(host("1.2.3.4:1@2,bad/name"), None, "not a DNS name");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `CLUSTER SLOTS`: slot ranges with their master and replicas.
 //!
 //! Shape (Redis 3 to 7): an array of `[start, end, master, replica...]`,
-//! each node `[host, port, id?, metadata?]`. Redis writes the host as ""
+//! each node `[host, port, id?, metadata?]`, the metadata a flat list of
+//! key/value pairs (Redis 7: `hostname` with `cluster-announce-hostname`;
+//! `ip` when the endpoint is a hostname). Only `hostname` is kept, and
+//! only if it is a DNS name (`super::dns_name`). Redis writes the host as ""
 //! or "?" (or nil) when it does not know an endpoint for the node; that is
 //! kept as an empty host, meaning "the host this reply came from". Redis
 //! leaves failed replicas out of this reply; node flags come from
@@ -16,6 +19,8 @@ pub struct SlotsNode {
     pub endpoint: Endpoint,
     /// The node id, empty before Redis 4 (which did not send it).
     pub id: String,
+    /// The announced hostname (metadata `hostname`), if a valid DNS name.
+    pub hostname: Option<String>,
 }
 
 /// One `[start, end, master, replicas...]` element.
@@ -74,7 +79,15 @@ fn node(v: &Value) -> Result<SlotsNode, String> {
         .filter(|&p| p != 0)
         .ok_or_else(|| format!("expected a port 1..65535, got {:?}", f.get(1)))?;
     let id = f.get(2).and_then(Value::as_str).unwrap_or("").to_owned();
-    Ok(SlotsNode { endpoint: Endpoint { host: host.to_owned(), port }, id })
+    let hostname = f.get(3).and_then(metadata_hostname);
+    Ok(SlotsNode { endpoint: Endpoint { host: host.to_owned(), port }, id, hostname })
+}
+
+/// `hostname` from a node's metadata pairs; anything malformed is ignored.
+fn metadata_hostname(v: &Value) -> Option<String> {
+    let pairs = v.as_array()?;
+    let value = pairs.chunks_exact(2).find(|kv| kv[0].as_bytes() == Some(b"hostname"))?;
+    value[1].as_str().and_then(super::dns_name)
 }
 
 #[cfg(test)]
@@ -94,8 +107,11 @@ mod tests {
     #[test]
     fn parses_ranges_nodes_and_unknown_endpoints() {
         let got = parse_slots(&parse(&Bytes::from_static(REPLY)).unwrap()).unwrap();
-        let n =
-            |host: &str, port, id: &str| SlotsNode { endpoint: Endpoint { host: host.into(), port }, id: id.into() };
+        let n = |host: &str, port, id: &str| SlotsNode {
+            endpoint: Endpoint { host: host.into(), port },
+            id: id.into(),
+            hostname: (port == 30004).then(|| "h4".to_owned()),
+        };
         assert_eq!(
             got,
             vec![
@@ -122,5 +138,23 @@ mod tests {
         assert!(parse_slots(&v(b"*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:1\r\n")).is_err(), "slot range");
         assert!(parse_slots(&v(b"*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$1\r\nh\r\n:0\r\n")).is_err(), "port 0");
         assert_eq!(parse_slots(&v(b"*0\r\n")), Ok(vec![]));
+    }
+
+    #[test]
+    fn hostname_metadata_is_validated() {
+        let one = |meta: &str| {
+            let raw = format!("*1\r\n*3\r\n:0\r\n:1\r\n*4\r\n$1\r\nh\r\n:1\r\n$1\r\ni\r\n{meta}");
+            let got = parse_slots(&parse(&Bytes::from(raw)).unwrap()).unwrap();
+            got[0].master.hostname.clone()
+        };
+        let pair = |k: &str, v: &str| format!("*2\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len());
+        assert_eq!(one(&pair("hostname", "Node-1.test")).as_deref(), Some("node-1.test"));
+        assert_eq!(one(&pair("hostname", "bad name")), None, "not a DNS name");
+        assert_eq!(one(&pair("hostname", &"a".repeat(300))), None, "too long");
+        assert_eq!(one(&pair("ip", "10.0.0.1")), None, "no hostname key");
+        assert_eq!(one("*1\r\n$8\r\nhostname\r\n"), None, "a key without a value");
+        assert_eq!(one(":5\r\n"), None, "not a list");
+        let two = "*4\r\n$2\r\nip\r\n$1\r\nx\r\n$8\r\nhostname\r\n$2\r\nh2\r\n";
+        assert_eq!(one(two).as_deref(), Some("h2"), "hostname after another pair");
     }
 }

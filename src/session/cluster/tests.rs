@@ -18,7 +18,7 @@ pub(super) fn addr(port: u16) -> SocketAddr {
 }
 
 fn node(port: u16, healthy: bool) -> NodeSpec {
-    NodeSpec { id: format!("id{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy }
+    NodeSpec { id: format!("id{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy, hostname: None }
 }
 
 /// Masters on ports 1, 2, 3 (slots split in thirds), replicas on 4, 5, 6.

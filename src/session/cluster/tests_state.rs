@@ -177,6 +177,7 @@ fn a_connection_opened_and_dropped_in_one_event_is_closed_in_the_same_drain() {
         addr: ([127, 0, 0, 1], p).into(),
         endpoint: format!("127.0.0.1:{p}"),
         healthy: p != 6,
+        hostname: None,
     };
     let map = std::sync::Arc::new(crate::route::SlotMap::build(vec![
         ShardSpec { ranges: vec![(0, 5000)], master: n(1), replicas: vec![n(4)] },
