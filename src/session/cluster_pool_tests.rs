@@ -16,7 +16,13 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 fn node(port: u16) -> NodeSpec {
-    NodeSpec { id: format!("id{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy: true, hostname: None }
+    NodeSpec {
+        id: format!("id{port}"),
+        addr: addr(port),
+        endpoint: addr(port).to_string(),
+        healthy: true,
+        hostname: None,
+    }
 }
 
 /// Every slot on the master at `port`.

@@ -151,7 +151,8 @@ aaaa :0@0 master,noaddr - 0 0 0 disconnected
 
     #[test]
     fn hostnames_are_positional_and_validated() {
-        let host = |field: &str| parse_nodes(&format!("a {field} master - 0 0 1 connected")).unwrap()[0].hostname.clone();
+        let host =
+            |field: &str| parse_nodes(&format!("a {field} master - 0 0 1 connected")).unwrap()[0].hostname.clone();
         assert_eq!(host("1.2.3.4:1@2,Node-1.test").as_deref(), Some("node-1.test"));
         assert_eq!(host("1.2.3.4:1@2,node-1.test,shard-id=ab12").as_deref(), Some("node-1.test"));
         assert_eq!(host("1.2.3.4:1@2,,shard-id=ab12"), None, "no hostname, an aux field");

@@ -21,7 +21,13 @@ fn ms(n: u64) -> Duration {
 }
 
 fn node(port: u16) -> NodeSpec {
-    NodeSpec { id: format!("id{port}"), addr: addr(port), endpoint: addr(port).to_string(), healthy: true, hostname: None }
+    NodeSpec {
+        id: format!("id{port}"),
+        addr: addr(port),
+        endpoint: addr(port).to_string(),
+        healthy: true,
+        hostname: None,
+    }
 }
 
 /// Masters at `ports`, the slots split evenly in that order, no replicas.
