@@ -24,6 +24,7 @@ use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
 use crate::session::ratelimit::ClientRate;
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_pools::{MuxPools, NO_SOCK};
+use crate::worker::tls_backend::Outcome;
 
 /// Borrows of the driver's state that the shared logic works on.
 pub(super) struct MuxParts<'a> {
@@ -87,6 +88,17 @@ pub(super) trait MuxIo {
         if let Some(e) = self.mux_parts().pools.get_mut(idx) {
             e.session.handle_backend_connect_failed(b, errno, now);
         }
+    }
+
+    /// Carries out what `tls_backend` decided for backend `b` of entry
+    /// `idx` (stat id `sid`); true when its socket is gone.
+    fn mux_backend_act(&mut self, idx: usize, b: BackendId, sid: usize, act: Outcome, now: Instant) -> bool {
+        match act {
+            Outcome::Nothing => return false,
+            Outcome::ConnectFailed(errno) => self.mux_connect_failed(idx, b, sid, errno, now),
+            Outcome::Lost(errno) => self.mux_backend_lost(idx, b, errno, now),
+        }
+        true
     }
 
     /// Forgets backend `b`'s socket and closes it.

@@ -114,11 +114,54 @@ pub fn data(
     }
 }
 
-/// The backend socket reached EOF or an error while handshaking: counts
-/// the failure ("closed"). The caller reports the connect as failed.
-pub fn gone(tls: &TlsConn, stats: &TlsStats) {
-    if tls.is_handshaking() {
-        stats.failed(FailReason::Closed);
+/// What the driver does with a backend socket after a TLS step or its end
+/// (`MuxIo::mux_backend_act` carries it out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing: the socket stays.
+    Nothing,
+    /// Report a failed connect with this errno.
+    ConnectFailed(i32),
+    /// Report a lost connection (`None`: EOF).
+    Lost(Option<i32>),
+}
+
+/// A backend socket hit EOF (`errno` None) or an error. `tls` is its TLS
+/// slot (`None` when the socket is no longer in the driver's table). While
+/// handshaking this is a failed connect: the failure is counted ("closed")
+/// and the `TlsConn` dropped, so closing the socket cannot count it again.
+pub fn on_gone(tls: Option<&mut Option<Box<TlsConn>>>, errno: Option<i32>, stats: &TlsStats) -> Outcome {
+    let handshaking = tls.is_some_and(|slot| match slot.take() {
+        Some(t) if t.is_handshaking() => {
+            stats.failed(FailReason::Closed);
+            true
+        }
+        t => {
+            *slot = t;
+            false
+        }
+    });
+    if handshaking {
+        Outcome::ConnectFailed(errno.unwrap_or(libc::ECONNRESET))
+    } else {
+        Outcome::Lost(errno)
+    }
+}
+
+/// Acts on a TLS `step` of a backend socket whose TLS slot is `tls`: a
+/// step that ends the socket drops its `TlsConn` (the failure is counted
+/// already: closing it must not count it again).
+pub fn on_step(tls: Option<&mut Option<Box<TlsConn>>>, step: Step) -> Outcome {
+    if step == Step::Continue {
+        return Outcome::Nothing;
+    }
+    if let Some(slot) = tls {
+        *slot = None;
+    }
+    match step {
+        Step::Continue => Outcome::Nothing,
+        Step::ConnectFailed => Outcome::ConnectFailed(TLS_ERRNO),
+        Step::Lost(errno) => Outcome::Lost(errno),
     }
 }
 

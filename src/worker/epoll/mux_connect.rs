@@ -90,23 +90,10 @@ impl EpollDriver {
     /// Backend `b`'s socket hit EOF (`errno` None) or an error: a lost
     /// connection, or a failed connect while its TLS handshake runs.
     pub(super) fn mux_backend_gone(&mut self, slot: u32, entry: usize, b: BackendId, errno: Option<i32>, now: Instant) {
-        let handshaking = match self.msocks.get_mut(slot) {
-            Some(s) => match s.tls.take() {
-                Some(t) if t.is_handshaking() => {
-                    tls_backend::gone(&t, &self.core.stats.tls_backend);
-                    Some(s.stat_id)
-                }
-                t => {
-                    s.tls = t;
-                    None
-                }
-            },
-            None => None,
-        };
-        match handshaking {
-            Some(sid) => self.mux_connect_failed(entry, b, sid, errno.unwrap_or(libc::ECONNRESET), now),
-            None => self.mux_backend_lost(entry, b, errno, now),
-        }
+        let s = self.msocks.get_mut(slot);
+        let sid = s.as_ref().map_or(usize::MAX, |s| s.stat_id);
+        let act = tls_backend::on_gone(s.map(|s| &mut s.tls), errno, &self.core.stats.tls_backend);
+        self.mux_backend_act(entry, b, sid, act, now);
     }
 
     /// Acts on a TLS step of backend `b`; true when the socket is gone.
@@ -118,20 +105,10 @@ impl EpollDriver {
         step: Step,
         now: Instant,
     ) -> bool {
-        if step == Step::Continue {
-            return false;
-        }
-        let sid = self.msocks.get_mut(slot).map_or(usize::MAX, |s| {
-            // Counted already: closing it must not count it again.
-            s.tls = None;
-            s.stat_id
-        });
-        match step {
-            Step::Continue => return false,
-            Step::ConnectFailed => self.mux_connect_failed(entry, b, sid, TLS_ERRNO, now),
-            Step::Lost(errno) => self.mux_backend_lost(entry, b, errno, now),
-        }
-        true
+        let s = self.msocks.get_mut(slot);
+        let sid = s.as_ref().map_or(usize::MAX, |s| s.stat_id);
+        let act = tls_backend::on_step(s.map(|s| &mut s.tls), step);
+        self.mux_backend_act(entry, b, sid, act, now)
     }
 }
 
