@@ -25,6 +25,7 @@ mod epoll;
 pub mod failpoint;
 pub mod id_hash;
 pub mod ip_limits;
+mod linger;
 pub mod mongo;
 pub(crate) mod mux_admit;
 mod mux_drive;

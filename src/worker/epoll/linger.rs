@@ -1,7 +1,8 @@
 //! The epoll driver's lingering TLS clients: a client socket its session
 //! closed while ciphertext was still queued in its `TlsConn` (the last
 //! reply, a close_notify, a handshake alert) stays open until that is
-//! written, a write fails, or `tls_io::LINGER` passes.
+//! written, a write fails, or `tls_io::LINGER` passes (which socket
+//! lingers, and the list with its deadlines, are `worker::linger`'s).
 //!
 //! Owner: the epoll worker (a child module of `epoll`). Invariants: a
 //! lingering socket (`ESock::linger`) belongs to no session and never
@@ -14,9 +15,8 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use super::EpollDriver;
-use crate::worker::mux_pools::MKind;
+use crate::worker::linger::should_linger;
 use crate::worker::slab::Generational;
-use crate::worker::tls_io;
 
 impl EpollDriver {
     /// `io_close` of a client with TLS: starts lingering when ciphertext
@@ -26,18 +26,12 @@ impl EpollDriver {
         if s.linger {
             return true;
         }
-        // Backend sockets (`backend_tls`) close at once: a session closes
-        // one only when nothing is in flight on it, or it failed.
-        if !matches!(s.kind, MKind::Client(_)) {
-            return false;
-        }
-        let Some(t) = s.tls.as_deref_mut() else { return false };
-        if !tls_io::closing(t) {
+        if !should_linger(s.kind, s.tls.as_deref_mut()) {
             return false;
         }
         s.linger = true;
         s.writable = true;
-        self.mux_linger.push((slot, s.gen(), Instant::now() + tls_io::LINGER));
+        self.mux_linger.add(slot, s.gen(), Instant::now());
         self.mux_linger_service(slot);
         true
     }
@@ -81,17 +75,9 @@ impl EpollDriver {
     /// Periodic: closes lingering sockets past their deadline and forgets
     /// the ones already closed.
     pub(super) fn mux_linger_expire(&mut self, now: Instant) {
-        let mut list = std::mem::take(&mut self.mux_linger);
-        list.retain(|&(slot, gen, deadline)| {
-            if self.msocks.get_gen(slot, gen).is_none_or(|s| !s.linger) {
-                return false;
-            }
-            if now < deadline {
-                return true;
-            }
+        let msocks = &mut self.msocks;
+        for slot in self.mux_linger.expire(now, |slot, gen| msocks.get_gen(slot, gen).is_some_and(|s| s.linger)) {
             self.mux_close_sock(slot);
-            false
-        });
-        self.mux_linger = list;
+        }
     }
 }

@@ -22,6 +22,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::route::{Listener, PoolSnapshot};
 use crate::session::{CloseReason, TcpSession};
 use crate::worker::core::WorkerCore;
+use crate::worker::linger::LingerList;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
 use crate::worker::relay::{Relay, RelayIo, RelayRec};
@@ -102,7 +103,7 @@ pub struct EpollDriver {
     mux_sends: Vec<u32>,
     mux_resumes: Vec<u32>,
     /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
-    mux_linger: Vec<(u32, u16, Instant)>,
+    mux_linger: LingerList,
 }
 
 impl EpollDriver {
@@ -122,7 +123,7 @@ impl EpollDriver {
             mux_ready: Vec::new(),
             mux_sends: Vec::new(),
             mux_resumes: Vec::new(),
-            mux_linger: Vec::new(),
+            mux_linger: LingerList::default(),
         })
     }
 

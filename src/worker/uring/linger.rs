@@ -2,7 +2,8 @@
 //! session closed while ciphertext was still queued in its `TlsConn` (the
 //! last reply, a close_notify, a handshake alert) stays open until that is
 //! sent, a send fails, or `tls_io::LINGER` passes; then it is detached
-//! (`mux_detach`) like any closed socket.
+//! (`mux_detach`) like any closed socket (which socket lingers, and the
+//! list with its deadlines, are `worker::linger`'s).
 //!
 //! Owner: the worker's `UringDriver` (an `impl` block of it). Invariants:
 //! a lingering socket (`MSock::linger`) belongs to no session and never
@@ -18,9 +19,8 @@ use io_uring::{opcode, types};
 
 use super::tag::Tag;
 use super::UringDriver;
-use crate::worker::mux_pools::MKind;
+use crate::worker::linger::should_linger;
 use crate::worker::slab::Generational;
-use crate::worker::tls_io;
 
 impl UringDriver {
     /// `io_close` of a client with TLS: starts lingering when ciphertext
@@ -30,20 +30,11 @@ impl UringDriver {
         if s.linger {
             return true;
         }
-        // Backend sockets (`backend_tls`) close at once: a session closes
-        // one only when nothing is in flight on it, or it failed.
-        if !matches!(s.kind, MKind::Client(_)) {
-            return false;
-        }
-        if s.closing {
-            return false;
-        }
-        let Some(t) = s.tls.as_deref_mut() else { return false };
-        if !tls_io::closing(t) {
+        if s.closing || !should_linger(s.kind, s.tls.as_deref_mut()) {
             return false;
         }
         s.linger = true;
-        self.mux_linger.push((slot, s.gen(), Instant::now() + tls_io::LINGER));
+        self.mux_linger.add(slot, s.gen(), Instant::now());
         self.mux_linger_send(slot);
         true
     }
@@ -93,17 +84,10 @@ impl UringDriver {
     /// Periodic: detaches lingering sockets past their deadline and
     /// forgets the ones already gone.
     pub(super) fn mux_linger_expire(&mut self, now: Instant) {
-        let mut list = std::mem::take(&mut self.mux_linger);
-        list.retain(|&(slot, gen, deadline)| {
-            if self.msocks.get_gen(slot, gen).is_none_or(|s| !s.linger || s.closing) {
-                return false;
-            }
-            if now < deadline {
-                return true;
-            }
+        let msocks = &mut self.msocks;
+        let lingers = |slot, gen| msocks.get_gen(slot, gen).is_some_and(|s| s.linger && !s.closing);
+        for slot in self.mux_linger.expire(now, lingers) {
             self.mux_detach(slot);
-            false
-        });
-        self.mux_linger = list;
+        }
     }
 }

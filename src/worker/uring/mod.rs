@@ -31,6 +31,7 @@ mod timer;
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
 use crate::worker::core::WorkerCore;
+use crate::worker::linger::LingerList;
 use crate::worker::mux_drive::MuxIo;
 use crate::worker::mux_pools::MuxPools;
 use crate::worker::relay::RelayIo;
@@ -75,7 +76,7 @@ pub struct UringDriver {
     /// Sockets whose send completed: more may be waiting (see `mux_flush`).
     mux_resend: Vec<u32>,
     /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
-    mux_linger: Vec<(u32, u16, Instant)>,
+    mux_linger: LingerList,
     mux_sends: Vec<u32>,
     mux_resumes: Vec<u32>,
     /// The armed deadline timer: (deadline, sequence number).
@@ -123,7 +124,7 @@ impl UringDriver {
             mux: MuxPools::default(),
             msocks: Slab::default(),
             mux_resend: Vec::new(),
-            mux_linger: Vec::new(),
+            mux_linger: LingerList::default(),
             mux_sends: Vec::new(),
             mux_resumes: Vec::new(),
             mux_timer: None,
