@@ -13,20 +13,12 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::cluster_puerta::ClusterProxy;
-use common::tls::{client_config, redis_cli, Ca, Leaf, TlsResp};
+use common::tls::{self, client_config, puerta_check, redis_cli, tls_line, Ca, Leaf, TlsResp, SERVER};
 use common::{drivers, free_port, redis, tmpdir, wait_until, Puerta};
 
-fn tls_line(leaf: &Leaf, ca: Option<&Ca>) -> String {
-    let ca = ca.map(|c| format!(", ca = \"{}\"", c.pem.display())).unwrap_or_default();
-    format!("tls = {{ cert = \"{}\", key = \"{}\"{ca} }}", leaf.cert.display(), leaf.key.display())
-}
-
+/// A config with one redis pool "r" on `port` in front of `backend`.
 fn redis_pool(port: u16, backend: u16, extra: &str) -> String {
-    format!(
-        "[server]\nworkers = 2\nadmin = \"127.0.0.1:{{admin}}\"\nshutdown_timeout = \"1s\"\n\n\
-         [[pool]]\nname = \"r\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{port}\"\n\
-         servers = [\"127.0.0.1:{backend}:1\"]\n{extra}\n"
-    )
+    format!("{SERVER}{}", tls::redis_pool("r", port, backend, extra))
 }
 
 #[test]
@@ -100,16 +92,8 @@ fn failed_handshakes_leave_puerta_serving() {
         let (port, mtls, old) = (free_port(), free_port(), free_port());
         let mut cfg =
             redis_pool(port, backend.port, &format!("{}\ntls_handshake_timeout = \"1s\"", tls_line(&leaf, None)));
-        cfg.push_str(&format!(
-            "\n[[pool]]\nname = \"m\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{mtls}\"\nservers = [\"127.0.0.1:{}:1\"]\n{}\n",
-            backend.port,
-            tls_line(&leaf, Some(&ca))
-        ));
-        cfg.push_str(&format!(
-            "\n[[pool]]\nname = \"x\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{old}\"\nservers = [\"127.0.0.1:{}:1\"]\n{}\n",
-            backend.port,
-            tls_line(&expired, None)
-        ));
+        cfg.push_str(&tls::redis_pool("m", mtls, backend.port, &tls_line(&leaf, Some(&ca))));
+        cfg.push_str(&tls::redis_pool("x", old, backend.port, &tls_line(&expired, None)));
         let p = Puerta::start(&cfg, io);
         let mut good = TlsResp::connect(port, client_config(&ca.pem, None)).unwrap();
         assert_eq!(good.cmd(&["PING"]).unwrap(), "PONG");
@@ -207,16 +191,7 @@ fn check_validates_certificates() {
     let good = ca.leaf(&dir, "good", false);
     let expired = ca.leaf(&dir, "old", true);
     let other = ca.leaf(&dir, "other", false);
-    let run = |tls: &str| {
-        let path = dir.join("check.toml");
-        std::fs::write(&path, redis_pool(free_port(), 6379, tls).replace("{admin}", "19999")).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
+    let run = |tls: &str| puerta_check(&dir, &redis_pool(free_port(), 6379, tls));
     assert!(run(&tls_line(&good, None)).0);
     let (ok, err) = run(&tls_line(&expired, None));
     assert!(!ok && err.contains("expired"), "{err}");

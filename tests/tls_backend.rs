@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::cluster_puerta::ClusterProxy;
-use common::tls::{client_config, memcached_tls, redis_cli, redis_tls, redis_tls_args, Ca, Leaf, TlsResp};
+use common::tls::{
+    self, client_config, memcached_tls, puerta_check, redis_cli, redis_tls, redis_tls_args, tls_line, Ca, Leaf,
+    TlsResp, SERVER,
+};
 use common::twem::RawMemcache;
 use common::{drivers, free_port, tmpdir, wait_until, Puerta, Resp};
 
@@ -21,19 +24,15 @@ fn backend_tls(ca: &Ca, client: Option<&Leaf>, extra: &str) -> String {
     format!("backend_tls = {{ ca = \"{}\"{mtls}{extra} }}", ca.pem.display())
 }
 
+/// A redis pool that retries a failed server soon.
 fn pool(name: &str, port: u16, backend: u16, extra: &str) -> String {
-    format!(
-        "\n[[pool]]\nname = \"{name}\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{port}\"\n\
-         servers = [\"127.0.0.1:{backend}:1\"]\nserver_retry_timeout = \"200ms\"\n{extra}\n"
-    )
+    tls::redis_pool(name, port, backend, &format!("server_retry_timeout = \"200ms\"\n{extra}"))
 }
 
 /// A pool's `servers` written as `localhost:port` instead of the IP.
 fn by_host(pool: &str) -> String {
     pool.replace("servers = [\"127.0.0.1:", "servers = [\"localhost:")
 }
-
-const SERVER: &str = "[server]\nworkers = 2\nadmin = \"127.0.0.1:{admin}\"\nshutdown_timeout = \"1s\"\n";
 
 #[test]
 fn redis_pool_to_a_tls_only_backend() {
@@ -44,7 +43,7 @@ fn redis_pool_to_a_tls_only_backend() {
     let backend = redis_tls(&ca, &leaf, false);
     for io in drivers() {
         let (port, both) = (free_port(), free_port());
-        let tls_front = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", front.cert.display(), front.key.display());
+        let tls_front = tls_line(&front, None);
         let mut cfg = SERVER.to_string();
         cfg.push_str(&pool("r", port, backend.port, &backend_tls(&ca, None, "")));
         cfg.push_str(&pool("both", both, backend.port, &format!("{}\n{tls_front}", backend_tls(&ca, None, ""))));
@@ -170,7 +169,7 @@ fn cluster_pool_to_a_tls_cluster() {
     let front = ca.leaf(&dir, "front", false);
     let cli = vec!["--tls".to_string(), "--cacert".to_string(), ca.pem.display().to_string()];
     let cluster = Cluster::start_tls(3, 0, (redis_tls_args(&ca, &leaf, false), cli));
-    let tls_front = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", front.cert.display(), front.key.display());
+    let tls_front = tls_line(&front, None);
     for io in drivers() {
         // TLS on both sides: Puerta terminates the clients' TLS and
         // originates TLS to every node (and to the refresh's CLUSTER SLOTS).
@@ -269,15 +268,8 @@ fn check_validates_backend_tls() {
     let ca = Ca::new(&dir, "chk");
     let leaf = ca.leaf(&dir, "client", false);
     let run = |mode: &str, tls: &str| {
-        let path = dir.join("check.toml");
         let text = pool("p", free_port(), 6379, tls).replace("mode = \"redis\"", &format!("mode = \"{mode}\""));
-        std::fs::write(&path, format!("{}{text}", SERVER.replace("{admin}", "19999"))).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        puerta_check(&dir, &format!("{SERVER}{text}"))
     };
     for mode in ["redis", "memcache"] {
         let (ok, err) = run(mode, &backend_tls(&ca, Some(&leaf), ""));

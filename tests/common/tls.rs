@@ -250,3 +250,36 @@ pub fn redis_tls_only(ca: &Ca, leaf: &Leaf) -> super::Proc {
 pub fn redis_tls_mutual(ca: &Ca, leaf: &Leaf) -> super::Proc {
     redis_tls(ca, leaf, true)
 }
+
+/// The `[server]` table of the TLS tests' configs (`Puerta::start` fills
+/// in `{admin}`).
+pub const SERVER: &str = "[server]\nworkers = 2\nadmin = \"127.0.0.1:{admin}\"\nshutdown_timeout = \"1s\"\n";
+
+/// A pool's `tls` line: serve `leaf`; with `ca`, ask clients for a
+/// certificate it signed.
+pub fn tls_line(leaf: &Leaf, ca: Option<&Ca>) -> String {
+    let ca = ca.map(|c| format!(", ca = \"{}\"", c.pem.display())).unwrap_or_default();
+    format!("tls = {{ cert = \"{}\", key = \"{}\"{ca} }}", leaf.cert.display(), leaf.key.display())
+}
+
+/// A twemproxy redis pool `name` on `port` in front of the one server
+/// `backend`, with `extra` lines (a `tls` or `backend_tls` line).
+pub fn redis_pool(name: &str, port: u16, backend: u16, extra: &str) -> String {
+    format!(
+        "\n[[pool]]\nname = \"{name}\"\nmode = \"redis\"\nlisten = \"127.0.0.1:{port}\"\n\
+         servers = [\"127.0.0.1:{backend}:1\"]\n{extra}\n"
+    )
+}
+
+/// `puerta check` of `config` (its `{admin}` filled in), written to
+/// `dir/check.toml`: (exit ok, stderr).
+pub fn puerta_check(dir: &Path, config: &str) -> (bool, String) {
+    let path = dir.join("check.toml");
+    std::fs::write(&path, config.replace("{admin}", "19999")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_puerta"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
