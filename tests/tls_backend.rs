@@ -5,7 +5,8 @@
 //! missing client certificate, a hostname mismatch) with the pool's clear
 //! error while other pools keep serving; and a real TLS cluster
 //! (`--tls-cluster yes`) behind a redis_cluster pool; a memcache pool to
-//! memcached's TLS listener (`-Z`).
+//! memcached's TLS listener (`-Z`); a backend that never answers the
+//! handshake, cut by `connect_timeout`, counted as a "timeout" failure.
 mod common;
 use std::time::Duration;
 
@@ -284,4 +285,29 @@ fn check_validates_backend_tls() {
     assert!(!ok && err.contains("backend_tls.ca") && err.contains("verify"), "{err}");
     let (ok, err) = run("redis", &format!("backend_tls = {{ ca = \"{}\" }}", dir.join("nope.pem").display()));
     assert!(!ok && err.contains("backend_tls.ca") && err.contains("nope.pem"), "{err}");
+}
+
+#[test]
+fn a_handshake_cut_by_connect_timeout_counts_as_timeout() {
+    let dir = tmpdir();
+    let ca = Ca::new(&dir, "stall");
+    // Accepts TCP (the kernel's backlog) but never answers the ClientHello.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = silent.local_addr().unwrap().port();
+    for io in drivers() {
+        let port = free_port();
+        // The session's connect deadline comes long before the handshake's.
+        let extra =
+            format!("connect_timeout = \"300ms\"\ntls_handshake_timeout = \"10s\"\n{}", backend_tls(&ca, None, ""));
+        let p = Puerta::start(&format!("{SERVER}{}", pool("stall", port, backend, &extra)), io);
+        let mut c = Resp::connect(port).unwrap();
+        let got = c.cmd(&["GET", "k"]).unwrap();
+        assert_eq!(got, "-ERR Connection timed out", "{io}");
+        let failures = "puerta_tls_handshake_failures_total";
+        wait_until("the cut handshake counted", Duration::from_secs(5), || {
+            p.metric(failures, "side=\"backend\",reason=\"timeout\"") >= 1.0
+        });
+        assert_eq!(p.metric(failures, "side=\"backend\",reason=\"closed\""), 0.0, "{io}: counted as closed");
+        assert!(p.metric("puerta_tls_handshakes_total", "side=\"backend\"") >= 1.0, "{io}");
+    }
 }

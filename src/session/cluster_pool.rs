@@ -208,7 +208,7 @@ impl PoolSession for ClusterPoolSession {
     fn poll_intent(&mut self) -> Option<MuxIntent> {
         Some(match self.s.poll_intent()? {
             ClusterIntent::Connect(b) => MuxIntent::Connect(to_mux(b)),
-            ClusterIntent::CloseBackend(b) => MuxIntent::CloseBackend(to_mux(b)),
+            ClusterIntent::CloseBackend(b, why) => MuxIntent::CloseBackend(to_mux(b), why),
             ClusterIntent::CloseClient(id, why) => MuxIntent::CloseClient(id, why),
             ClusterIntent::Report(r) => MuxIntent::Report(r),
         })

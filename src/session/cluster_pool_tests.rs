@@ -10,6 +10,7 @@ use super::*;
 use crate::config::{ClusterConfig, Mode, PoolConfig, ServerSpec};
 use crate::route::keyslot;
 use crate::route::slotmap::{NodeSpec, ShardSpec};
+use crate::session::mux::BackendClose;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -159,6 +160,6 @@ fn draining_closes_idle_clients_then_busy_ones_after_their_reply_then_idle_backe
     assert_eq!(intents(&mut s), [MuxIntent::CloseClient(busy, ClientClose::Shutdown)]);
     assert!(s.has_open_backends());
     s.handle_tick(now);
-    assert_eq!(intents(&mut s), [MuxIntent::CloseBackend(b)]);
+    assert_eq!(intents(&mut s), [MuxIntent::CloseBackend(b, BackendClose::Other)]);
     assert!(!s.has_open_backends() && s.client_count() == 0);
 }

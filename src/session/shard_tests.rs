@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::*;
 use crate::config::{PoolConfig, ServerSpec, ShardConfig};
 use crate::protocol::resp::encode::command;
+use crate::session::mux::BackendClose;
 
 fn spec(port: u16) -> ServerSpec {
     ServerSpec {
@@ -120,7 +121,7 @@ fn reload_keeps_slots_adds_new_servers_and_closes_removed_ones_once_idle() {
     // The removed server's idle connection closes on the next tick.
     s.handle_tick(now);
     let closed: Vec<_> = std::iter::from_fn(|| s.poll_intent()).collect();
-    assert_eq!(closed, [MuxIntent::CloseBackend(BackendId { server: 0, conn: 0 })]);
+    assert_eq!(closed, [MuxIntent::CloseBackend(BackendId { server: 0, conn: 0 }, BackendClose::Other)]);
 }
 
 #[test]

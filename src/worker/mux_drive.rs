@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::route::PoolSnapshot;
-use crate::session::mux::{BackendId, ClientClose, ClientId, MuxIntent};
+use crate::session::mux::{BackendClose, BackendId, ClientClose, ClientId, MuxIntent};
 use crate::session::ratelimit::ClientRate;
 use crate::worker::core::WorkerCore;
 use crate::worker::mux_pools::{MuxPools, NO_SOCK};
@@ -50,6 +50,10 @@ pub(super) trait MuxIo {
     /// the backend's stat id. On failure returns the errno; the caller
     /// reports it.
     fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32>;
+    /// Backend socket `slot` is about to close because a deadline passed:
+    /// a TLS handshake still running on it counts as "timeout"
+    /// (`tls_backend::timed_out`).
+    fn io_backend_timed_out(&mut self, slot: u32);
     /// After the sessions are gone: closes every socket still open.
     fn io_close_remaining(&mut self);
 
@@ -189,7 +193,14 @@ pub(super) trait MuxIo {
     fn mux_intent(&mut self, idx: usize, intent: MuxIntent, now: Instant) {
         match intent {
             MuxIntent::Connect(b) => self.mux_connect(idx, b, now),
-            MuxIntent::CloseBackend(b) => self.mux_drop_backend(idx, b),
+            MuxIntent::CloseBackend(b, why) => {
+                if why == BackendClose::TimedOut {
+                    if let Some(&slot) = self.mux_parts().pools.get_mut(idx).and_then(|e| e.backends.get(&b)) {
+                        self.io_backend_timed_out(slot);
+                    }
+                }
+                self.mux_drop_backend(idx, b)
+            }
             MuxIntent::CloseClient(id, why) => {
                 let p = self.mux_parts();
                 let Some(e) = p.pools.get_mut(idx) else { return };

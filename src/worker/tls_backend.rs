@@ -165,8 +165,21 @@ pub fn on_step(tls: Option<&mut Option<Box<TlsConn>>>, step: Step) -> Outcome {
     }
 }
 
-/// The session closed or gave up on a connection still handshaking (its
-/// connect deadline): counts "timeout" when the handshake was late.
+/// The session closes a backend connection because a deadline passed
+/// (`BackendClose::TimedOut`: its connect deadline, which may come before
+/// the handshake's own): a handshake still running counts as "timeout",
+/// and the `TlsConn` is dropped so closing the socket does not count it
+/// again.
+pub fn timed_out(tls: &mut Option<Box<TlsConn>>, stats: &TlsStats) {
+    if tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+        *tls = None;
+        stats.failed(FailReason::Timeout);
+    }
+}
+
+/// The session closed or gave up on a connection still handshaking, for
+/// another reason than a deadline: counts "timeout" when the handshake
+/// was late all the same, else "closed".
 pub fn abandoned(tls: &TlsConn, now: Instant, stats: &TlsStats) {
     if tls.is_handshaking() {
         stats.failed(if tls.handshake_expired(now) { FailReason::Timeout } else { FailReason::Closed });

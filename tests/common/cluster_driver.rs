@@ -76,7 +76,7 @@ impl Driver {
             moved = true;
             match i {
                 ClusterIntent::Connect(b) => self.connect(b),
-                ClusterIntent::CloseBackend(b) => {
+                ClusterIntent::CloseBackend(b, _) => {
                     self.socks.remove(&b.index());
                 }
                 ClusterIntent::CloseClient(c, _) => {

@@ -24,7 +24,7 @@ use crate::config::ReadFrom;
 use crate::protocol::cluster;
 use crate::protocol::resp::{Reply, ReplyKind};
 use crate::session::mux::backend::{BState, Backend};
-use crate::session::mux::{ClientId, Protocol};
+use crate::session::mux::{BackendClose, ClientId, Protocol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -179,6 +179,11 @@ impl ClusterSession {
     /// Forgets a connection and tells the driver to close it; returns
     /// what was queued on it.
     pub(super) fn close_conn(&mut self, b: BackendId) -> Vec<CEntry> {
+        self.close_conn_as(b, BackendClose::Other)
+    }
+
+    /// `close_conn`, telling the driver why (`BackendClose`).
+    pub(super) fn close_conn_as(&mut self, b: BackendId, why: BackendClose) -> Vec<CEntry> {
         let Some(mut c) = self.conns.get_mut(b.idx as usize).and_then(|s| s.take_if(|c| c.gen == b.gen)) else {
             return Vec::new();
         };
@@ -198,7 +203,7 @@ impl ClusterSession {
                 self.forget_nodes(&freed);
             }
         }
-        self.intents.push_back(ClusterIntent::CloseBackend(b));
+        self.intents.push_back(ClusterIntent::CloseBackend(b, why));
         c.base.reset(Protocol::Redis).into()
     }
 

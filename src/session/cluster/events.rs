@@ -24,7 +24,7 @@ use crate::protocol::resp::{Reply, ReplyKind};
 use crate::route::ClusterReport;
 use crate::session::mux::backend::BState;
 use crate::session::mux::reply::strerror;
-use crate::session::mux::ClientClose;
+use crate::session::mux::{BackendClose, ClientClose};
 
 /// Longest a node stays marked down after failed connects.
 const MAX_DOWN: Duration = Duration::from_secs(1);
@@ -212,7 +212,7 @@ impl ClusterSession {
     pub(super) fn fail_conn(&mut self, b: BackendId, errno: i32, connect: bool, now: Instant) {
         let Some(c) = self.conn(b) else { return };
         let (node, sent, kind) = (c.node, c.base.sent, c.kind);
-        let entries = self.close_conn(b);
+        let entries = self.close_conn_as(b, BackendClose::of_errno(errno));
         if let Some(n) = self.nodes.node_mut(node) {
             n.last_errno = errno;
             if connect {

@@ -107,7 +107,7 @@ impl H {
                     }
                 }
                 ClusterIntent::Report(r) => self.reports.push(r),
-                ClusterIntent::CloseBackend(b) => self.closed.push(b),
+                ClusterIntent::CloseBackend(b, _) => self.closed.push(b),
                 ClusterIntent::CloseClient(..) => {}
             }
             all.push(i);

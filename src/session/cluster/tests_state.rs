@@ -4,6 +4,7 @@
 
 use super::tests::{cmd, key_on, H};
 use super::{BackendId, ClusterIntent};
+use crate::session::mux::BackendClose;
 
 #[test]
 fn multi_exec_is_one_contiguous_batch_and_crossslot_aborts() {
@@ -99,7 +100,7 @@ fn a_blocking_command_pins_a_connection_and_holds_the_clients_next_requests() {
     h.send(c, &["BRPOP", &q, "0"]);
     h.written(pinned);
     h.s.close_client(c, crate::session::mux::ClientClose::Eof);
-    assert!(h.pump().contains(&ClusterIntent::CloseBackend(pinned)));
+    assert!(h.pump().contains(&ClusterIntent::CloseBackend(pinned, BackendClose::Other)));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{ClusterCommands, PoolConfig, ReadFrom};
 use crate::route::ClusterReport;
-use crate::session::mux::{ClientClose, ClientId, OutputLimit};
+use crate::session::mux::{BackendClose, ClientClose, ClientId, OutputLimit};
 
 /// Tunables of one pool's cluster session, fixed for its life.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ pub enum ClusterIntent {
     /// is `None` and this id's `CloseBackend` follows in the same drain.
     Connect(BackendId),
     /// Close this backend socket; the session already forgot it.
-    CloseBackend(BackendId),
+    CloseBackend(BackendId, BackendClose),
     /// Close this client socket (after sending what `poll_client_transmit`
     /// gave); the id is dead from now on.
     CloseClient(ClientId, ClientClose),

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::backend::{route_key, BState, Inflight, ReplyDec, RouteBy};
 use super::reply::AnyReply;
-use super::{BackendId, MuxIntent, MuxSession, Router};
+use super::{BackendClose, BackendId, MuxIntent, MuxSession, Router};
 
 /// Which queued requests a failure errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl MuxSession {
             }
         }
         be.reset(self.cfg.protocol);
-        self.intents.push_back(MuxIntent::CloseBackend(b));
+        self.intents.push_back(MuxIntent::CloseBackend(b, BackendClose::of_errno(errno)));
         self.intents.push_back(MuxIntent::ServerFailed { server: b.server, errno });
         let mut again: Vec<(Inflight, bool)> = Vec::new();
         for e in entries {

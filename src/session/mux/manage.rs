@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::backend::{BState, Backend, Inflight};
-use super::types::{ClientClose, ServerCounters};
+use super::types::{BackendClose, ClientClose, ServerCounters};
 use super::{BackendId, MuxConfig, MuxIntent, MuxSession};
 
 /// Requests and bytes waiting on one server's connections, as nutcracker's
@@ -129,7 +129,7 @@ impl MuxSession {
             }
             if be.inflight.is_empty() && be.out.is_empty() {
                 be.reset(self.cfg.protocol);
-                self.intents.push_back(MuxIntent::CloseBackend(BackendId { server, conn }));
+                self.intents.push_back(MuxIntent::CloseBackend(BackendId { server, conn }, BackendClose::Other));
             } else {
                 all_closed = false;
             }
@@ -224,7 +224,7 @@ mod tests {
         assert!(!h.s.close_idle_server(1));
         h.reply(b(1), b"+OK\r\n");
         assert!(h.s.close_idle_server(1));
-        assert_eq!(h.intents(), [MuxIntent::CloseBackend(b(1))]);
+        assert_eq!(h.intents(), [MuxIntent::CloseBackend(b(1), BackendClose::Other)]);
         assert!(!h.s.has_open_backends());
     }
 

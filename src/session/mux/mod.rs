@@ -46,8 +46,8 @@ mod types;
 pub use limits::{OutputLimit, DEFAULT_CLIENT_QUEUE_LIMIT};
 pub use manage::QueueGauges;
 pub use types::{
-    BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxStats, Protocol, Router, ServerCounters,
-    Unsupported,
+    BackendClose, BackendId, ClientClose, ClientId, LocalStats, MuxConfig, MuxIntent, MuxStats, Protocol, Router,
+    ServerCounters, Unsupported,
 };
 
 use std::collections::VecDeque;

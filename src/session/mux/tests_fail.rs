@@ -41,7 +41,7 @@ fn reply_timeout_answers_connection_timed_out() {
     h.s.handle_tick(h.now + Duration::from_millis(400), &route);
     assert_eq!(h.take_client(c), b"-ERR Connection timed out\r\n");
     assert_eq!(h.take_client(other), b":1\r\n", "the other server was unaffected");
-    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0))));
+    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0), BackendClose::TimedOut)));
     assert_eq!(h.s.stats().servers[0].server_timedout, 1);
     assert_eq!(h.s.next_deadline(), None);
 }
@@ -74,7 +74,7 @@ fn backend_death_errors_only_what_was_sent_and_reroutes_the_rest() {
     let ring = |k: &[u8]| if ejected.get() { Some(1) } else { route(k) };
     h.s.handle_backend_closed(b(0), None, h.now, &ring);
     let intents = h.intents();
-    assert!(intents.contains(&MuxIntent::CloseBackend(b(0))));
+    assert!(intents.contains(&MuxIntent::CloseBackend(b(0), BackendClose::Other)));
     assert!(intents.contains(&MuxIntent::ServerFailed { server: 0, errno: libc::ECONNRESET }));
     assert!(intents.contains(&MuxIntent::Connect(b(1))), "the unsent request follows the ring");
     assert_eq!(h.take_backend(b(1)), cmd(&["GET", "a3"]));
@@ -113,7 +113,7 @@ fn garbage_from_a_backend_closes_only_that_backend() {
     h.reply(b(0), b"?what\r\n");
     h.reply(b(1), b":2\r\n");
     assert_eq!(h.take_client(c), b"-ERR Protocol error\r\n:2\r\n");
-    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0))));
+    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0), BackendClose::Other)));
 }
 
 #[test]

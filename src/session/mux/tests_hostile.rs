@@ -72,7 +72,7 @@ fn memcache_huge_lengths_neither_panic_nor_forward() {
     assert_eq!(all_backends(&mut h), b"get a\r\n");
     h.reply(b(0), b"VALUE a 0 18446744073709551582\r\n");
     assert_eq!(h.take_client(c), b"SERVER_ERROR Protocol error\r\n");
-    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0))));
+    assert!(h.intents().contains(&MuxIntent::CloseBackend(b(0), BackendClose::Other)));
 }
 
 #[test]

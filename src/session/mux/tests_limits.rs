@@ -80,7 +80,7 @@ fn noreply_to_a_server_that_takes_nothing_times_out_and_counts() {
     assert!(h.intents().is_empty());
     h.s.handle_tick(h.now + Duration::from_millis(100), &route);
     let intents = h.intents();
-    assert!(intents.contains(&MuxIntent::CloseBackend(b(0))), "{intents:?}");
+    assert!(intents.contains(&MuxIntent::CloseBackend(b(0), BackendClose::TimedOut)), "{intents:?}");
     assert!(intents.contains(&MuxIntent::ServerFailed { server: 0, errno: libc::ETIMEDOUT }));
     assert_eq!(h.s.stats().servers[0].server_timedout, 1);
     assert!(h.take_client(c).is_empty(), "noreply: nothing to answer");

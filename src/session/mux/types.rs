@@ -163,6 +163,29 @@ pub enum ClientClose {
     NoUser,
 }
 
+/// Why a session closes a backend connection. The driver counts a
+/// backend TLS handshake cut short by `TimedOut` as a "timeout" handshake
+/// failure (the session's connect deadline comes before the handshake's
+/// own one), and any other as "closed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendClose {
+    /// A connect or request deadline passed (`ETIMEDOUT`).
+    TimedOut,
+    /// Anything else: a failure, an idle or retired connection.
+    Other,
+}
+
+impl BackendClose {
+    /// The reason for a connection failed with `errno`.
+    pub fn of_errno(errno: i32) -> BackendClose {
+        if errno == libc::ETIMEDOUT {
+            BackendClose::TimedOut
+        } else {
+            BackendClose::Other
+        }
+    }
+}
+
 /// A decision for the driver. Drain with `poll_intent` after every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MuxIntent {
@@ -170,7 +193,7 @@ pub enum MuxIntent {
     /// or `handle_backend_connect_failed`.
     Connect(BackendId),
     /// Close this backend socket; the session already forgot its state.
-    CloseBackend(BackendId),
+    CloseBackend(BackendId, BackendClose),
     /// Close this client socket (after sending what `poll_client_transmit`
     /// gave); the id is dead from now on.
     CloseClient(ClientId, ClientClose),

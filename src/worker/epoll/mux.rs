@@ -388,6 +388,10 @@ impl MuxIo for EpollDriver {
         self.start_connect(idx, b, addr, sid)
     }
 
+    fn io_backend_timed_out(&mut self, slot: u32) {
+        self.mux_backend_timed_out(slot);
+    }
+
     fn io_close_remaining(&mut self) {
         for slot in 0..self.msocks.capacity() {
             self.mux_close_sock(slot);

@@ -96,6 +96,13 @@ impl EpollDriver {
         self.mux_backend_act(entry, b, sid, act, now);
     }
 
+    /// The session closes backend socket `slot` for a passed deadline.
+    pub(super) fn mux_backend_timed_out(&mut self, slot: u32) {
+        if let Some(s) = self.msocks.get_mut(slot) {
+            tls_backend::timed_out(&mut s.tls, &self.core.stats.tls_backend);
+        }
+    }
+
     /// Acts on a TLS step of backend `b`; true when the socket is gone.
     pub(super) fn mux_backend_tls_step(
         &mut self,

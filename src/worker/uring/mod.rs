@@ -22,6 +22,7 @@ mod conn;
 mod linger;
 mod listen;
 mod mux;
+mod mux_close;
 mod mux_connect;
 mod relay;
 mod submit;

@@ -248,38 +248,6 @@ impl UringDriver {
         self.mux_resend.push(slot);
     }
 
-    /// Detaches a socket from its session: cancels what is in flight and
-    /// frees the record (closing the fd) once the kernel is done with it.
-    pub(super) fn mux_detach(&mut self, slot: u32) {
-        let Some(s) = self.msocks.get_mut(slot) else { return };
-        if s.closing {
-            return;
-        }
-        s.closing = true;
-        if s.connected {
-            s.connected = false;
-            self.core.mux_backend_closed(s.stat_id);
-            if let Some(t) = s.tls.as_deref() {
-                tls_backend::abandoned(t, Instant::now(), &self.core.stats.tls_backend);
-            }
-        }
-        if s.ops > 0 {
-            let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(s.fd)).all())
-                .build()
-                .user_data(Tag::Cancel.bare());
-            self.push(e);
-        }
-        self.mux_maybe_free(slot);
-    }
-
-    pub(super) fn mux_maybe_free(&mut self, slot: u32) {
-        if self.msocks.get_mut(slot).is_some_and(|s| s.closing && s.ops == 0) {
-            if let Some(s) = self.msocks.remove(slot) {
-                sys::close(s.fd);
-            }
-        }
-    }
-
     /// Starts a send on `slot` if the session has bytes for it and none is
     /// in flight.
     fn mux_send(&mut self, slot: u32, now: Instant) {
@@ -388,6 +356,10 @@ impl MuxIo for UringDriver {
 
     fn io_connect(&mut self, idx: usize, b: BackendId, addr: SocketAddr, sid: usize) -> Result<(), i32> {
         self.start_connect(idx, b, addr, sid)
+    }
+
+    fn io_backend_timed_out(&mut self, slot: u32) {
+        self.mux_backend_timed_out(slot);
     }
 
     /// Each record is freed as its last op completes, and `mux_idle` turns
