@@ -15,6 +15,7 @@ pub mod pool_session;
 pub mod ratelimit;
 pub mod shard;
 pub mod tcp;
+mod tcp_types;
 
 pub use cluster_pool::ClusterPoolSession;
 pub use pool_session::{PoolSession, PoolUpdate};

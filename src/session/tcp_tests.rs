@@ -1,5 +1,7 @@
 //! Event-sequence tests for `TcpSession`, with simulated time.
 
+use std::time::Duration;
+
 use super::*;
 
 fn limits() -> Limits {
