@@ -44,6 +44,7 @@ pub mod rec;
 mod reply;
 mod run;
 pub mod slowlog;
+mod slowlog_key;
 mod snapshot;
 mod start;
 
