@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_pool;
 mod duration;
 mod file;
+mod file_de;
 mod limits;
 mod mongo;
 mod obs;
