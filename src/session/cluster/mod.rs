@@ -386,6 +386,8 @@ mod tests_keys;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
+mod tests_local;
+#[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
 mod tests_redirect;
