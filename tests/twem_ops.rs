@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::twem::{command, memcached, Nutcracker, RawMemcache, RawResp, Reply};
 use common::twem_puerta::{yaml, PuertaTwem};
-use common::{drivers, redis, wait_until};
+use common::{drivers, redis, wait_until, Proc};
 use serde_json::Value;
 
 fn ok() -> Reply {
@@ -285,27 +285,44 @@ fn client_connections_limit_and_preconnect() {
 
 #[test]
 fn memcache_pool_places_like_nutcracker_and_merges_gets() {
-    let backends = [memcached(), memcached()];
-    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
-    let conf = yaml(false, &ports, "");
     let keys: Vec<Vec<u8>> = (0..500).map(|i| format!("mc:{i}").into_bytes()).collect();
-    let placed = |port: u16| -> Vec<Vec<bool>> {
+    let placed = |backends: &[Proc], port: u16| -> Vec<Vec<bool>> {
         RawMemcache::connect(port).set_all(&keys);
         let at = backends.iter().map(|b| RawMemcache::connect(b.port).present(&keys)).collect();
-        for b in &backends {
+        for b in backends {
             RawMemcache::connect(b.port).flush_all();
         }
         at
     };
-    let nc = Nutcracker::start(&conf);
-    let want = placed(nc.proc.port);
-    drop(nc);
-    let per_backend: Vec<(u16, usize)> =
-        ports.iter().zip(&want).map(|(p, v)| (*p, v.iter().filter(|x| **x).count())).collect();
-    assert!(want.iter().all(|v| v.contains(&true)), "nutcracker spread the keys: (port, keys held) {per_backend:?}");
+    // Every key on exactly one backend: otherwise the reading is not a
+    // placement (keys lost to a flush from outside, or written twice).
+    let partition = |at: &[Vec<bool>]| (0..keys.len()).all(|k| at.iter().filter(|v| v[k]).count() == 1);
+    // The reference placement, from nutcracker. Its defaults never eject a
+    // server (`auto_eject_hosts: false`, no `timeout`), so every key goes
+    // where its hash says; a reading that is not a partition is retried
+    // with fresh backends (and says so), never taken as the reference.
+    let mut setup = None;
+    for attempt in 1..=3 {
+        let backends = [memcached(), memcached()];
+        let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+        let conf = yaml(false, &ports, "");
+        let nc = Nutcracker::start(&conf);
+        let want = placed(&backends, nc.proc.port);
+        drop(nc);
+        let per_backend: Vec<(u16, usize)> =
+            ports.iter().zip(&want).map(|(p, v)| (*p, v.iter().filter(|x| **x).count())).collect();
+        if partition(&want) || attempt == 3 {
+            assert!(partition(&want), "nutcracker's placement, 3 tries: (port, keys held) {per_backend:?}");
+            assert!(want.iter().all(|v| v.contains(&true)), "nutcracker spread the keys: {per_backend:?}");
+            setup = Some((backends, conf, want));
+            break;
+        }
+        eprintln!("note: nutcracker's placement read back as {per_backend:?} (not one backend per key); again");
+    }
+    let (backends, conf, want) = setup.expect("set on the last attempt");
     for io in drivers() {
         let px = PuertaTwem::start(&conf, io);
-        assert_eq!(placed(px.port()), want, "{io}: same servers as nutcracker");
+        assert_eq!(placed(&backends, px.port()), want, "{io}: same servers as nutcracker");
         let mut s = TcpStream::connect(("127.0.0.1", px.port())).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = Vec::new();

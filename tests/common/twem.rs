@@ -181,16 +181,27 @@ impl RawResp {
 
 /// Starts a throwaway memcached on a free loopback port.
 pub fn memcached() -> Proc {
-    let port = free_port();
-    let child = Command::new("memcached")
-        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("memcached must be installed (scripts/test.sh installs it)");
-    let mut p = Proc { child, port };
-    p.wait_listening("memcached");
-    p
+    for _ in 0..5 {
+        let port = free_port();
+        let child = Command::new("memcached")
+            .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0", "-u", "root", "-m", "64"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached must be installed (scripts/test.sh installs it)");
+        let mut p = Proc { child, port };
+        p.wait_listening("memcached");
+        // `free_port` cannot see other processes: on a busy box another
+        // test run may hold the port, and a memcached slow to exit on its
+        // failed bind passes `wait_listening` on the other's listener.
+        // Then another run's writes and flushes land in "our" server.
+        let pid = RawMemcache::connect(port).stat("pid");
+        if pid.as_deref() == Some(&p.pid().to_string()) {
+            return p;
+        }
+        eprintln!("note: port {port} answers as memcached pid {pid:?}, not ours ({}); trying another", p.pid());
+    }
+    panic!("could not start a memcached of our own in 5 tries");
 }
 
 /// A blocking memcached ASCII connection that pipelines.
@@ -250,6 +261,21 @@ impl RawMemcache {
                 true
             })
             .collect()
+    }
+
+    /// One line of `stats` (`STAT name value`): its value.
+    pub fn stat(&mut self, name: &str) -> Option<String> {
+        self.w.write_all(b"stats\r\n").unwrap();
+        let mut found = None;
+        loop {
+            let line = self.line();
+            if line == "END" {
+                return found;
+            }
+            if let Some(v) = line.strip_prefix(&format!("STAT {name} ")) {
+                found = Some(v.to_string());
+            }
+        }
     }
 
     pub fn flush_all(&mut self) {
