@@ -68,6 +68,12 @@ pub(crate) struct ServerFile {
     pub max_buffered_bytes: Scalar,
     /// "full" (per-request timing) or "basic".
     pub metrics_detail: String,
+    /// io_uring: completions to wait for (`wait.rs`).
+    pub wait_batch: i64,
+    /// io_uring: microseconds after which one completion is enough.
+    pub wait_batch_us: i64,
+    /// Both drivers: microseconds to poll before sleeping.
+    pub busy_poll_us: i64,
 }
 
 impl Default for ServerFile {
@@ -82,6 +88,9 @@ impl Default for ServerFile {
             shutdown_timeout: Scalar::text("30s"),
             max_buffered_bytes: Scalar::text("2gb"),
             metrics_detail: "full".into(),
+            wait_batch: 1,
+            wait_batch_us: 0,
+            busy_poll_us: 0,
         }
     }
 }

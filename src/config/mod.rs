@@ -29,6 +29,7 @@ mod twem_pool;
 mod types;
 mod users;
 mod validate;
+mod wait;
 mod yaml;
 mod yaml_tree;
 
@@ -48,6 +49,7 @@ pub use ratelimit::{PerIp, RateLimits};
 pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use twem::*;
 pub use types::*;
+pub use wait::WaitPolicy;
 
 use std::path::Path;
 

@@ -153,7 +153,8 @@ impl EpollDriver {
                 .flatten()
                 .fold(next_tick, Instant::min);
             let timeout = wake.saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            let busy_us = self.core.snap.config.server.wait.busy_poll_us;
+            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout, busy_us) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -242,4 +243,27 @@ mod tests {
             }
         }
     }
+}
+
+/// Waits up to `timeout` for events; with `busy_us` > 0 (`[server]
+/// busy_poll_us`), first polls without sleeping for up to that long, so an
+/// event that comes soon is taken without the thread (and its CPU) going to
+/// sleep and being woken.
+fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration, busy_us: u32) -> io::Result<()> {
+    if busy_us > 0 {
+        let busy = Duration::from_micros(u64::from(busy_us)).min(timeout);
+        let start = Instant::now();
+        loop {
+            poll.poll(events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= busy {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        return poll.poll(events, Some(timeout.saturating_sub(start.elapsed())));
+    }
+    poll.poll(events, Some(timeout))
 }

@@ -27,6 +27,7 @@ mod relay;
 mod submit;
 mod tag;
 mod timer;
+mod wait;
 
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
@@ -81,6 +82,11 @@ pub struct UringDriver {
     /// The armed deadline timer: (deadline, sequence number).
     mux_timer: Option<(Instant, u32)>,
     mux_ts: Box<types::Timespec>,
+    /// How to wait (`wait.rs`), from the snapshot's `[server]`.
+    wait: crate::config::WaitPolicy,
+    /// The kernel takes `min_wait_usec` (cleared at its first EINVAL).
+    min_wait_ok: bool,
+    idle_ts: Box<types::Timespec>,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -104,6 +110,11 @@ impl UringDriver {
             single_issuer_defer_taskrun = ring.params().is_setup_single_issuer(),
             "io_uring ring ready"
         );
+        let min_wait_ok = ring.params().is_feature_min_timeout();
+        let wait = core.snap.config.server.wait;
+        if wait.batched() && !min_wait_ok {
+            tracing::warn!(worker = core.id, "io_uring: the kernel lacks min_wait_usec (6.12+); wait_batch is off");
+        }
         Ok(UringDriver {
             ring,
             bufs,
@@ -128,6 +139,9 @@ impl UringDriver {
             mux_resumes: Vec::new(),
             mux_timer: None,
             mux_ts: Box::new(types::Timespec::new()),
+            wait,
+            min_wait_ok,
+            idle_ts: Box::new(types::Timespec::from(wait::IDLE_WAKE)),
         })
     }
 
@@ -156,7 +170,7 @@ impl UringDriver {
             // Completions `push` reaped to make room are this batch's first;
             // with some in hand, the loop must not sleep.
             let want = usize::from(self.reaped.is_empty());
-            match self.ring.submit_and_wait(want) {
+            match self.wait_for_events(want) {
                 Ok(_) => {}
                 // A signal: the wait blocked until then, no spin.
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -188,6 +202,7 @@ impl UringDriver {
 
     /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
     fn apply_snapshot(&mut self, now: Instant) {
+        self.wait = self.core.snap.config.server.wait;
         // Sessions first: arming a listener may accept at once (epoll takes
         // what queued before it registered), and a client needs its session.
         self.mux.sync(&self.core, now);
