@@ -22,7 +22,10 @@
 # (e.g. "batch16:wait_batch=16;wait_batch_us=20 poll50:busy_poll_us=50").
 # Usage: scripts/profile-wakeups.sh   env: N (100000), C (50), ROUNDS (3),
 #   TESTS ("get set"), KEYSPACE (100000), LOAD_CPUS, PROXY_CPUS, BASELINE_BIN,
-#   VARIANTS, NO_BUILD=1 (use target/release/puerta as it is)
+#   VARIANTS, NO_BUILD=1 (use target/release/puerta as it is),
+#   OPEN_RATES ("": none; e.g. "20000 50000"): then, per rate, `puerta bench`
+#   open loop (GET:SET 9:1, -c C, OPEN_DURATION (3s) per run, ROUNDS rounds
+#   interleaved) on every target, and p50 / p99 added over direct
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; TESTS=${TESTS:-"get set"}; KEYSPACE=${KEYSPACE:-100000}
@@ -153,3 +156,32 @@ for test in dict.fromkeys(r["test"] for r in rows):
               f"{med('bench_cs') / n:>8.3f} {med('redis_cs') / n:>8.3f} {med('proxy_cs') / n:>8.3f} "
               f"{med('load_us') / n:>7.2f} {med('side_us') / n:>7.2f} {med('proxy_us') / n:>8.2f} {reads:>6}")
 PY
+
+# Open loop: latency from each request's intended send time, added over direct.
+OPEN_DURATION=${OPEN_DURATION:-3s}; prefill=--prefill
+PB_TARGETS=(); for t in $TARGETS; do PB_TARGETS+=(-t "$t=127.0.0.1:${TPORT[$t]}"); done
+for rate in ${OPEN_RATES:-}; do
+    taskset -c "$LOAD_CPUS" $BIN bench "${PB_TARGETS[@]}" --cpus "$LOAD_CPUS" --key-prefix pw: $prefill --ratio 9:1 \
+        -c "$C" --rate "$rate" -d "$OPEN_DURATION" --rounds "$ROUNDS" --csv "$WORK/open.$rate.csv" >/dev/null
+    prefill=
+    [ -n "${KEEP_CSV:-}" ] && cp "$WORK/open.$rate.csv" "${KEEP_CSV%.csv}.open.$rate.csv"
+    python3 - "$WORK/open.$rate.csv" "$rate" "$OPEN_DURATION" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+key = lambda names: next(k for k in rows[0] if k.lower() in names)
+tk, p50k, p99k = key({"target", "name"}), key({"p50_ms", "p50", "p50_us"}), key({"p99_ms", "p99", "p99_us"})
+targets = list(dict.fromkeys(r[tk] for r in rows))
+med = {t: {k: statistics.median(float(r[k]) for r in rows if r[tk] == t) for k in (p50k, p99k)} for t in targets}
+d = med.get("direct")
+print(f"\nopen loop {sys.argv[2]} req/s, {sys.argv[3]} per run, GET:SET 9:1, medians ({p50k}, {p99k}); added = minus direct")
+print(f"{'target':<14} {'p50':>8} {'p99':>8} {'added p50':>9} {'added p99':>9} {'vs nc p50':>9} {'vs nc p99':>9}")
+nc = med.get("nutcracker")
+for t in targets:
+    m = med[t]
+    a50, a99 = (m[p50k] - d[p50k], m[p99k] - d[p99k]) if d else (float("nan"),) * 2
+    n50, n99 = (nc[p50k] - d[p50k], nc[p99k] - d[p99k]) if nc and d else (float("nan"),) * 2
+    r50 = f"{a50 / n50:.2f}" if n50 else "-"
+    r99 = f"{a99 / n99:.2f}" if n99 else "-"
+    print(f"{t:<14} {m[p50k]:>8.3f} {m[p99k]:>8.3f} {a50:>9.3f} {a99:>9.3f} {r50:>9} {r99:>9}")
+PY
+done
