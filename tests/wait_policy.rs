@@ -1,5 +1,5 @@
 //! Issue 14: the `[server]` wait keys (`wait_batch`, `wait_batch_us`,
-//! `busy_poll_us`) change how a worker waits, never what it serves. Under
+//! `wait_batch_after`, `busy_poll_us`) change how a worker waits, never what it serves. Under
 //! each, both drivers answer pipelined and concurrent clients correctly; a
 //! lone request under a huge batch is answered after the bound, not after
 //! the idle timeout; and an idle worker that busy-polls or batches does not
@@ -14,8 +14,9 @@ use common::twem_puerta::PuertaTwem;
 use common::{drivers, redis};
 
 /// The policies tried: batched waits, busy poll, both.
-const POLICIES: [&str; 3] = [
+const POLICIES: [&str; 4] = [
     "wait_batch = 16\nwait_batch_us = 50\n",
+    "wait_batch = 64\nwait_batch_us = 100\nwait_batch_after = 8\n",
     "busy_poll_us = 200\n",
     "wait_batch = 1024\nwait_batch_us = 2000\nbusy_poll_us = 100\n",
 ];

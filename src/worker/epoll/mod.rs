@@ -103,6 +103,8 @@ pub struct EpollDriver {
     mux_resumes: Vec<u32>,
     /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
     mux_linger: Vec<(u32, u16, Instant)>,
+    /// `[server] busy_poll_us` at start (`poll_events`).
+    busy_poll_us: u32,
 }
 
 impl EpollDriver {
@@ -110,7 +112,9 @@ impl EpollDriver {
         let poll = Poll::new()?;
         sys::set_nonblocking(wake_fd);
         poll.registry().register(&mut SourceFd(&wake_fd), token(0, 0, KIND_WAKE), Interest::READABLE)?;
+        let busy_poll_us = core.snap.config.server.wait.busy_poll_us;
         Ok(EpollDriver {
+            busy_poll_us,
             poll,
             core,
             conns: Slab::default(),
@@ -153,8 +157,7 @@ impl EpollDriver {
                 .flatten()
                 .fold(next_tick, Instant::min);
             let timeout = wake.saturating_duration_since(now);
-            let busy_us = self.core.snap.config.server.wait.busy_poll_us;
-            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout, busy_us) {
+            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout, self.busy_poll_us) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -231,20 +234,6 @@ impl EpollDriver {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip_slot_generation_and_kind() {
-        for kind in [KIND_CLIENT, KIND_BACKEND, KIND_LISTENER, KIND_WAKE, KIND_MUX] {
-            for (slot, gen) in [(0, 0), (1, 7), ((1 << 29) - 1, u16::MAX)] {
-                assert_eq!(untoken(token(slot, gen, kind)), (slot, gen, kind));
-            }
-        }
-    }
-}
-
 /// Waits up to `timeout` for events; with `busy_us` > 0 (`[server]
 /// busy_poll_us`), first polls without sleeping for up to that long, so an
 /// event that comes soon is taken without the thread (and its CPU) going to
@@ -266,4 +255,18 @@ fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration, busy_us:
         return poll.poll(events, Some(timeout.saturating_sub(start.elapsed())));
     }
     poll.poll(events, Some(timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_slot_generation_and_kind() {
+        for kind in [KIND_CLIENT, KIND_BACKEND, KIND_LISTENER, KIND_WAKE, KIND_MUX] {
+            for (slot, gen) in [(0, 0), (1, 7), ((1 << 29) - 1, u16::MAX)] {
+                assert_eq!(untoken(token(slot, gen, kind)), (slot, gen, kind));
+            }
+        }
+    }
 }

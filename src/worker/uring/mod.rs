@@ -82,11 +82,14 @@ pub struct UringDriver {
     /// The armed deadline timer: (deadline, sequence number).
     mux_timer: Option<(Instant, u32)>,
     mux_ts: Box<types::Timespec>,
-    /// How to wait (`wait.rs`), from the snapshot's `[server]`.
+    /// How to wait (`wait.rs`): `[server]` at start (a reload does not
+    /// change it, like the other `[server]` keys).
     wait: crate::config::WaitPolicy,
     /// The kernel takes `min_wait_usec` (cleared at its first EINVAL).
     min_wait_ok: bool,
     idle_ts: Box<types::Timespec>,
+    /// Completions the last loop pass handled (`wait.rs`).
+    last_pass: usize,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -142,6 +145,7 @@ impl UringDriver {
             wait,
             min_wait_ok,
             idle_ts: Box::new(types::Timespec::from(wait::IDLE_WAKE)),
+            last_pass: 0,
         })
     }
 
@@ -197,12 +201,12 @@ impl UringDriver {
                 self.dispatch(u, res, flags, now);
             }
             self.mux_flush(now);
+            self.last_pass = self.cqes.len();
         }
     }
 
     /// A new snapshot: listeners, mongos retirements, multiplexed sessions.
     fn apply_snapshot(&mut self, now: Instant) {
-        self.wait = self.core.snap.config.server.wait;
         // Sessions first: arming a listener may accept at once (epoll takes
         // what queued before it registered), and a client needs its session.
         self.mux.sync(&self.core, now);

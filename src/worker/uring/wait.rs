@@ -1,16 +1,19 @@
 //! How the io_uring driver waits for completions (`[server]` `wait_batch`,
-//! `wait_batch_us`, `busy_poll_us`; `config::WaitPolicy`, issue 14).
+//! `wait_batch_us`, `wait_batch_after`, `busy_poll_us`; `config::WaitPolicy`,
+//! issue 14).
 //!
 //! Owner: the worker's `UringDriver` (`wait_for_events`, an `impl` block of
-//! it). Default: submit and wait for one completion, as before. Batched:
+//! it). `wait_batch = 1`: submit and wait for one completion. Batched:
 //! wait for up to `batch` completions, but after `batch_us` one is enough
 //! (`IORING_ENTER_EXT_ARG` with `min_wait_usec`, kernel >= 6.12), with a
 //! 1 s general timeout so an idle worker never wakes more often than that
 //! (without one, the kernel returns `ETIME` at every `min_wait_usec`). A
 //! kernel without the feature (not advertised, or `EINVAL`) waits for one,
-//! logged once. Busy poll: before a blocking wait, reap completions without
-//! sleeping for up to `busy_poll_us`. Invariants: the caller's `want` 0
-//! (completions already in hand) never waits; every path submits the SQ.
+//! logged once. With `batch_after`, only after a loop pass that handled
+//! that many completions (`last_pass`): light load waits for one. Busy
+//! poll: before a blocking wait, reap completions without sleeping for up
+//! to `busy_poll_us`. Invariants: the caller's `want` 0 (completions
+//! already in hand) never waits; every path submits the SQ.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -34,14 +37,17 @@ impl UringDriver {
         if w.busy_poll_us > 0 && self.busy_poll(w.busy_poll_us)? {
             return Ok(0);
         }
-        if w.batched() && self.min_wait_ok {
+        if w.batched() && self.min_wait_ok && self.last_pass >= w.batch_after as usize {
             let args = types::SubmitArgs::new().min_wait_usec(w.batch_us).timespec(&self.idle_ts);
             match self.ring.submitter().submit_with_args(w.batch as usize, &args) {
                 // The general timeout passed with nothing to do.
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => return Ok(0),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     self.min_wait_ok = false;
-                    tracing::warn!(worker = self.core.id, "io_uring: the kernel refuses min_wait_usec; wait_batch is off");
+                    tracing::warn!(
+                        worker = self.core.id,
+                        "io_uring: the kernel refuses min_wait_usec; wait_batch is off"
+                    );
                 }
                 r => return r,
             }
