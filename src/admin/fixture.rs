@@ -61,6 +61,7 @@ pub fn snapshot(epoch: u64, draining: bool, pools: Vec<Arc<PoolSnapshot>>) -> Sn
             shutdown_timeout: Duration::from_secs(5),
             max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
             metrics_detail: Default::default(),
+            wait: Default::default(),
         },
         pools: pools.iter().map(|p| p.cfg.clone()).collect(),
         users: Vec::new(),

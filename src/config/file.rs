@@ -67,6 +67,14 @@ pub(crate) struct ServerFile {
     pub max_buffered_bytes: Scalar,
     /// "full" (per-request timing) or "basic".
     pub metrics_detail: String,
+    /// io_uring: completions to wait for (`wait.rs`).
+    pub wait_batch: i64,
+    /// io_uring: microseconds after which one completion is enough.
+    pub wait_batch_us: i64,
+    /// io_uring: batch only after a pass with this many completions.
+    pub wait_batch_after: i64,
+    /// Both drivers: microseconds to poll before sleeping.
+    pub busy_poll_us: i64,
 }
 
 impl Default for ServerFile {
@@ -81,6 +89,10 @@ impl Default for ServerFile {
             shutdown_timeout: Scalar::text("30s"),
             max_buffered_bytes: Scalar::text("2gb"),
             metrics_detail: "full".into(),
+            wait_batch: 64,
+            wait_batch_us: 50,
+            wait_batch_after: 16,
+            busy_poll_us: 0,
         }
     }
 }

@@ -30,6 +30,7 @@ mod twem_pool;
 mod types;
 mod users;
 mod validate;
+mod wait;
 mod yaml;
 mod yaml_tree;
 
@@ -49,6 +50,7 @@ pub use ratelimit::{PerIp, RateLimits};
 pub use tls::{expired as expired_certificates, PoolTls, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use twem::*;
 pub use types::*;
+pub use wait::WaitPolicy;
 
 use std::path::Path;
 

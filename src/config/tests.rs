@@ -62,6 +62,7 @@ fn defaults_fill_everything_optional() {
             shutdown_timeout: Duration::from_secs(30),
             max_buffered_bytes: Some(2 << 30),
             metrics_detail: Default::default(),
+            wait: Default::default(),
         }
     );
     let p = &c.pools[0];

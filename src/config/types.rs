@@ -53,6 +53,9 @@ pub struct ServerSettings {
     pub max_buffered_bytes: Option<u64>,
     /// Per-request timing on ("full") or off ("basic").
     pub metrics_detail: super::obs::MetricsDetail,
+    /// How workers wait for events (`wait_batch`, `wait_batch_us`,
+    /// `busy_poll_us`).
+    pub wait: super::wait::WaitPolicy,
 }
 
 /// `[server] admin_token`: 1 to 1024 visible ASCII characters. `Debug`

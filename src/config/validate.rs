@@ -154,6 +154,7 @@ impl TryFrom<ServerFile> for ServerSettings {
         let shutdown_timeout = p.check(key("shutdown_timeout"), duration(&file.shutdown_timeout));
         let max_buffered_bytes = p.check(key("max_buffered_bytes"), max_buffered(&file.max_buffered_bytes));
         let metrics_detail = p.check(key("metrics_detail"), super::obs::metrics_detail(&file.metrics_detail));
+        let wait = super::wait::policy(&mut p, &file);
 
         let settings = (|| {
             Some(ServerSettings {
@@ -166,6 +167,7 @@ impl TryFrom<ServerFile> for ServerSettings {
                 shutdown_timeout: shutdown_timeout?,
                 max_buffered_bytes: max_buffered_bytes?,
                 metrics_detail: metrics_detail?,
+                wait: wait?,
             })
         })();
         p.finish(settings)

@@ -194,6 +194,7 @@ mod tests {
                 shutdown_timeout: Duration::from_secs(1),
                 max_buffered_bytes: Some(crate::config::DEFAULT_MAX_BUFFERED_BYTES),
                 metrics_detail: Default::default(),
+                wait: Default::default(),
             },
             pools: vec![PoolConfig {
                 balance: Balance::ClientIp,

@@ -104,6 +104,8 @@ pub struct EpollDriver {
     mux_resumes: Vec<u32>,
     /// Lingering TLS clients (slot, generation, deadline), `linger.rs`.
     mux_linger: LingerList,
+    /// `[server] busy_poll_us` at start (`poll_events`).
+    busy_poll_us: u32,
 }
 
 impl EpollDriver {
@@ -111,7 +113,9 @@ impl EpollDriver {
         let poll = Poll::new()?;
         sys::set_nonblocking(wake_fd);
         poll.registry().register(&mut SourceFd(&wake_fd), token(0, 0, KIND_WAKE), Interest::READABLE)?;
+        let busy_poll_us = core.snap.config.server.wait.busy_poll_us;
         Ok(EpollDriver {
+            busy_poll_us,
             poll,
             core,
             conns: Slab::default(),
@@ -154,7 +158,7 @@ impl EpollDriver {
                 .flatten()
                 .fold(next_tick, Instant::min);
             let timeout = wake.saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = poll_events(&mut self.poll, &mut events, timeout, self.busy_poll_us) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
@@ -229,6 +233,29 @@ impl EpollDriver {
             }
         }
     }
+}
+
+/// Waits up to `timeout` for events; with `busy_us` > 0 (`[server]
+/// busy_poll_us`), first polls without sleeping for up to that long, so an
+/// event that comes soon is taken without the thread (and its CPU) going to
+/// sleep and being woken.
+fn poll_events(poll: &mut Poll, events: &mut Events, timeout: Duration, busy_us: u32) -> io::Result<()> {
+    if busy_us > 0 {
+        let busy = Duration::from_micros(u64::from(busy_us)).min(timeout);
+        let start = Instant::now();
+        loop {
+            poll.poll(events, Some(Duration::ZERO))?;
+            if !events.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= busy {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        return poll.poll(events, Some(timeout.saturating_sub(start.elapsed())));
+    }
+    poll.poll(events, Some(timeout))
 }
 
 #[cfg(test)]

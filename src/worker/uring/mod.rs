@@ -28,6 +28,7 @@ mod relay;
 mod submit;
 mod tag;
 mod timer;
+mod wait;
 
 use crate::session::CloseReason;
 use crate::worker::bufring::BufRing;
@@ -83,6 +84,14 @@ pub struct UringDriver {
     /// The armed deadline timer: (deadline, sequence number).
     mux_timer: Option<(Instant, u32)>,
     mux_ts: Box<types::Timespec>,
+    /// How to wait (`wait.rs`): `[server]` at start (a reload does not
+    /// change it, like the other `[server]` keys).
+    wait: crate::config::WaitPolicy,
+    /// The kernel takes `min_wait_usec` (cleared at its first EINVAL).
+    min_wait_ok: bool,
+    idle_ts: Box<types::Timespec>,
+    /// Completions the last loop pass handled (`wait.rs`).
+    last_pass: usize,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -106,6 +115,11 @@ impl UringDriver {
             single_issuer_defer_taskrun = ring.params().is_setup_single_issuer(),
             "io_uring ring ready"
         );
+        let min_wait_ok = ring.params().is_feature_min_timeout();
+        let wait = core.snap.config.server.wait;
+        if wait.batched() && !min_wait_ok {
+            tracing::warn!(worker = core.id, "io_uring: the kernel lacks min_wait_usec (6.12+); wait_batch is off");
+        }
         Ok(UringDriver {
             ring,
             bufs,
@@ -130,6 +144,10 @@ impl UringDriver {
             mux_resumes: Vec::new(),
             mux_timer: None,
             mux_ts: Box::new(types::Timespec::new()),
+            wait,
+            min_wait_ok,
+            idle_ts: Box::new(types::Timespec::from(wait::IDLE_WAKE)),
+            last_pass: 0,
         })
     }
 
@@ -158,7 +176,7 @@ impl UringDriver {
             // Completions `push` reaped to make room are this batch's first;
             // with some in hand, the loop must not sleep.
             let want = usize::from(self.reaped.is_empty());
-            match self.ring.submit_and_wait(want) {
+            match self.wait_for_events(want) {
                 Ok(_) => {}
                 // A signal: the wait blocked until then, no spin.
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -185,6 +203,7 @@ impl UringDriver {
                 self.dispatch(u, res, flags, now);
             }
             self.mux_flush(now);
+            self.last_pass = self.cqes.len();
         }
     }
 
