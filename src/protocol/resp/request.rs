@@ -79,7 +79,7 @@ impl Request {
     }
 
     /// Argument `i` (0 is the command name); empty if out of range.
-    #[inline(always)]
+    #[inline]
     pub fn arg(&self, i: usize) -> &[u8] {
         match self.args.get(i) {
             Some(&(s, e)) => &self.raw[s as usize..e as usize],
