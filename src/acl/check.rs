@@ -16,6 +16,7 @@
 
 use bytes::Bytes;
 
+use super::fast::Fast;
 use super::glob;
 use super::ids;
 use super::rules::{User, READ, WRITE};
@@ -70,7 +71,7 @@ pub(super) fn key_need(flags: u32) -> Option<u8> {
 }
 
 /// Script commands: their keys are whatever the script touches.
-fn runs_scripts(cmd: &Command) -> bool {
+pub(super) fn runs_scripts(cmd: &Command) -> bool {
     cmd.acl & acl::SCRIPTING != 0
         && (cmd.fullname.starts_with("eval")
             || cmd.fullname.starts_with("fcall")
@@ -79,7 +80,7 @@ fn runs_scripts(cmd: &Command) -> bool {
 
 /// Where a pub/sub command's channels are: (first argument, all the rest
 /// too, patterns compared literally).
-fn channels(cmd: &Command) -> Option<(bool, bool)> {
+pub(super) fn channels(cmd: &Command) -> Option<(bool, bool)> {
     match cmd.fullname {
         "publish" | "spublish" => Some((false, false)),
         "subscribe" | "ssubscribe" => Some((true, false)),
@@ -99,17 +100,36 @@ impl User {
 
     /// `check` for a request whose top-level command the caller already
     /// looked up (`command::lookup(req.name())`, `None`: not in the table),
-    /// so the hot path names the command once.
+    /// so the hot path names the command once. The user's verdict for the
+    /// command (`fast`) answers most requests: allowed outright, or one
+    /// key against the patterns; the rest take the full check.
     #[inline(always)]
     pub fn check_found(&self, top: Option<(usize, &'static Command)>, req: &Request) -> Result<(), Denied> {
         match top {
-            Some((i, cmd)) => {
-                let (id, cmd) = ids::resolve_top(i, cmd, req);
-                self.check_command(id, cmd, req)
-            }
+            Some((i, cmd)) => match self.fast.get(i) {
+                Fast::Allow => Ok(()),
+                Fast::Key { pos, need } => {
+                    let pos = usize::from(pos);
+                    // Past the arguments: keyless (see the module invariant).
+                    if pos < req.argc() && !self.patterns_match(req.arg(pos), need) {
+                        Err(Denied::Key)
+                    } else {
+                        Ok(())
+                    }
+                }
+                Fast::Slow => self.check_slow(i, cmd, req),
+            },
             None if self.allcommands => Ok(()),
             None => Err(Denied::Unknown),
         }
+    }
+
+    /// The full check of a request of top-level row `i`: subcommands,
+    /// refusals, several keys, channels, scripts.
+    #[inline(never)]
+    fn check_slow(&self, i: usize, cmd: &'static Command, req: &Request) -> Result<(), Denied> {
+        let (id, cmd) = ids::resolve_top(i, cmd, req);
+        self.check_command(id, cmd, req)
     }
 
     /// Judges `req`, already resolved to `cmd` with id `id`.
@@ -172,9 +192,13 @@ impl User {
     /// Whether some pattern granting at least `need` matches `key`.
     #[inline(always)]
     pub fn key_ok(&self, key: &[u8], need: u8) -> bool {
-        if self.allkeys {
-            return true;
-        }
+        self.allkeys || self.patterns_match(key, need)
+    }
+
+    /// Whether some key pattern granting at least `need` matches `key`
+    /// (`allkeys` aside).
+    #[inline(always)]
+    fn patterns_match(&self, key: &[u8], need: u8) -> bool {
         for k in &self.keys {
             if k.perms & need == need && glob::matches_shaped(&k.pattern, k.shape, key) {
                 return true;

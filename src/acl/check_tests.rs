@@ -2,6 +2,7 @@
 //! multi-key command, channels, and the scripting rule.
 
 use super::*;
+use crate::acl::fast::Fast;
 use crate::acl::User;
 
 fn user(rules: &str) -> User {
@@ -105,4 +106,61 @@ fn single_key_plan_agrees_with_the_key_spec_walk() {
     assert_eq!(check(&u, &["GET", "ro:1"]), Ok(()));
     assert_eq!(check(&u, &["SET", "ro:1", "v"]), Err(Denied::Key));
     assert_eq!(check(&u, &["GET"]), Ok(()), "too few arguments: keyless");
+}
+
+#[test]
+fn per_command_verdicts_agree_with_the_full_check() {
+    // Every top-level command, for users of every kind (refused commands,
+    // patterns, allkeys, channels, scripting, none), with its key
+    // positions filled by matching, read-only and unmatched keys and with
+    // too few arguments: the verdict table (`fast`) answers what the full
+    // check answers.
+    let users = [
+        "on +@all ~app:* %R~ro:*",
+        "on +@read +@write +@connection -@dangerous ~key:* ~counter:* ~mylist* ~myset*",
+        "on +@all allkeys &news.*",
+        "on +@all -get -set ~a?c ~[xy]* allchannels",
+        "on +@all +@scripting ~app:*",
+        "on allcommands allkeys allchannels",
+        "on +@read %W~w:* ~app:*",
+        "on -@all +get ~app:* -set",
+        "on +@all allkeys -@scripting",
+        "",
+    ];
+    let mut fast = 0;
+    for rules in users {
+        let u = user(rules);
+        for (i, cmd) in crate::protocol::command::COMMANDS.iter().enumerate() {
+            if u.fast.get(i) != Fast::Slow {
+                fast += 1;
+            }
+            for key in ["app:1", "ro:1", "w:1", "key:1", "abc", "x1", "news.a", "other"] {
+                for argc in 1..6 {
+                    let mut args: Vec<&str> = vec![key; argc];
+                    args[0] = cmd.name;
+                    let r = req(&args);
+                    let (id, resolved) = ids::resolve_top(i, cmd, &r);
+                    assert_eq!(
+                        u.check(&r),
+                        u.check_command(id, resolved, &r),
+                        "{rules:?}: {args:?} ({:?})",
+                        u.fast.get(i)
+                    );
+                }
+            }
+        }
+    }
+    assert!(fast > 500, "{fast} verdicts off the full check");
+    // Rules applied one by one keep the table in step.
+    let mut u = user("on +@all ~app:*");
+    assert_eq!(check(&u, &["GET", "app:1"]), Ok(()));
+    u.apply("-get").unwrap();
+    assert_eq!(check(&u, &["GET", "app:1"]), Err(Denied::Command("get")));
+    u.apply("+get").unwrap();
+    u.apply("resetkeys").unwrap();
+    assert_eq!(check(&u, &["GET", "app:1"]), Err(Denied::Key));
+    u.apply("allkeys").unwrap();
+    assert_eq!(check(&u, &["GET", "other"]), Ok(()));
+    u.apply("reset").unwrap();
+    assert_eq!(check(&u, &["GET", "other"]), Err(Denied::Command("get")));
 }

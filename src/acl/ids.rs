@@ -76,6 +76,11 @@ fn id_of(i: usize, sub: Option<usize>) -> u16 {
     }
 }
 
+/// The id of top-level row `i` (`COMMANDS[i]` itself).
+pub(super) fn top_id(i: usize) -> u16 {
+    id_of(i, None)
+}
+
 /// One key at this argument index, needing these permissions (`None`: a
 /// `NOT_KEY` spec, not checked).
 pub type KeyPlan = (usize, Option<u8>);

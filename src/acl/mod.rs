@@ -1,6 +1,6 @@
 //! Proxy users with Redis-style ACLs: rule parsing (`rules`), Redis's glob
-//! matcher (`glob`), dense command ids (`ids`) and the per-request check
-//! (`check`). Sans-IO and allocation-free on the request path: sessions
+//! matcher (`glob`), dense command ids (`ids`), each user's verdict per
+//! command (`fast`) and the per-request check (`check`). Sans-IO and allocation-free on the request path: sessions
 //! hold an `Arc<User>` per authenticated client and call `User::check`.
 //!
 //! Owns no runtime state: a `Users` set is built by `config` at load and
@@ -15,6 +15,7 @@
 
 mod cert;
 mod check;
+mod fast;
 pub mod glob;
 pub mod ids;
 mod rules;

@@ -20,6 +20,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::fast::FastTable;
 use super::glob;
 use super::ids::{self, CmdBits};
 use super::AclError;
@@ -70,6 +71,9 @@ pub struct User {
     /// is no `[[user]]` (a cluster pool's `client_auth`). Set by the config
     /// layer.
     pub id: u32,
+    /// The verdict per top-level command (`fast`), rebuilt after each
+    /// rule.
+    pub(super) fast: FastTable,
 }
 
 /// `User::id` of a user outside the `[[user]]` list.
@@ -139,6 +143,7 @@ impl User {
             source: Vec::new(),
             cert: super::CertMatch::default(),
             id: NO_ID,
+            fast: FastTable::default(),
         }
     }
 
@@ -162,8 +167,14 @@ impl User {
         self.allkeys
     }
 
-    /// Applies one rule.
+    /// Applies one rule (and rebuilds the per-command verdicts).
     pub fn apply(&mut self, rule: &str) -> Result<(), AclError> {
+        let applied = self.apply_rule(rule);
+        self.fast = FastTable::build(self);
+        applied
+    }
+
+    fn apply_rule(&mut self, rule: &str) -> Result<(), AclError> {
         match rule.to_ascii_lowercase().as_str() {
             "on" => self.enabled = true,
             "off" => self.enabled = false,

@@ -187,14 +187,14 @@ impl UserLimits {
         out
     }
 
-    /// Counts a request of `bytes` inbound bytes of `user` without touching
-    /// its buckets (what `charge` does for a user without limits; the
-    /// caller knows no user here has any).
+    /// Counts `requests` requests of `bytes` inbound bytes in all of
+    /// `user` without touching its buckets (what `charge` does for a user
+    /// without limits; the caller knows no user here has any).
     #[inline]
-    pub fn count(&self, worker: usize, user: u32, bytes: usize) {
+    pub fn count(&self, worker: usize, user: u32, requests: u64, bytes: u64) {
         if let Some(s) = self.slot(worker, user) {
-            bump(&s.requests, 1);
-            bump(&s.in_bytes, bytes as u64);
+            bump(&s.requests, requests);
+            bump(&s.in_bytes, bytes);
         }
     }
 

@@ -9,7 +9,8 @@
 //! (the client's user when the request is decoded: a client's AUTH is
 //! charged to the user it was before). The pool's `on_limit` applies to
 //! both. Every request of a user that goes ahead is counted for the
-//! user's metrics (requests, inbound bytes), limited or not.
+//! user's metrics (requests, inbound bytes), limited or not; without
+//! limits, per read batch (`flush_counts`).
 //!
 //! Owner: one session (one pool on one worker). Nothing here reads a
 //! clock or does I/O; the only shared writes are the worker's own demand
@@ -121,6 +122,18 @@ pub struct RateGate {
     /// Some bucket can refuse (a per-IP rate, or a user with limits);
     /// without, requests are only counted for their users.
     admits: bool,
+    /// Requests counted for a user but not yet added to its counters.
+    tally: Tally,
+}
+
+/// One user's requests and inbound bytes since the last `flush_counts`:
+/// a read batch's requests, usually all of one client, are summed here
+/// and added to the user's shared counters once.
+#[derive(Debug, Default)]
+struct Tally {
+    user: u32,
+    requests: u64,
+    bytes: u64,
 }
 
 impl RateGate {
@@ -128,6 +141,8 @@ impl RateGate {
     /// starts every address's bucket over (users' buckets live in
     /// `UserLimits`, which a reload replaces only when they changed).
     pub fn set(&mut self, ctx: Option<RateCtx>) {
+        // Counted under the old users' numbering.
+        self.flush_counts();
         let ip = |c: &Option<RateCtx>| c.as_ref().and_then(|c| c.ip.clone()).filter(|(_, s)| s.is_limited());
         let same = match (ip(&self.ctx), ip(&ctx)) {
             (Some(a), Some(b)) => a.1 == b.1 && Arc::ptr_eq(&a.0, &b.0),
@@ -251,8 +266,12 @@ impl RateGate {
     }
 
     /// A request of `bytes` inbound bytes was decoded: in error and close
-    /// modes it is judged now; one that goes is charged.
-    #[inline]
+    /// modes it is judged now; one that goes is charged. When nothing can
+    /// refuse (no per-IP rate, no user with limits: the common case with
+    /// users) it is only counted for its user, in the session's tally
+    /// until `flush_counts`, which the session calls before it hands
+    /// control back to its driver.
+    #[inline(always)]
     pub fn decoded(
         &mut self,
         id: ClientId,
@@ -264,13 +283,45 @@ impl RateGate {
         let Some(c) = c else { return Gate::Go };
         let user = c.user_id(user);
         if !self.admits {
-            // Nothing can refuse (no per-IP rate, no user with limits):
-            // only the user's counters, the common case with users.
-            if let Some((users, worker)) = self.ctx.as_ref().and_then(|x| Some((x.users.as_ref()?, x.worker))) {
-                users.count(worker, user, bytes);
+            let t = &mut self.tally;
+            if t.user == user {
+                t.requests = t.requests.wrapping_add(1);
+                t.bytes = t.bytes.wrapping_add(bytes as u64);
+            } else {
+                self.tally_switch(user, bytes);
             }
             return Gate::Go;
         }
+        self.decoded_limited(id, c, user, bytes, now)
+    }
+
+    /// A request of another user than the tally's: the tally is flushed
+    /// and starts over with it.
+    #[cold]
+    #[inline(never)]
+    fn tally_switch(&mut self, user: u32, bytes: usize) {
+        self.flush_counts();
+        self.tally = Tally { user, requests: 1, bytes: bytes as u64 };
+    }
+
+    /// Adds the tally to its user's counters (`UserLimits`, read by the
+    /// metrics), and empties it. Sessions call it at the end of each read
+    /// batch, so the counters are exact whenever the driver runs.
+    #[inline]
+    pub fn flush_counts(&mut self) {
+        if self.tally.requests == 0 {
+            return;
+        }
+        if let Some((users, worker)) = self.ctx.as_ref().and_then(|x| Some((x.users.as_ref()?, x.worker))) {
+            users.count(worker, self.tally.user, self.tally.requests, self.tally.bytes);
+        }
+        self.tally.requests = 0;
+        self.tally.bytes = 0;
+    }
+
+    /// `decoded` when some bucket can refuse.
+    #[inline(never)]
+    fn decoded_limited(&mut self, id: ClientId, c: &mut ClientRate, user: u32, bytes: usize, now: Instant) -> Gate {
         let gate = match self.on_limit() {
             None => return Gate::Go,
             Some(_) if !self.admits => Gate::Go,

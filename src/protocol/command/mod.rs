@@ -126,7 +126,14 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static Command)> {
 /// subcommand; with an unknown or missing one, the container itself (the
 /// arity check or the server then answers as Redis does).
 pub fn resolve(req: &Request) -> Option<&'static Command> {
-    let (_, cmd) = lookup(req.name())?;
+    resolve_found(lookup(req.name()), req)
+}
+
+/// `resolve` for a request whose top-level command the caller already
+/// looked up (`lookup(req.name())`).
+#[inline]
+pub fn resolve_found(top: Option<(usize, &'static Command)>, req: &Request) -> Option<&'static Command> {
+    let (_, cmd) = top?;
     if cmd.subcommands.is_empty() || req.argc() < 2 {
         return Some(cmd);
     }

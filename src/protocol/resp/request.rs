@@ -79,8 +79,12 @@ impl Request {
     }
 
     /// Argument `i` (0 is the command name); empty if out of range.
+    #[inline]
     pub fn arg(&self, i: usize) -> &[u8] {
-        self.args.get(i).map_or(&[][..], |&(s, e)| &self.raw[s as usize..e as usize])
+        match self.args.get(i) {
+            Some(&(s, e)) => &self.raw[s as usize..e as usize],
+            None => &[],
+        }
     }
 
     /// Argument `i` as a zero-copy `Bytes` slice of the frame.

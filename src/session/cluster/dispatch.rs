@@ -26,21 +26,31 @@ use bytes::Bytes;
 impl ClusterSession {
     pub(super) fn dispatch(&mut self, id: ClientId, req: Request, now: Instant) {
         let spec = lookup(req.name());
+        // The request's one lookup in Redis's table: the arity check and
+        // the ACL gate share it.
+        let top = command::lookup(req.name());
         // Redis checks arity before anything else (`processCommand`), in
         // every state; inside MULTI the error also aborts the transaction.
-        if let Some(cmd) = command::resolve(&req).filter(|c| !c.arity_ok(req.argc())) {
+        if let Some(cmd) = command::resolve_found(top, &req).filter(|c| !c.arity_ok(req.argc())) {
             if let Some(tx) = self.client_mut(id).and_then(|c| c.tx.as_mut()) {
                 tx.aborted = true;
             }
             return self.reply_now(id, command::wrong_arity(cmd));
         }
-        if let Some(users) = self.cfg.users.clone() {
-            let Some(c) = self.client_mut(id) else { return };
+        if let Some(users) = self.cfg.users.as_deref() {
+            // Field borrows (not `client_mut`), so `users` is not cloned.
+            let clients = &mut self.clients;
+            let Some(c) =
+                clients.get_mut(id.idx as usize).and_then(|c| c.as_deref_mut()).filter(|c| c.base.gen == id.gen)
+            else {
+                return;
+            };
             // AUTH / HELLO inside MULTI or subscribed: refused below, as before.
             let in_state = c.tx.is_some() || c.subscribed;
             if !(in_state && matches!(spec.family, Family::Local(Local::Auth | Local::Hello))) {
                 let mode = crate::session::handshake::Mode::Cluster;
-                match acl::gate(&users, &mut c.base.user, &mut c.base.hs, mode, id.index() as u64 + 1, &req) {
+                let cid = id.index() as u64 + 1;
+                match acl::gate_found(users, &mut c.base.user, &mut c.base.hs, mode, cid, &req, top) {
                     Gate::Pass => c.base.authed |= c.base.user.is_some(),
                     Gate::Reply(r) => return self.reply_now(id, r),
                     Gate::Denied(r) => {

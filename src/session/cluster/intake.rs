@@ -28,7 +28,13 @@ impl ClusterSession {
     /// Decodes and dispatches buffered requests until the buffer runs dry,
     /// the client must stop or wait, or it reaches its pending or queue
     /// limit (checked before each decode: one request always gets through).
+    /// The batch's requests are then added to their user's counters.
     pub(super) fn process_client(&mut self, id: ClientId, now: Instant) {
+        self.decode_client(id, now);
+        self.rate.flush_counts();
+    }
+
+    fn decode_client(&mut self, id: ClientId, now: Instant) {
         loop {
             let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
             let max_request = self.cfg.max_request_bytes;

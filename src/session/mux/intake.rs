@@ -33,8 +33,14 @@ impl MuxSession {
     /// Decodes and dispatches buffered requests until the buffer runs dry,
     /// the client must stop, or it reaches its pending or queue limit.
     /// The limits are checked before each decode, so a client with nothing
-    /// queued always gets one request through, however large.
+    /// queued always gets one request through, however large. The batch's
+    /// requests are then added to their user's counters.
     pub(super) fn process_client(&mut self, id: ClientId, now: Instant, router: &dyn Router) {
+        self.decode_client(id, now, router);
+        self.rate.flush_counts();
+    }
+
+    fn decode_client(&mut self, id: ClientId, now: Instant, router: &dyn Router) {
         let (max_pending, queue_limit) = (self.cfg.max_pending_per_client, self.cfg.client_queue_limit);
         loop {
             let cfg = &self.cfg;
