@@ -150,14 +150,14 @@ fuzz_target!(|data: &[u8]| {
                     // A connection opened and closed within one event (a
                     // resumed SUBSCRIBE's pin dropped by a RESET behind it)
                     // is gone already; its CloseBackend follows.
-                    let closed_later = batch[at..].contains(&ClusterIntent::CloseBackend(b));
+                    let closed_later = batch[at..].iter().any(|i| matches!(i, ClusterIntent::CloseBackend(c, _) if *c == b));
                     assert!(s.backend_addr(b).is_some() || closed_later, "a connect names a node");
                     if let Some(a) = s.backend_addr(b) {
                         assert!(s.topology().find(a).is_some(), "a connect goes to a node of the topology: {a}");
                     }
                     conns.push(b);
                 }
-                ClusterIntent::CloseBackend(b) => conns.retain(|&x| x != b),
+                ClusterIntent::CloseBackend(b, _) => conns.retain(|&x| x != b),
                 ClusterIntent::Report(_) => {}
             }
         }

@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
                     dead.push(id);
                     clients.retain(|&x| x != id);
                 }
-                MuxIntent::Connect(b) | MuxIntent::CloseBackend(b) => assert!(b.server < 3 && b.conn < per),
+                MuxIntent::Connect(b) | MuxIntent::CloseBackend(b, _) => assert!(b.server < 3 && b.conn < per),
                 MuxIntent::ServerFailed { server, .. } => assert!(server < 3),
                 MuxIntent::Report(r) => panic!("a twemproxy session reported {r:?}"),
             }
