@@ -5,8 +5,9 @@
 //! blocks are all free is only returned (purged) from within a collection,
 //! and an idle worker allocates nothing that would trigger one. So a
 //! release asks for collections at the next two ticks of this thread: the
-//! first frees the empty pages, the second purges them once mimalloc's
-//! purge delay has passed. A worker that released nothing never collects,
+//! first frees the empty pages, the second forces their purge (an
+//! unforced one, after mimalloc's purge delay, was measured to leave them
+//! resident: 1.1 KB per idle client instead of 0.55). A worker that released nothing never collects,
 //! so the busy path pays nothing.
 //!
 //! Owner: each worker thread (the state is thread-local, like mimalloc's
@@ -28,11 +29,15 @@ pub fn released() {
 /// A periodic tick of this thread: collects if a release asked for it.
 pub fn tick() {
     OWED.with(|o| {
-        if o.get() > 0 {
-            o.set(o.get() - 1);
+        let owed = o.get();
+        if owed > 0 {
+            o.set(owed - 1);
+            // The last owed collection forces the purge: an unforced one
+            // leaves the emptied pages resident (measured: ~1.1 KB per idle
+            // client stayed, against ~0.55 with the purge).
             // SAFETY: collects the calling thread's heap; no arguments
             // point anywhere.
-            unsafe { libmimalloc_sys::mi_collect(false) };
+            unsafe { libmimalloc_sys::mi_collect(owed == 1) };
         }
     });
 }
