@@ -3,7 +3,8 @@
 # `redis-cli --cluster create` on loopback), two paths:
 #   direct: redis-benchmark --cluster (a cluster-aware client, slot routing
 #           in the client)
-#   puerta: redis-benchmark to Puerta (mode = "redis_cluster", workers = 2)
+#   puerta: redis-benchmark to Puerta (mode = "redis_cluster", workers = auto:
+#           one per CPU of PROXY_CPUS, as Puerta defaults to under taskset)
 # Workloads: redis-benchmark -c C -n N -t get,set -r KEYSPACE at pipeline 1
 # and 16, ROUNDS rounds with the two paths interleaved; medians printed.
 # Columns: ops/s, ratio to direct, p50 / p99 / p99.9 (ms), Puerta's CPU us
@@ -20,7 +21,8 @@
 # with care, the side-by-side ratios are the point.
 # Usage: scripts/bench-cluster.sh
 #   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
-#        WORKERS (2), STRACE_N (N/6), SERVER_CPUS, LOAD_CPUS, PROXY_CPUS,
+#        WORKERS (auto; 2 on one PROXY_CPUS core puts two workers on one
+#        core, each waking every master for half the batches), STRACE_N (N/6), SERVER_CPUS, LOAD_CPUS, PROXY_CPUS,
 #        PB_DURATION (10s) for the puerta bench cross-check,
 #        PUERTA_BIN (a prebuilt binary; default: cargo build --release),
 #        METRICS_DETAIL=both: "puerta" runs with [server] metrics_detail =
@@ -31,7 +33,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
-KEYSPACE=${KEYSPACE:-100000}; WORKERS=${WORKERS:-2}; STRACE_N=${STRACE_N:-$((N / 6))}
+KEYSPACE=${KEYSPACE:-100000}; WORKERS=${WORKERS:-auto}; STRACE_N=${STRACE_N:-$((N / 6))}
 SERVER_CPUS=${SERVER_CPUS:-0}; LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}
 PB_DURATION=${PB_DURATION:-10s}
 for b in redis-server redis-cli redis-benchmark strace python3 taskset; do
@@ -89,7 +91,7 @@ esac
 puerta_toml() { # listen port, admin port, metrics_detail ("": Puerta's default)
     cat <<TOML
 [server]
-workers = $WORKERS
+workers = $( [ "$WORKERS" = auto ] && echo '"auto"' || echo "$WORKERS")
 admin = "127.0.0.1:$2"
 log = "warn"
 shutdown_timeout = "5s"
