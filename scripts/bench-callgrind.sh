@@ -29,7 +29,10 @@
 #        it never reaches, so each request also draws on the user's
 #        buckets; implies METRICS_DETAIL=basic if unset; twemproxy mode only),
 #        MODE ("twemproxy" | "cluster": a mode = "redis_cluster" pool over
-#        a 3-master cluster, written as TOML, with METRICS_DETAIL if set)
+#        a 3-master cluster, written as TOML, with METRICS_DETAIL if set;
+#        "mongos": a mode = "mongos" pool over one examples/mongos_standin,
+#        loaded with `puerta bench --protocol mongo` (commands ping and
+#        find by _id, C connections) instead of redis-benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}; C=${C:-50}; PIPELINES=${PIPELINES:-"1 16"}; DRIVERS=${DRIVERS:-"epoll uring"}
@@ -40,13 +43,15 @@ if [ -n "$USERS" ]; then
     METRICS_DETAIL=${METRICS_DETAIL:-basic}
     AUTH=(--user u -a pw)
 fi
-for b in redis-server redis-benchmark valgrind callgrind_control python3; do
+MODE=${MODE:-twemproxy}
+NEED="redis-server redis-benchmark"
+[ "$MODE" != mongos ] || NEED=""
+for b in $NEED valgrind callgrind_control python3 bc; do
     command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools valgrind" >&2; exit 1; }
 done
 BIN=${PUERTA_BIN:-target/release/puerta}
 [ -n "${PUERTA_BIN:-}" ] || cargo build --release --quiet
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
-MODE=${MODE:-twemproxy}
 [ -z "$USERS" ] || [ "$MODE" = twemproxy ] || { echo "USERS: twemproxy mode only" >&2; exit 1; }
 case $MODE in
 twemproxy)
@@ -80,14 +85,43 @@ cluster)
     done
     [ $ok = 1 ] || { echo "cluster never reached cluster_state:ok" >&2; exit 1; }
     ;;
-*) echo "MODE: twemproxy or cluster" >&2; exit 1 ;;
+mongos)
+    cargo build --release --quiet --example mongos_standin
+    target/release/examples/mongos_standin --port 0 --docs 1000 >"$WORK/standin.out" &
+    PIDS+=($!)
+    for _ in $(seq 100); do grep -q "^PORT" "$WORK/standin.out" 2>/dev/null && break; sleep 0.1; done
+    SPORT=$(awk '/^PORT/ {print $2}' "$WORK/standin.out")
+    ;;
+*) echo "MODE: twemproxy, cluster or mongos" >&2; exit 1 ;;
 esac
+CMDS="get set"
+[ "$MODE" != mongos ] || CMDS="ping find"
 
+load() { # pipeline, command, requests: one closed-loop run through Puerta
+    if [ "$MODE" = mongos ]; then
+        "$BIN" bench -t "127.0.0.1:$PP" --protocol mongo --command "$2" --keys 1000 -c "$C" -P "$1" -n "$3" \
+            >/dev/null 2>&1
+    else
+        redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n "$3" -P "$1" -r "$KEYSPACE" -t "$2" "${AUTH[@]}" -q >/dev/null 2>&1
+    fi
+}
 printf '%-6s %-4s %-4s %12s\n' driver pipe cmd "Ir/request"
 for drv in $DRIVERS; do
     PP=$(port)
     CONF="$WORK/p.yml"
-    if [ "$MODE" = cluster ]; then
+    if [ "$MODE" = mongos ]; then
+        CONF="$WORK/p.toml"
+        cat >"$CONF" <<TOML
+[server]
+${METRICS_DETAIL:+metrics_detail = \"$METRICS_DETAIL\"}
+
+[[pool]]
+name = "bench"
+listen = "127.0.0.1:$PP"
+mode = "mongos"
+servers = ["127.0.0.1:$SPORT"]
+TOML
+    elif [ "$MODE" = cluster ]; then
         # refresh_interval 1h: a periodic CLUSTER SLOTS refresh is control
         # thread work, not per-request cost, and one landing in a measured
         # window adds ~90 Ir/request to that point alone.
@@ -144,16 +178,18 @@ bench:
    - 127.0.0.1:$RB:1 redis-b
 YML
     fi
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
+    # KEEP: names uncompressed, so that each dump reads on its own (by
+    # default a later dump refers to names defined in an earlier one).
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" ${KEEP:+--compress-strings=no} \
         "$BIN" -c "$CONF" --workers 1 --io "$drv" -s "$(port)" -a 127.0.0.1 \
         --admin "127.0.0.1:$(port)" -v 1 2>"$WORK/vg-$drv.log" &
     VPID=$!; PIDS+=($VPID)
     wait_port "$PP"
     for pipe in $PIPELINES; do
-        for cmd in get set; do
-            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n 2000 -P "$pipe" -r "$KEYSPACE" -t "$cmd" "${AUTH[@]}" -q >/dev/null 2>&1
+        for cmd in $CMDS; do
+            load "$pipe" "$cmd" 2000
             callgrind_control -z "$VPID" >/dev/null 2>&1
-            redis-benchmark -h 127.0.0.1 -p "$PP" -c "$C" -n "$N" -P "$pipe" -r "$KEYSPACE" -t "$cmd" "${AUTH[@]}" -q >/dev/null 2>&1
+            load "$pipe" "$cmd" "$N"
             rm -f "$WORK"/cg.$VPID.*
             callgrind_control -d "$VPID" >/dev/null 2>&1
             sleep 0.5

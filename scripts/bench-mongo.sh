@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Side-by-side mongos-mode benchmark, one run, same stand-in and workload:
 #   direct to a mongos stand-in  vs  through Puerta (mode = "mongos")
+# over two stand-ins: the mockupdb one the tests use, and a fast one.
 #
 # No mongod/mongos can be installed here, so the backend is the mockupdb
 # stand-in the tests use (tests/mongo/standin.py: mongos-shaped hello,
 # `find` by _id over N documents). It is a single-threaded Python server, so
 # it is the bottleneck in closed loop: read the *latency added* by Puerta
 # (p50/p99 deltas and ratios) and Puerta's CPU per request, not absolute
-# throughput.
+# throughput. At ~8k msg/s with 4 clients every message is a wakeup of
+# its own, so Puerta's CPU per message there is mostly wakeup and syscall
+# cost.
+# The fast stand-in (examples/mongos_standin.rs: one thread, epoll, canned
+# mongos-shaped replies, >200k msg/s) is not the bottleneck; its rows run
+# at -c FAST_C (50), the shape of the Redis pipeline-1 figures, so that
+# Puerta's CPU per message compares with its CPU per Redis request.
 #
 # 1. Closed loop with `puerta bench --protocol mongo` (-c C), commands
 #    `ping` and `find` by _id, ROUNDS rounds interleaved, medians.
@@ -17,16 +24,18 @@
 # requests it relayed.
 # Pinning: Puerta runs one worker on CPU 1; the stand-in and the load
 # generator share CPU 0.
-# Usage: scripts/bench-mongo.sh   (env: C, ROUNDS, DURATION, RATE)
+# Usage: scripts/bench-mongo.sh   (env: C, ROUNDS, DURATION, RATE, FAST_C;
+#        STANDINS: "python fast" (default), "python" or "fast")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=${C:-4}; ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; RATE=${RATE:-1000}
+FAST_C=${FAST_C:-50}; STANDINS=${STANDINS:-"python fast"}
 PY=.venv/bin/python
 if [ ! -x "$PY" ]; then
     echo "==> creating .venv with the stand-in's packages (tests/requirements.txt)"
     python3 -m venv .venv && .venv/bin/pip install -q -r tests/requirements.txt
 fi
-cargo build --release --quiet
+cargo build --release --quiet --bin puerta --example mongos_standin
 BIN=target/release/puerta
 WORK=$(mktemp -d)
 PIDS=()
@@ -41,8 +50,12 @@ sleep 100000 | taskset -c 0 "$PY" tests/mongo/standin.py --name bench --port "$S
 PIDS+=($!)
 PIDS+=($(pgrep -f "sleep 100000" | tail -n 1))
 for _ in $(seq 100); do grep -q "^PORT" "$WORK/standin.out" 2>/dev/null && break; sleep 0.1; done
+taskset -c 0 target/release/examples/mongos_standin --port 0 --docs 1000 >"$WORK/fast.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "^PORT" "$WORK/fast.out" 2>/dev/null && break; sleep 0.1; done
+FPORT=$(awk '/^PORT/ {print $2}' "$WORK/fast.out")
 
-LP=$(port); AP=$(port)
+LP=$(port); AP=$(port); FP=$(port)
 cat >"$WORK/p.toml" <<CFG
 [server]
 workers = 1
@@ -54,6 +67,11 @@ name = "mongo"
 listen = "127.0.0.1:$LP"
 mode = "mongos"
 servers = ["127.0.0.1:$SPORT"]
+[[pool]]
+name = "fast"
+listen = "127.0.0.1:$FP"
+mode = "mongos"
+servers = ["127.0.0.1:$FPORT"]
 CFG
 $BIN -c "$WORK/p.toml" 2>"$WORK/p.log" &
 PPID_=$!; PIDS+=($PPID_)
@@ -61,34 +79,42 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AP/ready" >/dev/null 2>&1 &&
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
-bench() { # label target command json -> runs puerta bench
-    taskset -c 0 $BIN bench -t "$2" --protocol mongo --command "$3" --keys 1000 -c "$C" -d "$DURATION" \
-        --cpus 0 --json "$4" ${5:-} >/dev/null
+bench() { # conns target command json -> runs puerta bench
+    taskset -c 0 $BIN bench -t "$2" --protocol mongo --command "$3" --keys 1000 -c "$1" -d "$DURATION" \
+        --cpus 0 --json "$4" >/dev/null
 }
 
-echo "command,round,path,json,cpu_us_per_req" >"$WORK/r.csv"
-for cmd in ping find; do
-  for r in $(seq "$ROUNDS"); do
-    bench direct "127.0.0.1:$SPORT" "$cmd" "$WORK/d-$cmd-$r.json"
-    echo "$cmd,$r,direct,$WORK/d-$cmd-$r.json," >>"$WORK/r.csv"
-    t0=$(cpu_ticks $PPID_)
-    bench puerta "127.0.0.1:$LP" "$cmd" "$WORK/p-$cmd-$r.json"
-    t1=$(cpu_ticks $PPID_)
-    echo "$cmd,$r,puerta,$WORK/p-$cmd-$r.json,$t0:$t1:$TCK" >>"$WORK/r.csv"
+echo "standin,command,round,path,json,cpu_us_per_req" >"$WORK/r.csv"
+for sd in $STANDINS; do
+  case $sd in
+  python) conns=$C; direct=$SPORT; proxied=$LP ;;
+  fast) conns=$FAST_C; direct=$FPORT; proxied=$FP ;;
+  *) echo "STANDINS: python and/or fast" >&2; exit 1 ;;
+  esac
+  for cmd in ping find; do
+    for r in $(seq "$ROUNDS"); do
+      bench "$conns" "127.0.0.1:$direct" "$cmd" "$WORK/d-$sd-$cmd-$r.json"
+      echo "$sd,$cmd,$r,direct,$WORK/d-$sd-$cmd-$r.json," >>"$WORK/r.csv"
+      t0=$(cpu_ticks $PPID_)
+      bench "$conns" "127.0.0.1:$proxied" "$cmd" "$WORK/p-$sd-$cmd-$r.json"
+      t1=$(cpu_ticks $PPID_)
+      echo "$sd,$cmd,$r,puerta,$WORK/p-$sd-$cmd-$r.json,$t0:$t1:$TCK" >>"$WORK/r.csv"
+    done
   done
 done
-python3 - "$WORK/r.csv" <<'PY'
-import csv, json, statistics, sys
+C=$C FAST_C=$FAST_C python3 - "$WORK/r.csv" <<'PY'
+import csv, json, os, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 def run(path):
     return json.load(open(path))["targets"][0]["runs"][0]
 def ms(run, key):
     return run["latency_ms"][key]
-print("closed loop (mongo stand-in; medians of rounds)")
-print(f"{'command':>7} {'path':>7} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'CPU us/req':>10}")
-for cmd in ("ping", "find"):
+conns = {"python": os.environ["C"], "fast": os.environ["FAST_C"]}
+print("closed loop (medians of rounds); python: mockupdb stand-in, fast: examples/mongos_standin")
+print(f"{'standin':>7} {'conns':>5} {'command':>7} {'path':>7} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'CPU us/req':>10}")
+for sd, cmd in [(s, c) for s in dict.fromkeys(r["standin"] for r in rows) for c in ("ping", "find")]:
     for path in ("direct", "puerta"):
-        rs = [r for r in rows if r["command"] == cmd and r["path"] == path]
+        rs = [r for r in rows if r["standin"] == sd and r["command"] == cmd and r["path"] == path]
         runs = [run(r["json"]) for r in rs]
         cpu = "-"
         if path == "puerta":
@@ -99,10 +125,11 @@ for cmd in ("ping", "find"):
                 if n: vals.append((t1 - t0) / tck * 1e6 / n)
             cpu = f"{statistics.median(vals):.1f}" if vals else "-"
         med = lambda f: statistics.median(f(x) for x in runs)
-        print(f"{cmd:>7} {path:>7} {med(lambda x: x['ops_per_sec']):>8.0f} {med(lambda x: ms(x,'p50')):>8.3f} "
+        print(f"{sd:>7} {conns[sd]:>5} {cmd:>7} {path:>7} {med(lambda x: x['ops_per_sec']):>8.0f} {med(lambda x: ms(x,'p50')):>8.3f} "
               f"{med(lambda x: ms(x,'p99')):>8.3f} {med(lambda x: ms(x,'p99.9')):>9.3f} {cpu:>10}")
 PY
+case " $STANDINS " in *" python "*) ;; *) exit 0 ;; esac
 echo
-echo "open loop: find at $RATE req/s for $DURATION, timed from intended send times"
+echo "open loop (python stand-in): find at $RATE req/s for $DURATION, timed from intended send times"
 taskset -c 0 $BIN bench -t direct="127.0.0.1:$SPORT" -t puerta="127.0.0.1:$LP" --protocol mongo --command find \
     --keys 1000 -c "$C" --rate "$RATE" -d "$DURATION" --rounds "$ROUNDS" --cpus 0 | tail -n 8

@@ -11,6 +11,7 @@ pub mod frame;
 pub mod header;
 pub mod probe;
 pub mod reply;
+mod walk;
 
 pub use command::{command_index, hello_meta, parse_request, HelloMeta, Request, COMMANDS};
 pub use frame::{Frame, Framer};

@@ -11,6 +11,7 @@
 //! message can leave it unread (the caller then counts "other").
 
 use super::header::{OP_MSG, OP_REPLY};
+use super::walk::{string, walk};
 
 /// What a reply says about its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +20,6 @@ pub enum Outcome<'a> {
     Ok,
     /// `ok: 0`, with its `codeName` when read.
     Failed(Option<&'a str>),
-}
-
-fn i32_at(b: &[u8], at: usize) -> Option<i32> {
-    Some(i32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 /// The reply's outcome from its (captured) body.
@@ -53,44 +50,6 @@ pub fn outcome(op_code: i32, body: &[u8]) -> Outcome<'_> {
     }
 }
 
-/// Calls `f(key, type, value bytes)` for each top-level element of the
-/// document at `b[at]` that lies whole inside `b`, until `f` returns false
-/// or an element cannot be read.
-fn walk<'a>(b: &'a [u8], at: usize, mut f: impl FnMut(&'a [u8], u8, &'a [u8]) -> bool) {
-    let Some(mut i) = at.checked_add(4) else { return };
-    loop {
-        let Some(&ty) = b.get(i) else { return };
-        if ty == 0 {
-            return;
-        }
-        let Some(rest) = b.get(i.saturating_add(1)..) else { return };
-        let Some(klen) = rest.iter().position(|&c| c == 0) else { return };
-        let key = &rest[..klen];
-        let Some(v) = i.checked_add(klen).and_then(|v| v.checked_add(2)) else { return };
-        let len = match ty {
-            0x01 | 0x09 | 0x11 | 0x12 => Some(8),
-            0x07 => Some(12),
-            0x08 => Some(1),
-            0x0A | 0x06 | 0x7F | 0xFF => Some(0),
-            0x10 => Some(4),
-            0x13 => Some(16),
-            // string, JS code, symbol: int32 length then bytes.
-            0x02 | 0x0D | 0x0E => i32_at(b, v).and_then(|n| usize::try_from(n).ok()).and_then(|n| n.checked_add(4)),
-            // document, array: the int32 length counts itself.
-            0x03 | 0x04 => i32_at(b, v).and_then(|n| usize::try_from(n).ok()),
-            // binary: int32 length, subtype byte, bytes.
-            0x05 => i32_at(b, v).and_then(|n| usize::try_from(n).ok()).and_then(|n| n.checked_add(5)),
-            _ => None,
-        };
-        let Some(end) = len.and_then(|n| v.checked_add(n)) else { return };
-        let Some(value) = b.get(v..end) else { return };
-        if !f(key, ty, value) {
-            return;
-        }
-        i = end;
-    }
-}
-
 /// Whether a numeric or boolean `ok` is 0 (false for other types).
 fn is_zero(ty: u8, v: &[u8]) -> bool {
     match (ty, v.len()) {
@@ -98,12 +57,6 @@ fn is_zero(ty: u8, v: &[u8]) -> bool {
         (0x10, 4) | (0x12, 8) | (0x08, 1) => v.iter().all(|&c| c == 0),
         _ => false,
     }
-}
-
-/// A BSON string value: int32 length (NUL counted), bytes, NUL.
-fn string(v: &[u8]) -> Option<&str> {
-    let body = v.get(4..v.len().checked_sub(1)?)?;
-    std::str::from_utf8(body).ok()
 }
 
 #[cfg(test)]
