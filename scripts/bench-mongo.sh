@@ -15,6 +15,12 @@
 # mongos-shaped replies, >200k msg/s) is not the bottleneck; its rows run
 # at -c FAST_C (50), the shape of the Redis pipeline-1 figures, so that
 # Puerta's CPU per message compares with its CPU per Redis request.
+# The tcp rows relay the same messages to the fast stand-in through a
+# mode = "tcp" pool: the same 1:1 relay without message tracking, so
+# fast-minus-tcp is what tracking costs.
+# The redis rows measure that figure in the same run, with the same load
+# generator and pinning: GET through a Puerta mode = "redis" pool over one
+# redis-server (on CPU 0), -c FAST_C, pipeline 1.
 #
 # 1. Closed loop with `puerta bench --protocol mongo` (-c C), commands
 #    `ping` and `find` by _id, ROUNDS rounds interleaved, medians.
@@ -25,11 +31,11 @@
 # Pinning: Puerta runs one worker on CPU 1; the stand-in and the load
 # generator share CPU 0.
 # Usage: scripts/bench-mongo.sh   (env: C, ROUNDS, DURATION, RATE, FAST_C;
-#        STANDINS: "python fast" (default), "python" or "fast")
+#        STANDINS: any of "python fast tcp redis", the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=${C:-4}; ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; RATE=${RATE:-1000}
-FAST_C=${FAST_C:-50}; STANDINS=${STANDINS:-"python fast"}
+FAST_C=${FAST_C:-50}; STANDINS=${STANDINS:-"python fast tcp redis"}
 PY=.venv/bin/python
 if [ ! -x "$PY" ]; then
     echo "==> creating .venv with the stand-in's packages (tests/requirements.txt)"
@@ -55,7 +61,10 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q "^PORT" "$WORK/fast.out" 2>/dev/null && break; sleep 0.1; done
 FPORT=$(awk '/^PORT/ {print $2}' "$WORK/fast.out")
 
-LP=$(port); AP=$(port); FP=$(port)
+RPORT=$(port)
+taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+PIDS+=($!)
+LP=$(port); AP=$(port); FP=$(port); RP=$(port); TP=$(port)
 cat >"$WORK/p.toml" <<CFG
 [server]
 workers = 1
@@ -72,6 +81,16 @@ name = "fast"
 listen = "127.0.0.1:$FP"
 mode = "mongos"
 servers = ["127.0.0.1:$FPORT"]
+[[pool]]
+name = "tcp"
+listen = "127.0.0.1:$TP"
+mode = "tcp"
+servers = ["127.0.0.1:$FPORT"]
+[[pool]]
+name = "redis"
+listen = "127.0.0.1:$RP"
+mode = "redis"
+servers = ["127.0.0.1:$RPORT:1"]
 CFG
 $BIN -c "$WORK/p.toml" 2>"$WORK/p.log" &
 PPID_=$!; PIDS+=($PPID_)
@@ -79,24 +98,28 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AP/ready" >/dev/null 2>&1 &&
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
-bench() { # conns target command json -> runs puerta bench
-    taskset -c 0 $BIN bench -t "$2" --protocol mongo --command "$3" --keys 1000 -c "$1" -d "$DURATION" \
+bench() { # conns target command json protocol -> runs puerta bench
+    local cmd=$3
+    [ "$5" != redis ] || cmd="GET {key}"
+    taskset -c 0 $BIN bench -t "$2" --protocol "$5" --command "$cmd" --keys 1000 -c "$1" -d "$DURATION" \
         --cpus 0 --json "$4" >/dev/null
 }
 
 echo "standin,command,round,path,json,cpu_us_per_req" >"$WORK/r.csv"
 for sd in $STANDINS; do
   case $sd in
-  python) conns=$C; direct=$SPORT; proxied=$LP ;;
-  fast) conns=$FAST_C; direct=$FPORT; proxied=$FP ;;
-  *) echo "STANDINS: python and/or fast" >&2; exit 1 ;;
+  python) conns=$C; direct=$SPORT; proxied=$LP; proto=mongo; cmds="ping find" ;;
+  fast) conns=$FAST_C; direct=$FPORT; proxied=$FP; proto=mongo; cmds="ping find" ;;
+  tcp) conns=$FAST_C; direct=$FPORT; proxied=$TP; proto=mongo; cmds="ping find" ;;
+  redis) conns=$FAST_C; direct=$RPORT; proxied=$RP; proto=redis; cmds=get ;;
+  *) echo "STANDINS: python, fast, tcp, redis" >&2; exit 1 ;;
   esac
-  for cmd in ping find; do
+  for cmd in $cmds; do
     for r in $(seq "$ROUNDS"); do
-      bench "$conns" "127.0.0.1:$direct" "$cmd" "$WORK/d-$sd-$cmd-$r.json"
+      bench "$conns" "127.0.0.1:$direct" "$cmd" "$WORK/d-$sd-$cmd-$r.json" $proto
       echo "$sd,$cmd,$r,direct,$WORK/d-$sd-$cmd-$r.json," >>"$WORK/r.csv"
       t0=$(cpu_ticks $PPID_)
-      bench "$conns" "127.0.0.1:$proxied" "$cmd" "$WORK/p-$sd-$cmd-$r.json"
+      bench "$conns" "127.0.0.1:$proxied" "$cmd" "$WORK/p-$sd-$cmd-$r.json" $proto
       t1=$(cpu_ticks $PPID_)
       echo "$sd,$cmd,$r,puerta,$WORK/p-$sd-$cmd-$r.json,$t0:$t1:$TCK" >>"$WORK/r.csv"
     done
@@ -109,10 +132,12 @@ def run(path):
     return json.load(open(path))["targets"][0]["runs"][0]
 def ms(run, key):
     return run["latency_ms"][key]
-conns = {"python": os.environ["C"], "fast": os.environ["FAST_C"]}
-print("closed loop (medians of rounds); python: mockupdb stand-in, fast: examples/mongos_standin")
+conns = {"python": os.environ["C"], "fast": os.environ["FAST_C"], "tcp": os.environ["FAST_C"], "redis": os.environ["FAST_C"]}
+print("closed loop (medians of rounds); python: mockupdb stand-in, fast: examples/mongos_standin,")
+print("tcp: the fast stand-in through a mode = \"tcp\" pool (the same relay, no message tracking),")
+print("redis: GET through a mode = \"redis\" pool over one redis-server (the Redis pipeline-1 figure)")
 print(f"{'standin':>7} {'conns':>5} {'command':>7} {'path':>7} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'CPU us/req':>10}")
-for sd, cmd in [(s, c) for s in dict.fromkeys(r["standin"] for r in rows) for c in ("ping", "find")]:
+for sd, cmd in dict.fromkeys((r["standin"], r["command"]) for r in rows):
     for path in ("direct", "puerta"):
         rs = [r for r in rows if r["standin"] == sd and r["command"] == cmd and r["path"] == path]
         runs = [run(r["json"]) for r in rs]
