@@ -309,3 +309,47 @@ fn connect_timeout_retries_on_another_backend() {
         assert!(failures >= 1.0, "{io}: the timed-out attempt is counted against the black hole");
     }
 }
+
+/// Bytes followed at once by a close, in both directions: the client sends
+/// a request and shuts down its write side, the backend answers and closes.
+/// Each side's data and its EOF often arrive in one readiness event (the
+/// epoll driver then must read past a short read to see the EOF); neither
+/// may be lost or left hanging.
+#[test]
+fn data_then_close_arrives_whole_both_ways() {
+    use std::io::{Read, Write};
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = backend.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in backend.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                // Health probes connect and leave: answer only a request.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 64];
+                while !got.ends_with(b"\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(format!("re:{}", String::from_utf8_lossy(&got)).as_bytes());
+            });
+        }
+    });
+    for io in drivers() {
+        let listen = free_port();
+        let p = Puerta::start(&tcp_config(listen, &[bport], "", ""), io);
+        p.wait_ready();
+        for i in 0..50 {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let req = format!("hello {i}\n");
+            c.write_all(req.as_bytes()).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).unwrap_or_else(|e| panic!("{io} #{i}: reply and EOF within 5 s: {e}"));
+            assert_eq!(reply, format!("re:{req}"), "{io} #{i}");
+        }
+    }
+}

@@ -106,6 +106,7 @@ impl EpollDriver {
         }
         c.readable[1] = false;
         c.writable[1] = false;
+        c.rdhup[1] = false;
         self.relay_connect_failed(slot, errno, now);
     }
 }

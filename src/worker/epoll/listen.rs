@@ -117,6 +117,7 @@ impl EpollDriver {
                 socks: [Some(client), None],
                 readable: [true, false],
                 writable: [true, false],
+                rdhup: [false, false],
             };
             c.r.tls[Side::Client as usize] = tls;
             if let Some(s) = c.socks[0].as_mut() {

@@ -65,6 +65,10 @@ pub(in crate::worker) struct EConn {
     socks: [Option<TcpStream>; 2],
     readable: [bool; 2],
     writable: [bool; 2],
+    /// The socket's last event reported a read-side close (or an error):
+    /// a short read no longer proves it drained (no edge follows the FIN
+    /// it already saw), so `drive` reads it until EOF or EAGAIN.
+    rdhup: [bool; 2],
 }
 
 impl RelayRec for EConn {
@@ -189,6 +193,7 @@ impl EpollDriver {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             c.readable[kind] = true;
                         }
+                        c.rdhup[kind] |= ev.is_read_closed() || ev.is_error();
                         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                             c.writable[kind] = true;
                         }
