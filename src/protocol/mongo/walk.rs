@@ -19,7 +19,7 @@ fn prefixed(b: &[u8], v: usize, extra: usize) -> Option<usize> {
 
 /// Length of the NUL-terminated string at `b[v]`, its NUL included.
 fn cstring_len(b: &[u8], v: usize) -> Option<usize> {
-    b.get(v..)?.iter().position(|&c| c == 0).and_then(|n| n.checked_add(1))
+    memchr::memchr(0, b.get(v..)?).and_then(|n| n.checked_add(1))
 }
 
 /// Calls `f(key, type, value bytes)` for each top-level element of the
@@ -33,7 +33,7 @@ pub(crate) fn walk<'a>(b: &'a [u8], at: usize, mut f: impl FnMut(&'a [u8], u8, &
             return;
         }
         let Some(rest) = b.get(i.saturating_add(1)..) else { return };
-        let Some(klen) = rest.iter().position(|&c| c == 0) else { return };
+        let Some(klen) = memchr::memchr(0, rest) else { return };
         let key = &rest[..klen];
         let Some(v) = i.checked_add(klen).and_then(|v| v.checked_add(2)) else { return };
         let len = match ty {
