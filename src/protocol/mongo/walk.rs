@@ -52,7 +52,7 @@ pub(crate) fn walk<'a>(b: &'a [u8], at: usize, mut f: impl FnMut(&'a [u8], u8, &
             // DBPointer: a string, then a 12-byte ObjectId.
             0x0C => prefixed(b, v, 16),
             // regex: pattern and options, two C strings.
-            0x0B => cstring_len(b, v).and_then(|p| Some(p.checked_add(cstring_len(b, v.checked_add(p)?)?)?)),
+            0x0B => cstring_len(b, v).and_then(|p| p.checked_add(cstring_len(b, v.checked_add(p)?)?)),
             _ => None,
         };
         let Some(end) = len.and_then(|n| v.checked_add(n)) else { return };
