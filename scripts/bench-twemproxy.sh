@@ -24,6 +24,7 @@
 # Usage: scripts/bench-twemproxy.sh
 #   env: N (300000), C (50), ROUNDS (3), PIPELINES ("1 16"), KEYSPACE (100000),
 #        IDLE (10000), STRACE_N (N/6), LOAD_CPUS, PROXY_CPUS, W2_CPUS,
+#        TESTS ("get set mget"; "" runs only the large rows),
 #        LARGE_SIZES ("65536 1048576"), LARGE_KEYS (64), LARGE_N (N/20),
 #        RATE (20000), OPEN_DURATION (10s) for the puerta bench cross-check,
 #        BASELINE_BIN: another puerta binary (an earlier build) run as a fifth
@@ -41,6 +42,7 @@ cd "$(dirname "$0")/.."
 N=${N:-300000}; C=${C:-50}; ROUNDS=${ROUNDS:-3}; PIPELINES=${PIPELINES:-"1 16"}
 KEYSPACE=${KEYSPACE:-100000}; IDLE=${IDLE:-10000}; STRACE_N=${STRACE_N:-$((N / 6))}
 LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; W2_CPUS=${W2_CPUS:-0,1}
+TESTS=${TESTS-"get set mget"}
 LARGE_SIZES=${LARGE_SIZES-"65536 1048576"}; LARGE_KEYS=${LARGE_KEYS:-64}; LARGE_N=${LARGE_N:-$((N / 20))}
 for b in redis-server redis-benchmark nutcracker strace python3 taskset; do
     command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server redis-tools nutcracker strace" >&2; exit 1; }
@@ -169,7 +171,7 @@ RESULTS="$WORK/results.csv"
 echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req,load_cpu_pct" >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
   for P in $PIPELINES; do
-    tests="get set mget"; [ "$P" = 1 ] && tests+="$LARGE_TESTS"
+    tests=$TESTS; [ "$P" = 1 ] && tests+="$LARGE_TESTS"
     for test in $tests; do
       n=$N
       case $test in get*[km]) n=$LARGE_N; [ "${LARGE_OF[$test]}" -ge 1048576 ] && n=$((LARGE_N / 16)); [ "$n" -ge 100 ] || n=100 ;; esac

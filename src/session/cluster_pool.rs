@@ -22,6 +22,7 @@
 //!   meaning (fragments, forward errors, protocol and slow-client closes)
 //!   as of the last `handle_tick` (the drivers export right after one).
 
+use crate::session::outbuf::Tx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,7 +119,7 @@ impl PoolSession for ClusterPoolSession {
     }
 
     #[inline]
-    fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]> {
+    fn poll_client_transmit(&mut self, id: ClientId) -> Option<Tx<'_>> {
         self.s.poll_client_transmit(id)
     }
 
@@ -172,7 +173,12 @@ impl PoolSession for ClusterPoolSession {
     }
 
     #[inline]
-    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]> {
+    fn handle_backend_rx(&mut self, b: BackendId, rx: &mut bytes::BytesMut, now: Instant) {
+        self.s.handle_backend_rx(to_cluster(b), rx, now);
+    }
+
+    #[inline]
+    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<Tx<'_>> {
         self.s.poll_backend_transmit(to_cluster(b))
     }
 

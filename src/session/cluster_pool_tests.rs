@@ -65,7 +65,7 @@ fn take_client(s: &mut ClusterPoolSession, c: ClientId, now: Instant) -> String 
     let mut out = Vec::new();
     while let Some(buf) = s.poll_client_transmit(c) {
         let n = buf.len();
-        out.extend_from_slice(buf);
+        out.extend_from_slice(&buf);
         s.handle_client_sent(c, n, now);
     }
     String::from_utf8_lossy(&out).into_owned()

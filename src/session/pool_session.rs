@@ -28,6 +28,7 @@
 //!   and close what `buffered_clients` names when over it
 //!   (`MuxPools::enforce_buffer_cap`).
 
+use crate::session::outbuf::Tx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,7 +68,7 @@ pub trait PoolSession {
     /// The client half-closed: answer what it sent, then close.
     fn handle_client_eof(&mut self, id: ClientId);
     fn handle_client_error(&mut self, id: ClientId, errno: i32);
-    fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]>;
+    fn poll_client_transmit(&mut self, id: ClientId) -> Option<Tx<'_>>;
     fn handle_client_sent(&mut self, id: ClientId, n: usize, now: Instant);
     fn wants_client_read(&self, id: ClientId) -> bool;
     /// Forgets a client at once (driver-side close, shutdown).
@@ -86,7 +87,15 @@ pub trait PoolSession {
     /// The backend closed (`None`: clean EOF) or failed.
     fn handle_backend_closed(&mut self, b: BackendId, errno: Option<i32>, now: Instant);
     fn handle_backend_data(&mut self, b: BackendId, data: &[u8], now: Instant);
-    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]>;
+    /// `handle_backend_data` from a driver's own receive buffer, all of
+    /// whose bytes are unread: the session may keep what it frames without
+    /// copying, and may leave unread bytes (the start of the next reply)
+    /// in `rx`, sized for the rest of it.
+    fn handle_backend_rx(&mut self, b: BackendId, rx: &mut bytes::BytesMut, now: Instant) {
+        let data = rx.split();
+        self.handle_backend_data(b, &data, now);
+    }
+    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<Tx<'_>>;
     /// `n` bytes of the backend send in flight were written (`now`:
     /// written requests may leave a client's queue and resume it).
     fn handle_backend_sent(&mut self, b: BackendId, n: usize, now: Instant);

@@ -17,6 +17,7 @@
 //! - `protocol` and `server_connections` shape the session; a snapshot
 //!   that changes them is `Incompatible` and the driver starts afresh.
 
+use crate::session::outbuf::Tx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -209,7 +210,7 @@ impl PoolSession for ShardSession {
     }
 
     #[inline]
-    fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]> {
+    fn poll_client_transmit(&mut self, id: ClientId) -> Option<Tx<'_>> {
         self.mux.poll_client_transmit(id)
     }
 
@@ -253,7 +254,12 @@ impl PoolSession for ShardSession {
     }
 
     #[inline]
-    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]> {
+    fn handle_backend_rx(&mut self, b: BackendId, rx: &mut bytes::BytesMut, now: Instant) {
+        self.mux.handle_backend_rx(b, rx, now, route!(self));
+    }
+
+    #[inline]
+    fn poll_backend_transmit(&mut self, b: BackendId) -> Option<Tx<'_>> {
         self.mux.poll_backend_transmit(b)
     }
 

@@ -244,7 +244,7 @@ impl TcpSession {
         if to == Side::Backend && self.state != State::Open {
             return None;
         }
-        self.out[to as usize].start_send()
+        self.out[to as usize].start_send_slice()
     }
 
     /// Whether the driver should keep reading from `side`: false after EOF,

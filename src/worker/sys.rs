@@ -109,6 +109,29 @@ pub fn local_addr(fd: RawFd) -> Option<SocketAddr> {
 /// An eventfd used by the control thread to wake an idle worker. Blocking,
 /// because io_uring honours O_NONBLOCK on reads and would complete at once
 /// with EAGAIN; the epoll driver switches it with `set_nonblocking`.
+/// A backend reply buffer is given at least this much room per read.
+pub const RX_SPARE: usize = 16 * 1024;
+
+/// Reads from `fd` straight into `rx`'s spare capacity (grown to at least
+/// `RX_SPARE`), extending it by what was read; returns that count and the
+/// room the read had (a short read emptied the socket).
+pub fn read_into(fd: RawFd, rx: &mut bytes::BytesMut) -> io::Result<(usize, usize)> {
+    if rx.capacity() - rx.len() < RX_SPARE {
+        rx.reserve(RX_SPARE);
+    }
+    let spare = rx.spare_capacity_mut();
+    let room = spare.len();
+    // SAFETY: `spare` is writable memory of `room` bytes owned by `rx`.
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), room) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (n as usize).min(room);
+    // SAFETY: the kernel initialized the first `n` bytes of the spare room.
+    unsafe { rx.set_len(rx.len() + n) };
+    Ok((n, room))
+}
+
 pub fn eventfd() -> io::Result<RawFd> {
     // SAFETY: plain syscall.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };

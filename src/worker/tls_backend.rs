@@ -218,7 +218,7 @@ pub fn transmit<'a>(
 ) -> Option<&'a [u8]> {
     while tls.has_room() && !tls.is_handshaking() {
         let Some(plain) = session.poll_backend_transmit(b) else { break };
-        let n = tls.send_plain(plain);
+        let n = tls.send_plain(&plain);
         if n == 0 {
             break;
         }

@@ -108,7 +108,7 @@ pub fn client_transmit<'a>(
 ) -> Option<&'a [u8]> {
     while tls.has_room() && !tls.is_handshaking() {
         let Some(plain) = session.poll_client_transmit(id) else { break };
-        let n = tls.send_plain(plain);
+        let n = tls.send_plain(&plain);
         if n == 0 {
             break;
         }

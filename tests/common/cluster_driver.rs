@@ -102,7 +102,7 @@ impl Driver {
             while let Some(buf) = self.s.poll_client_transmit(c) {
                 let n = buf.len();
                 if let Some(cl) = self.clients.get_mut(&c) {
-                    cl.buf.extend_from_slice(buf);
+                    cl.buf.extend_from_slice(&buf);
                 }
                 self.s.handle_client_sent(c, n, Instant::now());
                 moved = true;
@@ -139,7 +139,7 @@ impl Driver {
         loop {
             let Some(buf) = self.s.poll_backend_transmit(b) else { return moved };
             let Some((_, sock)) = self.socks.get_mut(&i) else { return moved };
-            match sock.write(buf) {
+            match sock.write(&buf) {
                 Ok(n) => {
                     self.s.handle_backend_sent(b, n);
                     moved = true;

@@ -122,6 +122,14 @@ impl ReplyDecoder {
         Ok(self.frame_len(buf)?.map(|(len, kind)| Reply { raw: buf.split_to(len).freeze(), kind }))
     }
 
+    /// The length a reply still being decoded has at least (up to the end
+    /// of the bulk string it is in the middle of), so a caller can size
+    /// its buffer once instead of growing it read by read; `None` when no
+    /// bulk string is pending.
+    pub fn wants(&self) -> Option<usize> {
+        self.pos.checked_add(self.bulk?)?.checked_add(2)
+    }
+
     /// Sans-buffer core: the length and kind of the whole reply at the front
     /// of `buf`, or `None` if more bytes are needed (the state is kept, and
     /// the next call must see the same prefix plus more bytes).

@@ -8,6 +8,7 @@
 //! change to a client's buffered reply bytes is settled in the session's
 //! `Budget` (`mux::limits`), and a closed client leaves it.
 
+use crate::session::outbuf::Tx;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -115,7 +116,7 @@ impl ClusterSession {
     }
 
     /// Bytes to write to a client now, pinned until `handle_client_sent`.
-    pub fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]> {
+    pub fn poll_client_transmit(&mut self, id: ClientId) -> Option<Tx<'_>> {
         self.client_mut(id)?.base.out.start_send()
     }
 

@@ -12,6 +12,7 @@
 //!   client is closed (it resubscribes on reconnect), a WATCH is lost (its
 //!   EXEC answers a null array, as when a watched key changed).
 
+use crate::session::outbuf::Tx;
 use std::time::{Duration, Instant};
 
 use super::conns::Kind;
@@ -55,7 +56,7 @@ impl ClusterSession {
     }
 
     /// Bytes to write to a backend now (only once connected).
-    pub fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]> {
+    pub fn poll_backend_transmit(&mut self, b: BackendId) -> Option<Tx<'_>> {
         let c = self.conn_mut(b)?;
         if c.base.state != BState::Ready {
             return None;
@@ -68,6 +69,23 @@ impl ClusterSession {
         if c.base.out.in_flight() {
             c.base.out.complete(n);
             c.base.sent += n as u64;
+        }
+    }
+
+    /// `handle_backend_data` without copying: the driver's receive buffer
+    /// is the connection's reply buffer for the call, and comes back
+    /// holding the start of the next reply (as in the mux session).
+    pub fn handle_backend_rx(&mut self, b: BackendId, rx: &mut bytes::BytesMut, now: Instant) {
+        let Some(c) = self.conn_mut(b) else { return rx.clear() };
+        if c.base.rbuf.is_empty() {
+            std::mem::swap(&mut c.base.rbuf, rx);
+        } else {
+            c.base.rbuf.extend_from_slice(rx);
+            rx.clear();
+        }
+        self.handle_backend_data(b, &[], now);
+        if let Some(c) = self.conn_mut(b) {
+            std::mem::swap(&mut c.base.rbuf, rx);
         }
     }
 
@@ -87,7 +105,10 @@ impl ClusterSession {
             let crate::session::mux::backend::ReplyDec::Resp(dec) = &mut c.base.dec else { break };
             let reply = match dec.decode(&mut c.base.rbuf) {
                 Ok(Some(r)) => r,
-                Ok(None) => break,
+                Ok(None) => {
+                    crate::session::mux::backend::presize(&mut c.base.rbuf, dec.wants());
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(err = %e, "bad reply from a cluster node; closing its connection");
                     self.fail_conn(b, libc::EPROTO, false, now);

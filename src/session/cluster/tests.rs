@@ -131,7 +131,7 @@ impl H {
     pub fn written(&mut self, b: BackendId) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(buf) = self.s.poll_backend_transmit(b) {
-            out.extend_from_slice(buf);
+            out.extend_from_slice(&buf);
             let n = buf.len();
             self.s.handle_backend_sent(b, n);
         }
@@ -158,7 +158,7 @@ impl H {
     pub fn take(&mut self, c: ClientId) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(buf) = self.s.poll_client_transmit(c) {
-            out.extend_from_slice(buf);
+            out.extend_from_slice(&buf);
             let n = buf.len();
             self.s.handle_client_sent(c, n, self.now);
         }

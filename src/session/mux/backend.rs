@@ -100,6 +100,22 @@ pub(crate) fn route_key(proto: Protocol, request: &[u8], by: RouteBy) -> Vec<u8>
     }
 }
 
+/// Largest reply buffer sized up front (`presize`); past it a reply's
+/// buffer grows as it arrives.
+const PRESIZE_MAX: usize = 16 << 20;
+
+/// Sizes a backend's reply buffer for the large bulk string being read
+/// (`want`: `ReplyDecoder::wants`), so it is allocated once, not grown
+/// and copied read by read; such a reply then leaves the buffer as one
+/// block that goes to the client uncopied (`OutBuf::push_bytes`).
+#[inline]
+pub(crate) fn presize(rbuf: &mut BytesMut, want: Option<usize>) {
+    let Some(want) = want.map(|w| w.min(PRESIZE_MAX)) else { return };
+    if want > rbuf.capacity() && want - rbuf.len() >= crate::session::outbuf::SHARE_MIN {
+        rbuf.reserve(want - rbuf.len());
+    }
+}
+
 /// What a `Backend` queues: bytes to write, and where they start in the
 /// connection's stream (set when queued), plus an optional reply deadline.
 pub(crate) trait Queued {

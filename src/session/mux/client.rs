@@ -226,7 +226,7 @@ impl Client {
         while let Some((bytes, obs)) = self.slots.front().and_then(|s| Some((s.ready.as_ref()?, &s.obs))) {
             rec.finish(obs, bytes, idx);
             if !bytes.is_empty() {
-                self.out.push(bytes);
+                self.out.push_bytes(bytes);
             }
             let Some(slot) = self.slots.pop_front() else { return };
             self.head_seq += 1;

@@ -8,6 +8,7 @@
 //! a client whose queue drops below `client_queue_limit` is listed in
 //! `resume` and decoded again before the event that refunded it returns.
 
+use crate::session::outbuf::Tx;
 use std::time::Instant;
 
 use super::{client_in, reply, ClientClose, ClientId, MuxIntent, MuxSession, Router};
@@ -88,7 +89,7 @@ impl MuxSession {
     }
 
     /// Bytes to write to a client now, pinned until `handle_client_sent`.
-    pub fn poll_client_transmit(&mut self, id: ClientId) -> Option<&[u8]> {
+    pub fn poll_client_transmit(&mut self, id: ClientId) -> Option<Tx<'_>> {
         self.client_mut(id)?.out.start_send()
     }
 

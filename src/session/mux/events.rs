@@ -15,7 +15,10 @@
 //! - the connection dies or sends garbage: requests already written get the
 //!   error, requests never written are routed again by the current router.
 
+use crate::session::outbuf::Tx;
 use std::time::Instant;
+
+use bytes::BytesMut;
 
 use super::backend::{route_key, BState, Inflight, ReplyDec, RouteBy};
 use super::reply::AnyReply;
@@ -62,7 +65,7 @@ impl MuxSession {
     }
 
     /// Bytes to write to a backend now (only once connected).
-    pub fn poll_backend_transmit(&mut self, b: BackendId) -> Option<&[u8]> {
+    pub fn poll_backend_transmit(&mut self, b: BackendId) -> Option<Tx<'_>> {
         let i = self.bidx(b)?;
         let be = &mut self.backends[i];
         if be.state != BState::Ready {
@@ -100,6 +103,27 @@ impl MuxSession {
         self.run_resumes(now, router);
     }
 
+    /// `handle_backend_data` without copying: the driver's receive buffer
+    /// is the connection's reply buffer for the call. Whole replies leave
+    /// it as shared blocks (a large one reaches the client uncopied), and
+    /// it comes back holding the start of the next reply, sized for it
+    /// (`backend::presize`); the session keeps no buffer between reads.
+    pub fn handle_backend_rx(&mut self, b: BackendId, rx: &mut BytesMut, now: Instant, router: &dyn Router) {
+        let Some(i) = self.bidx(b) else { return rx.clear() };
+        let rbuf = &mut self.backends[i].rbuf;
+        if rbuf.is_empty() {
+            std::mem::swap(rbuf, rx);
+        } else {
+            rbuf.extend_from_slice(rx);
+            rx.clear();
+        }
+        self.handle_backend_data(b, &[], now, router);
+        // A connection that failed meanwhile was reset: its buffer is empty.
+        if let Some(i) = self.bidx(b) {
+            std::mem::swap(&mut self.backends[i].rbuf, rx);
+        }
+    }
+
     fn backend_data(
         &mut self,
         b: BackendId,
@@ -122,7 +146,12 @@ impl MuxSession {
             };
             let reply = match decoded {
                 Ok(Some(r)) => r,
-                Ok(None) => return,
+                Ok(None) => {
+                    if let ReplyDec::Resp(d) = &be.dec {
+                        super::backend::presize(&mut be.rbuf, d.wants());
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(server = b.server, err = %e, "bad reply from backend; closing it");
                     return self.fail_backend(b, libc::EPROTO, Fail::SentOnly, now, router);

@@ -41,7 +41,7 @@ impl H {
     pub fn take_backend(&mut self, id: BackendId) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(buf) = self.s.poll_backend_transmit(id) {
-            out.extend_from_slice(buf);
+            out.extend_from_slice(&buf);
             let n = buf.len();
             self.s.handle_backend_sent(id, n, self.now, &route);
         }
@@ -56,7 +56,7 @@ impl H {
     pub fn take_client(&mut self, c: ClientId) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(buf) = self.s.poll_client_transmit(c) {
-            out.extend_from_slice(buf);
+            out.extend_from_slice(&buf);
             let n = buf.len();
             self.s.handle_client_sent(c, n, self.now, &route);
         }

@@ -37,7 +37,7 @@ fn noreply_sets_pause_reads_at_the_queue_limit_and_resume_as_they_are_written() 
     while let Some(buf) = h.s.poll_backend_transmit(b(0)) {
         // Never more than the limit plus the request that crossed it.
         assert!(buf.len() < 1000 + one.len(), "{} bytes queued at once", buf.len());
-        written.extend_from_slice(buf);
+        written.extend_from_slice(&buf);
         let n = buf.len();
         h.s.handle_backend_sent(b(0), n, h.now, &route);
     }

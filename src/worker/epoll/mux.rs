@@ -28,6 +28,7 @@ use super::mux_connect::connect_result;
 use super::{token, EpollDriver, KIND_MUX};
 use crate::route::PoolSnapshot;
 use crate::session::mux::{BackendId, ClientClose};
+use crate::session::outbuf::Tx;
 use crate::tls::TlsConn;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
@@ -55,6 +56,9 @@ pub(super) struct ESock {
     pub(super) tls: Option<Box<TlsConn>>,
     /// Closed by its session, writing its last ciphertext (`linger.rs`).
     pub(super) linger: bool,
+    /// Plaintext backends: the buffer reads land in and the session frames
+    /// replies from, without a copy (`PoolSession::handle_backend_rx`).
+    pub(super) rx: Option<Box<bytes::BytesMut>>,
 }
 
 impl Generational for ESock {
@@ -117,6 +121,7 @@ impl EpollDriver {
             stat_id: 0,
             tls,
             linger: false,
+            rx: None,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
@@ -195,6 +200,31 @@ impl EpollDriver {
                 }
             }
             let (entry, kind) = (s.entry as usize, s.kind);
+            if let (MKind::Backend(b), None) = (kind, s.tls.as_deref()) {
+                let rx = s.rx.get_or_insert_with(Default::default);
+                match sys::read_into(sys::raw(&s.stream), rx) {
+                    Ok((0, _)) => {}
+                    Ok((n, room)) => {
+                        if n < room && !s.hup {
+                            s.readable = false;
+                        }
+                        e.session.handle_backend_rx(b, rx, now);
+                        continue;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        s.readable = false;
+                        return;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        s.readable = false;
+                        let errno = err.raw_os_error().unwrap_or(libc::EIO);
+                        return self.mux_backend_gone(slot, entry, b, Some(errno), now);
+                    }
+                }
+                s.readable = false;
+                return self.mux_backend_gone(slot, entry, b, None, now);
+            }
             match s.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     s.readable = false;
@@ -271,12 +301,12 @@ impl EpollDriver {
             let Some(e) = self.mux.entries.get_mut(entry).and_then(|e| e.as_mut()) else { return };
             let buf = match (kind, s.tls.as_deref_mut()) {
                 (MKind::Client(id), None) => e.session.poll_client_transmit(id),
-                (MKind::Client(id), Some(t)) => tls_io::client_transmit(t, &mut *e.session, id, now),
+                (MKind::Client(id), Some(t)) => tls_io::client_transmit(t, &mut *e.session, id, now).map(Tx::Slice),
                 (MKind::Backend(b), None) => e.session.poll_backend_transmit(b),
-                (MKind::Backend(b), Some(t)) => tls_backend::transmit(t, &mut *e.session, b, now),
+                (MKind::Backend(b), Some(t)) => tls_backend::transmit(t, &mut *e.session, b, now).map(Tx::Slice),
             };
             let Some(buf) = buf else { return };
-            let res = s.stream.write(buf);
+            let res = s.stream.write(&buf);
             let n = *res.as_ref().unwrap_or(&0);
             match kind {
                 MKind::Client(id) => {

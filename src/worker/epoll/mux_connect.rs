@@ -58,6 +58,7 @@ impl EpollDriver {
             stat_id: sid,
             tls: None,
             linger: false,
+            rx: None,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);

@@ -129,6 +129,15 @@ pub struct MSock {
     pub(super) stat_id: usize,
     /// The bytes of the send in flight, owned here until it completes.
     pub(super) out: Vec<u8>,
+    /// Or a shared block in flight instead (a large reply, not copied:
+    /// `Tx::Block`), held here until the send completes. Boxed: most
+    /// sockets never hold one.
+    pub(super) block: Option<Box<bytes::Bytes>>,
+    /// Plaintext backends: the buffer a recv writes into directly (no
+    /// provided buffer, no copy), and that the session frames replies from
+    /// (`PoolSession::handle_backend_rx`). Never touched while a recv is
+    /// in flight.
+    pub(super) rx: Option<Box<bytes::BytesMut>>,
     /// The connect op's address (backends).
     pub(super) sockaddr: Option<SockAddrBox>,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
@@ -162,6 +171,8 @@ impl MSock {
             paused: false,
             stat_id: 0,
             out: Vec::new(),
+            block: None,
+            rx: None,
             sockaddr: None,
             tls: None,
             linger: false,

@@ -6,19 +6,24 @@
 //! ring, buffer ring and `MuxPools`, and its `MuxIo` implementation: what
 //! it does with a session beyond moving bytes is `worker/mux_drive.rs`).
 //! How it drives a session:
-//! - every socket has one multishot recv drawing from the worker's
-//!   provided buffer ring; the bytes go to the session and the buffer
-//!   back to the ring at once (clients own no receive buffer, so an idle
-//!   client costs a few hundred bytes);
+//! - every client socket (and TLS backend) has one multishot recv drawing
+//!   from the worker's provided buffer ring; the bytes go to the session
+//!   and the buffer back to the ring at once (clients own no receive
+//!   buffer, so an idle client costs a few hundred bytes);
+//! - a plaintext backend has one plain recv at a time, into its own
+//!   buffer (`MSock::rx`, at least `sys::RX_SPARE` of room, sized by the
+//!   session for a large reply): the session frames replies in place, so
+//!   a reply is never copied on its way in;
 //! - nothing is sent from an event handler: after each batch of
 //!   completions `mux_flush` drains the sessions' intents and dirty
 //!   connections, so requests of many clients leave in one send per
 //!   backend connection and every send of the batch goes out in one
 //!   `io_uring_enter`;
 //! - a send copies the session's bytes into the socket's own buffer (the
-//!   session's slice is only valid until the next call into it) and the
-//!   session learns the result at completion; one send per socket is in
-//!   flight at a time.
+//!   session's slice is only valid until the next call into it), except
+//!   a shared block (`Tx::Block`: a reply of 16 KiB or more), which the
+//!   record holds instead; the session learns the result at completion;
+//!   one send per socket is in flight at a time.
 //!
 //! Invariant (as for tcp conns): every SQE that names a socket record
 //! bumps its `ops`; a record detached from its session (`closing`) is
@@ -35,6 +40,7 @@ use super::tag::Tag;
 use super::UringDriver;
 use crate::route::PoolSnapshot;
 use crate::session::mux::BackendId;
+use crate::session::outbuf::Tx;
 use crate::worker::mux_drive::{MuxIo, MuxParts};
 use crate::worker::mux_pools::MKind;
 use crate::worker::sys;
@@ -92,7 +98,22 @@ impl UringDriver {
         s.recv_armed = true;
         s.cancel_sent = false;
         s.ops += 1;
-        let e = opcode::RecvMulti::new(types::Fd(s.fd), self.bufs.bgid).build().user_data(Tag::MuxRecv.ud(slot, s.gen));
+        let ud = Tag::MuxRecv.ud(slot, s.gen);
+        let e = if matches!(s.kind, MKind::Backend(_)) && s.tls.is_none() {
+            // A backend's replies land in its own buffer: one recv at a
+            // time, re-armed at each completion.
+            let rx = s.rx.get_or_insert_with(Default::default);
+            if rx.capacity() - rx.len() < sys::RX_SPARE {
+                rx.reserve(sys::RX_SPARE);
+            }
+            let spare = rx.spare_capacity_mut();
+            let len = spare.len().min(u32::MAX as usize) as u32;
+            // SAFETY (via push): `rx` stays in this boxed record, unmoved
+            // and untouched, until this op completes (ops > 0).
+            opcode::Recv::new(types::Fd(s.fd), spare.as_mut_ptr().cast(), len).build().user_data(ud)
+        } else {
+            opcode::RecvMulti::new(types::Fd(s.fd), self.bufs.bgid).build().user_data(ud)
+        };
         self.push(e);
     }
 
@@ -174,9 +195,18 @@ impl UringDriver {
                     }
                     MKind::Backend(b) => {
                         if res > 0 {
-                            let tls = self.msocks.get_mut(slot).and_then(|s| s.tls.as_deref_mut());
+                            let (tls, rx) = match self.msocks.get_mut(slot) {
+                                Some(s) => (s.tls.as_deref_mut(), s.rx.as_deref_mut()),
+                                None => (None, None),
+                            };
                             let mut step = Step::Continue;
-                            if let Some(bid) = bid {
+                            if let (None, Some(rx)) = (bid, rx) {
+                                let n = (res as usize).min(rx.capacity() - rx.len());
+                                // SAFETY: the kernel wrote `n` bytes into the
+                                // spare capacity this recv was given.
+                                unsafe { rx.set_len(rx.len() + n) };
+                                e.session.handle_backend_rx(b, rx, now);
+                            } else if let Some(bid) = bid {
                                 let data = self.bufs.get(bid, res as usize);
                                 match tls {
                                     None => e.session.handle_backend_data(b, data, now),
@@ -209,6 +239,7 @@ impl UringDriver {
         let Some(s) = self.msocks.get_gen(slot, gen) else { return };
         s.ops -= 1;
         s.sending = false;
+        s.block = None;
         if s.out.capacity() > KEEP_SEND_CAPACITY {
             s.out = Vec::new();
         }
@@ -259,20 +290,32 @@ impl UringDriver {
         let buf = match s.kind {
             MKind::Client(id) => match s.tls.as_deref_mut() {
                 None => e.session.poll_client_transmit(id),
-                Some(t) => tls_io::client_transmit(t, &mut *e.session, id, now),
+                Some(t) => tls_io::client_transmit(t, &mut *e.session, id, now).map(Tx::Slice),
             },
             MKind::Backend(b) if s.connected => match s.tls.as_deref_mut() {
                 None => e.session.poll_backend_transmit(b),
-                Some(t) => tls_backend::transmit(t, &mut *e.session, b, now),
+                Some(t) => tls_backend::transmit(t, &mut *e.session, b, now).map(Tx::Slice),
             },
             MKind::Backend(_) => None,
         };
-        let Some(buf) = buf else { return };
-        s.out.clear();
-        s.out.extend_from_slice(buf);
+        // The kernel reads the bytes until the completion: from this
+        // record's own copy, or from a block this record holds.
+        let (ptr, len) = match buf {
+            None => return,
+            Some(Tx::Slice(buf)) => {
+                s.out.clear();
+                s.out.extend_from_slice(buf);
+                (s.out.as_ptr(), s.out.len())
+            }
+            Some(Tx::Block(block)) => {
+                let block = s.block.insert(Box::new(block));
+                (block.as_ptr(), block.len())
+            }
+        };
         s.sending = true;
         s.ops += 1;
-        let sqe = opcode::Send::new(types::Fd(s.fd), s.out.as_ptr(), s.out.len() as u32)
+        // A send is at most u32::MAX bytes; the session learns how many went.
+        let sqe = opcode::Send::new(types::Fd(s.fd), ptr, len.min(u32::MAX as usize) as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(Tag::MuxSend.ud(slot, s.gen));
