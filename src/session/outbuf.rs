@@ -206,19 +206,24 @@ impl OutBuf {
         self.bufs.as_ref().is_some_and(|b| b.in_flight)
     }
 
+    /// Marks the next bytes as in flight: `None` if a send already is or
+    /// there is nothing to send.
+    #[inline]
+    fn begin(&mut self) -> Option<&Bufs> {
+        let b = self.bufs.as_mut()?;
+        if b.in_flight || (b.sent == b.current().len() && !b.advance()) {
+            return None;
+        }
+        b.in_flight = true;
+        Some(b)
+    }
+
     /// Starts a send: returns the bytes to write, which stay pinned until
     /// `complete` is called. `None` if a send is already in flight or there is
     /// nothing to send.
     #[inline]
     pub fn start_send(&mut self) -> Option<Tx<'_>> {
-        let b = self.bufs.as_mut()?;
-        if b.in_flight {
-            return None;
-        }
-        if b.sent == b.current().len() && !b.advance() {
-            return None;
-        }
-        b.in_flight = true;
+        let b = self.begin()?;
         Some(match &b.block {
             Some(block) => Tx::Block(block.slice(b.sent..)),
             None => Tx::Slice(&b.sending[b.sent..]),
@@ -229,14 +234,7 @@ impl OutBuf {
     /// as a slice, whichever way they are held.
     #[inline]
     pub fn start_send_slice(&mut self) -> Option<&[u8]> {
-        let b = self.bufs.as_mut()?;
-        if b.in_flight {
-            return None;
-        }
-        if b.sent == b.current().len() && !b.advance() {
-            return None;
-        }
-        b.in_flight = true;
+        let b = self.begin()?;
         Some(&b.current()[b.sent..])
     }
 
