@@ -30,8 +30,9 @@
 //!   `control` never import each other.
 //! - [`worker`]: per-core threads; a driver-independent core
 //!   (`mux_drive`, `relay`, `slab`, `mux_pools`) and two mirrored drivers,
-//!   `worker/uring/` and `worker/epoll/` (`mod`, `listen`, `relay`, `mux`, `mux_connect`,
-//!   plus io_uring's `timer`, `tag`, `conn`, `submit` and epoll's
+//!   `worker/uring/` and `worker/epoll/` (`mod`, `listen`, `relay`, `mux`,
+//!   `mux_connect`, `linger`, plus io_uring's `mux_recv`, `mux_close`,
+//!   `timer`, `tag`, `conn`, `submit`, `wait` and epoll's `mux_io`,
 //!   `connect`).
 //! - [`control`]: health checks, cluster topology refresh, reload, snapshot
 //!   publication.

@@ -42,6 +42,7 @@ mod linger;
 mod listen;
 mod mux;
 mod mux_connect;
+mod mux_io;
 mod relay;
 
 /// A registration's token: three low bits of kind, the slot above them up

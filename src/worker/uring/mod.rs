@@ -24,6 +24,7 @@ mod listen;
 mod mux;
 mod mux_close;
 mod mux_connect;
+mod mux_recv;
 mod relay;
 mod submit;
 mod tag;
