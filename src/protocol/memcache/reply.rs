@@ -79,6 +79,14 @@ fn off(n: usize) -> Result<u32, ProtoError> {
 }
 
 impl McReplyDecoder {
+    /// The length a reply still being decoded has at least (through the
+    /// value it is in the middle of, plus the `END` line that follows a
+    /// last value), so a caller can size its buffer once instead of
+    /// growing it read by read; `None` when no value is pending.
+    pub fn wants(&self) -> Option<usize> {
+        self.pos.checked_add(self.data?)?.checked_add(b"\r\nEND\r\n".len())
+    }
+
     pub fn decode(&mut self, buf: &mut BytesMut, retrieval: bool) -> Result<Option<McReply>, ProtoError> {
         loop {
             if let Some(n) = self.data {
@@ -186,6 +194,23 @@ mod tests {
             assert_eq!(r.block(0).unwrap().0, b"a");
             assert!(buf.is_empty());
         }
+    }
+
+    #[test]
+    fn wants_covers_the_pending_value_and_end() {
+        let mut dec = McReplyDecoder::default();
+        let head = b"VALUE big 0 100000\r\n";
+        let mut buf = BytesMut::from(&head[..]);
+        assert_eq!(dec.wants(), None);
+        assert!(dec.decode(&mut buf, true).unwrap().is_none());
+        let want = dec.wants().unwrap();
+        assert_eq!(want, head.len() + 100_000 + b"\r\nEND\r\n".len());
+        buf.extend_from_slice(&vec![b'x'; 100_000]);
+        buf.extend_from_slice(b"\r\nEND\r\n");
+        assert_eq!(buf.len(), want);
+        let r = dec.decode(&mut buf, true).unwrap().unwrap();
+        assert_eq!(r.raw.len(), want);
+        assert_eq!(dec.wants(), None);
     }
 
     #[test]

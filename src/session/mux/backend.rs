@@ -104,8 +104,8 @@ pub(crate) fn route_key(proto: Protocol, request: &[u8], by: RouteBy) -> Vec<u8>
 /// buffer grows as it arrives.
 const PRESIZE_MAX: usize = 16 << 20;
 
-/// Sizes a backend's reply buffer for the large bulk string being read
-/// (`want`: `ReplyDecoder::wants`), so it is allocated once, not grown
+/// Sizes a backend's reply buffer for the large bulk string or memcached
+/// value being read (`want`: `ReplyDecoder::wants`, `McReplyDecoder::wants`), so it is allocated once, not grown
 /// and copied read by read; such a reply then leaves the buffer as one
 /// block that goes to the client uncopied (`OutBuf::push_bytes`).
 #[inline]

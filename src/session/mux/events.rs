@@ -147,9 +147,11 @@ impl MuxSession {
             let reply = match decoded {
                 Ok(Some(r)) => r,
                 Ok(None) => {
-                    if let ReplyDec::Resp(d) = &be.dec {
-                        super::backend::presize(&mut be.rbuf, d.wants());
-                    }
+                    let want = match &be.dec {
+                        ReplyDec::Resp(d) => d.wants(),
+                        ReplyDec::Mc(d) => d.wants(),
+                    };
+                    super::backend::presize(&mut be.rbuf, want);
                     return;
                 }
                 Err(e) => {
