@@ -25,6 +25,8 @@
 #        core, each waking every master for half the batches), STRACE_N (N/6), SERVER_CPUS, LOAD_CPUS, PROXY_CPUS,
 #        PB_DURATION (10s) for the puerta bench cross-check,
 #        PUERTA_BIN (a prebuilt binary; default: cargo build --release),
+#        EXTRA_SERVER (lines added to Puerta's [server] table, e.g.
+#        "wait_batch_us = 20"),
 #        METRICS_DETAIL=both: "puerta" runs with [server] metrics_detail =
 #        "full" and a second Puerta, "puerta-basic" (same TOML, same
 #        pinning), with "basic", interleaved with the other two paths in
@@ -96,6 +98,7 @@ admin = "127.0.0.1:$2"
 log = "warn"
 shutdown_timeout = "5s"
 ${3:+metrics_detail = \"$3\"}
+${EXTRA_SERVER:-}
 
 [[pool]]
 name = "cluster"

@@ -85,3 +85,73 @@ fn idle_clients_cost_under_a_kilobyte_each_and_the_process_starts_small() {
         }
     }
 }
+
+/// A plaintext backend connection reads into its own buffer (at least
+/// 16 KiB). Once the connection goes idle, the buffer is released, as an
+/// idle client's are: 512 connections to one server, each made to carry
+/// two 12 KiB replies and then left idle, must not keep their buffers
+/// (8 MiB between them before the release).
+#[test]
+fn idle_backend_connections_hold_no_receive_buffer() {
+    const CONNS: usize = 512;
+    const VALUE: usize = 12 * 1024;
+    raise_nofile();
+    let r = redis();
+    let mut seed = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+    let set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${VALUE}\r\n{}\r\n", "v".repeat(VALUE));
+    seed.write_all(set.as_bytes()).unwrap();
+    let mut ok = [0u8; 5];
+    seed.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+    let reply_len = format!("${VALUE}\r\n").len() + VALUE + 2;
+    for io in drivers() {
+        let extra = format!("  server_connections: {CONNS}\n  preconnect: true\n");
+        let px = PuertaTwem::start(&yaml(true, &[r.port], &extra), io);
+        let pid = px.proc.pid();
+        wait_until("every backend connection open", Duration::from_secs(15), || {
+            px.stats()["alpha"][format!("127.0.0.1:{}", r.port)]["server_connections"].as_u64() >= Some(CONNS as u64)
+        });
+        std::thread::sleep(Duration::from_millis(600));
+        let before = rss_kib(pid);
+        // Round robin over the client's worker's connections: each carries
+        // two replies at a time.
+        let round = |c: &mut TcpStream| {
+            let batch: Vec<u8> = get.iter().copied().cycle().take(get.len() * CONNS / 2).collect();
+            c.write_all(&batch).unwrap();
+            let mut replies = vec![0u8; reply_len * CONNS / 2];
+            c.read_exact(&mut replies).unwrap();
+            let want: Vec<u8> = format!("${VALUE}\r\n{}\r\n", "v".repeat(VALUE)).into_bytes();
+            assert!(replies.chunks(reply_len).all(|r| r == want), "{io}: a reply differs");
+        };
+        let mut c = TcpStream::connect(("127.0.0.1", px.port())).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        for _ in 0..4 {
+            round(&mut c);
+        }
+        // Past two ticks (250 ms): idle buffers released, pages purged.
+        std::thread::sleep(Duration::from_millis(1200));
+        let after = rss_kib(pid);
+        eprintln!("{io}: {CONNS} idle backend connections after use: RSS {before} -> {after} KiB");
+        assert!(after < before + 3 * 1024, "{io}: RSS {before} -> {after} KiB: idle backends kept their buffers");
+        // The released connections read again, whole replies, in order.
+        for _ in 0..2 {
+            round(&mut c);
+        }
+        // A released connection still sees its server hang up: the server
+        // drops every client, and the next requests are served on new
+        // connections, not lost on dead ones.
+        std::thread::sleep(Duration::from_millis(600));
+        let mut admin = TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+        admin.write_all(b"*4\r\n$6\r\nCLIENT\r\n$4\r\nKILL\r\n$4\r\nTYPE\r\n$6\r\nnormal\r\n").unwrap();
+        let mut killed = [0u8; 16];
+        let n = admin.read(&mut killed).unwrap();
+        assert!(killed[..n].starts_with(b":"), "{io}: CLIENT KILL: {:?}", &killed[..n]);
+        wait_until("the proxy saw its backends close", Duration::from_secs(10), || {
+            px.stats()["alpha"][format!("127.0.0.1:{}", r.port)]["server_eof"].as_u64() >= Some(CONNS as u64)
+        });
+        let mut c = TcpStream::connect(("127.0.0.1", px.port())).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        round(&mut c);
+    }
+}

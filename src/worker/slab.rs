@@ -99,6 +99,11 @@ impl<T: Generational> Slab<T> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.slots.iter_mut().flatten()
     }
+
+    /// Every occupied slot with its value.
+    pub fn iter_slots_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.slots.iter_mut().enumerate().filter_map(|(i, v)| Some((i as u32, v.as_mut()?)))
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,10 @@ pub(super) struct ESock {
     /// Plaintext backends: the buffer reads land in and the session frames
     /// replies from, without a copy (`PoolSession::handle_backend_rx`).
     pub(super) rx: Option<Box<bytes::BytesMut>>,
+    /// Plaintext backends: a read returned data since the last periodic
+    /// tick. A backend without one, holding no partial reply, is idle: the
+    /// tick releases its `rx` (`mux_io.rs`), the next read takes a new one.
+    pub(super) rx_used: bool,
 }
 
 impl Generational for ESock {
@@ -121,6 +125,7 @@ impl EpollDriver {
             tls,
             linger: false,
             rx: None,
+            rx_used: false,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);
@@ -218,6 +223,9 @@ impl EpollDriver {
         }
         if periodic && !self.mux_linger.is_empty() {
             self.mux_linger_expire(now);
+        }
+        if periodic {
+            self.mux_release_idle_rx();
         }
         self.mux_tick_sessions(periodic, now);
         self.mux_flush(now);

@@ -59,6 +59,7 @@ impl EpollDriver {
             tls: None,
             linger: false,
             rx: None,
+            rx_used: false,
         };
         let got = self.msocks.insert(s);
         debug_assert_eq!(got, slot);

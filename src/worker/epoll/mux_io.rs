@@ -9,6 +9,9 @@
 //! - a plaintext backend reads into its own buffer (`ESock::rx`) and the
 //!   session frames replies there; clients and TLS backends read into the
 //!   worker's one scratch buffer, so a client owns no receive buffer;
+//! - an idle plaintext backend (no data between two periodic ticks, no
+//!   partial reply held) releases its buffer (`mux_release_idle_rx`), so
+//!   an idle backend connection, like an idle client, holds none;
 //! - a write goes straight from the session's slice and reports exactly
 //!   the bytes the kernel took.
 
@@ -45,6 +48,7 @@ impl EpollDriver {
                 match sys::read_into(sys::raw(&s.stream), rx) {
                     Ok((0, _)) => {}
                     Ok((n, room)) => {
+                        s.rx_used = true;
                         if n < room && !s.hup {
                             s.readable = false;
                         }
@@ -177,6 +181,22 @@ impl EpollDriver {
                     return;
                 }
             }
+        }
+    }
+
+    /// At the periodic tick: releases the receive buffer of every plaintext
+    /// backend that read nothing since the last tick and holds no partial
+    /// reply (nothing is in flight into it: reads are synchronous).
+    pub(super) fn mux_release_idle_rx(&mut self) {
+        let mut released = false;
+        for s in self.msocks.iter_mut() {
+            if !std::mem::take(&mut s.rx_used) && s.rx.as_deref().is_some_and(|rx| rx.is_empty()) {
+                s.rx = None;
+                released = true;
+            }
+        }
+        if released {
+            crate::purge::released();
         }
     }
 }

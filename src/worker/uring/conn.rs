@@ -138,6 +138,14 @@ pub struct MSock {
     /// (`PoolSession::handle_backend_rx`). Never touched while a recv is
     /// in flight.
     pub(super) rx: Option<Box<bytes::BytesMut>>,
+    /// Plaintext backends: a recv completed with data since the last
+    /// periodic tick (a connection without one is idle, see `park`).
+    pub(super) rx_used: bool,
+    /// Plaintext backends: idle, its recv is being cancelled (`parking`),
+    /// or a readiness poll is armed in its place and `rx` is released
+    /// (`parked`); see `mux_recv.rs`.
+    pub(super) parking: bool,
+    pub(super) parked: bool,
     /// The connect op's address (backends).
     pub(super) sockaddr: Option<SockAddrBox>,
     /// Clients of a TLS listener: their TLS session (`worker::tls_io`).
@@ -173,6 +181,9 @@ impl MSock {
             out: Vec::new(),
             block: None,
             rx: None,
+            rx_used: false,
+            parking: false,
+            parked: false,
             sockaddr: None,
             tls: None,
             linger: false,

@@ -231,6 +231,7 @@ impl UringDriver {
             Tag::MuxRecv => self.mux_on_recv(slot, gen, res, flags, now),
             Tag::MuxSend => self.mux_on_send(slot, gen, res, now),
             Tag::MuxConnect => self.mux_on_connect(slot, gen, res, now),
+            Tag::MuxPark => self.mux_on_park(slot, gen),
             Tag::Accept => self.on_accept(slot as usize, res, flags, now),
             Tag::Recv(side) => self.on_recv(slot, gen, side, res, flags, now),
             Tag::Send(side) => self.on_send(slot, gen, side, res, now),

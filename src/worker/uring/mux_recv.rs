@@ -11,7 +11,12 @@
 //! - a plaintext backend has at most one plain `Recv` armed, into its own
 //!   `MSock::rx`, which stays in the boxed record, unmoved, until the op
 //!   completes (`ops > 0`); the completion sets the buffer's length to
-//!   what the kernel wrote, never more than the spare room it was given.
+//!   what the kernel wrote, never more than the spare room it was given;
+//! - such a backend that got nothing between two periodic ticks, with no
+//!   partial reply held, is parked: its recv is cancelled, its buffer
+//!   released, and a one-shot readiness poll (`Tag::MuxPark`) armed in
+//!   its place; readiness re-arms the recv with a new buffer. So an idle
+//!   backend connection, like an idle client, holds no receive buffer.
 
 use std::time::Instant;
 
@@ -129,6 +134,10 @@ impl UringDriver {
                         }
                     }
                     MKind::Backend(b) => {
+                        let parking = self.msocks.get_mut(slot).is_some_and(|s| {
+                            s.rx_used |= res > 0;
+                            std::mem::take(&mut s.parking)
+                        });
                         if res > 0 {
                             let (tls, rx) = match self.msocks.get_mut(slot) {
                                 Some(s) => (s.tls.as_deref_mut(), s.rx.as_deref_mut()),
@@ -158,6 +167,8 @@ impl UringDriver {
                             }
                         } else if res == -libc::ENOBUFS {
                             self.mux_arm_recv(slot);
+                        } else if res == -libc::ECANCELED && parking {
+                            self.mux_park(slot);
                         } else if res != -libc::ECANCELED {
                             self.mux_backend_gone(slot, entry, b, (res < 0).then_some(-res), now);
                         }
@@ -167,6 +178,59 @@ impl UringDriver {
         }
         if let Some(bid) = bid {
             self.bufs.recycle(bid);
+        }
+    }
+
+    /// At the periodic tick: cancels the recv of every plaintext backend
+    /// that got nothing since the last tick and holds no partial reply;
+    /// its completion (`ECANCELED`) parks it (`mux_park`).
+    pub(super) fn mux_park_idle_backends(&mut self) {
+        let mut cancel = Vec::new();
+        for (slot, s) in self.msocks.iter_slots_mut() {
+            if !matches!(s.kind, MKind::Backend(_)) || s.tls.is_some() || s.closing || s.linger {
+                continue;
+            }
+            if std::mem::take(&mut s.rx_used) || !s.recv_armed || s.parking || s.parked {
+                continue;
+            }
+            if s.rx.as_deref().is_some_and(|rx| rx.is_empty()) {
+                s.parking = true;
+                cancel.push(Tag::MuxRecv.ud(slot, s.gen));
+            }
+        }
+        for target in cancel {
+            self.push(opcode::AsyncCancel::new(target).build().user_data(Tag::Cancel.bare()));
+        }
+    }
+
+    /// An idle backend's recv was cancelled: releases its buffer and arms a
+    /// readiness poll in its place.
+    fn mux_park(&mut self, slot: u32) {
+        let Some(s) = self.msocks.get_mut(slot) else { return };
+        if s.recv_armed || s.rx.as_deref().is_some_and(|rx| !rx.is_empty()) {
+            return self.mux_arm_recv(slot);
+        }
+        s.rx = None;
+        crate::purge::released();
+        s.parked = true;
+        s.recv_armed = true;
+        s.ops += 1;
+        let e =
+            opcode::PollAdd::new(types::Fd(s.fd), libc::POLLIN as u32).build().user_data(Tag::MuxPark.ud(slot, s.gen));
+        self.push(e);
+    }
+
+    /// A parked backend is readable (data, EOF or an error): its recv goes
+    /// back, with a new buffer, and reports what it finds.
+    pub(super) fn mux_on_park(&mut self, slot: u32, gen: u16) {
+        let Some(s) = self.msocks.get_gen(slot, gen) else { return };
+        s.ops -= 1;
+        s.recv_armed = false;
+        s.parked = false;
+        if s.closing {
+            self.mux_maybe_free(slot);
+        } else {
+            self.mux_arm_recv(slot);
         }
     }
 }

@@ -39,6 +39,9 @@ pub(super) enum Tag {
     MuxRecv,
     MuxSend,
     MuxConnect,
+    /// An idle plaintext backend's readiness poll, armed in place of its
+    /// recv while its buffer is released (`mux_recv.rs`).
+    MuxPark,
 }
 
 impl Tag {
@@ -62,6 +65,7 @@ impl Tag {
             Tag::MuxRecv => 15,
             Tag::MuxSend => 16,
             Tag::MuxConnect => 17,
+            Tag::MuxPark => 18,
         }
     }
 
@@ -85,6 +89,7 @@ impl Tag {
             15 => Tag::MuxRecv,
             16 => Tag::MuxSend,
             17 => Tag::MuxConnect,
+            18 => Tag::MuxPark,
             _ => return None,
         })
     }
@@ -112,7 +117,7 @@ impl Tag {
 mod tests {
     use super::*;
 
-    const ALL: [Tag; 17] = [
+    const ALL: [Tag; 18] = [
         Tag::Accept,
         Tag::Recv(Side::Client),
         Tag::Recv(Side::Backend),
@@ -130,6 +135,7 @@ mod tests {
         Tag::MuxRecv,
         Tag::MuxSend,
         Tag::MuxConnect,
+        Tag::MuxPark,
     ];
 
     #[test]
@@ -149,6 +155,6 @@ mod tests {
         assert_eq!(codes.len(), ALL.len());
         assert_eq!(Tag::decode(0), None);
         assert_eq!(Tag::decode(u64::from(u16::MAX)), None);
-        assert_eq!(Tag::decode(7 << 32 | 18), None);
+        assert_eq!(Tag::decode(7 << 32 | 19), None);
     }
 }

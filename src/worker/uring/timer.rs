@@ -126,6 +126,7 @@ impl UringDriver {
         self.mux_tick_sessions(seq.is_none(), now);
         if seq.is_none() {
             self.mux_free_send_copies();
+            self.mux_park_idle_backends();
             if !self.mux_linger.is_empty() {
                 self.mux_linger_expire(now);
             }
