@@ -11,7 +11,12 @@
 #              else runs there (on a shared box, other work)
 #   side us    CPU time of redis-benchmark (rusage) and both redis-servers
 #              (/proc/PID/stat): the load side's own share of load us
-#   proxy us   CPU time of the proxy (utime + stime)
+#   proxy us   CPU time of the proxy (utime + stime, tick-sampled: it
+#              leaves out softirq time, which the io_uring driver's sends
+#              run more of; see core us)
+#   core us    busy time of the proxy's CPU (PROXY_CPUS) from /proc/stat:
+#              user, system, irq and softirq; the proxy runs there alone, so
+#              this is what it costs its core, loopback delivery included
 #   rd/req     read(2) calls of both redis-servers (perf stat tracepoint;
 #              "-" without perf)
 # Pinning as in bench-twemproxy.sh: load on LOAD_CPUS (0), proxies on
@@ -77,22 +82,26 @@ cs() { # pids -> voluntary + involuntary switches of all their threads
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 redis_ticks() { local t=0 p; for p in $REDIS_PIDS; do t=$((t + $(cpu_ticks "$p"))); done; echo $t; }
-LOAD_CPU_LIST=$(python3 -c '
+cpu_list() { # "0,2-3" -> "cpu0 cpu2 cpu3"
+    python3 -c '
 import sys
 out = []
 for part in sys.argv[1].split(","):
     a, _, b = part.partition("-")
     out += range(int(a), int(b or a) + 1)
-print(" ".join(f"cpu{c}" for c in out))' "$LOAD_CPUS")
-load_busy() {
-    awk -v want=" $LOAD_CPU_LIST " 'index(want, " " $1 " ") {
+print(" ".join(f"cpu{c}" for c in out))' "$1"
+}
+LOAD_CPU_LIST=$(cpu_list "$LOAD_CPUS"); PROXY_CPU_LIST=$(cpu_list "$PROXY_CPUS")
+cpus_busy() { # busy jiffies (all but idle and iowait) summed over a cpu list
+    awk -v want=" $1 " 'index(want, " " $1 " ") {
         t = 0; for (i = 2; i <= NF; i++) t += $i; busy += t - $5 - $6
     } END { print busy }' /proc/stat
 }
+load_busy() { cpus_busy "$LOAD_CPU_LIST"; }
 HAVE_PERF=; perf stat -e syscalls:sys_enter_read true >/dev/null 2>&1 && HAVE_PERF=1
 TCK=$(getconf CLK_TCK)
 RESULTS="$WORK/results.csv"
-echo "target,round,test,rps,bench_cs,redis_cs,proxy_cs,load_us,side_us,proxy_us,reads" >"$RESULTS"
+echo "target,round,test,rps,bench_cs,redis_cs,proxy_cs,load_us,side_us,proxy_us,core_us,reads" >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
   for test in $TESTS; do
     for t in $TARGETS; do
@@ -103,7 +112,7 @@ for r in $(seq "$ROUNDS"); do
           perf stat -x, -e syscalls:sys_enter_read -p "${REDIS_PIDS// /,}" -o "$WORK/perf.txt" &
           PERF=$!; sleep 0.3
       fi
-      l0=$(load_busy)
+      l0=$(load_busy); k0=$(cpus_busy "$PROXY_CPU_LIST")
       out=$(python3 - "$LOAD_CPUS" "${TPORT[$t]}" "$C" "$N" "$test" "$KEYSPACE" <<'PY'
 import os, re, subprocess, sys
 cpus, port, c, n, test, keys = sys.argv[1:7]
@@ -117,7 +126,7 @@ if not m:
 print(m[-1], ru.ru_nvcsw + ru.ru_nivcsw, round((ru.ru_utime + ru.ru_stime) * 1e6))
 PY
 )
-      l1=$(load_busy)
+      l1=$(load_busy); k1=$(cpus_busy "$PROXY_CPU_LIST")
       reads=-
       if [ -n "$HAVE_PERF" ]; then
           kill -INT $PERF; wait $PERF 2>/dev/null || true
@@ -126,7 +135,7 @@ PY
       rcs1=$(cs $REDIS_PIDS); rt1=$(redis_ticks); pcs1=0; pt1=0
       [ -n "$pid" ] && { pcs1=$(cs "$pid"); pt1=$(cpu_ticks "$pid"); }
       read -r rps bcs bus <<<"$out"
-      echo "$t,$r,$test,$rps,$bcs,$((rcs1 - rcs0)),$((pcs1 - pcs0)),$(((l1 - l0) * 1000000 / TCK)),$((bus + (rt1 - rt0) * 1000000 / TCK)),$(((pt1 - pt0) * 1000000 / TCK)),$reads" >>"$RESULTS"
+      echo "$t,$r,$test,$rps,$bcs,$((rcs1 - rcs0)),$((pcs1 - pcs0)),$(((l1 - l0) * 1000000 / TCK)),$((bus + (rt1 - rt0) * 1000000 / TCK)),$(((pt1 - pt0) * 1000000 / TCK)),$(((k1 - k0) * 1000000 / TCK)),$reads" >>"$RESULTS"
     done
   done
 done
@@ -138,9 +147,10 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 n = int(sys.argv[2])
 print(f"redis-benchmark -c {sys.argv[3]} -n {n} -P 1, medians of {sys.argv[4]} interleaved rounds (min-max of ops/s)")
 print("per request: context switches (voluntary + involuntary) of redis-benchmark, both redis-servers, the proxy;")
-print("CPU us of the load CPUs, of the load processes alone (side) and of the proxy; read(2) calls of both redis-servers")
+print("CPU us of the load CPUs, of the load processes alone (side), of the proxy process (utime + stime) and of the proxy's")
+print("CPU (core: its busy time in /proc/stat, softirq included; the proxy runs there alone); read(2) calls of both redis-servers")
 print(f"{'test':<4} {'target':<14} {'ops/s':>8} {'spread':>13} {'vs nc':>6} {'bench cs':>8} {'redis cs':>8} "
-      f"{'proxy cs':>8} {'load us':>7} {'side us':>7} {'proxy us':>8} {'rd/req':>6}")
+      f"{'proxy cs':>8} {'load us':>7} {'side us':>7} {'proxy us':>8} {'core us':>7} {'rd/req':>6}")
 targets = list(dict.fromkeys(r["target"] for r in rows))
 for test in dict.fromkeys(r["test"] for r in rows):
     nc = None
@@ -152,9 +162,10 @@ for test in dict.fromkeys(r["test"] for r in rows):
             nc = med("rps")
         reads = f"{med('reads') / n:.2f}" if all(r["reads"] not in ("-", "") for r in sel) else "-"
         ratio = f"{med('rps') / nc:.2f}" if nc else "-"
+        core = f"{med('core_us') / n:.2f}" if t != "direct" else "-"
         print(f"{test:<4} {t:<14} {med('rps'):>8.0f} {min(rps):>6.0f}-{max(rps):<6.0f} {ratio:>6} "
               f"{med('bench_cs') / n:>8.3f} {med('redis_cs') / n:>8.3f} {med('proxy_cs') / n:>8.3f} "
-              f"{med('load_us') / n:>7.2f} {med('side_us') / n:>7.2f} {med('proxy_us') / n:>8.2f} {reads:>6}")
+              f"{med('load_us') / n:>7.2f} {med('side_us') / n:>7.2f} {med('proxy_us') / n:>8.2f} {core:>7} {reads:>6}")
 PY
 
 # Open loop: latency from each request's intended send time, added over direct.
