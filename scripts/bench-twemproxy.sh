@@ -6,7 +6,9 @@
 # targets interleaved within each round; medians are printed.
 # Columns: ops/s, ratio to nutcracker, p50 / p99 / p99.9 (ms), CPU us per
 # request of the serving process (the proxy; redis-server for "direct"),
-# syscalls per request (strace -c -f on the serving process, separate
+# the busy time of PROXY_CPUS per request (core us/req: user, system, irq
+# and softirq from /proc/stat, for the targets alone on that CPU; the
+# process's own utime + stime leaves softirq time out), syscalls per request (strace -c -f on the serving process, separate
 # shorter run), the load cores' utilization during the run (from
 # /proc/stat: the CPUs in LOAD_CPUS, which run redis-benchmark and both
 # redis-servers; near 100% means the load side, not the proxy, caps
@@ -146,18 +148,22 @@ for size in $LARGE_SIZES; do LARGE_OF[$(large_name "$size")]=$size; LARGE_TESTS+
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # "busy total" jiffies summed over the CPUs of LOAD_CPUS (a list like 0 or
 # 0,2-3): busy = total - idle - iowait.
-LOAD_CPU_LIST=$(python3 -c '
+cpu_list() { # "0,2-3" -> "cpu0 cpu2 cpu3"
+    python3 -c '
 import sys
 out = []
 for part in sys.argv[1].split(","):
     a, _, b = part.partition("-")
     out += range(int(a), int(b or a) + 1)
-print(" ".join(f"cpu{c}" for c in out))' "$LOAD_CPUS")
-load_ticks() {
-    awk -v want=" $LOAD_CPU_LIST " 'index(want, " " $1 " ") {
+print(" ".join(f"cpu{c}" for c in out))' "$1"
+}
+LOAD_CPU_LIST=$(cpu_list "$LOAD_CPUS"); PROXY_CPU_LIST=$(cpu_list "$PROXY_CPUS")
+cpus_ticks() { # "busy total" jiffies over a cpu list
+    awk -v want=" $1 " 'index(want, " " $1 " ") {
         t = 0; for (i = 2; i <= NF; i++) t += $i; busy += t - $5 - $6; total += t
     } END { print busy, total }' /proc/stat
 }
+load_ticks() { cpus_ticks "$LOAD_CPU_LIST"; }
 TCK=$(getconf CLK_TCK)
 bench() { # port pipeline test n -> redis-benchmark's text report
     local args=(-h 127.0.0.1 -p "$1" -c "$C" -n "$4" -P "$2")
@@ -168,7 +174,7 @@ bench() { # port pipeline test n -> redis-benchmark's text report
     esac 2>/dev/null | tr '\r' '\n'
 }
 RESULTS="$WORK/results.csv"
-echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req,load_cpu_pct" >"$RESULTS"
+echo "pipeline,target,round,test,rps,p50,p99,p999,cpu_us_per_req,load_cpu_pct,core_us_per_req" >"$RESULTS"
 for r in $(seq "$ROUNDS"); do
   for P in $PIPELINES; do
     tests=$TESTS; [ "$P" = 1 ] && tests+="$LARGE_TESTS"
@@ -176,9 +182,9 @@ for r in $(seq "$ROUNDS"); do
       n=$N
       case $test in get*[km]) n=$LARGE_N; [ "${LARGE_OF[$test]}" -ge 1048576 ] && n=$((LARGE_N / 16)); [ "$n" -ge 100 ] || n=100 ;; esac
       for t in $TARGETS; do
-        before=$(cpu_ticks "${TPID[$t]}"); load_before=$(load_ticks)
+        before=$(cpu_ticks "${TPID[$t]}"); load_before=$(load_ticks); core_before=$(cpus_ticks "$PROXY_CPU_LIST")
         out=$(bench "${TPORT[$t]}" "$P" "$test" "$n")
-        after=$(cpu_ticks "${TPID[$t]}"); load_after=$(load_ticks)
+        after=$(cpu_ticks "${TPID[$t]}"); load_after=$(load_ticks); core_after=$(cpus_ticks "$PROXY_CPU_LIST")
         echo "$out" | python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -187,12 +193,13 @@ summ = re.search(r"avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.]+)\s+([\d.]+)\
 p999 = next((float(m.group(2)) for m in re.finditer(r"([\d.]+)% <= ([\d.]+) milliseconds", text) if float(m.group(1)) >= 99.9), None)
 if not rps or not summ:
     sys.exit("could not parse redis-benchmark output:\n" + text[-2000:])
-p, t, r, test, cpu, load = sys.argv[1:7]
-print(",".join([p, t, r, test, rps.group(1), summ.group(3), summ.group(5), str(p999), cpu, load]))
+p, t, r, test, cpu, load, core = sys.argv[1:8]
+print(",".join([p, t, r, test, rps.group(1), summ.group(3), summ.group(5), str(p999), cpu, load, core]))
 ' "$P" "$t" "$r" "$test" "$(python3 -c "print(($after-$before)/$TCK*1e6/$n)")" \
   "$(python3 -c "
 b0, t0, b1, t1 = (int(x) for x in '$load_before $load_after'.split())
-print(round(100 * (b1 - b0) / max(t1 - t0, 1), 1))")" >>"$RESULTS"
+print(round(100 * (b1 - b0) / max(t1 - t0, 1), 1))")" \
+  "$(python3 -c "print(($(echo $core_after | cut -d' ' -f1)-$(echo $core_before | cut -d' ' -f1))/$TCK*1e6/$n)")" >>"$RESULTS"
       done
     done
   done
@@ -222,6 +229,8 @@ import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sysc = {(r["pipeline"], r["target"]): r["syscalls_per_req"] for r in csv.DictReader(open(sys.argv[2]))}
 targets = ["direct", "nutcracker", "puerta-base", "puerta-w1", "epoll-w1", "puerta-w2", "md-full", "md-basic"]
+# Targets alone on PROXY_CPUS: their core's busy time is theirs.
+ALONE = {"nutcracker", "puerta-base", "puerta-w1", "epoll-w1", "md-full", "md-basic"}
 def div(a, b):  # a ratio; nan where a short run measured no CPU ticks
     return a / b if b else float("nan")
 def med(xs):
@@ -229,7 +238,7 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 print(f"redis-benchmark -c {sys.argv[5]} -n {sys.argv[4]}, medians of {sys.argv[6]} interleaved rounds")
 print(f"{'pipe':>4} {'test':<6} {'target':<10} {'ops/s':>10} {'vs nc':>6} {'p50 ms':>7} {'p99 ms':>7} "
-      f"{'p99.9 ms':>8} {'cpu us/req':>10} {'syscalls/req':>12} {'load cpu%':>9}")
+      f"{'p99.9 ms':>8} {'cpu us/req':>10} {'core us/req':>11} {'syscalls/req':>12} {'load cpu%':>9}")
 agg = {}
 tests = ["get", "set", "mget"] + sorted({r["test"] for r in rows} - {"get", "set", "mget"},
                                         key=lambda t: (t[-1] == "m", int(t[3:-1])))
@@ -239,15 +248,17 @@ for p in sorted({r["pipeline"] for r in rows}, key=int):
         for t in targets:
             sel = [r for r in rows if r["pipeline"] == p and r["target"] == t and r["test"] == test]
             if sel:
-                got[t] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "cpu_us_per_req", "load_cpu_pct")}
+                got[t] = {k: med(r[k] for r in sel) for k in ("rps", "p50", "p99", "p999", "cpu_us_per_req", "load_cpu_pct", "core_us_per_req")}
         nc = got.get("nutcracker", {}).get("rps")
         for t, v in got.items():
             agg[(p, test, t)] = v
             ratio = v["rps"] / nc if nc else float("nan")
             sc = sysc.get((p, t), "-") if test == "get" else "-"
+            core = f"{v['core_us_per_req']:.2f}" if t in ALONE else "-"
             print(f"{p:>4} {test:<6} {t:<10} {v['rps']:>10.0f} {ratio:>6.2f} {v['p50']:>7.3f} {v['p99']:>7.3f} "
-                  f"{v['p999']:>8.3f} {v['cpu_us_per_req']:>10.2f} {sc:>12} {v['load_cpu_pct']:>9.1f}")
-print("cpu us/req: the serving process only (redis-server for direct, the proxy otherwise); "
+                  f"{v['p999']:>8.3f} {v['cpu_us_per_req']:>10.2f} {core:>11} {sc:>12} {v['load_cpu_pct']:>9.1f}")
+print("cpu us/req: the serving process only (redis-server for direct, the proxy otherwise; utime + stime, tick-sampled); "
+      "core us/req: busy time of PROXY_CPUS (/proc/stat, irq and softirq included) for targets alone there; "
       "mget counts one request per MGET of 10 keys; syscalls/req from a separate GET run under strace.")
 print("load cpu%: utilization of the load CPUs (redis-benchmark and both redis-servers) during the run; "
       "near 100 the load side caps closed-loop ops/s. get64k / get1m: GET of 64 KiB / 1 MiB values, pipeline 1.")
@@ -262,7 +273,8 @@ for p in sorted({k[0] for k in agg}, key=int):
         w1, nc = agg.get((p, test, "puerta-w1")), agg.get((p, test, "nutcracker"))
         if w1 and nc:
             r = div(w1["cpu_us_per_req"], nc["cpu_us_per_req"])
-            print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker (target <= 0.7)")
+            k = div(w1["core_us_per_req"], nc["core_us_per_req"])
+            print(f"  pipeline {p} {test}: workers=1 CPU/req = {r:.2f}x nutcracker, core {k:.2f}x (target <= 0.7)")
         base = agg.get((p, test, "puerta-base"))
         if w1 and base and nc:
             print(f"  pipeline {p} {test}: vs nutcracker, ops/s puerta-w1 {div(w1['rps'], nc['rps']):.2f}x, "
