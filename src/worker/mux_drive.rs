@@ -33,6 +33,9 @@ pub(super) struct MuxParts<'a> {
     /// Scratch lists, kept to reuse their allocations batch after batch.
     pub sends: &'a mut Vec<u32>,
     pub resumes: &'a mut Vec<u32>,
+    /// Leave dirty backends for the next flush: send replies only
+    /// (`uring/wait.rs`, `flush_replies_then_reap`).
+    pub hold_backends: bool,
 }
 
 /// What a driver does with the sockets of multiplexed sessions.
@@ -148,9 +151,10 @@ pub(super) trait MuxIo {
                 self.mux_intent(idx, intent, now);
             }
             let p = self.mux_parts();
+            let hold = p.hold_backends;
             let Some(e) = p.pools.get_mut(idx) else { return };
             let (mut sends, mut resumes) = (std::mem::take(p.sends), std::mem::take(p.resumes));
-            while let Some(b) = e.session.poll_dirty_backend() {
+            while let Some(b) = if hold { None } else { e.session.poll_dirty_backend() } {
                 sends.extend(e.backends.get(&b).copied());
             }
             while let Some(c) = e.session.poll_dirty_client() {

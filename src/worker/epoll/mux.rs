@@ -240,6 +240,7 @@ impl MuxIo for EpollDriver {
             core: &mut self.core,
             sends: &mut self.mux_sends,
             resumes: &mut self.mux_resumes,
+            hold_backends: false,
         }
     }
 

@@ -93,6 +93,12 @@ pub struct UringDriver {
     idle_ts: Box<types::Timespec>,
     /// Completions the last loop pass handled (`wait.rs`).
     last_pass: usize,
+    /// A client's request bytes arrived in this pass (`mux_recv.rs`): the
+    /// pass ends with `flush_replies_then_reap` (`wait.rs`).
+    pass_requests: bool,
+    /// Set only inside `flush_replies_then_reap`: flushes leave dirty
+    /// backends for the flush after it (`MuxParts::hold_backends`).
+    hold_backends: bool,
 }
 
 /// Builds a ring with SINGLE_ISSUER + DEFER_TASKRUN, falling back to a
@@ -149,6 +155,8 @@ impl UringDriver {
             min_wait_ok,
             idle_ts: Box::new(types::Timespec::from(wait::IDLE_WAKE)),
             last_pass: 0,
+            pass_requests: false,
+            hold_backends: false,
         })
     }
 
@@ -203,8 +211,12 @@ impl UringDriver {
                 let (u, res, flags) = self.cqes[i];
                 self.dispatch(u, res, flags, now);
             }
+            let mut handled = self.cqes.len();
+            if std::mem::take(&mut self.pass_requests) {
+                handled += self.flush_replies_then_reap(now);
+            }
             self.mux_flush(now);
-            self.last_pass = self.cqes.len();
+            self.last_pass = handled;
         }
     }
 

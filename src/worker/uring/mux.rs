@@ -231,6 +231,7 @@ impl MuxIo for UringDriver {
             core: &mut self.core,
             sends: &mut self.mux_sends,
             resumes: &mut self.mux_resumes,
+            hold_backends: self.hold_backends,
         }
     }
 

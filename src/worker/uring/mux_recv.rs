@@ -91,6 +91,7 @@ impl UringDriver {
                     MKind::Client(id) => {
                         let tls = self.msocks.get_mut(slot).and_then(|s| s.tls.as_deref_mut());
                         if res > 0 {
+                            self.pass_requests = true;
                             if let Some(bid) = bid {
                                 let data = self.bufs.get(bid, res as usize);
                                 match tls {

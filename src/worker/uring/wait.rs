@@ -12,8 +12,12 @@
 //! logged once. With `batch_after`, only after a loop pass that handled
 //! that many completions (`last_pass`): light load waits for one. Busy
 //! poll: before a blocking wait, reap completions without sleeping for up
-//! to `busy_poll_us`. Invariants: the caller's `want` 0 (completions
-//! already in hand) never waits; every path submits the SQ.
+//! to `busy_poll_us`. A pass in which clients sent requests ends with
+//! `flush_replies_then_reap`: replies out first, then a non-waiting reap,
+//! then one send per backend for everything queued. Invariants: the
+//! caller's `want` 0 (completions already in hand) never waits; every path
+//! submits the SQ; a hold on backend sends lasts only inside
+//! `flush_replies_then_reap`, and the caller's `mux_flush` follows it.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -79,5 +83,36 @@ impl UringDriver {
             }
             std::hint::spin_loop();
         }
+    }
+
+    /// Ends a pass in which clients sent requests: sends the replies
+    /// (and any other client output) first, holding the requests queued
+    /// for the backends; submits with `GETEVENTS` but does not wait, so
+    /// requests that arrived meanwhile complete now; handles those
+    /// completions; the caller's `mux_flush` then sends each backend
+    /// everything queued for it in one send. Measured at pipeline 1 (issue
+    /// 14): backend sends per request 0.89 -> 0.76, against nutcracker's
+    /// 0.41, whose writes wait for the next `epoll_wait` pass. Returns the
+    /// completions handled.
+    pub(super) fn flush_replies_then_reap(&mut self, now: Instant) -> usize {
+        self.hold_backends = true;
+        self.mux_flush(now);
+        self.hold_backends = false;
+        self.bufs.publish();
+        let pending = self.ring.submission().len() as u32;
+        // SAFETY: no argument: submits what is queued and runs this ring's
+        // task work (DEFER_TASKRUN), posting completions without waiting.
+        match unsafe { self.ring.submitter().enter::<libc::sigset_t>(pending, 0, ENTER_GETEVENTS, None) } {
+            Ok(_) => {}
+            // Nothing lost: what was not submitted goes with the next wait.
+            Err(e) => tracing::trace!(worker = self.core.id, err = %e, "io_uring: reap between flushes"),
+        }
+        self.cqes.clear();
+        self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        for i in 0..self.cqes.len() {
+            let (u, res, flags) = self.cqes[i];
+            self.dispatch(u, res, flags, now);
+        }
+        self.cqes.len()
     }
 }
