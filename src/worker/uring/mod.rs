@@ -207,10 +207,7 @@ impl UringDriver {
             if self.core.refresh(now) {
                 self.apply_snapshot(now);
             }
-            for i in 0..self.cqes.len() {
-                let (u, res, flags) = self.cqes[i];
-                self.dispatch(u, res, flags, now);
-            }
+            self.dispatch_cqes(now);
             let mut handled = self.cqes.len();
             if std::mem::take(&mut self.pass_requests) {
                 handled += self.flush_replies_then_reap(now);
@@ -230,6 +227,14 @@ impl UringDriver {
         self.arm_drain_timer(now);
         self.arm_tick();
         self.mux_flush(now);
+    }
+
+    /// Handles every completion collected in `cqes`, in order.
+    fn dispatch_cqes(&mut self, now: Instant) {
+        for i in 0..self.cqes.len() {
+            let (u, res, flags) = self.cqes[i];
+            self.dispatch(u, res, flags, now);
+        }
     }
 
     fn dispatch(&mut self, u: u64, res: i32, flags: u32, now: Instant) {

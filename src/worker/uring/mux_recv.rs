@@ -208,7 +208,7 @@ impl UringDriver {
     /// readiness poll in its place.
     fn mux_park(&mut self, slot: u32) {
         let Some(s) = self.msocks.get_mut(slot) else { return };
-        if s.recv_armed || s.rx.as_deref().is_some_and(|rx| !rx.is_empty()) {
+        if s.rx.as_deref().is_some_and(|rx| !rx.is_empty()) {
             return self.mux_arm_recv(slot);
         }
         s.rx = None;

@@ -109,10 +109,7 @@ impl UringDriver {
         }
         self.cqes.clear();
         self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
-        for i in 0..self.cqes.len() {
-            let (u, res, flags) = self.cqes[i];
-            self.dispatch(u, res, flags, now);
-        }
+        self.dispatch_cqes(now);
         self.cqes.len()
     }
 }
