@@ -111,6 +111,12 @@ pub struct EpollDriver {
     mux_linger: LingerList,
     /// `[server] busy_poll_us` at start (`poll_events`).
     busy_poll_us: u32,
+    /// A client sent requests in this pass (`mux_read`): the pass ends
+    /// with `flush_replies_then_reap`.
+    pass_requests: bool,
+    /// Inside `flush_replies_then_reap`: leave requests queued for the
+    /// backends (`MuxParts::hold_backends`).
+    hold_backends: bool,
 }
 
 impl EpollDriver {
@@ -121,6 +127,8 @@ impl EpollDriver {
         let busy_poll_us = core.snap.config.server.wait.busy_poll_us;
         Ok(EpollDriver {
             busy_poll_us,
+            pass_requests: false,
+            hold_backends: false,
             poll,
             core,
             conns: Slab::default(),
@@ -181,31 +189,12 @@ impl EpollDriver {
                     self.on_accept(idx, now);
                 }
             }
-            for ev in events.iter() {
-                let (slot, gen, kind) = untoken(ev.token());
-                match kind {
-                    KIND_WAKE => sys::eventfd_drain(self.wake_fd),
-                    KIND_LISTENER => self.on_accept(slot as usize, now),
-                    KIND_MUX => self.mux_event(slot, gen, ev),
-                    _ => {
-                        let Some(c) = self.conns.get_gen(slot, gen) else {
-                            continue;
-                        };
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            c.readable[kind] = true;
-                        }
-                        c.rdhup[kind] |= ev.is_read_closed() || ev.is_error();
-                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                            c.writable[kind] = true;
-                        }
-                        if kind == KIND_BACKEND && !c.r.session.is_open() {
-                            self.on_connect_event(slot, now);
-                        }
-                        self.drive(slot, now);
-                    }
-                }
-            }
+            self.dispatch_events(&events, now);
             self.mux_pump(now);
+            if std::mem::take(&mut self.pass_requests) {
+                self.flush_replies_then_reap(&mut events, now);
+            }
+            self.mux_flush(now);
             let periodic = now >= next_tick;
             if periodic {
                 next_tick = now + TICK;
@@ -216,6 +205,35 @@ impl EpollDriver {
             }
             if periodic || self.mux.next_deadline().is_some_and(|d| d <= now) {
                 self.mux_tick(periodic, now);
+            }
+        }
+    }
+
+    /// Handles one batch of readiness events: accepts, relay sockets, and
+    /// the multiplexed sockets' flags (`mux_event`; `mux_pump` reads them).
+    fn dispatch_events(&mut self, events: &Events, now: Instant) {
+        for ev in events.iter() {
+            let (slot, gen, kind) = untoken(ev.token());
+            match kind {
+                KIND_WAKE => sys::eventfd_drain(self.wake_fd),
+                KIND_LISTENER => self.on_accept(slot as usize, now),
+                KIND_MUX => self.mux_event(slot, gen, ev),
+                _ => {
+                    let Some(c) = self.conns.get_gen(slot, gen) else {
+                        continue;
+                    };
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        c.readable[kind] = true;
+                    }
+                    c.rdhup[kind] |= ev.is_read_closed() || ev.is_error();
+                    if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                        c.writable[kind] = true;
+                    }
+                    if kind == KIND_BACKEND && !c.r.session.is_open() {
+                        self.on_connect_event(slot, now);
+                    }
+                    self.drive(slot, now);
+                }
             }
         }
     }

@@ -10,6 +10,9 @@
 //!   scratch buffer: clients own no receive buffer) and `mux_flush` applies
 //!   intents and writes what the sessions queued, once per batch, so
 //!   requests of many clients leave in one write per backend connection;
+//! - a batch in which clients sent requests writes the replies first, then
+//!   takes the events that came meanwhile without waiting, then writes
+//!   each backend once (`flush_replies_then_reap`);
 //! - writes go straight from the session's slice (a synchronous write
 //!   needs no owned copy); a short read ends a socket's read loop unless
 //!   the peer hung up (edge-triggered: new data raises a new event).
@@ -144,7 +147,7 @@ impl EpollDriver {
         self.mux_ready.push((slot, gen));
     }
 
-    /// Reads every socket that had an event, then flushes.
+    /// Reads every socket that had an event (the caller flushes).
     pub(super) fn mux_pump(&mut self, now: Instant) {
         let ready = std::mem::take(&mut self.mux_ready);
         for &(slot, gen) in &ready {
@@ -155,7 +158,25 @@ impl EpollDriver {
         }
         self.mux_ready = ready;
         self.mux_ready.clear();
+    }
+
+    /// Ends a pass in which clients sent requests, as the io_uring driver
+    /// does (`uring/wait.rs`): writes the replies (and any other client
+    /// output) first, holding the requests queued for the backends; takes
+    /// the events that came meanwhile without waiting and reads those
+    /// sockets; the caller's `mux_flush` then writes each backend
+    /// everything queued for it in one write.
+    pub(super) fn flush_replies_then_reap(&mut self, events: &mut mio::Events, now: Instant) {
+        self.hold_backends = true;
         self.mux_flush(now);
+        self.hold_backends = false;
+        match self.poll.poll(events, Some(std::time::Duration::ZERO)) {
+            Ok(()) => self.dispatch_events(events, now),
+            // Nothing lost: edge-triggered readiness stays pending for the
+            // next wait.
+            Err(e) => tracing::trace!(worker = self.core.id, err = %e, "epoll: reap between flushes"),
+        }
+        self.mux_pump(now);
     }
 
     /// Completes a connect, reads what is readable, writes what is queued.
@@ -240,7 +261,7 @@ impl MuxIo for EpollDriver {
             core: &mut self.core,
             sends: &mut self.mux_sends,
             resumes: &mut self.mux_resumes,
-            hold_backends: false,
+            hold_backends: self.hold_backends,
         }
     }
 

@@ -97,6 +97,7 @@ impl EpollDriver {
                                 Some(t) => tls_io::client_data(t, &mut *e.session, id, data, now, &self.core.stats.tls),
                             }
                             self.core.count_bytes(&e.pool, n, 0);
+                            self.pass_requests = true;
                         }
                         MKind::Backend(b) => match s.tls.as_deref_mut() {
                             None => e.session.handle_backend_data(b, &self.scratch[..n], now),
