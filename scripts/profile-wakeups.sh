@@ -21,13 +21,18 @@
 #              "-" without perf)
 # Pinning as in bench-twemproxy.sh: load on LOAD_CPUS (0), proxies on
 # PROXY_CPUS (1). Targets: direct (redis-a), nutcracker, puerta (workers=1,
-# default driver), puerta-epoll; BASELINE_BIN adds "puerta-base" (another
-# binary, workers=1); VARIANTS adds Puerta workers=1 targets served from
+# default driver), puerta-epoll; BASELINE_BIN adds "puerta-base" and
+# "puerta-base-epoll" (another binary, workers=1, both drivers); VARIANTS adds Puerta workers=1 targets served from
 # TOML with extra [server] lines: VARIANTS="name:key=value;key=value ..."
 # (e.g. "batch16:wait_batch=16;wait_batch_us=20 poll50:busy_poll_us=50").
+# FLOOR=1 adds the floor of a proxy hop (examples/relay_floor.rs: one epoll
+# thread copying bytes between each client and its own connection to
+# redis-a, nothing else): "relay" sleeps in epoll_wait as nutcracker does,
+# "relay-spin" polls for FLOOR_SPIN_US (50) first, as busy_poll_us does.
 # Usage: scripts/profile-wakeups.sh   env: N (100000), C (50), ROUNDS (3),
 #   TESTS ("get set"), KEYSPACE (100000), LOAD_CPUS, PROXY_CPUS, BASELINE_BIN,
-#   VARIANTS, NO_BUILD=1 (use target/release/puerta as it is),
+#   VARIANTS, FLOOR, FLOOR_SPIN_US, NO_BUILD=1 (use target/release/puerta
+#   and the relay as they are),
 #   OPEN_RATES ("": none; e.g. "20000 50000"): then, per rate, `puerta bench`
 #   open loop (GET:SET 9:1, -c C, OPEN_DURATION (3s) per run, ROUNDS rounds
 #   interleaved) on every target, and p50 / p99 added over direct
@@ -39,6 +44,7 @@ for b in redis-server redis-benchmark nutcracker python3 taskset; do
     command -v $b >/dev/null || { echo "missing $b" >&2; exit 1; }
 done
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
+[ -z "${FLOOR:-}" ] || [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --example relay_floor
 BIN=target/release/puerta
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh" # WORK, PIDS, cleanup, port, wait_port, yaml
 
@@ -62,11 +68,21 @@ start nutcracker nutcracker -c "$WORK/nc.yml" -s "$(port)" -a 127.0.0.1 -o "$WOR
 if [ -n "${BASELINE_BIN:-}" ]; then
     TPORT[puerta-base]=$(port); yaml "${TPORT[puerta-base]}" >"$WORK/pb.yml"
     start puerta-base "$BASELINE_BIN" -c "$WORK/pb.yml" --workers 1 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)"
+    TPORT[puerta-base-epoll]=$(port); yaml "${TPORT[puerta-base-epoll]}" >"$WORK/pbe.yml"
+    start puerta-base-epoll "$BASELINE_BIN" -c "$WORK/pbe.yml" --workers 1 --io epoll -s "$(port)" -a 127.0.0.1 \
+        --admin "127.0.0.1:$(port)"
 fi
 TPORT[puerta]=$(port); yaml "${TPORT[puerta]}" >"$WORK/p.yml"
 start puerta $BIN -c "$WORK/p.yml" --workers 1 -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)"
 TPORT[puerta-epoll]=$(port); yaml "${TPORT[puerta-epoll]}" >"$WORK/pe.yml"
 start puerta-epoll $BIN -c "$WORK/pe.yml" --workers 1 --io epoll -s "$(port)" -a 127.0.0.1 --admin "127.0.0.1:$(port)"
+if [ -n "${FLOOR:-}" ]; then
+    TPORT[relay]=$(port)
+    start relay target/release/examples/relay_floor --listen "${TPORT[relay]}" --backend "127.0.0.1:$RA"
+    TPORT[relay-spin]=$(port)
+    start relay-spin target/release/examples/relay_floor --listen "${TPORT[relay-spin]}" --backend "127.0.0.1:$RA" \
+        --spin-us "${FLOOR_SPIN_US:-50}"
+fi
 for v in ${VARIANTS:-}; do
     name=${v%%:*}; TPORT[$name]=$(port)
     { toml "${TPORT[$name]}" full | sed -n '1,2p'; echo "${v#*:}" | tr ';' '\n'; toml "${TPORT[$name]}" full | sed '1,2d'; } >"$WORK/$name.toml"
