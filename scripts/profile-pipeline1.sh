@@ -10,7 +10,10 @@
 #   1. perf stat on the proxy (task-clock, context switches, every syscall
 #      entry, the syscalls a proxy makes by name, io_uring SQEs submitted)
 #      and, at the same time, on both redis-servers (read / write / epoll
-#      syscalls: each backend read is one arrival of proxy writes);
+#      syscalls: each backend read is one arrival of proxy writes), in
+#      ROUNDS rounds with the targets interleaved; the summary prints
+#      medians, and each target's CPU against nutcracker's of the same
+#      round (the median and range of those ratios);
 #   2. perf record -g on the proxy: report.T.txt (flat, by symbol; [k] kernel,
 #      [.] user), report-dso.T.txt (by object), report-graph.T.txt (callers);
 #   3. perf stat --per-thread and the sched_switch reasons (stat-threads.T.csv,
@@ -24,12 +27,13 @@
 # Usage: scripts/profile-pipeline1.sh
 #   env: N (100000), STRACE_N (N/5), C (50), KEYSPACE (100000), OUT (/tmp/prof), LOAD_CPUS (0),
 #        PROXY_CPUS (1), PUERTA_BIN (target/release/puerta; built if absent),
-#        TARGETS ("nutcracker uring epoll"), FREQ (perf record -F, 2999)
+#        TARGETS ("nutcracker uring epoll"), FREQ (perf record -F, 2999),
+#        ROUNDS (3: rounds of step 1, targets interleaved)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}; STRACE_N=${STRACE_N:-$((N / 5))}; C=${C:-50}; KEYSPACE=${KEYSPACE:-100000}; OUT=${OUT:-/tmp/prof}
 LOAD_CPUS=${LOAD_CPUS:-0}; PROXY_CPUS=${PROXY_CPUS:-1}; FREQ=${FREQ:-2999}
-TARGETS=${TARGETS:-"nutcracker uring epoll"}
+TARGETS=${TARGETS:-"nutcracker uring epoll"}; ROUNDS=${ROUNDS:-3}
 for b in redis-server redis-benchmark nutcracker perf python3 taskset; do
     command -v $b >/dev/null || { echo "missing $b" >&2; exit 1; }
 done
@@ -71,17 +75,28 @@ for e in submit_req queue_async_work task_work_run local_work_run cqring_wait; d
 REDIS_EVENTS=task-clock,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait
 
 for t in $TARGETS; do
-    p=${TPORT[$t]}; pid=${TPID[$t]}
+    p=${TPORT[$t]}
     taskset -c "$LOAD_CPUS" redis-benchmark -h 127.0.0.1 -p "$p" -c "$C" -n "$KEYSPACE" -r "$KEYSPACE" -t set -q >/dev/null 2>&1
     load "$p" >/dev/null # warm-up
-    # 1. counts
-    perf stat -x, -e "$PROXY_EVENTS" -p "$pid" -o "$OUT/stat.$t.csv" &
+    : >"$OUT/load.$t.txt"
+done
+# 1. counts, ROUNDS rounds with the targets interleaved (the box's speed
+#    drifts: only figures from the same round compare)
+for r in $(seq "$ROUNDS"); do
+  for t in $TARGETS; do
+    p=${TPORT[$t]}; pid=${TPID[$t]}
+    perf stat -x, -e "$PROXY_EVENTS" -p "$pid" -o "$OUT/stat.$t.$r.csv" &
     s1=$!
-    perf stat -x, -e "$REDIS_EVENTS" -p "$REDIS_PIDS" -o "$OUT/stat-redis.$t.csv" &
+    perf stat -x, -e "$REDIS_EVENTS" -p "$REDIS_PIDS" -o "$OUT/stat-redis.$t.$r.csv" &
     s2=$!
     sleep 0.5
-    load "$p" >"$OUT/load.$t.txt"
+    load "$p" >>"$OUT/load.$t.txt"
     kill -INT $s1 $s2; wait $s1 $s2 2>/dev/null || true
+  done
+done
+
+for t in $TARGETS; do
+    p=${TPORT[$t]}; pid=${TPID[$t]}
     # 2. call graphs
     perf record -q -g -F "$FREQ" -p "$pid" -o "$OUT/perf.$t.data" 2>/dev/null &
     s1=$!; sleep 0.5
@@ -138,9 +153,9 @@ PY
     fi
 done
 
-python3 - "$OUT" "$N" $TARGETS <<'PY' | tee "$OUT/summary.txt"
-import sys
-out, n, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+python3 - "$OUT" "$N" "$ROUNDS" $TARGETS <<'PY' | tee "$OUT/summary.txt"
+import statistics, sys
+out, n, rounds, targets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 def stat(path):
     got = {}
     for line in open(path):
@@ -152,23 +167,34 @@ def stat(path):
         except ValueError:
             got[f[2]] = float("nan")
     return got
-print(f"pipeline 1, redis-benchmark -c 50 -n {n} -t get; per request (perf stat on the proxy; backend reads on the redis-servers)")
-cols = ["cpu us", "ctx sw", "syscalls", "io_uring_enter", "epoll_wait", "read+recv", "write+send", "SQEs", "redis reads", "redis us"]
-print(f"{'target':<11}" + "".join(f"{c:>15}" for c in cols))
-for t in targets:
-    p, r = stat(f"{out}/stat.{t}.csv"), stat(f"{out}/stat-redis.{t}.csv")
+def row(t, r):
+    p, rd_ = stat(f"{out}/stat.{t}.{r}.csv"), stat(f"{out}/stat-redis.{t}.{r}.csv")
     g = lambda k: p.get(k, 0.0)
     rd = sum(g(f"syscalls:sys_enter_{s}") for s in ("read", "readv", "recvmsg", "recvfrom"))
     wr = sum(g(f"syscalls:sys_enter_{s}") for s in ("write", "writev", "sendmsg", "sendto"))
     ep = g("syscalls:sys_enter_epoll_wait") + g("syscalls:sys_enter_epoll_pwait")
-    vals = [g("task-clock") * 1e3 / n, g("context-switches") / n, g("raw_syscalls:sys_enter") / n,
+    ev = {e: g("io_uring:io_uring_" + e) / n for e in ("submit_req", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait")}
+    return [g("task-clock") * 1e3 / n, g("context-switches") / n, g("raw_syscalls:sys_enter") / n,
             g("syscalls:sys_enter_io_uring_enter") / n, ep / n, rd / n, wr / n, g("io_uring:io_uring_submit_req") / n,
-            r.get("syscalls:sys_enter_read", 0.0) / n, r.get("task-clock", 0.0) * 1e3 / n]
-    print(f"{t:<11}" + "".join(f"{v:>15.3f}" for v in vals))
+            rd_.get("syscalls:sys_enter_read", 0.0) / n, rd_.get("task-clock", 0.0) * 1e3 / n], ev
+rows = {t: [row(t, r) for r in range(1, rounds + 1)] for t in targets}
+print(f"pipeline 1, redis-benchmark -c 50 -n {n} -t get; per request (perf stat on the proxy; backend reads on the redis-servers);")
+print(f"medians of {rounds} rounds, targets interleaved; vs nc: cpu us / nutcracker's in the same round, median (min-max)")
+cols = ["cpu us", "vs nc", "ctx sw", "syscalls", "io_uring_enter", "epoll_wait", "read+recv", "write+send", "SQEs", "redis reads", "redis us"]
+print(f"{'target':<11}" + "".join(f"{c:>{18 if c == 'vs nc' else 15}}" for c in cols))
+for t in targets:
+    vals = [statistics.median(x[0][i] for x in rows[t]) for i in range(10)]
+    vs = "-"
+    if "nutcracker" in rows and t != "nutcracker":
+        ratios = [a[0][0] / b[0][0] for a, b in zip(rows[t], rows["nutcracker"]) if b[0][0]]
+        if ratios:
+            vs = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+    cells = [f"{vals[0]:>15.3f}", f"{vs:>18}"] + [f"{v:>15.3f}" for v in vals[1:]]
+    print(f"{t:<11}" + "".join(cells))
 print()
-print("io_uring events per request (uring): " + ", ".join(
-    f"{e} {stat(f'{out}/stat.uring.csv').get('io_uring:io_uring_' + e, 0.0) / n:.3f}"
-    for e in ("submit_req", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait")) if "uring" in targets else "")
+if "uring" in rows:
+    ev = {k: statistics.median(x[1][k] for x in rows["uring"]) for k in rows["uring"][0][1]}
+    print("io_uring events per request (uring, medians): " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
 print("cpu us = task-clock (ms) of every thread of the proxy / requests; redis reads = read() calls of both")
 print("redis-servers / requests (one per arrival of proxy writes); redis us = their task-clock / requests.")
 PY
