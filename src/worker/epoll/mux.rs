@@ -177,6 +177,9 @@ impl EpollDriver {
             Err(e) => tracing::trace!(worker = self.core.id, err = %e, "epoll: reap between flushes"),
         }
         self.mux_pump(now);
+        // What the reap read goes out with the caller's flush: the next
+        // pass reaps again only if it reads requests of its own.
+        self.pass_requests = false;
     }
 
     /// Completes a connect, reads what is readable, writes what is queued.

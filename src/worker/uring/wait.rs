@@ -110,6 +110,9 @@ impl UringDriver {
         self.cqes.clear();
         self.cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         self.dispatch_cqes(now);
+        // What the reap handled goes out with the caller's flush: the next
+        // pass reaps again only if it reads requests of its own.
+        self.pass_requests = false;
         self.cqes.len()
     }
 }
