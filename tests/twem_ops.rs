@@ -301,6 +301,10 @@ fn memcache_pool_places_like_nutcracker_and_merges_gets() {
     // server (`auto_eject_hosts: false`, no `timeout`), so every key goes
     // where its hash says; a reading that is not a partition is retried
     // with fresh backends (and says so), never taken as the reference.
+    // So is one that puts every key on one server: that is real ketama
+    // (the low 32 bits of fnv1a_64 bunch "mc:N" into a few narrow arcs,
+    // and for about 1 in 60 port pairs one server owns them all), but it
+    // would not tell a ring from "always the first server".
     let mut setup = None;
     for attempt in 1..=3 {
         let backends = [memcached(), memcached()];
@@ -311,13 +315,14 @@ fn memcache_pool_places_like_nutcracker_and_merges_gets() {
         drop(nc);
         let per_backend: Vec<(u16, usize)> =
             ports.iter().zip(&want).map(|(p, v)| (*p, v.iter().filter(|x| **x).count())).collect();
-        if partition(&want) || attempt == 3 {
+        let spread = want.iter().all(|v| v.contains(&true));
+        if (partition(&want) && spread) || attempt == 3 {
             assert!(partition(&want), "nutcracker's placement, 3 tries: (port, keys held) {per_backend:?}");
-            assert!(want.iter().all(|v| v.contains(&true)), "nutcracker spread the keys: {per_backend:?}");
+            assert!(spread, "nutcracker spread the keys, 3 tries: {per_backend:?}");
             setup = Some((backends, conf, want));
             break;
         }
-        eprintln!("note: nutcracker's placement read back as {per_backend:?} (not one backend per key); again");
+        eprintln!("note: nutcracker's placement read back as {per_backend:?} (not one backend per key, or all on one); again");
     }
     let (backends, conf, want) = setup.expect("set on the last attempt");
     for io in drivers() {
