@@ -5,16 +5,19 @@
 #      nutcracker (single-threaded) for reference;
 #   2. IDLE idle clients (default 10,000), each having sent one PING: the
 #      RSS delta over IDLE, for Puerta io_uring and epoll (--workers 1) and
-#      nutcracker (scripts/idle-conns.py);
+#      nutcracker (scripts/idle-conns.py), from the start (per_conn_bytes)
+#      and, after WARM connections were opened, pinged and closed first,
+#      from there (warm_per_conn_bytes: without one-time costs such as code
+#      paged in on first use);
 #   3. with SMAPS=1, the largest resident mappings of each Puerta process at
 #      start (what the start RSS is made of).
 #
 # Usage: scripts/bench-memory.sh
 #   env: PUERTA_BIN (target/release/puerta, built if missing), IDLE (10000),
-#        SMAPS (0)
+#        WARM (500), SMAPS (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IDLE=${IDLE:-10000}; SMAPS=${SMAPS:-0}
+IDLE=${IDLE:-10000}; WARM=${WARM:-500}; SMAPS=${SMAPS:-0}
 for b in redis-server nutcracker python3; do
     command -v $b >/dev/null || { echo "missing $b: apt-get install -y redis-server nutcracker" >&2; exit 1; }
 done
@@ -65,5 +68,5 @@ for t in uring_w1 epoll_w1 nc; do
         nc) name=nutcracker; p=$NCP; pid=$NC_PID ;;
         *) pv="PORT_$t"; iv="PID_$t"; name="puerta ${t%_w1} w1"; p=${!pv}; pid=${!iv} ;;
     esac
-    printf '  %-18s %s\n' "$name" "$(python3 scripts/idle-conns.py "$p" "$pid" "$IDLE" --ping)"
+    printf '  %-18s %s\n' "$name" "$(python3 scripts/idle-conns.py "$p" "$pid" "$IDLE" --ping --warm="$WARM")"
 done
