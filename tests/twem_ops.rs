@@ -322,7 +322,9 @@ fn memcache_pool_places_like_nutcracker_and_merges_gets() {
             setup = Some((backends, conf, want));
             break;
         }
-        eprintln!("note: nutcracker's placement read back as {per_backend:?} (not one backend per key, or all on one); again");
+        eprintln!(
+            "note: nutcracker's placement read back as {per_backend:?} (not one backend per key, or all on one); again"
+        );
     }
     let (backends, conf, want) = setup.expect("set on the last attempt");
     for io in drivers() {
