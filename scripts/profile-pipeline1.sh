@@ -183,7 +183,7 @@ print(f"medians of {rounds} rounds, targets interleaved; vs nc: cpu us / nutcrac
 cols = ["cpu us", "vs nc", "ctx sw", "syscalls", "io_uring_enter", "epoll_wait", "read+recv", "write+send", "SQEs", "redis reads", "redis us"]
 print(f"{'target':<11}" + "".join(f"{c:>{18 if c == 'vs nc' else 15}}" for c in cols))
 for t in targets:
-    vals = [statistics.median(x[0][i] for x in rows[t]) for i in range(10)]
+    vals = [statistics.median(x[0][i] for x in rows[t]) for i in range(len(rows[t][0][0]))]
     vs = "-"
     if "nutcracker" in rows and t != "nutcracker":
         ratios = [a[0][0] / b[0][0] for a, b in zip(rows[t], rows["nutcracker"]) if b[0][0]]
